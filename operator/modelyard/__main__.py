@@ -1,0 +1,5 @@
+"""``python -m modelyard`` runs the command line."""
+
+from modelyard import cli
+
+raise SystemExit(cli.main())
