@@ -1,0 +1,27 @@
+"""The three custom resources as pydantic models (camelCase on the wire).
+
+These models are the one source of the CRD schemas (see :mod:`modelyard.api.crd`). This
+package imports nothing else of modelyard.
+"""
+
+from modelyard.api import base, model_endpoint, model_entry, training_job
+from modelyard.api.model_endpoint import ModelEndpoint
+from modelyard.api.model_entry import ModelEntry
+from modelyard.api.training_job import TrainingJob
+
+KINDS: dict[str, type[base.Resource]] = {
+    "ModelEntry": ModelEntry,
+    "ModelEndpoint": ModelEndpoint,
+    "TrainingJob": TrainingJob,
+}
+
+__all__ = [
+    "KINDS",
+    "ModelEndpoint",
+    "ModelEntry",
+    "TrainingJob",
+    "base",
+    "model_endpoint",
+    "model_entry",
+    "training_job",
+]

@@ -1,0 +1,142 @@
+"""ModelEndpoint: one deployment of a ModelEntry, with a routing weight.
+
+The operator owns a Deployment and a Service per endpoint (none for the upstream engine); the
+gateway splits the traffic of a served name among its ready endpoints by weight.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import pydantic
+
+from modelyard.api import base, model_entry
+
+EndpointPhase = Literal["Pending", "Progressing", "Ready", "Degraded", "Failed"]
+
+_DNS_LABEL = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+_QUANTITY = r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
+
+
+class EndpointResources(base.ApiModel):
+    """Compute for each replica."""
+
+    gpus: int | None = pydantic.Field(default=None, ge=0, le=64)
+    """nvidia.com/gpu per replica; defaults to the tensor-parallel size (0 for CPU serving)."""
+    gpu_type: str | None = None
+    """GPU product label value (nvidia.com/gpu.product), e.g. NVIDIA-A100-SXM4-80GB."""
+    cpu: str | None = pydantic.Field(default=None, pattern=_QUANTITY)
+    """CPU request, e.g. 4 or 500m."""
+    memory: str | None = pydantic.Field(default=None, pattern=_QUANTITY)
+    """Memory request, e.g. 16Gi."""
+
+
+class ModelCache(base.ApiModel):
+    """A PersistentVolumeClaim that caches downloaded weights across restarts."""
+
+    claim_name: str = pydantic.Field(pattern=_DNS_LABEL)
+    """Name of the PersistentVolumeClaim."""
+    sub_path: str | None = None
+    """Sub-directory inside the claim."""
+
+
+class LoraAdapter(base.ApiModel):
+    """A LoRA adapter served next to the base model under its own name."""
+
+    name: str = pydantic.Field(min_length=1)
+    """Served name of the adapter."""
+    uri: str = pydantic.Field(pattern="^(pvc|s3|file|hf)://.+")
+    """Where the adapter weights are."""
+
+
+class EnvVar(base.ApiModel):
+    """An environment variable for the runtime container (a core/v1 EnvVar)."""
+
+    name: str = pydantic.Field(pattern="^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+    """Variable name."""
+    value: str | None = None
+    """Literal value."""
+    value_from: dict[str, Any] | None = None
+    """A core/v1 EnvVarSource (secretKeyRef, configMapKeyRef, fieldRef)."""
+
+
+class ModelEndpointSpec(base.ApiModel):
+    """A deployment of a ModelEntry."""
+
+    model: str = pydantic.Field(min_length=1, max_length=253)
+    """Name of the ModelEntry to serve."""
+    served_name: str | None = pydantic.Field(default=None, min_length=1, max_length=256)
+    """Model id clients ask for; defaults to the entry's served name."""
+    weight: int = pydantic.Field(default=100, ge=0, le=1000)
+    """Share of the traffic among endpoints with the same served name (0-1000; 0 = none)."""
+    engine: model_entry.Engine | None = None
+    """Serving engine; defaults to the entry's runtime.engine."""
+    replicas: int = pydantic.Field(default=1, ge=0, le=1000)
+    """Number of runtime pods."""
+    resources: EndpointResources | None = None
+    """Compute per replica."""
+    node_selector: dict[str, str] | None = None
+    """Extra node labels the pods need."""
+    tolerations: list[dict[str, Any]] | None = pydantic.Field(default=None, max_length=64)
+    """core/v1 Tolerations for the pods."""
+    image: str | None = None
+    """Runtime image; defaults to the operator's configured runtime image."""
+    engine_args: dict[str, Any] | None = None
+    """Engine arguments merged over the entry's inferenceDefaults (camelCase or kebab-case keys)."""
+    env: list[EnvVar] | None = pydantic.Field(default=None, max_length=256)
+    """Extra environment for the runtime container."""
+    model_cache: ModelCache | None = None
+    """A PVC caching the weights."""
+    hf_token_secret_ref: base.SecretKeyRef | None = None
+    """Secret key with a Hugging Face token for gated repositories."""
+    adapters: list[LoraAdapter] | None = pydantic.Field(default=None, max_length=64)
+    """LoRA adapters served by this endpoint."""
+    fallback: list[str] | None = pydantic.Field(default=None, max_length=16)
+    """Served names the gateway tries when this model cannot answer."""
+
+    rules = (
+        base.Rule(
+            cel="!has(self.fallback) || !has(self.servedName) || !(self.servedName in self.fallback)",
+            message="fallback must not name the endpoint's own servedName",
+            field_path=".fallback",
+            check=lambda s: not s.fallback or not s.served_name or s.served_name not in s.fallback,
+        ),
+    )
+
+
+class ModelEndpointStatus(base.ApiModel):
+    """Observed state of a ModelEndpoint."""
+
+    phase: EndpointPhase | None = None
+    """Pending, Progressing, Ready, Degraded or Failed."""
+    reason: str | None = None
+    """One CamelCase word, e.g. Unschedulable, CrashLoopBackOff, EntryNotFound."""
+    message: str | None = None
+    """The real reason, e.g. the scheduler's message or the last termination message."""
+    served_name: str | None = None
+    """Resolved served name."""
+    engine: model_entry.Engine | None = None
+    """Resolved engine."""
+    replicas: int | None = None
+    """Pods of the current Deployment."""
+    ready_replicas: int | None = None
+    """Pods ready to serve."""
+    ready: str | None = None
+    """readyReplicas/replicas, for kubectl get."""
+    url: str | None = None
+    """In-cluster URL of the endpoint's Service (or the upstream base URL)."""
+    conditions: list[base.Condition] | None = None
+    """Available, Progressing, Degraded."""
+    observed_generation: int | None = None
+    """The generation this status reflects."""
+
+
+class ModelEndpoint(base.Resource):
+    """A deployment of a ModelEntry."""
+
+    kind: Literal["ModelEndpoint"] = "ModelEndpoint"
+    """ModelEndpoint."""
+    spec: ModelEndpointSpec
+    """What to deploy."""
+    status: ModelEndpointStatus | None = None
+    """What is deployed."""
