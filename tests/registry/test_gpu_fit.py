@@ -119,3 +119,13 @@ def test_bad_arguments_are_rejected() -> None:
         estimates.fit(load(LLAMA_8B), gpu_memory_gib=24, gpus=0)
     with pytest.raises(ValueError):
         estimates.fit(load(LLAMA_8B), gpu_memory_gib=24, gpu_memory_utilization=1.5)
+
+
+def test_kv_cache_follows_a_dtype_override() -> None:
+    gemma = load("google__gemma-2-2b")  # float32 checkpoint
+    as_stored = estimates.fit(gemma, gpu_memory_gib=24, max_model_len=8192)
+    in_bf16 = estimates.fit(gemma, gpu_memory_gib=24, max_model_len=8192, dtype="bfloat16")
+    assert in_bf16.weights_gib == pytest.approx(as_stored.weights_gib / 2, abs=0.01)
+    assert in_bf16.kv_cache_gib == pytest.approx(as_stored.kv_cache_gib / 2, abs=0.01)
+    in_fp8 = estimates.fit(gemma, gpu_memory_gib=24, max_model_len=8192, dtype="fp8")
+    assert in_fp8.kv_cache_gib == in_bf16.kv_cache_gib  # fp8 weights, 16-bit cache

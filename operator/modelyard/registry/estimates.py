@@ -77,10 +77,6 @@ def _int(cfg: Mapping[str, Any], name: str, default: int | None = None) -> int:
     return value
 
 
-def _family(config: Mapping[str, Any]) -> str:
-    return architectures.detect(config).family
-
-
 # --- parameter counts --------------------------------------------------------------------
 
 
@@ -289,19 +285,25 @@ def weight_bytes(config: Mapping[str, Any], dtype: str | None = None) -> int:
     return math.ceil(body * per_param + embedding * embedding_bytes)
 
 
+def _kv_dtype_bytes(config: Mapping[str, Any], dtype: str | None) -> float:
+    """The KV cache follows the weights' float dtype; quantized weights keep a 16-bit cache."""
+    per_param = bytes_per_param(config, dtype)
+    return 2.0 if _quantization(config) or per_param < 2 else per_param
+
+
 def kv_cache_bytes_per_token(config: Mapping[str, Any], kv_dtype_bytes: float | None = None) -> int:
     """K and V of every layer for one token: ``2 * layers * kv_heads * head_dim * bytes``.
 
     0 for encoders (BERT family, bidirectional Gemma embedders): they keep no cache. Whisper
     counts its decoder self-attention (the cross-attention cache is fixed per request). The
-    default dtype is the checkpoint's (16-bit for quantized checkpoints).
+    default dtype is the weights' (16-bit for quantized weights).
     """
     info = architectures.detect(config)
     cfg = _text(config)
     if info.family in _ENCODER_FAMILIES or cfg.get("use_bidirectional_attention"):
         return 0
     if kv_dtype_bytes is None:
-        kv_dtype_bytes = 2.0 if _quantization(config) else bytes_per_param(config)
+        kv_dtype_bytes = _kv_dtype_bytes(config, None)
     if info.family == "whisper":
         return math.ceil(2 * _int(cfg, "decoder_layers") * _int(cfg, "d_model") * kv_dtype_bytes)
     heads = _int(cfg, "num_attention_heads")
@@ -369,7 +371,8 @@ def fit(
         raise ValueError("need gpus >= 1, gpu_memory_gib > 0, 0 < gpu_memory_utilization <= 1")
     tokens = max_model_len or default_max_model_len(config)
     weights = weight_bytes(config, dtype) / GIB
-    kv = kv_cache_bytes_per_token(config) * tokens * max_num_seqs / GIB
+    kv_per_token = kv_cache_bytes_per_token(config, _kv_dtype_bytes(config, dtype))
+    kv = kv_per_token * tokens * max_num_seqs / GIB
     overhead = _overhead_bytes(config, tokens) / GIB
     available = gpu_memory_gib * gpu_memory_utilization
     heads = _attention_heads(config)
@@ -451,7 +454,7 @@ def estimate(
     info = architectures.detect(config)
     tokens = max_model_len or default_max_model_len(config)
     weights = weight_bytes(config, dtype)
-    kv_per_token = kv_cache_bytes_per_token(config)
+    kv_per_token = kv_cache_bytes_per_token(config, _kv_dtype_bytes(config, dtype))
     small = min(MIN_CONTEXT, tokens)
     minimum = weights + kv_per_token * small + _overhead_bytes(config, small)
     full = weights + kv_per_token * tokens + _overhead_bytes(config, tokens)
