@@ -33,6 +33,13 @@ def load(name: str) -> dict[str, Any]:
             "vision-vlm",
             "chat",
         ),
+        (
+            "Qwen__Qwen3-VL-8B-Instruct",
+            "Qwen3VLForConditionalGeneration",
+            "qwen-vl",
+            "vision-vlm",
+            "chat",
+        ),
         ("google__gemma-2-2b", "Gemma2ForCausalLM", "gemma", "text-llm", "chat"),
         ("google__embeddinggemma-300m", "Gemma3TextModel", "gemma", "embedding", "embedding"),
         ("microsoft__Phi-3-mini-4k-instruct", "Phi3ForCausalLM", "phi", "text-llm", "chat"),

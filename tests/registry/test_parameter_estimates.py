@@ -24,6 +24,7 @@ PUBLISHED: dict[str, tuple[int, str]] = {
     "Qwen__Qwen2.5-7B": (7_615_616_512, "model card: 7.61B"),
     "Qwen__Qwen3-4B": (4_022_468_096, "model card: 4.0B; HF safetensors 4.02B"),
     "Qwen__Qwen2.5-VL-7B-Instruct": (8_290_000_000, "HF safetensors: 8.29B, vision tower included"),
+    "Qwen__Qwen3-VL-8B-Instruct": (8_770_000_000, "HF safetensors: 8.77B, vision tower included"),
     "google__gemma-2-2b": (2_614_341_888, "HF safetensors metadata, 2.61B"),
     "google__embeddinggemma-300m": (
         308_000_000,
@@ -87,6 +88,15 @@ def test_text_config_of_a_resaved_vlm_is_read() -> None:
     nested = {k: v for k, v in flat.items() if k not in text_keys}
     nested["text_config"] = {k: flat[k] for k in text_keys} | {"model_type": "qwen2_5_vl_text"}
     assert estimates.parameter_count(nested) == estimates.parameter_count(flat)
+
+
+def test_nested_text_config_and_its_dtype_are_read() -> None:
+    config = load("Qwen__Qwen3-VL-8B-Instruct")
+    assert estimates.bytes_per_param(config) == 2
+    assert estimates.kv_cache_bytes_per_token(config) == 2 * 36 * 8 * 128 * 2
+    assert estimates.default_max_model_len(config) == 8192
+    tied = {**config, "tie_word_embeddings": True}  # top level, as Qwen3-VL-2B/4B write it
+    assert estimates.parameter_count(config) - estimates.parameter_count(tied) == 151936 * 4096
 
 
 def test_moe_counts_every_expert() -> None:

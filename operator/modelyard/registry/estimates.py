@@ -80,7 +80,7 @@ def _int(cfg: Mapping[str, Any], name: str, default: int | None = None) -> int:
 # --- parameter counts --------------------------------------------------------------------
 
 
-def _decoder(cfg: Mapping[str, Any], family: str, pooled: bool) -> tuple[int, int]:
+def _decoder(cfg: Mapping[str, Any], tied: bool, pooled: bool) -> tuple[int, int]:
     """(embedding + lm_head, everything else) of a decoder-only transformer."""
     h, layers = _int(cfg, "hidden_size"), _int(cfg, "num_hidden_layers")
     heads = _int(cfg, "num_attention_heads")
@@ -108,7 +108,6 @@ def _decoder(cfg: Mapping[str, Any], family: str, pooled: bool) -> tuple[int, in
         mlp = 3 * h * _int(cfg, "intermediate_size")  # gate, up, down
         norms = (4 if model_type.startswith(("gemma2", "gemma3")) else 2) * h
     body = layers * (attention + mlp + norms) + h  # + final norm
-    tied = cfg.get("tie_word_embeddings", family == "gemma")
     embedding = vocab * h * (1 if tied or pooled else 2)
     if model_type == "phi" and not pooled:
         body += vocab + h  # lm_head bias, final LayerNorm bias
@@ -179,7 +178,7 @@ def _vision_tower(config: Mapping[str, Any]) -> int:
         inter = d * _int(vision, "mlp_ratio", 4)
         out = _int(vision, "hidden_size")
         mlp = 2 * d * inter + inter + d
-    else:  # Qwen2.5-VL: gated SiLU MLP; Qwen3-VL: fc1/fc2 (its deepstack mergers not counted)
+    else:  # Qwen2.5-VL: gated SiLU MLP; Qwen3-VL: fc1/fc2
         d = _int(vision, "hidden_size")
         inter = _int(vision, "intermediate_size")
         out = _int(vision, "out_hidden_size")
@@ -188,8 +187,10 @@ def _vision_tower(config: Mapping[str, Any]) -> int:
     block = (d * 3 * d + 3 * d) + (d * d + d) + mlp + 2 * 2 * d
     merged = d * merge * merge
     merger = 2 * d + (merged * merged + merged) + (merged * out + out)
-    patch_embed = channels * temporal * patch * patch * d
-    return depth * block + patch_embed + merger
+    mergers = 1 + len(vision.get("deepstack_visual_indexes") or ())  # Qwen3-VL deepstack
+    patch_embed = channels * temporal * patch * patch * d + d
+    positions = _int(vision, "num_position_embeddings", 0) * d  # Qwen3-VL learned positions
+    return depth * block + patch_embed + positions + mergers * merger
 
 
 def _counts(config: Mapping[str, Any]) -> tuple[int, int]:
@@ -200,7 +201,9 @@ def _counts(config: Mapping[str, Any]) -> tuple[int, int]:
     if info.family in _ENCODER_FAMILIES:
         return _encoder(config, info.architecture)
     pooled = info.category == "embedding"
-    embedding, body = _decoder(_text(config), info.family, pooled)
+    text = _text(config)
+    tied = text.get("tie_word_embeddings", config.get("tie_word_embeddings", info.family == "gemma"))
+    embedding, body = _decoder(text, bool(tied), pooled)
     return embedding, body + _vision_tower(config)
 
 
