@@ -147,7 +147,7 @@ def test_unknown_architecture_lists_what_is_supported() -> None:
 
 
 def test_unknown_model_type_is_an_unknown_architecture() -> None:
-    with pytest.raises(errors.UnknownArchitectureError, match="supported: bert"):
+    with pytest.raises(errors.UnknownArchitectureError, match="model_type 'gpt2'; supported: bert"):
         architectures.detect({"model_type": "gpt2"})
 
 

@@ -1,7 +1,9 @@
 """Parameter counts, bytes and KV cache from real published config.json files.
 
-Run ``python tests/registry/test_parameter_estimates.py`` to print the table of published
-against estimated counts.
+The fixtures are the published ``config.json`` files of those repositories (Hugging Face hub),
+transcribed; a few fields that no estimate reads (Whisper's token suppression lists) are left
+out. Run ``.venv/bin/python tests/registry/test_parameter_estimates.py`` to print the table of
+published against estimated counts.
 """
 
 from __future__ import annotations

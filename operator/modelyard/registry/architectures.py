@@ -175,6 +175,11 @@ def supported() -> dict[str, tuple[str, ...]]:
     return {family: tuple(a for a, _ in members) for family, members in sorted(_FAMILIES.items())}
 
 
+def _unsupported(what: str) -> errors.UnknownArchitectureError:
+    listing = ", ".join(f"{family} ({', '.join(archs)})" for family, archs in supported().items())
+    return errors.UnknownArchitectureError(f"unsupported {what}; supported: {listing}")
+
+
 def lookup(architecture: str) -> ArchitectureInfo:
     """The facts about one architecture class name, e.g. ``"Qwen3ForCausalLM"``.
 
@@ -182,10 +187,7 @@ def lookup(architecture: str) -> ArchitectureInfo:
     """
     info = _TABLE.get(architecture)
     if info is None:
-        listing = ", ".join(f"{family} ({', '.join(archs)})" for family, archs in supported().items())
-        raise errors.UnknownArchitectureError(
-            f"unsupported architecture {architecture!r}; supported: {listing}"
-        )
+        raise _unsupported(f"architecture {architecture!r}")
     return info
 
 
@@ -209,5 +211,5 @@ def detect(config: Mapping[str, Any]) -> ArchitectureInfo:
         )
     architecture = _BY_MODEL_TYPE.get(model_type)
     if architecture is None:
-        return lookup(f"model_type={model_type}")
+        raise _unsupported(f"model_type {model_type!r}")
     return lookup(architecture)
