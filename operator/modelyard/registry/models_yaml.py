@@ -1,7 +1,7 @@
 """The ``models.yaml`` catalog of the model-server document, and its ``models.local.yaml``.
 
 A local file overrides catalog entries whose ``name`` or ``hf_repo_id`` matches (the local
-keys win, key by key) and appends new ones. Each entry becomes a ModelEntry: the served name
+keys win, key by key, ``defaults`` merged too) and appends new ones. Each entry becomes a ModelEntry: the served name
 is ``name`` (default ``hf_repo_id``), the handler class path is kept as it is (the runtime
 maps the document's handler classes to its own), an upstream proxy becomes engine
 ``upstream`` with its API key read from a Secret whose key is the env var's name.
@@ -81,11 +81,21 @@ def merge(catalog: list[dict[str, Any]], local: list[dict[str, Any]]) -> list[di
         keys = {override.get("name"), override.get("hf_repo_id")} - {None}
         for i, existing in enumerate(merged):
             if keys & ({existing.get("name"), existing.get("hf_repo_id")} - {None}):
-                merged[i] = {**existing, **override}
+                merged[i] = _deep_merge(existing, override)
                 break
         else:
             merged.append(dict(override))
     return merged
+
+
+def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def parse(raw: list[dict[str, Any]], source: str) -> list[CatalogModel]:
