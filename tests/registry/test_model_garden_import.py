@@ -52,7 +52,10 @@ def test_schema_errors_name_the_model_and_field() -> None:
     with pytest.raises(errors.CatalogError) as caught:
         model_garden.parse(data, "models_registry.json")
     text = str(caught.value)
-    assert "models['unsloth/tinyllama-bnb-4bit'].requirements.min_vram_gb: -4 is less than the minimum of 0" in text
+    assert (
+        "models['unsloth/tinyllama-bnb-4bit'].requirements.min_vram_gb: -4 is less than the minimum of 0"
+        in text
+    )
     assert "models['unsloth/tinyllama-bnb-4bit'].category: 'chatbot' is not one of" in text
 
 

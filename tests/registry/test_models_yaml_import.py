@@ -22,7 +22,13 @@ def _by_served(entries: list[api.ModelEntry]) -> dict[str, api.ModelEntry]:
 
 def test_local_file_overrides_by_repo_and_appends_new_entries() -> None:
     entries = _by_served([models_yaml.to_entry(m) for m in models_yaml.load(CATALOGS / "models.yaml")])
-    assert list(entries) == ["BAAI/bge-m3", "Qwen/Qwen3-4B-Instruct-2507", "openai/whisper-tiny", "gpt-4o", "my-chat"]
+    assert list(entries) == [
+        "BAAI/bge-m3",
+        "Qwen/Qwen3-4B-Instruct-2507",
+        "openai/whisper-tiny",
+        "gpt-4o",
+        "my-chat",
+    ]
     qwen = entries["Qwen/Qwen3-4B-Instruct-2507"].spec
     assert qwen.generation_defaults is not None
     assert (qwen.generation_defaults.temperature, qwen.generation_defaults.top_p) == (0.2, 0.9)
@@ -96,7 +102,13 @@ def test_import_command_prints_manifests_that_validate() -> None:
         check=True,
     ).stdout
     entries = manifests.load_resources(out, "stdout")
-    assert [e.name for e in entries] == ["baai-bge-m3", "qwen-qwen3-4b-instruct-2507", "openai-whisper-tiny", "gpt-4o", "my-chat"]
+    assert [e.name for e in entries] == [
+        "baai-bge-m3",
+        "qwen-qwen3-4b-instruct-2507",
+        "openai-whisper-tiny",
+        "gpt-4o",
+        "my-chat",
+    ]
 
 
 def test_import_command_fails_naming_the_field(tmp_path: pathlib.Path) -> None:

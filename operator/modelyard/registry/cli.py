@@ -85,16 +85,25 @@ def _validate_file(path: pathlib.Path) -> int:
     first = next((d for d in yaml.safe_load_all(text) if d is not None), None)
     if isinstance(first, dict) and "models" in first and "kind" not in first:
         return len(models_yaml.load(path))
-    resources = manifests.load_resources(text, str(path))
+    try:
+        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as exc:
+        raise errors.CatalogError(str(path), [f"not valid YAML: {exc}"]) from None
     problems = []
-    for resource in resources:
+    for index, doc in enumerate(docs, start=1):
+        where = manifests.describe(doc, index)
+        try:
+            resource = manifests.parse_resource(doc, where)
+        except errors.CatalogError as exc:
+            problems.extend(f"{where}: {p}" for p in exc.problems)
+            continue
         if isinstance(resource, api.ModelEntry):
             resolved = resolve.resolve(resource)
             if not resolved.ok:
-                problems.append(f"ModelEntry/{resource.name}: {resolved.reason}")
+                problems.append(f"{where}: {resolved.reason}")
     if problems:
         raise errors.CatalogError(str(path), problems)
-    return len(resources)
+    return len(docs)
 
 
 def _import(args: argparse.Namespace) -> int:

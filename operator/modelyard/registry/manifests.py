@@ -49,11 +49,12 @@ def parse_resource(doc: Any, where: str) -> base.Resource:
         raise errors.CatalogError(where, field_errors(exc)) from None
 
 
-def _describe(doc: Any, index: int, source: str) -> str:
-    name = doc.get("metadata", {}).get("name") if isinstance(doc, dict) else None
+def describe(doc: Any, index: int) -> str:
+    """``Kind/name (document N)``, or ``document N`` when the document has no kind and name."""
+    metadata = doc.get("metadata") if isinstance(doc, dict) else None
+    name = metadata.get("name") if isinstance(metadata, dict) else None
     kind = doc.get("kind") if isinstance(doc, dict) else None
-    label = f"{kind}/{name}" if kind and name else f"document {index}"
-    return f"{source}: {label} (document {index})" if kind and name else f"{source}: {label}"
+    return f"{kind}/{name} (document {index})" if kind and name else f"document {index}"
 
 
 def load_resources(text: str, source: str) -> list[base.Resource]:
@@ -65,7 +66,7 @@ def load_resources(text: str, source: str) -> list[base.Resource]:
     found: list[base.Resource] = []
     problems: list[str] = []
     for index, doc in enumerate(docs, start=1):
-        where = _describe(doc, index, source)
+        where = describe(doc, index)
         try:
             found.append(parse_resource(doc, where))
         except errors.CatalogError as exc:

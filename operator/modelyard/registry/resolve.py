@@ -57,7 +57,7 @@ def _requirements(
             "min_ram_gb": float(estimate.min_ram_gb),
             "min_gpus": estimate.min_gpus,
         }
-    explicit = given.model_dump(exclude_none=True) if given else {}
+    explicit = given.model_dump(exclude_none=True, by_alias=False) if given else {}
     merged = {**derived, **explicit}
     if (
         "min_vram_gb" in explicit
@@ -112,7 +112,7 @@ def resolve(entry: api.ModelEntry, config: Mapping[str, Any] | None = None) -> R
         try:
             estimate = estimates.estimate(config, dtype=_serving_dtype(spec))
         except errors.RegistryError as exc:
-            return Resolution(ok=False, reason=f"config.json: {exc}", served_name=served, config=config)
+            return Resolution(ok=False, reason=str(exc), served_name=served, config=config)
     capabilities = spec.capabilities or _capabilities(info, category)
     problems = _rule_problems(spec, category, capabilities)
     memory = None
