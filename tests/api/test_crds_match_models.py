@@ -22,10 +22,14 @@ def test_checked_in_crds_equal_what_the_models_generate() -> None:
 def test_generate_command_writes_the_same_files(tmp_path: pathlib.Path) -> None:
     out = tmp_path / "crds"
     subprocess.run(
-        [sys.executable, "-m", "modelyard", "crds", "generate", "--out", str(out)], check=True, capture_output=True
+        [sys.executable, "-m", "modelyard", "crds", "generate", "--out", str(out)],
+        check=True,
+        capture_output=True,
     )
     assert sorted(p.name for p in out.iterdir()) == sorted(crd.render())
-    check = subprocess.run([sys.executable, "-m", "modelyard", "crds", "check", str(out)], capture_output=True)
+    check = subprocess.run(
+        [sys.executable, "-m", "modelyard", "crds", "check", str(out)], capture_output=True
+    )
     assert check.returncode == 0
 
 
@@ -54,5 +58,7 @@ def test_each_kind_has_names_columns_and_status_subresource() -> None:
 
 def test_modelendpoint_columns_show_model_served_weight_ready_phase_age() -> None:
     obj = yaml.safe_load(crd.render()["modelyard.io_modelendpoints.yaml"])
-    columns = [c["name"] for c in obj["spec"]["versions"][0]["additionalPrinterColumns"] if not c.get("priority")]
+    columns = [
+        c["name"] for c in obj["spec"]["versions"][0]["additionalPrinterColumns"] if not c.get("priority")
+    ]
     assert columns == ["Model", "Served", "Weight", "Ready", "Phase", "Age"]

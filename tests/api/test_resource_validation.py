@@ -11,7 +11,12 @@ from modelyard import api
 
 
 def _endpoint(**spec: Any) -> dict[str, Any]:
-    return {"apiVersion": "modelyard.io/v1alpha1", "kind": "ModelEndpoint", "metadata": {"name": "e"}, "spec": spec}
+    return {
+        "apiVersion": "modelyard.io/v1alpha1",
+        "kind": "ModelEndpoint",
+        "metadata": {"name": "e"},
+        "spec": spec,
+    }
 
 
 def test_wire_format_is_camel_case_and_round_trips() -> None:
@@ -62,9 +67,12 @@ def test_dataset_needs_exactly_one_source() -> None:
 
 def test_upstream_engine_needs_upstream_block() -> None:
     spec = {"source": {"provider": "upstream"}, "runtime": {"engine": "upstream"}}
-    with pytest.raises(pydantic.ValidationError, match="needs spec.upstream"):
+    with pytest.raises(pydantic.ValidationError, match=r"needs spec\.upstream"):
         api.model_entry.ModelEntrySpec.model_validate(spec)
-    spec["upstream"] = {"baseUrl": "https://api.example.test/v1", "apiKeySecretRef": {"name": "s", "key": "k"}}
+    spec["upstream"] = {
+        "baseUrl": "https://api.example.test/v1",
+        "apiKeySecretRef": {"name": "s", "key": "k"},
+    }
     assert api.model_entry.ModelEntrySpec.model_validate(spec).engine == "upstream"
 
 

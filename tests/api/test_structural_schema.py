@@ -50,9 +50,9 @@ def test_schema_is_structural_and_described(name: str) -> None:
 
 def test_cel_rules_are_emitted_where_models_declare_them() -> None:
     endpoint = yaml.safe_load(crd.render()["modelyard.io_trainingjobs.yaml"])
-    dataset = endpoint["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"][
-        "dataset"
-    ]
+    dataset = endpoint["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"][
+        "properties"
+    ]["dataset"]
     rules = [r["rule"] for r in dataset["x-kubernetes-validations"]]
     assert rules == ["has(self.uri) != has(self.configMap)"]
 

@@ -1,10 +1,11 @@
 """The ``models.yaml`` catalog of the model-server document, and its ``models.local.yaml``.
 
 A local file overrides catalog entries whose ``name`` or ``hf_repo_id`` matches (the local
-keys win, key by key, ``defaults`` merged too) and appends new ones. Each entry becomes a ModelEntry: the served name
-is ``name`` (default ``hf_repo_id``), the handler class path is kept as it is (the runtime
-maps the document's handler classes to its own), an upstream proxy becomes engine
-``upstream`` with its API key read from a Secret whose key is the env var's name.
+keys win, key by key, ``defaults`` merged too) and appends new ones. Each entry becomes a
+ModelEntry: the served name is ``name`` (default ``hf_repo_id``), the handler class path is
+kept as it is (the runtime maps the document's handler classes to its own), an upstream proxy
+becomes engine ``upstream`` with its API key read from a Secret whose key is the env var's
+name.
 """
 
 from __future__ import annotations
