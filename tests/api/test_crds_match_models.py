@@ -62,3 +62,11 @@ def test_modelendpoint_columns_show_model_served_weight_ready_phase_age() -> Non
         c["name"] for c in obj["spec"]["versions"][0]["additionalPrinterColumns"] if not c.get("priority")
     ]
     assert columns == ["Model", "Served", "Weight", "Ready", "Phase", "Age"]
+
+
+def test_api_reference_is_current() -> None:
+    from modelyard.api import crd_docs
+
+    assert (ROOT / "docs" / "api.md").read_text() == crd_docs.render(), (
+        "run `modelyard crds docs > docs/api.md`"
+    )

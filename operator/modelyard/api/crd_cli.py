@@ -18,6 +18,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     check = sub.add_parser("check", help="exit 1 if DIR differs from what the models generate")
     check.add_argument("dir", nargs="?", default="crds")
     check.set_defaults(func=_check)
+    docs = sub.add_parser("docs", help="print the Markdown field reference (docs/api.md)")
+    docs.set_defaults(func=_docs)
+
+
+def _docs(args: argparse.Namespace) -> int:
+    from modelyard.api import crd_docs
+
+    sys.stdout.write(crd_docs.render())
+    return 0
 
 
 def _generate(args: argparse.Namespace) -> int:
