@@ -1,0 +1,153 @@
+"""The OpenAI protocol, as the runtime serves it and the gateway relays it: one module, one
+tolerant base model, one error shape.
+
+Request models allow unknown fields and keep them (``model_extra``), so a client sending a
+field we do not know is served, and the gateway passes the field on untouched. Errors always
+have the OpenAI shape::
+
+    {"error": {"message": "...", "type": "invalid_request_error", "param": "model", "code": null}}
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import pydantic
+
+ErrorType = Literal[
+    "invalid_request_error",
+    "authentication_error",
+    "permission_error",
+    "not_found_error",
+    "rate_limit_error",
+    "server_error",
+    "service_unavailable",
+    "timeout_error",
+]
+
+# HTTP status -> the error type OpenAI uses for it.
+ERROR_TYPES: dict[int, ErrorType] = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    408: "timeout_error",
+    413: "invalid_request_error",
+    415: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+    500: "server_error",
+    502: "server_error",
+    503: "service_unavailable",
+    504: "timeout_error",
+}
+
+
+class OpenAIModel(pydantic.BaseModel):
+    """Tolerant: unknown fields are kept, not rejected."""
+
+    model_config = pydantic.ConfigDict(extra="allow", populate_by_name=True)
+
+
+class ErrorDetail(OpenAIModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | int | None = None
+
+
+class ErrorResponse(OpenAIModel):
+    error: ErrorDetail
+
+
+def error_body(
+    status: int,
+    message: str,
+    *,
+    param: str | None = None,
+    code: str | int | None = None,
+    type_: str | None = None,
+) -> dict[str, Any]:
+    """The OpenAI error object for an HTTP status."""
+    kind = type_ or ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
+
+
+class ChatMessage(OpenAIModel):
+    role: Literal["system", "user", "assistant", "tool", "developer"]
+    content: str | list[dict[str, Any]] | None = None
+    name: str | None = None
+
+
+class StreamOptions(OpenAIModel):
+    include_usage: bool = False
+
+
+class ResponseFormat(OpenAIModel):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: dict[str, Any] | None = None
+
+
+class ChatCompletionRequest(OpenAIModel):
+    model: str = pydantic.Field(min_length=1)
+    messages: list[ChatMessage] = pydantic.Field(min_length=1)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    temperature: float | None = pydantic.Field(default=None, ge=0, le=2)
+    top_p: float | None = pydantic.Field(default=None, gt=0, le=1)
+    max_tokens: int | None = pydantic.Field(default=None, ge=1)
+    max_completion_tokens: int | None = pydantic.Field(default=None, ge=1)
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    n: int = pydantic.Field(default=1, ge=1, le=1)
+    response_format: ResponseFormat | None = None
+    user: str | None = None
+
+
+class CompletionRequest(OpenAIModel):
+    model: str = pydantic.Field(min_length=1)
+    prompt: str | list[str]
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    temperature: float | None = pydantic.Field(default=None, ge=0, le=2)
+    top_p: float | None = pydantic.Field(default=None, gt=0, le=1)
+    max_tokens: int | None = pydantic.Field(default=None, ge=1)
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    echo: bool = False
+    n: int = pydantic.Field(default=1, ge=1, le=1)
+
+
+class EmbeddingRequest(OpenAIModel):
+    model: str = pydantic.Field(min_length=1)
+    input: str | list[str] | list[int] | list[list[int]]
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = pydantic.Field(default=None, ge=1)
+    user: str | None = None
+
+
+class RerankRequest(OpenAIModel):
+    model: str = pydantic.Field(min_length=1)
+    query: str
+    documents: list[str] = pydantic.Field(min_length=1)
+    top_n: int | None = pydantic.Field(default=None, ge=1)
+    return_documents: bool = True
+
+
+class Usage(OpenAIModel):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+
+class ModelCard(OpenAIModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int = 0
+    owned_by: str = "modelyard"
+
+
+class ModelList(OpenAIModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
