@@ -1,0 +1,127 @@
+"""Shared fixtures: one real local Kubernetes control plane per test session.
+
+``local_cluster`` builds (or reuses from ~/.cache/modelyard) the control plane binaries,
+starts etcd, kube-apiserver, kube-controller-manager and kube-scheduler in a temporary
+state directory, and runs the node agent in this process (so tests can see pod process
+ids). ``kubectl`` and ``helm`` are put first on PATH and KUBECONFIG points at the admin
+kubeconfig. Each test that wants a namespace gets a fresh one.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+NODES = ("gpu-node-1:1:NVIDIA-H100-80GB-HBM3", "gpu-node-2:2:NVIDIA-A100-SXM4-80GB")
+
+
+@dataclass
+class LocalCluster:
+    """What the session fixture hands out."""
+
+    kubeconfig: Path
+    state_dir: Path
+    bin_dir: Path
+    kube: Any  # modelyard.local.kube.Kube
+    agent: Any  # modelyard.local.nodeagent.NodeAgent
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> (
+        subprocess.CompletedProcess[str]
+    ):
+        return subprocess.run(
+            [str(self.bin_dir / "kubectl"), "--kubeconfig", str(self.kubeconfig), *args],
+            input=input, capture_output=True, text=True, check=check, timeout=120,
+        )
+
+
+def _wait(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+
+
+@pytest.fixture(scope="session")
+def local_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    from modelyard.local import build, controlplane, kube, nodeagent
+
+    try:
+        bin_dir = build.ensure_built(lambda msg: print(msg, file=sys.stderr, flush=True))
+    except build.BuildError as exc:
+        if os.environ.get("CI"):
+            raise
+        reason = f"local control plane binaries cannot be built: {exc}"
+        print(reason, file=sys.stderr)
+        pytest.skip(reason)
+    venv_bin = Path(sys.executable).parent
+    os.environ["PATH"] = os.pathsep.join([str(bin_dir), str(venv_bin), os.environ["PATH"]])
+    state_dir = tmp_path_factory.mktemp("cluster")
+    plane = controlplane.ControlPlane(state_dir)
+    plane.up(agent_args=None, timeout=120, log=lambda msg: print(msg, file=sys.stderr))
+    os.environ["KUBECONFIG"] = str(plane.kubeconfig)
+    agent = nodeagent.NodeAgent(
+        plane.kubeconfig, [nodeagent.NodeSpec.parse(n) for n in NODES], state_dir / "pods",
+        backoff=(1.0, 10.0),
+    )
+    try:
+        agent.start()
+        client = kube.Kube(plane.kubeconfig)
+
+        def nodes_ready() -> bool:
+            nodes = client.request("GET", "/api/v1/nodes")["items"]
+            return len(nodes) == len(NODES) and not any(
+                n["spec"].get("taints") for n in nodes)
+
+        _wait(nodes_ready, 60, "nodes Ready without not-ready taints")
+        yield LocalCluster(plane.kubeconfig, state_dir, bin_dir, client, agent)
+    finally:
+        agent.stop(grace=2)
+        plane.down(grace=10, log=lambda msg: None)
+
+
+@pytest.fixture(scope="session")
+def kubeconfig(local_cluster: LocalCluster) -> Path:
+    return local_cluster.kubeconfig
+
+
+@pytest.fixture(scope="session")
+def api_client(local_cluster: LocalCluster) -> Any:
+    """A ``kubernetes.client.ApiClient`` for the session cluster."""
+    from kubernetes import client, config
+
+    configuration = client.Configuration()
+    config.load_kube_config(  # type: ignore[no-untyped-call]
+        config_file=str(local_cluster.kubeconfig), client_configuration=configuration)
+    with client.ApiClient(configuration) as api:
+        yield api
+
+
+@pytest.fixture()
+def namespace(local_cluster: LocalCluster) -> Iterator[str]:
+    """A fresh namespace (with its default ServiceAccount), deleted after the test."""
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    kube = local_cluster.kube
+    kube.request("POST", "/api/v1/namespaces",
+                 {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    _wait(lambda: kube.get(f"/api/v1/namespaces/{name}/serviceaccounts/default"), 30,
+          f"the default ServiceAccount in {name}")
+    yield name
+    kube.request("DELETE", f"/api/v1/namespaces/{name}")
+
+
+@pytest.fixture()
+def wait() -> Callable[[Callable[[], Any], float, str], Any]:
+    """``wait(predicate, timeout, what)``: poll until truthy, return that value."""
+    return _wait
