@@ -89,7 +89,7 @@ def _validate_file(path: pathlib.Path) -> int:
         docs = [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as exc:
         raise errors.CatalogError(str(path), [f"not valid YAML: {exc}"]) from None
-    problems = []
+    problems: list[str] = []
     for index, doc in enumerate(docs, start=1):
         where = manifests.describe(doc, index)
         try:

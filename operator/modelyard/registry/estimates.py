@@ -26,7 +26,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from modelyard.registry import architectures, errors
+from modelyard.registry import architectures, errors, parameters
 
 __all__ = [
     "Estimate",
@@ -55,169 +55,15 @@ _DTYPE_BYTES: dict[str, float] = {
     "float8": 1, "fp8": 1, "float8_e4m3fn": 1, "float8_e5m2": 1, "int8": 1,
     "int4": 0.5, "4bit": 0.5,
 }  # fmt: skip
-_ENCODER_FAMILIES = frozenset({"bert"})
 
 
-def _text(config: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The language-model part: ``text_config`` of a VLM when it holds the sizes, else all."""
-    nested = config.get("text_config")
-    if isinstance(nested, Mapping) and "hidden_size" in nested:
-        return nested
-    return config
-
-
-def _int(cfg: Mapping[str, Any], name: str, default: int | None = None) -> int:
-    value = cfg.get(name)
-    if value is None:
-        if default is None:
-            raise errors.ConfigError(f"config.json: missing field {name!r}")
-        return default
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise errors.ConfigError(f"config.json: field {name!r} must be a count, got {value!r}")
-    return value
-
-
-# --- parameter counts --------------------------------------------------------------------
-
-
-def _decoder(cfg: Mapping[str, Any], tied: bool, pooled: bool) -> tuple[int, int]:
-    """(embedding + lm_head, everything else) of a decoder-only transformer."""
-    h, layers = _int(cfg, "hidden_size"), _int(cfg, "num_hidden_layers")
-    heads = _int(cfg, "num_attention_heads")
-    kv_heads = _int(cfg, "num_key_value_heads", heads)
-    head_dim = _int(cfg, "head_dim", h // heads)
-    vocab = _int(cfg, "vocab_size")
-    q, kv = heads * head_dim, kv_heads * head_dim
-    attention = h * q + 2 * h * kv + q * h
-    model_type = str(cfg.get("model_type", ""))
-    if cfg.get("attention_bias") or model_type.startswith("qwen2"):
-        attention += q + 2 * kv  # q/k/v biases (Qwen2 always has them)
-    if model_type.startswith(("qwen3", "gemma3")):
-        attention += 2 * head_dim  # q_norm, k_norm
-    experts = _int(cfg, "num_experts", 0) or _int(cfg, "num_local_experts", 0)
-    if model_type == "phi":  # Phi-1/2: fc1/fc2 with biases, biased attention, one LayerNorm
-        inter = _int(cfg, "intermediate_size")
-        mlp = 2 * h * inter + inter + h
-        attention += q + 2 * kv + h
-        norms = 2 * h
-    elif experts:
-        inter = _int(cfg, "moe_intermediate_size", 0) or _int(cfg, "intermediate_size")
-        mlp = experts * 3 * h * inter + h * experts  # experts + router
-        norms = 2 * h
-    else:
-        mlp = 3 * h * _int(cfg, "intermediate_size")  # gate, up, down
-        norms = (4 if model_type.startswith(("gemma2", "gemma3")) else 2) * h
-    body = layers * (attention + mlp + norms) + h  # + final norm
-    embedding = vocab * h * (1 if tied or pooled else 2)
-    if model_type == "phi" and not pooled:
-        body += vocab + h  # lm_head bias, final LayerNorm bias
-    return embedding, body
-
-
-def _encoder(cfg: Mapping[str, Any], architecture: str) -> tuple[int, int]:
-    """(embeddings, everything else) of a BERT-style encoder with absolute positions."""
-    h, layers = _int(cfg, "hidden_size"), _int(cfg, "num_hidden_layers")
-    inter = _int(cfg, "intermediate_size")
-    vocab = _int(cfg, "vocab_size")
-    positions = _int(cfg, "max_position_embeddings")
-    model_type = str(cfg.get("model_type", ""))
-    if model_type.startswith("deberta"):
-        relative = _int(cfg, "position_buckets", 0) or _int(cfg, "max_relative_positions", 0)
-        rel_rows = 2 * (relative if relative > 0 else positions)
-        positions = positions if cfg.get("position_biased_input", True) else 0
-        extra = rel_rows * h if cfg.get("relative_attention") else 0
-    else:
-        extra = 0
-    tokens = vocab + positions + _int(cfg, "type_vocab_size", 0)
-    embedding = tokens * h + 2 * h + extra  # + LayerNorm
-    layer = 4 * (h * h + h) + (h * inter + inter) + (inter * h + h) + 2 * 2 * h
-    body = layers * layer
-    if architecture.endswith("ForSequenceClassification"):
-        labels = max(1, len(cfg.get("id2label") or {}) or 1)
-        body += (h * h + h) + (h * labels + labels)  # pooler/dense + classifier
-    elif architecture.endswith("ForMaskedLM"):
-        body += (h * h + h) + 2 * h + vocab  # transform, LayerNorm, decoder bias (weights tied)
-    elif not model_type.startswith("deberta"):
-        body += h * h + h  # pooler
-    return embedding, body
-
-
-def _whisper(cfg: Mapping[str, Any]) -> tuple[int, int]:
-    """(token embedding, everything else) of Whisper; the output projection is tied."""
-    d = _int(cfg, "d_model")
-    mels = _int(cfg, "num_mel_bins")
-    enc_ffn, dec_ffn = _int(cfg, "encoder_ffn_dim"), _int(cfg, "decoder_ffn_dim")
-    attention = 4 * d * d + 3 * d  # q, k, v, out; k has no bias
-    conv = (mels * d * 3 + d) + (d * d * 3 + d)
-    encoder_layer = attention + 2 * d * enc_ffn + enc_ffn + d + 2 * 2 * d
-    decoder_layer = 2 * attention + 2 * d * dec_ffn + dec_ffn + d + 3 * 2 * d
-    body = (
-        conv
-        + _int(cfg, "max_source_positions") * d
-        + _int(cfg, "encoder_layers") * encoder_layer
-        + 2 * d
-        + _int(cfg, "max_target_positions") * d
-        + _int(cfg, "decoder_layers") * decoder_layer
-        + 2 * d
-    )
-    return _int(cfg, "vocab_size") * d, body
-
-
-def _vision_tower(config: Mapping[str, Any]) -> int:
-    """Parameters of a Qwen-VL vision tower (ViT blocks, patch embedding, patch merger)."""
-    vision = config.get("vision_config")
-    if not isinstance(vision, Mapping):
-        return 0
-    depth = _int(vision, "depth")
-    channels = _int(vision, "in_chans", 0) or _int(vision, "in_channels", 3)
-    patch = _int(vision, "patch_size", 14)
-    temporal = _int(vision, "temporal_patch_size", 2)
-    merge = _int(vision, "spatial_merge_size", 2)
-    if "embed_dim" in vision:  # Qwen2-VL: GELU MLP fc1/fc2, hidden_size is the output size
-        d = _int(vision, "embed_dim")
-        inter = d * _int(vision, "mlp_ratio", 4)
-        out = _int(vision, "hidden_size")
-        mlp = 2 * d * inter + inter + d
-    else:  # Qwen2.5-VL: gated SiLU MLP; Qwen3-VL: fc1/fc2
-        d = _int(vision, "hidden_size")
-        inter = _int(vision, "intermediate_size")
-        out = _int(vision, "out_hidden_size")
-        gated = str(config.get("model_type", "")).startswith("qwen2")
-        mlp = (3 * d * inter + 2 * inter + d) if gated else (2 * d * inter + inter + d)
-    block = (d * 3 * d + 3 * d) + (d * d + d) + mlp + 2 * 2 * d
-    merged = d * merge * merge
-    merger = 2 * d + (merged * merged + merged) + (merged * out + out)
-    mergers = 1 + len(vision.get("deepstack_visual_indexes") or ())  # Qwen3-VL deepstack
-    patch_embed = channels * temporal * patch * patch * d + d
-    positions = _int(vision, "num_position_embeddings", 0) * d  # Qwen3-VL learned positions
-    return depth * block + patch_embed + positions + mergers * merger
-
-
-def _counts(config: Mapping[str, Any]) -> tuple[int, int]:
-    """(parameters kept in 16-bit under quantization: embeddings, all the others)."""
-    info = architectures.detect(config)
-    if info.family == "whisper":
-        return _whisper(config)
-    if info.family in _ENCODER_FAMILIES:
-        return _encoder(config, info.architecture)
-    pooled = info.category == "embedding"
-    text = _text(config)
-    tied = text.get("tie_word_embeddings", config.get("tie_word_embeddings", info.family == "gemma"))
-    embedding, body = _decoder(text, bool(tied), pooled)
-    return embedding, body + _vision_tower(config)
-
-
-def parameter_count(config: Mapping[str, Any]) -> int:
-    """Total parameters the checkpoint holds (vision tower included for Qwen-VL)."""
-    embedding, body = _counts(config)
-    return embedding + body
-
+parameter_count = parameters.parameter_count
 
 # --- bytes -------------------------------------------------------------------------------
 
 
 def _checkpoint_dtype(config: Mapping[str, Any]) -> str:
-    for cfg in (config, _text(config)):
+    for cfg in (config, parameters.text_config(config)):
         for key in ("torch_dtype", "dtype"):
             value = cfg.get(key)
             if isinstance(value, str) and value != "auto":
@@ -226,7 +72,7 @@ def _checkpoint_dtype(config: Mapping[str, Any]) -> str:
 
 
 def _quantization(config: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    quant = _text(config).get("quantization_config") or config.get("quantization_config")
+    quant = parameters.text_config(config).get("quantization_config") or config.get("quantization_config")
     return quant if isinstance(quant, Mapping) else None
 
 
@@ -282,7 +128,7 @@ def _dtype_name(config: Mapping[str, Any], dtype: str | None) -> str:
 
 def weight_bytes(config: Mapping[str, Any], dtype: str | None = None) -> int:
     """Bytes of all weights. Under quantization the embeddings stay in 16 bits."""
-    embedding, body = _counts(config)
+    embedding, body = parameters.counts(config)
     per_param = bytes_per_param(config, dtype)
     embedding_bytes = per_param if per_param >= 2 else 2.0
     return math.ceil(body * per_param + embedding * embedding_bytes)
@@ -302,23 +148,30 @@ def kv_cache_bytes_per_token(config: Mapping[str, Any], kv_dtype_bytes: float | 
     default dtype is the weights' (16-bit for quantized weights).
     """
     info = architectures.detect(config)
-    cfg = _text(config)
-    if info.family in _ENCODER_FAMILIES or cfg.get("use_bidirectional_attention"):
+    cfg = parameters.text_config(config)
+    if info.family in parameters.ENCODER_FAMILIES or cfg.get("use_bidirectional_attention"):
         return 0
     if kv_dtype_bytes is None:
         kv_dtype_bytes = _kv_dtype_bytes(config, None)
     if info.family == "whisper":
-        return math.ceil(2 * _int(cfg, "decoder_layers") * _int(cfg, "d_model") * kv_dtype_bytes)
-    heads = _int(cfg, "num_attention_heads")
-    kv_heads = _int(cfg, "num_key_value_heads", heads)
-    head_dim = _int(cfg, "head_dim", _int(cfg, "hidden_size") // heads)
-    return math.ceil(2 * _int(cfg, "num_hidden_layers") * kv_heads * head_dim * kv_dtype_bytes)
+        return math.ceil(
+            2
+            * parameters.count_field(cfg, "decoder_layers")
+            * parameters.count_field(cfg, "d_model")
+            * kv_dtype_bytes
+        )
+    heads = parameters.count_field(cfg, "num_attention_heads")
+    kv_heads = parameters.count_field(cfg, "num_key_value_heads", heads)
+    head_dim = parameters.count_field(cfg, "head_dim", parameters.count_field(cfg, "hidden_size") // heads)
+    return math.ceil(
+        2 * parameters.count_field(cfg, "num_hidden_layers") * kv_heads * head_dim * kv_dtype_bytes
+    )
 
 
 def default_max_model_len(config: Mapping[str, Any]) -> int:
     """The context an estimate assumes: the model's own, capped at 8192 tokens (what most
     deployments serve; pass ``max_model_len`` for long-context ones)."""
-    cfg = _text(config)
+    cfg = parameters.text_config(config)
     own = cfg.get("max_position_embeddings") or cfg.get("max_target_positions")
     if not isinstance(own, int) or own <= 0:
         return DEFAULT_MAX_MODEL_LEN_CAP
@@ -326,8 +179,8 @@ def default_max_model_len(config: Mapping[str, Any]) -> int:
 
 
 def _hidden_size(config: Mapping[str, Any]) -> int:
-    cfg = _text(config)
-    return _int(cfg, "hidden_size", 0) or _int(cfg, "d_model")
+    cfg = parameters.text_config(config)
+    return parameters.count_field(cfg, "hidden_size", 0) or parameters.count_field(cfg, "d_model")
 
 
 def _overhead_bytes(config: Mapping[str, Any], tokens: int) -> float:
@@ -335,8 +188,10 @@ def _overhead_bytes(config: Mapping[str, Any], tokens: int) -> float:
 
 
 def _attention_heads(config: Mapping[str, Any]) -> int:
-    cfg = _text(config)
-    return _int(cfg, "num_attention_heads", 0) or _int(cfg, "encoder_attention_heads")
+    cfg = parameters.text_config(config)
+    return parameters.count_field(cfg, "num_attention_heads", 0) or parameters.count_field(
+        cfg, "encoder_attention_heads"
+    )
 
 
 @dataclasses.dataclass
