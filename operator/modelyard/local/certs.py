@@ -54,6 +54,10 @@ class Pki:
         return self.dir / "admin.key"
 
     @property
+    def front_proxy_ca_crt(self) -> Path:
+        return self.dir / "front-proxy-ca.crt"
+
+    @property
     def sa_key(self) -> Path:
         return self.dir / "sa.key"
 
@@ -107,9 +111,9 @@ def _builder(subject: x509.Name, issuer: x509.Name, public_key: ec.EllipticCurve
     )
 
 
-def _make_ca(pki: Pki) -> None:
+def _make_ca(crt: Path, key_path: Path, common_name: str) -> None:
     key = _new_key()
-    name = _name("modelyard-local-ca")
+    name = _name(common_name)
     cert = (
         _builder(name, name, key.public_key())
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
@@ -123,22 +127,22 @@ def _make_ca(pki: Pki) -> None:
         )
         .sign(key, hashes.SHA256())
     )
-    _write_key(pki.ca_key, key)
-    _write_cert(pki.ca_crt, cert)
+    _write_key(key_path, key)
+    _write_cert(crt, cert)
 
 
-def _load_ca(pki: Pki) -> tuple[x509.Certificate, _PrivateKey]:
-    cert = x509.load_pem_x509_certificate(pki.ca_crt.read_bytes())
-    key = serialization.load_pem_private_key(pki.ca_key.read_bytes(), password=None)
+def _load_ca(crt: Path, key_path: Path) -> tuple[x509.Certificate, _PrivateKey]:
+    cert = x509.load_pem_x509_certificate(crt.read_bytes())
+    key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
     assert isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey)
     return cert, key
 
 
 def _issue(
     pki: Pki, crt: Path, key_path: Path, subject: x509.Name, *, server: bool,
-    dns: tuple[str, ...] = (), ips: tuple[str, ...] = (),
+    dns: tuple[str, ...] = (), ips: tuple[str, ...] = (), ca: str = "ca",
 ) -> None:
-    ca_cert, ca_key = _load_ca(pki)
+    ca_cert, ca_key = _load_ca(pki.dir / f"{ca}.crt", pki.dir / f"{ca}.key")
     key = _new_key()
     usage = [ExtendedKeyUsageOID.SERVER_AUTH] if server else [ExtendedKeyUsageOID.CLIENT_AUTH]
     builder = (
@@ -164,11 +168,13 @@ CLIENTS: dict[str, tuple[str, str | None]] = {
 
 
 def ensure_pki(directory: Path, service_ip: str) -> Pki:
-    """Create (once) the CA, serving, client and service-account keys under ``directory``."""
+    """Create (once) the CAs, serving, client and service-account keys under ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
     pki = Pki(directory)
-    if not pki.ca_crt.exists() or not pki.ca_key.exists():
-        _make_ca(pki)
+    for ca, common_name in (("ca", "modelyard-local-ca"),
+                            ("front-proxy-ca", "modelyard-local-front-proxy-ca")):
+        if not (directory / f"{ca}.crt").exists():
+            _make_ca(directory / f"{ca}.crt", directory / f"{ca}.key", common_name)
     if not pki.apiserver_crt.exists():
         _issue(
             pki, pki.apiserver_crt, pki.apiserver_key, _name("kube-apiserver"), server=True,
@@ -180,6 +186,9 @@ def ensure_pki(directory: Path, service_ip: str) -> Pki:
         crt, key = pki.client(name)
         if not crt.exists():
             _issue(pki, crt, key, _name(common_name, org), server=False)
+    crt, key = pki.client("front-proxy-client")
+    if not crt.exists():
+        _issue(pki, crt, key, _name("front-proxy-client"), server=False, ca="front-proxy-ca")
     if not pki.sa_key.exists():
         sa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         _write_key(pki.sa_key, sa)
