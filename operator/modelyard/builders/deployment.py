@@ -1,0 +1,179 @@
+"""ModelEndpoint (+ its ModelEntry) -> the runtime Deployment."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from modelyard import api
+from modelyard.builders import labels, runtime_args, settings
+
+
+def resolved_engine(entry: api.ModelEntry, endpoint: api.ModelEndpoint) -> str:
+    return endpoint.spec.engine or entry.spec.engine
+
+
+def served_name(entry: api.ModelEntry, endpoint: api.ModelEndpoint) -> str:
+    return endpoint.spec.served_name or entry.spec.served_name or entry.spec.source.repo or entry.name
+
+
+def gpu_count(entry: api.ModelEntry, endpoint: api.ModelEndpoint) -> int:
+    """GPUs per replica: as given, else the tensor-parallel size."""
+    resources = endpoint.spec.resources
+    if resources is not None and resources.gpus is not None:
+        return resources.gpus
+    return runtime_args.tensor_parallel_size(runtime_args.engine_options(entry, endpoint))
+
+
+def spec_hash(obj: dict[str, Any]) -> str:
+    """A short digest of a built object, stable across runs (keys sorted)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _env(endpoint: api.ModelEndpoint, cfg: settings.Settings) -> list[dict[str, Any]]:
+    env: dict[str, dict[str, Any]] = {
+        "POD_IP": {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+        "HF_HOME": {"name": "HF_HOME", "value": f"{cfg.cache_dir}/huggingface"},
+        "HOME": {"name": "HOME", "value": "/tmp"},
+    }
+    token = endpoint.spec.hf_token_secret_ref
+    if token is not None:
+        env["HF_TOKEN"] = {
+            "name": "HF_TOKEN",
+            "valueFrom": {"secretKeyRef": {"name": token.name, "key": token.key}},
+        }
+    for var in endpoint.spec.env or []:
+        env[var.name] = var.to_wire()
+    # POD_IP first: $(POD_IP) in args needs it defined; the rest sorted for determinism.
+    first = env.pop("POD_IP")
+    return [first, *(env[k] for k in sorted(env))]
+
+
+def _resources(endpoint: api.ModelEndpoint, gpus: int, cfg: settings.Settings) -> dict[str, Any]:
+    res = endpoint.spec.resources
+    requests: dict[str, str] = {
+        "cpu": (res.cpu if res and res.cpu else cfg.default_cpu),
+        "memory": (res.memory if res and res.memory else cfg.default_memory),
+    }
+    limits: dict[str, str] = {"memory": requests["memory"]}
+    if gpus:
+        requests[labels.GPU_RESOURCE] = str(gpus)
+        limits[labels.GPU_RESOURCE] = str(gpus)
+    return {"requests": requests, "limits": limits}
+
+
+def _volumes(
+    entry: api.ModelEntry, endpoint: api.ModelEndpoint, cfg: settings.Settings
+) -> tuple[list[Any], list[Any]]:
+    cache = endpoint.spec.model_cache
+    cache_volume: dict[str, Any] = {"name": "model-cache"}
+    if cache is not None:
+        cache_volume["persistentVolumeClaim"] = {"claimName": cache.claim_name}
+    else:
+        cache_volume["emptyDir"] = {}
+    volumes = [cache_volume, {"name": "tmp", "emptyDir": {}}]
+    mounts: list[dict[str, Any]] = [
+        {
+            "name": "model-cache",
+            "mountPath": cfg.cache_dir,
+            **({"subPath": cache.sub_path} if cache and cache.sub_path else {}),
+        },
+        {"name": "tmp", "mountPath": "/tmp"},
+    ]
+    uri = entry.spec.source.uri or ""
+    if uri.startswith("pvc://"):
+        claim = uri.removeprefix("pvc://").partition("/")[0]
+        volumes.append({"name": "weights", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}})
+        mounts.append(
+            {"name": "weights", "mountPath": f"{runtime_args.MODELS_ROOT}/{claim}", "readOnly": True}
+        )
+    return volumes, mounts
+
+
+def build_deployment(
+    endpoint: api.ModelEndpoint, entry: api.ModelEntry, cfg: settings.Settings, *, owner_uid: str
+) -> dict[str, Any]:
+    """The Deployment that runs ``endpoint``'s runtime pods."""
+    name, namespace = endpoint.name, endpoint.namespace
+    engine = resolved_engine(entry, endpoint)
+    gpus = gpu_count(entry, endpoint)
+    pod_labels = labels.endpoint_labels(name, entry.name)
+    args = runtime_args.runtime_args(
+        entry, endpoint, served_name=served_name(entry, endpoint), engine=engine, port=cfg.runtime_port
+    )
+    volumes, mounts = _volumes(entry, endpoint, cfg)
+    probe = {"httpGet": {"path": "/ready", "port": "http"}, "periodSeconds": 5, "timeoutSeconds": 3}
+    container = {
+        "name": "runtime",
+        "image": endpoint.spec.image or cfg.runtime_image,
+        "command": list(cfg.runtime_command),
+        "args": args,
+        "env": _env(endpoint, cfg),
+        "ports": [{"name": "http", "containerPort": cfg.runtime_port, "protocol": "TCP"}],
+        "resources": _resources(endpoint, gpus, cfg),
+        "volumeMounts": mounts,
+        "startupProbe": {
+            "httpGet": {"path": "/health", "port": "http"},
+            "periodSeconds": 5,
+            "failureThreshold": max(1, cfg.startup_seconds // 5),
+        },
+        "readinessProbe": probe,
+        "livenessProbe": {
+            "httpGet": {"path": "/health", "port": "http"},
+            "periodSeconds": 10,
+            "failureThreshold": 6,
+        },
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "runAsUser": cfg.run_as_user,
+            "capabilities": {"drop": ["ALL"]},
+        },
+    }
+    node_selector = dict(endpoint.spec.node_selector or {})
+    resources = endpoint.spec.resources
+    if resources is not None and resources.gpu_type:
+        node_selector[labels.GPU_PRODUCT] = resources.gpu_type
+    tolerations = list(endpoint.spec.tolerations or [])
+    if gpus:
+        tolerations.append({"key": labels.GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"})
+    pod_spec: dict[str, Any] = {
+        "containers": [container],
+        "volumes": volumes,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": cfg.run_as_user,
+            "fsGroup": cfg.run_as_user,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "automountServiceAccountToken": False,
+        "terminationGracePeriodSeconds": 30,
+    }
+    if node_selector:
+        pod_spec["nodeSelector"] = dict(sorted(node_selector.items()))
+    if tolerations:
+        pod_spec["tolerations"] = tolerations
+    spec: dict[str, Any] = {
+        "replicas": endpoint.spec.replicas,
+        "selector": {"matchLabels": labels.selector(name)},
+        "strategy": {
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxSurge": 1 if not gpus else 0, "maxUnavailable": 0 if not gpus else 1},
+        },
+        "template": {"metadata": {"labels": pod_labels}, "spec": pod_spec},
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": pod_labels,
+            "annotations": {labels.SPEC_HASH: spec_hash(spec)},
+            "ownerReferences": [labels.owner_reference("ModelEndpoint", name, owner_uid)],
+        },
+        "spec": spec,
+    }

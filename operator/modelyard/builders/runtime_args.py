@@ -1,0 +1,102 @@
+"""The runtime container's arguments, per engine (KubeAI builds vLLM's the same way).
+
+Engine options are the entry's ``inferenceDefaults`` with the endpoint's ``engineArgs`` on
+top, keys normalised to kebab-case. Options the runtime knows become its own flags (see
+docs/runtime.md); any other key goes through as ``--engine-arg key=value`` to the engine.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from modelyard import api
+from modelyard.api import model_entry
+
+# Runtime flags for known options; the value of a True boolean is the bare flag.
+_KNOWN = (
+    "max-model-len",
+    "dtype",
+    "gpu-memory-utilization",
+    "quantization",
+    "tensor-parallel-size",
+)
+# Options only the vLLM engine understands.
+_VLLM_ONLY = ("gpu-memory-utilization", "tensor-parallel-size")
+
+MODELS_ROOT = "/models"
+
+
+def kebab(key: str) -> str:
+    """``maxModelLen`` / ``max_model_len`` -> ``max-model-len``."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "-", key).replace("_", "-").lower()
+
+
+def engine_options(entry: api.ModelEntry, endpoint: api.ModelEndpoint) -> dict[str, Any]:
+    """inferenceDefaults merged with engineArgs, kebab-case keys, unset values dropped."""
+    defaults = entry.spec.inference_defaults
+    merged: dict[str, Any] = {}
+    if defaults is not None:
+        merged.update({kebab(k): v for k, v in defaults.model_dump(by_alias=True, exclude_none=True).items()})
+    merged.update({kebab(k): v for k, v in (endpoint.spec.engine_args or {}).items() if v is not None})
+    return merged
+
+
+def tensor_parallel_size(options: dict[str, Any]) -> int:
+    value = options.get("tensor-parallel-size", 1)
+    return int(value) if isinstance(value, int | str) and str(value).isdigit() else 1
+
+
+def model_reference(source: model_entry.ModelSource) -> tuple[str, str]:
+    """(provider, what to pass as --model): a repo id, or a local path for pvc/file URIs."""
+    if source.uri and source.uri.startswith("pvc://"):
+        claim, _, path = source.uri.removeprefix("pvc://").partition("/")
+        return "local", f"{MODELS_ROOT}/{claim}/{path}".rstrip("/")
+    if source.uri and source.uri.startswith("file://"):
+        return "local", source.uri.removeprefix("file://")
+    if source.uri:
+        return source.provider, source.uri
+    return source.provider, source.repo or ""
+
+
+def _flag(name: str, value: Any) -> list[str]:
+    if value is True:
+        return [f"--{name}"]
+    if value is False:
+        return []
+    return [f"--{name}", str(value)]
+
+
+def runtime_args(
+    entry: api.ModelEntry, endpoint: api.ModelEndpoint, *, served_name: str, engine: str, port: int
+) -> list[str]:
+    """Arguments of ``modelyard runtime`` for this endpoint, in a stable order."""
+    provider, model = model_reference(entry.spec.source)
+    args = ["--model", model, "--served-name", served_name, "--engine", engine]
+    args += ["--provider", provider, "--host", "$(POD_IP)", "--port", str(port)]
+    if entry.spec.source.revision:
+        args += ["--revision", entry.spec.source.revision]
+    runtime = entry.spec.runtime
+    if engine == "transformers" and runtime is not None and runtime.handler:
+        args += ["--handler", runtime.handler]
+    if runtime is not None and runtime.pooling:
+        args += ["--pooling", runtime.pooling]
+    generation = entry.spec.generation_defaults
+    if generation is not None:
+        for name, value in (
+            ("temperature", generation.temperature),
+            ("top-p", generation.top_p),
+            ("max-tokens", generation.max_tokens),
+        ):
+            if value is not None:
+                args += [f"--{name}", str(value)]
+    options = engine_options(entry, endpoint)
+    for key in _KNOWN:
+        if key in options and (engine == "vllm" or key not in _VLLM_ONLY):
+            args += _flag(key, options[key])
+    for adapter in endpoint.spec.adapters or []:
+        args += ["--lora", f"{adapter.name}={adapter.uri}"]
+    for key in sorted(k for k in options if k not in _KNOWN):
+        value = options[key]
+        args += ["--engine-arg", f"{key}={str(value).lower() if isinstance(value, bool) else value}"]
+    return args

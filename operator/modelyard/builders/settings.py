@@ -1,0 +1,31 @@
+"""What the operator is configured with, as the builders need it (immutable, no I/O)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Operator-wide defaults for the objects it builds."""
+
+    runtime_image: str = "ghcr.io/modelyard/runtime:0.1.0"
+    """Image of runtime and trainer pods when the resource names none."""
+    runtime_port: int = 8000
+    """Port the runtime listens on inside the pod (Service port ``http``)."""
+    runtime_command: tuple[str, ...] = ("modelyard", "runtime")
+    """The runtime entry point inside the image."""
+    train_command: tuple[str, ...] = ("modelyard", "train")
+    """The trainer entry point inside the image."""
+    run_as_user: int = 1000
+    """UID of runtime and trainer containers (non-root)."""
+    cache_dir: str = "/cache"
+    """Where the model cache volume is mounted; HF_HOME lives under it."""
+    default_cpu: str = "1"
+    """CPU request when an endpoint gives none."""
+    default_memory: str = "2Gi"
+    """Memory request when an endpoint gives none."""
+    cluster_domain: str = "cluster.local"
+    """For the in-cluster URL in status."""
+    startup_seconds: int = 1800
+    """How long a runtime may take to load its model before the startup probe gives up."""

@@ -1,0 +1,201 @@
+"""TrainingJob -> the ConfigMap holding the trainer's merged config, and the batch Job that
+runs ``modelyard train`` with it; and the job's phase from the Job (pure)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from modelyard import api
+from modelyard.api import training_job
+from modelyard.builders import labels, settings
+
+CONFIG_DIR = "/etc/modelyard"
+DATA_ROOT = "/data"
+OUTPUT_ROOT = "/output"
+
+
+def config_map_name(job: api.TrainingJob) -> str:
+    return f"{job.name}-config"
+
+
+def _pvc_path(uri: str, root: str) -> tuple[str, str]:
+    """``pvc://claim/some/path`` -> (claim, ``root/claim/some/path``)."""
+    claim, _, path = uri.removeprefix("pvc://").partition("/")
+    return claim, f"{root}/{claim}/{path}".rstrip("/")
+
+
+def _local(uri: str, root: str) -> str:
+    if uri.startswith("pvc://"):
+        return _pvc_path(uri, root)[1]
+    return uri.removeprefix("file://")
+
+
+def trainer_config(
+    job: api.TrainingJob, entry: api.ModelEntry, effective: training_job.EffectiveConfig
+) -> dict[str, Any]:
+    """What the trainer reads: the model, the data, the merged hyperparameters, the output."""
+    dataset = job.spec.dataset
+    data: dict[str, Any] = {"format": dataset.format}
+    if dataset.uri:
+        data["path"] = _local(dataset.uri, DATA_ROOT)
+    else:
+        data["path"] = f"{DATA_ROOT}/configmap/dataset.jsonl"
+    output = job.spec.output
+    return {
+        "trainingJob": {"namespace": job.namespace, "name": job.name},
+        "model": {
+            "name": entry.name,
+            "source": entry.spec.source.to_wire(),
+            "architecture": entry.spec.architecture,
+        },
+        "method": job.spec.method,
+        "dataset": data,
+        "hyperparameters": effective.hyperparameters.to_wire() if effective.hyperparameters else {},
+        "lora": effective.lora.to_wire() if effective.lora and job.spec.method != "full" else None,
+        "output": {
+            "path": _local(output.uri, OUTPUT_ROOT),
+            "uri": output.uri,
+            "register": output.register_as.to_wire() if output.register_as else None,
+        },
+    }
+
+
+def build_config_map(job: api.TrainingJob, config: dict[str, Any], *, owner_uid: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": config_map_name(job),
+            "namespace": job.namespace,
+            "labels": labels.training_labels(job.name, job.spec.model),
+            "ownerReferences": [labels.owner_reference("TrainingJob", job.name, owner_uid)],
+        },
+        "data": {"config.json": json.dumps(config, indent=2, sort_keys=True)},
+    }
+
+
+def build_job(job: api.TrainingJob, cfg: settings.Settings, *, owner_uid: str) -> dict[str, Any]:
+    """The batch Job; its pod restarts resume from the last checkpoint in the output."""
+    name = job.name
+    pod_labels = labels.training_labels(name, job.spec.model)
+    volumes: list[dict[str, Any]] = [
+        {"name": "config", "configMap": {"name": config_map_name(job)}},
+        {"name": "cache", "emptyDir": {}},
+        {"name": "tmp", "emptyDir": {}},
+    ]
+    mounts: list[dict[str, Any]] = [
+        {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+        {"name": "cache", "mountPath": cfg.cache_dir},
+        {"name": "tmp", "mountPath": "/tmp"},
+    ]
+    dataset = job.spec.dataset
+    if dataset.config_map is not None:
+        volumes.append(
+            {
+                "name": "dataset",
+                "configMap": {
+                    "name": dataset.config_map.name,
+                    "items": [{"key": dataset.config_map.key, "path": "dataset.jsonl"}],
+                },
+            }
+        )
+        mounts.append({"name": "dataset", "mountPath": f"{DATA_ROOT}/configmap", "readOnly": True})
+    elif dataset.uri and dataset.uri.startswith("pvc://"):
+        claim, _ = _pvc_path(dataset.uri, DATA_ROOT)
+        volumes.append({"name": "dataset", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}})
+        mounts.append({"name": "dataset", "mountPath": f"{DATA_ROOT}/{claim}", "readOnly": True})
+    if job.spec.output.uri.startswith("pvc://"):
+        claim, _ = _pvc_path(job.spec.output.uri, OUTPUT_ROOT)
+        volumes.append({"name": "output", "persistentVolumeClaim": {"claimName": claim}})
+        mounts.append({"name": "output", "mountPath": f"{OUTPUT_ROOT}/{claim}"})
+    resources = job.spec.resources
+    gpus = resources.gpus if resources is not None and resources.gpus is not None else 1
+    requests = {"cpu": (resources.cpu if resources and resources.cpu else cfg.default_cpu)}
+    requests["memory"] = resources.memory if resources and resources.memory else cfg.default_memory
+    limits = {"memory": requests["memory"]}
+    if gpus:
+        requests[labels.GPU_RESOURCE] = limits[labels.GPU_RESOURCE] = str(gpus)
+    container = {
+        "name": "trainer",
+        "image": job.spec.image or cfg.runtime_image,
+        "command": list(cfg.train_command),
+        "args": ["--config", f"{CONFIG_DIR}/config.json"],
+        "env": [
+            {"name": "HF_HOME", "value": f"{cfg.cache_dir}/huggingface"},
+            {"name": "HOME", "value": "/tmp"},
+            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        ],
+        "resources": {"requests": requests, "limits": limits},
+        "volumeMounts": mounts,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "runAsUser": cfg.run_as_user,
+            "capabilities": {"drop": ["ALL"]},
+        },
+    }
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "containers": [container],
+        "volumes": volumes,
+        "securityContext": {"runAsNonRoot": True, "runAsUser": cfg.run_as_user, "fsGroup": cfg.run_as_user},
+    }
+    if resources is not None and resources.gpu_type:
+        pod_spec["nodeSelector"] = {labels.GPU_PRODUCT: resources.gpu_type}
+    if gpus:
+        pod_spec["tolerations"] = [{"key": labels.GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}]
+    spec: dict[str, Any] = {
+        "backoffLimit": job.spec.backoff_limit,
+        "template": {"metadata": {"labels": pod_labels}, "spec": pod_spec},
+    }
+    if job.spec.active_deadline_seconds is not None:
+        spec["activeDeadlineSeconds"] = job.spec.active_deadline_seconds
+    if job.spec.ttl_seconds_after_finished is not None:
+        spec["ttlSecondsAfterFinished"] = job.spec.ttl_seconds_after_finished
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "namespace": job.namespace,
+            "labels": pod_labels,
+            "ownerReferences": [labels.owner_reference("TrainingJob", name, owner_uid)],
+        },
+        "spec": spec,
+    }
+
+
+def job_phase(job: dict[str, Any] | None, pods: Sequence[dict[str, Any]] = ()) -> tuple[str, str, str]:
+    """(phase, reason, message) of a TrainingJob from its batch Job and pods."""
+    if job is None:
+        return "Pending", "Creating", "the Job is being created"
+    status = job.get("status") or {}
+    for condition in status.get("conditions") or []:
+        if condition.get("status") != "True":
+            continue
+        if condition.get("type") == "Complete":
+            return "Succeeded", "Completed", "training finished"
+        if condition.get("type") == "Failed":
+            detail = _last_termination(pods) or condition.get("message") or ""
+            return "Failed", condition.get("reason") or "Failed", detail
+    if status.get("active"):
+        return "Running", "Running", f"{status.get('failed', 0)} failed attempt(s) so far"
+    return "Pending", "Starting", "waiting for the trainer pod"
+
+
+def _last_termination(pods: Sequence[dict[str, Any]]) -> str | None:
+    for pod in sorted(pods, key=lambda p: p.get("metadata", {}).get("creationTimestamp", ""), reverse=True):
+        for status in pod.get("status", {}).get("containerStatuses") or []:
+            terminated = (status.get("state") or {}).get("terminated") or {}
+            if terminated.get("exitCode"):
+                message = (terminated.get("message") or "").strip()
+                return (
+                    f"exit code {terminated['exitCode']}: {message}"
+                    if message
+                    else f"exit code {terminated['exitCode']}"
+                )
+    return None
