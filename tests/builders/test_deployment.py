@@ -1,0 +1,77 @@
+"""The runtime Deployment: GPUs, placement, probes, security, secrets, volumes, hash."""
+
+from __future__ import annotations
+
+from factories import endpoint, entry
+
+from modelyard.builders import deployment, labels, service, settings
+
+CFG = settings.Settings()
+
+
+def _pod(dep: dict) -> dict:  # type: ignore[type-arg]
+    return dep["spec"]["template"]["spec"]  # type: ignore[no-any-return]
+
+
+def test_gpu_requests_follow_tensor_parallel_size_and_gpu_type_selects_nodes() -> None:
+    e = entry(runtime={"engine": "vllm"}, inferenceDefaults={"tensorParallelSize": 2})
+    dep = deployment.build_deployment(endpoint(resources={"gpuType": "NVIDIA-L4"}), e, CFG, owner_uid="u")
+    pod = _pod(dep)
+    container = pod["containers"][0]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "2"
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-L4"}
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
+
+
+def test_cpu_endpoint_asks_for_no_gpu() -> None:
+    dep = deployment.build_deployment(endpoint(resources={"gpus": 0}), entry(), CFG, owner_uid="u")
+    assert "nvidia.com/gpu" not in _pod(dep)["containers"][0]["resources"]["requests"]
+    assert "tolerations" not in _pod(dep)
+
+
+def test_non_root_read_only_root_and_probes() -> None:
+    dep = deployment.build_deployment(endpoint(), entry(), CFG, owner_uid="u")
+    pod = _pod(dep)
+    container = pod["containers"][0]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/health"
+    assert {m["mountPath"] for m in container["volumeMounts"]} >= {"/cache", "/tmp"}
+
+
+def test_hf_token_comes_from_a_secret_and_env_overrides_apply() -> None:
+    ep = endpoint(
+        hfTokenSecretRef={"name": "hf", "key": "token"},
+        env=[{"name": "HF_HOME", "value": "/elsewhere"}, {"name": "A", "value": "1"}],
+        modelCache={"claimName": "cache"},
+    )
+    pod = _pod(deployment.build_deployment(ep, entry(), CFG, owner_uid="u"))
+    env = {v["name"]: v for v in pod["containers"][0]["env"]}
+    assert env["HF_TOKEN"] == {
+        "name": "HF_TOKEN",
+        "valueFrom": {"secretKeyRef": {"name": "hf", "key": "token"}},
+    }
+    assert env["HF_HOME"]["value"] == "/elsewhere"
+    assert pod["containers"][0]["env"][0]["name"] == "POD_IP"
+    assert {"name": "model-cache", "persistentVolumeClaim": {"claimName": "cache"}} in pod["volumes"]
+
+
+def test_labels_owner_and_hash() -> None:
+    dep = deployment.build_deployment(endpoint(), entry(), CFG, owner_uid="ep-uid")
+    meta = dep["metadata"]
+    assert meta["labels"][labels.ENDPOINT] == "chat" and meta["labels"][labels.MANAGED_BY] == "modelyard"
+    assert meta["ownerReferences"][0]["uid"] == "ep-uid" and meta["ownerReferences"][0]["controller"] is True
+    again = deployment.build_deployment(endpoint(), entry(), CFG, owner_uid="ep-uid")
+    assert again == dep
+    changed = deployment.build_deployment(endpoint(replicas=3), entry(), CFG, owner_uid="ep-uid")
+    assert changed["metadata"]["annotations"][labels.SPEC_HASH] != meta["annotations"][labels.SPEC_HASH]
+
+
+def test_service_selects_the_pods_and_carries_discovery_labels() -> None:
+    svc = service.build_service(endpoint(), CFG, owner_uid="u", model="llama")
+    assert svc["spec"]["selector"] == {labels.ENDPOINT: "chat"}
+    assert svc["spec"]["ports"] == [{"name": "http", "port": 8000, "targetPort": "http", "protocol": "TCP"}]
+    assert svc["metadata"]["labels"][labels.ENDPOINT] == "chat"
+    assert service.service_url(endpoint(), CFG) == "http://chat.ml.svc.cluster.local:8000/v1"

@@ -1,0 +1,66 @@
+"""The runtime command line follows the entry and the engine, deterministically."""
+
+from __future__ import annotations
+
+from factories import endpoint, entry
+
+from modelyard.builders import runtime_args
+
+
+def _args(e, ep, engine: str) -> list[str]:  # type: ignore[no-untyped-def]
+    return runtime_args.runtime_args(e, ep, served_name="llama", engine=engine, port=8000)
+
+
+def test_vllm_gets_every_serving_option_and_lora_modules() -> None:
+    e = entry(
+        inferenceDefaults={
+            "maxModelLen": 4096,
+            "dtype": "bfloat16",
+            "gpuMemoryUtilization": 0.85,
+            "tensorParallelSize": 2,
+        },
+        runtime={"engine": "vllm"},
+    )
+    ep = endpoint(
+        engineArgs={"maxModelLen": 8192, "quantization": "fp8", "enable-prefix-caching": True},
+        adapters=[{"name": "sql", "uri": "pvc://adapters/sql"}],
+    )
+    args = _args(e, ep, "vllm")
+    assert args == [
+        "--model", "meta-llama/Llama-3.2-1B-Instruct", "--served-name", "llama", "--engine", "vllm",
+        "--provider", "huggingface", "--host", "$(POD_IP)", "--port", "8000",
+        "--max-model-len", "8192", "--dtype", "bfloat16", "--gpu-memory-utilization", "0.85",
+        "--quantization", "fp8", "--tensor-parallel-size", "2",
+        "--lora", "sql=pvc://adapters/sql",
+        "--engine-arg", "enable-prefix-caching=true",
+    ]  # fmt: skip
+    assert _args(e, ep, "vllm") == args
+
+
+def test_transformers_gets_handler_pooling_and_generation_defaults_but_no_vllm_options() -> None:
+    e = entry(
+        runtime={"engine": "transformers", "handler": "my.pkg.Handler", "pooling": "cls"},
+        generationDefaults={"temperature": 0.2, "topP": 0.9, "maxTokens": 64},
+        inferenceDefaults={"gpuMemoryUtilization": 0.9, "maxModelLen": 512},
+    )
+    args = _args(e, endpoint(), "transformers")
+    assert args[args.index("--handler") + 1] == "my.pkg.Handler"
+    assert args[args.index("--pooling") + 1] == "cls"
+    assert args[args.index("--temperature") + 1] == "0.2"
+    assert args[args.index("--top-p") + 1] == "0.9"
+    assert args[args.index("--max-tokens") + 1] == "64"
+    assert "--gpu-memory-utilization" not in args
+    assert args[args.index("--max-model-len") + 1] == "512"
+
+
+def test_pvc_and_file_sources_become_local_paths() -> None:
+    pvc = entry(source={"provider": "local", "uri": "pvc://weights/llama"})
+    args = _args(pvc, endpoint(), "transformers")
+    assert args[1] == "/models/weights/llama" and args[args.index("--provider") + 1] == "local"
+    local = entry(source={"provider": "local", "uri": "file:///srv/models/tiny"})
+    assert _args(local, endpoint(), "transformers")[1] == "/srv/models/tiny"
+
+
+def test_revision_is_passed() -> None:
+    args = _args(entry(source={"repo": "a/b", "revision": "v2"}), endpoint(), "transformers")
+    assert args[args.index("--revision") + 1] == "v2"
