@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelyard.local import build, certs
+from modelyard.local import build, certs, kube
 
 SERVICE_CIDR = "10.96.0.0/16"
 SERVICE_IP = "10.96.0.1"
@@ -225,6 +225,8 @@ class ControlPlane:
                         started + timeout)
         self._wait_http(f"https://127.0.0.1:{ports['scheduler']}/healthz", "scheduler", None,
                         started + timeout)
+        if agent_args is not None:
+            self._wait_schedulable(started + timeout)
         log(f"control plane {build.K8S_VERSION} ready in {time.monotonic() - started:.1f}s "
             f"at {server}; kubeconfig: {self.kubeconfig}")
 
@@ -250,6 +252,21 @@ class ControlPlane:
         raise ControlPlaneError(
             f"{name} not ready after timeout ({last}); see {self.state_dir}/logs/{name}.log"
         )
+
+    def _wait_schedulable(self, deadline: float) -> None:
+        """Wait for an untainted Ready node and the default ServiceAccount (pods can run)."""
+        client = kube.Kube(self.kubeconfig)
+        while time.monotonic() < deadline:
+            if not _alive(self.pids()["agent"]):
+                raise ControlPlaneError(f"agent exited; see {self.state_dir}/logs/agent.log")
+            with contextlib.suppress(kube.KubeError, OSError):
+                nodes = client.request("GET", "/api/v1/nodes")["items"]
+                account = client.get("/api/v1/namespaces/default/serviceaccounts/default")
+                if account and any(not n["spec"].get("taints") for n in nodes):
+                    return
+            time.sleep(0.25)
+        raise ControlPlaneError("no schedulable node in time; see the agent and "
+                                "controller-manager logs in " + str(self.state_dir / "logs"))
 
     # -- stopping -------------------------------------------------------------------------
 
