@@ -1,0 +1,199 @@
+"""The gateway's aiohttp application: the OpenAI routes, health, metrics, and the guards.
+
+``create_app(settings, discovery, balancer)`` wires everything by typed app keys; nothing
+lives at module level. Before a request is forwarded it is authenticated (bearer key, when
+keys are configured), bounded (body size → 413, per-key concurrency → 429), and its model
+checked (unknown → 404, not allowed for the key → 403). Everything else is
+:mod:`modelyard.gateway.proxy`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from modelyard.api import openai
+from modelyard.gateway import auth, balancer, body, discovery, metrics, proxy, settings
+
+log = logging.getLogger(__name__)
+
+SETTINGS = web.AppKey("settings", settings.Settings)
+DISCOVERY = web.AppKey("discovery", discovery.Discovery)
+BALANCER = web.AppKey("balancer", balancer.Balancer)
+METRICS = web.AppKey("metrics", metrics.Metrics)
+LIMITER = web.AppKey("limiter", auth.ConcurrencyLimiter)
+PROXY = web.AppKey("proxy", proxy.Proxy)
+
+# OpenAI paths relayed as they are (the suffix after /v1 is appended to a target's base URL).
+OPENAI_PATHS = (
+    "/chat/completions",
+    "/completions",
+    "/embeddings",
+    "/audio/transcriptions",
+    "/audio/translations",
+    "/rerank",
+)
+
+
+def create_app(
+    config: settings.Settings, source: discovery.Discovery, chooser: balancer.Balancer
+) -> web.Application:
+    app = web.Application(client_max_size=config.max_body_bytes + 1)
+    app[SETTINGS] = config
+    app[DISCOVERY] = source
+    app[BALANCER] = chooser
+    app[METRICS] = metrics.Metrics()
+    app[LIMITER] = auth.ConcurrencyLimiter(config.max_concurrency_per_key)
+    app.cleanup_ctx.append(_lifecycle)
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/readyz", _readyz)
+    app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/v1/models", _models)
+    app.router.add_get("/v1/models/{model:.+}", _model)
+    for suffix in OPENAI_PATHS:
+        app.router.add_post("/v1" + suffix, _openai)
+    return app
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    config = app[SETTINGS]
+    connector = aiohttp.TCPConnector(
+        limit=config.max_connections, limit_per_host=0, ttl_dns_cache=300, keepalive_timeout=60
+    )
+    session = aiohttp.ClientSession(
+        connector=connector,
+        timeout=aiohttp.ClientTimeout(total=None, connect=config.connect_timeout),
+        skip_auto_headers=("User-Agent",),
+    )
+    app[PROXY] = proxy.Proxy(config, app[BALANCER], app[METRICS], session)
+    await app[DISCOVERY].start()
+    try:
+        yield
+    finally:
+        await app[DISCOVERY].stop()
+        await session.close()
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return web.Response(text="ok")
+
+
+async def _readyz(request: web.Request) -> web.Response:
+    if request.app[DISCOVERY].synced:
+        return web.Response(text="ok")
+    return web.Response(status=503, text="discovery has not synced yet")
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[METRICS].exposition(), content_type="text/plain", charset="utf-8")
+
+
+def _error(status: int, message: str, *, param: str | None = None, code: str | None = None) -> web.Response:
+    return web.json_response(openai.error_body(status, message, param=param, code=code), status=status)
+
+
+def _authenticate(request: web.Request) -> auth.ApiKey | web.Response | None:
+    keys = request.app[DISCOVERY].keys()
+    if not keys.enabled:
+        return None
+    token = auth.bearer_token(request.headers.get("Authorization"))
+    if token is None:
+        return _error(401, "missing API key: send 'Authorization: Bearer <key>'", code="invalid_api_key")
+    key = keys.lookup(token)
+    if key is None:
+        return _error(401, "invalid API key", code="invalid_api_key")
+    return key
+
+
+async def _models(request: web.Request) -> web.Response:
+    key = _authenticate(request)
+    if isinstance(key, web.Response):
+        return key
+    names = [n for n in request.app[DISCOVERY].table().ready_names() if key is None or key.allows(n)]
+    listing = openai.ModelList(data=[openai.ModelCard(id=n) for n in names])
+    return web.json_response(listing.model_dump())
+
+
+async def _model(request: web.Request) -> web.Response:
+    key = _authenticate(request)
+    if isinstance(key, web.Response):
+        return key
+    name = request.match_info["model"]
+    found = request.app[DISCOVERY].table().get(name)
+    if found is None or not found.routable or (key is not None and not key.allows(name)):
+        return _error(404, f"model '{name}' not found", param="model", code="model_not_found")
+    return web.json_response(openai.ModelCard(id=name).model_dump())
+
+
+def _not_found(name: str, table_names: list[str], key: auth.ApiKey | None) -> web.Response:
+    visible = [n for n in table_names if key is None or key.allows(n)]
+    shown = ", ".join(visible[:20]) + (", ..." if len(visible) > 20 else "")
+    return _error(
+        404,
+        f"model '{name}' not found; available: {shown or 'none'}",
+        param="model",
+        code="model_not_found",
+    )
+
+
+async def _openai(request: web.Request) -> web.StreamResponse:
+    started = asyncio.get_running_loop().time()
+    app = request.app
+    stats = app[METRICS]
+    label, endpoint, code = "unknown", "none", 0
+    response: web.StreamResponse | None = None
+    try:
+        key = _authenticate(request)
+        if isinstance(key, web.Response):
+            response = key
+            return key
+        limit = app[SETTINGS].max_body_bytes
+        if request.content_length is not None and request.content_length > limit:
+            response = _error(413, f"request body larger than {limit} bytes")
+            return response
+        try:
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            response = _error(413, f"request body larger than {limit} bytes")
+            return response
+        try:
+            parsed = body.parse(raw, request.headers.get("Content-Type", ""))
+        except body.BodyError as exc:
+            response = _error(400, str(exc), param=exc.param)
+            return response
+        table = app[DISCOVERY].table()
+        if table.get(parsed.model) is None:
+            response = _not_found(parsed.model, table.ready_names(), key)
+            return response
+        label = parsed.model
+        if key is not None and not key.allows(parsed.model):
+            response = _error(
+                403, f"this API key may not use model '{parsed.model}'", code="model_not_allowed"
+            )
+            return response
+        limiter = app[LIMITER]
+        if key is not None and not limiter.acquire(key):
+            response = _error(429, "too many requests in flight for this API key", code="concurrency_limit")
+            return response
+        suffix = request.path[3:] + (f"?{request.query_string}" if request.query_string else "")
+        exchange = proxy.Exchange(request, parsed, suffix, started)
+        try:
+            response = await app[PROXY].forward(exchange, table, key)
+        except proxy.ClientGone:
+            exchange.code = 499
+            response = exchange.committed
+        finally:
+            if key is not None:
+                limiter.release(key)
+            endpoint, code = exchange.endpoint, exchange.code
+        assert response is not None
+        return response
+    finally:
+        status = code or (response.status if response is not None else 500)
+        elapsed = asyncio.get_running_loop().time() - started
+        stats.requests.labels(label, endpoint, str(status)).inc()
+        stats.duration.labels(label, endpoint, str(status)).observe(elapsed)

@@ -1,0 +1,77 @@
+"""Prometheus metrics of one gateway app, in a registry of its own (no global default).
+
+Names (all prefixed ``modelyard_gateway_``):
+
+* ``requests_total`` / ``request_duration_seconds`` by model, endpoint and code: what clients saw
+  (endpoint is the ModelEndpoint that answered, ``none`` when none did);
+* ``upstream_first_byte_seconds`` by model and endpoint: response headers (or first SSE
+  event) after the request was sent;
+* ``overhead_seconds``: gateway time before the request left for the target (auth, body
+  scan, routing) plus the time from the last byte received to the response finished;
+* ``retries_total`` by model and reason, ``fallbacks_total`` by model and fallback,
+  ``ejections_total`` by endpoint;
+* ``tokens_total`` by model and kind (prompt, completion), from the ``usage`` of responses;
+* ``in_flight`` by endpoint and target.
+"""
+
+from __future__ import annotations
+
+import prometheus_client
+
+_FAST = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
+_SLOW = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+
+
+class Metrics:
+    """The gateway's collectors, registered in :attr:`registry`."""
+
+    def __init__(self, registry: prometheus_client.CollectorRegistry | None = None) -> None:
+        self.registry = registry or prometheus_client.CollectorRegistry(auto_describe=True)
+        r = self.registry
+        p = "modelyard_gateway_"
+        self.requests = prometheus_client.Counter(
+            p + "requests", "Requests answered", ["model", "endpoint", "code"], registry=r
+        )
+        self.duration = prometheus_client.Histogram(
+            p + "request_duration_seconds",
+            "Time to the last byte of the response",
+            ["model", "endpoint", "code"],
+            buckets=_SLOW,
+            registry=r,
+        )
+        self.first_byte = prometheus_client.Histogram(
+            p + "upstream_first_byte_seconds",
+            "Time from sending to a target to its first byte",
+            ["model", "endpoint"],
+            buckets=_SLOW,
+            registry=r,
+        )
+        self.overhead = prometheus_client.Histogram(
+            p + "overhead_seconds", "Time spent in the gateway itself", buckets=_FAST, registry=r
+        )
+        self.retries = prometheus_client.Counter(
+            p + "retries", "Attempts retried", ["model", "reason"], registry=r
+        )
+        self.fallbacks = prometheus_client.Counter(
+            p + "fallbacks", "Requests sent to a fallback model", ["model", "fallback"], registry=r
+        )
+        self.ejections = prometheus_client.Counter(
+            p + "ejections", "Targets ejected after consecutive failures", ["endpoint"], registry=r
+        )
+        self.tokens = prometheus_client.Counter(
+            p + "tokens", "Tokens reported in usage", ["model", "kind"], registry=r
+        )
+        self.in_flight = prometheus_client.Gauge(
+            p + "in_flight", "Requests in flight per target", ["endpoint", "target"], registry=r
+        )
+
+    def exposition(self) -> bytes:
+        return prometheus_client.generate_latest(self.registry)
+
+    def count_usage(self, model: str, usage: object) -> None:
+        if not isinstance(usage, dict):
+            return
+        for kind in ("prompt", "completion"):
+            value = usage.get(f"{kind}_tokens")
+            if isinstance(value, int) and value > 0:
+                self.tokens.labels(model, kind).inc(value)

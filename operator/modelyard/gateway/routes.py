@@ -1,0 +1,111 @@
+"""The route table: what the gateway knows about where each served name can be answered.
+
+Discovery (from the cluster or a static file) produces one immutable :class:`RouteTable`
+snapshot per change and swaps it in whole, so a request always sees a consistent table and
+the proxy never takes a lock. Everything here is plain data; the live counters (requests in
+flight, ejections) belong to the balancer, keyed by :attr:`Target.key`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Target:
+    """One place a request can be sent: a ready pod, or an upstream API.
+
+    ``base`` is the URL that OpenAI paths are appended to without their ``/v1`` prefix
+    (``http://10.0.0.5:8000/v1`` for a pod, ``https://api.openai.com/v1`` upstream).
+    """
+
+    key: str
+    """Unique id, e.g. ``ns/endpoint@10.0.0.5:8000``; labels metrics and keys counters."""
+    base: str
+    """Base URL ending in the API version, no trailing slash."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Upstream:
+    """How to talk to an external OpenAI-compatible API."""
+
+    model: str | None = None
+    """The model name sent upstream instead of the served name (None: unchanged)."""
+    api_key: str | None = dataclasses.field(default=None, repr=False)
+    """Bearer key for the upstream; never logged (excluded from repr)."""
+    headers: tuple[tuple[str, str], ...] = ()
+    """Extra request headers."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One ModelEndpoint that is Ready: its weight and the targets that can answer for it."""
+
+    name: str
+    """``namespace/name`` of the ModelEndpoint."""
+    served_name: str
+    weight: int
+    targets: tuple[Target, ...]
+    upstream: Upstream | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Model:
+    """A served name: its routable endpoints and the served names to fall back to."""
+
+    name: str
+    endpoints: tuple[Endpoint, ...] = ()
+    """Ready endpoints with weight > 0 and at least one target."""
+    fallback: tuple[str, ...] = ()
+    """Fallback served names from every endpoint of this name (ready or not), in order."""
+
+    @property
+    def routable(self) -> bool:
+        return bool(self.endpoints)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RouteTable:
+    """All served names the gateway knows, routable or not."""
+
+    models: Mapping[str, Model] = dataclasses.field(default_factory=dict)
+
+    def get(self, name: str) -> Model | None:
+        return self.models.get(name)
+
+    def ready_names(self) -> list[str]:
+        """Served names with at least one ready endpoint, sorted."""
+        return sorted(name for name, model in self.models.items() if model.routable)
+
+
+def build_table(endpoints: Iterable[EndpointInfo]) -> RouteTable:
+    """Group endpoint facts by served name into a table (stable order: by endpoint name)."""
+    grouped: dict[str, list[EndpointInfo]] = {}
+    for info in sorted(endpoints, key=lambda e: e.name):
+        grouped.setdefault(info.served_name, []).append(info)
+    models: dict[str, Model] = {}
+    for served, infos in grouped.items():
+        fallback: list[str] = []
+        for info in infos:
+            fallback.extend(f for f in info.fallback if f != served and f not in fallback)
+        routable = tuple(
+            Endpoint(i.name, served, i.weight, i.targets, i.upstream)
+            for i in infos
+            if i.ready and i.weight > 0 and i.targets
+        )
+        models[served] = Model(served, routable, tuple(fallback))
+    return RouteTable(models)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class EndpointInfo:
+    """What discovery learnt about one ModelEndpoint, ready or not."""
+
+    name: str
+    served_name: str
+    weight: int = 100
+    ready: bool = True
+    fallback: tuple[str, ...] = ()
+    targets: tuple[Target, ...] = ()
+    upstream: Upstream | None = None

@@ -1,0 +1,70 @@
+"""The gateway's knobs in one typed object, read from flags with environment defaults.
+
+Environment variables (a flag of the same meaning wins):
+
+=========================  =====================================================  =========
+RETRY_ATTEMPTS             retries after the first attempt, per model              2
+RETRY_DELAY                milliseconds before retrying a target already tried     100
+FALLBACK_MODEL             served name tried when a model cannot answer            (none)
+GATEWAY_REQUEST_TIMEOUT    seconds for a whole request                             600
+GATEWAY_ATTEMPT_TIMEOUT    seconds one attempt may wait for its first byte         (request)
+GATEWAY_CONNECT_TIMEOUT    seconds to connect to a target                          5
+GATEWAY_MAX_BODY_BYTES     largest request body accepted (413 beyond)              32 MiB
+GATEWAY_MAX_CONCURRENCY    requests in flight per API key (429 beyond; 0 = off)    0
+GATEWAY_KEEPALIVE          seconds between SSE keepalives before the first byte    5
+GATEWAY_EJECT_AFTER        consecutive failures that eject a target                3
+GATEWAY_EJECT_COOLDOWN     seconds an ejected target is skipped                    10
+=========================  =====================================================  =========
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    retry_attempts: int = 2
+    retry_delay: float = 0.1
+    """Seconds (the RETRY_DELAY variable is in milliseconds, as in the Akash gateway)."""
+    fallback_model: str | None = None
+    request_timeout: float = 600.0
+    attempt_timeout: float | None = None
+    """Seconds to the first byte of one attempt; None = the request timeout."""
+    connect_timeout: float = 5.0
+    max_body_bytes: int = 32 * 1024 * 1024
+    max_concurrency_per_key: int = 0
+    keepalive_interval: float = 5.0
+    eject_after: int = 3
+    eject_cooldown: float = 10.0
+    max_connections: int = 0
+    """Upstream connection pool size (0 = unlimited)."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+
+        def num(name: str, default: float) -> float:
+            value = env.get(name, "").strip()
+            return float(value) if value else default
+
+        attempt = env.get("GATEWAY_ATTEMPT_TIMEOUT", "").strip()
+        return cls(
+            retry_attempts=int(num("RETRY_ATTEMPTS", cls.retry_attempts)),
+            retry_delay=num("RETRY_DELAY", cls.retry_delay * 1000) / 1000,
+            fallback_model=env.get("FALLBACK_MODEL") or None,
+            request_timeout=num("GATEWAY_REQUEST_TIMEOUT", cls.request_timeout),
+            attempt_timeout=float(attempt) if attempt else None,
+            connect_timeout=num("GATEWAY_CONNECT_TIMEOUT", cls.connect_timeout),
+            max_body_bytes=int(num("GATEWAY_MAX_BODY_BYTES", cls.max_body_bytes)),
+            max_concurrency_per_key=int(num("GATEWAY_MAX_CONCURRENCY", cls.max_concurrency_per_key)),
+            keepalive_interval=num("GATEWAY_KEEPALIVE", cls.keepalive_interval),
+            eject_after=int(num("GATEWAY_EJECT_AFTER", cls.eject_after)),
+            eject_cooldown=num("GATEWAY_EJECT_COOLDOWN", cls.eject_cooldown),
+        )
+
+    @property
+    def first_byte_timeout(self) -> float:
+        return self.attempt_timeout if self.attempt_timeout is not None else self.request_timeout

@@ -1,0 +1,121 @@
+"""One attempt against one target: the outgoing request, and what counts as a retryable failure.
+
+An attempt fails *retryably* before the client has seen a byte of the answer: the target
+refused or dropped the connection, answered 5xx, or gave no first byte within the attempt
+timeout. Anything else (2xx, 4xx) is the answer and is relayed as it is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+
+import aiohttp
+from multidict import CIMultiDict
+
+from modelyard.gateway import routes
+
+# Request headers never forwarded: hop-by-hop ones, those aiohttp sets itself, and the
+# client's credentials for the gateway (a target gets its own, or none).
+_DROP_REQUEST = frozenset(
+    h.lower()
+    for h in (
+        "Host",
+        "Connection",
+        "Keep-Alive",
+        "Proxy-Authorization",
+        "Proxy-Connection",
+        "TE",
+        "Trailer",
+        "Transfer-Encoding",
+        "Upgrade",
+        "Content-Length",
+        "Accept-Encoding",
+        "Authorization",
+        "Cookie",
+        "Expect",
+    )
+)
+# Response headers never relayed back: hop-by-hop, and those the gateway's server sets.
+DROP_RESPONSE = frozenset(
+    h.lower()
+    for h in (
+        "Connection",
+        "Keep-Alive",
+        "Transfer-Encoding",
+        "Content-Length",
+        "Content-Encoding",
+        "Date",
+        "Server",
+        "Trailer",
+        "Upgrade",
+        "Proxy-Authenticate",
+        "Set-Cookie",
+    )
+)
+
+
+class AttemptFailed(Exception):
+    """A retryable failure of one attempt; ``reason`` labels the retry metric."""
+
+    def __init__(self, reason: str, message: str, status: int = 502) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.status = status
+
+
+class ServerError(AttemptFailed):
+    """The target answered 5xx; kept so the last one can be relayed if every attempt fails."""
+
+    def __init__(self, status: int, body: bytes, headers: Mapping[str, str]) -> None:
+        super().__init__("status_5xx", f"the model server answered {status}", status)
+        self.body = body
+        self.headers = dict(headers)
+
+
+def request_headers(incoming: Mapping[str, str], upstream: routes.Upstream | None) -> CIMultiDict[str]:
+    """Headers for the outgoing request: the client's, less the dropped ones, plus upstream's."""
+    headers: CIMultiDict[str] = CIMultiDict()
+    for name, value in incoming.items():
+        if name.lower() not in _DROP_REQUEST:
+            headers.add(name, value)
+    headers["Accept-Encoding"] = "identity"
+    if upstream is not None:
+        for name, value in upstream.headers:
+            headers[name] = value
+        if upstream.api_key:
+            headers["Authorization"] = f"Bearer {upstream.api_key}"
+    return headers
+
+
+def response_headers(headers: Mapping[str, str]) -> CIMultiDict[str]:
+    relayed: CIMultiDict[str] = CIMultiDict()
+    for name, value in headers.items():
+        if name.lower() not in DROP_RESPONSE:
+            relayed.add(name, value)
+    return relayed
+
+
+async def send(
+    session: aiohttp.ClientSession,
+    target: routes.Target,
+    suffix: str,
+    payload: bytes,
+    headers: Mapping[str, str],
+    timeout: float,
+) -> aiohttp.ClientResponse:
+    """POST to the target and wait for the response headers; 5xx and errors raise AttemptFailed."""
+    try:
+        async with asyncio.timeout(timeout):
+            response = await session.post(target.base + suffix, data=payload, headers=headers)
+            if response.status >= 500:
+                try:
+                    body = await response.read()
+                finally:
+                    response.release()
+                raise ServerError(response.status, body, response.headers)
+    except TimeoutError:
+        raise AttemptFailed("timeout", f"no answer within {timeout:g}s", 504) from None
+    except aiohttp.ClientError as exc:
+        raise AttemptFailed("connect", f"cannot reach the model server ({type(exc).__name__})") from None
+    return response

@@ -1,0 +1,238 @@
+"""Fixtures for the gateway: fake OpenAI servers on loopback and a gateway in front of them.
+
+Everything runs in one background event loop (:class:`Loop`), so tests stay synchronous and
+can use the official ``openai`` client as any user would. A :class:`FakeUpstream` answers
+the OpenAI routes and can be told to fail (500), hang, stream slowly, or die mid-stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any, TypeVar
+
+import pytest
+from aiohttp import web
+
+from modelyard import gateway
+from modelyard.gateway import auth, balancer, discovery, routes
+
+T = TypeVar("T")
+
+
+class Loop:
+    """An asyncio loop in a daemon thread; ``run(coro)`` waits for a coroutine's result."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.runners: list[web.AppRunner] = []
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def serve(self, app: web.Application, host: str = "127.0.0.1") -> str:
+        async def start() -> str:
+            runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.5)
+            await runner.setup()
+            site = web.TCPSite(runner, host, 0)
+            await site.start()
+            self.runners.append(runner)
+            sockets = runner.addresses
+            return f"http://{host}:{sockets[0][1]}"
+
+        return self.run(start())
+
+    def close(self) -> None:
+        async def stop() -> None:
+            for runner in reversed(self.runners):
+                await runner.cleanup()
+
+        try:
+            self.run(stop(), timeout=15)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(5)
+
+
+class FakeUpstream:
+    """An OpenAI-compatible server whose behaviour a test sets in :attr:`mode`.
+
+    Modes: ``ok``; ``error`` (500); ``hang`` (never answers); ``slow_first`` (streams after
+    ``delay`` seconds); ``die`` (streams two events and half a third, then drops the
+    connection); ``bad_request`` (400 in the OpenAI shape).
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.mode = "ok"
+        self.delay = 0.0
+        self.chunk_delay = 0.0
+        self.chunks = 3
+        self.requests: list[dict[str, Any]] = []
+        self.url = ""
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        for path in ("/chat/completions", "/completions", "/embeddings", "/rerank"):
+            app.router.add_post("/v1" + path, self._json)
+        app.router.add_post("/v1/audio/transcriptions", self._audio)
+        app.router.add_post("/v1/audio/translations", self._audio)
+        return app
+
+    async def _misbehave(self) -> web.Response | None:
+        if self.mode == "error":
+            return web.json_response({"error": {"message": f"{self.name} is broken"}}, status=500)
+        if self.mode == "bad_request":
+            return web.json_response(
+                {"error": {"message": "bad temperature", "type": "invalid_request_error"}}, status=400
+            )
+        if self.mode == "hang":
+            await asyncio.sleep(3600)
+        return None
+
+    async def _audio(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        self.requests.append({"path": request.path, "headers": dict(request.headers), "form": dict(form)})
+        bad = await self._misbehave()
+        if bad is not None:
+            return bad
+        upload = form["file"]
+        assert isinstance(upload, web.FileField)
+        size = len(upload.file.read())
+        return web.json_response({"text": f"{self.name} heard {size} bytes", "model": form["model"]})
+
+    async def _json(self, request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        body = json.loads(raw)
+        self.requests.append(
+            {"path": request.path, "headers": dict(request.headers), "body": body, "raw": raw}
+        )
+        bad = await self._misbehave()
+        if bad is not None:
+            return bad
+        if body.get("stream"):
+            return await self._stream(request, body)
+        usage = {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12}
+        if request.path.endswith("/embeddings"):
+            return web.json_response(
+                {
+                    "object": "list",
+                    "model": body["model"],
+                    "usage": usage,
+                    "data": [{"object": "embedding", "index": 0, "embedding": [0.1, 0.2]}],
+                }
+            )
+        if request.path.endswith("/rerank"):
+            return web.json_response(
+                {"model": body["model"], "results": [{"index": 0, "relevance_score": 0.9}]}
+            )
+        return web.json_response(
+            {
+                "id": "chatcmpl-1",
+                "object": "chat.completion",
+                "created": 1,
+                "model": body["model"],
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": "stop",
+                        "message": {"role": "assistant", "content": f"hello from {self.name}"},
+                    }
+                ],
+                "usage": usage,
+            }
+        )
+
+    async def _stream(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        if self.mode == "slow_first":
+            await asyncio.sleep(self.delay)
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for i in range(self.chunks):
+            chunk = {
+                "id": "chatcmpl-1",
+                "object": "chat.completion.chunk",
+                "created": 1,
+                "model": body["model"],
+                "choices": [{"index": 0, "delta": {"content": f"{self.name}-{i} "}, "finish_reason": None}],
+            }
+            await response.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+            if self.mode == "die" and i == 1:
+                await response.write(b'data: {"id": "chatcmpl-1", "choi')
+                assert request.transport is not None
+                request.transport.abort()
+                return response
+            if self.chunk_delay:
+                await asyncio.sleep(self.chunk_delay)
+        usage = {"prompt_tokens": 3, "completion_tokens": self.chunks, "total_tokens": 3 + self.chunks}
+        last = {
+            "id": "chatcmpl-1",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": body["model"],
+            "choices": [],
+            "usage": usage,
+        }
+        await response.write(b"data: " + json.dumps(last).encode() + b"\n\ndata: [DONE]\n\n")
+        await response.write_eof()
+        return response
+
+
+class Harness:
+    """Fake upstreams and gateways on one background loop."""
+
+    def __init__(self, loop: Loop) -> None:
+        self.loop = loop
+
+    def fake(self, name: str, host: str = "127.0.0.1") -> FakeUpstream:
+        upstream = FakeUpstream(name)
+        upstream.url = self.loop.serve(upstream.app(), host)
+        return upstream
+
+    def gateway(
+        self,
+        source: discovery.Discovery,
+        chooser: balancer.Balancer | None = None,
+        **settings: Any,
+    ) -> tuple[str, web.Application]:
+        config = gateway.Settings(**{"retry_delay": 0.01, **settings})
+        chooser = chooser or balancer.WeightedLeastBusy(config.eject_after, config.eject_cooldown)
+        app = gateway.create_app(config, source, chooser)
+        return self.loop.serve(app), app
+
+
+def table(*endpoints: routes.EndpointInfo) -> routes.RouteTable:
+    return routes.build_table(endpoints)
+
+
+def pods(name: str, served: str, *fakes: FakeUpstream, weight: int = 100, **kw: Any) -> routes.EndpointInfo:
+    targets = tuple(discovery.pod_target(name, f.url) for f in fakes)
+    return routes.EndpointInfo(name, served, weight, targets=targets, **kw)
+
+
+@pytest.fixture()
+def harness() -> Iterator[Harness]:
+    loop = Loop()
+    try:
+        yield Harness(loop)
+    finally:
+        loop.close()
+
+
+@pytest.fixture()
+def make_table() -> Callable[..., routes.RouteTable]:
+    return table
+
+
+@pytest.fixture()
+def make_pods() -> Callable[..., routes.EndpointInfo]:
+    return pods
+
+
+@pytest.fixture()
+def key_table() -> Callable[[dict[str, str]], auth.KeyTable]:
+    return auth.KeyTable.from_data
