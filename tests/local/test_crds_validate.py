@@ -29,7 +29,8 @@ def test_crds_install_and_reject_an_out_of_range_weight(
     if not files:
         pytest.skip("crds/ holds no CRDs yet")
     for path in files:
-        local_cluster.kubectl("apply", "--server-side", "-f", str(path))
+        applied = local_cluster.kubectl("apply", "--server-side", "-f", str(path), check=False)
+        assert applied.returncode == 0, f"{path.name} rejected by the API server:\n{applied.stderr}"
     local_cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
                           *[arg for path in files for arg in ("-f", str(path))])
 

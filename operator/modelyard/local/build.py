@@ -227,8 +227,11 @@ def ensure_built(log: Progress = print) -> Path:
         log(f"building Kubernetes {K8S_VERSION} control plane into {out} "
             "(cold: ~30 min on 2 cores; cached afterwards)")
         log("  downloading Go modules ...")
-        subprocess.run([go, "mod", "download"], cwd=work, env=env, check=True)
-        _patch_kubernetes(work, go, env)
+        try:
+            subprocess.run([go, "mod", "download"], cwd=work, env=env, check=True)
+            _patch_kubernetes(work, go, env)
+        except subprocess.CalledProcessError as exc:
+            raise BuildError(f"{' '.join(map(str, exc.cmd))} failed (exit {exc.returncode})") from exc
         target = out / f"{CONTROLPLANE}.tmp"
         _run(
             [go, "build", "-v", "-trimpath",

@@ -18,98 +18,31 @@ import datetime
 import ipaddress
 import logging
 import os
-import platform
 import shutil
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modelyard.local import kube, podrunner
+from modelyard.local import kube, nodes, podrunner
 
 log = logging.getLogger("modelyard.local.nodeagent")
 Obj = dict[str, Any]
-FAKE_LABEL = "modelyard.io/fake-pods"
 FAKE_ANNOTATION = "modelyard.io/fake"
-GPU_RESOURCE = "nvidia.com/gpu"
-GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
-
-
-@dataclass(frozen=True)
-class NodeSpec:
-    """A fake node: ``NAME[:GPUS[:GPU_TYPE]]`` on the command line."""
-
-    name: str
-    gpus: int = 0
-    gpu_type: str = "NVIDIA-H100-80GB-HBM3"
-    cpu: str = "16"
-    memory: str = "128Gi"
-    labels: dict[str, str] = field(default_factory=dict)
-    fake: bool = False
-
-    @classmethod
-    def parse(cls, text: str, fake: bool = False) -> NodeSpec:
-        name, _, rest = text.partition(":")
-        gpus, _, gpu_type = rest.partition(":")
-        return cls(name=name, gpus=int(gpus or 0), gpu_type=gpu_type or cls.gpu_type, fake=fake)
-
-    def manifest(self, version: str) -> Obj:
-        labels = {"kubernetes.io/hostname": self.name, "kubernetes.io/os": "linux",
-                  "kubernetes.io/arch": "amd64", "modelyard.io/local-node": "true", **self.labels}
-        resources = {"cpu": self.cpu, "memory": self.memory, "pods": "110",
-                     "ephemeral-storage": "100Gi"}
-        if self.gpus:
-            labels[GPU_PRODUCT_LABEL] = self.gpu_type
-            labels["nvidia.com/gpu.count"] = str(self.gpus)
-            resources[GPU_RESOURCE] = str(self.gpus)
-        if self.fake:
-            labels[FAKE_LABEL] = "true"
-        return {
-            "apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": self.name, "labels": labels},
-            "status": {
-                "capacity": resources, "allocatable": resources,
-                "addresses": [{"type": "InternalIP", "address": "127.0.0.1"},
-                              {"type": "Hostname", "address": self.name}],
-                "conditions": node_conditions(),
-                "daemonEndpoints": {"kubeletEndpoint": {"Port": 0}},
-                "nodeInfo": {
-                    "kubeletVersion": version, "kubeProxyVersion": "",
-                    "containerRuntimeVersion": "modelyard-local://processes",
-                    "operatingSystem": "linux", "architecture": "amd64",
-                    "osImage": platform.platform(), "kernelVersion": platform.release(),
-                    "machineID": "", "systemUUID": "", "bootID": ""},
-            },
-        }
-
-
-def node_conditions() -> list[Obj]:
-    now = podrunner.now_iso()
-
-    def cond(type_: str, status: str, reason: str, message: str) -> Obj:
-        return {"type": type_, "status": status, "reason": reason, "message": message,
-                "lastHeartbeatTime": now, "lastTransitionTime": now}
-
-    return [
-        cond("Ready", "True", "KubeletReady", "modelyard node agent is posting ready status"),
-        cond("MemoryPressure", "False", "KubeletHasSufficientMemory", "ok"),
-        cond("DiskPressure", "False", "KubeletHasNoDiskPressure", "ok"),
-        cond("PIDPressure", "False", "KubeletHasSufficientPID", "ok"),
-    ]
+NodeSpec = nodes.NodeSpec
 
 
 class NodeAgent:
     """Registers ``nodes`` and runs their pods until :meth:`stop`."""
 
     def __init__(
-        self, kubeconfig: Path, nodes: Sequence[NodeSpec], state_dir: Path, *,
+        self, kubeconfig: Path, node_specs: Sequence[nodes.NodeSpec], state_dir: Path, *,
         pod_cidr: str | None = None, backoff: tuple[float, float] = (2.0, 60.0),
         version: str = "v1.33.13",
     ) -> None:
         self.kube = kube.Kube(kubeconfig, pool_size=64)
         self.server = self.kube.server
-        self.nodes = {n.name: n for n in nodes}
+        self.nodes = {n.name: n for n in node_specs}
         self.state_dir = state_dir
         self.version = version
         self.backoff = backoff
@@ -203,7 +136,7 @@ class NodeAgent:
                 try:
                     self._renew_lease(name)
                     if beats % 3 == 0:
-                        status = {"status": {"conditions": node_conditions()}}
+                        status = {"status": {"conditions": nodes.node_conditions()}}
                         self.kube.request("PATCH", f"/api/v1/nodes/{name}/status", status,
                                           content_type=kube.STRATEGIC)
                 except Exception as exc:
@@ -280,6 +213,11 @@ class NodeAgent:
                                             query={"fieldSelector": selector})
                 for pod in listing["items"]:
                     self.reconcile(pod)
+                listed = {pod["metadata"]["uid"] for pod in listing["items"]}
+                with self._lock:
+                    gone = [r.pod for uid, r in self.runners.items() if uid not in listed]
+                for pod in gone:  # deleted while the watch was down
+                    self.reconcile(pod, deleted=True)
                 version = listing["metadata"]["resourceVersion"]
                 while not self._stop.is_set():
                     for event in self.kube.watch("/api/v1/pods", version, fieldSelector=selector):
