@@ -50,6 +50,10 @@ class Loop:
         async def stop() -> None:
             for runner in reversed(self.runners):
                 await runner.cleanup()
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
         try:
             self.run(stop(), timeout=15)

@@ -1,0 +1,115 @@
+"""Streams: keepalives while waiting, retries before the first event, a clean end on failure."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from typing import Any
+
+import openai
+import pytest
+
+from modelyard.gateway import discovery
+
+
+def _raw_stream(url: str, model: str = "llama") -> bytes:
+    body = json.dumps({"model": model, "messages": [{"role": "user", "content": "x"}], "stream": True})
+    request = urllib.request.Request(
+        f"{url}/v1/chat/completions", data=body.encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+        return response.read()
+
+
+def _events(raw: bytes) -> list[bytes]:
+    return [e for e in raw.split(b"\n\n") if e]
+
+
+def test_keepalives_are_sent_while_waiting_for_the_first_event(
+    harness: Any, make_table: Any, make_pods: Any
+) -> None:
+    slow = harness.fake("slow")
+    slow.mode, slow.delay = "slow_first", 0.5
+    url, _ = harness.gateway(
+        discovery.StaticDiscovery(make_table(make_pods("ns/a", "llama", slow))), keepalive_interval=0.1
+    )
+    events = _events(_raw_stream(url))
+    assert events[0] == b": keepalive"
+    data = [e for e in events if e.startswith(b"data: {")]
+    assert len(data) == 4 and events[-1] == b"data: [DONE]"
+
+
+def test_stream_is_relayed_as_it_arrives(harness: Any, make_table: Any, make_pods: Any) -> None:
+    slow = harness.fake("slow")
+    slow.chunks, slow.chunk_delay = 3, 0.3
+    url, _ = harness.gateway(discovery.StaticDiscovery(make_table(make_pods("ns/a", "llama", slow))))
+    client = openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0, timeout=10)
+    started = time.monotonic()
+    stream = client.chat.completions.create(
+        model="llama", messages=[{"role": "user", "content": "x"}], stream=True
+    )
+    first = next(iter(stream))
+    assert time.monotonic() - started < 0.25  # not buffered until the end (~0.9 s)
+    assert first.choices[0].delta.content == "slow-0 "
+    assert len(list(stream)) == 3
+
+
+def test_stream_hanging_before_first_event_is_retried_behind_keepalives(
+    harness: Any, make_table: Any, make_pods: Any
+) -> None:
+    hung, good = harness.fake("hung"), harness.fake("good")
+    hung.mode = "hang"
+    url, _ = harness.gateway(
+        discovery.StaticDiscovery(
+            make_table(
+                make_pods("ns/a", "llama", hung, weight=1000), make_pods("ns/b", "llama", good, weight=1)
+            )
+        ),
+        attempt_timeout=0.4,
+        keepalive_interval=0.1,
+    )
+    raw = _raw_stream(url)
+    assert raw.startswith(b": keepalive\n\n")
+    assert b"good-0" in raw and raw.endswith(b"data: [DONE]\n\n")
+    assert len(hung.requests) == 1
+
+
+def test_failure_mid_stream_ends_with_an_error_event_and_done(
+    harness: Any, make_table: Any, make_pods: Any
+) -> None:
+    dying = harness.fake("dying")
+    dying.mode = "die"
+    url, _ = harness.gateway(discovery.StaticDiscovery(make_table(make_pods("ns/a", "llama", dying))))
+    raw = _raw_stream(url)
+    events = _events(raw)
+    assert raw.endswith(b"\n\n")
+    assert all(e.startswith(b"data: ") for e in events)
+    for event in events[:-1]:
+        json.loads(event[6:])  # every event is whole: no half-written line reached the client
+    assert events[-1] == b"data: [DONE]"
+    error = json.loads(events[-2][6:])["error"]
+    assert error["code"] == "upstream_interrupted" and error["type"] == "server_error"
+    assert len(dying.requests) == 1  # never retried after the first byte
+
+    client = openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0, timeout=10)
+    with pytest.raises(openai.APIError):
+        list(
+            client.chat.completions.create(
+                model="llama", messages=[{"role": "user", "content": "x"}], stream=True
+            )
+        )
+
+
+def test_stream_error_status_before_commit_is_a_plain_error(
+    harness: Any, make_table: Any, make_pods: Any
+) -> None:
+    bad = harness.fake("bad")
+    bad.mode = "bad_request"
+    url, _ = harness.gateway(discovery.StaticDiscovery(make_table(make_pods("ns/a", "llama", bad))))
+    client = openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0, timeout=10)
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(
+            model="llama", messages=[{"role": "user", "content": "x"}], stream=True
+        )
