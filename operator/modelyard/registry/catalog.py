@@ -171,18 +171,18 @@ class Registry:
         self, model_id: str, overrides: model_entry.Hyperparameters | Mapping[str, Any] | None = None
     ) -> model_entry.Hyperparameters:
         defaults = self.get(model_id).spec.training_defaults
-        return _merge(model_entry.Hyperparameters, defaults.hyperparameters if defaults else None, overrides)
+        return merge_defaults(model_entry.Hyperparameters, defaults.hyperparameters if defaults else None, overrides)
 
     def lora_config(
         self, model_id: str, overrides: model_entry.LoraConfig | Mapping[str, Any] | None = None
     ) -> model_entry.LoraConfig:
         defaults = self.get(model_id).spec.training_defaults
-        return _merge(model_entry.LoraConfig, defaults.lora if defaults else None, overrides)
+        return merge_defaults(model_entry.LoraConfig, defaults.lora if defaults else None, overrides)
 
     def inference_config(
         self, model_id: str, overrides: model_entry.InferenceDefaults | Mapping[str, Any] | None = None
     ) -> model_entry.InferenceDefaults:
-        return _merge(model_entry.InferenceDefaults, self.get(model_id).spec.inference_defaults, overrides)
+        return merge_defaults(model_entry.InferenceDefaults, self.get(model_id).spec.inference_defaults, overrides)
 
     # -- validation --------------------------------------------------------------------------
 
@@ -312,7 +312,7 @@ def _join(*parts: str | None) -> str | None:
 M = TypeVar("M", bound=base.ApiModel)
 
 
-def _merge(model: type[M], defaults: M | None, overrides: M | Mapping[str, Any] | None) -> M:
+def merge_defaults(model: type[M], defaults: M | None, overrides: M | Mapping[str, Any] | None) -> M:
     """Defaults with overrides on top, key by key (the Model Garden ``{**defaults, **user}``)."""
     merged_base = defaults.model_dump(exclude_none=True) if defaults else {}
     if overrides is None:

@@ -1,0 +1,125 @@
+"""The operator's access to the Kubernetes API: server-side apply, get, list, delete and
+status patches, run on worker threads so kopf's event loop never blocks.
+
+Built on the ``kubernetes`` dynamic client; in a pod it uses the in-cluster config, outside
+the current kubeconfig (or ``--kubeconfig``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+from typing import Any
+
+from kubernetes import client, config, dynamic
+from kubernetes.dynamic import exceptions
+
+from modelyard.builders import labels
+
+# (apiVersion, kind) of everything the operator touches.
+DEPLOYMENT = ("apps/v1", "Deployment")
+SERVICE = ("v1", "Service")
+POD = ("v1", "Pod")
+CONFIG_MAP = ("v1", "ConfigMap")
+SECRET = ("v1", "Secret")
+JOB = ("batch/v1", "Job")
+MODEL_ENTRY = (labels.API_VERSION, "ModelEntry")
+MODEL_ENDPOINT = (labels.API_VERSION, "ModelEndpoint")
+TRAINING_JOB = (labels.API_VERSION, "TrainingJob")
+
+Kind = tuple[str, str]
+
+
+def api_client(kubeconfig: str | None = None) -> client.ApiClient:
+    """In-cluster config when running in a pod, else the kubeconfig."""
+    configuration = client.Configuration()
+    if kubeconfig is None:
+        try:
+            config.load_incluster_config(client_configuration=configuration)
+            return client.ApiClient(configuration)
+        except config.ConfigException:
+            pass
+    config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    return client.ApiClient(configuration)
+
+
+class Cluster:
+    """Async facade over the dynamic client; objects in and out are plain dicts."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self.api = api
+        self._dynamic = dynamic.DynamicClient(api)
+
+    @functools.cache  # noqa: B019 - one Cluster per process; resources never change
+    def _resource(self, kind: Kind) -> Any:
+        return self._dynamic.resources.get(api_version=kind[0], kind=kind[1])
+
+    async def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+    async def get(self, kind: Kind, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        try:
+            found = await self._call(self._resource(kind).get, name=name, namespace=namespace)
+        except exceptions.NotFoundError:
+            return None
+        return dict(found.to_dict())
+
+    async def list(
+        self, kind: Kind, namespace: str | None = None, label_selector: str | None = None
+    ) -> list[dict[str, Any]]:
+        found = await self._call(self._resource(kind).get, namespace=namespace, label_selector=label_selector)
+        return [dict(item) for item in found.to_dict().get("items", [])]
+
+    async def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Server-side apply as the operator's field manager, taking ownership of conflicts."""
+        kind = (obj["apiVersion"], obj["kind"])
+        meta = obj["metadata"]
+        applied = await self._call(
+            self._dynamic.server_side_apply,
+            self._resource(kind),
+            body=obj,
+            name=meta["name"],
+            namespace=meta.get("namespace"),
+            field_manager=labels.FIELD_MANAGER,
+            force_conflicts=True,
+        )
+        return dict(applied.to_dict())
+
+    async def delete(self, kind: Kind, name: str, namespace: str | None = None) -> bool:
+        try:
+            await self._call(
+                self._resource(kind).delete,
+                name=name,
+                namespace=namespace,
+                body={"propagationPolicy": "Background"},
+            )
+        except exceptions.NotFoundError:
+            return False
+        return True
+
+    async def patch_status(
+        self, kind: Kind, name: str, namespace: str | None, status: dict[str, Any]
+    ) -> None:
+        """Merge-patch the status subresource (None values delete fields)."""
+        resource = self._resource(kind)
+        with contextlib.suppress(exceptions.NotFoundError):
+            await self._call(
+                self._dynamic.patch,
+                resource.status,
+                body={"status": status},
+                name=name,
+                namespace=namespace,
+                content_type="application/merge-patch+json",
+            )
+
+    async def create(self, obj: dict[str, Any]) -> dict[str, Any] | None:
+        """Create; None when it exists already."""
+        kind = (obj["apiVersion"], obj["kind"])
+        try:
+            created = await self._call(
+                self._resource(kind).create, body=obj, namespace=obj["metadata"].get("namespace")
+            )
+        except exceptions.ConflictError:
+            return None
+        return dict(created.to_dict())

@@ -1,0 +1,46 @@
+"""What every handler shares: the cluster, settings, metrics, and the operator's memory of
+which endpoints serve which entry (rebuilt from the cluster when the operator starts)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from modelyard.builders import settings
+from modelyard.controllers import cluster, debounce, metrics
+
+
+@dataclasses.dataclass(frozen=True)
+class EndpointState:
+    model: str
+    ready: bool
+    phase: str
+
+
+@dataclasses.dataclass
+class Context:
+    cluster: cluster.Cluster
+    settings: settings.Settings
+    metrics: metrics.Metrics
+    namespace: str
+    """The operator's namespace: entry ConfigMaps and Secrets without a namespace, the Lease."""
+    endpoints: dict[tuple[str, str], EndpointState] = dataclasses.field(default_factory=dict)
+    endpoint_queue: debounce.Debouncer | None = None
+    entry_queue: debounce.Debouncer | None = None
+    training_queue: debounce.Debouncer | None = None
+    entry_versions: dict[str, tuple[int, str]] = dataclasses.field(default_factory=dict)
+    """(generation, phase) of each entry when its endpoints were last woken."""
+
+    def endpoints_of(self, model: str) -> list[tuple[str, str]]:
+        return sorted(key for key, state in self.endpoints.items() if state.model == model)
+
+    def touch_endpoint(self, namespace: str, name: str, delay: float = 0.2) -> None:
+        if self.endpoint_queue is not None:
+            self.endpoint_queue.schedule((namespace, name), delay)
+
+    def touch_entry(self, name: str, delay: float = 0.3) -> None:
+        if self.entry_queue is not None:
+            self.entry_queue.schedule(name, delay)
+
+    def touch_training(self, namespace: str, name: str, delay: float = 0.2) -> None:
+        if self.training_queue is not None:
+            self.training_queue.schedule((namespace, name), delay)

@@ -1,0 +1,180 @@
+"""ModelEndpoint: apply its Deployment and Service, and say honestly how its pods are doing.
+
+One reconcile reads the endpoint, its entry, its Deployment and pods, applies the desired
+children (server-side apply: a deleted or hand-edited child is restored) and writes status
+once. Upstream endpoints run no pods: they are Ready when the upstream base URL answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, cast
+
+import aiohttp
+import kopf
+import pydantic
+
+from modelyard import api
+from modelyard.builders import deployment, endpoint_status, labels, service
+from modelyard.controllers import cluster, conditions, context, model_entry
+from modelyard.registry import manifests
+
+log = logging.getLogger(__name__)
+
+_PHASE_EVENT_TYPE = {
+    "Ready": "Normal",
+    "Progressing": "Normal",
+    "Pending": "Normal",
+    "Degraded": "Warning",
+    "Failed": "Warning",
+}
+
+
+def parse(body: dict[str, Any]) -> api.ModelEndpoint:
+    return api.ModelEndpoint.model_validate({k: v for k, v in body.items() if k != "status"})
+
+
+async def _upstream_answers(base_url: str) -> str | None:
+    """None when the base URL answers HTTP at all (any status), else why not."""
+    try:
+        timeout = aiohttp.ClientTimeout(total=5)
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.get(f"{base_url.rstrip('/')}/models"),
+        ):
+            return None
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        return f"{base_url} does not answer: {exc.__class__.__name__}: {exc}"
+
+
+async def _observe_children(
+    ctx: context.Context, endpoint: api.ModelEndpoint, entry: api.ModelEntry, uid: str
+) -> endpoint_status.Observed:
+    built = deployment.build_deployment(endpoint, entry, ctx.settings, owner_uid=uid)
+    await ctx.cluster.apply(built)
+    await ctx.cluster.apply(service.build_service(endpoint, ctx.settings, owner_uid=uid, model=entry.name))
+    current = await ctx.cluster.get(cluster.DEPLOYMENT, endpoint.name, endpoint.namespace)
+    pods = await ctx.cluster.list(cluster.POD, endpoint.namespace, f"{labels.ENDPOINT}={endpoint.name}")
+    return endpoint_status.observe(endpoint.spec.replicas, current, pods)
+
+
+async def _remove_children(ctx: context.Context, endpoint: api.ModelEndpoint) -> None:
+    await ctx.cluster.delete(cluster.DEPLOYMENT, endpoint.name, endpoint.namespace)
+    await ctx.cluster.delete(cluster.SERVICE, endpoint.name, endpoint.namespace)
+
+
+async def _decide(
+    ctx: context.Context, endpoint: api.ModelEndpoint, uid: str
+) -> tuple[endpoint_status.Observed, dict[str, Any]]:
+    """The observed state and the extra status fields (servedName, engine, url)."""
+    entry_body = await ctx.cluster.get(cluster.MODEL_ENTRY, endpoint.spec.model)
+    if entry_body is None:
+        model = endpoint.spec.model
+        message = f"ModelEntry {model!r} does not exist (yet); this endpoint proceeds once it is applied"
+        return endpoint_status.Observed("Pending", "EntryNotFound", message, endpoint.spec.replicas, 0), {}
+    entry = model_entry.parse(entry_body)
+    result = await model_entry.resolved(ctx, entry)
+    extra = {
+        "servedName": deployment.served_name(entry, endpoint),
+        "engine": deployment.resolved_engine(entry, endpoint),
+    }
+    if not result.ok:
+        message = f"ModelEntry {entry.name} is invalid: {result.reason}"
+        return endpoint_status.Observed("Failed", "EntryInvalid", message, endpoint.spec.replicas, 0), extra
+    if not result.capabilities.inference:
+        message = f"ModelEntry {entry.name} cannot serve inference (capabilities.inference is false)"
+        return endpoint_status.Observed("Failed", "NotServable", message, endpoint.spec.replicas, 0), extra
+    if extra["engine"] == "upstream":
+        await _remove_children(ctx, endpoint)
+        upstream = entry.spec.upstream
+        base_url = upstream.base_url if upstream else ""
+        extra["url"] = base_url
+        problem = await _upstream_answers(base_url)
+        if problem:
+            ctx.touch_endpoint(endpoint.namespace or "", endpoint.name, delay=10)
+            return endpoint_status.Observed("Pending", "UpstreamUnreachable", problem, 0, 0), extra
+        return endpoint_status.Observed("Ready", "UpstreamAnswers", f"{base_url} answers", 0, 0), extra
+    extra["url"] = service.service_url(endpoint, ctx.settings)
+    return await _observe_children(ctx, endpoint, entry, uid), extra
+
+
+async def reconcile(ctx: context.Context, key: tuple[str, str]) -> None:
+    namespace, name = key
+    started = time.monotonic()
+    body = await ctx.cluster.get(cluster.MODEL_ENDPOINT, name, namespace)
+    if body is None or body["metadata"].get("deletionTimestamp"):
+        gone = ctx.endpoints.pop(key, None)
+        if gone is not None:
+            ctx.touch_entry(gone.model)
+        return
+    generation = int(body["metadata"].get("generation", 0))
+    current = body.get("status") or {}
+    try:
+        endpoint = parse(body)
+    except pydantic.ValidationError as exc:
+        observed = endpoint_status.Observed(
+            "Failed", "InvalidSpec", "; ".join(manifests.field_errors(exc)), 0, 0
+        )
+        extra: dict[str, Any] = {}
+    else:
+        observed, extra = await _decide(ctx, endpoint, body["metadata"]["uid"])
+    status: dict[str, Any] = {
+        "phase": observed.phase,
+        "reason": observed.reason,
+        "message": observed.message,
+        "replicas": observed.replicas,
+        "readyReplicas": observed.ready_replicas,
+        "ready": f"{observed.ready_replicas}/{observed.replicas}",
+        "observedGeneration": generation,
+        **extra,
+    }
+    status["conditions"] = endpoint_status.conditions(
+        observed, generation, conditions.now(), current.get("conditions") or []
+    )
+    model = str(body["spec"].get("model", ""))
+    before = ctx.endpoints.get(key)
+    ctx.endpoints[key] = context.EndpointState(
+        model=model, ready=observed.phase == "Ready", phase=observed.phase
+    )
+    if before is None or before.ready != (observed.phase == "Ready") or before.model != model:
+        ctx.touch_entry(model)
+        if before is not None and before.model != model:
+            ctx.touch_entry(before.model)
+    if conditions.status_changed(current, status):
+        await ctx.cluster.patch_status(cluster.MODEL_ENDPOINT, name, namespace, status)
+    if current.get("phase") != observed.phase:
+        _on_transition(ctx, body, current.get("phase"), observed)
+    ctx.metrics.reconciles.labels("ModelEndpoint", observed.phase).inc()
+    ctx.metrics.duration.labels("ModelEndpoint").observe(time.monotonic() - started)
+    ctx.metrics.managed.labels("ModelEndpoint").set(len(ctx.endpoints))
+
+
+def _on_transition(
+    ctx: context.Context, body: dict[str, Any], before: str | None, observed: endpoint_status.Observed
+) -> None:
+    kind = _PHASE_EVENT_TYPE.get(observed.phase, "Normal")
+    message = f"{before or 'New'} -> {observed.phase}: {observed.message}"[:1024]
+    try:
+        kopf.event(cast(Any, body), type=kind, reason=observed.reason, message=message)
+    except Exception:  # events are best effort; never fail a reconcile for one
+        log.debug("could not post an event", exc_info=True)
+    if observed.phase == "Ready" and not _was_ready(body):
+        created = conditions.parse_time(body["metadata"].get("creationTimestamp"))
+        if created is not None:
+            elapsed = (conditions.parse_time(conditions.now()) or created) - created
+            ctx.metrics.time_to_ready.observe(max(0.0, elapsed.total_seconds()))
+
+
+def _was_ready(body: dict[str, Any]) -> bool:
+    return any(
+        c.get("type") == "Available" and c.get("status") == "True"
+        for c in (body.get("status") or {}).get("conditions") or []
+    )
+
+
+async def wait_idle(ctx: context.Context) -> None:
+    """Let scheduled reconciles finish (used at shutdown and in tests)."""
+    if ctx.endpoint_queue is not None:
+        await asyncio.wait_for(ctx.endpoint_queue.drain(), timeout=30)

@@ -1,0 +1,104 @@
+"""TrainingJob: validate against the registry, merge defaults with overrides, run a batch Job.
+
+The effective hyperparameters go into status; the phase follows the Job. Deleting the
+TrainingJob deletes the Job (owner reference), which stops the trainer pod. Progress fields
+in status are the trainer's to write; this controller never overwrites them.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pydantic
+
+from modelyard import api
+from modelyard.api import model_entry as entry_api
+from modelyard.api import training_job as job_api
+from modelyard.builders import labels, training
+from modelyard.controllers import cluster, conditions, context, model_entry
+from modelyard.registry import catalog, manifests
+
+
+def parse(body: dict[str, Any]) -> api.TrainingJob:
+    return api.TrainingJob.model_validate({k: v for k, v in body.items() if k != "status"})
+
+
+def effective_config(job: api.TrainingJob, entry: api.ModelEntry) -> job_api.EffectiveConfig:
+    defaults = entry.spec.training_defaults or entry_api.TrainingDefaults()
+    return job_api.EffectiveConfig(
+        hyperparameters=catalog.merge_defaults(
+            entry_api.Hyperparameters, defaults.hyperparameters, job.spec.hyperparameters
+        ),
+        lora=None
+        if job.spec.method == "full"
+        else catalog.merge_defaults(entry_api.LoraConfig, defaults.lora, job.spec.lora),
+    )
+
+
+async def _decide(
+    ctx: context.Context, job: api.TrainingJob, uid: str
+) -> tuple[str, str, str, dict[str, Any]]:
+    entry_body = await ctx.cluster.get(cluster.MODEL_ENTRY, job.spec.model)
+    if entry_body is None:
+        message = f"ModelEntry {job.spec.model!r} does not exist (yet); the job starts once it is applied"
+        return "Pending", "EntryNotFound", message, {}
+    entry = model_entry.parse(entry_body)
+    existing = await ctx.cluster.get(cluster.JOB, job.name, job.namespace)
+    if existing is None:
+        verdict = catalog.validate_training(entry, job.spec.method)
+        if not verdict.ok:
+            return "Failed", "NotTrainable", verdict.reason or "cannot be trained", {}
+    effective = effective_config(job, entry)
+    extra = {"effective": effective.to_wire(), "jobName": job.name}
+    if existing is None:
+        config = training.trainer_config(job, entry, effective)
+        await ctx.cluster.apply(training.build_config_map(job, config, owner_uid=uid))
+        existing = await ctx.cluster.create(training.build_job(job, ctx.settings, owner_uid=uid))
+    pods = await ctx.cluster.list(cluster.POD, job.namespace, f"{labels.TRAINING_JOB}={job.name}")
+    phase, reason, message = training.job_phase(existing, pods)
+    status = (existing or {}).get("status") or {}
+    if status.get("startTime"):
+        extra["startTime"] = status["startTime"]
+    if status.get("completionTime"):
+        extra["completionTime"] = status["completionTime"]
+    return phase, reason, message, extra
+
+
+async def reconcile(ctx: context.Context, key: tuple[str, str]) -> None:
+    namespace, name = key
+    started = time.monotonic()
+    body = await ctx.cluster.get(cluster.TRAINING_JOB, name, namespace)
+    if body is None or body["metadata"].get("deletionTimestamp"):
+        return
+    generation = int(body["metadata"].get("generation", 0))
+    current = body.get("status") or {}
+    try:
+        job = parse(body)
+    except pydantic.ValidationError as exc:
+        extra: dict[str, Any] = {}
+        phase, reason, message = "Failed", "InvalidSpec", "; ".join(manifests.field_errors(exc))
+    else:
+        phase, reason, message, extra = await _decide(ctx, job, body["metadata"]["uid"])
+    if current.get("phase") in ("Succeeded", "Failed") and current.get("reason") not in ("EntryNotFound",):
+        phase, reason, message = (
+            current["phase"],
+            current.get("reason", reason),
+            current.get("message", message),
+        )
+    status = {"phase": phase, "reason": reason, "message": message, "observedGeneration": generation, **extra}
+    status["conditions"] = [
+        conditions.condition(
+            "Complete", phase == "Succeeded", reason, message, generation, current.get("conditions") or []
+        ),
+        conditions.condition(
+            "Failed", phase == "Failed", reason, message, generation, current.get("conditions") or []
+        ),
+        conditions.condition(
+            "Running", phase == "Running", reason, message, generation, current.get("conditions") or []
+        ),
+    ]
+    if conditions.status_changed(current, status):
+        await ctx.cluster.patch_status(cluster.TRAINING_JOB, name, namespace, status)
+    ctx.metrics.reconciles.labels("TrainingJob", phase).inc()
+    ctx.metrics.duration.labels("TrainingJob").observe(time.monotonic() - started)
