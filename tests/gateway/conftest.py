@@ -67,7 +67,7 @@ class FakeUpstream:
 
     Modes: ``ok``; ``error`` (500); ``hang`` (never answers); ``slow_first`` (streams after
     ``delay`` seconds); ``die`` (streams two events and half a third, then drops the
-    connection); ``bad_request`` (400 in the OpenAI shape).
+    connection); ``slow`` (answers after ``delay`` seconds); ``bad_request`` (400).
     """
 
     def __init__(self, name: str) -> None:
@@ -96,6 +96,8 @@ class FakeUpstream:
             )
         if self.mode == "hang":
             await asyncio.sleep(3600)
+        if self.mode == "slow":
+            await asyncio.sleep(self.delay)
         return None
 
     async def _audio(self, request: web.Request) -> web.Response:
