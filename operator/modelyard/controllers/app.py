@@ -1,0 +1,202 @@
+"""The operator process: kopf handlers wired to the reconcilers, the admission webhook, the
+Lease that keeps one replica active, and /metrics.
+
+Handlers only translate kopf's events into "reconcile this object soon" (debounced); each
+reconcile reads the current object itself, so a burst of pod events costs one reconcile and
+a handler that runs twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import pathlib
+import tempfile
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import kopf
+from aiohttp import web
+
+from modelyard.builders import labels, settings
+from modelyard.controllers import (
+    admission,
+    cluster,
+    context,
+    debounce,
+    leader,
+    metrics,
+    model_endpoint,
+    model_entry,
+    tls,
+    training_job,
+)
+
+log = logging.getLogger(__name__)
+
+GROUP = labels.GROUP
+MANAGED = {labels.MANAGED_BY: "modelyard"}
+
+
+@dataclasses.dataclass(frozen=True)
+class OperatorOptions:
+    namespace: str = "modelyard-system"
+    kubeconfig: str | None = None
+    webhook: bool = True
+    webhook_host: str = "127.0.0.1"
+    webhook_port: int = 9443
+    metrics_host: str = "0.0.0.0"
+    metrics_port: int = 8080
+    leader_election: bool = True
+    builder: settings.Settings = dataclasses.field(default_factory=settings.Settings)
+
+
+def build_registry(ctx: context.Context, options: OperatorOptions) -> kopf.OperatorRegistry:
+    """Every handler of the operator, registered on a registry of its own."""
+    registry = kopf.OperatorRegistry()
+    on = kopf.on
+
+    @on.startup(registry=registry)
+    def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+            prefix=GROUP, key="last-handled-configuration"
+        )
+        settings.posting.level = logging.WARNING
+        settings.watching.server_timeout = 120
+        if options.webhook:
+            directory = pathlib.Path(tempfile.mkdtemp(prefix="modelyard-webhook-"))
+            ca, cert, key = tls.make_webhook_certs(directory, [options.webhook_host, "localhost"])
+            settings.admission.server = kopf.WebhookServer(
+                addr=options.webhook_host, port=options.webhook_port, host=options.webhook_host,
+                cafile=str(ca), certfile=str(cert), pkeyfile=str(key),
+            )  # fmt: skip
+            settings.admission.managed = GROUP
+
+    # -- ModelEntry ----------------------------------------------------------------------
+    @on.resume(GROUP, "modelentries", registry=registry)
+    @on.create(GROUP, "modelentries", registry=registry)
+    @on.update(GROUP, "modelentries", registry=registry)
+    async def entry_changed(name: str, **_: Any) -> None:
+        ctx.touch_entry(name, delay=0)
+
+    @on.delete(GROUP, "modelentries", registry=registry, optional=True)
+    async def entry_deleted(name: str, **_: Any) -> None:
+        ctx.touch_entry(name, delay=0)
+
+    # -- ModelEndpoint -------------------------------------------------------------------
+    @on.resume(GROUP, "modelendpoints", registry=registry)
+    @on.create(GROUP, "modelendpoints", registry=registry)
+    @on.update(GROUP, "modelendpoints", registry=registry)
+    async def endpoint_changed(namespace: str | None, name: str, **_: Any) -> None:
+        ctx.touch_endpoint(namespace or "", name, delay=0)
+
+    @on.delete(GROUP, "modelendpoints", registry=registry, optional=True)
+    async def endpoint_deleted(namespace: str | None, name: str, **_: Any) -> None:
+        ctx.touch_endpoint(namespace or "", name, delay=0)
+
+    for group_version, plural in (("apps/v1", "deployments"), ("v1", "services"), ("v1", "pods")):
+
+        @on.event(group_version, plural, labels={**MANAGED, labels.ENDPOINT: kopf.PRESENT}, registry=registry)
+        async def child_event(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
+            ctx.touch_endpoint(namespace or "", labels[_ENDPOINT_LABEL], delay=0.3)
+
+    # -- TrainingJob ---------------------------------------------------------------------
+    @on.resume(GROUP, "trainingjobs", registry=registry)
+    @on.create(GROUP, "trainingjobs", registry=registry)
+    @on.update(GROUP, "trainingjobs", registry=registry)
+    async def training_changed(namespace: str | None, name: str, **_: Any) -> None:
+        ctx.touch_training(namespace or "", name, delay=0)
+
+    for group_version, plural in (("batch/v1", "jobs"), ("v1", "pods")):
+
+        @on.event(
+            group_version, plural, labels={**MANAGED, labels.TRAINING_JOB: kopf.PRESENT}, registry=registry
+        )
+        async def training_child_event(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
+            ctx.touch_training(namespace or "", labels[_TRAINING_LABEL], delay=0.3)
+
+    # -- admission -----------------------------------------------------------------------
+    if options.webhook:
+        operations: list[Literal["CREATE", "UPDATE", "DELETE", "CONNECT"]] = ["CREATE", "UPDATE"]
+
+        @on.validate(GROUP, "modelendpoints", operations=operations, ignore_failures=True, registry=registry)
+        async def validate_endpoint(body: Any, warnings: list[str], **_: Any) -> None:
+            await admission.validate_endpoint(ctx, dict(body), warnings)
+
+        @on.validate(GROUP, "trainingjobs", operations=operations, ignore_failures=True, registry=registry)
+        async def validate_training_job(body: Any, warnings: list[str], **_: Any) -> None:
+            await admission.validate_training_job(ctx, dict(body), warnings)
+
+        @on.validate(GROUP, "modelentries", operations=operations, ignore_failures=True, registry=registry)
+        async def validate_entry(body: Any, warnings: list[str], **_: Any) -> None:
+            await admission.validate_entry(ctx, dict(body), warnings)
+
+    return registry
+
+
+_ENDPOINT_LABEL = labels.ENDPOINT
+_TRAINING_LABEL = labels.TRAINING_JOB
+
+
+async def _serve_metrics(ctx: context.Context, options: OperatorOptions) -> web.AppRunner:
+    async def render(_: web.Request) -> web.Response:
+        return web.Response(body=ctx.metrics.render(), content_type="text/plain", charset="utf-8")
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    app = web.Application()
+    app.router.add_get("/metrics", render)
+    app.router.add_get("/healthz", healthz)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, options.metrics_host, options.metrics_port).start()
+    return runner
+
+
+def make_context(options: OperatorOptions) -> context.Context:
+    api = cluster.api_client(options.kubeconfig)
+    ctx = context.Context(
+        cluster=cluster.Cluster(api),
+        settings=options.builder,
+        metrics=metrics.Metrics.create(),
+        namespace=options.namespace,
+    )
+
+    async def run_endpoint(key: Any) -> None:
+        await model_endpoint.reconcile(ctx, key)
+
+    async def run_entry(key: Any) -> None:
+        await model_entry.reconcile(ctx, key)
+
+    async def run_training(key: Any) -> None:
+        await training_job.reconcile(ctx, key)
+
+    ctx.endpoint_queue = debounce.Debouncer(run_endpoint)
+    ctx.entry_queue = debounce.Debouncer(run_entry)
+    ctx.training_queue = debounce.Debouncer(run_training)
+    return ctx
+
+
+async def run(options: OperatorOptions) -> None:
+    """Run until stopped (or until the Lease is lost)."""
+    if options.kubeconfig:
+        os.environ["KUBECONFIG"] = options.kubeconfig  # kopf's own login reads it
+    ctx = make_context(options)
+    stop = asyncio.Event()
+    lease = leader.Lease(ctx.cluster.api, options.namespace) if options.leader_election else None
+    if lease is not None:
+        await lease.acquire()
+    runner = await _serve_metrics(ctx, options)
+    keeper = asyncio.create_task(lease.keep(stop)) if lease is not None else None
+    try:
+        await kopf.operator(
+            registry=build_registry(ctx, options), clusterwide=True, standalone=True, stop_flag=stop
+        )
+    finally:
+        if keeper is not None:
+            keeper.cancel()
+        await runner.cleanup()

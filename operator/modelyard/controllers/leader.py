@@ -1,0 +1,105 @@
+"""One operator replica at a time: a coordination.k8s.io Lease held by the active replica.
+
+A replica waits until it holds the Lease ``modelyard-operator`` in its namespace, renews it
+every ``renew`` seconds and stops the operator (exits) if it ever loses it, so two replicas
+never reconcile at once. A crashed holder is replaced after ``duration`` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+import socket
+import uuid
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client import exceptions
+
+log = logging.getLogger(__name__)
+
+LEASE_NAME = "modelyard-operator"
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+class Lease:
+    def __init__(self, api: client.ApiClient, namespace: str, duration: int = 15, renew: int = 5) -> None:
+        # Any: this module passes plain dicts, which the typed client accepts at run time.
+        self.coordination: Any = client.CoordinationV1Api(api)
+        self.namespace = namespace
+        self.duration = duration
+        self.renew = renew
+        self.identity = f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
+
+    def _body(self, existing: Any | None) -> dict[str, Any]:
+        now = _now().isoformat()
+        transitions = 0
+        if existing is not None and existing.spec.holder_identity != self.identity:
+            transitions = (existing.spec.lease_transitions or 0) + 1
+        return {
+            "metadata": {"name": LEASE_NAME, "namespace": self.namespace},
+            "spec": {
+                "holderIdentity": self.identity,
+                "leaseDurationSeconds": self.duration,
+                "acquireTime": now
+                if transitions or existing is None
+                else existing.spec.acquire_time.isoformat(),
+                "renewTime": now,
+                "leaseTransitions": transitions,
+            },
+        }
+
+    def try_acquire(self) -> bool:
+        """Take or renew the Lease if it is free, expired or ours."""
+        try:
+            existing = self.coordination.read_namespaced_lease(LEASE_NAME, self.namespace)
+        except exceptions.ApiException as exc:
+            if exc.status != 404:
+                raise
+            try:
+                self.coordination.create_namespaced_lease(self.namespace, self._body(None))
+                return True
+            except exceptions.ApiException as create_exc:
+                if create_exc.status == 409:
+                    return False
+                raise
+        spec = existing.spec
+        renewed = spec.renew_time or spec.acquire_time
+        expired = (
+            renewed is None
+            or renewed + datetime.timedelta(seconds=spec.lease_duration_seconds or 15) < _now()
+        )
+        if spec.holder_identity not in (None, "", self.identity) and not expired:
+            return False
+        body = self._body(existing)
+        body["metadata"]["resourceVersion"] = existing.metadata.resource_version
+        try:
+            self.coordination.replace_namespaced_lease(LEASE_NAME, self.namespace, body)
+        except exceptions.ApiException as exc:
+            if exc.status == 409:
+                return False
+            raise
+        return True
+
+    async def acquire(self) -> None:
+        while not await asyncio.to_thread(self.try_acquire):
+            log.info("waiting for the Lease %s/%s held by another replica", self.namespace, LEASE_NAME)
+            await asyncio.sleep(self.renew)
+        log.info("holding the Lease %s/%s as %s", self.namespace, LEASE_NAME, self.identity)
+
+    async def keep(self, stop: asyncio.Event) -> None:
+        """Renew until ``stop``; set ``stop`` when the Lease is lost."""
+        while not stop.is_set():
+            await asyncio.sleep(self.renew)
+            try:
+                held = await asyncio.to_thread(self.try_acquire)
+            except Exception:
+                log.exception("renewing the Lease failed")
+                held = False
+            if not held:
+                log.error("lost the Lease %s/%s; stopping", self.namespace, LEASE_NAME)
+                stop.set()
