@@ -165,6 +165,11 @@ def _structural(
             out[key] = " ".join(str(node[key]).split())
         elif key in node and not (key == "default" and isinstance(node[key], (dict, list))):
             out[key] = node[key]
+    # JSON schema's numeric exclusive bounds are OpenAPI 3.0 booleans next to the bound.
+    for exclusive, bound in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        if isinstance(node.get(exclusive), int | float) and not isinstance(node.get(exclusive), bool):
+            out[bound] = node[exclusive]
+            out[exclusive] = True
     if kind == "object":
         properties = node.get("properties")
         extra = node.get("additionalProperties")
