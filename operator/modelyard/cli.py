@@ -20,6 +20,7 @@ _GROUPS: dict[str, tuple[str, str]] = {
     "crds": ("modelyard.api.crd_cli", "generate the CustomResourceDefinitions from the API models"),
     "registry": ("modelyard.registry.cli", "validate, import and estimate models"),
     "local": ("modelyard.local.cli", "a local Kubernetes control plane for tests and trials"),
+    "gateway": ("modelyard.gateway.cli", "the OpenAI-compatible gateway that routes to ModelEndpoints"),
     "operator": ("modelyard.controllers.cli", "run the operator that reconciles modelyard resources"),
 }
 

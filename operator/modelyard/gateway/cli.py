@@ -1,0 +1,115 @@
+"""``modelyard gateway``: serve the OpenAI-compatible gateway.
+
+In a pod it discovers routes with the service account; elsewhere with the current
+kubeconfig (``--kubeconfig``); with ``--routes FILE`` it serves a static table and needs no
+cluster. Flags override the environment variables listed in :mod:`modelyard.gateway.settings`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import pathlib
+from typing import Any
+
+from aiohttp import web
+
+from modelyard.gateway import app, balancer, discovery, settings
+
+# flag dest -> (Settings field, converter from the flag's value)
+_OVERRIDES: dict[str, tuple[str, Any]] = {
+    "retry_attempts": ("retry_attempts", int),
+    "retry_delay": ("retry_delay", lambda ms: ms / 1000),
+    "fallback_model": ("fallback_model", str),
+    "request_timeout": ("request_timeout", float),
+    "attempt_timeout": ("attempt_timeout", float),
+    "connect_timeout": ("connect_timeout", float),
+    "max_body_bytes": ("max_body_bytes", int),
+    "max_concurrency_per_key": ("max_concurrency_per_key", int),
+    "keepalive_interval": ("keepalive_interval", float),
+    "eject_after": ("eject_after", int),
+    "eject_cooldown": ("eject_cooldown", float),
+    "max_connections": ("max_connections", int),
+}
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="0.0.0.0", help="address to listen on (default: all)")
+    parser.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
+    parser.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster, else KUBECONFIG/~/.kube)")
+    parser.add_argument("--namespace", help="namespace of the API-key Secret (default: the gateway's own)")
+    parser.add_argument(
+        "--keys-secret",
+        default="modelyard-gateway-keys",
+        help="Secret holding API keys (default: modelyard-gateway-keys; '' disables authentication)",
+    )
+    parser.add_argument(
+        "--routes", type=pathlib.Path, metavar="FILE", help="serve a static routes file, no cluster"
+    )
+    parser.add_argument(
+        "--retry-attempts", type=int, metavar="N", help="retries per model (env RETRY_ATTEMPTS)"
+    )
+    parser.add_argument(
+        "--retry-delay", type=float, metavar="MS", help="delay before re-trying a target (RETRY_DELAY)"
+    )
+    parser.add_argument(
+        "--fallback-model", metavar="NAME", help="gateway-wide fallback model (FALLBACK_MODEL)"
+    )
+    parser.add_argument("--request-timeout", type=float, metavar="S", help="seconds per request")
+    parser.add_argument(
+        "--attempt-timeout", type=float, metavar="S", help="seconds to the first byte of an attempt"
+    )
+    parser.add_argument("--connect-timeout", type=float, metavar="S", help="seconds to connect to a target")
+    parser.add_argument("--max-body-bytes", type=int, metavar="N", help="largest request body (413 beyond)")
+    parser.add_argument(
+        "--max-concurrency-per-key", type=int, metavar="N", help="in flight per API key (429)"
+    )
+    parser.add_argument("--keepalive-interval", type=float, metavar="S", help="SSE keepalive period")
+    parser.add_argument(
+        "--eject-after", type=int, metavar="N", help="consecutive failures that eject a target"
+    )
+    parser.add_argument("--eject-cooldown", type=float, metavar="S", help="seconds a target stays ejected")
+    parser.add_argument(
+        "--max-connections", type=int, metavar="N", help="upstream connection pool (0: no limit)"
+    )
+    parser.add_argument("--log-level", default="INFO", help="logging level (default: INFO)")
+    parser.add_argument("--access-log", action="store_true", help="log every request (never logs keys)")
+    parser.set_defaults(func=serve, group_parser=parser)
+
+
+def build_settings(args: argparse.Namespace) -> settings.Settings:
+    config = settings.Settings.from_env()
+    changes = {
+        field: convert(getattr(args, dest))
+        for dest, (field, convert) in _OVERRIDES.items()
+        if getattr(args, dest, None) is not None
+    }
+    return dataclasses.replace(config, **changes)
+
+
+def build_discovery(args: argparse.Namespace) -> discovery.Discovery:
+    if args.routes is not None:
+        return discovery.load_routes_file(args.routes)
+    from modelyard.gateway import kube, kube_discovery
+
+    kube_api = kube.KubeApi.load(args.kubeconfig, args.namespace)
+    return kube_discovery.KubeDiscovery(kube_api, args.keys_secret or None)
+
+
+def serve(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    config = build_settings(args)
+    chooser = balancer.WeightedLeastBusy(config.eject_after, config.eject_cooldown)
+    application = app.create_app(config, build_discovery(args), chooser)
+    web.run_app(
+        application,
+        host=args.host,
+        port=args.port,
+        access_log=logging.getLogger("modelyard.gateway.access") if args.access_log else None,
+        backlog=2048,
+        print=lambda msg: logging.getLogger(__name__).info("%s", msg),
+    )
+    return 0

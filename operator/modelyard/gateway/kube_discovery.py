@@ -1,0 +1,214 @@
+"""Routes from the cluster: ModelEndpoints, their EndpointSlices, ModelEntries and Secrets.
+
+Watched (all by :class:`~modelyard.gateway.kube.Informer`, so a change is live as soon as
+the API server sends it):
+
+* ``modelendpoints`` (all namespaces): served name (``status.servedName``, else
+  ``spec.servedName``), ``spec.weight``, ``spec.fallback``, and ``status.phase`` (routed only
+  when ``Ready``);
+* ``endpointslices`` labelled ``modelyard.io/endpoint`` (all namespaces): the addresses of
+  ready endpoints on the port named ``http`` are the endpoint's pods;
+* ``modelentries``: ``spec.upstream`` of the entries that upstream endpoints serve;
+* one Secret per upstream ``apiKeySecretRef`` and the gateway's API-key Secret.
+
+Every change rebuilds the route table from the caches (coalesced to once per loop turn) and
+swaps it in. A failing watch keeps its cache, so the last-known routes keep serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from typing import Any
+
+import pydantic
+
+from modelyard import api
+from modelyard.gateway import auth, discovery, kube, routes
+
+log = logging.getLogger(__name__)
+
+ENDPOINT_LABEL = "modelyard.io/endpoint"
+_GROUP = "/apis/modelyard.io/v1alpha1"
+
+
+class KubeDiscovery:
+    """A :class:`~modelyard.gateway.discovery.Discovery` fed by watches on the cluster."""
+
+    def __init__(self, kube_api: kube.KubeApi, keys_secret: str | None = "modelyard-gateway-keys") -> None:
+        self.api = kube_api
+        self._table = routes.RouteTable()
+        self._keys = auth.KeyTable()
+        self._synced = False
+        self._scheduled = False
+        self.endpoints = kube.Informer(kube_api, f"{_GROUP}/modelendpoints", self._changed)
+        self.entries = kube.Informer(kube_api, f"{_GROUP}/modelentries", self._changed)
+        self.slices = kube.Informer(
+            kube_api, "/apis/discovery.k8s.io/v1/endpointslices", self._changed, label_selector=ENDPOINT_LABEL
+        )
+        self.key_secret: kube.Informer | None = None
+        if keys_secret:
+            self.key_secret = self._secret_informer(kube_api.namespace, keys_secret)
+        self._secrets: dict[tuple[str, str], kube.Informer] = {}
+        self._parsed: dict[str, tuple[str, Any]] = {}
+        self.on_rebuild: list[Any] = []  # callbacks (tests measure propagation)
+
+    # -- Discovery -------------------------------------------------------------------------
+
+    def table(self) -> routes.RouteTable:
+        return self._table
+
+    def keys(self) -> auth.KeyTable:
+        return self._keys
+
+    @property
+    def synced(self) -> bool:
+        return self._synced
+
+    async def start(self) -> None:
+        for informer in self._base():
+            informer.start()
+
+    async def stop(self) -> None:
+        for informer in [*self._base(), *self._secrets.values()]:
+            await informer.stop()
+        await self.api.close()
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _base(self) -> list[kube.Informer]:
+        base = [self.endpoints, self.entries, self.slices]
+        return [*base, self.key_secret] if self.key_secret is not None else base
+
+    def _secret_informer(self, namespace: str, name: str) -> kube.Informer:
+        return kube.Informer(
+            self.api,
+            f"/api/v1/namespaces/{namespace}/secrets",
+            self._changed,
+            field_selector=f"metadata.name={name}",
+        )
+
+    def _changed(self) -> None:
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self.rebuild)
+
+    def rebuild(self) -> None:
+        self._scheduled = False
+        pods = self._pod_urls()
+        infos: list[routes.EndpointInfo] = []
+        wanted: set[tuple[str, str]] = set()
+        for key, obj in list(self.endpoints.store.items()):
+            info = self._endpoint_info(key, obj, pods, wanted)
+            if info is not None:
+                infos.append(info)
+        self._table = routes.build_table(infos)
+        live = {f"ep:{k}" for k in self.endpoints.store} | {f"entry:{k}" for k in self.entries.store}
+        for stale in self._parsed.keys() - live:
+            del self._parsed[stale]
+        if self.key_secret is not None:
+            secret = next(iter(self.key_secret.store.values()), None)
+            self._keys = auth.KeyTable.from_data(_secret_data(secret)) if secret else auth.KeyTable()
+        self._sync_secret_informers(wanted)
+        if not self._synced and all(i.synced for i in [*self._base(), *self._secrets.values()]):
+            self._synced = True
+            log.info("discovery synced: %d served names", len(self._table.models))
+        for callback in self.on_rebuild:
+            callback()
+
+    def _sync_secret_informers(self, wanted: set[tuple[str, str]]) -> None:
+        for ref in wanted - self._secrets.keys():
+            informer = self._secret_informer(*ref)
+            self._secrets[ref] = informer
+            informer.start()
+        for ref in self._secrets.keys() - wanted:
+            asyncio.get_running_loop().create_task(self._secrets.pop(ref).stop())
+
+    def _pod_urls(self) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        for obj in self.slices.store.values():
+            meta = obj.get("metadata") or {}
+            endpoint = (meta.get("labels") or {}).get(ENDPOINT_LABEL)
+            port = next((p.get("port") for p in obj.get("ports") or () if p.get("name") == "http"), None)
+            if not endpoint or not port:
+                continue
+            urls = found.setdefault(f"{meta.get('namespace')}/{endpoint}", [])
+            for ep in obj.get("endpoints") or ():
+                if (ep.get("conditions") or {}).get("ready") is not True:
+                    continue
+                for address in ep.get("addresses") or ():
+                    host = f"[{address}]" if ":" in address else address
+                    urls.append(f"http://{host}:{port}")
+        return found
+
+    def _parse(self, key: str, obj: dict[str, Any], kind: type[api.base.Resource]) -> Any:
+        version = str((obj.get("metadata") or {}).get("resourceVersion"))
+        cached = self._parsed.get(key)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        try:
+            parsed: Any = kind.model_validate(obj)
+        except pydantic.ValidationError as exc:
+            log.warning("%s %s does not validate (%d errors); ignored", kind.__name__, key, exc.error_count())
+            parsed = None
+        self._parsed[key] = (version, parsed)
+        return parsed
+
+    def _endpoint_info(
+        self, key: str, obj: dict[str, Any], pods: dict[str, list[str]], wanted: set[tuple[str, str]]
+    ) -> routes.EndpointInfo | None:
+        endpoint = self._parse(f"ep:{key}", obj, api.ModelEndpoint)
+        if not isinstance(endpoint, api.ModelEndpoint):
+            return None
+        spec, status = endpoint.spec, endpoint.status or api.model_endpoint.ModelEndpointStatus()
+        entry_obj = self.entries.store.get(spec.model)
+        entry = self._parse(f"entry:{spec.model}", entry_obj, api.ModelEntry) if entry_obj else None
+        served = status.served_name or spec.served_name
+        if not served and isinstance(entry, api.ModelEntry):
+            served = entry.spec.resolved_served_name
+        if not served:
+            return None
+        engine = status.engine or spec.engine
+        if engine is None and isinstance(entry, api.ModelEntry) and entry.spec.runtime is not None:
+            engine = entry.spec.runtime.engine
+        upstream: routes.Upstream | None = None
+        if engine == "upstream":
+            spec_up = entry.spec.upstream if isinstance(entry, api.ModelEntry) else None
+            if spec_up is None:
+                targets: tuple[routes.Target, ...] = ()
+            else:
+                upstream = routes.Upstream(
+                    model=spec_up.model,
+                    api_key=self._upstream_key(spec_up.api_key_secret_ref, endpoint.namespace or "", wanted),
+                    headers=tuple(sorted((spec_up.headers or {}).items())),
+                )
+                targets = (discovery.upstream_target(key, spec_up.base_url),)
+        else:
+            targets = tuple(discovery.pod_target(key, url) for url in pods.get(key, ()))
+        return routes.EndpointInfo(
+            key, served, spec.weight, status.phase == "Ready", tuple(spec.fallback or ()), targets, upstream
+        )
+
+    def _upstream_key(
+        self, ref: api.base.SecretKeyRef | None, namespace: str, wanted: set[tuple[str, str]]
+    ) -> str | None:
+        if ref is None:
+            return None
+        where = (ref.namespace or namespace, ref.name)
+        wanted.add(where)
+        informer = self._secrets.get(where)
+        secret = next(iter(informer.store.values()), None) if informer else None
+        return _secret_data(secret).get(ref.key) if secret else None
+
+
+def _secret_data(secret: dict[str, Any]) -> dict[str, str]:
+    data: dict[str, str] = {}
+    for name, value in (secret.get("data") or {}).items():
+        try:
+            data[name] = base64.b64decode(value).decode()
+        except (ValueError, UnicodeDecodeError):
+            log.warning("secret %s: key %s is not UTF-8 text; ignored", kube.object_key(secret), name)
+    for name, value in (secret.get("stringData") or {}).items():
+        data[name] = str(value)
+    return data
