@@ -1,0 +1,243 @@
+"""On the real control plane: routes follow ModelEndpoints and EndpointSlices within a second.
+
+No operator runs here: the test plays its part. It creates ModelEndpoints, writes their
+status through the status subresource, and creates the Service and EndpointSlices the
+operator and the EndpointSlice controller would, pointing at fake model servers on 127.x.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+
+from modelyard.gateway import kube, kube_discovery, routes
+
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(300)]
+
+CRDS = Path(__file__).resolve().parents[2] / "crds"
+GROUP = "/apis/modelyard.io/v1alpha1"
+MERGE = "application/merge-patch+json"
+LABELS = {"app.kubernetes.io/managed-by": "modelyard"}
+
+
+@pytest.fixture(scope="module")
+def crds(local_cluster: Any) -> None:
+    files = sorted(CRDS.glob("*.yaml"))
+    for path in files:
+        local_cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
+    local_cluster.kubectl(
+        "wait", "--for=condition=Established", "--timeout=60s", *[a for p in files for a in ("-f", str(p))]
+    )
+
+
+class Cluster:
+    """The operator's side of the contract, done by hand."""
+
+    def __init__(self, kube_client: Any, namespace: str) -> None:
+        self.kube = kube_client
+        self.ns = namespace
+
+    def endpoint(
+        self, name: str, served: str, weight: int = 100, model: str = "tiny", engine: str = "vllm"
+    ) -> None:
+        self.kube.request(
+            "POST",
+            f"{GROUP}/namespaces/{self.ns}/modelendpoints",
+            {
+                "apiVersion": "modelyard.io/v1alpha1",
+                "kind": "ModelEndpoint",
+                "metadata": {"name": name},
+                "spec": {"model": model, "servedName": served, "weight": weight},
+            },
+        )
+        self.kube.request(
+            "PATCH",
+            f"{GROUP}/namespaces/{self.ns}/modelendpoints/{name}/status",
+            {"status": {"phase": "Ready", "servedName": served, "engine": engine}},
+            content_type=MERGE,
+        )
+        if engine != "upstream":
+            self.kube.request(
+                "POST",
+                f"/api/v1/namespaces/{self.ns}/services",
+                {
+                    "apiVersion": "v1",
+                    "kind": "Service",
+                    "metadata": {"name": name, "labels": {**LABELS, "modelyard.io/endpoint": name}},
+                    "spec": {"ports": [{"name": "http", "port": 8000, "protocol": "TCP"}]},
+                },
+            )
+
+    def pods(self, endpoint: str, slice_name: str, url: str) -> None:
+        """An EndpointSlice for one fake server (a slice has one port, each fake its own)."""
+        parsed = urllib.parse.urlsplit(url)
+        self.kube.request(
+            "POST",
+            f"/apis/discovery.k8s.io/v1/namespaces/{self.ns}/endpointslices",
+            {
+                "apiVersion": "discovery.k8s.io/v1",
+                "kind": "EndpointSlice",
+                "metadata": {
+                    "name": slice_name,
+                    "labels": {
+                        **LABELS,
+                        "modelyard.io/endpoint": endpoint,
+                        "kubernetes.io/service-name": endpoint,
+                        "endpointslice.kubernetes.io/managed-by": "modelyard-tests",
+                    },
+                },
+                "addressType": "IPv4",
+                "endpoints": [{"addresses": [parsed.hostname], "conditions": {"ready": True}}],
+                "ports": [{"name": "http", "port": parsed.port, "protocol": "TCP"}],
+            },
+        )
+
+    def patch_endpoint(self, name: str, spec: dict[str, Any]) -> None:
+        self.kube.request(
+            "PATCH", f"{GROUP}/namespaces/{self.ns}/modelendpoints/{name}", {"spec": spec}, content_type=MERGE
+        )
+
+    def delete_endpoint(self, name: str) -> None:
+        self.kube.request("DELETE", f"{GROUP}/namespaces/{self.ns}/modelendpoints/{name}")
+
+    def secret(self, name: str, data: dict[str, str], method: str = "POST") -> None:
+        body = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name},
+            "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
+        }
+        path = f"/api/v1/namespaces/{self.ns}/secrets" + (f"/{name}" if method == "PUT" else "")
+        self.kube.request(method, path, body)
+
+
+@pytest.fixture()
+def cluster(local_cluster: Any, crds: None, namespace: str) -> Iterator[Cluster]:
+    yield Cluster(local_cluster.kube, namespace)
+    entry = f"{GROUP}/modelentries/gw-remote-entry"
+    if local_cluster.kube.get(entry):
+        local_cluster.kube.request("DELETE", entry)
+
+
+def _within(check: Callable[[], bool], what: str, limit: float = 1.0) -> float:
+    """Seconds until ``check()`` holds; fails beyond ``limit``."""
+    started = time.monotonic()
+    while not check():
+        if time.monotonic() - started > limit + 4:
+            break
+        time.sleep(0.005)
+    elapsed = time.monotonic() - started
+    assert check(), f"{what}: not seen after {elapsed:.2f}s"
+    assert elapsed < limit, f"{what}: took {elapsed:.2f}s"
+    print(f"{what}: live after {elapsed * 1000:.0f} ms")
+    return elapsed
+
+
+def _endpoints(source: kube_discovery.KubeDiscovery, served: str) -> dict[str, routes.Endpoint]:
+    model = source.table().get(served)
+    return {e.name: e for e in model.endpoints} if model is not None else {}
+
+
+def _chat(url: str, model: str, key: str = "unused") -> str:
+    client = openai.OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0, timeout=10)
+    reply = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "x"}])
+    return reply.choices[0].message.content or ""
+
+
+def test_routes_follow_the_cluster_within_a_second(
+    cluster: Cluster, local_cluster: Any, harness: Any, wait: Any
+) -> None:
+    ns = cluster.ns
+    a1, a2, b1 = (
+        harness.fake("a1", "127.0.0.2"),
+        harness.fake("a2", "127.0.0.3"),
+        harness.fake("b1", "127.0.0.4"),
+    )
+    cluster.secret("modelyard-gateway-keys", {"alice": "sk-alice-cluster"})
+    cluster.endpoint("llama-a", "llama", weight=100)
+    cluster.endpoint("llama-b", "llama", weight=100)
+    cluster.pods("llama-a", "llama-a-1", a1.url)
+    cluster.pods("llama-b", "llama-b-1", b1.url)
+
+    api = kube.KubeApi.load(str(local_cluster.kubeconfig), ns)
+    source = kube_discovery.KubeDiscovery(api, "modelyard-gateway-keys")
+    url, _ = harness.gateway(source)
+    wait(lambda: source.synced and len(_endpoints(source, "llama")) == 2, 30, "the first sync")
+
+    # both endpoints serve, behind the API key from the Secret
+    answers = {_chat(url, "llama", "sk-alice-cluster") for _ in range(6)}
+    assert answers == {"hello from a1", "hello from b1"}
+    with pytest.raises(openai.AuthenticationError):
+        _chat(url, "llama", "sk-wrong")
+
+    # scaled: a second pod behind llama-a
+    cluster.pods("llama-a", "llama-a-2", a2.url)
+    _within(lambda: len(_endpoints(source, "llama")[f"{ns}/llama-a"].targets) == 2, "scale up")
+    answers = {_chat(url, "llama", "sk-alice-cluster") for _ in range(8)}
+    assert answers == {"hello from a1", "hello from a2", "hello from b1"}
+
+    # weight changed
+    cluster.patch_endpoint("llama-b", {"weight": 300})
+    _within(lambda: _endpoints(source, "llama")[f"{ns}/llama-b"].weight == 300, "weight change")
+
+    # deleted
+    cluster.delete_endpoint("llama-b")
+    _within(lambda: set(_endpoints(source, "llama")) == {f"{ns}/llama-a"}, "delete")
+    assert {_chat(url, "llama", "sk-alice-cluster") for _ in range(4)} <= {"hello from a1", "hello from a2"}
+
+    # a key rotated in the Secret
+    cluster.secret("modelyard-gateway-keys", {"alice": "sk-alice-rotated"}, method="PUT")
+    _within(lambda: source.keys().lookup("sk-alice-rotated") is not None, "key rotation")
+
+
+def test_upstream_endpoint_uses_the_entry_and_its_secret(
+    cluster: Cluster, local_cluster: Any, harness: Any, wait: Any
+) -> None:
+    remote = harness.fake("remote", "127.0.0.5")
+    cluster.secret("remote-key", {"apiKey": "sk-upstream-1"})
+    local_cluster.kube.request(
+        "POST",
+        f"{GROUP}/modelentries",
+        {
+            "apiVersion": "modelyard.io/v1alpha1",
+            "kind": "ModelEntry",
+            "metadata": {"name": "gw-remote-entry"},
+            "spec": {
+                "source": {"provider": "upstream"},
+                "servedName": "remote",
+                "runtime": {"engine": "upstream"},
+                "upstream": {
+                    "baseUrl": remote.url + "/v1",
+                    "model": "gpt-remote",
+                    "apiKeySecretRef": {"name": "remote-key", "key": "apiKey"},
+                    "headers": {"X-Org": "acme"},
+                },
+            },
+        },
+    )
+    cluster.endpoint("remote", "remote", model="gw-remote-entry", engine="upstream")
+    source = kube_discovery.KubeDiscovery(kube.KubeApi.load(str(local_cluster.kubeconfig), cluster.ns), None)
+    url, _ = harness.gateway(source)
+
+    def has_key(value: str) -> bool:
+        found = _endpoints(source, "remote").get(f"{cluster.ns}/remote")
+        return found is not None and found.upstream is not None and found.upstream.api_key == value
+
+    wait(lambda: source.synced and has_key("sk-upstream-1"), 30, "the upstream route with its key")
+    assert _chat(url, "remote") == "hello from remote"
+    sent = remote.requests[-1]
+    assert sent["body"]["model"] == "gpt-remote"
+    assert sent["headers"]["Authorization"] == "Bearer sk-upstream-1"
+    assert sent["headers"]["X-Org"] == "acme"
+
+    cluster.secret("remote-key", {"apiKey": "sk-upstream-2"}, method="PUT")
+    _within(lambda: has_key("sk-upstream-2"), "upstream key rotation")
+    _chat(url, "remote")
+    assert remote.requests[-1]["headers"]["Authorization"] == "Bearer sk-upstream-2"
