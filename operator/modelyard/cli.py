@@ -22,6 +22,7 @@ _GROUPS: dict[str, tuple[str, str]] = {
     "local": ("modelyard.local.cli", "a local Kubernetes control plane for tests and trials"),
     "gateway": ("modelyard.gateway.cli", "the OpenAI-compatible gateway that routes to ModelEndpoints"),
     "operator": ("modelyard.controllers.cli", "run the operator that reconciles modelyard resources"),
+    "runtime": ("modelyard.runtime.cli", "serve a model over the OpenAI API"),
 }
 
 
