@@ -75,6 +75,10 @@ def build_registry(ctx: context.Context, options: OperatorOptions) -> kopf.Opera
             )  # fmt: skip
             settings.admission.managed = GROUP
 
+    @on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        return kopf.login_via_client(**kwargs)
+
     # -- ModelEntry ----------------------------------------------------------------------
     @on.resume(GROUP, "modelentries", registry=registry)
     @on.create(GROUP, "modelentries", registry=registry)

@@ -66,6 +66,10 @@ class Lease:
             except exceptions.ApiException as create_exc:
                 if create_exc.status == 409:
                     return False
+                if create_exc.status == 404:
+                    raise SystemExit(
+                        f"namespace {self.namespace!r} does not exist: create it, or pass --namespace"
+                    ) from None
                 raise
         spec = existing.spec
         renewed = spec.renew_time or spec.acquire_time
