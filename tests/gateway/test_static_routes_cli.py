@@ -1,0 +1,90 @@
+"""``modelyard gateway --routes FILE`` serves without a cluster; flags and env become settings."""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import openai
+
+from modelyard.gateway import cli, discovery
+
+ROUTES = """
+models:
+  - name: llama
+    fallback: [small]
+    endpoints:
+      - name: default/llama-a
+        weight: 300
+        urls: ["{pod}"]
+      - name: default/llama-remote
+        urls: ["{pod}/v1"]
+        upstream: {{model: gpt-remote, apiKeyEnv: REMOTE_KEY, headers: {{X-Org: acme}}}}
+  - name: small
+apiKeys:
+  alice: sk-alice
+  alice.models: llama
+"""
+
+
+def test_routes_file_format(tmp_path: Path) -> None:
+    path = tmp_path / "routes.yaml"
+    path.write_text(ROUTES.format(pod="http://10.0.0.5:8000"))
+    source = discovery.load_routes_file(path, env={"REMOTE_KEY": "sk-remote"})
+    llama = source.table().get("llama")
+    assert llama is not None and llama.fallback == ("small",)
+    local, remote = llama.endpoints
+    assert (local.weight, local.targets[0].base) == (300, "http://10.0.0.5:8000/v1")
+    assert remote.targets[0].base == "http://10.0.0.5:8000/v1"
+    assert remote.upstream is not None and remote.upstream.api_key == "sk-remote"
+    assert remote.upstream.model == "gpt-remote" and remote.upstream.headers == (("X-Org", "acme"),)
+    small = source.table().get("small")
+    assert small is not None and not small.routable
+    assert source.keys().lookup("sk-alice") is not None
+
+
+def test_flags_override_environment(monkeypatch: Any) -> None:
+    monkeypatch.setenv("RETRY_ATTEMPTS", "5")
+    monkeypatch.setenv("RETRY_DELAY", "250")
+    monkeypatch.setenv("FALLBACK_MODEL", "small")
+    parser = argparse.ArgumentParser()
+    cli.configure(parser)
+    config = cli.build_settings(parser.parse_args(["--retry-delay", "50"]))
+    assert (config.retry_attempts, config.retry_delay, config.fallback_model) == (5, 0.05, "small")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_modelyard_gateway_serves_a_routes_file(tmp_path: Path, harness: Any) -> None:
+    pod = harness.fake("pod")
+    path = tmp_path / "routes.yaml"
+    path.write_text(ROUTES.format(pod=pod.url))
+    port = _free_port()
+    command = [sys.executable, "-m", "modelyard", "gateway", "--routes", str(path), "--host", "127.0.0.1"]
+    process = subprocess.Popen([*command, "--port", str(port)], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.1)
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="sk-alice", max_retries=0)
+        reply = client.chat.completions.create(model="llama", messages=[{"role": "user", "content": "x"}])
+        assert reply.choices[0].message.content == "hello from pod"
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=10)
+    assert "sk-alice" not in stderr
