@@ -1,0 +1,218 @@
+"""``modelyard runtime``: serve models over the OpenAI API (the process in runtime pods).
+
+``modelyard runtime --model PATH_OR_REPO`` serves one model; ``MODELS=a,b modelyard runtime``
+several. ``--engine vllm`` replaces this process with vLLM's OpenAI server, built from the
+same flags. ``modelyard runtime download`` fills the model cache ahead of time. Heavy imports
+(torch, aiohttp) happen inside the functions, so ``modelyard --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from modelyard.runtime import errors, options
+
+_POOLINGS = ("mean", "cls", "last", "max")
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name or not value:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value
+
+
+def _engine_arg(text: str) -> tuple[str, str | None]:
+    key, sep, value = text.partition("=")
+    if not key.strip("-"):
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE or KEY, got {text!r}")
+    return key, (value if sep and value else None)
+
+
+def _add_source_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--model", metavar="PATH_OR_REPO", help="a model directory, catalog name or HF repo (else $MODELS)"
+    )
+    p.add_argument(
+        "--provider", metavar="NAME", help="huggingface, local or a registered provider (default: auto)"
+    )
+    p.add_argument("--revision", metavar="REV", help="repo revision (branch, tag or commit)")
+    p.add_argument("--cache-dir", metavar="DIR", help="model cache (default: $HF_HOME)")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.set_defaults(func=_serve, group_parser=parser)
+    _add_source_flags(parser)
+    parser.add_argument("--served-name", metavar="NAME", help="the API model id (default: --model)")
+    parser.add_argument("--engine", choices=("transformers", "vllm"), default="transformers")
+    parser.add_argument("--handler", metavar="CLASS", help="handler class path (default: from config.json)")
+    parser.add_argument("--host", default="0.0.0.0")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument(
+        "--device", help="torch device for transformers (default: cuda if available, else cpu)"
+    )
+    parser.add_argument("--max-model-len", type=int, metavar="N")
+    parser.add_argument("--dtype", choices=("auto", "float16", "bfloat16", "float32", "half", "float"))
+    parser.add_argument("--gpu-memory-utilization", type=float, metavar="F", help="vllm only")
+    parser.add_argument("--quantization", metavar="METHOD", help="vllm only (awq, gptq, fp8, ...)")
+    parser.add_argument("--tensor-parallel-size", type=int, metavar="N", help="vllm only")
+    parser.add_argument(
+        "--lora",
+        type=_key_value,
+        action="append",
+        default=[],
+        metavar="NAME=URI",
+        help="LoRA adapter (vllm; repeatable)",
+    )
+    parser.add_argument("--pooling", choices=_POOLINGS, help="embedding pooling")
+    parser.add_argument("--temperature", type=float, metavar="F", help="default temperature")
+    parser.add_argument("--top-p", type=float, metavar="F", help="default top_p")
+    parser.add_argument("--max-tokens", type=int, metavar="N", help="default max_tokens")
+    parser.add_argument(
+        "--engine-arg",
+        type=_engine_arg,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="passed to vLLM as --KEY VALUE (KEY alone: a flag; repeatable)",
+    )
+    parser.add_argument(
+        "--max-queue", type=int, default=64, metavar="N", help="waiting requests per model before 429"
+    )
+    parser.add_argument("--max-request-bytes", type=int, default=32 * 1024 * 1024, metavar="N")
+    parser.add_argument(
+        "--batch-max-size", type=int, default=32, metavar="N", help="embedding/rerank batch size"
+    )
+    parser.add_argument(
+        "--batch-window-ms", type=float, default=5.0, metavar="MS", help="batch collection window"
+    )
+    parser.add_argument(
+        "--no-batching", action="store_true", help="one model call per embedding/rerank request"
+    )
+    parser.add_argument("--no-warmup", action="store_true", help="ready at once, without a warm-up request")
+    parser.add_argument("--log-level", default="INFO")
+
+    sub = parser.add_subparsers(dest="runtime_command", metavar="SUBCOMMAND")
+    dl = sub.add_parser("download", help="download models into the cache (for AUTO_DOWNLOAD_MODELS=0 pods)")
+    _add_source_flags(dl)
+    dl.set_defaults(func=_download)
+
+
+def _names(args: argparse.Namespace) -> list[str]:
+    if args.model:
+        return [args.model]
+    return [n.strip() for n in os.environ.get("MODELS", "").split(",") if n.strip()]
+
+
+def _fail(message: str, code: int = 1) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+def _specs(args: argparse.Namespace) -> list[options.ModelSpec]:
+    from modelyard.runtime import loader
+
+    names = _names(args)
+    if not names:
+        raise errors.LoadError("no model to serve: give --model PATH_OR_REPO or set MODELS=a,b")
+    if len(names) > 1 and args.served_name:
+        raise errors.LoadError("--served-name needs a single model; MODELS names serve under their own names")
+    generation = options.GenerationDefaults(args.temperature, args.top_p, args.max_tokens)
+    specs = []
+    for name in names:
+        spec = loader.resolve(name)
+        spec = loader.override(
+            spec,
+            served_name=getattr(args, "served_name", None),
+            provider=args.provider,
+            handler=getattr(args, "handler", None),
+            revision=args.revision,
+            pooling=getattr(args, "pooling", None),
+            dtype=getattr(args, "dtype", None),
+            max_model_len=getattr(args, "max_model_len", None),
+            generation=generation,
+        )
+        specs.append(spec)
+    return specs
+
+
+def _vllm(args: argparse.Namespace, spec: options.ModelSpec) -> int:
+    from modelyard.runtime import vllm
+
+    o = vllm.VllmOptions(
+        model=spec.source,
+        served_name=spec.served_name,
+        host=args.host,
+        port=args.port,
+        revision=spec.revision,
+        max_model_len=spec.max_model_len,
+        dtype=spec.dtype,
+        gpu_memory_utilization=args.gpu_memory_utilization,
+        quantization=args.quantization,
+        tensor_parallel_size=args.tensor_parallel_size,
+        lora=tuple(args.lora),
+        pooling=spec.pooling,
+        generation=spec.generation,
+        engine_args=tuple(args.engine_arg),
+    )
+    vllm.exec_vllm(o)
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    log = logging.getLogger("modelyard.runtime")
+    try:
+        specs = _specs(args)
+        if args.engine == "vllm":
+            if len(specs) != 1:
+                raise errors.LoadError("--engine vllm serves exactly one model")
+            return _vllm(args, specs[0])
+        if args.lora:
+            raise errors.LoadError("--lora needs --engine vllm (the transformers engine serves base models)")
+        for flag in ("gpu_memory_utilization", "quantization", "tensor_parallel_size"):
+            if getattr(args, flag) is not None:
+                log.warning("--%s applies to --engine vllm only; ignored", flag.replace("_", "-"))
+        if args.engine_arg:
+            log.warning("--engine-arg applies to --engine vllm only; ignored")
+        settings = options.ServerSettings(
+            host=args.host,
+            port=args.port,
+            device=args.device,
+            cache_dir=args.cache_dir,
+            max_request_bytes=args.max_request_bytes,
+            max_queue=args.max_queue,
+            batching=not args.no_batching,
+            batch_max_size=args.batch_max_size,
+            batch_window_ms=args.batch_window_ms,
+            warmup=not args.no_warmup,
+        )
+        from aiohttp import web
+
+        from modelyard.runtime import loader, served
+        from modelyard.runtime.serving import app as serving_app
+
+        models = served.ModelSet(loader.load(spec, settings) for spec in specs)
+    except errors.RuntimeServingError as exc:
+        return _fail(exc.message)
+    web.run_app(serving_app.create_app(settings, models), host=args.host, port=args.port, access_log=None)
+    return 0
+
+
+def _download(args: argparse.Namespace) -> int:
+    from modelyard.runtime import loader
+
+    settings = options.ServerSettings(cache_dir=args.cache_dir)
+    try:
+        specs = _specs(args)
+        for spec in specs:
+            path = loader.download(spec, settings)
+            print(f"{spec.source}: {path}")
+    except errors.RuntimeServingError as exc:
+        return _fail(exc.message)
+    return 0

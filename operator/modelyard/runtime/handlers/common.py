@@ -1,0 +1,68 @@
+"""What every built-in handler shares: the constructor's options, device and dtype choice."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from modelyard.runtime import errors, providers
+
+_DTYPES = {
+    "float16": "float16",
+    "half": "float16",
+    "bfloat16": "bfloat16",
+    "float32": "float32",
+    "float": "float32",
+}
+
+
+@dataclasses.dataclass
+class HandlerOptions:
+    """The keyword arguments the server gives every handler constructor (beyond repo and device)."""
+
+    name: str
+    provider: providers.ModelProvider
+    pooling: str | None = None
+    dtype: str | None = None
+    max_model_len: int | None = None
+    generation_defaults: dict[str, Any] = dataclasses.field(default_factory=dict)
+    supports_structured_outputs: bool | None = None
+
+    @classmethod
+    def from_kwargs(cls, hf_repo_id: str, cache_dir: str | None, kwargs: Mapping[str, Any]) -> HandlerOptions:
+        provider = kwargs.get("provider")
+        if provider is None:
+            provider = providers.create_provider(
+                "huggingface", cache_dir=cache_dir, revision=kwargs.get("revision")
+            )
+        defaults = kwargs.get("generation_defaults") or {}
+        return cls(
+            name=str(kwargs.get("name") or hf_repo_id),
+            provider=provider,
+            pooling=kwargs.get("pooling"),
+            dtype=kwargs.get("dtype"),
+            max_model_len=kwargs.get("max_model_len"),
+            generation_defaults={k: v for k, v in dict(defaults).items() if v is not None},
+            supports_structured_outputs=kwargs.get("supports_structured_outputs"),
+        )
+
+
+def resolve_device(device: Any) -> str:
+    if device:
+        return str(device)
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def model_kwargs(dtype: str | None) -> dict[str, Any]:
+    """``from_pretrained`` keyword arguments for a dtype flag (``auto`` or None: the checkpoint's)."""
+    if dtype in (None, "", "auto"):
+        return {}
+    import torch
+
+    name = _DTYPES.get(str(dtype))
+    if name is None:
+        raise errors.LoadError(f"unknown dtype {dtype!r}; use one of auto, {', '.join(sorted(_DTYPES))}")
+    return {"dtype": getattr(torch, name)}

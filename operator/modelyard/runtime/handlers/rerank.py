@@ -1,0 +1,74 @@
+"""The built-in reranker: a cross-encoder (``AutoModelForSequenceClassification``).
+
+Each (query, document) pair is scored in one forward pass; one logit becomes a sigmoid
+relevance in [0, 1], two logits the softmax of the second. ``score_pairs`` lets the server
+coalesce pairs from concurrent requests into one batch.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from modelyard.runtime import protocols
+from modelyard.runtime.handlers import common
+
+
+class CrossEncoderReranker:
+    capabilities = ["rerank"]
+    thread_safe = True
+    max_parallelism = 2
+    owned_by = "modelyard"
+
+    def __init__(
+        self, hf_repo_id: str, device: str | None = None, cache_dir: str | None = None, **kwargs: Any
+    ):
+        options = common.HandlerOptions.from_kwargs(hf_repo_id, cache_dir, kwargs)
+        self.name = options.name
+        self.device = common.resolve_device(device)
+        self.tokenizer = options.provider.load_tokenizer(hf_repo_id)
+        self.model = options.provider.load_model(
+            hf_repo_id, "AutoModelForSequenceClassification", **common.model_kwargs(options.dtype)
+        )
+        self.model.to(self.device).eval()
+        limit = options.max_model_len or getattr(self.model.config, "max_position_embeddings", None) or 512
+        self.max_length = int(min(limit, getattr(self.tokenizer, "model_max_length", limit) or limit))
+
+    def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        if not pairs:
+            return []
+        batch = self.tokenizer(
+            [q for q, _ in pairs],
+            [d for _, d in pairs],
+            padding=True,
+            truncation=True,
+            max_length=self.max_length,
+            return_tensors="pt",
+        ).to(self.device)
+        with torch.inference_mode():
+            logits = self.model(**batch).logits.float()
+        scores = torch.sigmoid(logits[:, 0]) if logits.shape[1] == 1 else torch.softmax(logits, dim=1)[:, -1]
+        return [float(s) for s in scores.cpu()]
+
+    def count_tokens(self, pairs: Sequence[tuple[str, str]]) -> int:
+        encoded = self.tokenizer(
+            [q for q, _ in pairs], [d for _, d in pairs], truncation=True, max_length=self.max_length
+        )["input_ids"]
+        return sum(len(ids) for ids in encoded)
+
+    def rerank(
+        self,
+        query: str,
+        documents: Sequence[str],
+        *,
+        top_k: int | None = None,
+        cancel_event: threading.Event | None = None,
+    ) -> list[protocols.RerankResult]:
+        scores = self.score_pairs([(query, d) for d in documents])
+        ranked = sorted(
+            (protocols.RerankResult(i, s) for i, s in enumerate(scores)), key=lambda r: r.score, reverse=True
+        )
+        return ranked[:top_k] if top_k else ranked

@@ -1,0 +1,129 @@
+"""The built-in speech handler: Whisper (``WhisperForConditionalGeneration`` + ``WhisperProcessor``).
+
+Audio is cut into 30-second windows (Whisper's input size); each window is decoded with
+timestamps and its segments are shifted by the window's start, so ``verbose_json`` carries
+segment times for long audio too. ``task="translate"`` translates into English.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Literal
+
+import torch
+
+from modelyard.runtime import audio, protocols
+from modelyard.runtime.handlers import common
+
+WINDOW_SECONDS = 30
+
+
+class WhisperASR:
+    capabilities = ["audio-transcription", "audio-translation"]
+    thread_safe = False
+    max_parallelism = 1
+    owned_by = "modelyard"
+
+    def __init__(
+        self, hf_repo_id: str, device: str | None = None, cache_dir: str | None = None, **kwargs: Any
+    ):
+        options = common.HandlerOptions.from_kwargs(hf_repo_id, cache_dir, kwargs)
+        self.name = options.name
+        self.device = common.resolve_device(device)
+        self.processor = options.provider.load_tokenizer(hf_repo_id, tokenizer_class="WhisperProcessor")
+        self.model = options.provider.load_model(
+            hf_repo_id, "WhisperForConditionalGeneration", **common.model_kwargs(options.dtype)
+        )
+        self.model.to(self.device).eval()
+        self.multilingual = bool(getattr(self.model.generation_config, "is_multilingual", False))
+        self._lock = threading.Lock()
+
+    def transcribe(
+        self,
+        audio_path: str,
+        *,
+        language: str | None,
+        prompt: str | None,
+        temperature: float | None,
+        task: Literal["transcribe", "translate"],
+        timestamp_granularity: Literal["word", "segment"] | None,
+        cancel_event: threading.Event | None = None,
+    ) -> protocols.SpeechResult:
+        with open(audio_path, "rb") as f:
+            samples = audio.decode(f.read())
+        return self.transcribe_samples(
+            samples,
+            language=language,
+            prompt=prompt,
+            temperature=temperature,
+            task=task,
+            cancel_event=cancel_event,
+        )
+
+    def _generate_kwargs(
+        self, language: str | None, prompt: str | None, temperature: float | None, task: str
+    ) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"return_timestamps": True}
+        if self.multilingual:
+            kwargs["task"] = task
+            if language:
+                kwargs["language"] = language
+        if temperature:
+            kwargs.update(do_sample=True, temperature=temperature)
+        if prompt:
+            kwargs["prompt_ids"] = torch.as_tensor(self.processor.get_prompt_ids(prompt), device=self.device)
+        return kwargs
+
+    def transcribe_samples(
+        self,
+        samples: audio.Samples,
+        *,
+        language: str | None = None,
+        prompt: str | None = None,
+        temperature: float | None = None,
+        task: Literal["transcribe", "translate"] = "transcribe",
+        cancel_event: threading.Event | None = None,
+    ) -> protocols.SpeechResult:
+        duration = samples.shape[0] / audio.SAMPLE_RATE
+        window = WINDOW_SECONDS * audio.SAMPLE_RATE
+        kwargs = self._generate_kwargs(language, prompt, temperature, task)
+        segments: list[protocols.Segment] = []
+        texts: list[str] = []
+        for start in range(0, max(samples.shape[0], 1), window):
+            if cancel_event is not None and cancel_event.is_set():
+                break
+            chunk = samples[start : start + window]
+            offset = start / audio.SAMPLE_RATE
+            chunk_len = chunk.shape[0] / audio.SAMPLE_RATE
+            features = self.processor(
+                chunk, sampling_rate=audio.SAMPLE_RATE, return_tensors="pt"
+            ).input_features
+            features = features.to(self.device, dtype=self.model.dtype)
+            with self._lock, torch.inference_mode():
+                ids = self.model.generate(features, **kwargs)
+            decoded = self.processor.batch_decode(ids, skip_special_tokens=True, output_offsets=True)[0]
+            text = str(decoded["text"] if isinstance(decoded, dict) else decoded).strip()
+            texts.append(text)
+            offsets = decoded.get("offsets", []) if isinstance(decoded, dict) else []
+            for piece in offsets:
+                begin, end = piece.get("timestamp", (0.0, chunk_len))
+                begin = min(float(begin or 0.0), chunk_len)
+                end = min(float(end if end is not None else chunk_len), chunk_len)
+                segments.append(
+                    protocols.Segment(
+                        len(segments),
+                        round(offset + begin, 2),
+                        round(offset + max(begin, end), 2),
+                        str(piece.get("text", "")).strip(),
+                    )
+                )
+            if not offsets:
+                segments.append(
+                    protocols.Segment(len(segments), round(offset, 2), round(offset + chunk_len, 2), text)
+                )
+        return protocols.SpeechResult(
+            text=" ".join(t for t in texts if t),
+            language=language,
+            duration=round(duration, 3),
+            segments=segments,
+        )

@@ -1,0 +1,36 @@
+"""Calling a handler method with only the keyword arguments its signature accepts.
+
+Built-in handlers take extras (``on_token``, ``seed``, ``response_format``); handlers written
+against the model-server document do not. Passing only what a method accepts keeps both working.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+
+@functools.lru_cache(maxsize=256)
+def _accepted(func: Callable[..., Any]) -> frozenset[str] | None:
+    """Names a callable accepts as keywords; None when it takes ``**kwargs``."""
+    try:
+        params = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    return frozenset(p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
+
+
+def accepts(method: Callable[..., Any], name: str) -> bool:
+    names = _accepted(getattr(method, "__func__", method))
+    return names is None or name in names
+
+
+def call(method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``method(*args, **kwargs)`` minus the keywords it does not accept (None values dropped too)."""
+    names = _accepted(getattr(method, "__func__", method))
+    passed = {k: v for k, v in kwargs.items() if (names is None or k in names) and v is not None}
+    return method(*args, **passed)

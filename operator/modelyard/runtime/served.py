@@ -1,0 +1,105 @@
+"""The models one server serves: each handler with its kind, defaults, limiter and batcher."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import numpy as np
+
+from modelyard.runtime import admission, batching, errors, options, protocols
+
+FALLBACK = options.GenerationDefaults(temperature=1.0, top_p=1.0, max_tokens=256)
+
+
+@dataclasses.dataclass
+class ServedModel:
+    name: str
+    handler: Any
+    kind: protocols.Kind
+    defaults: options.GenerationDefaults
+    limiter: admission.Limiter
+    created: int = dataclasses.field(default_factory=lambda: int(time.time()))
+    batcher: batching.Batcher[Any, Any] | None = None
+
+    @property
+    def owned_by(self) -> str:
+        return str(protocols.attribute(self.handler, "owned_by"))
+
+    @property
+    def supports_structured_outputs(self) -> bool:
+        return bool(protocols.attribute(self.handler, "supports_structured_outputs"))
+
+    def batch_function(self) -> Any:
+        """What the batcher calls for this model, or None when the handler cannot batch."""
+        if self.kind == "embedding":
+            handler = self.handler
+
+            def embed(texts: list[str]) -> list[np.ndarray[Any, Any]]:
+                return list(np.asarray(handler.embed(texts), dtype=np.float32))
+
+            return embed
+        if self.kind == "rerank" and callable(getattr(self.handler, "score_pairs", None)):
+            return self.handler.score_pairs
+        return None
+
+
+def serve(
+    name: str,
+    handler: Any,
+    settings: options.ServerSettings,
+    generation: options.GenerationDefaults | None = None,
+) -> ServedModel:
+    """Wrap a loaded handler for serving under ``name``."""
+    kind = protocols.kind_of(handler)
+    parallelism = protocols.attribute(handler, "max_parallelism")
+    if parallelism is None:
+        parallelism = 4 if protocols.attribute(handler, "thread_safe") else 1
+    handler_defaults = protocols.attribute(handler, "generation_defaults") or {}
+    from_handler = options.GenerationDefaults(
+        temperature=handler_defaults.get("temperature"),
+        top_p=handler_defaults.get("top_p"),
+        max_tokens=handler_defaults.get("max_tokens"),
+    )
+    defaults = (generation or options.GenerationDefaults()).merged_over(from_handler).merged_over(FALLBACK)
+    return ServedModel(
+        name=name,
+        handler=handler,
+        kind=kind,
+        defaults=defaults,
+        limiter=admission.Limiter(name, int(parallelism), settings.max_queue),
+    )
+
+
+class ModelSet:
+    def __init__(self, models: Iterable[ServedModel]) -> None:
+        self._models: dict[str, ServedModel] = {}
+        for model in models:
+            if model.name in self._models:
+                raise errors.LoadError(f"two models are served as {model.name!r}; give one a --served-name")
+            self._models[model.name] = model
+
+    def __iter__(self) -> Iterator[ServedModel]:
+        return iter(self._models.values())
+
+    def __len__(self) -> int:
+        return len(self._models)
+
+    def names(self) -> list[str]:
+        return list(self._models)
+
+    def get(self, name: str, kind: protocols.Kind | None = None) -> ServedModel:
+        model = self._models.get(name)
+        if model is None:
+            raise errors.ModelNotFoundError(
+                f"the model {name!r} does not exist; served here: {', '.join(self._models) or 'nothing'}",
+                param="model",
+                code="model_not_found",
+            )
+        if kind is not None and model.kind != kind:
+            raise errors.UnsupportedError(
+                f"the model {name!r} is a {model.kind} model and does not serve this endpoint", param="model"
+            )
+        return model

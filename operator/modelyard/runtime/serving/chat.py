@@ -1,0 +1,225 @@
+"""``/v1/chat/completions`` and ``/v1/completions``: thin routes over :mod:`generation`.
+
+Structured outputs (``response_format``) go only to handlers with
+``supports_structured_outputs``. The built-in handler constrains decoding to JSON syntax; this
+module then validates the result (json_object: an object; json_schema: the schema, checked
+with ``jsonschema``) and retries up to ``STRUCTURED_ATTEMPTS`` times with a new seed before
+answering 500. Streams are constrained the same way but cannot be retried.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import uuid
+from typing import Any
+
+import jsonschema
+from aiohttp import web
+
+from modelyard.api import openai
+from modelyard.runtime import errors, protocols, served
+from modelyard.runtime.serving import generation, http, keys
+
+STRUCTURED_ATTEMPTS = 3
+
+
+def _messages(req: openai.ChatCompletionRequest, model: served.ServedModel) -> list[dict[str, Any]]:
+    vision = "vision" in (getattr(model.handler, "capabilities", None) or [])
+    out: list[dict[str, Any]] = []
+    for i, message in enumerate(req.messages):
+        content = message.content
+        if isinstance(content, list):
+            texts = [str(p.get("text", "")) for p in content if p.get("type") == "text"]
+            if len(texts) != len(content) and not vision:
+                raise errors.UnsupportedError(
+                    f"messages[{i}].content: the model {model.name!r} reads text parts only",
+                    param=f"messages[{i}].content",
+                )
+            content = content if vision and len(texts) != len(content) else "\n".join(texts)
+        item: dict[str, Any] = {"role": message.role, "content": content or ""}
+        if message.name:
+            item["name"] = message.name
+        out.append(item)
+    return out
+
+
+def _response_format(req: openai.ChatCompletionRequest, model: served.ServedModel) -> dict[str, Any] | None:
+    fmt = req.response_format
+    if fmt is None or fmt.type == "text":
+        return None
+    if not model.supports_structured_outputs:
+        raise errors.UnsupportedError(
+            f"the model {model.name!r} does not support structured outputs (response_format {fmt.type})",
+            param="response_format",
+        )
+    body = fmt.model_dump(exclude_none=True)
+    if fmt.type == "json_schema":
+        spec = fmt.json_schema or {}
+        schema = spec.get("schema")
+        if not isinstance(schema, dict):
+            raise errors.BadRequestError(
+                "response_format.json_schema.schema: a JSON schema object is required",
+                param="response_format.json_schema.schema",
+            )
+        try:
+            jsonschema.validators.validator_for(schema).check_schema(schema)
+        except jsonschema.SchemaError as exc:
+            raise errors.BadRequestError(
+                f"response_format.json_schema.schema: not a valid JSON schema: {exc.message}",
+                param="response_format.json_schema.schema",
+            ) from exc
+    return body
+
+
+def _schema_hint(messages: list[dict[str, Any]], fmt: dict[str, Any]) -> list[dict[str, Any]]:
+    if fmt.get("type") == "json_schema":
+        schema = json.dumps(fmt["json_schema"]["schema"])
+        hint = f"Reply with one JSON object that follows this JSON schema: {schema}"
+    else:
+        hint = "Reply with one JSON object."
+    return [{"role": "system", "content": hint}, *messages]
+
+
+def conforms(text: str, fmt: dict[str, Any]) -> bool:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return False
+    if fmt.get("type") == "json_schema":
+        try:
+            jsonschema.validate(value, fmt["json_schema"]["schema"])
+        except jsonschema.ValidationError:
+            return False
+        return True
+    return isinstance(value, dict)
+
+
+def _usage(gen: protocols.ChatGeneration) -> dict[str, int]:
+    return {
+        "prompt_tokens": gen.prompt_tokens,
+        "completion_tokens": gen.completion_tokens,
+        "total_tokens": gen.prompt_tokens + gen.completion_tokens,
+    }
+
+
+def _finish_reason(gen: protocols.ChatGeneration) -> str:
+    return "length" if gen.finish_reason == "length" else "stop"
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    req = http.parse(openai.ChatCompletionRequest, await http.read_json(request))
+    model = request.app[keys.MODELS].get(req.model, "chat")
+    p = generation.params(req, model)
+    messages = _messages(req, model)
+    fmt = _response_format(req, model)
+    if fmt is not None:
+        p.response_format = fmt
+        messages = _schema_hint(messages, fmt)
+    ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+
+    def chunk(delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
+        return {
+            "id": ident,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model.name,
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        }
+
+    if req.stream:
+        include_usage = bool(req.stream_options and req.stream_options.include_usage)
+        chunks = generation.Chunks(
+            start=lambda: chunk({"role": "assistant", "content": ""}, None),
+            content=lambda text: chunk({"content": text}, None),
+            end=lambda reason: chunk({}, "length" if reason == "length" else "stop"),
+            usage=lambda u: {**chunk({}, None), "choices": [], "usage": u.model_dump()},
+        )
+        return await generation.stream(request, model, "generate", messages, p, chunks, include_usage)
+
+    gen = await generation.run(request, model, "generate", messages, p)
+    if fmt is not None:
+        attempt = 1
+        while not conforms(gen.text, fmt) and attempt < STRUCTURED_ATTEMPTS:
+            attempt += 1
+            p.seed = (p.seed if p.seed is not None else random.randrange(2**31)) + attempt
+            gen = await generation.run(request, model, "generate", messages, p)
+        if not conforms(gen.text, fmt):
+            raise errors.GenerationError(
+                f"no JSON matching response_format after {STRUCTURED_ATTEMPTS} attempts "
+                f"(last finish_reason {_finish_reason(gen)}; raise max_tokens?)",
+                param="response_format",
+            )
+    return web.json_response(
+        {
+            "id": ident,
+            "object": "chat.completion",
+            "created": created,
+            "model": model.name,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": gen.text},
+                    "logprobs": None,
+                    "finish_reason": _finish_reason(gen),
+                }
+            ],
+            "usage": _usage(gen),
+        }
+    )
+
+
+async def completions(request: web.Request) -> web.StreamResponse:
+    req = http.parse(openai.CompletionRequest, await http.read_json(request))
+    model = request.app[keys.MODELS].get(req.model, "chat")
+    p = generation.params(req, model)
+    prompts = [req.prompt] if isinstance(req.prompt, str) else list(req.prompt)
+    if not prompts:
+        raise errors.BadRequestError("prompt: at least one prompt is required", param="prompt")
+    ident, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
+
+    def chunk(text: str, finish: str | None, index: int = 0) -> dict[str, Any]:
+        return {
+            "id": ident,
+            "object": "text_completion",
+            "created": created,
+            "model": model.name,
+            "choices": [{"index": index, "text": text, "logprobs": None, "finish_reason": finish}],
+        }
+
+    if req.stream:
+        if len(prompts) != 1:
+            raise errors.BadRequestError("prompt: streaming takes exactly one prompt", param="prompt")
+        include_usage = bool(req.stream_options and req.stream_options.include_usage)
+        echo = prompts[0] if req.echo else None
+        chunks = generation.Chunks(
+            start=lambda: chunk(echo, None) if echo else None,
+            content=lambda text: chunk(text, None),
+            end=lambda reason: chunk("", "length" if reason == "length" else "stop"),
+            usage=lambda u: {**chunk("", None), "choices": [], "usage": u.model_dump()},
+        )
+        return await generation.stream(request, model, "complete", prompts[0], p, chunks, include_usage)
+
+    choices: list[dict[str, Any]] = []
+    prompt_tokens = completion_tokens = 0
+    for index, prompt in enumerate(prompts):
+        gen = await generation.run(request, model, "complete", prompt, p)
+        text = prompt + gen.text if req.echo else gen.text
+        choices.append({"index": index, "text": text, "logprobs": None, "finish_reason": _finish_reason(gen)})
+        prompt_tokens += gen.prompt_tokens
+        completion_tokens += gen.completion_tokens
+    return web.json_response(
+        {
+            "id": ident,
+            "object": "text_completion",
+            "created": created,
+            "model": model.name,
+            "choices": choices,
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+        }
+    )

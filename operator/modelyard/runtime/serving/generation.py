@@ -1,0 +1,244 @@
+"""Running a text generation for a request: parameters, worker thread, cancellation, streaming.
+
+Generation runs on the server's thread pool, inside the model's admission slot. A
+``threading.Event`` travels with it; it is set when the client disconnects (a failed write,
+a closing transport, or the request task being cancelled), and the handler checks it after
+every token. Streaming sends nothing until the first token (or an error) exists, so a bad
+request still gets a JSON 400 rather than a broken event stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from modelyard.api import openai
+from modelyard.runtime import errors, invoke, protocols, served
+from modelyard.runtime.serving import http, keys
+
+_POLL = 0.25
+
+
+@dataclasses.dataclass
+class Params:
+    max_tokens: int
+    temperature: float
+    top_p: float
+    stop: list[str] | None
+    seed: int | None
+    min_tokens: int | None
+    response_format: dict[str, Any] | None = None
+
+    def kwargs(self) -> dict[str, Any]:
+        return {
+            "max_new_tokens": self.max_tokens,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "stop": self.stop,
+            "seed": self.seed,
+            "min_new_tokens": self.min_tokens,
+            "response_format": self.response_format,
+        }
+
+
+def params(req: openai.ChatCompletionRequest | openai.CompletionRequest, model: served.ServedModel) -> Params:
+    extra = req.model_extra or {}
+    max_tokens = (
+        getattr(req, "max_completion_tokens", None) or req.max_tokens or model.defaults.max_tokens or 256
+    )
+    stop: list[str] | None
+    if req.stop is None:
+        stop = None
+    elif isinstance(req.stop, str):
+        stop = [req.stop] if req.stop else None
+    else:
+        if len(req.stop) > 16:
+            raise errors.BadRequestError("stop: at most 16 stop strings", param="stop")
+        stop = [s for s in req.stop if s] or None
+    min_tokens = extra.get("min_tokens")
+    if min_tokens is not None and (
+        not isinstance(min_tokens, int) or isinstance(min_tokens, bool) or min_tokens < 0
+    ):
+        raise errors.BadRequestError("min_tokens: must be a non-negative integer", param="min_tokens")
+    ignore_eos = extra.get("ignore_eos")
+    if ignore_eos is not None and not isinstance(ignore_eos, bool):
+        raise errors.BadRequestError("ignore_eos: must be a boolean", param="ignore_eos")
+    if ignore_eos:
+        min_tokens = max_tokens
+    return Params(
+        max_tokens=int(max_tokens),
+        temperature=float(
+            req.temperature if req.temperature is not None else model.defaults.temperature or 0.0
+        ),
+        top_p=float(req.top_p if req.top_p is not None else model.defaults.top_p or 1.0),
+        stop=stop,
+        seed=req.seed,
+        min_tokens=min_tokens,
+    )
+
+
+def _method(model: served.ServedModel, name: str) -> Callable[..., Any]:
+    method = getattr(model.handler, name, None)
+    if not callable(method):
+        endpoint = "chat completions" if name == "generate" else "completions"
+        raise errors.UnsupportedError(f"the model {model.name!r} does not serve {endpoint}", param="model")
+    return method  # type: ignore[no-any-return]
+
+
+def _record(app: web.Application, model: served.ServedModel, gen: protocols.ChatGeneration) -> None:
+    m = app[keys.METRICS]
+    m.prompt_tokens.labels(model.name).inc(gen.prompt_tokens)
+    m.generated_tokens.labels(model.name).inc(gen.completion_tokens)
+    if gen.finish_reason == "cancelled":
+        m.cancelled.labels(model.name).inc()
+
+
+async def _finish(future: asyncio.Future[Any], cancel: threading.Event) -> None:
+    """Stop the generation and wait for its thread, even while this task is being cancelled."""
+    cancel.set()
+    while not future.done():
+        try:
+            await asyncio.wait([future])
+        except asyncio.CancelledError:
+            continue
+
+
+async def run(
+    request: web.Request, model: served.ServedModel, method_name: str, first: Any, p: Params
+) -> protocols.ChatGeneration:
+    """A whole generation; the client going away cancels it."""
+    method = _method(model, method_name)
+    app = request.app
+    cancel = threading.Event()
+    loop = asyncio.get_running_loop()
+    async with model.limiter.slot():
+        call = functools.partial(invoke.call, method, first, cancel_event=cancel, **p.kwargs())
+        future = loop.run_in_executor(app[keys.EXECUTOR], call)
+        try:
+            while not future.done():
+                await asyncio.wait([future], timeout=_POLL)
+                if http.client_gone(request):
+                    cancel.set()
+        except BaseException:
+            await _finish(future, cancel)
+            if future.done() and not future.cancelled() and future.exception() is None:
+                _record(app, model, _cancelled(future.result()))
+            raise
+        gen: protocols.ChatGeneration = future.result()
+    if cancel.is_set():
+        gen = _cancelled(gen)
+    _record(app, model, gen)
+    return gen
+
+
+def _cancelled(gen: protocols.ChatGeneration) -> protocols.ChatGeneration:
+    return dataclasses.replace(gen, finish_reason="cancelled")
+
+
+@dataclasses.dataclass
+class Chunks:
+    """How one endpoint shapes its stream events."""
+
+    start: Callable[[], dict[str, Any] | None]
+    content: Callable[[str], dict[str, Any]]
+    end: Callable[[str], dict[str, Any]]
+    usage: Callable[[openai.Usage], dict[str, Any]]
+
+
+async def stream(
+    request: web.Request,
+    model: served.ServedModel,
+    method_name: str,
+    first: Any,
+    p: Params,
+    chunks: Chunks,
+    include_usage: bool,
+) -> web.StreamResponse:
+    method = _method(model, method_name)
+    app = request.app
+    metrics = app[keys.METRICS]
+    loop = asyncio.get_running_loop()
+    cancel = threading.Event()
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
+    response = http.stream_response()
+    began = time.monotonic()
+
+    def on_token(text: str) -> None:
+        loop.call_soon_threadsafe(queue.put_nowait, text)
+
+    async with model.limiter.slot():
+        call = functools.partial(
+            invoke.call, method, first, cancel_event=cancel, on_token=on_token, **p.kwargs()
+        )
+        future = loop.run_in_executor(app[keys.EXECUTOR], call)
+        future.add_done_callback(lambda _: queue.put_nowait(None))
+        prepared = False
+        try:
+            while True:
+                try:
+                    item = await asyncio.wait_for(queue.get(), timeout=_POLL)
+                except TimeoutError:
+                    if http.client_gone(request):
+                        raise ConnectionResetError("client went away") from None
+                    continue
+                if item is None:
+                    break
+                if not prepared:
+                    prepared = True
+                    metrics.ttft.labels(model.name).observe(time.monotonic() - began)
+                    await response.prepare(request)
+                    opening = chunks.start()
+                    if opening is not None:
+                        await response.write(http.sse(opening))
+                if http.client_gone(request):
+                    raise ConnectionResetError("client went away")
+                await response.write(http.sse(chunks.content(item)))
+            gen: protocols.ChatGeneration = future.result()  # a handler error before any token: JSON error
+        except BaseException as exc:
+            await _finish(future, cancel)
+            if future.done() and not future.cancelled() and future.exception() is None:
+                _record(app, model, _cancelled(future.result()))
+            if isinstance(exc, asyncio.CancelledError) or not (prepared or http.client_gone(request)):
+                raise
+            if prepared and not isinstance(exc, ConnectionResetError) and not http.client_gone(request):
+                await _error_event(response, exc)
+            return response
+    _record(app, model, gen)
+    try:
+        if not prepared:
+            await response.prepare(request)
+            opening = chunks.start()
+            if opening is not None:
+                await response.write(http.sse(opening))
+        await response.write(http.sse(chunks.end(gen.finish_reason)))
+        if include_usage:
+            usage = openai.Usage(
+                prompt_tokens=gen.prompt_tokens,
+                completion_tokens=gen.completion_tokens,
+                total_tokens=gen.prompt_tokens + gen.completion_tokens,
+            )
+            await response.write(http.sse(chunks.usage(usage)))
+        await response.write(http.sse("[DONE]"))
+        await response.write_eof()
+    except ConnectionResetError:
+        pass
+    return response
+
+
+async def _error_event(response: web.StreamResponse, exc: BaseException) -> None:
+    """A failure after the stream began: one OpenAI error event, then the end of the stream."""
+    status = exc.status if isinstance(exc, errors.RuntimeServingError) else 500
+    message = str(exc) if isinstance(exc, errors.RuntimeServingError) else f"generation failed: {exc}"
+    try:
+        await response.write(http.sse(openai.error_body(status, message)))
+        await response.write(http.sse("[DONE]"))
+        await response.write_eof()
+    except ConnectionResetError:
+        pass

@@ -1,0 +1,78 @@
+"""Request parsing shared by the routes: JSON bodies into the tolerant OpenAI models, errors
+that name the offending field, and Server-Sent Events."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+import pydantic
+from aiohttp import web
+
+from modelyard.api import openai
+from modelyard.runtime import errors
+
+M = TypeVar("M", bound=pydantic.BaseModel)
+
+
+def error_response(
+    status: int, message: str, *, param: str | None = None, code: str | None = None
+) -> web.Response:
+    return web.json_response(openai.error_body(status, message, param=param, code=code), status=status)
+
+
+def field_path(loc: tuple[int | str, ...]) -> str:
+    """pydantic's ``('messages', 0, 'role')`` as ``messages[0].role``."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def validation_error(exc: pydantic.ValidationError) -> errors.BadRequestError:
+    first = exc.errors()[0]
+    # Union members add their type name to the location; drop those for a readable path.
+    loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and ("[" in p or p in _TYPE_NAMES)))
+    param = field_path(loc) or None
+    message = f"{param}: {first['msg']}" if param else str(first["msg"])
+    return errors.BadRequestError(message, param=param)
+
+
+_TYPE_NAMES = {"str", "int", "float", "list", "dict", "bool", "list[str]", "list[int]", "list[list[int]]"}
+
+
+async def read_json(request: web.Request) -> dict[str, Any]:
+    raw = await request.read()
+    if not raw:
+        raise errors.BadRequestError("the request body is empty; send a JSON object")
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise errors.BadRequestError(f"the request body is not valid JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise errors.BadRequestError("the request body must be a JSON object")
+    return body
+
+
+def parse(model: type[M], body: dict[str, Any]) -> M:
+    try:
+        return model.model_validate(body)
+    except pydantic.ValidationError as exc:
+        raise validation_error(exc) from exc
+
+
+def sse(payload: dict[str, Any] | str) -> bytes:
+    data = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))
+    return f"data: {data}\n\n".encode()
+
+
+def stream_response() -> web.StreamResponse:
+    return web.StreamResponse(
+        status=200,
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def client_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()

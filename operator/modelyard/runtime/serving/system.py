@@ -1,0 +1,112 @@
+"""``/v1/models``, ``/health``, ``/ready``, ``/metrics`` and the warm-up that gates readiness.
+
+``/health`` answers while the process lives; ``/ready`` only after one warm-up request per
+model succeeded (so a pod joins its Service with its model loaded and exercised). A failed
+warm-up keeps ``/ready`` at 503 with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import os
+import tempfile
+import wave
+
+from aiohttp import web
+
+from modelyard.api import openai
+from modelyard.runtime import invoke, served
+from modelyard.runtime.serving import keys
+
+log = logging.getLogger(__name__)
+
+
+def _card(model: served.ServedModel) -> dict[str, object]:
+    return openai.ModelCard(id=model.name, created=model.created, owned_by=model.owned_by).model_dump()
+
+
+async def list_models(request: web.Request) -> web.Response:
+    cards = [_card(m) for m in request.app[keys.MODELS]]
+    return web.json_response({"object": "list", "data": cards})
+
+
+async def get_model(request: web.Request) -> web.Response:
+    return web.json_response(_card(request.app[keys.MODELS].get(request.match_info["model"])))
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def ready(request: web.Request) -> web.Response:
+    state = request.app[keys.READINESS]
+    if state.ready:
+        return web.json_response({"status": "ready", "models": request.app[keys.MODELS].names()})
+    return web.json_response({"status": "not ready", "reason": state.reason}, status=503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    m = request.app[keys.METRICS]
+    for model in request.app[keys.MODELS]:
+        pending = model.batcher.pending if model.batcher is not None else 0
+        m.queue_depth.labels(model.name).set(model.limiter.depth + pending)
+    return web.Response(body=m.render(), content_type="text/plain", charset="utf-8")
+
+
+def _silence_wav() -> bytes:
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16_000)
+        w.writeframes(b"\x00\x00" * 16_000)
+    return buffer.getvalue()
+
+
+def warm_up_one(model: served.ServedModel) -> None:
+    """One small request of the model's kind, on the calling (worker) thread."""
+    h = model.handler
+    if model.kind == "chat":
+        sampling = {"max_new_tokens": 1, "temperature": 0.0, "top_p": 1.0}
+        if callable(getattr(h, "generate", None)):
+            invoke.call(h.generate, [{"role": "user", "content": "Hello"}], **sampling)
+        else:
+            invoke.call(h.complete, "Hello", **sampling)
+    elif model.kind == "embedding":
+        h.embed(["warm up"])
+    elif model.kind == "rerank":
+        h.rerank("warm up", ["warm up"])
+    else:
+        fd, path = tempfile.mkstemp(suffix=".wav")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(_silence_wav())
+            invoke.call(
+                h.transcribe,
+                path,
+                language=None,
+                prompt=None,
+                temperature=None,
+                task="transcribe",
+                timestamp_granularity=None,
+            )
+        finally:
+            os.unlink(path)
+
+
+async def warm_up(app: web.Application) -> None:
+    state = app[keys.READINESS]
+    loop = asyncio.get_running_loop()
+    for model in app[keys.MODELS]:
+        state.reason = f"warming up {model.name}"
+        try:
+            await loop.run_in_executor(app[keys.EXECUTOR], warm_up_one, model)
+        except Exception as exc:
+            state.reason = f"warm-up of {model.name!r} failed: {exc}"
+            log.exception("warm-up of %s failed", model.name)
+            return
+    state.ready, state.reason = True, "ready"
+    app[keys.METRICS].ready.set(1)
+    log.info("ready: %s", ", ".join(app[keys.MODELS].names()))

@@ -1,0 +1,103 @@
+"""The vLLM engine: the runtime's options as a vLLM OpenAI-server command line, then exec.
+
+``build_vllm_args`` is pure and deterministic (fixed order; engine args sorted by key) so the
+operator's builders and the tests can rely on its output. ``exec_vllm`` replaces this
+process with ``python -m vllm.entrypoints.openai.api_server`` so vLLM owns the pod's PID 1
+signals and its ``/health`` and ``/v1/*`` routes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+from collections.abc import Callable
+
+from modelyard.runtime import errors, options
+
+MODULE = "vllm.entrypoints.openai.api_server"
+_POOLING = {"mean": "MEAN", "cls": "CLS", "last": "LAST"}
+
+
+@dataclasses.dataclass(frozen=True)
+class VllmOptions:
+    model: str
+    served_name: str | None = None
+    host: str = "0.0.0.0"
+    port: int = 8000
+    revision: str | None = None
+    max_model_len: int | None = None
+    dtype: str | None = None
+    gpu_memory_utilization: float | None = None
+    quantization: str | None = None
+    tensor_parallel_size: int | None = None
+    lora: tuple[tuple[str, str], ...] = ()
+    """(name, uri) pairs; file:// URIs become paths."""
+    pooling: options.Pooling | None = None
+    generation: options.GenerationDefaults = dataclasses.field(default_factory=options.GenerationDefaults)
+    engine_args: tuple[tuple[str, str | None], ...] = ()
+    """(key, value) pairs passed as ``--key value``; value None passes ``--key`` alone."""
+
+
+def _flag(key: str) -> str:
+    return "--" + key.strip().lstrip("-").replace("_", "-")
+
+
+def _lora_path(uri: str) -> str:
+    return uri.removeprefix("file://")
+
+
+def build_vllm_args(o: VllmOptions) -> list[str]:
+    """vLLM OpenAI-server arguments for these options (without the program name)."""
+    args = ["--model", o.model]
+    if o.served_name:
+        args += ["--served-model-name", o.served_name]
+    args += ["--host", o.host, "--port", str(o.port)]
+    if o.revision:
+        args += ["--revision", o.revision]
+    if o.max_model_len is not None:
+        args += ["--max-model-len", str(o.max_model_len)]
+    if o.dtype:
+        args += ["--dtype", o.dtype]
+    if o.gpu_memory_utilization is not None:
+        args += ["--gpu-memory-utilization", f"{o.gpu_memory_utilization:g}"]
+    if o.quantization:
+        args += ["--quantization", o.quantization]
+    if o.tensor_parallel_size is not None:
+        args += ["--tensor-parallel-size", str(o.tensor_parallel_size)]
+    if o.lora:
+        args += ["--enable-lora", "--lora-modules", *(f"{name}={_lora_path(uri)}" for name, uri in o.lora)]
+        if len(o.lora) > 1:
+            args += ["--max-loras", str(len(o.lora))]
+    if o.pooling is not None:
+        if o.pooling not in _POOLING:
+            raise errors.LoadError(f"vLLM has no {o.pooling!r} pooling; use one of {', '.join(_POOLING)}")
+        args += ["--pooler-config", json.dumps({"pooling_type": _POOLING[o.pooling]}, separators=(",", ":"))]
+    generation = {
+        key: value
+        for key, value in (
+            ("temperature", o.generation.temperature),
+            ("top_p", o.generation.top_p),
+            ("max_new_tokens", o.generation.max_tokens),
+        )
+        if value is not None
+    }
+    if generation:
+        args += ["--override-generation-config", json.dumps(generation, separators=(",", ":"))]
+    for key, value in sorted(o.engine_args, key=lambda kv: _flag(kv[0])):
+        args.append(_flag(key))
+        if value is not None:
+            args.append(value)
+    return args
+
+
+def command(o: VllmOptions, python: str | None = None) -> list[str]:
+    return [python or sys.executable, "-m", MODULE, *build_vllm_args(o)]
+
+
+def exec_vllm(o: VllmOptions, execvp: Callable[[str, list[str]], object] = os.execvp) -> None:
+    """Replace this process with vLLM's server (returns only when ``execvp`` is a stand-in)."""
+    argv = command(o)
+    print("exec:", " ".join(argv), file=sys.stderr, flush=True)
+    execvp(argv[0], argv)
