@@ -264,8 +264,8 @@ class NodeAgent:
             thread.start()
         for thread in stoppers:
             thread.join()
-        for thread in self._threads:
-            thread.join(timeout=5)
+        for thread in self._threads:  # daemon threads; a watch may block until its timeout
+            thread.join(timeout=0.5)
 
     def run_forever(self) -> None:
         import signal
