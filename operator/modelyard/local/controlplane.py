@@ -190,6 +190,7 @@ class ControlPlane:
             f"--service-account-signing-key-file={pki.sa_key}",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
             "--enable-admission-plugins=NodeRestriction",
+            "--kubelet-preferred-address-types=InternalIP",
             "--allow-privileged=true", "--profiling=false", "--v=1",
         ])
         self._wait_http(f"{server}/readyz", "apiserver", pki, started + timeout)

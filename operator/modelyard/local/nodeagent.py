@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from modelyard.local import kube, nodes, podrunner
+from modelyard.local import kube, kubeletapi, nodes, podrunner
 
 log = logging.getLogger("modelyard.local.nodeagent")
 Obj = dict[str, Any]
@@ -53,6 +53,8 @@ class NodeAgent:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self.kubelet_port = 0
+        self._kubelet: kubeletapi.KubeletServer | None = None
 
     # -- kubernetes helpers -------------------------------------------------------------
 
@@ -102,7 +104,7 @@ class NodeAgent:
     def register(self) -> None:
         """Create (or refresh) every node and its Lease."""
         for node in self.nodes.values():
-            manifest = node.manifest(self.version)
+            manifest = node.manifest(self.version, self.kubelet_port)
             try:
                 self.kube.request("POST", "/api/v1/nodes", manifest)
             except kube.KubeError as exc:
@@ -240,6 +242,10 @@ class NodeAgent:
         from modelyard.local import volumes
 
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._kubelet = kubeletapi.KubeletServer(
+            self.state_dir / "kubelet", self._log_path, self._pod_alive)
+        self._kubelet.start()
+        self.kubelet_port = self._kubelet.port
         self.register()
         targets = [self._watch_pods, self._heartbeat,
                    lambda: volumes.bind_claims(self.kube, self.state_dir / "pvcs", self._stop)]
@@ -247,6 +253,19 @@ class NodeAgent:
             thread = threading.Thread(target=target, daemon=True, name="nodeagent")
             thread.start()
             self._threads.append(thread)
+
+    def _runner(self, namespace: str, pod: str) -> podrunner.PodRunner | None:
+        with self._lock:
+            return next((r for r in self.runners.values() if r.key == f"{namespace}/{pod}"),
+                        None)
+
+    def _log_path(self, namespace: str, pod: str, container: str) -> Path | None:
+        runner = self._runner(namespace, pod)
+        return None if runner is None else runner.pod_dir / "logs" / f"{container}.log"
+
+    def _pod_alive(self, namespace: str, pod: str) -> bool:
+        runner = self._runner(namespace, pod)
+        return runner is not None and not runner.stopping.is_set()
 
     def pids(self) -> dict[str, list[int]]:
         """``namespace/name`` -> live process ids, for tests."""
@@ -264,6 +283,8 @@ class NodeAgent:
             thread.start()
         for thread in stoppers:
             thread.join()
+        if self._kubelet is not None:
+            self._kubelet.stop()
         for thread in self._threads:  # daemon threads; a watch may block until its timeout
             thread.join(timeout=0.5)
 

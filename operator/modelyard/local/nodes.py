@@ -39,7 +39,7 @@ class NodeSpec:
         gpus, _, gpu_type = rest.partition(":")
         return cls(name=name, gpus=int(gpus or 0), gpu_type=gpu_type or cls.gpu_type, fake=fake)
 
-    def manifest(self, version: str) -> Obj:
+    def manifest(self, version: str, kubelet_port: int = 0) -> Obj:
         labels = {"kubernetes.io/hostname": self.name, "kubernetes.io/os": "linux",
                   "kubernetes.io/arch": "amd64", "modelyard.io/local-node": "true", **self.labels}
         resources = {"cpu": self.cpu, "memory": self.memory, "pods": "110",
@@ -58,7 +58,7 @@ class NodeSpec:
                 "addresses": [{"type": "InternalIP", "address": "127.0.0.1"},
                               {"type": "Hostname", "address": self.name}],
                 "conditions": node_conditions(),
-                "daemonEndpoints": {"kubeletEndpoint": {"Port": 0}},
+                "daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet_port}},
                 "nodeInfo": {
                     "kubeletVersion": version, "kubeProxyVersion": "",
                     "containerRuntimeVersion": "modelyard-local://processes",
