@@ -1,0 +1,40 @@
+"""Helpers the operator tests share: apply manifests, read objects and their status, wait."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable
+from typing import Any
+
+GROUP_PATH = "/apis/modelyard.io/v1alpha1"
+
+
+def apply(cluster: Any, manifest: str) -> subprocess.CompletedProcess[str]:
+    """kubectl apply; returns the result (stderr carries admission warnings and denials)."""
+    return cluster.kubectl("apply", "-f", "-", input=manifest, check=False)
+
+
+def get(cluster: Any, path: str) -> dict[str, Any] | None:
+    found: dict[str, Any] | None = cluster.kube.get(path)
+    return found
+
+
+def endpoint(cluster: Any, namespace: str, name: str) -> dict[str, Any]:
+    return get(cluster, f"{GROUP_PATH}/namespaces/{namespace}/modelendpoints/{name}") or {}
+
+
+def status_of(cluster: Any, namespace: str, name: str) -> dict[str, Any]:
+    status: dict[str, Any] = endpoint(cluster, namespace, name).get("status") or {}
+    return status
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.25) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last seen: {last!r}")
