@@ -30,7 +30,7 @@ def accepts(method: Callable[..., Any], name: str) -> bool:
 
 
 def call(method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """``method(*args, **kwargs)`` minus the keywords it does not accept (None values dropped too)."""
+    """``method(*args, **kwargs)`` minus the keywords it does not accept."""
     names = _accepted(getattr(method, "__func__", method))
-    passed = {k: v for k, v in kwargs.items() if (names is None or k in names) and v is not None}
+    passed = {k: v for k, v in kwargs.items() if names is None or k in names}
     return method(*args, **passed)

@@ -37,9 +37,6 @@ class JsonPrefix:
         self.ws_run = 0
 
     def copy(self) -> JsonPrefix:
-        return copy.copy(self) if not self.stack else self._deep()
-
-    def _deep(self) -> JsonPrefix:
         other = copy.copy(self)
         other.stack = list(self.stack)
         return other

@@ -101,7 +101,8 @@ class WhisperASR:
             features = features.to(self.device, dtype=self.model.dtype)
             with self._lock, torch.inference_mode():
                 ids = self.model.generate(features, **kwargs)
-            decoded = self.processor.batch_decode(ids, skip_special_tokens=True, output_offsets=True)[0]
+            sequence = ids[0] if not hasattr(ids, "sequences") else ids.sequences[0]
+            decoded = self.processor.tokenizer.decode(sequence, skip_special_tokens=True, output_offsets=True)
             text = str(decoded["text"] if isinstance(decoded, dict) else decoded).strip()
             texts.append(text)
             offsets = decoded.get("offsets", []) if isinstance(decoded, dict) else []

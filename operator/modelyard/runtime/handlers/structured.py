@@ -77,7 +77,12 @@ class JsonLogitsProcessor(transformers.LogitsProcessor):
         order = torch.argsort(scores, descending=True).tolist()
         for checked, token in enumerate(order):
             piece = self.vocab.pieces[token]
-            if piece and token not in self.vocab.eos_ids and self.state.copy().feed_text(piece):
+            if (
+                piece
+                and "\ufffd" not in piece
+                and token not in self.vocab.eos_ids
+                and self.state.copy().feed_text(piece)
+            ):
                 allowed.append(token)
                 if len(allowed) >= _KEEP:
                     break
