@@ -60,10 +60,15 @@ class Operator:
             self.process = None
 
     def metrics(self) -> str:
+        """The /metrics text, or "" while the server is not up."""
+        import urllib.error
         import urllib.request
 
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:
-            return str(response.read().decode())
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:
+                return str(response.read().decode())
+        except (urllib.error.URLError, ConnectionError):
+            return ""
 
 
 def _wait_for_garbage_collector(cluster: Any) -> None:

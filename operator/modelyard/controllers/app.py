@@ -192,9 +192,9 @@ async def run(options: OperatorOptions) -> None:
     ctx = make_context(options)
     stop = asyncio.Event()
     lease = leader.Lease(ctx.cluster.api, options.namespace) if options.leader_election else None
+    runner = await _serve_metrics(ctx, options)  # /healthz answers while a standby waits
     if lease is not None:
         await lease.acquire()
-    runner = await _serve_metrics(ctx, options)
     keeper = asyncio.create_task(lease.keep(stop)) if lease is not None else None
     try:
         await kopf.operator(
