@@ -102,3 +102,34 @@ def test_persistent_volume_claims_bind_to_local_directories(
     volume = kube.request("GET", f"/api/v1/persistentvolumes/{claim['spec']['volumeName']}")
     with open(f"{volume['spec']['hostPath']['path']}/w.bin") as handle:
         assert handle.read() == "weights\n"
+
+
+def test_startup_probe_gates_readiness_and_sidecars_run_beside_the_app(
+    local_cluster: Any, namespace: str, wait: Any
+) -> None:
+    kube = local_cluster.kube
+    pods = f"/api/v1/namespaces/{namespace}/pods"
+    pod = _pod("slow-start", {
+        "command": ["sh", "-c", "sleep 2; touch /work/loaded; exec sleep 300"],
+        "volumeMounts": [{"name": "work", "mountPath": "/work"}],
+        "startupProbe": {"exec": {"command": ["test", "-f", "/work/loaded"]},
+                         "periodSeconds": 1, "failureThreshold": 30},
+    })
+    pod["spec"]["volumes"] = [{"name": "work", "emptyDir": {}}]
+    pod["spec"]["initContainers"] = [{
+        "name": "sidecar", "image": "ignored", "restartPolicy": "Always",
+        "command": ["sleep", "300"]}]
+    kube.request("POST", pods, pod)
+
+    def main_status() -> dict[str, Any]:
+        status = kube.request("GET", f"{pods}/slow-start")["status"]
+        return next(iter(status.get("containerStatuses") or []), {})
+
+    wait(lambda: "running" in main_status().get("state", {}), 20, "the app container to run")
+    early = main_status()
+    assert early["started"] is False and early["ready"] is False  # still loading
+    wait(lambda: main_status().get("ready"), 20, "readiness after the startup probe")
+    status = kube.request("GET", f"{pods}/slow-start")["status"]
+    sidecar = status["initContainerStatuses"][0]
+    assert "running" in sidecar["state"]
+    assert len(local_cluster.agent.pids()[f"{namespace}/slow-start"]) == 2

@@ -49,6 +49,8 @@ class Container:
 
     def __init__(self, runner: PodRunner, spec: Obj, init: bool) -> None:
         self.runner, self.spec, self.init = runner, spec, init
+        # a native sidecar: an init container that keeps running next to the app containers
+        self.sidecar = init and spec.get("restartPolicy") == "Always"
         self.name: str = spec["name"]
         self.dir = runner.pod_dir / "containers" / self.name
         self.log = runner.pod_dir / "logs" / f"{self.name}.log"
@@ -59,6 +61,8 @@ class Container:
         self.started = False
         self.proc: subprocess.Popen[bytes] | None = None
         self.finished = False  # terminated and will not restart
+        self.stop_requested = False  # a sidecar told to end with its pod
+        self.mounts: dict[str, str] = {}
 
     def status(self) -> Obj:
         pid = self.proc.pid if self.proc else None
@@ -76,6 +80,7 @@ class Container:
         term.write_text("")
         mounts = podenv.mount_map(spec, runner.volumes)
         mounts[spec.get("terminationMessagePath", DEFAULT_TERMINATION_PATH)] = str(term)
+        self.mounts = mounts
         base = podenv.base_env(runner.pod, runner.hooks.extra_env)
         base.update(podenv.volume_env(runner.volumes))
         base["MODELYARD_POD_DIR"] = str(runner.pod_dir)
@@ -128,7 +133,7 @@ class Container:
     def run(self) -> None:
         """Supervise until the container finishes for good or the pod stops."""
         runner = self.runner
-        policy = runner.pod["spec"].get("restartPolicy", "Always")
+        policy = "Always" if self.sidecar else runner.pod["spec"].get("restartPolicy", "Always")
         delay, cap = runner.hooks.backoff
         while not runner.stopping.is_set():
             spawned = self._spawn()
@@ -141,7 +146,6 @@ class Container:
                 env, cwd, term = spawned
                 started = now_iso()
                 self.state = {"running": {"startedAt": started}}
-                self.started = True
                 runner.event("Normal", "Started", f"Started container {self.name}")
                 runner.publish()
                 code = self._supervise(env, cwd)
@@ -153,8 +157,8 @@ class Container:
                     "containerID": f"modelyard://{self.proc.pid if self.proc else 0}"}}
             else:
                 code = int(self.state["terminated"]["exitCode"])
-            restart = not runner.stopping.is_set() and (
-                (policy == "Always" and not self.init)
+            restart = not runner.stopping.is_set() and not self.stop_requested and (
+                (policy == "Always" and (not self.init or self.sidecar))
                 or (policy == "OnFailure" and code != 0)
                 or (self.init and policy != "Never" and code != 0)
             )
@@ -173,32 +177,53 @@ class Container:
             self.restarts += 1
         self.finished = True
 
+    def _probe(self, key: str) -> probes.ProbeState | None:
+        """A probe of this container (exec commands get mount paths rewritten), if any."""
+        probe = self.spec.get(key)
+        if not probe or (self.init and not self.sidecar):
+            return None
+        if "exec" in probe:
+            command = [podenv.rewrite(a, self.mounts) for a in probe["exec"]["command"]]
+            probe = {**probe, "exec": {"command": command}}
+        return probes.ProbeState(probe)
+
     def _supervise(self, env: dict[str, str], cwd: str) -> int:
-        """Wait for the process while running probes; returns the kubelet-style exit code."""
+        """Wait for the process while running probes; returns the kubelet-style exit code.
+
+        A startupProbe gates the others (``started``); without a readinessProbe a started
+        container is ready. Init containers (not sidecars) are never probed.
+        """
         assert self.proc is not None
         spec, runner = self.spec, self.runner
-        readiness = spec.get("readinessProbe")
-        ready_probe = probes.ProbeState(readiness) if readiness and not self.init else None
-        live_probe = probes.ProbeState(spec["livenessProbe"]) if "livenessProbe" in spec else None
-        if ready_probe is None and not self.init:
-            self.ready = True
-            runner.publish()
+        probed = not self.init or self.sidecar
+        startup = self._probe("startupProbe")
+        ready_probe = live_probe = None
+        self.started = startup is None
         while self.proc.poll() is None:
+            if self.started and ready_probe is None and live_probe is None:
+                ready_probe = self._probe("readinessProbe")
+                live_probe = self._probe("livenessProbe")
+                if ready_probe is None and probed:
+                    self.ready = True
+                runner.publish()
             now = time.monotonic()
-            for state, is_live in ((ready_probe, False), (live_probe, True)):
+            checks = [(startup, "Startup")] if not self.started else [
+                (ready_probe, "Readiness"), (live_probe, "Liveness")]
+            for state, kind in checks:
                 if state is None or not state.due(now) or self.proc.poll() is not None:
                     continue
                 ok, message = probes.probe_once(state.probe, spec, runner.pod_ip, env, cwd)
                 before = state.result
                 result = state.record(ok, time.monotonic())
                 if not ok:
-                    kind = "Liveness" if is_live else "Readiness"
                     runner.event("Warning", "Unhealthy", f"{kind} probe failed: {message}")
-                if is_live and result is False:
-                    runner.event("Normal", "Killing",
-                                 f"Container {self.name} failed liveness probe, will be restarted")
+                if kind == "Startup" and result is True:
+                    self.started = True
+                elif kind != "Readiness" and result is False:
+                    runner.event("Normal", "Killing", f"Container {self.name} failed "
+                                 f"{kind.lower()} probe, will be restarted")
                     self.terminate(float(runner.grace()))
-                elif not is_live and result is not None and result != before:
+                elif kind == "Readiness" and result is not None and result != before:
                     self.ready = result
                     runner.publish()
             if runner.stopping.wait(0.2):

@@ -81,9 +81,17 @@ class PodRunner:
                                            "message": str(exc)}}
                 self.publish()
                 self.stopping.wait(2.0)
+        sidecars: list[threading.Thread] = []
         for init in self.init_containers:
+            if init.sidecar:  # start it, wait until started, keep it running alongside
+                sidecars.append(threading.Thread(target=init.run, daemon=True))
+                sidecars[-1].start()
+                while not (init.started or init.finished or self.stopping.wait(0.1)):
+                    pass
+                continue
             init.run()
             if init.state.get("terminated", {}).get("exitCode") != 0:
+                self._end_sidecars()
                 self.publish()
                 return
         self.initialized = True
@@ -92,7 +100,15 @@ class PodRunner:
             thread.start()
         for thread in threads:
             thread.join()
+        self._end_sidecars()
         self.publish()
+
+    def _end_sidecars(self) -> None:
+        """When the app containers are done, sidecars are stopped (in reverse order)."""
+        for init in reversed(self.init_containers):
+            if init.sidecar and not init.finished:
+                init.stop_requested = True
+                init.terminate(float(self.grace()))
 
     def stop(self, grace: float) -> None:
         """Pod deletion: SIGTERM every container, SIGKILL after ``grace``, wait for the runner."""
