@@ -204,6 +204,7 @@ class ControlPlane:
             f"--cluster-signing-cert-file={pki.ca_crt}",
             f"--cluster-signing-key-file={pki.ca_key}",
             "--use-service-account-credentials=true", "--controllers=*",
+            "--kube-api-qps=200", "--kube-api-burst=400",  # scale tests with fake pods
             f"--service-cluster-ip-range={SERVICE_CIDR}", "--cluster-name=modelyard-local",
         ])
         sched_cfg = str(self.state_dir / "scheduler.kubeconfig")
