@@ -1,0 +1,95 @@
+"""An open-loop load generator: N requests per second, latency from each request's scheduled time.
+
+Run it in its own process (and core) so the proxy under test is the only thing measured.
+Sending on a fixed schedule (not after the previous answer) avoids coordinated omission: a
+slow answer shows up in the percentiles instead of slowing the load down. Prints one JSON line.
+
+    python benchmarks/loadgen.py --url http://127.0.0.1:8000/v1/chat/completions --rate 500 --duration 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+
+import aiohttp
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+async def run(
+    url: str, rate: float, duration: float, stream: bool, model: str, key: str | None
+) -> dict[str, float]:
+    body = json.dumps(
+        {
+            "model": model,
+            "messages": [{"role": "user", "content": "hello there"}],
+            "stream": stream,
+            "max_tokens": 16,
+        }
+    ).encode()
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    latencies: list[float] = []
+    errors = 0
+    connector = aiohttp.TCPConnector(limit=0, force_close=False)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def one(scheduled: float) -> None:
+            nonlocal errors
+            try:
+                async with session.post(url, data=body, headers=headers) as response:
+                    await response.read()
+                    ok = response.status == 200
+            except aiohttp.ClientError:
+                ok = False
+            if ok:
+                latencies.append(time.perf_counter() - scheduled)
+            else:
+                errors += 1
+
+        # warm the connection pool
+        await asyncio.gather(*(one(time.perf_counter()) for _ in range(20)))
+        latencies.clear()
+        total = int(rate * duration)
+        start = time.perf_counter() + 0.05
+        tasks = []
+        for i in range(total):
+            scheduled = start + i / rate
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.ensure_future(one(scheduled)))
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - start
+    return {
+        "requests": total,
+        "errors": errors,
+        "achieved_rps": total / elapsed,
+        "p50_ms": _percentile(latencies, 0.50) * 1000,
+        "p90_ms": _percentile(latencies, 0.90) * 1000,
+        "p99_ms": _percentile(latencies, 0.99) * 1000,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--rate", type=float, default=500)
+    parser.add_argument("--duration", type=float, default=10)
+    parser.add_argument("--stream", action="store_true")
+    parser.add_argument("--model", default="bench")
+    parser.add_argument("--key")
+    args = parser.parse_args()
+    result = asyncio.run(run(args.url, args.rate, args.duration, args.stream, args.model, args.key))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
