@@ -2,7 +2,8 @@
 
 A generation is decoded again after every token; :class:`StopTracker` compares the text with
 the stop strings. It holds back the tail that could still become a stop string (and a
-half-decoded character), so a client never sees a stop string or part of one, and it says
+half-decoded character, up to 3 replacement characters), so a client never sees a stop string
+or part of one, and it says
 when a stop string has appeared so the generation loop can end.
 """
 
@@ -38,11 +39,13 @@ class StopTracker:
                     keep = max(keep, k)
                     break
         if text.endswith("\ufffd"):
-            keep = max(keep, len(text) - len(text.rstrip("\ufffd")))
+            # an unfinished UTF-8 sequence (at most 3 bytes) may still become one character
+            keep = max(keep, min(3, len(text) - len(text.rstrip("\ufffd"))))
         return keep
 
     def _delta(self, safe: str) -> str:
-        if len(safe) <= len(self.emitted) or not safe.startswith(self.emitted):
+        # Text already sent cannot be taken back; if decoding changed it, go on from its length.
+        if len(safe) <= len(self.emitted):
             return ""
         delta = safe[len(self.emitted) :]
         self.emitted = safe
