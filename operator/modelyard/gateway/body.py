@@ -1,10 +1,12 @@
 """Reading just enough of a request body to route it, and rewriting the model when needed.
 
 The gateway forwards the client's original bytes, so fields it does not know reach the
-model server untouched. It parses a JSON body once, only to learn ``model`` and ``stream``;
-a multipart body (audio) is scanned for its ``model`` part without copying the file. The
-body is re-serialised only when the model name must change (an upstream rewrite or a
-fallback model).
+model server untouched. It reads a JSON body once, only to learn ``model`` and ``stream``:
+a large body is walked at its top level only, jumping over string values with ``bytes.find``
+(a megabyte prompt costs about as much as a short one); when that walk meets many small
+tokens it gives up and ``json.loads`` the body instead. A multipart body (audio) is scanned
+for its ``model`` part without copying the file. When the model name must change (an
+upstream rewrite or a fallback model) only the model value is replaced.
 """
 
 from __future__ import annotations
@@ -32,13 +34,19 @@ class RequestBody:
     model: str
     stream: bool = False
     parsed: dict[str, Any] | None = None
-    """The decoded JSON object (None for multipart)."""
+    """The decoded JSON object, when the body was decoded whole."""
     boundary: bytes | None = None
+    """The multipart boundary, for a multipart body."""
+    model_span: tuple[int, int] | None = None
+    """Where the JSON value of ``model`` is in ``raw``, when the body was scanned."""
 
     def with_model(self, model: str) -> bytes:
         """The body with ``model`` replaced; the original bytes when it is unchanged."""
         if model == self.model:
             return self.raw
+        if self.model_span is not None:
+            start, end = self.model_span
+            return self.raw[:start] + json.dumps(model, ensure_ascii=False).encode() + self.raw[end:]
         if self.parsed is not None:
             return json.dumps({**self.parsed, "model": model}, ensure_ascii=False).encode()
         assert self.boundary is not None
@@ -56,6 +64,10 @@ def parse(raw: bytes, content_type: str) -> RequestBody:
             raise BodyError("you must provide a model parameter", "model")
         stream = fields.get(b"stream", "").lower() in ("true", "1")
         return RequestBody(raw, content_type, model, stream, None, boundary)
+    if len(raw) >= SCAN_ABOVE:
+        scanned = _scan_json(raw, content_type or "application/json")
+        if scanned is not None:
+            return scanned
     try:
         parsed = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -113,3 +125,124 @@ def _rewrite_multipart_model(raw: bytes, boundary: bytes, model: str) -> bytes:
         if match and match.group(1) == b"model":
             return raw[:content] + model.encode() + raw[end:]
     return raw
+
+
+SCAN_ABOVE = 8192
+"""Bodies at least this large are scanned rather than decoded."""
+_TOKEN_BUDGET = 256
+_STRUCTURE = re.compile(rb'["{}\[\]]')
+_LITERAL_END = re.compile(rb"[,}\s]")
+_SPACE = b" \t\r\n"
+
+
+class _GiveUp(Exception):
+    """Too many tokens (or something unusual): decode the body whole instead."""
+
+
+class _Scanner:
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
+        self.budget = _TOKEN_BUDGET
+
+    def spend(self) -> None:
+        self.budget -= 1
+        if self.budget <= 0:
+            raise _GiveUp()
+
+    def space(self, i: int) -> int:
+        raw = self.raw
+        while i < len(raw) and raw[i] in _SPACE:
+            i += 1
+        if i >= len(raw):
+            raise _GiveUp()
+        return i
+
+    def string_end(self, start: int) -> int:
+        """The index after the string that opens at ``start``."""
+        raw, i = self.raw, start + 1
+        while True:
+            j = raw.find(b'"', i)
+            if j == -1:
+                raise _GiveUp()
+            k = j - 1
+            while raw[k] == 0x5C:  # backslash
+                k -= 1
+            if (j - 1 - k) % 2 == 0:
+                return j + 1
+            self.spend()
+            i = j + 1
+
+    def container_end(self, start: int) -> int:
+        depth, i = 0, start
+        while True:
+            match = _STRUCTURE.search(self.raw, i)
+            if match is None:
+                raise _GiveUp()
+            at = match.start()
+            char = self.raw[at]
+            self.spend()
+            if char == 0x22:  # "
+                i = self.string_end(at)
+                continue
+            depth += 1 if char in b"{[" else -1
+            i = at + 1
+            if depth == 0:
+                return i
+
+    def top_level(self) -> dict[bytes, tuple[int, int]]:
+        """Spans of the values of the top-level keys ``model`` and ``stream``."""
+        raw = self.raw
+        i = self.space(0)
+        if raw[i] != 0x7B:  # {
+            raise _GiveUp()
+        i += 1
+        found: dict[bytes, tuple[int, int]] = {}
+        while True:
+            i = self.space(i)
+            char = raw[i]
+            if char == 0x7D:  # }
+                return found
+            if char == 0x2C:  # ,
+                i += 1
+                continue
+            if char != 0x22:
+                raise _GiveUp()
+            key_end = self.string_end(i)
+            key = raw[i + 1 : key_end - 1]
+            if b"\\" in key:
+                raise _GiveUp()
+            i = self.space(key_end)
+            if raw[i] != 0x3A:  # :
+                raise _GiveUp()
+            start = i = self.space(i + 1)
+            char = raw[i]
+            if char == 0x22:
+                i = self.string_end(i)
+            elif char in b"{[":
+                i = self.container_end(i)
+            else:
+                match = _LITERAL_END.search(raw, i)
+                if match is None:
+                    raise _GiveUp()
+                i = match.start()
+            if key in (b"model", b"stream"):
+                found[key] = (start, i)
+            self.spend()
+
+
+def _scan_json(raw: bytes, content_type: str) -> RequestBody | None:
+    """Route a large JSON body from its top level; None when it should be decoded whole."""
+    try:
+        spans = _Scanner(raw).top_level()
+    except (_GiveUp, IndexError):
+        return None
+    if b"model" not in spans:
+        return None
+    try:
+        model = json.loads(raw[slice(*spans[b"model"])])
+        stream = json.loads(raw[slice(*spans[b"stream"])]) if b"stream" in spans else False
+    except ValueError:
+        return None
+    if not isinstance(model, str) or not model:
+        return None
+    return RequestBody(raw, content_type, model, stream is True, model_span=spans[b"model"])

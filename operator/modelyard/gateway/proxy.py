@@ -251,9 +251,12 @@ class Proxy:
                     break
                 await exchange.commit_sse()
                 await exchange.write(sse.KEEPALIVE)
-        finally:
+        except BaseException:  # the client left (or the request timed out) while waiting
             if not opening.done():
                 opening.cancel()
+            elif not opening.cancelled() and opening.exception() is None:
+                opening.result()[0].close()
+            raise
         response, first, splitter = opening.result()
         self.metrics.first_byte.labels(exchange.body.model, endpoint.name).observe(
             asyncio.get_running_loop().time() - sent
