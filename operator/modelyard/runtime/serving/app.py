@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -22,6 +23,28 @@ from modelyard.runtime.serving import audio, chat, embeddings, http, keys, syste
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def _observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Count every API request by model, endpoint and status, and time it."""
+    began = time.monotonic()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    finally:
+        if request.path.startswith(("/v1/", "/rerank")):
+            m = request.app[keys.METRICS]
+            model = str(request.get(http.MODEL_NAME, ""))
+            endpoint = (
+                request.match_info.route.resource.canonical
+                if request.match_info.route.resource
+                else "unknown"
+            )
+            m.requests.labels(model, endpoint, str(status)).inc()
+            m.latency.labels(model, endpoint).observe(time.monotonic() - began)
 
 
 @web.middleware
@@ -91,7 +114,7 @@ _WARMUP = web.AppKey("warmup", asyncio.Task[None])
 def create_app(
     settings: options.ServerSettings, models: served.ModelSet, metrics_: metrics.Metrics | None = None
 ) -> web.Application:
-    app = web.Application(client_max_size=settings.max_request_bytes, middlewares=[_errors])
+    app = web.Application(client_max_size=settings.max_request_bytes, middlewares=[_observe, _errors])
     app[keys.SETTINGS] = settings
     app[keys.MODELS] = models
     app[keys.METRICS] = metrics_ or metrics.Metrics()

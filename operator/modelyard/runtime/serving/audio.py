@@ -14,7 +14,7 @@ from typing import Any, Literal
 from aiohttp import web
 
 from modelyard.runtime import errors, invoke, protocols
-from modelyard.runtime.serving import keys
+from modelyard.runtime.serving import http, keys
 
 FORMATS = ("json", "text", "verbose_json", "srt", "vtt")
 
@@ -58,7 +58,7 @@ async def _speech(request: web.Request, task: Literal["transcribe", "translate"]
     name = _field(form, "model")
     if not name:
         raise errors.BadRequestError("model: field required", param="model")
-    model = app[keys.MODELS].get(name, "speech")
+    model = http.lookup(request, name, "speech")
     fmt = _field(form, "response_format") or "json"
     if fmt not in FORMATS:
         raise errors.BadRequestError(f"response_format: one of {', '.join(FORMATS)}", param="response_format")

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from modelyard.api import openai
 from modelyard.runtime import errors, protocols, served
-from modelyard.runtime.serving import generation, http, keys
+from modelyard.runtime.serving import generation, http
 
 STRUCTURED_ATTEMPTS = 3
 
@@ -110,7 +110,7 @@ def _finish_reason(gen: protocols.ChatGeneration) -> str:
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     req = http.parse(openai.ChatCompletionRequest, await http.read_json(request))
-    model = request.app[keys.MODELS].get(req.model, "chat")
+    model = http.lookup(request, req.model, "chat")
     p = generation.params(req, model)
     messages = _messages(req, model)
     fmt = _response_format(req, model)
@@ -172,7 +172,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
 async def completions(request: web.Request) -> web.StreamResponse:
     req = http.parse(openai.CompletionRequest, await http.read_json(request))
-    model = request.app[keys.MODELS].get(req.model, "chat")
+    model = http.lookup(request, req.model, "chat")
     p = generation.params(req, model)
     prompts = [req.prompt] if isinstance(req.prompt, str) else list(req.prompt)
     if not prompts:

@@ -61,7 +61,7 @@ async def embed_texts(
 async def embeddings(request: web.Request) -> web.Response:
     app = request.app
     req = http.parse(openai.EmbeddingRequest, await http.read_json(request))
-    model = app[keys.MODELS].get(req.model, "embedding")
+    model = http.lookup(request, req.model, "embedding")
     texts = _texts(req, model)
     dim = int(getattr(model.handler, "dim", 0) or 0)
     if req.dimensions is not None and dim and req.dimensions > dim:
@@ -120,7 +120,7 @@ async def rerank(request: web.Request) -> web.Response:
     if isinstance(docs, list):
         body["documents"] = [d.get("text", d) if isinstance(d, dict) else d for d in docs]
     req = http.parse(openai.RerankRequest, body)
-    model = app[keys.MODELS].get(req.model, "rerank")
+    model = http.lookup(request, req.model, "rerank")
     scores = await score(app, model, req.query, req.documents)
     order = sorted(range(len(scores)), key=lambda i: scores[i], reverse=True)
     if req.top_n is not None:

@@ -217,6 +217,9 @@ async def stream(
             opening = chunks.start()
             if opening is not None:
                 await response.write(http.sse(opening))
+        if gen.text and not invoke.accepts(method, "on_token"):
+            # a handler that cannot stream: its whole answer is one chunk
+            await response.write(http.sse(chunks.content(gen.text)))
         await response.write(http.sse(chunks.end(gen.finish_reason)))
         if include_usage:
             usage = openai.Usage(

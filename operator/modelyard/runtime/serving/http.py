@@ -10,7 +10,7 @@ import pydantic
 from aiohttp import web
 
 from modelyard.api import openai
-from modelyard.runtime import errors
+from modelyard.runtime import errors, protocols, served
 
 M = TypeVar("M", bound=pydantic.BaseModel)
 
@@ -76,3 +76,15 @@ def stream_response() -> web.StreamResponse:
 def client_gone(request: web.Request) -> bool:
     transport = request.transport
     return transport is None or transport.is_closing()
+
+
+MODEL_NAME = "modelyard.model"
+
+
+def lookup(request: web.Request, name: str, kind: protocols.Kind | None = None) -> served.ServedModel:
+    """The served model a request names; remembered on the request for the metrics."""
+    from modelyard.runtime.serving import keys
+
+    model = request.app[keys.MODELS].get(name, kind)
+    request[MODEL_NAME] = model.name
+    return model
