@@ -68,6 +68,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         connector=connector,
         timeout=aiohttp.ClientTimeout(total=None, connect=config.connect_timeout),
         skip_auto_headers=("User-Agent",),
+        cookie_jar=aiohttp.DummyCookieJar(),
     )
     app[PROXY] = proxy.Proxy(config, app[BALANCER], app[METRICS], session)
     await app[DISCOVERY].start()

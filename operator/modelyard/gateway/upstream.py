@@ -8,9 +8,11 @@ timeout. Anything else (2xx, 4xx) is the answer and is relayed as it is.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Mapping
 
 import aiohttp
+import yarl
 from multidict import CIMultiDict
 
 from modelyard.gateway import routes
@@ -73,6 +75,12 @@ class ServerError(AttemptFailed):
         self.headers = dict(headers)
 
 
+@functools.lru_cache(maxsize=4096)
+def _url(text: str) -> yarl.URL:
+    """Parsed once per target and path, not once per request."""
+    return yarl.URL(text)
+
+
 def request_headers(incoming: Mapping[str, str], upstream: routes.Upstream | None) -> CIMultiDict[str]:
     """Headers for the outgoing request: the client's, less the dropped ones, plus upstream's."""
     headers: CIMultiDict[str] = CIMultiDict()
@@ -107,7 +115,7 @@ async def send(
     """POST to the target and wait for the response headers; 5xx and errors raise AttemptFailed."""
     try:
         async with asyncio.timeout(timeout):
-            response = await session.post(target.base + suffix, data=payload, headers=headers)
+            response = await session.post(_url(target.base + suffix), data=payload, headers=headers)
             if response.status >= 500:
                 try:
                     body = await response.read()
