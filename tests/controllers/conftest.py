@@ -65,7 +65,9 @@ class Operator:
         import urllib.request
 
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5
+            ) as response:
                 return str(response.read().decode())
         except (urllib.error.URLError, ConnectionError):
             return ""
@@ -109,6 +111,12 @@ def operator(local_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> It
         local_cluster.kubectl(
             "wait", "--for=condition=Established", f"crd/{crd}.modelyard.io", "--timeout=60s"
         )
+    for plural in ("modelentries", "modelendpoints", "trainingjobs"):  # storage ready, not only Established
+        deadline = time.monotonic() + 60
+        while local_cluster.kubectl("get", f"{plural}.modelyard.io", "-A", check=False).returncode != 0:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{plural} cannot be listed")
+            time.sleep(0.5)
     local_cluster.kubectl("create", "namespace", "modelyard-system", check=False)
     _wait_for_garbage_collector(local_cluster)
     op = Operator(local_cluster.kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log")
