@@ -96,8 +96,8 @@ def command(o: VllmOptions, python: str | None = None) -> list[str]:
     return [python or sys.executable, "-m", MODULE, *build_vllm_args(o)]
 
 
-def exec_vllm(o: VllmOptions, execvp: Callable[[str, list[str]], object] = os.execvp) -> None:
+def exec_vllm(o: VllmOptions, execvp: Callable[[str, list[str]], object] | None = None) -> None:
     """Replace this process with vLLM's server (returns only when ``execvp`` is a stand-in)."""
     argv = command(o)
     print("exec:", " ".join(argv), file=sys.stderr, flush=True)
-    execvp(argv[0], argv)
+    (execvp or os.execvp)(argv[0], argv)

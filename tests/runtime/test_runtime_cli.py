@@ -1,0 +1,134 @@
+"""``modelyard runtime``: serving from MODELS in a real process, flags, vLLM exec, download."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+import time
+from typing import Any
+
+import openai
+import pytest
+import requests
+
+from modelyard import cli
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_models_env_serves_several_models_in_one_process(models_dir: pathlib.Path) -> None:
+    port = _free_port()
+    llama, bert = str(models_dir / "llama"), str(models_dir / "bert")
+    env = {**os.environ, "MODELS": f"{llama},{bert}", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "modelyard",
+            "runtime",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--device",
+            "cpu",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            assert time.monotonic() < deadline, "runtime did not become ready"
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/ready", timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.2)
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0)
+        assert {m.id for m in client.models.list().data} == {llama, bert}
+        reply = client.chat.completions.create(
+            model=llama, messages=[{"role": "user", "content": "hi"}], max_tokens=3
+        )
+        assert reply.usage.completion_tokens <= 3
+        assert len(client.embeddings.create(model=bert, input="hi").data[0].embedding) == 32
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+def test_flags_shape_the_model_spec(models_dir: pathlib.Path) -> None:
+    from modelyard.runtime import cli as runtime_cli
+
+    args = cli.build_parser().parse_args(
+        ["runtime", "--model", str(models_dir / "bert"), "--served-name", "emb", "--pooling", "cls",
+         "--temperature", "0.2", "--max-tokens", "9", "--max-model-len", "64"]
+    )  # fmt: skip
+    (spec,) = runtime_cli._specs(args)
+    assert (spec.served_name, spec.pooling, spec.max_model_len) == ("emb", "cls", 64)
+    assert spec.generation.temperature == 0.2 and spec.generation.max_tokens == 9
+
+
+def test_no_model_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+    monkeypatch.delenv("MODELS", raising=False)
+    assert cli.main(["runtime"]) == 1
+    assert "give --model" in capsys.readouterr().err
+
+
+def test_engine_vllm_execs_the_vllm_server_with_the_flags(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[list[str]] = []
+    monkeypatch.setattr(os, "execvp", lambda program, argv: seen.append(argv))
+    code = cli.main(
+        ["runtime", "--engine", "vllm", "--model", "org/model", "--served-name", "m", "--port", "8080",
+         "--max-model-len", "4096", "--dtype", "bfloat16", "--gpu-memory-utilization", "0.85",
+         "--quantization", "fp8", "--tensor-parallel-size", "2", "--lora", "sql=file:///a/sql",
+         "--temperature", "0.5", "--engine-arg", "enforce-eager", "--engine-arg", "max_num_seqs=8"]
+    )  # fmt: skip
+    assert code == 0
+    argv = seen[0]
+    assert argv[1:3] == ["-m", "vllm.entrypoints.openai.api_server"]
+    joined = " ".join(argv)
+    for part in (
+        "--model org/model",
+        "--served-model-name m",
+        "--port 8080",
+        "--max-model-len 4096",
+        "--dtype bfloat16",
+        "--gpu-memory-utilization 0.85",
+        "--quantization fp8",
+        "--tensor-parallel-size 2",
+        "--enable-lora --lora-modules sql=/a/sql",
+        '--override-generation-config {"temperature":0.5}',
+        "--enforce-eager --max-num-seqs 8",
+    ):
+        assert part in joined
+
+
+def test_lora_on_the_transformers_engine_is_refused(capsys: Any) -> None:
+    assert cli.main(["runtime", "--model", "x", "--lora", "a=file:///b"]) == 1
+    assert "--engine vllm" in capsys.readouterr().err
+
+
+def test_download_with_downloads_forbidden_fails_fast(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path, capsys: Any
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    code = cli.main(["runtime", "download", "--model", "someorg/absent", "--cache-dir", str(tmp_path)])
+    assert code == 1
+    assert "HF_HUB_OFFLINE=1" in capsys.readouterr().err
+
+
+def test_download_of_a_local_directory_prints_its_path(models_dir: pathlib.Path, capsys: Any) -> None:
+    assert cli.main(["runtime", "download", "--model", str(models_dir / "llama")]) == 0
+    assert str(models_dir / "llama") in capsys.readouterr().out
