@@ -53,6 +53,18 @@ def test_job_runs_the_trainer_with_backoff_and_mounts() -> None:
 def test_phase_from_the_job() -> None:
     assert training.job_phase(None)[0] == "Pending"
     assert training.job_phase({"status": {"active": 1}})[0] == "Running"
+    stuck = {
+        "status": {
+            "conditions": [
+                {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "pvc"}
+            ]
+        }
+    }
+    assert training.job_phase({"status": {"active": 1}}, [stuck]) == (
+        "Pending",
+        "Unschedulable",
+        "Unschedulable: pvc",
+    )
     done = {"status": {"conditions": [{"type": "Complete", "status": "True"}]}}
     assert training.job_phase(done)[0] == "Succeeded"
     failed = {

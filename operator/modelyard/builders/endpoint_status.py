@@ -62,7 +62,7 @@ def _failure(pod: dict[str, Any]) -> tuple[str, str] | None:
     return None
 
 
-def _unschedulable(pod: dict[str, Any]) -> str | None:
+def unschedulable_message(pod: dict[str, Any]) -> str | None:
     for condition in pod.get("status", {}).get("conditions") or []:
         scheduled = (condition.get("type"), condition.get("status"), condition.get("reason"))
         if scheduled == ("PodScheduled", "False", "Unschedulable"):
@@ -84,7 +84,7 @@ def observe(desired: int, deployment: dict[str, Any] | None, pods: Sequence[dict
     )
     live = [p for p in pods if not p.get("metadata", {}).get("deletionTimestamp")]
     failures = [f for f in (_failure(p) for p in live) if f]
-    unschedulable = [m for m in (_unschedulable(p) for p in live) if m]
+    unschedulable = [m for m in (unschedulable_message(p) for p in live) if m]
     if failures:
         reason, message = failures[0]
         return Observed("Degraded" if ready else "Failed", reason, message, desired, ready)

@@ -9,7 +9,7 @@ from typing import Any
 
 from modelyard import api
 from modelyard.api import training_job
-from modelyard.builders import labels, settings
+from modelyard.builders import endpoint_status, labels, settings
 
 CONFIG_DIR = "/etc/modelyard"
 DATA_ROOT = "/data"
@@ -182,6 +182,9 @@ def job_phase(job: dict[str, Any] | None, pods: Sequence[dict[str, Any]] = ()) -
         if condition.get("type") == "Failed":
             detail = _last_termination(pods) or condition.get("message") or ""
             return "Failed", condition.get("reason") or "Failed", detail
+    waiting = [m for m in (endpoint_status.unschedulable_message(p) for p in pods) if m]
+    if waiting:
+        return "Pending", "Unschedulable", f"Unschedulable: {waiting[0]}"
     if status.get("active"):
         return "Running", "Running", f"{status.get('failed', 0)} failed attempt(s) so far"
     return "Pending", "Starting", "waiting for the trainer pod"
