@@ -69,7 +69,11 @@ def local_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalClu
     os.environ["PATH"] = os.pathsep.join([str(bin_dir), str(venv_bin), os.environ["PATH"]])
     state_dir = tmp_path_factory.mktemp("cluster")
     plane = controlplane.ControlPlane(state_dir)
-    plane.up(agent_args=None, timeout=120, log=lambda msg: print(msg, file=sys.stderr))
+    try:
+        plane.up(agent_args=None, timeout=120, log=lambda msg: print(msg, file=sys.stderr))
+    except BaseException:
+        plane.down(grace=5, log=lambda msg: None)
+        raise
     os.environ["KUBECONFIG"] = str(plane.kubeconfig)
     agent = nodeagent.NodeAgent(
         plane.kubeconfig, [nodeagent.NodeSpec.parse(n) for n in NODES], state_dir / "pods",
