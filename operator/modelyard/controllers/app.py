@@ -179,9 +179,12 @@ def make_context(options: OperatorOptions) -> context.Context:
     async def run_training(key: Any) -> None:
         await training_job.reconcile(ctx, key)
 
-    ctx.endpoint_queue = debounce.Debouncer(run_endpoint)
-    ctx.entry_queue = debounce.Debouncer(run_entry)
-    ctx.training_queue = debounce.Debouncer(run_training)
+    def failed(kind: str) -> Any:
+        return lambda _key: ctx.metrics.errors.labels(kind).inc()
+
+    ctx.endpoint_queue = debounce.Debouncer(run_endpoint, failed("ModelEndpoint"))
+    ctx.entry_queue = debounce.Debouncer(run_entry, failed("ModelEntry"))
+    ctx.training_queue = debounce.Debouncer(run_training, failed("TrainingJob"))
     return ctx
 
 

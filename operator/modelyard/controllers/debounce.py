@@ -15,8 +15,11 @@ log = logging.getLogger(__name__)
 
 
 class Debouncer:
-    def __init__(self, run: Callable[[Hashable], Awaitable[None]]) -> None:
+    def __init__(
+        self, run: Callable[[Hashable], Awaitable[None]], on_error: Callable[[Hashable], None] | None = None
+    ) -> None:
         self._run = run
+        self._on_error = on_error
         self._pending: dict[Hashable, asyncio.Task[None]] = {}
         self._running: set[Hashable] = set()
         self._again: set[Hashable] = set()
@@ -37,6 +40,8 @@ class Debouncer:
             await self._run(key)
         except Exception:
             log.exception("reconcile of %s failed; retrying in 5 s", key)
+            if self._on_error is not None:
+                self._on_error(key)
             self._again.add(key)
             delay = 5.0
         else:

@@ -88,6 +88,7 @@ async def reconcile(ctx: context.Context, name: str) -> None:
         )
     ]
     status["observedGeneration"] = generation
+    ctx.metrics.reconciles.labels("ModelEntry", status["phase"]).inc()
     if conditions.status_changed(body.get("status") or {}, status):
         await ctx.cluster.patch_status(cluster.MODEL_ENTRY, name, None, status)
     # Wake the endpoints only when what they build from changed (not for list updates, which
