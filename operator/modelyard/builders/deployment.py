@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from modelyard import api
-from modelyard.builders import labels, runtime_args, settings
+from modelyard.builders import labels, runtime_args, security, settings
 
 
 def resolved_engine(entry: api.ModelEntry, endpoint: api.ModelEndpoint) -> str:
@@ -125,13 +125,7 @@ def build_deployment(
             "failureThreshold": 6,
         },
         "terminationMessagePolicy": "FallbackToLogsOnError",
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "runAsUser": cfg.run_as_user,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "securityContext": security.container_context(cfg),
     }
     node_selector = dict(endpoint.spec.node_selector or {})
     resources = endpoint.spec.resources
@@ -143,12 +137,7 @@ def build_deployment(
     pod_spec: dict[str, Any] = {
         "containers": [container],
         "volumes": volumes,
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": cfg.run_as_user,
-            "fsGroup": cfg.run_as_user,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": security.pod_context(cfg),
         "automountServiceAccountToken": False,
         "terminationGracePeriodSeconds": 30,
     }

@@ -9,7 +9,7 @@ from typing import Any
 
 from modelyard import api
 from modelyard.api import training_job
-from modelyard.builders import endpoint_status, labels, settings
+from modelyard.builders import endpoint_status, labels, security, settings
 
 CONFIG_DIR = "/etc/modelyard"
 DATA_ROOT = "/data"
@@ -130,19 +130,13 @@ def build_job(job: api.TrainingJob, cfg: settings.Settings, *, owner_uid: str) -
         "resources": {"requests": requests, "limits": limits},
         "volumeMounts": mounts,
         "terminationMessagePolicy": "FallbackToLogsOnError",
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "runAsUser": cfg.run_as_user,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "securityContext": security.container_context(cfg),
     }
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "containers": [container],
         "volumes": volumes,
-        "securityContext": {"runAsNonRoot": True, "runAsUser": cfg.run_as_user, "fsGroup": cfg.run_as_user},
+        "securityContext": security.pod_context(cfg),
     }
     if resources is not None and resources.gpu_type:
         pod_spec["nodeSelector"] = {labels.GPU_PRODUCT: resources.gpu_type}
