@@ -171,7 +171,9 @@ class Registry:
         self, model_id: str, overrides: model_entry.Hyperparameters | Mapping[str, Any] | None = None
     ) -> model_entry.Hyperparameters:
         defaults = self.get(model_id).spec.training_defaults
-        return merge_defaults(model_entry.Hyperparameters, defaults.hyperparameters if defaults else None, overrides)
+        return merge_defaults(
+            model_entry.Hyperparameters, defaults.hyperparameters if defaults else None, overrides
+        )
 
     def lora_config(
         self, model_id: str, overrides: model_entry.LoraConfig | Mapping[str, Any] | None = None
@@ -182,7 +184,9 @@ class Registry:
     def inference_config(
         self, model_id: str, overrides: model_entry.InferenceDefaults | Mapping[str, Any] | None = None
     ) -> model_entry.InferenceDefaults:
-        return merge_defaults(model_entry.InferenceDefaults, self.get(model_id).spec.inference_defaults, overrides)
+        return merge_defaults(
+            model_entry.InferenceDefaults, self.get(model_id).spec.inference_defaults, overrides
+        )
 
     # -- validation --------------------------------------------------------------------------
 
