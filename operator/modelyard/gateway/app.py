@@ -196,5 +196,5 @@ async def _openai(request: web.Request) -> web.StreamResponse:
     finally:
         status = code or (response.status if response is not None else 500)
         elapsed = asyncio.get_running_loop().time() - started
-        stats.requests.labels(label, endpoint, str(status)).inc()
-        stats.duration.labels(label, endpoint, str(status)).observe(elapsed)
+        stats.child(stats.requests, label, endpoint, str(status)).inc()
+        stats.child(stats.duration, label, endpoint, str(status)).observe(elapsed)

@@ -16,7 +16,10 @@ Names (all prefixed ``modelyard_gateway_``):
 
 from __future__ import annotations
 
+from typing import Any
+
 import prometheus_client
+import prometheus_client.metrics
 
 _FAST = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
 _SLOW = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
@@ -64,6 +67,16 @@ class Metrics:
         self.in_flight = prometheus_client.Gauge(
             p + "in_flight", "Requests in flight per target", ["endpoint", "target"], registry=r
         )
+
+        self._children: dict[tuple[object, tuple[str, ...]], Any] = {}
+
+    def child(self, metric: prometheus_client.metrics.MetricWrapperBase, *values: str) -> Any:
+        """``metric.labels(*values)``, memoised: the hot path asks for the same few children."""
+        key = (metric, values)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*values)
+        return found
 
     def exposition(self) -> bytes:
         return prometheus_client.generate_latest(self.registry)

@@ -168,7 +168,7 @@ class Proxy:
         up = endpoint.upstream
         payload = exchange.body.with_model(up.model if up is not None and up.model else model.name)
         headers = upstream.request_headers(exchange.request.headers, up)
-        gauge = self.metrics.in_flight.labels(endpoint.name, target.key)
+        gauge = self.metrics.child(self.metrics.in_flight, endpoint.name, target.key)
         loop = asyncio.get_running_loop()
         ok = False
         self.balancer.started(target)
@@ -189,7 +189,9 @@ class Proxy:
             response = await upstream.send(
                 self.session, target, exchange.suffix, payload, headers, self.settings.first_byte_timeout
             )
-            self.metrics.first_byte.labels(exchange.body.model, endpoint.name).observe(loop.time() - sent)
+            self.metrics.child(self.metrics.first_byte, exchange.body.model, endpoint.name).observe(
+                loop.time() - sent
+            )
             try:
                 data = await response.read()
             except (aiohttp.ClientError, asyncio.IncompleteReadError) as exc:
@@ -258,7 +260,7 @@ class Proxy:
                 opening.result()[0].close()
             raise
         response, first, splitter = opening.result()
-        self.metrics.first_byte.labels(exchange.body.model, endpoint.name).observe(
+        self.metrics.child(self.metrics.first_byte, exchange.body.model, endpoint.name).observe(
             asyncio.get_running_loop().time() - sent
         )
         if splitter is None:  # not an event stream: an error or a plain JSON answer
