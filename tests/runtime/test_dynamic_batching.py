@@ -71,3 +71,20 @@ def test_concurrent_rerank_requests_are_batched(batching_server: Any) -> None:
     calls = _metric(server, "modelyard_runtime_batch_size_count", "tiny-rerank") - before
     assert calls < 12
     assert all(r["results"] == replies[0]["results"] for r in replies)
+
+
+def test_concurrent_requests_of_different_lengths_do_not_race_in_the_tokenizer(server: Any) -> None:
+    """Token counting and batched encoding share one fast tokenizer (a real bug, found by the benchmark)."""
+    texts = [" ".join(["word"] * (1 + i % 23)) for i in range(64)]
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        codes = list(
+            pool.map(
+                lambda t: (
+                    requests.post(
+                        server.url + "/v1/embeddings", json={"model": "minilm", "input": t}, timeout=60
+                    ).status_code
+                ),
+                texts,
+            )
+        )
+    assert codes == [200] * len(texts)

@@ -148,6 +148,7 @@ def _vllm(args: argparse.Namespace, spec: options.ModelSpec) -> int:
         host=args.host,
         port=args.port,
         revision=spec.revision,
+        download_dir=args.cache_dir,
         max_model_len=spec.max_model_len,
         dtype=spec.dtype,
         gpu_memory_utilization=args.gpu_memory_utilization,

@@ -27,6 +27,7 @@ class VllmOptions:
     host: str = "0.0.0.0"
     port: int = 8000
     revision: str | None = None
+    download_dir: str | None = None
     max_model_len: int | None = None
     dtype: str | None = None
     gpu_memory_utilization: float | None = None
@@ -56,6 +57,8 @@ def build_vllm_args(o: VllmOptions) -> list[str]:
     args += ["--host", o.host, "--port", str(o.port)]
     if o.revision:
         args += ["--revision", o.revision]
+    if o.download_dir:
+        args += ["--download-dir", o.download_dir]
     if o.max_model_len is not None:
         args += ["--max-model-len", str(o.max_model_len)]
     if o.dtype:

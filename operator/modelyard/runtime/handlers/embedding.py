@@ -1,5 +1,8 @@
 """The built-in embedding handler: an encoder (or pooled decoder) with mean/cls/last/max pooling.
 
+Forward passes may run in parallel (``max_parallelism`` 2); tokenizer calls are serialised,
+because a fast tokenizer's padding and truncation settings are shared mutable state.
+
 Pooling comes from ``--pooling`` / the catalog; when absent, from a sentence-transformers
 ``1_Pooling/config.json`` next to the weights, else ``last`` for decoder embedders (Qwen3,
 Mistral, Qwen2) and ``mean`` otherwise. Vectors are L2-normalised.
@@ -66,7 +69,8 @@ class HFEmbeddingModel:
             raise errors.LoadError(f"pooling {self.pooling!r} is not one of {', '.join(POOLINGS)}")
         limit = options.max_model_len or getattr(self.model.config, "max_position_embeddings", None) or 512
         self.max_length = int(min(limit, getattr(self.tokenizer, "model_max_length", limit) or limit))
-        self._lock = threading.Lock()
+        # A fast tokenizer's padding/truncation state is shared: calls must not interleave.
+        self._tokenizer_lock = threading.Lock()
 
     def _detect_pooling(self, hf_repo_id: str, options: common.HandlerOptions) -> str:
         try:
@@ -83,9 +87,10 @@ class HFEmbeddingModel:
     def embed(self, texts: list[str], cancel_event: threading.Event | None = None) -> npt.NDArray[np.float32]:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        batch = self.tokenizer(
-            texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
-        ).to(self.device)
+        with self._tokenizer_lock:
+            batch = self.tokenizer(
+                texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+            ).to(self.device)
         with torch.inference_mode():
             hidden = self.model(**batch).last_hidden_state
             left = getattr(self.tokenizer, "padding_side", "right") == "left"
@@ -94,7 +99,8 @@ class HFEmbeddingModel:
         return vectors.cpu().numpy().astype(np.float32)
 
     def count_tokens(self, texts: list[str]) -> int:
-        encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
+        with self._tokenizer_lock:
+            encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
         return sum(len(ids) for ids in encoded)
 
     def detokenize(self, ids: list[int]) -> str:

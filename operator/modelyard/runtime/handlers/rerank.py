@@ -36,27 +36,30 @@ class CrossEncoderReranker:
         self.model.to(self.device).eval()
         limit = options.max_model_len or getattr(self.model.config, "max_position_embeddings", None) or 512
         self.max_length = int(min(limit, getattr(self.tokenizer, "model_max_length", limit) or limit))
+        self._tokenizer_lock = threading.Lock()  # shared padding/truncation state
 
     def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
         if not pairs:
             return []
-        batch = self.tokenizer(
-            [q for q, _ in pairs],
-            [d for _, d in pairs],
-            padding=True,
-            truncation=True,
-            max_length=self.max_length,
-            return_tensors="pt",
-        ).to(self.device)
+        with self._tokenizer_lock:
+            batch = self.tokenizer(
+                [q for q, _ in pairs],
+                [d for _, d in pairs],
+                padding=True,
+                truncation=True,
+                max_length=self.max_length,
+                return_tensors="pt",
+            ).to(self.device)
         with torch.inference_mode():
             logits = self.model(**batch).logits.float()
         scores = torch.sigmoid(logits[:, 0]) if logits.shape[1] == 1 else torch.softmax(logits, dim=1)[:, -1]
         return [float(s) for s in scores.cpu()]
 
     def count_tokens(self, pairs: Sequence[tuple[str, str]]) -> int:
-        encoded = self.tokenizer(
-            [q for q, _ in pairs], [d for _, d in pairs], truncation=True, max_length=self.max_length
-        )["input_ids"]
+        with self._tokenizer_lock:
+            encoded = self.tokenizer(
+                [q for q, _ in pairs], [d for _, d in pairs], truncation=True, max_length=self.max_length
+            )["input_ids"]
         return sum(len(ids) for ids in encoded)
 
     def rerank(
