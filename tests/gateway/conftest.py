@@ -77,6 +77,7 @@ class FakeUpstream:
         self.chunk_delay = 0.0
         self.chunks = 3
         self.requests: list[dict[str, Any]] = []
+        self.disconnects = 0
         self.url = ""
 
     def app(self) -> web.Application:
@@ -158,6 +159,15 @@ class FakeUpstream:
             await asyncio.sleep(self.delay)
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
+        try:
+            return await self._events(request, response, body)
+        except ConnectionResetError:
+            self.disconnects += 1
+            raise
+
+    async def _events(
+        self, request: web.Request, response: web.StreamResponse, body: dict[str, Any]
+    ) -> web.StreamResponse:
         for i in range(self.chunks):
             chunk = {
                 "id": "chatcmpl-1",

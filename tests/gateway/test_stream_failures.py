@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
+import urllib.parse
 import urllib.request
 from typing import Any
 
 import openai
 import pytest
 
+from modelyard.gateway import app as gateway_app
 from modelyard.gateway import discovery
 
 
@@ -113,3 +116,33 @@ def test_stream_error_status_before_commit_is_a_plain_error(
         client.chat.completions.create(
             model="llama", messages=[{"role": "user", "content": "x"}], stream=True
         )
+
+
+def test_client_leaving_mid_stream_closes_the_upstream(harness: Any, make_table: Any, make_pods: Any) -> None:
+    slow = harness.fake("slow")
+    slow.chunks, slow.chunk_delay = 50, 0.05
+    url, app = harness.gateway(discovery.StaticDiscovery(make_table(make_pods("ns/a", "llama", slow))))
+    address = urllib.parse.urlsplit(url)
+    body = json.dumps(
+        {"model": "llama", "messages": [{"role": "user", "content": "x"}], "stream": True}
+    ).encode()
+    with socket.create_connection((address.hostname, address.port), timeout=5) as sock:
+        sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        assert b"slow-0" in sock.recv(65536) + sock.recv(65536)
+    registry = app[gateway_app.METRICS].registry
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not (
+        slow.disconnects
+        and registry.get_sample_value(
+            "modelyard_gateway_requests_total", {"model": "llama", "endpoint": "ns/a", "code": "499"}
+        )
+    ):
+        time.sleep(0.02)
+    assert slow.disconnects == 1  # the gateway hung up on the model server too: no wasted generation
+    target = f"ns/a@{slow.url.split('://')[1]}"
+    assert (
+        registry.get_sample_value("modelyard_gateway_in_flight", {"endpoint": "ns/a", "target": target}) == 0
+    )
