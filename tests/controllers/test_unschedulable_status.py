@@ -4,26 +4,9 @@ fixed, it runs the real runtime with a tiny model, becomes Ready, and answers.""
 from __future__ import annotations
 
 import pathlib
-import shutil
-import sys
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from opkit import apply, get, status_of, wait_for
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "runtime"))
-
-
-@pytest.fixture(scope="module")
-def tiny_llama() -> Iterator[pathlib.Path]:
-    """A tiny Llama outside /tmp: the node agent maps a pod's /tmp (an emptyDir) elsewhere."""
-    import tiny_models
-
-    root = pathlib.Path.home() / ".cache" / "modelyard" / "test-models" / uuid.uuid4().hex[:8]
-    yield tiny_models.build_llama(root / "llama")
-    shutil.rmtree(root, ignore_errors=True)
 
 
 def test_four_gpus_is_unschedulable_until_fixed_then_ready(
@@ -72,6 +55,15 @@ spec: {{model: {entry}, resources: {{gpus: 4, cpu: 100m, memory: 1Gi}}}}
         lambda: (s := status_of(local_cluster, namespace, "big")).get("phase") == "Ready" and s, 120, "Ready"
     )
     assert ready["ready"] == "1/1" and ready["observedGeneration"] == 2
+    events = local_cluster.kubectl(
+        "get",
+        "events",
+        "-n",
+        namespace,
+        "--field-selector",
+        "involvedObject.kind=ModelEndpoint,involvedObject.name=big",
+    ).stdout
+    assert "Unschedulable" in events and "-> Ready" in events
     assert {c["type"]: c["status"] for c in ready["conditions"]}["Available"] == "True"
     listed = wait_for(
         lambda: (
