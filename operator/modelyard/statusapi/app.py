@@ -1,0 +1,39 @@
+"""``create_app(settings, view)``: the status API and its dashboard as one aiohttp application.
+
+The host (the operator) feeds ``view`` from its watch events and serves the app, adding its
+own routes (``/metrics``) beside ours if it likes; tests drive the same app with a view they
+fill themselves. Nothing lives at module level: every piece hangs off typed app keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import pathlib
+
+from aiohttp import web
+
+from modelyard.statusapi import guard, keys, openapi, routes, settings, view
+
+STATIC = pathlib.Path(__file__).with_name("static")
+
+
+def create_app(config: settings.StatusApiSettings, source: view.View) -> web.Application:
+    app = web.Application(client_max_size=config.max_body_bytes, middlewares=[guard.guard])
+    app[keys.SETTINGS] = config
+    app[keys.VIEW] = source
+    app[keys.OPENAPI] = openapi.document(routes.ROUTES, token_required=bool(config.token))
+    app[keys.STOPPING] = asyncio.Event()
+    app.on_shutdown.append(_stop_streams)
+    for route in routes.ROUTES:
+        app.router.add_route(route.method, route.path, route.handler)
+    app.router.add_get("/", _index)
+    app.router.add_static("/static", STATIC, append_version=True)
+    return app
+
+
+async def _stop_streams(app: web.Application) -> None:
+    app[keys.STOPPING].set()
+
+
+async def _index(_: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})

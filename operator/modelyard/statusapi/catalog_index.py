@@ -1,0 +1,109 @@
+"""The registry over the view's ModelEntries, with what the list and detail routes need ready.
+
+Built once per change of the entries (``View.derived``): parsing, resolving and summarising a
+thousand entries costs tens of milliseconds, so it is not done per request. ``find`` goes
+through :meth:`modelyard.registry.catalog.Registry.find` (the registry's own filter
+semantics) and remembers recent answers, since dashboards ask the same few queries.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pydantic
+
+from modelyard import api
+from modelyard.registry import catalog, errors, resolve
+from modelyard.statusapi import envelope, present, schemas
+
+log = logging.getLogger(__name__)
+
+_FOUND_CACHE = 128
+FilterKey = tuple[str | None, str | None, str | None, str | None, str | None]
+
+
+def _parse(obj: Mapping[str, Any]) -> api.ModelEntry:
+    try:
+        return api.ModelEntry.model_validate(obj)
+    except pydantic.ValidationError:  # a status written by another version: the spec is enough
+        return api.ModelEntry.model_validate({k: v for k, v in obj.items() if k != "status"})
+
+
+class CatalogIndex:
+    """A :class:`catalog.Registry` plus resolutions, ids and summaries of its entries."""
+
+    def __init__(self, raw_entries: Iterable[Mapping[str, Any]]) -> None:
+        entries = []
+        for obj in raw_entries:
+            try:
+                entries.append(_parse(obj))
+            except pydantic.ValidationError as exc:
+                name = (obj.get("metadata") or {}).get("name")
+                log.warning("ModelEntry %s left out of the status API: %s", name, exc)
+        self.registry = catalog.Registry(entries)
+        self.entries = {e.name: e for e in entries}
+        self.resolutions = {e.name: resolve.resolve(e) for e in entries}
+        self.ids = {e.name: self._model_id(e) for e in entries}
+        self.served_names = {name: res.served_name for name, res in self.resolutions.items()}
+        self.summaries: dict[str, dict[str, Any]] = {
+            e.name: present.summary(e, self.resolutions[e.name], self.ids[e.name]).model_dump(mode="json")
+            for e in self.registry.all()
+        }
+        self._found: collections.OrderedDict[FilterKey, list[str]] = collections.OrderedDict()
+        self._counts: dict[str, int] | None = None
+
+    def _model_id(self, entry: api.ModelEntry) -> str:
+        """The source repo (Model Garden's id), else the served name, else the entry name:
+        whichever leads back to this entry."""
+        for candidate in (entry.spec.source.repo, entry.spec.served_name):
+            if candidate and self.registry.get(candidate).name == entry.name:
+                return candidate
+        return entry.name
+
+    def find(self, query: schemas.ModelQuery) -> list[str]:
+        """Names of the entries matching ``query``'s filters, sorted by name."""
+        key: FilterKey = (
+            query.category,
+            query.tag,
+            query.lifecycle or query.status,
+            query.capability,
+            query.q,
+        )
+        found = self._found.get(key)
+        if found is not None:
+            self._found.move_to_end(key)
+            return found
+        try:
+            entries = self.registry.find(
+                category=key[0], tag=key[1], lifecycle=key[2], capability=key[3], q=key[4]
+            )
+        except errors.RegistryError as exc:  # an unknown capability
+            raise envelope.ApiError(
+                400, "invalid_request", f"capability: {exc}", [{"field": "capability", "message": str(exc)}]
+            ) from None
+        found = [e.name for e in entries]
+        self._found[key] = found
+        if len(self._found) > _FOUND_CACHE:
+            self._found.popitem(last=False)
+        return found
+
+    def get(self, model_id: str) -> api.ModelEntry:
+        """The entry for a model id, served name or entry name; 404 otherwise."""
+        try:
+            return self.registry.get(model_id)
+        except errors.ModelNotFoundError as exc:
+            raise envelope.ApiError(404, "not_found", str(exc)) from None
+
+    def categories(self) -> dict[str, schemas.CategoryInfo]:
+        if self._counts is None:
+            self._counts = self.registry.categories()
+        counts = self._counts
+        return {
+            category: schemas.CategoryInfo(
+                name=name, description=text, icon=icon, count=counts.get(category, 0)
+            )
+            for category, (name, text, icon) in present.CATEGORY_INFO.items()
+        }

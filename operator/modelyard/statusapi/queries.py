@@ -1,0 +1,26 @@
+"""What the routes read from the view, derived once per change of the kinds it depends on."""
+
+from __future__ import annotations
+
+from modelyard.statusapi import catalog_index, present, schemas, view
+
+
+def catalog(v: view.View) -> catalog_index.CatalogIndex:
+    """The registry over the view's ModelEntries."""
+    return v.derived("catalog", ("ModelEntry",), lambda: catalog_index.CatalogIndex(v.objects("ModelEntry")))
+
+
+def endpoints(v: view.View) -> list[schemas.EndpointSummary]:
+    """Every ModelEndpoint with its traffic share (served names come from the entries)."""
+
+    def build() -> list[schemas.EndpointSummary]:
+        index = catalog(v)
+        return present.endpoints(v.objects("ModelEndpoint"), index.served_names, index.ids)
+
+    return v.derived("endpoints", ("ModelEntry", "ModelEndpoint"), build)
+
+
+def training_jobs(v: view.View) -> list[schemas.TrainingJobSummary]:
+    return v.derived(
+        "trainingjobs", ("TrainingJob",), lambda: [present.training_job(o) for o in v.objects("TrainingJob")]
+    )
