@@ -5,8 +5,9 @@ Measured for each, non-streaming and streaming (10 SSE chunks):
 
 * throughput at saturation: ``wrk`` (Debian's ``apt-get install -y wrk``), POST via a Lua
   script, one thread, ``--connections`` connections;
-* latency at a fixed rate (default 500 requests/s, open loop, see ``loadgen.py``): p50/p99,
-  and the latency *added* over the direct path.
+* latency at a fixed rate (default 500 requests/s, open loop, see ``loadgen.py``): p50/p99
+  (the median of ``--repeat`` runs, as the machine may be shared), and the latency *added*
+  over the direct path.
 
 The proxy under test is pinned to one core (``--proxy-core``); the fake server and the load
 generators share the other (``--load-core``). LiteLLM is not a dependency of modelyard:
@@ -26,6 +27,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -120,6 +122,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
     parser.add_argument("--rate", type=float, default=500, help="requests/s for the latency runs")
     parser.add_argument("--connections", type=int, default=64, help="wrk connections at saturation")
+    parser.add_argument("--repeat", type=int, default=3, help="latency runs per case; the median is reported")
     parser.add_argument("--targets", default="direct,modelyard,litellm", help="comma-separated subset")
     parser.add_argument("--proxy-core", default="0")
     parser.add_argument("--load-core", default="1")
@@ -156,7 +159,11 @@ def main() -> None:
                     kind = "stream" if stream else "plain"
                     _wrk(url, stream, 2, args.connections, args.load_core, tmp)  # warm-up
                     sat = _wrk(url, stream, args.duration, args.connections, args.load_core, tmp)
-                    lat = _loadgen(url, stream, args.rate, args.duration, args.load_core)
+                    runs = [
+                        _loadgen(url, stream, args.rate, args.duration, args.load_core)
+                        for _ in range(args.repeat)
+                    ]
+                    lat = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
                     results[name][kind] = {**sat, **lat}
                     print(name, kind, json.dumps(results[name][kind]), flush=True)
             finally:
