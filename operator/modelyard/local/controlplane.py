@@ -48,7 +48,8 @@ def _free_port() -> int:
         return port
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether a process runs (zombies count as gone; they are reaped when they are ours)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -109,13 +110,13 @@ class ControlPlane:
     def status(self) -> dict[str, str]:
         """Component name -> ``running (pid N)`` or ``stopped``."""
         return {
-            name: f"running (pid {pid})" if _alive(pid) else "stopped"
+            name: f"running (pid {pid})" if alive(pid) else "stopped"
             for name, pid in self.pids().items()
         }
 
     def running(self) -> bool:
         pids = self.pids()
-        return bool(pids) and all(_alive(pid) for pid in pids.values())
+        return bool(pids) and all(alive(pid) for pid in pids.values())
 
     def server(self) -> str:
         return str(self.state().get("server", ""))
@@ -242,7 +243,7 @@ class ControlPlane:
         pid = self.pids()[name]
         last = ""
         while time.monotonic() < deadline:
-            if not _alive(pid):
+            if not alive(pid):
                 raise ControlPlaneError(f"{name} exited; see {self.state_dir}/logs/{name}.log")
             try:
                 with urllib.request.urlopen(url, context=ctx, timeout=2) as response:
@@ -259,7 +260,7 @@ class ControlPlane:
         """Wait for an untainted Ready node and the default ServiceAccount (pods can run)."""
         client = kube.Kube(self.kubeconfig)
         while time.monotonic() < deadline:
-            if not _alive(self.pids()["agent"]):
+            if not alive(self.pids()["agent"]):
                 raise ControlPlaneError(f"agent exited; see {self.state_dir}/logs/agent.log")
             with contextlib.suppress(kube.KubeError, OSError):
                 nodes = client.request("GET", "/api/v1/nodes")["items"]
@@ -277,14 +278,14 @@ class ControlPlane:
         pids = self.pids()
         for name in reversed(_ORDER):
             pid = pids.get(name)
-            if pid is None or not _alive(pid):
+            if pid is None or not alive(pid):
                 continue
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGTERM)
             deadline = time.monotonic() + grace
-            while _alive(pid) and time.monotonic() < deadline:
+            while alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.1)
-            if _alive(pid):
+            if alive(pid):
                 log(f"{name} (pid {pid}) ignored SIGTERM; killing")
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(pid, signal.SIGKILL)
