@@ -23,6 +23,7 @@ _GROUPS: dict[str, tuple[str, str]] = {
     "gateway": ("modelyard.gateway.cli", "the OpenAI-compatible gateway that routes to ModelEndpoints"),
     "operator": ("modelyard.controllers.cli", "run the operator that reconciles modelyard resources"),
     "runtime": ("modelyard.runtime.cli", "serve a model over the OpenAI API"),
+    "train": ("modelyard.trainer.cli", "run a fine-tune (the TrainingJob pod's entrypoint)"),
 }
 
 
