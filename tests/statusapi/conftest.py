@@ -1,0 +1,170 @@
+"""Fixtures for the status API: a View filled from the built-in catalog plus a few endpoints and
+a training job, served on loopback by a real aiohttp server in a background loop, and a small
+synchronous client that returns (status, JSON body)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any, TypeVar
+
+import pytest
+import requests
+from aiohttp import web
+
+from modelyard import statusapi
+from modelyard.registry import catalog, manifests
+
+T = TypeVar("T")
+GROUP = "modelyard.io/v1alpha1"
+
+
+def endpoint(
+    name: str,
+    model: str,
+    *,
+    namespace: str = "prod",
+    weight: int = 100,
+    phase: str | None = "Ready",
+    replicas: int = 1,
+    ready: int | None = None,
+    **status: Any,
+) -> dict[str, Any]:
+    obj: dict[str, Any] = {
+        "apiVersion": GROUP,
+        "kind": "ModelEndpoint",
+        "metadata": {"name": name, "namespace": namespace, "managedFields": [{"manager": "kubectl"}]},
+        "spec": {"model": model, "weight": weight, "replicas": replicas, "resources": {"gpus": 1}},
+    }
+    if phase is not None:
+        ready_replicas = ready if ready is not None else (replicas if phase == "Ready" else 0)
+        obj["status"] = {
+            "phase": phase,
+            "replicas": replicas,
+            "readyReplicas": ready_replicas,
+            "url": f"http://{name}.{namespace}.svc:8000",
+            **status,
+        }
+    return obj
+
+
+def training_job(name: str, model: str, phase: str, **progress: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": GROUP,
+        "kind": "TrainingJob",
+        "metadata": {"name": name, "namespace": "ml"},
+        "spec": {
+            "model": model,
+            "method": "qlora",
+            "dataset": {"uri": "pvc://data/train.jsonl"},
+            "output": {"uri": "pvc://out/ft"},
+        },
+        "status": {"phase": phase, "progress": progress},
+    }
+
+
+def builtin_entries() -> list[dict[str, Any]]:
+    return [e.to_wire() for e in manifests.load_entries(catalog.BUILTIN_CATALOG)]
+
+
+def cluster_objects() -> list[dict[str, Any]]:
+    """The built-in entries; Qwen3 4B served by three endpoints (weights 300/100/100, the third
+    not Ready yet), a Whisper endpoint that cannot be scheduled, and two training jobs."""
+    return [
+        *builtin_entries(),
+        endpoint("qwen-a", "qwen3-4b-instruct-2507", weight=300, replicas=2),
+        endpoint("qwen-b", "qwen3-4b-instruct-2507", weight=100),
+        endpoint("qwen-c", "qwen3-4b-instruct-2507", weight=100, phase="Progressing"),
+        endpoint(
+            "whisper",
+            "whisper-tiny",
+            namespace="speech",
+            phase="Pending",
+            reason="Unschedulable",
+            message="0/3 nodes have enough nvidia.com/gpu",
+        ),
+        training_job("ft-tiny", "tinyllama-bnb-4bit", "Running", step=30, totalSteps=120, loss=1.2345),
+        training_job("ft-done", "llama-3-2-1b-instruct", "Succeeded", step=50, totalSteps=50),
+    ]
+
+
+class Loop:
+    """An asyncio loop in a daemon thread that serves aiohttp apps on loopback."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.runners: list[web.AppRunner] = []
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def serve(self, app: web.Application) -> str:
+        async def start() -> str:
+            runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.5)
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            self.runners.append(runner)
+            return f"http://127.0.0.1:{runner.addresses[0][1]}"
+
+        return self.run(start())
+
+    def close(self) -> None:
+        async def stop() -> None:
+            for runner in reversed(self.runners):
+                await runner.cleanup()
+
+        try:
+            self.run(stop(), timeout=15)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(timeout=5)
+
+
+class Api:
+    """A synchronous client of one served status API."""
+
+    def __init__(self, base: str, token: str | None = None) -> None:
+        self.base = base
+        self.session = requests.Session()
+        if token:
+            self.session.headers["Authorization"] = f"Bearer {token}"
+
+    def get(self, path: str, **params: Any) -> tuple[int, Any]:
+        response = self.session.get(self.base + path, params=params, timeout=10)
+        return response.status_code, response.json()
+
+    def post(self, path: str, body: Any = None, **kwargs: Any) -> tuple[int, Any]:
+        response = self.session.post(self.base + path, json=body, timeout=10, **kwargs)
+        return response.status_code, response.json()
+
+
+@pytest.fixture()
+def loop() -> Iterator[Loop]:
+    running = Loop()
+    yield running
+    running.close()
+
+
+@pytest.fixture()
+def view() -> statusapi.View:
+    return statusapi.View(cluster_objects())
+
+
+@pytest.fixture()
+def serve(loop: Loop) -> Callable[..., Api]:
+    """``serve(view, token=None, **settings) -> Api``."""
+
+    def start(source: statusapi.View, token: str | None = None, **settings: Any) -> Api:
+        config = statusapi.StatusApiSettings(token=token, **settings)
+        return Api(loop.serve(statusapi.create_app(config, source)))
+
+    return start
+
+
+@pytest.fixture()
+def api(view: statusapi.View, serve: Callable[..., Api]) -> Api:
+    return serve(view)
