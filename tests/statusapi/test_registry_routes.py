@@ -109,4 +109,6 @@ def test_bad_query_parameters_are_400_naming_the_field(api: Api) -> None:
     status, body = api.get("/api/v1/registry/models", capability="flying")
     assert status == 400 and "capability" in body["error"]["message"]
     status, body = api.get("/api/v1/registry/models", categroy="speech")
-    assert status == 400 and body["error"]["details"] == [{"field": "categroy", "message": "unknown query field"}]
+    assert status == 400 and body["error"]["details"] == [
+        {"field": "categroy", "message": "unknown query field"}
+    ]

@@ -23,7 +23,9 @@ def test_training_verdicts(api: Api) -> None:
     )
     assert body["data"]["is_valid"] is False
     assert "GiB" in body["data"]["error_message"] and "try method lora" in body["data"]["error_message"]
-    _, body = api.post(TRAINING, {"model_id": "Qwen/Qwen3-4B-Instruct-2507", "method": "qlora", "gpu_type": "l4"})
+    _, body = api.post(
+        TRAINING, {"model_id": "Qwen/Qwen3-4B-Instruct-2507", "method": "qlora", "gpu_type": "l4"}
+    )
     assert body["data"]["is_valid"] is True and body["data"]["gpu_memory_gb"] == 22.0
 
 

@@ -1,0 +1,77 @@
+"""The view as the operator drives it: upsert/delete bump the change counter (identical updates
+do not), the registry follows, and an event-stream client hears of a change within a second,
+even when the change comes from another thread."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import requests
+
+from modelyard import statusapi
+from statusapi.conftest import Api, Loop, endpoint
+
+
+def test_counter_moves_only_on_real_changes() -> None:
+    view = statusapi.View()
+    obj = endpoint("a", "bge-m3")
+    assert view.upsert(obj) and view.version == 1
+    assert not view.upsert(dict(obj))
+    assert view.version == 1
+    assert view.delete("modelendpoints", "prod", "a") and view.version == 2
+    assert not view.delete("ModelEndpoint", "prod", "a")
+    assert view.changed_since(0) == ["ModelEndpoint"]
+    assert "managedFields" not in (view.objects("ModelEndpoint") or [{"metadata": {}}])[0]["metadata"]
+
+
+def test_registry_follows_entry_changes(api: Api, view: statusapi.View) -> None:
+    entry = next(o for o in view.objects("ModelEntry") if o["metadata"]["name"] == "bge-m3")
+    renamed = {
+        **entry,
+        "metadata": {"name": "bge-m3-copy"},
+        "spec": {**entry["spec"], "servedName": "team/bge"},
+    }
+    view.upsert(renamed)
+    status, body = api.get("/api/v1/registry/models/team/bge")
+    assert status == 200 and body["data"]["entry"] == "bge-m3-copy"
+    view.delete("ModelEntry", None, "bge-m3-copy")
+    status, _ = api.get("/api/v1/registry/models/team/bge")
+    assert status == 404
+
+
+def test_event_stream_hears_a_change_within_a_second(api: Api, view: statusapi.View) -> None:
+    lines: list[str] = []
+    got_change = threading.Event()
+
+    def listen() -> None:
+        with requests.get(api.base + "/api/v1/events", stream=True, timeout=10) as response:
+            assert response.headers["Content-Type"].startswith("text/event-stream")
+            for line in response.iter_lines(decode_unicode=True):
+                lines.append(line)
+                if line == "event: change":
+                    got_change.set()
+                    return
+
+    reader = threading.Thread(target=listen, daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 5
+    while "event: hello" not in lines and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert "event: hello" in lines
+    changed_at = time.monotonic()
+    view.upsert(endpoint("qwen-c", "qwen3-4b-instruct-2507", weight=100, phase="Ready"))  # another thread
+    assert got_change.wait(1.0), lines
+    assert time.monotonic() - changed_at < 1.0
+    reader.join(timeout=5)
+
+
+def test_streams_end_when_the_app_shuts_down(view: statusapi.View) -> None:
+    loop = Loop()
+    base = loop.serve(statusapi.create_app(statusapi.StatusApiSettings(heartbeat_s=60), view))
+    response = requests.get(base + "/api/v1/events", stream=True, timeout=10)
+    next(response.iter_lines())
+    started = time.monotonic()
+    loop.close()
+    assert time.monotonic() - started < 3
+    response.close()
