@@ -136,7 +136,7 @@
     const m = body.data;
     const caps = Object.entries(m.capabilities).map(([k, v]) => el("span", { class: "cap" + (v ? " yes" : "") }, k.replace(/_/g, " ")));
     const training = m.training_defaults || {};
-    panel.replaceChildren(
+    panel.replaceChildren(el("div", {},
       el("h3", {}, m.name),
       el("div", { class: "model-id mono" }, m.id),
       el("p", {}, el("span", { class: "chip cat" }, m.category || "–"), " ", el("span", { class: "badge " + m.status }, m.status), " ",
@@ -157,7 +157,7 @@
             el("td", {}, `${e.ready_replicas}/${e.replicas}`),
             el("td", {}, pct(e.share)))))
         : el("p", { class: "muted" }, "No ModelEndpoint serves this model."),
-    );
+    ));
   }
 
   // -- endpoints -------------------------------------------------------------------------

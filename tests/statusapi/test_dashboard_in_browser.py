@@ -1,0 +1,116 @@
+"""The dashboard in headless Chromium: the catalog loads, a filter narrows it, a model's detail
+shows what serves it, and an endpoint that becomes Ready shows up without a reload. Saves a
+screenshot (tests/statusapi/artifacts/dashboard.png, or $MODELYARD_ARTIFACTS)."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from modelyard import statusapi
+from statusapi.conftest import Api, endpoint
+
+webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.webdriver.chrome.options import Options  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+ARTIFACTS = pathlib.Path(os.environ.get("MODELYARD_ARTIFACTS", pathlib.Path(__file__).parent / "artifacts"))
+
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM and CHROMEDRIVER), reason="needs chromium and chromium-driver (apt-get install)"
+)
+
+
+@pytest.fixture()
+def browser(tmp_path: pathlib.Path) -> Iterator[Any]:
+    options = Options()
+    options.binary_location = str(CHROMIUM)
+    for flag in (
+        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1440,1500",
+    ):  # fmt: skip
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
+    driver.set_page_load_timeout(20)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _until(driver: Any, predicate: Callable[[Any], Any], what: str, timeout: float = 10) -> Any:
+    return WebDriverWait(driver, timeout, poll_frequency=0.05).until(predicate, message=what)
+
+
+def _rows(driver: Any, selector: str) -> list[Any]:
+    return list(driver.find_elements(By.CSS_SELECTOR, selector))
+
+
+def test_dashboard_filters_and_live_updates(browser: Any, view: statusapi.View, api: Api) -> None:
+    browser.get(api.base + "/")
+    _until(browser, lambda d: len(_rows(d, "tr.model-row")) == 23, "23 models in the catalog")
+    _until(browser, lambda d: "live" in d.find_element(By.ID, "live").get_attribute("class").split(), "live")
+    assert "23 models" in browser.find_element(By.ID, "catalog-count").text
+
+    # A filter narrows the list.
+    Select(browser.find_element(By.ID, "filter-category")).select_by_value("vision-vlm")
+    _until(browser, lambda d: len(_rows(d, "tr.model-row")) == 4, "4 vision models")
+    browser.find_element(By.ID, "filter-q").send_keys("FP8")
+    _until(browser, lambda d: len(_rows(d, "tr.model-row")) == 2, "2 FP8 vision models")
+    browser.find_element(By.ID, "filter-q").clear()
+    Select(browser.find_element(By.ID, "filter-category")).select_by_value("text-llm")
+    _until(browser, lambda d: len(_rows(d, "tr.model-row")) == 5, "5 text models")
+
+    # A model's detail: requirements, capabilities, the endpoints serving it.
+    browser.find_element(By.CSS_SELECTOR, 'tr.model-row[data-id="Qwen/Qwen3-4B-Instruct-2507"]').click()
+    _until(browser, lambda d: len(_rows(d, "#detail tr.detail-endpoint")) == 3, "3 endpoints in the detail")
+    detail = browser.find_element(By.ID, "detail").text.lower()
+    assert "requirements" in detail and "min vram gb" in detail and "capabilities" in detail
+
+    # Endpoints with their traffic shares.
+    shares = {
+        r.get_attribute("data-name"): r.find_element(By.CSS_SELECTOR, "td.share").text
+        for r in _rows(browser, "tr.endpoint-row")
+    }
+    assert shares["prod/qwen-a"] == "75%" and shares["prod/qwen-c"] == "0%"
+    assert len(_rows(browser, "tr.job-row")) == 2
+
+    # qwen-c becomes Ready: the page learns it from the event stream, without a reload.
+    browser.execute_script("window.__sameDocument = true;")
+    fetches = browser.execute_script("return window.modelyard.fetches;")
+    view.upsert(endpoint("qwen-c", "qwen3-4b-instruct-2507", weight=100, phase="Ready"))
+    row = 'tr.endpoint-row[data-name="prod/qwen-c"]'
+    _until(browser, lambda d: d.find_element(By.CSS_SELECTOR, row).get_attribute("data-phase") == "Ready",
+           "qwen-c Ready on the page", timeout=3)  # fmt: skip
+    _until(browser, lambda d: d.find_element(By.CSS_SELECTOR, row + " td.share").text == "20%", "20% share")
+    assert browser.execute_script("return window.__sameDocument === true;")
+    assert browser.execute_script("return window.modelyard.fetches;") > fetches
+    # A new training job appears too.
+    view.upsert(
+        {
+            "apiVersion": "modelyard.io/v1alpha1", "kind": "TrainingJob",
+            "metadata": {"name": "ft-new", "namespace": "ml"},
+            "spec": {"model": "qwen3-4b-instruct-2507", "method": "lora",
+                     "dataset": {"uri": "pvc://d/x.jsonl"}, "output": {"uri": "pvc://o/x"}},
+            "status": {"phase": "Running", "progress": {"step": 60, "totalSteps": 100, "loss": 0.87, "etaSeconds": 95}},
+        }
+    )  # fmt: skip
+    _until(browser, lambda d: len(_rows(d, "tr.job-row")) == 3, "the new job on the page", timeout=3)
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "dashboard.png"
+    browser.set_window_size(
+        1440, int(browser.execute_script("return document.documentElement.scrollHeight;")) + 160
+    )
+    browser.save_screenshot(str(shot))
+    print(f"dashboard screenshot: {shot}")
