@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from modelyard import statusapi
-from statusapi.conftest import Api, endpoint
+from statusapi.conftest import Api, endpoint, training_job
 
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.webdriver.chrome.options import Options  # noqa: E402
@@ -97,14 +97,8 @@ def test_dashboard_filters_and_live_updates(browser: Any, view: statusapi.View, 
     assert browser.execute_script("return window.modelyard.fetches;") > fetches
     # A new training job appears too.
     view.upsert(
-        {
-            "apiVersion": "modelyard.io/v1alpha1", "kind": "TrainingJob",
-            "metadata": {"name": "ft-new", "namespace": "ml"},
-            "spec": {"model": "qwen3-4b-instruct-2507", "method": "lora",
-                     "dataset": {"uri": "pvc://d/x.jsonl"}, "output": {"uri": "pvc://o/x"}},
-            "status": {"phase": "Running", "progress": {"step": 60, "totalSteps": 100, "loss": 0.87, "etaSeconds": 95}},
-        }
-    )  # fmt: skip
+        training_job("ft-new", "qwen3-4b-instruct-2507", "Running", step=60, totalSteps=100, etaSeconds=95)
+    )
     _until(browser, lambda d: len(_rows(d, "tr.job-row")) == 3, "the new job on the page", timeout=3)
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
