@@ -6,8 +6,8 @@ Names (all prefixed ``modelyard_gateway_``):
   (endpoint is the ModelEndpoint that answered, ``none`` when none did);
 * ``upstream_first_byte_seconds`` by model and endpoint: response headers (or first SSE
   event) after the request was sent;
-* ``overhead_seconds``: gateway time before the request left for the target (auth, body
-  scan, routing) plus the time from the last byte received to the response finished;
+* ``overhead_seconds``: gateway time before the request left for its first target (auth,
+  body scan, routing);
 * ``retries_total`` by model and reason, ``fallbacks_total`` by model and fallback,
   ``ejections_total`` by endpoint;
 * ``tokens_total`` by model and kind (prompt, completion), from the ``usage`` of responses;
