@@ -133,3 +133,26 @@ def test_startup_probe_gates_readiness_and_sidecars_run_beside_the_app(
     sidecar = status["initContainerStatuses"][0]
     assert "running" in sidecar["state"]
     assert len(local_cluster.agent.pids()[f"{namespace}/slow-start"]) == 2
+
+
+def test_deletion_runs_the_pre_stop_hook_before_sigterm(
+    local_cluster: Any, namespace: str, wait: Any, tmp_path: Any
+) -> None:
+    kube = local_cluster.kube
+    pods = f"/api/v1/namespaces/{namespace}/pods"
+    pod = _pod("drainer", {
+        "command": ["python", "-c", "import signal, sys, time\n"
+                    "signal.signal(signal.SIGTERM, lambda *a: (open('/out/sigterm', 'w'), "
+                    "sys.exit(0)))\nopen('/out/started', 'w')\ntime.sleep(300)"],
+        "volumeMounts": [{"name": "out", "mountPath": "/out"}],
+        "lifecycle": {"preStop": {"exec": {"command": ["sh", "-c", "echo drained > /out/prestop"]}}},
+    })
+    pod["spec"]["terminationGracePeriodSeconds"] = 10
+    pod["spec"]["volumes"] = [{"name": "out", "hostPath": {"path": str(tmp_path)}}]
+    kube.request("POST", pods, pod)
+    wait(lambda: (tmp_path / "started").exists(), 20, "the process to handle SIGTERM")
+
+    kube.request("DELETE", f"{pods}/drainer")
+    wait(lambda: kube.get(f"{pods}/drainer") is None, 20, "the pod to be removed")
+    assert (tmp_path / "prestop").read_text() == "drained\n"
+    assert (tmp_path / "sigterm").exists()

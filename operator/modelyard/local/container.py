@@ -63,6 +63,8 @@ class Container:
         self.finished = False  # terminated and will not restart
         self.stop_requested = False  # a sidecar told to end with its pod
         self.mounts: dict[str, str] = {}
+        self.env: dict[str, str] = {}
+        self.cwd = ""
 
     def status(self) -> Obj:
         pid = self.proc.pid if self.proc else None
@@ -103,12 +105,13 @@ class Container:
                 raise OSError(f'exec: "{argv[0]}": executable file not found in $PATH')
             self.log.parent.mkdir(parents=True, exist_ok=True)
             Path(cwd).mkdir(parents=True, exist_ok=True)
-            with self.log.open("ab") as log:
+            with self.log.open("wb") as log:  # each run starts a fresh log
                 self.proc = subprocess.Popen(
                     [exe, *argv[1:]], env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL, start_new_session=True,
                 )
             (self.dir / "pid").write_text(str(self.proc.pid))
+            self.env, self.cwd = env, cwd
             return env, cwd, term
         except podenv.ConfigError as exc:
             self.state = {"waiting": {"reason": "CreateContainerConfigError", "message": str(exc)}}
@@ -155,6 +158,8 @@ class Container:
                     "exitCode": code, "reason": reason, "startedAt": started,
                     "finishedAt": now_iso(), "message": self._message(term, code),
                     "containerID": f"modelyard://{self.proc.pid if self.proc else 0}"}}
+                with contextlib.suppress(OSError):  # for `kubectl logs --previous`
+                    shutil.copyfile(self.log, self.log.with_suffix(".previous.log"))
             else:
                 code = int(self.state["terminated"]["exitCode"])
             restart = not runner.stopping.is_set() and not self.stop_requested and (
@@ -232,15 +237,34 @@ class Container:
         return code if code >= 0 else 128 - code
 
     def terminate(self, grace: float) -> None:
-        """SIGTERM the process group, SIGKILL it after ``grace`` seconds."""
+        """Run the preStop hook, SIGTERM the process group, SIGKILL it when ``grace`` is up."""
         proc = self.proc
         if proc is None or proc.poll() is not None:
             return
+        deadline = time.monotonic() + max(grace, 0.0)
+        self._pre_stop(grace)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
         try:
-            proc.wait(timeout=max(grace, 0.0))
+            proc.wait(timeout=max(deadline - time.monotonic(), 0.0))
         except subprocess.TimeoutExpired:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+    def _pre_stop(self, grace: float) -> None:
+        """``lifecycle.preStop``: exec, httpGet or sleep, bounded by the grace period."""
+        hook = (self.spec.get("lifecycle") or {}).get("preStop")
+        if not hook or grace <= 0:
+            return
+        if "sleep" in hook:
+            time.sleep(min(float(hook["sleep"].get("seconds", 0)), grace))
+            return
+        probe = {**hook, "timeoutSeconds": grace}
+        if "exec" in hook:
+            command = [podenv.rewrite(a, self.mounts) for a in hook["exec"]["command"]]
+            probe["exec"] = {"command": command}
+        ok, message = probes.probe_once(probe, self.spec, self.runner.pod_ip, self.env,
+                                        self.cwd or str(self.dir))
+        if not ok:
+            self.runner.event("Warning", "FailedPreStopHook", message)

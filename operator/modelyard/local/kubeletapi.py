@@ -106,11 +106,13 @@ def _handler(locate: LogLocator, alive: PodAlive) -> type[http.server.BaseHTTPRe
                 self._plain(501, "not supported by the modelyard node agent (logs only)\n")
                 return
             _, namespace, pod, container = parts
+            query = urllib.parse.parse_qs(url.query)
             path = locate(namespace, pod, container)
+            if path is not None and query.get("previous", ["false"])[0] == "true":
+                path = path.with_suffix(".previous.log")
             if path is None or not path.exists():
                 self._plain(404, f"no logs for {namespace}/{pod}/{container}\n")
                 return
-            query = urllib.parse.parse_qs(url.query)
             tail = int(query.get("tailLines", ["-1"])[0])
             follow = query.get("follow", ["false"])[0] == "true"
             data = path.read_bytes()
