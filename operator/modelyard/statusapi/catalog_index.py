@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import collections
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import pydantic
@@ -35,25 +35,61 @@ def _parse(obj: Mapping[str, Any]) -> api.ModelEntry:
 class CatalogIndex:
     """A :class:`catalog.Registry` plus resolutions, ids and summaries of its entries."""
 
-    def __init__(self, raw_entries: Iterable[Mapping[str, Any]]) -> None:
-        entries = []
+    def __init__(
+        self, raw_entries: Iterable[Mapping[str, Any]], previous: CatalogIndex | None = None
+    ) -> None:
+        """Index ``raw_entries``; entries whose dict is the very one ``previous`` indexed (the
+        view replaces an object's dict when it changes) keep their parse and resolution."""
+        self.raw: dict[str, Mapping[str, Any]] = {}
+        entries: list[api.ModelEntry] = []
+        resolutions: dict[str, resolve.Resolution] = {}
         for obj in raw_entries:
+            name = str((obj.get("metadata") or {}).get("name") or "")
+            if previous is not None and previous.raw.get(name) is obj and name in previous.entries:
+                entries.append(previous.entries[name])
+                resolutions[name] = previous.resolutions[name]
+                self.raw[name] = obj
+                continue
             try:
-                entries.append(_parse(obj))
+                entry = _parse(obj)
             except pydantic.ValidationError as exc:
-                name = (obj.get("metadata") or {}).get("name")
                 log.warning("ModelEntry %s left out of the status API: %s", name, exc)
+                continue
+            entries.append(entry)
+            resolutions[name] = resolve.resolve(entry)
+            self.raw[name] = obj
         self.registry = catalog.Registry(entries)
-        self.entries = {e.name: e for e in entries}
-        self.resolutions = {e.name: resolve.resolve(e) for e in entries}
+        self.entries: dict[str, api.ModelEntry] = {e.name: e for e in entries}
+        self.resolutions: dict[str, resolve.Resolution] = resolutions
         self.ids = {e.name: self._model_id(e) for e in entries}
         self.served_names = {name: res.served_name for name, res in self.resolutions.items()}
-        self.summaries: dict[str, dict[str, Any]] = {
-            e.name: present.summary(e, self.resolutions[e.name], self.ids[e.name]).model_dump(mode="json")
-            for e in self.registry.all()
-        }
+        self.summaries: dict[str, dict[str, Any]] = {}
+        for entry in self.registry.all():
+            name = entry.name
+            if (
+                previous is not None
+                and previous.raw.get(name) is self.raw[name]
+                and previous.ids.get(name) == self.ids[name]
+            ):
+                self.summaries[name] = previous.summaries[name]
+            else:
+                summary = present.summary(entry, self.resolutions[name], self.ids[name])
+                self.summaries[name] = summary.model_dump(mode="json")
         self._found: collections.OrderedDict[FilterKey, list[str]] = collections.OrderedDict()
         self._counts: dict[str, int] | None = None
+        self.pages: collections.OrderedDict[tuple[Any, ...], bytes] = collections.OrderedDict()
+        """Encoded list responses by query, for the route (LRU)."""
+
+    def page(self, key: tuple[Any, ...], render: Callable[[], bytes]) -> bytes:
+        """``render()``'s bytes, remembered for this index under ``key`` (at most 64)."""
+        body = self.pages.get(key)
+        if body is None:
+            body = self.pages[key] = render()
+            if len(self.pages) > _FOUND_CACHE // 2:
+                self.pages.popitem(last=False)
+        else:
+            self.pages.move_to_end(key)
+        return body
 
     def _model_id(self, entry: api.ModelEntry) -> str:
         """The source repo (Model Garden's id), else the served name, else the entry name:
@@ -75,6 +111,10 @@ class CatalogIndex:
         found = self._found.get(key)
         if found is not None:
             self._found.move_to_end(key)
+            return found
+        if not any(key):  # no filter: every entry (find would resolve each one again)
+            found = [e.name for e in self.registry.all()]
+            self._found[key] = found
             return found
         try:
             entries = self.registry.find(

@@ -45,6 +45,18 @@ def ok(data: Any, total: int | None = None) -> web.Response:
     return web.json_response(payload, dumps=_dumps)
 
 
+def encode(data: Any, total: int | None = None) -> bytes:
+    """The success envelope as bytes (for responses worth caching)."""
+    payload: dict[str, Any] = {"success": True, "data": data}
+    if total is not None:
+        payload["total"] = total
+    return _dumps(payload).encode()
+
+
+def ok_bytes(body: bytes) -> web.Response:
+    return web.Response(body=body, content_type="application/json")
+
+
 def error(status: int, code: str, message: str, details: list[dict[str, str]] | None = None) -> web.Response:
     body = schemas.ErrorBody(code=code, message=message, details=details).model_dump(exclude_none=True)
     return web.json_response({"success": False, "error": body}, status=status, dumps=_dumps)

@@ -7,13 +7,17 @@ from modelyard.statusapi import catalog_index, present, schemas, view
 
 def catalog(v: view.View) -> catalog_index.CatalogIndex:
     """The registry over the view's ModelEntries."""
-    return v.derived("catalog", ("ModelEntry",), lambda: catalog_index.CatalogIndex(v.objects("ModelEntry")))
+    return v.derived(
+        "catalog",
+        ("ModelEntry",),
+        lambda previous: catalog_index.CatalogIndex(v.objects("ModelEntry"), previous),
+    )
 
 
 def endpoints(v: view.View) -> list[schemas.EndpointSummary]:
     """Every ModelEndpoint with its traffic share (served names come from the entries)."""
 
-    def build() -> list[schemas.EndpointSummary]:
+    def build(_: object) -> list[schemas.EndpointSummary]:
         index = catalog(v)
         return present.endpoints(v.objects("ModelEndpoint"), index.served_names, index.ids)
 
@@ -22,5 +26,7 @@ def endpoints(v: view.View) -> list[schemas.EndpointSummary]:
 
 def training_jobs(v: view.View) -> list[schemas.TrainingJobSummary]:
     return v.derived(
-        "trainingjobs", ("TrainingJob",), lambda: [present.training_job(o) for o in v.objects("TrainingJob")]
+        "trainingjobs",
+        ("TrainingJob",),
+        lambda _: [present.training_job(o) for o in v.objects("TrainingJob")],
     )

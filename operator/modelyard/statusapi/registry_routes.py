@@ -12,9 +12,13 @@ from modelyard.statusapi import envelope, keys, present, queries, schemas
 async def list_models(request: web.Request) -> web.Response:
     query = envelope.parse_query(schemas.ModelQuery, request.query)
     index = queries.catalog(request.app[keys.VIEW])
-    names = index.find(query)
-    page = names[query.offset : query.offset + query.limit]
-    return envelope.ok([index.summaries[n] for n in page], total=len(names))
+
+    def render() -> bytes:
+        names = index.find(query)
+        page = names[query.offset : query.offset + query.limit]
+        return envelope.encode([index.summaries[n] for n in page], total=len(names))
+
+    return envelope.ok_bytes(index.page(tuple(query.model_dump().values()), render))
 
 
 def _serving(request: web.Request, entry_name: str) -> list[schemas.EndpointSummary]:

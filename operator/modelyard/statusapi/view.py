@@ -130,14 +130,15 @@ class View:
     def get(self, kind: str, namespace: str | None, name: str) -> Obj | None:
         return self._objects[kind_of(kind)].get((namespace or "", name))
 
-    def derived(self, name: str, kinds: tuple[str, ...], build: Callable[[], T]) -> T:
-        """``build()``'s value, cached until one of ``kinds`` changes."""
+    def derived(self, name: str, kinds: tuple[str, ...], build: Callable[[T | None], T]) -> T:
+        """``build(previous)``'s value, cached until one of ``kinds`` changes; ``previous`` is
+        the value it replaces (None the first time), for builders that reuse what did not change."""
         key = tuple(self._changed_at[kind_of(k)] for k in kinds)
         cached = self._cache.get(name)
         if cached is not None and cached[0] == key:
             value: T = cached[1]
             return value
-        value = build()
+        value = build(cached[1] if cached is not None else None)
         self._cache[name] = (key, value)
         return value
 
