@@ -70,3 +70,14 @@ def test_bad_audio_is_a_400_naming_the_file(server: Any) -> None:
         timeout=30,
     )
     assert r.status_code == 400 and r.json()["error"]["param"] == "response_format"
+
+
+def test_an_unknown_language_is_a_400_naming_it(server: Any) -> None:
+    r = requests.post(
+        server.url + "/v1/audio/transcriptions",
+        files={"file": ("a.wav", tiny_models.wav_bytes(0.5))},
+        data={"model": "tiny-whisper", "language": "klingon"},
+        timeout=60,
+    )
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["param"] == "language"

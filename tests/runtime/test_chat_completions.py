@@ -101,3 +101,15 @@ def test_completions_plain_streamed_and_echo(client: Any) -> None:
     assert echoed.choices[0].text == "the quick brown" + whole.choices[0].text
     two = client.completions.create(**{**kwargs, "prompt": ["a cat", "the dog"]})
     assert [c.index for c in two.choices] == [0, 1]
+
+
+def test_developer_and_system_messages_and_content_parts_are_accepted(client: Any) -> None:
+    reply = client.chat.completions.create(
+        model="tiny-llama",
+        messages=[
+            {"role": "developer", "content": "be brief"},
+            {"role": "user", "content": [{"type": "text", "text": "hi"}, {"type": "text", "text": "you"}]},
+        ],
+        max_tokens=2,
+    )
+    assert reply.choices[0].message.role == "assistant"

@@ -80,6 +80,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="passed to vLLM as --KEY VALUE (KEY alone: a flag; repeatable)",
     )
     parser.add_argument(
+        "--torch-threads", type=int, metavar="N", help="torch intra-op threads (set to the pod's CPU limit)"
+    )
+    parser.add_argument(
         "--max-queue", type=int, default=64, metavar="N", help="waiting requests per model before 429"
     )
     parser.add_argument("--max-request-bytes", type=int, default=32 * 1024 * 1024, metavar="N")
@@ -193,6 +196,10 @@ def _serve(args: argparse.Namespace) -> int:
             batch_window_ms=args.batch_window_ms,
             warmup=not args.no_warmup,
         )
+        if args.torch_threads:
+            import torch
+
+            torch.set_num_threads(args.torch_threads)
         from aiohttp import web
 
         from modelyard.runtime import loader, served

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import torch
 
-from modelyard.runtime import audio, protocols
+from modelyard.runtime import audio, errors, protocols
 from modelyard.runtime.handlers import common
 
 WINDOW_SECONDS = 30
@@ -99,8 +99,13 @@ class WhisperASR:
                 chunk, sampling_rate=audio.SAMPLE_RATE, return_tensors="pt"
             ).input_features
             features = features.to(self.device, dtype=self.model.dtype)
-            with self._lock, torch.inference_mode():
-                ids = self.model.generate(features, **kwargs)
+            try:
+                with self._lock, torch.inference_mode():
+                    ids = self.model.generate(features, **kwargs)
+            except ValueError as exc:
+                if language and "language" in str(exc).lower():
+                    raise errors.BadRequestError(f"language: {exc}", param="language") from exc
+                raise
             sequence = ids[0] if not hasattr(ids, "sequences") else ids.sequences[0]
             decoded = self.processor.tokenizer.decode(sequence, skip_special_tokens=True, output_offsets=True)
             text = str(decoded["text"] if isinstance(decoded, dict) else decoded).strip()

@@ -38,7 +38,9 @@ def _messages(req: openai.ChatCompletionRequest, model: served.ServedModel) -> l
                     param=f"messages[{i}].content",
                 )
             content = content if vision and len(texts) != len(content) else "\n".join(texts)
-        item: dict[str, Any] = {"role": message.role, "content": content or ""}
+        # "developer" is the newer name of "system"; chat templates know only the latter
+        role = "system" if message.role == "developer" else message.role
+        item: dict[str, Any] = {"role": role, "content": content or ""}
         if message.name:
             item["name"] = message.name
         out.append(item)
