@@ -75,3 +75,26 @@ def test_streams_end_when_the_app_shuts_down(view: statusapi.View) -> None:
     loop.close()
     assert time.monotonic() - started < 3
     response.close()
+
+
+def test_watch_events_as_kopf_delivers_them() -> None:
+    view = statusapi.View()
+    obj = endpoint("a", "bge-m3")
+    assert view.apply_event({"type": None, "object": obj})  # kopf's initial listing
+    obj["spec"]["weight"] = 7  # the watcher reusing its dict does not reach into the view
+    assert view.get("ModelEndpoint", "prod", "a")["spec"]["weight"] == 100  # type: ignore[index]
+    assert view.apply_event({"type": "MODIFIED", "object": {**obj, "kind": ""}}, kind="ModelEndpoint")
+    assert view.get("ModelEndpoint", "prod", "a")["spec"]["weight"] == 7  # type: ignore[index]
+    assert view.apply_event({"type": "DELETED", "object": obj})
+    assert view.objects("ModelEndpoint") == []
+
+
+def test_a_changed_entry_is_shown_changed(api: Api, view: statusapi.View) -> None:
+    _, before = api.get("/api/v1/registry/models", q="bge-m3")
+    entry = view.get("ModelEntry", None, "bge-m3")
+    assert entry is not None and before["total"] == 1
+    view.upsert({**entry, "spec": {**entry["spec"], "description": "now with more vectors", "tags": ["new"]}})
+    _, after = api.get("/api/v1/registry/models", tag="new")
+    assert [m["description"] for m in after["data"]] == ["now with more vectors"]
+    _, unchanged = api.get("/api/v1/registry/models/Qwen/Qwen3-4B-Instruct-2507")
+    assert unchanged["data"]["entry"] == "qwen3-4b-instruct-2507"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
@@ -37,12 +38,10 @@ def kind_of(name: str) -> str:
 
 
 def _clean(obj: Mapping[str, Any]) -> Obj:
-    """A copy without what nobody here reads (managedFields are most of an object's size)."""
-    out = dict(obj)
-    metadata = dict(out.get("metadata") or {})
-    metadata.pop("managedFields", None)
-    out["metadata"] = metadata
-    return out
+    """A deep copy (the watcher may reuse its dicts) without what nobody here reads:
+    managedFields are most of an object's size."""
+    metadata = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "managedFields"}
+    return copy.deepcopy({**{k: v for k, v in obj.items() if k != "metadata"}, "metadata": metadata})
 
 
 class View:
@@ -86,6 +85,18 @@ class View:
             self._bump(kind)
         self._notify()
         return True
+
+    def apply_event(self, event: Mapping[str, Any], kind: str | None = None) -> bool:
+        """A watch event ``{"type", "object"}`` as Kubernetes (and kopf's ``event`` kwarg) gives
+        it: DELETED deletes, anything else (ADDED, MODIFIED, kopf's initial None) upserts.
+        ``kind`` fills in an object that lacks one."""
+        obj = event.get("object") or {}
+        if kind is not None and not obj.get("kind"):
+            obj = {**obj, "kind": kind}
+        if event.get("type") == "DELETED":
+            metadata = obj.get("metadata") or {}
+            return self.delete(str(obj.get("kind", "")), metadata.get("namespace"), str(metadata.get("name")))
+        return self.upsert(obj)
 
     def replace(self, kind: str, objects: Iterable[Mapping[str, Any]]) -> None:
         """Make ``kind``'s objects exactly these (after a re-list)."""
