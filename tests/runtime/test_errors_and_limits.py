@@ -100,3 +100,16 @@ def test_unknown_path_is_an_openai_shaped_404(server: Any) -> None:
     r = requests.get(server.url + "/v1/nothing-here", timeout=10)
     assert r.status_code == 404
     _error(r)
+
+
+def test_a_streamed_request_that_is_too_long_is_a_json_400_not_a_broken_stream(server: Any) -> None:
+    body = {
+        "model": "tiny-llama",
+        "messages": [{"role": "user", "content": "x"}],
+        "max_tokens": 99999,
+        "stream": True,
+    }
+    r = _post(server, "/v1/chat/completions", body)
+    assert r.status_code == 400
+    assert r.headers["Content-Type"].startswith("application/json")
+    assert _error(r)["param"] == "max_tokens"

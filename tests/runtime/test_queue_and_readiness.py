@@ -135,3 +135,12 @@ def test_custom_document_style_handler_is_served(start_server: Any) -> None:
             messages=[{"role": "user", "content": "x"}],
             response_format={"type": "json_object"},
         )
+
+
+def test_ready_turns_503_when_the_server_shuts_down(start_server: Any, handlers: dict[str, Any]) -> None:
+    import asyncio
+
+    srv = start_server({"tiny-bert": handlers["tiny-bert"]})
+    asyncio.run_coroutine_threadsafe(srv.app.shutdown(), srv.loop).result(10)
+    r = requests.get(srv.url + "/ready", timeout=5)
+    assert r.status_code == 503 and r.json()["reason"] == "shutting down"

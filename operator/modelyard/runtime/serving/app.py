@@ -97,6 +97,12 @@ async def _start(app: web.Application) -> None:
         m.ready.set(1)
 
 
+async def _shutting_down(app: web.Application) -> None:
+    """Leave the Service first: /ready answers 503 while in-flight requests finish."""
+    app[keys.READINESS].ready, app[keys.READINESS].reason = False, "shutting down"
+    app[keys.METRICS].ready.set(0)
+
+
 async def _stop(app: web.Application) -> None:
     task = app.get(_WARMUP)
     if task is not None and not task.done():
@@ -120,6 +126,7 @@ def create_app(
     app[keys.METRICS] = metrics_ or metrics.Metrics()
     app[keys.READINESS] = keys.Readiness()
     app.on_startup.append(_start)
+    app.on_shutdown.append(_shutting_down)
     app.on_cleanup.append(_stop)
     r = app.router
     r.add_post("/v1/chat/completions", chat.chat_completions)
