@@ -33,6 +33,9 @@ from modelyard.controllers import (
     tls,
     training_job,
 )
+from modelyard.statusapi import app as status_app
+from modelyard.statusapi import settings as status_settings
+from modelyard.statusapi import view
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +52,16 @@ class OperatorOptions:
     webhook_port: int = 9443
     metrics_host: str = "0.0.0.0"
     metrics_port: int = 8080
+    """Port of the status API, its dashboard, /metrics and /healthz."""
+    status_token: str | None = None
+    """Bearer token the status API requires (none: read-only and open)."""
     leader_election: bool = True
     builder: settings.Settings = dataclasses.field(default_factory=settings.Settings)
 
 
-def build_registry(ctx: context.Context, options: OperatorOptions) -> kopf.OperatorRegistry:
+def build_registry(
+    ctx: context.Context, options: OperatorOptions, status_view: view.View | None = None
+) -> kopf.OperatorRegistry:
     """Every handler of the operator, registered on a registry of its own."""
     registry = kopf.OperatorRegistry()
     on = kopf.on
@@ -122,6 +130,19 @@ def build_registry(ctx: context.Context, options: OperatorOptions) -> kopf.Opera
         async def training_child_event(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
             ctx.touch_training(namespace or "", labels[_TRAINING_LABEL], delay=0.3)
 
+    # -- the status API's view of the three kinds -------------------------------------------
+    if status_view is not None:
+        for plural in ("modelentries", "modelendpoints", "trainingjobs"):
+
+            @on.event(GROUP, plural, registry=registry)
+            async def mirror(type: str | None, body: Any, **_: Any) -> None:
+                obj = dict(body)
+                if type == "DELETED":
+                    meta = obj.get("metadata") or {}
+                    status_view.delete(str(obj.get("kind")), meta.get("namespace"), str(meta.get("name")))
+                else:
+                    status_view.upsert(obj)
+
     # -- admission -----------------------------------------------------------------------
     if options.webhook:
         operations: list[Literal["CREATE", "UPDATE", "DELETE", "CONNECT"]] = ["CREATE", "UPDATE"]
@@ -145,14 +166,18 @@ _ENDPOINT_LABEL = labels.ENDPOINT
 _TRAINING_LABEL = labels.TRAINING_JOB
 
 
-async def _serve_metrics(ctx: context.Context, options: OperatorOptions) -> web.AppRunner:
+async def _serve_http(
+    ctx: context.Context, options: OperatorOptions, status_view: view.View
+) -> web.AppRunner:
+    """The status API and dashboard, plus /metrics and /healthz, on one port."""
+
     async def render(_: web.Request) -> web.Response:
         return web.Response(body=ctx.metrics.render(), content_type="text/plain", charset="utf-8")
 
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
-    app = web.Application()
+    app = status_app.create_app(status_settings.StatusApiSettings(token=options.status_token), status_view)
     app.router.add_get("/metrics", render)
     app.router.add_get("/healthz", healthz)
     runner = web.AppRunner(app, access_log=None)
@@ -195,13 +220,17 @@ async def run(options: OperatorOptions) -> None:
     ctx = make_context(options)
     stop = asyncio.Event()
     lease = leader.Lease(ctx.cluster.api, options.namespace) if options.leader_election else None
-    runner = await _serve_metrics(ctx, options)  # /healthz answers while a standby waits
+    status_view = view.View()
+    runner = await _serve_http(ctx, options, status_view)  # /healthz answers while a standby waits
     if lease is not None:
         await lease.acquire()
     keeper = asyncio.create_task(lease.keep(stop)) if lease is not None else None
     try:
         await kopf.operator(
-            registry=build_registry(ctx, options), clusterwide=True, standalone=True, stop_flag=stop
+            registry=build_registry(ctx, options, status_view),
+            clusterwide=True,
+            standalone=True,
+            stop_flag=stop,
         )
     finally:
         if keeper is not None:

@@ -24,7 +24,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--webhook-host", default="127.0.0.1", help="address the API server reaches the webhook at"
     )
     parser.add_argument("--webhook-port", type=int, default=9443)
-    parser.add_argument("--metrics-port", type=int, default=8080)
+    parser.add_argument("--metrics-port", type=int, default=8080, help="status API, dashboard and /metrics")
+    parser.add_argument(
+        "--status-token-env",
+        default="MODELYARD_STATUS_TOKEN",
+        help="environment variable holding the status API's bearer token (unset: open, read-only)",
+    )
     parser.add_argument(
         "--no-leader-election", action="store_true", help="skip the Lease (one replica only!)"
     )
@@ -50,6 +55,7 @@ def _run(args: argparse.Namespace) -> int:
         webhook_host=args.webhook_host,
         webhook_port=args.webhook_port,
         metrics_port=args.metrics_port,
+        status_token=os.environ.get(args.status_token_env) or None,
         leader_election=not args.no_leader_election,
         builder=builder,
     )

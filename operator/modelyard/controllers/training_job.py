@@ -1,8 +1,10 @@
 """TrainingJob: validate against the registry, merge defaults with overrides, run a batch Job.
 
 The effective hyperparameters go into status; the phase follows the Job. Deleting the
-TrainingJob deletes the Job (owner reference), which stops the trainer pod. Progress fields
-in status are the trainer's to write; this controller never overwrites them.
+TrainingJob deletes the Job (owner reference), which stops the trainer pod. While the Job
+runs, the trainer's ``GET /progress`` (on its pod IP) is polled every few seconds and merged
+into ``status.progress``; the final progress comes from the trainer's termination message.
+A finished job with ``output.register`` gets its ModelEntry (cluster-scoped: not owned).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import aiohttp
 import pydantic
 
 from modelyard import api
@@ -36,8 +39,53 @@ def effective_config(job: api.TrainingJob, entry: api.ModelEntry) -> job_api.Eff
     )
 
 
+PROGRESS_POLL_SECONDS = 5.0
+
+
+async def _fetch_progress(url: str) -> dict[str, Any] | None:
+    """The running trainer's progress, or None while it does not answer (yet)."""
+    try:
+        timeout = aiohttp.ClientTimeout(total=3)
+        async with aiohttp.ClientSession(timeout=timeout) as session, session.get(url) as response:
+            if response.status != 200:
+                return None
+            found = await response.json(content_type=None)
+    except (aiohttp.ClientError, TimeoutError, ValueError):
+        return None
+    return training.progress_fields(found) if isinstance(found, dict) else None
+
+
+async def _progress_and_registration(
+    ctx: context.Context,
+    job: api.TrainingJob,
+    entry: api.ModelEntry,
+    phase: str,
+    pods: list[dict[str, Any]],
+    current: dict[str, Any],
+) -> dict[str, Any]:
+    """Status fields for live progress and, once Succeeded, the registered model."""
+    extra: dict[str, Any] = {}
+    found: dict[str, Any] | None = None
+    if phase == "Running":
+        url = training.progress_url(pods)
+        found = await _fetch_progress(url) if url else None
+        ctx.touch_training(job.namespace or "", job.name, delay=PROGRESS_POLL_SECONDS)
+    elif phase == "Succeeded":
+        found = training.final_progress(pods)
+    if found:
+        extra["progress"] = {**(current.get("progress") or {}), **found}
+    if phase == "Succeeded":
+        manifest = training.registered_entry(job, entry)
+        if manifest is not None:
+            name = manifest["metadata"]["name"]
+            if current.get("registeredModel") != name:
+                await ctx.cluster.apply(manifest)
+            extra["registeredModel"] = name
+    return extra
+
+
 async def _decide(
-    ctx: context.Context, job: api.TrainingJob, uid: str
+    ctx: context.Context, job: api.TrainingJob, uid: str, current: dict[str, Any]
 ) -> tuple[str, str, str, dict[str, Any]]:
     entry_body = await ctx.cluster.get(cluster.MODEL_ENTRY, job.spec.model)
     if entry_body is None:
@@ -45,6 +93,9 @@ async def _decide(
         return "Pending", "EntryNotFound", message, {}
     entry = model_entry.parse(entry_body)
     existing = await ctx.cluster.get(cluster.JOB, job.name, job.namespace)
+    if existing is None and current.get("phase") in ("Succeeded", "Failed"):
+        # The finished Job was deleted (ttlSecondsAfterFinished): never run it again.
+        return current["phase"], current.get("reason", ""), current.get("message", ""), {}
     if existing is None:
         verdict = catalog.validate_training(entry, job.spec.method)
         if not verdict.ok:
@@ -62,6 +113,7 @@ async def _decide(
         extra["startTime"] = status["startTime"]
     if status.get("completionTime"):
         extra["completionTime"] = status["completionTime"]
+    extra.update(await _progress_and_registration(ctx, job, entry, phase, pods, current))
     return phase, reason, message, extra
 
 
@@ -79,7 +131,7 @@ async def reconcile(ctx: context.Context, key: tuple[str, str]) -> None:
         extra: dict[str, Any] = {}
         phase, reason, message = "Failed", "InvalidSpec", "; ".join(manifests.field_errors(exc))
     else:
-        phase, reason, message, extra = await _decide(ctx, job, body["metadata"]["uid"])
+        phase, reason, message, extra = await _decide(ctx, job, body["metadata"]["uid"], current)
     if current.get("phase") in ("Succeeded", "Failed") and current.get("reason") not in ("EntryNotFound",):
         phase, reason, message = (
             current["phase"],
