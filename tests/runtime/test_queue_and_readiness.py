@@ -144,3 +144,18 @@ def test_ready_turns_503_when_the_server_shuts_down(start_server: Any, handlers:
     asyncio.run_coroutine_threadsafe(srv.app.shutdown(), srv.loop).result(10)
     r = requests.get(srv.url + "/ready", timeout=5)
     assert r.status_code == 503 and r.json()["reason"] == "shutting down"
+
+
+class BrokenEmbedder(SlowWarmEmbedder):
+    def embed(self, texts: list[str], cancel_event: Any = None) -> Any:
+        raise RuntimeError("CUDA error: out of memory")
+
+
+def test_a_failed_warm_up_keeps_ready_at_503_with_the_reason(start_server: Any) -> None:
+    srv = start_server({"broken": BrokenEmbedder()}, wait=False)
+    deadline = time.monotonic() + 10
+    while "failed" not in (reason := requests.get(srv.url + "/ready", timeout=5).json().get("reason", "")):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert requests.get(srv.url + "/ready", timeout=5).status_code == 503
+    assert "out of memory" in reason

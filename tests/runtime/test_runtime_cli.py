@@ -132,3 +132,14 @@ def test_download_with_downloads_forbidden_fails_fast(
 def test_download_of_a_local_directory_prints_its_path(models_dir: pathlib.Path, capsys: Any) -> None:
     assert cli.main(["runtime", "download", "--model", str(models_dir / "llama")]) == 0
     assert str(models_dir / "llama") in capsys.readouterr().out
+
+
+def test_startup_with_downloads_forbidden_fails_fast_naming_the_fix(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path, capsys: Any
+) -> None:
+    monkeypatch.setenv("AUTO_DOWNLOAD_MODELS", "0")
+    began = time.monotonic()
+    code = cli.main(["runtime", "--model", "someorg/not-cached", "--cache-dir", str(tmp_path)])
+    assert code == 1 and time.monotonic() - began < 10
+    err = capsys.readouterr().err
+    assert "AUTO_DOWNLOAD_MODELS=0" in err and "modelyard runtime download --model someorg/not-cached" in err
