@@ -128,7 +128,7 @@
     if (!state.selected) return;
     let body;
     try {
-      body = await api("/api/v1/registry/models/" + state.selected);
+      body = await api("/api/v1/registry/models/" + state.selected.split("/").map(encodeURIComponent).join("/"));
     } catch (err) {
       panel.replaceChildren(el("p", { class: "muted" }, String(err.message || err)));
       return;
