@@ -148,7 +148,7 @@ def endpoints(
                 url=_str(status.get("url")),
                 weight=weight,
                 share=round(share, 4),
-                gpus=_int(resources.get("gpus"), -1) if "gpus" in resources else None,
+                gpus=gpus if isinstance(gpus := resources.get("gpus"), int) else None,
                 gpu_type=_str(resources.get("gpuType")),
                 fallback=[str(f) for f in fallback] if isinstance(fallback, list) else [],
                 created=_str(_dig(obj, "metadata", "creationTimestamp")),
