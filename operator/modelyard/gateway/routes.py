@@ -79,6 +79,19 @@ class RouteTable:
         return sorted(name for name, model in self.models.items() if model.routable)
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class EndpointInfo:
+    """What discovery learnt about one ModelEndpoint, ready or not."""
+
+    name: str
+    served_name: str
+    weight: int = 100
+    ready: bool = True
+    fallback: tuple[str, ...] = ()
+    targets: tuple[Target, ...] = ()
+    upstream: Upstream | None = None
+
+
 def build_table(endpoints: Iterable[EndpointInfo]) -> RouteTable:
     """Group endpoint facts by served name into a table (stable order: by endpoint name)."""
     grouped: dict[str, list[EndpointInfo]] = {}
@@ -96,16 +109,3 @@ def build_table(endpoints: Iterable[EndpointInfo]) -> RouteTable:
         )
         models[served] = Model(served, routable, tuple(fallback))
     return RouteTable(models)
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class EndpointInfo:
-    """What discovery learnt about one ModelEndpoint, ready or not."""
-
-    name: str
-    served_name: str
-    weight: int = 100
-    ready: bool = True
-    fallback: tuple[str, ...] = ()
-    targets: tuple[Target, ...] = ()
-    upstream: Upstream | None = None

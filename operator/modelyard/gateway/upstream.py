@@ -12,8 +12,8 @@ import functools
 from collections.abc import Mapping
 
 import aiohttp
+import multidict
 import yarl
-from multidict import CIMultiDict
 
 from modelyard.gateway import routes
 
@@ -81,9 +81,11 @@ def _url(text: str) -> yarl.URL:
     return yarl.URL(text)
 
 
-def request_headers(incoming: Mapping[str, str], upstream: routes.Upstream | None) -> CIMultiDict[str]:
+def request_headers(
+    incoming: Mapping[str, str], upstream: routes.Upstream | None
+) -> multidict.CIMultiDict[str]:
     """Headers for the outgoing request: the client's, less the dropped ones, plus upstream's."""
-    headers: CIMultiDict[str] = CIMultiDict()
+    headers: multidict.CIMultiDict[str] = multidict.CIMultiDict()
     for name, value in incoming.items():
         if name.lower() not in _DROP_REQUEST:
             headers.add(name, value)
@@ -96,8 +98,8 @@ def request_headers(incoming: Mapping[str, str], upstream: routes.Upstream | Non
     return headers
 
 
-def response_headers(headers: Mapping[str, str]) -> CIMultiDict[str]:
-    relayed: CIMultiDict[str] = CIMultiDict()
+def response_headers(headers: Mapping[str, str]) -> multidict.CIMultiDict[str]:
+    relayed: multidict.CIMultiDict[str] = multidict.CIMultiDict()
     for name, value in headers.items():
         if name.lower() not in DROP_RESPONSE:
             relayed.add(name, value)
