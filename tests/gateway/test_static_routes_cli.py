@@ -88,3 +88,10 @@ def test_modelyard_gateway_serves_a_routes_file(tmp_path: Path, harness: Any) ->
         process.terminate()
         _, stderr = process.communicate(timeout=10)
     assert "sk-alice" not in stderr
+
+
+def test_no_cluster_and_no_routes_is_a_clear_error(tmp_path: Path, capsys: Any) -> None:
+    from modelyard import cli as modelyard_cli
+
+    assert modelyard_cli.main(["gateway", "--kubeconfig", str(tmp_path / "missing.yaml")]) == 2
+    assert "--routes FILE" in capsys.readouterr().err

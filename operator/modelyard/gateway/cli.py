@@ -12,6 +12,7 @@ import dataclasses
 import gc
 import logging
 import pathlib
+import sys
 from typing import Any
 
 from aiohttp import web
@@ -112,7 +113,13 @@ def serve(args: argparse.Namespace) -> int:
     )
     config = build_settings(args)
     chooser = balancer.WeightedLeastBusy(config.eject_after, config.eject_cooldown)
-    application = app.create_app(config, build_discovery(args), chooser)
+    try:
+        source = build_discovery(args)
+    except Exception as exc:  # kubernetes' ConfigException, a bad routes file
+        print(f"error: cannot set up route discovery: {exc}", file=sys.stderr)
+        print("hint: run in a pod, pass --kubeconfig, or serve a static --routes FILE", file=sys.stderr)
+        return 2
+    application = app.create_app(config, source, chooser)
     application.on_startup.append(_freeze_heap)
     web.run_app(
         application,
