@@ -14,11 +14,11 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from modelyard.statusapi import envelope, keys
+from modelyard.statusapi import envelope, keys, routes
 
 log = logging.getLogger(__name__)
 
-PUBLIC = frozenset({"/api/v1/healthz"})
+PUBLIC = frozenset(r.path for r in routes.ROUTES if r.public)
 _CODES = {
     400: "invalid_request",
     401: "unauthorized",
