@@ -81,3 +81,17 @@ def test_an_unknown_language_is_a_400_naming_it(server: Any) -> None:
     )
     assert r.status_code == 400, r.text
     assert r.json()["error"]["param"] == "language"
+
+
+def test_word_timestamps_when_asked_for(client: Any) -> None:
+    reply = client.audio.transcriptions.create(
+        model="tiny-whisper",
+        file=_wav(2.0),
+        response_format="verbose_json",
+        timestamp_granularities=["word", "segment"],
+    )
+    assert reply.words, "word granularity must return words"
+    for word in reply.words:
+        assert word.word and 0.0 <= word.start <= word.end <= 2.0
+    assert [w.start for w in reply.words] == sorted(w.start for w in reply.words)
+    assert reply.segments

@@ -184,6 +184,7 @@ def build_whisper(path: pathlib.Path) -> pathlib.Path:
     gen.begin_suppress_tokens = None
     gen.suppress_tokens = None
     gen.max_length = 64
+    gen.alignment_heads = [[0, 0], [0, 1]]  # cross-attention heads for word timestamps
     gen._from_model_config = False
     model.save_pretrained(path)
     WhisperProcessor(feature_extractor=feature_extractor, tokenizer=tokenizer).save_pretrained(path)

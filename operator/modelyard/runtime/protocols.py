@@ -44,6 +44,7 @@ __all__ = [
     "Segment",
     "SpeechModel",
     "SpeechResult",
+    "Word",
     "attribute",
     "kind_of",
 ]
@@ -67,12 +68,20 @@ class Segment:
     text: str
 
 
+@dataclasses.dataclass(frozen=True)
+class Word:
+    word: str
+    start: float
+    end: float
+
+
 @dataclasses.dataclass
 class SpeechResult:
     text: str
     language: str | None = None
     duration: float | None = None
     segments: list[Segment] = dataclasses.field(default_factory=list)
+    words: list[Word] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass(frozen=True)

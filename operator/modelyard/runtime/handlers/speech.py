@@ -2,7 +2,10 @@
 
 Audio is cut into 30-second windows (Whisper's input size); each window is decoded with
 timestamps and its segments are shifted by the window's start, so ``verbose_json`` carries
-segment times for long audio too. ``task="translate"`` translates into English.
+segment times for long audio too. ``task="translate"`` translates into English. Word
+timestamps (``timestamp_granularities[]=word``) come from cross-attention alignment
+(``return_token_timestamps``) and need ``alignment_heads`` in the model's generation config
+(the OpenAI Whisper checkpoints have them); without them only segments are returned.
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ class WhisperASR:
             temperature=temperature,
             task=task,
             cancel_event=cancel_event,
+            words=timestamp_granularity == "word",
         )
 
     def _generate_kwargs(
@@ -83,11 +87,16 @@ class WhisperASR:
         temperature: float | None = None,
         task: Literal["transcribe", "translate"] = "transcribe",
         cancel_event: threading.Event | None = None,
+        words: bool = False,
     ) -> protocols.SpeechResult:
         duration = samples.shape[0] / audio.SAMPLE_RATE
         window = WINDOW_SECONDS * audio.SAMPLE_RATE
         kwargs = self._generate_kwargs(language, prompt, temperature, task)
+        words = words and bool(getattr(self.model.generation_config, "alignment_heads", None))
+        if words:
+            kwargs.update(return_token_timestamps=True, return_dict_in_generate=True)
         segments: list[protocols.Segment] = []
+        word_list: list[protocols.Word] = []
         texts: list[str] = []
         for start in range(0, max(samples.shape[0], 1), window):
             if cancel_event is not None and cancel_event.is_set():
@@ -106,7 +115,9 @@ class WhisperASR:
                 if language and "language" in str(exc).lower():
                     raise errors.BadRequestError(f"language: {exc}", param="language") from exc
                 raise
-            sequence = ids[0] if not hasattr(ids, "sequences") else ids.sequences[0]
+            sequence = ids["sequences"][0] if isinstance(ids, dict) else ids[0]
+            if words and isinstance(ids, dict) and "token_timestamps" in ids:
+                word_list += self._words(sequence, ids["token_timestamps"][0], offset, chunk_len)
             decoded = self.processor.tokenizer.decode(sequence, skip_special_tokens=True, output_offsets=True)
             text = str(decoded["text"] if isinstance(decoded, dict) else decoded).strip()
             texts.append(text)
@@ -132,4 +143,29 @@ class WhisperASR:
             language=language,
             duration=round(duration, 3),
             segments=segments,
+            words=word_list,
         )
+
+    def _words(self, sequence: Any, times: Any, offset: float, chunk_len: float) -> list[protocols.Word]:
+        """Text tokens grouped into words (a leading space starts one), timed by their first token."""
+        tokenizer = self.processor.tokenizer
+        special = set(tokenizer.all_special_ids)
+        first_timestamp = int(self.model.generation_config.no_timestamps_token_id) + 1
+        pieces: list[tuple[str, float]] = []
+        for token, time in zip(sequence.tolist(), times.tolist(), strict=False):
+            if token in special or token >= first_timestamp:
+                continue
+            pieces.append((str(tokenizer.decode([token])), min(float(time), chunk_len)))
+        grouped: list[tuple[str, float]] = []
+        for piece, time in pieces:
+            if not grouped or piece.startswith(" "):
+                grouped.append((piece, time))
+            else:
+                grouped[-1] = (grouped[-1][0] + piece, grouped[-1][1])
+        out = []
+        for i, (word, start) in enumerate(grouped):
+            end = grouped[i + 1][1] if i + 1 < len(grouped) else chunk_len
+            out.append(
+                protocols.Word(word.strip(), round(offset + start, 2), round(offset + max(start, end), 2))
+            )
+        return [w for w in out if w.word]

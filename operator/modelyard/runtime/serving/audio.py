@@ -100,29 +100,30 @@ async def _speech(request: web.Request, task: Literal["transcribe", "translate"]
         return web.Response(text=_subtitles(result, fmt), content_type="text/plain")
     if fmt == "json":
         return web.json_response({"text": result.text})
-    return web.json_response(
-        {
-            "task": task,
-            "language": result.language or ("english" if task == "translate" else "unknown"),
-            "duration": result.duration,
-            "text": result.text,
-            "segments": [
-                {
-                    "id": s.id,
-                    "seek": 0,
-                    "start": s.start,
-                    "end": s.end,
-                    "text": s.text,
-                    "tokens": [],
-                    "temperature": temperature or 0.0,
-                    "avg_logprob": 0.0,
-                    "compression_ratio": 0.0,
-                    "no_speech_prob": 0.0,
-                }
-                for s in result.segments
-            ],
-        }
-    )
+    body: dict[str, Any] = {
+        "task": task,
+        "language": result.language or ("english" if task == "translate" else "unknown"),
+        "duration": result.duration,
+        "text": result.text,
+        "segments": [
+            {
+                "id": s.id,
+                "seek": 0,
+                "start": s.start,
+                "end": s.end,
+                "text": s.text,
+                "tokens": [],
+                "temperature": temperature or 0.0,
+                "avg_logprob": 0.0,
+                "compression_ratio": 0.0,
+                "no_speech_prob": 0.0,
+            }
+            for s in result.segments
+        ],
+    }
+    if granularity == "word":
+        body["words"] = [{"word": w.word, "start": w.start, "end": w.end} for w in result.words]
+    return web.json_response(body)
 
 
 async def transcriptions(request: web.Request) -> web.Response:
