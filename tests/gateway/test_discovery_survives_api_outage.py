@@ -108,9 +108,7 @@ def test_routes_survive_an_api_outage_and_resume(harness: Any) -> None:
         get_api_key_with_prefix=lambda name: None,
         refresh_api_key_hook=None,
     )
-    source = kube_discovery.KubeDiscovery(kube.KubeApi(configuration, "ns"), None)
-    for informer in (source.endpoints, source.entries, source.slices):
-        informer._backoff = (0.05, 0.2)  # reconnect quickly in the test
+    source = kube_discovery.KubeDiscovery(kube.KubeApi(configuration, "ns"), None, backoff=(0.05, 0.2))
     url, _ = harness.gateway(source)
     client = openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0, timeout=10)
 

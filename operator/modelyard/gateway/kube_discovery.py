@@ -36,23 +36,28 @@ _GROUP = "/apis/modelyard.io/v1alpha1"
 class KubeDiscovery:
     """A :class:`~modelyard.gateway.discovery.Discovery` fed by watches on the cluster."""
 
-    def __init__(self, kube_api: kube.KubeApi, keys_secret: str | None = "modelyard-gateway-keys") -> None:
+    def __init__(
+        self,
+        kube_api: kube.KubeApi,
+        keys_secret: str | None = "modelyard-gateway-keys",
+        backoff: tuple[float, float] = (0.2, 5.0),
+    ) -> None:
         self.api = kube_api
+        self.backoff = backoff
         self._table = routes.RouteTable()
         self._keys = auth.KeyTable()
         self._synced = False
         self._scheduled = False
-        self.endpoints = kube.Informer(kube_api, f"{_GROUP}/modelendpoints", self._changed)
-        self.entries = kube.Informer(kube_api, f"{_GROUP}/modelentries", self._changed)
-        self.slices = kube.Informer(
-            kube_api, "/apis/discovery.k8s.io/v1/endpointslices", self._changed, label_selector=ENDPOINT_LABEL
+        self.endpoints = self._informer(f"{_GROUP}/modelendpoints")
+        self.entries = self._informer(f"{_GROUP}/modelentries")
+        self.slices = self._informer(
+            "/apis/discovery.k8s.io/v1/endpointslices", label_selector=ENDPOINT_LABEL
         )
         self.key_secret: kube.Informer | None = None
         if keys_secret:
             self.key_secret = self._secret_informer(kube_api.namespace, keys_secret)
         self._secrets: dict[tuple[str, str], kube.Informer] = {}
         self._parsed: dict[str, tuple[str, Any]] = {}
-        self.on_rebuild: list[Any] = []  # callbacks (tests measure propagation)
 
     # -- Discovery -------------------------------------------------------------------------
 
@@ -81,12 +86,21 @@ class KubeDiscovery:
         base = [self.endpoints, self.entries, self.slices]
         return [*base, self.key_secret] if self.key_secret is not None else base
 
-    def _secret_informer(self, namespace: str, name: str) -> kube.Informer:
+    def _informer(
+        self, path: str, label_selector: str | None = None, field_selector: str | None = None
+    ) -> kube.Informer:
         return kube.Informer(
             self.api,
-            f"/api/v1/namespaces/{namespace}/secrets",
+            path,
             self._changed,
-            field_selector=f"metadata.name={name}",
+            label_selector=label_selector,
+            field_selector=field_selector,
+            backoff=self.backoff,
+        )
+
+    def _secret_informer(self, namespace: str, name: str) -> kube.Informer:
+        return self._informer(
+            f"/api/v1/namespaces/{namespace}/secrets", field_selector=f"metadata.name={name}"
         )
 
     def _changed(self) -> None:
@@ -114,8 +128,6 @@ class KubeDiscovery:
         if not self._synced and all(i.synced for i in [*self._base(), *self._secrets.values()]):
             self._synced = True
             log.info("discovery synced: %d served names", len(self._table.models))
-        for callback in self.on_rebuild:
-            callback()
 
     def _sync_secret_informers(self, wanted: set[tuple[str, str]]) -> None:
         for ref in wanted - self._secrets.keys():
