@@ -98,3 +98,15 @@ def test_a_changed_entry_is_shown_changed(api: Api, view: statusapi.View) -> Non
     assert [m["description"] for m in after["data"]] == ["now with more vectors"]
     _, unchanged = api.get("/api/v1/registry/models/Qwen/Qwen3-4B-Instruct-2507")
     assert unchanged["data"]["entry"] == "qwen3-4b-instruct-2507"
+
+
+def test_kopf_bodies_are_copied_into_plain_dicts() -> None:
+    from kopf._cogs.structs import bodies
+
+    raw = endpoint("k", "bge-m3")
+    view = statusapi.View()
+    view.upsert(bodies.Body(raw))
+    raw["spec"]["weight"] = 1
+    stored = view.get("ModelEndpoint", "prod", "k")
+    assert type(stored) is dict and type(stored["spec"]) is dict  # type: ignore[index]
+    assert stored["spec"]["weight"] == 100  # type: ignore[index]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
@@ -37,11 +36,21 @@ def kind_of(name: str) -> str:
     return kind
 
 
+def _plain(value: Any) -> Any:
+    """A deep copy made of plain dicts and lists (a watcher may hand in mapping views, and may
+    reuse its dicts after the call)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
 def _clean(obj: Mapping[str, Any]) -> Obj:
-    """A deep copy (the watcher may reuse its dicts) without what nobody here reads:
-    managedFields are most of an object's size."""
+    """A plain copy without what nobody here reads: managedFields are most of an object's size."""
     metadata = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "managedFields"}
-    return copy.deepcopy({**{k: v for k, v in obj.items() if k != "metadata"}, "metadata": metadata})
+    cleaned: Obj = _plain({**{k: v for k, v in obj.items() if k != "metadata"}, "metadata": metadata})
+    return cleaned
 
 
 class View:
