@@ -143,3 +143,28 @@ def test_startup_with_downloads_forbidden_fails_fast_naming_the_fix(
     assert code == 1 and time.monotonic() - began < 10
     err = capsys.readouterr().err
     assert "AUTO_DOWNLOAD_MODELS=0" in err and "modelyard runtime download --model someorg/not-cached" in err
+
+
+def test_models_yaml_names_resolve_with_their_handler_and_defaults(
+    models_dir: pathlib.Path, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelyard.runtime import cli as runtime_cli
+    from modelyard.runtime import loader, options
+
+    catalog_file = tmp_path / "models.yaml"
+    catalog_file.write_text(
+        "models:\n"
+        "  - name: my-chat\n"
+        f"    hf_repo_id: {models_dir / 'llama'}\n"
+        "    handler: app.models.text_chat.TextChatModel\n"
+        "    defaults: {temperature: 0.0, max_tokens: 3}\n"
+    )
+    monkeypatch.setenv("MODELS", "my-chat,openai/whisper-tiny")
+    args = cli.build_parser().parse_args(["runtime", "--catalog", str(catalog_file)])
+    chat_spec, whisper_spec = runtime_cli._specs(args)
+    assert chat_spec.served_name == "my-chat" and chat_spec.source == str(models_dir / "llama")
+    assert chat_spec.handler == "app.models.text_chat.TextChatModel"
+    assert chat_spec.generation.max_tokens == 3
+    assert whisper_spec.source == "openai/whisper-tiny"  # the built-in catalog still answers
+    served = loader.load(chat_spec, options.ServerSettings(device="cpu"))
+    assert served.defaults.max_tokens == 3 and served.kind == "chat"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import pathlib
 import sys
 
 from modelyard.runtime import errors, options
@@ -41,6 +42,14 @@ def _add_source_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--revision", metavar="REV", help="repo revision (branch, tag or commit)")
     p.add_argument("--cache-dir", metavar="DIR", help="model cache (default: $HF_HOME)")
+    p.add_argument(
+        "--catalog",
+        type=pathlib.Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="models.yaml / Model Garden JSON / ModelEntry manifests naming models (repeatable)",
+    )
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -124,9 +133,10 @@ def _specs(args: argparse.Namespace) -> list[options.ModelSpec]:
     if len(names) > 1 and args.served_name:
         raise errors.LoadError("--served-name needs a single model; MODELS names serve under their own names")
     generation = options.GenerationDefaults(args.temperature, args.top_p, args.max_tokens)
+    known = loader.registry(args.catalog)
     specs = []
     for name in names:
-        spec = loader.resolve(name)
+        spec = loader.resolve(name, known)
         spec = loader.override(
             spec,
             served_name=getattr(args, "served_name", None),

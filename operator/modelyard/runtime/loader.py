@@ -1,8 +1,9 @@
 """From names to loaded handlers: ``--model`` / ``MODELS`` entries, the catalog, config.json.
 
 A name is, in order: an existing directory (provider ``local``), an entry of the built-in
-catalog (by name, servedName or repo; its provider, handler, pooling and defaults apply), or
-a Hugging Face repo id. Without an explicit handler, the handler follows from the model's
+catalog or of ``--catalog`` files such as the model-server document's models.yaml (by name,
+servedName or repo; its provider, handler, pooling and defaults apply), or a Hugging Face
+repo id. Without an explicit handler, the handler follows from the model's
 config.json through :func:`modelyard.registry.architectures.detect`.
 """
 
@@ -12,6 +13,7 @@ import dataclasses
 import json
 import logging
 import pathlib
+from collections.abc import Sequence
 from typing import Any
 
 from modelyard import api
@@ -59,13 +61,30 @@ def spec_from_entry(entry: api.ModelEntry) -> options.ModelSpec:
     )
 
 
+def registry(files: Sequence[pathlib.Path] = ()) -> catalog.Registry:
+    """The built-in catalog overlaid by catalog files (models.yaml, Model Garden JSON, manifests).
+
+    An entry from a file wins over a built-in one with the same name, servedName or repo.
+    """
+    try:
+        result = catalog.Registry(e for path in files for e in catalog.load_file(path))
+    except (registry_errors.RegistryError, OSError) as exc:
+        raise errors.LoadError(f"catalog: {exc}") from exc
+    for entry in catalog.Registry.builtin().all():
+        if not any(
+            key in result for key in (entry.name, entry.spec.served_name, entry.spec.source.repo) if key
+        ):
+            result.add(entry)
+    return result
+
+
 def resolve(name: str, registry: catalog.Registry | None = None) -> options.ModelSpec:
     """A ModelSpec for one ``--model`` / ``MODELS`` name."""
     if _is_dir(name):
         return options.ModelSpec(source=name, served_name=name, provider="local")
-    registry = registry if registry is not None else catalog.Registry.builtin()
-    if name in registry:
-        return spec_from_entry(registry.get(name))
+    known = registry if registry is not None else catalog.Registry.builtin()
+    if name in known:
+        return spec_from_entry(known.get(name))
     return options.ModelSpec(source=name, served_name=name)
 
 
