@@ -44,7 +44,13 @@ def test_job_runs_the_trainer_with_backoff_and_mounts() -> None:
     pod = job["spec"]["template"]["spec"]
     container = pod["containers"][0]
     assert container["command"] == ["modelyard", "train"]
-    assert container["args"] == ["--config", "/etc/modelyard/config.json"]
+    assert container["args"] == [
+        "--config", "/etc/modelyard/config.json",
+        "--dataset", "/data/configmap/dataset.jsonl",
+        "--output", "/output/out/run1",
+    ]  # fmt: skip
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert mounts["tmp"] == "/scratch" and mounts["output"] == "/output/out"
     assert pod["restartPolicy"] == "Never"
     assert {v["name"] for v in pod["volumes"]} == {"config", "cache", "tmp", "dataset", "output"}
     assert "nvidia.com/gpu" not in container["resources"]["requests"]
@@ -85,3 +91,46 @@ def test_phase_from_the_job() -> None:
         "BackoffLimitExceeded",
         "exit code 2: line 7: not JSON",
     )
+
+
+def test_trainer_serves_progress_on_its_pod_ip() -> None:
+    container = training.build_job(_job(), CFG, owner_uid="u")["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["POD_IP"]["valueFrom"] == {"fieldRef": {"fieldPath": "status.podIP"}}
+    assert env["MODELYARD_PROGRESS_PORT"]["value"] == str(training.PROGRESS_PORT)
+    assert container["ports"] == [{"name": "progress", "containerPort": 8001, "protocol": "TCP"}]
+
+
+def _pod(name: str, created: str, phase: str, ip: str | None = None, terminated: object = None) -> dict:
+    status: dict = {"phase": phase, "podIP": ip}
+    if terminated is not None:
+        status["containerStatuses"] = [{"name": "trainer", "state": {"terminated": terminated}}]
+    return {"metadata": {"name": name, "creationTimestamp": created}, "status": status}
+
+
+def test_progress_comes_from_the_newest_running_pod_then_its_termination_message() -> None:
+    failed = _pod("a", "2026-01-01T00:00:00Z", "Failed", terminated={"exitCode": 137})
+    running = _pod("b", "2026-01-01T00:01:00Z", "Running", ip="10.0.0.7")
+    assert training.progress_url([failed, running]) == "http://10.0.0.7:8001/progress"
+    assert training.progress_url([failed]) is None
+    message = json.dumps({"progress": {"step": 40, "totalSteps": 40, "loss": 0.5, "extra": 1}})
+    done = _pod("b", "2026-01-01T00:01:00Z", "Succeeded", terminated={"exitCode": 0, "message": message})
+    assert training.final_progress([failed, done]) == {"step": 40, "totalSteps": 40, "loss": 0.5}
+    assert training.final_progress([failed]) is None
+
+
+def test_registration_makes_an_experimental_adapter_entry_over_the_base() -> None:
+    base = entry(architecture="LlamaForCausalLM", category="text-llm", runtime={"engine": "transformers"})
+    assert training.registered_entry(_job(), base) is None
+    job = _job(output={"uri": "pvc://out/run1", "register": {"name": "llama-tuned", "servedName": "tuned"}})
+    made = training.registered_entry(job, base)
+    assert made is not None
+    assert made["metadata"] == {"name": "llama-tuned", "labels": {"modelyard.io/trained-by": "ml.tune"}}
+    spec = made["spec"]
+    assert spec["adapter"] == {"baseModel": "llama", "uri": "pvc://out/run1"}
+    assert spec["servedName"] == "tuned" and spec["lifecycle"] == "experimental"
+    assert spec["source"] == base.spec.source.to_wire() and spec["architecture"] == "LlamaForCausalLM"
+    assert spec["category"] == "text-llm" and spec["runtime"] == {"engine": "transformers"}
+    api.ModelEntry.model_validate(made)  # a valid entry
+    unnamed = _job(output={"uri": "pvc://out/run1", "register": {"name": "llama-tuned"}})
+    assert (training.registered_entry(unnamed, base) or {})["spec"]["servedName"] == "llama-tuned"

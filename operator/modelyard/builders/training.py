@@ -1,5 +1,6 @@
 """TrainingJob -> the ConfigMap holding the trainer's merged config, and the batch Job that
-runs ``modelyard train`` with it; and the job's phase from the Job (pure)."""
+runs ``modelyard train`` with it; the job's phase and progress from the Job and its pods; the
+ModelEntry that registers a finished job's adapter (all pure)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,11 @@ from modelyard.builders import endpoint_status, labels, security, settings
 CONFIG_DIR = "/etc/modelyard"
 DATA_ROOT = "/data"
 OUTPUT_ROOT = "/output"
+SCRATCH = "/scratch"
+"""Writable scratch (HOME, TMPDIR) under a read-only root filesystem."""
+PROGRESS_PORT = 8001
+"""The trainer serves ``GET /progress`` here, on its pod IP."""
+TRAINED_BY = "modelyard.io/trained-by"
 
 
 def config_map_name(job: api.TrainingJob) -> str:
@@ -32,16 +38,16 @@ def _local(uri: str, root: str) -> str:
     return uri.removeprefix("file://")
 
 
+def _dataset_path(job: api.TrainingJob) -> str:
+    dataset = job.spec.dataset
+    return _local(dataset.uri, DATA_ROOT) if dataset.uri else f"{DATA_ROOT}/configmap/dataset.jsonl"
+
+
 def trainer_config(
     job: api.TrainingJob, entry: api.ModelEntry, effective: training_job.EffectiveConfig
 ) -> dict[str, Any]:
     """What the trainer reads: the model, the data, the merged hyperparameters, the output."""
-    dataset = job.spec.dataset
-    data: dict[str, Any] = {"format": dataset.format}
-    if dataset.uri:
-        data["path"] = _local(dataset.uri, DATA_ROOT)
-    else:
-        data["path"] = f"{DATA_ROOT}/configmap/dataset.jsonl"
+    data: dict[str, Any] = {"format": job.spec.dataset.format, "path": _dataset_path(job)}
     output = job.spec.output
     return {
         "trainingJob": {"namespace": job.namespace, "name": job.name},
@@ -80,6 +86,9 @@ def build_job(job: api.TrainingJob, cfg: settings.Settings, *, owner_uid: str) -
     """The batch Job; its pod restarts resume from the last checkpoint in the output."""
     name = job.name
     pod_labels = labels.training_labels(name, job.spec.model)
+    # Paths also go on the command line: a runner that maps mounts (the local node agent)
+    # rewrites arguments, never the config file's content.
+    data_path, output_path = _dataset_path(job), _local(job.spec.output.uri, OUTPUT_ROOT)
     volumes: list[dict[str, Any]] = [
         {"name": "config", "configMap": {"name": config_map_name(job)}},
         {"name": "cache", "emptyDir": {}},
@@ -88,7 +97,7 @@ def build_job(job: api.TrainingJob, cfg: settings.Settings, *, owner_uid: str) -
     mounts: list[dict[str, Any]] = [
         {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
         {"name": "cache", "mountPath": cfg.cache_dir},
-        {"name": "tmp", "mountPath": "/tmp"},
+        {"name": "tmp", "mountPath": SCRATCH},
     ]
     dataset = job.spec.dataset
     if dataset.config_map is not None:
@@ -121,12 +130,16 @@ def build_job(job: api.TrainingJob, cfg: settings.Settings, *, owner_uid: str) -
         "name": "trainer",
         "image": job.spec.image or cfg.runtime_image,
         "command": list(cfg.train_command),
-        "args": ["--config", f"{CONFIG_DIR}/config.json"],
+        "args": ["--config", f"{CONFIG_DIR}/config.json", "--dataset", data_path, "--output", output_path],
         "env": [
             {"name": "HF_HOME", "value": f"{cfg.cache_dir}/huggingface"},
-            {"name": "HOME", "value": "/tmp"},
+            {"name": "HOME", "value": SCRATCH},
+            {"name": "TMPDIR", "value": SCRATCH},
+            {"name": "MODELYARD_PROGRESS_PORT", "value": str(PROGRESS_PORT)},
+            {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
             {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         ],
+        "ports": [{"name": "progress", "containerPort": PROGRESS_PORT, "protocol": "TCP"}],
         "resources": {"requests": requests, "limits": limits},
         "volumeMounts": mounts,
         "terminationMessagePolicy": "FallbackToLogsOnError",
@@ -196,3 +209,71 @@ def _last_termination(pods: Sequence[dict[str, Any]]) -> str | None:
                     else f"exit code {terminated['exitCode']}"
                 )
     return None
+
+
+def _newest(pods: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(pods, key=lambda p: p.get("metadata", {}).get("creationTimestamp", ""), reverse=True)
+
+
+def progress_url(pods: Sequence[dict[str, Any]]) -> str | None:
+    """Where the running trainer serves its progress: the newest Running pod with an IP."""
+    for pod in _newest(pods):
+        status = pod.get("status") or {}
+        if status.get("phase") == "Running" and status.get("podIP"):
+            return f"http://{status['podIP']}:{PROGRESS_PORT}/progress"
+    return None
+
+
+def final_progress(pods: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """The progress a trainer left in its termination message when it exited 0."""
+    for pod in _newest(pods):
+        for status in (pod.get("status") or {}).get("containerStatuses") or []:
+            terminated = (status.get("state") or {}).get("terminated") or {}
+            if terminated.get("exitCode") != 0 or not terminated.get("message"):
+                continue
+            try:
+                found = json.loads(terminated["message"]).get("progress")
+            except (ValueError, AttributeError):
+                continue
+            if isinstance(found, dict):
+                return progress_fields(found)
+    return None
+
+
+_PROGRESS_KEYS = ("step", "totalSteps", "epoch", "loss", "learningRate", "etaSeconds", "percent", "updated")
+
+
+def progress_fields(found: dict[str, Any]) -> dict[str, Any]:
+    """The keys of status.progress, from what the trainer reported (anything else dropped)."""
+    return {k: found[k] for k in _PROGRESS_KEYS if found.get(k) is not None}
+
+
+def registered_entry(job: api.TrainingJob, base: api.ModelEntry) -> dict[str, Any] | None:
+    """The ModelEntry for a finished job's adapter over ``base``, or None when not asked for.
+
+    It serves the base model's source with the adapter on top (``spec.adapter``), so it copies
+    what running the base needs; ``lifecycle: experimental`` until a person says otherwise.
+    """
+    register = job.spec.output.register_as
+    if register is None:
+        return None
+    wire = base.spec.to_wire()
+    spec: dict[str, Any] = {
+        k: wire[k]
+        for k in ("source", "architecture", "category", "runtime", "generationDefaults", "inferenceDefaults")
+        if wire.get(k) is not None
+    }
+    spec.update(
+        {
+            "servedName": register.served_name or register.name,
+            "description": f"{job.spec.method} fine-tune of {base.name} by {job.namespace}/{job.name}",
+            "lifecycle": "experimental",
+            "adapter": {"baseModel": base.name, "uri": job.spec.output.uri},
+        }
+    )
+    return {
+        "apiVersion": "modelyard.io/v1alpha1",
+        "kind": "ModelEntry",
+        "metadata": {"name": register.name, "labels": {TRAINED_BY: f"{job.namespace}.{job.name}"}},
+        "spec": spec,
+    }

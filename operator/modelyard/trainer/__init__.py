@@ -4,7 +4,8 @@
 (:func:`modelyard.builders.training.trainer_config`), validates the dataset up front, trains
 with checkpoints it resumes from after a pod restart, reports live progress over HTTP and in
 ``progress.json``, and leaves the adapter (or weights) and a ``manifest.json`` in the output.
-Heavy libraries (torch, transformers, peft) are imported inside functions only.
+Heavy libraries (torch, transformers, peft) load only with :mod:`modelyard.trainer.train`,
+which the command imports when it runs, so ``modelyard --help`` stays fast.
 """
 
 from __future__ import annotations

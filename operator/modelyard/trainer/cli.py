@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -25,6 +26,8 @@ DEFAULT_TERMINATION_LOG = "/dev/termination-log"
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=pathlib.Path, required=True, help="trainer config JSON")
+    parser.add_argument("--dataset", type=pathlib.Path, help="dataset file (overrides the config's)")
+    parser.add_argument("--output", type=pathlib.Path, help="output directory (overrides the config's)")
     parser.add_argument(
         "--progress-host", help="address for GET /progress (default: $POD_IP, else 127.0.0.1)"
     )
@@ -70,6 +73,10 @@ def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         cfg = config.load(args.config)
+        if args.dataset is not None:
+            cfg = dataclasses.replace(cfg, dataset_path=args.dataset)
+        if args.output is not None:
+            cfg = dataclasses.replace(cfg, output_path=args.output)
         from modelyard.trainer import train
 
         host = args.progress_host or os.environ.get("POD_IP") or "127.0.0.1"

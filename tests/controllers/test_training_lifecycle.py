@@ -1,0 +1,176 @@
+"""TrainingJobs run the real trainer on a tiny Llama: live progress with a falling loss, a
+registered adapter entry; a bad dataset line fails the job with its
+number; a trainer killed mid-run comes back in a new pod and resumes from its checkpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import shutil
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from opkit import apply, get, wait_for
+
+FACTS = [
+    ("What colour is the sky?", "The sky is blue."),
+    ("What do cows drink?", "Cows drink water."),
+    ("What is two plus two?", "Two plus two is four."),
+    ("Where do fish live?", "Fish live in water."),
+]
+JOBS = "/apis/modelyard.io/v1alpha1/namespaces/{ns}/trainingjobs/{name}"
+
+
+@pytest.fixture
+def output_root() -> Iterator[pathlib.Path]:
+    """Trainer output outside /tmp (a pod's /tmp is an emptyDir the node agent maps elsewhere)."""
+    root = pathlib.Path.home() / ".cache" / "modelyard" / "test-output" / uuid.uuid4().hex[:8]
+    root.mkdir(parents=True)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def _dataset(cluster: Any, namespace: str, lines: list[str]) -> None:
+    cluster.kube.request(
+        "POST",
+        f"/api/v1/namespaces/{namespace}/configmaps",
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "data"},
+         "data": {"train.jsonl": "\n".join(lines) + "\n"}},
+    )  # fmt: skip
+
+
+def _chat_lines() -> list[str]:
+    return [
+        json.dumps({"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]})
+        for q, a in FACTS
+    ]
+
+
+def _apply_job(
+    cluster: Any,
+    namespace: str,
+    entry: str,
+    model: pathlib.Path,
+    out: pathlib.Path,
+    steps: int,
+    extra: str = "",
+) -> None:
+    result = apply(
+        cluster,
+        f"""
+apiVersion: modelyard.io/v1alpha1
+kind: ModelEntry
+metadata: {{name: {entry}}}
+spec:
+  source: {{provider: local, uri: "file://{model}"}}
+  servedName: {entry}
+  architecture: LlamaForCausalLM
+  runtime: {{engine: transformers}}
+  generationDefaults: {{maxTokens: 8}}
+  trainingDefaults:
+    hyperparameters: {{learningRate: 0.02, batchSize: 4, gradientAccumulationSteps: 1, warmupSteps: 0}}
+    lora: {{r: 8, loraAlpha: 16, targetModules: [q_proj, v_proj, up_proj, down_proj]}}
+---
+apiVersion: modelyard.io/v1alpha1
+kind: TrainingJob
+metadata: {{name: tune, namespace: {namespace}}}
+spec:
+  model: {entry}
+  method: lora
+  dataset: {{configMap: {{name: data, key: train.jsonl}}}}
+  hyperparameters: {{maxSteps: {steps}}}
+  resources: {{gpus: 0, cpu: 100m, memory: 1Gi}}
+  backoffLimit: 2
+  output:
+    uri: "file://{out}"
+{extra}
+""",
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def _job_status(cluster: Any, namespace: str) -> dict[str, Any]:
+    found: dict[str, Any] = (get(cluster, JOBS.format(ns=namespace, name="tune")) or {}).get("status") or {}
+    return found
+
+
+def _finished(cluster: Any, namespace: str, timeout: float, seen: list[dict[str, Any]]) -> dict[str, Any]:
+    def done() -> dict[str, Any] | None:
+        status = _job_status(cluster, namespace)
+        if status.get("progress") and status["progress"] not in seen:
+            seen.append(status["progress"])
+        return status if status.get("phase") in ("Succeeded", "Failed") else None
+
+    result: dict[str, Any] = wait_for(done, timeout, "the TrainingJob to finish", interval=0.5)
+    return result
+
+
+def test_a_lora_job_reports_falling_loss_and_registers_its_adapter(
+    local_cluster: Any, operator: Any, namespace: str, tiny_llama: pathlib.Path, output_root: pathlib.Path
+) -> None:
+    entry, out = f"base-{namespace}", output_root / "adapter"
+    _dataset(local_cluster, namespace, _chat_lines())
+    register = f"    register: {{name: tuned-{namespace}, servedName: tuned-{namespace}}}"
+    _apply_job(local_cluster, namespace, entry, tiny_llama, out, 60, register)
+    seen: list[dict[str, Any]] = []
+    status = _finished(local_cluster, namespace, 120, seen)
+    assert status["phase"] == "Succeeded", status
+    manifest = json.loads((out / "manifest.json").read_text())
+    progress = status["progress"]
+    assert progress["step"] == progress["totalSteps"] == 60 and progress["percent"] == 100
+    assert progress["loss"] < manifest["firstLoss"], (manifest["firstLoss"], progress)
+    assert any(p.get("step", 0) < 60 for p in seen), f"no live progress seen: {seen}"
+    assert status["effective"]["hyperparameters"]["maxSteps"] == 60
+    assert status["registeredModel"] == f"tuned-{namespace}"
+    registered = get(local_cluster, f"/apis/modelyard.io/v1alpha1/modelentries/tuned-{namespace}") or {}
+    assert registered["spec"]["adapter"] == {"baseModel": entry, "uri": f"file://{out}"}
+    assert registered["spec"]["lifecycle"] == "experimental"
+    assert registered["metadata"]["labels"]["modelyard.io/trained-by"] == f"{namespace}.tune"
+    local_cluster.kubectl("delete", "modelentry", entry, f"tuned-{namespace}")
+
+
+def test_a_bad_dataset_line_fails_the_job_with_its_number(
+    local_cluster: Any, operator: Any, namespace: str, tiny_llama: pathlib.Path, output_root: pathlib.Path
+) -> None:
+    entry = f"bad-{namespace}"
+    lines = [*_chat_lines()[:2], '{"messages": [{"role": "user"}]}', *_chat_lines()[2:]]
+    _dataset(local_cluster, namespace, lines)
+    _apply_job(local_cluster, namespace, entry, tiny_llama, output_root / "out", 5)
+    status = _finished(local_cluster, namespace, 90, [])
+    assert status["phase"] == "Failed"
+    assert "dataset line 3: messages[0].content must be a string" in status["message"], status["message"]
+    local_cluster.kubectl("delete", "modelentry", entry)
+
+
+def test_a_killed_trainer_resumes_from_its_checkpoint(
+    local_cluster: Any, operator: Any, namespace: str, tiny_llama: pathlib.Path, output_root: pathlib.Path
+) -> None:
+    entry, out = f"resume-{namespace}", output_root / "out"
+    _dataset(local_cluster, namespace, _chat_lines())
+    _apply_job(local_cluster, namespace, entry, tiny_llama, out, 120)
+    checkpoints = out / "checkpoints"
+    wait_for(lambda: checkpoints.is_dir() and any(checkpoints.iterdir()), 90, "a first checkpoint")
+    time.sleep(0.5)  # let the checkpoint finish writing
+    pods = local_cluster.kube.get(
+        f"/api/v1/namespaces/{namespace}/pods", labelSelector="modelyard.io/training-job=tune"
+    )["items"]
+    running = [p for p in pods if p["status"].get("phase") == "Running"]
+    assert len(running) == 1
+    pid = int(running[0]["status"]["containerStatuses"][0]["containerID"].removeprefix("modelyard://"))
+    assert not (out / "manifest.json").exists(), "the run finished before it could be killed"
+    os.killpg(pid, signal.SIGKILL)
+    status = _finished(local_cluster, namespace, 120, [])
+    assert status["phase"] == "Succeeded", status
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["resumedFromStep"] > 0 and manifest["steps"] == 120, manifest
+    assert status["progress"]["step"] == 120
+    pods = local_cluster.kube.get(
+        f"/api/v1/namespaces/{namespace}/pods", labelSelector="modelyard.io/training-job=tune"
+    )["items"]
+    assert len(pods) == 2  # the killed pod and the one that resumed
+    local_cluster.kubectl("delete", "modelentry", entry)
