@@ -64,3 +64,15 @@ def test_pvc_and_file_sources_become_local_paths() -> None:
 def test_revision_is_passed() -> None:
     args = _args(entry(source={"repo": "a/b", "revision": "v2"}), endpoint(), "transformers")
     assert args[args.index("--revision") + 1] == "v2"
+
+
+def test_a_fine_tuned_entry_runs_its_base_with_the_adapter_under_the_served_name() -> None:
+    tuned = entry(
+        "llama-tuned",
+        source={"provider": "local", "uri": "file:///models/llama"},
+        adapter={"baseModel": "llama", "uri": "file:///out/tuned"},
+    )
+    args = runtime_args.runtime_args(tuned, endpoint(), served_name="tuned", engine="transformers", port=8000)
+    assert args[:6] == ["--model", "/models/llama", "--served-name", "llama", "--engine", "transformers"]
+    assert args[args.index("--lora") : args.index("--lora") + 2] == ["--lora", "tuned=file:///out/tuned"]
+    assert args.count("--lora") == 1

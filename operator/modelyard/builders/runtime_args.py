@@ -72,7 +72,11 @@ def runtime_args(
 ) -> list[str]:
     """Arguments of ``modelyard runtime`` for this endpoint, in a stable order."""
     provider, model = model_reference(entry.spec.source)
-    args = ["--model", model, "--served-name", served_name, "--engine", engine]
+    adapter = entry.spec.adapter
+    # A fine-tuned entry runs its base model's source (copied into it) with the adapter on top:
+    # the adapter answers to the served name, the bare base to the base entry's name.
+    base_name = adapter.base_model if adapter is not None else served_name
+    args = ["--model", model, "--served-name", base_name, "--engine", engine]
     args += ["--provider", provider, "--host", "$(POD_IP)", "--port", str(port)]
     if entry.spec.source.revision:
         args += ["--revision", entry.spec.source.revision]
@@ -94,8 +98,10 @@ def runtime_args(
     for key in _KNOWN:
         if key in options and (engine == "vllm" or key not in _VLLM_ONLY):
             args += _flag(key, options[key])
-    for adapter in endpoint.spec.adapters or []:
-        args += ["--lora", f"{adapter.name}={adapter.uri}"]
+    if adapter is not None:
+        args += ["--lora", f"{served_name}={adapter.uri}"]
+    for extra in endpoint.spec.adapters or []:
+        args += ["--lora", f"{extra.name}={extra.uri}"]
     for key in sorted(k for k in options if k not in _KNOWN):
         value = options[key]
         args += ["--engine-arg", f"{key}={str(value).lower() if isinstance(value, bool) else value}"]
