@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import openai
+import pytest
 import requests
 
 from modelyard.runtime import options
@@ -129,7 +130,7 @@ def test_custom_document_style_handler_is_served(start_server: Any) -> None:
     )
     assert "".join(ch.choices[0].delta.content or "" for ch in streamed if ch.choices) == "done"
     assert c.models.list().data[0].owned_by == "test"
-    with __import__("pytest").raises(openai.BadRequestError):
+    with pytest.raises(openai.BadRequestError):
         c.chat.completions.create(
             model="gated",
             messages=[{"role": "user", "content": "x"}],
@@ -159,3 +160,31 @@ def test_a_failed_warm_up_keeps_ready_at_503_with_the_reason(start_server: Any) 
         time.sleep(0.05)
     assert requests.get(srv.url + "/ready", timeout=5).status_code == 503
     assert "out of memory" in reason
+
+
+class FailingMidStream:
+    capabilities = ["chat-completion"]
+
+    def __init__(self) -> None:
+        self.name = "flaky"
+
+    def generate(self, messages: Any, *, max_new_tokens: int, temperature: float, top_p: float,
+                 stop: Any = None, cancel_event: Any = None, on_token: Any = None) -> Any:  # fmt: skip
+        if on_token is not None:
+            on_token("partial ")
+            time.sleep(0.1)
+        raise RuntimeError("device lost")
+
+
+def test_a_failure_after_the_stream_began_ends_it_with_an_error_event(start_server: Any) -> None:
+    srv = start_server({"flaky": FailingMidStream()}, options.ServerSettings(warmup=False))
+    c = openai.OpenAI(base_url=srv.url + "/v1", api_key="x", max_retries=0)
+    stream = c.chat.completions.create(
+        model="flaky", messages=[{"role": "user", "content": "x"}], stream=True
+    )
+    seen = []
+    with pytest.raises(openai.APIError, match="device lost"):
+        for chunk in stream:
+            if chunk.choices:
+                seen.append(chunk.choices[0].delta.content)
+    assert "partial " in seen
