@@ -115,9 +115,12 @@ def test_engine_vllm_execs_the_vllm_server_with_the_flags(monkeypatch: pytest.Mo
         assert part in joined
 
 
-def test_lora_on_the_transformers_engine_is_refused(capsys: Any) -> None:
-    assert cli.main(["runtime", "--model", "x", "--lora", "a=file:///b"]) == 1
-    assert "--engine vllm" in capsys.readouterr().err
+def test_lora_on_the_transformers_engine_takes_one_real_adapter(capsys: Any, tmp_path: pathlib.Path) -> None:
+    assert cli.main(["runtime", "--model", "x", "--lora", "a=file:///b", "--lora", "c=file:///d"]) == 1
+    assert "at most one --lora" in capsys.readouterr().err
+    assert cli.main(["runtime", "--model", "x", "--lora", f"a=file://{tmp_path}"]) == 1
+    err = capsys.readouterr().err
+    assert "not a peft adapter" in err or "needs peft" in err
 
 
 def test_download_with_downloads_forbidden_fails_fast(
@@ -168,3 +171,12 @@ def test_models_yaml_names_resolve_with_their_handler_and_defaults(
     assert whisper_spec.source == "openai/whisper-tiny"  # the built-in catalog still answers
     served = loader.load(chat_spec, options.ServerSettings(device="cpu"))
     assert served.defaults.max_tokens == 3 and served.kind == "chat"
+
+
+def test_dry_run_prints_the_vllm_command(capsys: Any) -> None:
+    assert cli.main(["runtime", "--engine", "vllm", "--model", "org/m", "--dtype", "half", "--dry-run"]) == 0
+    out = capsys.readouterr().out.strip()
+    assert out == (
+        "python -m vllm.entrypoints.openai.api_server --model org/m --served-model-name org/m "
+        "--host 0.0.0.0 --port 8000 --dtype half"
+    )

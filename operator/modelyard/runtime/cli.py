@@ -12,6 +12,7 @@ import argparse
 import logging
 import os
 import pathlib
+import shlex
 import sys
 
 from modelyard.runtime import errors, options
@@ -74,7 +75,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="NAME=URI",
-        help="LoRA adapter (vllm; repeatable)",
+        help="LoRA adapter (vllm: repeatable; transformers: one, merged into its base)",
     )
     parser.add_argument("--pooling", choices=_POOLINGS, help="embedding pooling")
     parser.add_argument("--temperature", type=float, metavar="F", help="default temperature")
@@ -106,6 +107,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-warmup", action="store_true", help="ready at once, without a warm-up request")
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="--engine vllm: print the vLLM command, do not run it"
+    )
 
     sub = parser.add_subparsers(dest="runtime_command", metavar="SUBCOMMAND")
     dl = sub.add_parser("download", help="download models into the cache (for AUTO_DOWNLOAD_MODELS=0 pods)")
@@ -172,6 +176,9 @@ def _vllm(args: argparse.Namespace, spec: options.ModelSpec) -> int:
         generation=spec.generation,
         engine_args=tuple(args.engine_arg),
     )
+    if args.dry_run:
+        print(shlex.join(vllm.command(o, python="python")))
+        return 0
     vllm.exec_vllm(o)
     return 0
 
@@ -188,7 +195,10 @@ def _serve(args: argparse.Namespace) -> int:
                 raise errors.LoadError("--engine vllm serves exactly one model")
             return _vllm(args, specs[0])
         if args.lora:
-            raise errors.LoadError("--lora needs --engine vllm (the transformers engine serves base models)")
+            from modelyard.runtime import adapters
+
+            # one adapter, merged into its base and served under the adapter's name
+            specs = adapters.with_adapter(specs, args.lora, cache_dir=args.cache_dir)
         for flag in ("gpu_memory_utilization", "quantization", "tensor_parallel_size"):
             if getattr(args, flag) is not None:
                 log.warning("--%s applies to --engine vllm only; ignored", flag.replace("_", "-"))
