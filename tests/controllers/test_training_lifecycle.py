@@ -1,21 +1,27 @@
 """TrainingJobs run the real trainer on a tiny Llama: live progress with a falling loss, a
-registered adapter entry; a bad dataset line fails the job with its
+registered adapter entry an endpoint serves through the gateway; a bad dataset line fails the job with its
 number; a trainer killed mid-run comes back in a new pod and resumes from its checkpoint."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
 import shutil
 import signal
+import socket
+import subprocess
+import sys
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from opkit import apply, get, wait_for
+from opkit import apply, get, status_of, wait_for
 
 FACTS = [
     ("What colour is the sky?", "The sky is blue."),
@@ -110,7 +116,7 @@ def _finished(cluster: Any, namespace: str, timeout: float, seen: list[dict[str,
     return result
 
 
-def test_a_lora_job_reports_falling_loss_and_registers_its_adapter(
+def test_a_lora_job_reports_falling_loss_registers_and_is_served(
     local_cluster: Any, operator: Any, namespace: str, tiny_llama: pathlib.Path, output_root: pathlib.Path
 ) -> None:
     entry, out = f"base-{namespace}", output_root / "adapter"
@@ -131,7 +137,59 @@ def test_a_lora_job_reports_falling_loss_and_registers_its_adapter(
     assert registered["spec"]["adapter"] == {"baseModel": entry, "uri": f"file://{out}"}
     assert registered["spec"]["lifecycle"] == "experimental"
     assert registered["metadata"]["labels"]["modelyard.io/trained-by"] == f"{namespace}.tune"
-    local_cluster.kubectl("delete", "modelentry", entry, f"tuned-{namespace}")
+    # An endpoint of the registered entry serves base + adapter under the served name, through
+    # the gateway.
+    served = f"tuned-{namespace}"
+    applied = apply(
+        local_cluster,
+        f"""
+apiVersion: modelyard.io/v1alpha1
+kind: ModelEndpoint
+metadata: {{name: tuned, namespace: {namespace}}}
+spec: {{model: {served}, resources: {{gpus: 0, cpu: 100m, memory: 1Gi}}}}
+""",
+    )
+    assert applied.returncode == 0, applied.stderr
+    wait_for(lambda: status_of(local_cluster, namespace, "tuned").get("phase") == "Ready", 120, "Ready")
+    with _gateway(local_cluster.kubeconfig, output_root / "gateway.log") as base_url:
+        import openai
+
+        client = openai.OpenAI(base_url=base_url, api_key="unused", max_retries=0)
+        wait_for(lambda: served in {m.id for m in client.models.list().data}, 30, "the gateway to route it")
+        reply = client.chat.completions.create(
+            model=served, messages=[{"role": "user", "content": FACTS[0][0]}], max_tokens=6
+        )
+    assert reply.model == served and reply.choices[0].message.content is not None
+    local_cluster.kubectl("delete", "modelendpoint", "tuned", "-n", namespace)
+    local_cluster.kubectl("delete", "modelentry", entry, served)
+
+
+@contextlib.contextmanager
+def _gateway(kubeconfig: pathlib.Path, log: pathlib.Path) -> Iterator[str]:
+    """``modelyard gateway`` against the session cluster, without API keys; yields its /v1 URL."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    command = [
+        sys.executable, "-m", "modelyard", "gateway", "--kubeconfig", str(kubeconfig),
+        "--host", "127.0.0.1", "--port", str(port), "--keys-secret", "",
+    ]  # fmt: skip
+    with log.open("ab") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: _answers(f"http://127.0.0.1:{port}/v1/models"), 30, "the gateway to listen")
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2):
+            return True
+    except (OSError, urllib.error.URLError):
+        return False
 
 
 def test_a_bad_dataset_line_fails_the_job_with_its_number(
