@@ -106,8 +106,8 @@ def _wait_for_garbage_collector(cluster: Any) -> None:
 
 
 @pytest.fixture(scope="session")
-def operator(local_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
-    """CRDs installed, the operator's namespace created, one operator running (with its webhook)."""
+def operator_ready_cluster(local_cluster: Any) -> Any:
+    """CRDs installed and listable, the operator's namespace, owner references collected."""
     local_cluster.kubectl("apply", "-f", str(ROOT / "crds"))
     for crd in ("modelentries", "modelendpoints", "trainingjobs"):
         local_cluster.kubectl(
@@ -121,12 +121,27 @@ def operator(local_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> It
             time.sleep(0.5)
     local_cluster.kubectl("create", "namespace", "modelyard-system", check=False)
     _wait_for_garbage_collector(local_cluster)
+    return local_cluster
+
+
+@pytest.fixture(scope="module")
+def operator(operator_ready_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
+    """One operator (with its webhook) per test module: stopped after it, so tests elsewhere that
+    play the operator's part by hand (the gateway's) do not race a real one."""
+    local_cluster = operator_ready_cluster
     op = Operator(local_cluster.kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log")
     op.start()
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # the webhook configuration appears once kopf is up
-        done = local_cluster.kubectl("get", "validatingwebhookconfiguration", "modelyard.io", check=False)
-        if done.returncode == 0:
+    while time.monotonic() < deadline:  # kopf registers its webhooks once it is up
+        done = local_cluster.kubectl(
+            "get",
+            "validatingwebhookconfiguration",
+            "modelyard.io",
+            "-o",
+            "jsonpath={.webhooks[*].name}",
+            check=False,
+        )
+        if done.returncode == 0 and done.stdout.strip() and op.metrics():
             break
         time.sleep(0.5)
     else:

@@ -235,4 +235,6 @@ async def run(options: OperatorOptions) -> None:
     finally:
         if keeper is not None:
             keeper.cancel()
+        if lease is not None:
+            await asyncio.to_thread(lease.release)
         await runner.cleanup()
