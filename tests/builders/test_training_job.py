@@ -52,6 +52,8 @@ def test_job_runs_the_trainer_with_backoff_and_mounts() -> None:
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     assert mounts["tmp"] == "/scratch" and mounts["output"] == "/output/out"
     assert pod["restartPolicy"] == "Never"
+    (rule,) = job["spec"]["podFailurePolicy"]["rules"]
+    assert rule["action"] == "FailJob" and rule["onExitCodes"]["values"] == [training.EXIT_UNRECOVERABLE]
     assert {v["name"] for v in pod["volumes"]} == {"config", "cache", "tmp", "dataset", "output"}
     assert "nvidia.com/gpu" not in container["resources"]["requests"]
 

@@ -202,6 +202,10 @@ def test_a_bad_dataset_line_fails_the_job_with_its_number(
     status = _finished(local_cluster, namespace, 90, [])
     assert status["phase"] == "Failed"
     assert "dataset line 3: messages[0].content must be a string" in status["message"], status["message"]
+    pods = local_cluster.kube.get(
+        f"/api/v1/namespaces/{namespace}/pods", labelSelector="modelyard.io/training-job=tune"
+    )["items"]
+    assert len(pods) == 1, "a bad dataset is not retried"
     local_cluster.kubectl("delete", "modelentry", entry)
 
 

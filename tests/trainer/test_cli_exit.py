@@ -1,4 +1,4 @@
-"""``modelyard train`` exits non-zero on a bad dataset and leaves the line in the termination log;
+"""``modelyard train`` exits 2 (do not retry) on a bad dataset and leaves the line in the termination log;
 on success the termination message carries the final progress."""
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def test_a_bad_line_fails_with_its_number_in_the_termination_log(
     log = tmp_path / "termination-log"
     monkeypatch.setenv("MODELYARD_TERMINATION_LOG", str(log))
     config = _write_config(tmp_path, tmp_path / "no-model-needed", data)
-    assert cli.main(["train", "--config", str(config), "--progress-port", "0"]) == 1
+    assert cli.main(["train", "--config", str(config), "--progress-port", "0"]) == 2
     assert log.read_text().startswith("dataset line 3: text records need a non-empty string 'text'")
 
 

@@ -20,6 +20,8 @@ SCRATCH = "/scratch"
 PROGRESS_PORT = 8001
 """The trainer serves ``GET /progress`` here, on its pod IP."""
 TRAINED_BY = "modelyard.io/trained-by"
+EXIT_UNRECOVERABLE = 2
+"""The trainer's exit code for what a retry cannot fix (bad data, bad config, missing GPU)."""
 
 
 def config_map_name(job: api.TrainingJob) -> str:
@@ -157,6 +159,19 @@ def build_job(job: api.TrainingJob, cfg: settings.Settings, *, owner_uid: str) -
         pod_spec["tolerations"] = [{"key": labels.GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}]
     spec: dict[str, Any] = {
         "backoffLimit": job.spec.backoff_limit,
+        # Retries are for crashes and lost pods (they resume); a bad dataset fails at once.
+        "podFailurePolicy": {
+            "rules": [
+                {
+                    "action": "FailJob",
+                    "onExitCodes": {
+                        "containerName": "trainer",
+                        "operator": "In",
+                        "values": [EXIT_UNRECOVERABLE],
+                    },
+                }
+            ]
+        },
         "template": {"metadata": {"labels": pod_labels}, "spec": pod_spec},
     }
     if job.spec.active_deadline_seconds is not None:

@@ -1,9 +1,11 @@
 """``modelyard train``: the TrainingJob pod's entrypoint.
 
-Exit status is what the Job sees: 0 trained, 1 the job cannot run (bad data, missing GPU,
-unreadable config: the reason goes to the termination message, so the operator can show it
-in the TrainingJob status). On success the termination message carries the final progress,
-which the operator copies into status after the pod is gone.
+Exit status is what the Job sees: 0 trained; 2 the job cannot run and a retry would not help
+(bad data, missing GPU, unreadable config; the Job's podFailurePolicy fails at once); 1 it
+crashed (retried, resuming from the last checkpoint). Either way the reason goes to the
+termination message, so the operator can show it in the TrainingJob status. On success the
+termination message carries the final progress, which the operator copies into status after
+the pod is gone.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from modelyard.trainer import config, errors
 
 DEFAULT_PORT = 8001
 DEFAULT_TERMINATION_LOG = "/dev/termination-log"
+EXIT_UNRECOVERABLE = 2  # = builders.training.EXIT_UNRECOVERABLE (the trainer may not import builders)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -84,7 +87,7 @@ def _run(args: argparse.Namespace) -> int:
     except errors.TrainerError as exc:
         print(f"modelyard train: {exc}", file=sys.stderr)
         _terminate(str(exc))
-        return 1
+        return EXIT_UNRECOVERABLE
     except Exception as exc:
         logging.getLogger("modelyard.trainer").exception("training failed")
         _terminate(f"training failed: {type(exc).__name__}: {exc}")
