@@ -75,6 +75,17 @@ async def _decide(
         message = f"ModelEntry {model!r} does not exist (yet); this endpoint proceeds once it is applied"
         return endpoint_status.Observed("Pending", "EntryNotFound", message, endpoint.spec.replicas, 0), {}
     entry = model_entry.parse(entry_body)
+    if entry.spec.adapter is not None:  # a fine-tune: serve the base model's source + the adapter
+        base_name = entry.spec.adapter.base_model
+        base_body = await ctx.cluster.get(cluster.MODEL_ENTRY, base_name)
+        if base_body is None:
+            message = f"ModelEntry {entry.name} adapts {base_name!r}, which does not exist (yet)"
+            ctx.touch_endpoint(endpoint.namespace or "", endpoint.name, delay=10)
+            return endpoint_status.Observed(
+                "Pending", "BaseModelNotFound", message, endpoint.spec.replicas, 0
+            ), {}
+        base_source = model_entry.parse(base_body).spec.source
+        entry = entry.model_copy(update={"spec": entry.spec.model_copy(update={"source": base_source})})
     result = await model_entry.resolved(ctx, entry)
     extra = {
         "servedName": deployment.served_name(entry, endpoint),
