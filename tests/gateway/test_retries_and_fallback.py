@@ -143,3 +143,34 @@ def test_upstream_gets_its_key_headers_and_model_name(harness: Any, make_table: 
     assert sent["body"]["model"] == "gpt-remote"
     assert sent["headers"]["Authorization"] == "Bearer sk-upstream"
     assert sent["headers"]["X-Org"] == "acme"
+
+
+def test_endpoint_fallback_serves_a_model_with_no_ready_endpoint(
+    harness: Any, make_table: Any, make_pods: Any
+) -> None:
+    small = harness.fake("small")
+    source = discovery.StaticDiscovery(
+        make_table(
+            make_pods("ns/big", "big", small, ready=False, fallback=("small",)),
+            make_pods("ns/small", "small", small),
+        )
+    )
+    url, _ = harness.gateway(source)
+    assert _chat(url, "big") == "hello from small"
+
+
+def test_audio_falls_back_with_the_form_model_rewritten(
+    harness: Any, make_table: Any, make_pods: Any
+) -> None:
+    big, small = harness.fake("big"), harness.fake("small")
+    big.mode = "error"
+    source = discovery.StaticDiscovery(
+        make_table(
+            make_pods("ns/big", "whisper-big", big, fallback=("whisper-small",)),
+            make_pods("ns/small", "whisper-small", small),
+        )
+    )
+    url, _ = harness.gateway(source, retry_attempts=0)
+    result = _client(url).audio.transcriptions.create(model="whisper-big", file=("a.wav", b"RIFF1234"))
+    assert result.text == "small heard 8 bytes"
+    assert small.requests[-1]["form"]["model"] == "whisper-small"
