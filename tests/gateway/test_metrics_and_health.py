@@ -72,3 +72,16 @@ def test_health_and_readiness(harness: Any) -> None:
     unsynced, _ = harness.gateway(_Unsynced())
     assert _get(f"{unsynced}/healthz")[0] == 200
     assert _get(f"{unsynced}/readyz")[0] == 503
+
+
+def test_in_flight_series_of_departed_pods_are_dropped(harness: Any, make_table: Any, make_pods: Any) -> None:
+    one, two = harness.fake("one"), harness.fake("two")
+    source = discovery.StaticDiscovery(make_table(make_pods("ns/a", "llama", one)))
+    url, app = harness.gateway(source)
+    client = openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0, timeout=10)
+    client.chat.completions.create(model="llama", messages=[{"role": "user", "content": "x"}])
+    source.set(make_table(make_pods("ns/a", "llama", two)))  # the pod was replaced
+    client.chat.completions.create(model="llama", messages=[{"role": "user", "content": "x"}])
+    text = app[gateway_app.METRICS].exposition().decode()
+    series = [line for line in text.splitlines() if line.startswith("modelyard_gateway_in_flight{")]
+    assert len(series) == 1 and two.url.split("://")[1] in series[0]

@@ -167,6 +167,7 @@ async def _openai(request: web.Request) -> web.StreamResponse:
             response = _error(400, str(exc), param=exc.param)
             return response
         table = app[DISCOVERY].table()
+        stats.follow(table)
         if table.get(parsed.model) is None:
             response = _not_found(parsed.model, table.ready_names(), key)
             return response

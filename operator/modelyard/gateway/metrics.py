@@ -11,7 +11,7 @@ Names (all prefixed ``modelyard_gateway_``):
 * ``retries_total`` by model and reason, ``fallbacks_total`` by model and fallback,
   ``ejections_total`` by endpoint;
 * ``tokens_total`` by model and kind (prompt, completion), from the ``usage`` of responses;
-* ``in_flight`` by endpoint and target.
+* ``in_flight`` by endpoint and target (series of targets gone from the routes are dropped).
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from typing import Any
 
 import prometheus_client
 import prometheus_client.metrics
+
+from modelyard.gateway import routes
 
 _FAST = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
 _SLOW = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
@@ -69,6 +71,7 @@ class Metrics:
         )
 
         self._children: dict[tuple[object, tuple[str, ...]], Any] = {}
+        self._table: routes.RouteTable | None = None
 
     def child(self, metric: prometheus_client.metrics.MetricWrapperBase, *values: str) -> Any:
         """``metric.labels(*values)``, memoised: the hot path asks for the same few children."""
@@ -77,6 +80,17 @@ class Metrics:
         if found is None:
             found = self._children[key] = metric.labels(*values)
         return found
+
+    def follow(self, table: routes.RouteTable) -> None:
+        """Drop the ``in_flight`` series of targets gone from the routes (pods come and go)."""
+        if table is self._table:
+            return
+        self._table = table
+        live = {(e.name, t.key) for m in table.models.values() for e in m.endpoints for t in e.targets}
+        for key in [k for k in self._children if k[0] is self.in_flight and k[1] not in live]:
+            # requests still in flight keep their (now unexported) child until they end
+            del self._children[key]
+            self.in_flight.remove(*key[1])
 
     def exposition(self) -> bytes:
         return prometheus_client.generate_latest(self.registry)
