@@ -17,7 +17,7 @@ import aiohttp
 from aiohttp import web
 
 from modelyard.api import openai
-from modelyard.gateway import auth, balancer, body, discovery, metrics, proxy, settings
+from modelyard.gateway import auth, balancer, body, discovery, exchange, metrics, proxy, settings
 
 log = logging.getLogger(__name__)
 
@@ -182,16 +182,16 @@ async def _openai(request: web.Request) -> web.StreamResponse:
             response = _error(429, "too many requests in flight for this API key", code="concurrency_limit")
             return response
         suffix = request.path[3:] + (f"?{request.query_string}" if request.query_string else "")
-        exchange = proxy.Exchange(request, parsed, suffix, started)
+        ex = exchange.Exchange(request, parsed, suffix, started)
         try:
-            response = await app[PROXY].forward(exchange, table, key)
-        except proxy.ClientGone:
-            exchange.code = 499
-            response = exchange.committed
+            response = await app[PROXY].forward(ex, table, key)
+        except exchange.ClientGone:
+            ex.code = 499
+            response = ex.committed
         finally:
             if key is not None:
                 limiter.release(key)
-            endpoint, code = exchange.endpoint, exchange.code
+            endpoint, code = ex.endpoint, ex.code
         assert response is not None
         return response
     finally:

@@ -1,0 +1,56 @@
+"""One client request on its way through the gateway, and the one way it can end early.
+
+An :class:`Exchange` remembers whether the answer is already committed (a ``200
+text/event-stream`` response whose headers, and maybe keepalives, the client has seen), so
+that a later failure is reported the only way still possible: as an OpenAI error event.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from modelyard.api import openai
+from modelyard.gateway import body, sse
+
+
+class ClientGone(Exception):
+    """The client closed the connection; nothing more can be sent."""
+
+
+class Exchange:
+    """One client request on its way through the gateway."""
+
+    __slots__ = ("body", "code", "committed", "endpoint", "failed_mid_stream", "request", "started", "suffix")
+
+    def __init__(self, request: web.Request, parsed: body.RequestBody, suffix: str, started: float) -> None:
+        self.request = request
+        self.body = parsed
+        self.suffix = suffix
+        self.started = started
+        self.committed: web.StreamResponse | None = None
+        self.endpoint = "none"
+        self.code = 0
+        self.failed_mid_stream = False
+
+    async def commit_sse(self) -> web.StreamResponse:
+        if self.committed is None:
+            response = web.StreamResponse(status=200, headers=sse.HEADERS)
+            await response.prepare(self.request)
+            self.committed = response
+            self.code = 200
+        return self.committed
+
+    async def write(self, data: bytes) -> None:
+        assert self.committed is not None
+        try:
+            await self.committed.write(data)
+        except (ConnectionError, RuntimeError) as exc:
+            raise ClientGone() from exc
+
+    async def fail(self, status: int, message: str, code: str | None = None) -> web.StreamResponse:
+        """An OpenAI error: a JSON response, or an error event when the stream is committed."""
+        self.code = status
+        if self.committed is not None:
+            await self.write(sse.error_event(status, message, code))
+            return self.committed
+        return web.json_response(openai.error_body(status, message, code=code), status=status)

@@ -1,0 +1,92 @@
+"""Relaying a streamed answer: up to its first event, then event by event to the end.
+
+:func:`open_stream` is one attempt's first half (connect, headers, the first complete event)
+and may still fail retryably; :func:`relay` is the second half, after which a failure can
+only end the stream with an error event (see :mod:`modelyard.gateway.sse`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+
+import aiohttp
+from aiohttp import web
+
+from modelyard.api import openai
+from modelyard.gateway import exchange, metrics, routes, sse, upstream
+
+log = logging.getLogger(__name__)
+
+
+async def open_stream(
+    session: aiohttp.ClientSession,
+    target: routes.Target,
+    suffix: str,
+    payload: bytes,
+    headers: Mapping[str, str],
+    timeout: float,
+) -> tuple[aiohttp.ClientResponse, bytes, sse.EventSplitter | None]:
+    """Send, then read up to the first complete event (or the whole answer if not SSE)."""
+    response = await upstream.send(session, target, suffix, payload, headers, timeout)
+    if response.status != 200 or not response.content_type.startswith("text/event-stream"):
+        return response, b"", None
+    splitter = sse.EventSplitter()
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                chunk = await response.content.readany()
+                if not chunk:
+                    return response, b"", splitter
+                events = splitter.feed(chunk)
+                if events:
+                    return response, events, splitter
+    except TimeoutError:
+        response.close()
+        raise upstream.AttemptFailed("timeout", f"no first event within {timeout:g}s", 504) from None
+    except aiohttp.ClientError as exc:
+        response.close()
+        raise upstream.AttemptFailed("read", f"the stream broke off ({type(exc).__name__})") from None
+
+
+async def relay(
+    ex: exchange.Exchange,
+    response: aiohttp.ClientResponse,
+    first: bytes,
+    splitter: sse.EventSplitter,
+    stats: metrics.Metrics,
+    target: routes.Target,
+) -> web.StreamResponse:
+    """Write the first events, then every complete event as it arrives; count the usage."""
+    await ex.commit_sse()
+    usage = sse.find_usage(first) if b'"usage"' in first else None
+    try:
+        await ex.write(first)
+        async for chunk in response.content.iter_any():
+            events = splitter.feed(chunk)
+            if events:
+                await ex.write(events)
+                if b'"usage"' in events:
+                    usage = sse.find_usage(events) or usage
+    except exchange.ClientGone:
+        response.close()
+        raise
+    except (aiohttp.ClientError, asyncio.IncompleteReadError) as exc:
+        response.close()
+        ex.failed_mid_stream = True
+        log.warning("model %r: %s broke off mid-stream: %s", ex.body.model, target.key, exc)
+        return await ex.fail(502, "the model server failed mid-stream", "upstream_interrupted")
+    response.release()
+    if usage is not None:
+        stats.count_usage(ex.body.model, usage)
+    assert ex.committed is not None
+    return ex.committed
+
+
+def error_message(data: bytes, status: int) -> str:
+    try:
+        detail = openai.ErrorResponse.model_validate_json(data).error.message
+    except ValueError:
+        detail = data[:200].decode(errors="replace") or f"status {status}"
+    return detail
