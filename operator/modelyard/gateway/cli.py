@@ -104,7 +104,6 @@ async def _freeze_heap(_: web.Application) -> None:
     a full collection over it costs tens of milliseconds, which would land in the tail latency."""
     gc.collect()
     gc.freeze()
-    gc.set_threshold(10_000, 50, 100)
 
 
 def serve(args: argparse.Namespace) -> int:
