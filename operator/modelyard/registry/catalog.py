@@ -63,11 +63,16 @@ def load_file(path: pathlib.Path) -> list[api.ModelEntry]:
 class Registry:
     """An in-memory registry of ModelEntry objects."""
 
-    def __init__(self, entries: Iterable[api.ModelEntry]) -> None:
+    def __init__(
+        self, entries: Iterable[api.ModelEntry], resolutions: Mapping[str, resolve.Resolution] | None = None
+    ) -> None:
+        """``resolutions`` (by entry name) spares resolving entries the caller already has."""
         self._entries: dict[str, api.ModelEntry] = {}
+        self._resolved: dict[str, resolve.Resolution] = {}
         self._index: dict[str, str] = {}
+        known = resolutions or {}
         for entry in entries:
-            self.add(entry)
+            self.add(entry, known.get(entry.name))
 
     @classmethod
     def builtin(cls) -> Registry:
@@ -77,16 +82,18 @@ class Registry:
     def from_files(cls, paths: Iterable[pathlib.Path]) -> Registry:
         return cls(e for p in paths for e in load_file(p))
 
-    def add(self, entry: api.ModelEntry) -> None:
-        """Add or replace an entry (keyed by its Kubernetes name)."""
+    def add(self, entry: api.ModelEntry, resolution: resolve.Resolution | None = None) -> None:
+        """Add or replace an entry (keyed by its Kubernetes name); it is resolved once, here."""
         self.remove(entry.name)
         self._entries[entry.name] = entry
+        self._resolved[entry.name] = resolution or resolve.resolve(entry)
         for key in (entry.name, entry.spec.served_name, entry.spec.source.repo):
             if key:
                 self._index.setdefault(key, entry.name)
 
     def remove(self, name: str) -> None:
         if self._entries.pop(name, None) is not None:
+            self._resolved.pop(name, None)
             self._index = {k: v for k, v in self._index.items() if v != name}
 
     def __len__(self) -> int:
@@ -106,6 +113,10 @@ class Registry:
             raise errors.ModelNotFoundError(f"model {model_id!r} is not in the registry{hint}")
         return self._entries[name]
 
+    def resolution(self, model_id: str) -> resolve.Resolution:
+        """What the registry resolved for an entry (by name, served name or repo)."""
+        return self._resolved[self.get(model_id).name]
+
     # -- filters ---------------------------------------------------------------------------
 
     def find(
@@ -124,7 +135,7 @@ class Registry:
             capability = _capability_field(capability)
         found = []
         for entry in self.all():
-            resolved = resolve.resolve(entry)
+            resolved = self._resolved[entry.name]
             if category and resolved.category != category:
                 continue
             if tag and tag not in (entry.spec.tags or []):
@@ -159,8 +170,8 @@ class Registry:
     def categories(self) -> dict[str, int]:
         """Category -> number of entries, for every category."""
         counts: dict[str, int] = dict.fromkeys(model_entry.CATEGORIES, 0)
-        for entry in self.all():
-            category = resolve.resolve(entry).category
+        for resolved in self._resolved.values():
+            category = resolved.category
             if category:
                 counts[category] += 1
         return counts

@@ -58,7 +58,7 @@ class CatalogIndex:
             entries.append(entry)
             resolutions[name] = resolve.resolve(entry)
             self.raw[name] = obj
-        self.registry = catalog.Registry(entries)
+        self.registry = catalog.Registry(entries, resolutions)
         self.entries: dict[str, api.ModelEntry] = {e.name: e for e in entries}
         self.resolutions: dict[str, resolve.Resolution] = resolutions
         self.ids = {e.name: self._model_id(e) for e in entries}
