@@ -72,11 +72,9 @@ class TextChatModel:
         self.supports_structured_outputs = (
             True if options.supports_structured_outputs is None else options.supports_structured_outputs
         )
-        self.tokenizer = options.provider.load_tokenizer(hf_repo_id)
-        self.model = options.provider.load_model(
-            hf_repo_id, self.model_class, **common.model_kwargs(options.dtype)
+        self.tokenizer, self.model = common.load_pretrained(
+            options, hf_repo_id, self.device, self.model_class
         )
-        self.model.to(self.device).eval()
         config_len = getattr(self.model.config, "max_position_embeddings", None)
         self.max_model_len: int | None = options.max_model_len or config_len
         self._lock = threading.Lock()

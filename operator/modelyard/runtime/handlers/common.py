@@ -66,3 +66,18 @@ def model_kwargs(dtype: str | None) -> dict[str, Any]:
     if name is None:
         raise errors.LoadError(f"unknown dtype {dtype!r}; use one of auto, {', '.join(sorted(_DTYPES))}")
     return {"dtype": getattr(torch, name)}
+
+
+def load_pretrained(
+    options: HandlerOptions,
+    hf_repo_id: str,
+    device: str,
+    model_class: str,
+    tokenizer_class: str = "AutoTokenizer",
+) -> tuple[Any, Any]:
+    """The tokenizer (or processor) and the model, through the handler's provider, the model
+    on ``device`` in eval mode: what every built-in handler loads first."""
+    tokenizer = options.provider.load_tokenizer(hf_repo_id, tokenizer_class=tokenizer_class)
+    model = options.provider.load_model(hf_repo_id, model_class, **model_kwargs(options.dtype))
+    model.to(device).eval()
+    return tokenizer, model

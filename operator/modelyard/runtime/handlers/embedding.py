@@ -58,11 +58,7 @@ class HFEmbeddingModel:
         options = common.HandlerOptions.from_kwargs(hf_repo_id, cache_dir, kwargs)
         self.name = options.name
         self.device = common.resolve_device(device)
-        self.tokenizer = options.provider.load_tokenizer(hf_repo_id)
-        self.model = options.provider.load_model(
-            hf_repo_id, "AutoModel", **common.model_kwargs(options.dtype)
-        )
-        self.model.to(self.device).eval()
+        self.tokenizer, self.model = common.load_pretrained(options, hf_repo_id, self.device, "AutoModel")
         self.dim = int(self.model.config.hidden_size)
         self.pooling = options.pooling or self._detect_pooling(hf_repo_id, options)
         if self.pooling not in POOLINGS:

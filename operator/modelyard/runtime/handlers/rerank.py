@@ -29,11 +29,9 @@ class CrossEncoderReranker:
         options = common.HandlerOptions.from_kwargs(hf_repo_id, cache_dir, kwargs)
         self.name = options.name
         self.device = common.resolve_device(device)
-        self.tokenizer = options.provider.load_tokenizer(hf_repo_id)
-        self.model = options.provider.load_model(
-            hf_repo_id, "AutoModelForSequenceClassification", **common.model_kwargs(options.dtype)
+        self.tokenizer, self.model = common.load_pretrained(
+            options, hf_repo_id, self.device, "AutoModelForSequenceClassification"
         )
-        self.model.to(self.device).eval()
         limit = options.max_model_len or getattr(self.model.config, "max_position_embeddings", None) or 512
         self.max_length = int(min(limit, getattr(self.tokenizer, "model_max_length", limit) or limit))
         self._tokenizer_lock = threading.Lock()  # shared padding/truncation state

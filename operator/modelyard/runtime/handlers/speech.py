@@ -33,11 +33,13 @@ class WhisperASR:
         options = common.HandlerOptions.from_kwargs(hf_repo_id, cache_dir, kwargs)
         self.name = options.name
         self.device = common.resolve_device(device)
-        self.processor = options.provider.load_tokenizer(hf_repo_id, tokenizer_class="WhisperProcessor")
-        self.model = options.provider.load_model(
-            hf_repo_id, "WhisperForConditionalGeneration", **common.model_kwargs(options.dtype)
+        self.processor, self.model = common.load_pretrained(
+            options,
+            hf_repo_id,
+            self.device,
+            "WhisperForConditionalGeneration",
+            tokenizer_class="WhisperProcessor",
         )
-        self.model.to(self.device).eval()
         self.multilingual = bool(getattr(self.model.generation_config, "is_multilingual", False))
         self._lock = threading.Lock()
 
