@@ -9,12 +9,13 @@ kubeconfig. Each test that wants a namespace gets a fresh one.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,8 +54,22 @@ def _wait(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
     raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
 
 
-@pytest.fixture(scope="session")
-def local_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+_clusters_started = 0
+
+
+@contextlib.contextmanager
+def start_local_cluster(state_dir: Path, nodes: Sequence[str] = NODES, *,
+                        fake_nodes: Sequence[str] = ()) -> Iterator[LocalCluster]:
+    """A local control plane of its own in ``state_dir``, with the node agent run in this process.
+
+    For tests that must not share the session cluster: ones that restart the API server,
+    install the chart's in-cluster operator, or fill the cluster with fake pods. ``nodes`` and
+    ``fake_nodes`` are ``NAME:GPUS:TYPE`` specs; pods on fake nodes run no process, they are only
+    marked Running and Ready. Each cluster gets its own pod CIDR, so two can run side by side.
+    """
+    global _clusters_started
+    _clusters_started += 1
+    pod_cidr = f"127.{10 + (os.getpid() + 37 * _clusters_started) % 200}.0.0/16"
     from modelyard.local import build, controlplane, kube, nodeagent
 
     try:
@@ -67,32 +82,47 @@ def local_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalClu
         pytest.skip(reason)
     venv_bin = Path(sys.executable).parent
     os.environ["PATH"] = os.pathsep.join([str(bin_dir), str(venv_bin), os.environ["PATH"]])
-    state_dir = tmp_path_factory.mktemp("cluster")
     plane = controlplane.ControlPlane(state_dir)
     try:
         plane.up(agent_args=None, timeout=120, log=lambda msg: print(msg, file=sys.stderr))
     except BaseException:
         plane.down(grace=5, log=lambda msg: None)
         raise
-    os.environ["KUBECONFIG"] = str(plane.kubeconfig)
     agent = nodeagent.NodeAgent(
-        plane.kubeconfig, [nodeagent.NodeSpec.parse(n) for n in NODES], state_dir / "pods",
-        backoff=(1.0, 10.0),
+        plane.kubeconfig,
+        [*(nodeagent.NodeSpec.parse(n) for n in nodes),
+         *(nodeagent.NodeSpec.parse(n, fake=True) for n in fake_nodes)],
+        state_dir / "pods", pod_cidr=pod_cidr, backoff=(1.0, 10.0),
     )
     try:
         agent.start()
         client = kube.Kube(plane.kubeconfig)
 
         def nodes_ready() -> bool:
-            nodes = client.request("GET", "/api/v1/nodes")["items"]
-            return len(nodes) == len(NODES) and not any(
-                n["spec"].get("taints") for n in nodes)
+            items = client.request("GET", "/api/v1/nodes")["items"]
+            return len(items) == len(nodes) + len(fake_nodes) and not any(
+                n["spec"].get("taints") for n in items)
 
         _wait(nodes_ready, 60, "nodes Ready without not-ready taints")
         yield LocalCluster(plane.kubeconfig, state_dir, bin_dir, client, agent)
     finally:
         agent.stop(grace=2)
         plane.down(grace=10, log=lambda msg: None)
+
+
+@pytest.fixture(scope="session")
+def local_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """The session's cluster (nodes ``NODES``); ``KUBECONFIG`` points at it."""
+    with start_local_cluster(tmp_path_factory.mktemp("cluster")) as cluster:
+        os.environ["KUBECONFIG"] = str(cluster.kubeconfig)
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def own_cluster() -> Callable[..., contextlib.AbstractContextManager[LocalCluster]]:
+    """``with own_cluster(state_dir, nodes, fake_nodes=...) as cluster:`` (see
+    :func:`start_local_cluster`) for a module that needs a cluster of its own."""
+    return start_local_cluster
 
 
 @pytest.fixture(scope="session")
