@@ -1,4 +1,5 @@
-"""A test module can start a cluster of its own beside the session's (``start_local_cluster``)."""
+"""A test module can start a cluster of its own beside the session's (``own_cluster``), and restart
+its API server (fault tests)."""
 
 from __future__ import annotations
 
@@ -17,5 +18,13 @@ def test_second_cluster_runs_beside_the_session_one(
         names = sorted(n["metadata"]["name"] for n in own.kube.request("GET", "/api/v1/nodes")["items"])
         assert names == ["own-fake", "own-gpu"]
         assert own.kubeconfig != local_cluster.kubeconfig
+
+        from modelyard.local import controlplane
+
+        plane = controlplane.ControlPlane(own.state_dir)
+        before = plane.pids()["apiserver"]
+        plane.restart("apiserver", down_for=0.5, log=lambda msg: None)
+        assert plane.pids()["apiserver"] != before
+        assert len(own.kube.request("GET", "/api/v1/nodes")["items"]) == 2  # same port, same data
     session_nodes = local_cluster.kube.request("GET", "/api/v1/nodes")["items"]
     assert {n["metadata"]["name"] for n in session_nodes} == {"gpu-node-1", "gpu-node-2"}

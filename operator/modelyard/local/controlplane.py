@@ -82,6 +82,22 @@ def write_kubeconfig(path: Path, server: str, ca: Path, crt: Path, key: Path, us
     path.chmod(0o600)
 
 
+def stop_group(pid: int, *, grace: float) -> bool:
+    """SIGTERM a process group, SIGKILL it after ``grace`` seconds; False when it needed the kill."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if not alive(pid):
+        return True
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+    while alive(pid):
+        time.sleep(0.05)
+    return False
+
+
 @dataclass
 class ControlPlane:
     """One local cluster, identified by its state directory."""
@@ -134,8 +150,26 @@ class ControlPlane:
         state = self.state()
         pids = dict(self.pids(), **{name: proc.pid})
         state["pids"] = pids
+        argvs = state.get("argv", {})
+        assert isinstance(argvs, dict)
+        state["argv"] = {**argvs, name: list(argv)}
         self._save(state)
         return proc.pid
+
+    def restart(self, name: str, *, down_for: float = 0.0, timeout: float = 60.0,
+                log: build.Progress = print) -> None:
+        """Stop one component (SIGTERM, then SIGKILL), wait ``down_for`` seconds, start it again
+        with the same command line and ports, and wait until it is healthy (fault tests)."""
+        pid = self.pids()[name]
+        argvs = self.state().get("argv", {})
+        assert isinstance(argvs, dict) and name in argvs, f"no command line recorded for {name}"
+        stop_group(pid, grace=10.0)
+        time.sleep(down_for)
+        self._spawn(name, argvs[name])
+        if name == "apiserver":
+            pki = certs.ensure_pki(self.state_dir / "pki", SERVICE_IP)
+            self._wait_http(f"{self.server()}/readyz", name, pki, time.monotonic() + timeout)
+        log(f"restarted {name} (pid {self.pids()[name]})")
 
     def _save(self, state: dict[str, object]) -> None:
         tmp = self.state_file.with_suffix(".tmp")
@@ -192,6 +226,9 @@ class ControlPlane:
             f"--service-cluster-ip-range={SERVICE_CIDR}",
             "--enable-admission-plugins=NodeRestriction",
             "--kubelet-preferred-address-types=InternalIP",
+            # Webhook and aggregated-API Services resolve to their endpoints' (loopback) pod IPs:
+            # there is no kube-proxy, so a ClusterIP would not route.
+            "--enable-aggregator-routing=true",
             "--allow-privileged=true", "--profiling=false", "--v=1",
         ])
         self._wait_http(f"{server}/readyz", "apiserver", pki, started + timeout)
@@ -280,15 +317,8 @@ class ControlPlane:
             pid = pids.get(name)
             if pid is None or not alive(pid):
                 continue
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGTERM)
-            deadline = time.monotonic() + grace
-            while alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            if alive(pid):
-                log(f"{name} (pid {pid}) ignored SIGTERM; killing")
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(pid, signal.SIGKILL)
+            if not stop_group(pid, grace=grace):
+                log(f"{name} (pid {pid}) ignored SIGTERM; killed")
             log(f"stopped {name} (pid {pid})")
         if self.state_file.exists():
             state = self.state()
