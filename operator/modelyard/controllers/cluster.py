@@ -1,8 +1,8 @@
 """The operator's access to the Kubernetes API: server-side apply, get, list, delete and
 status patches, run on worker threads so kopf's event loop never blocks.
 
-Built on the ``kubernetes`` dynamic client; in a pod it uses the in-cluster config, outside
-the current kubeconfig (or ``--kubeconfig``).
+Built on the ``kubernetes`` dynamic client; in a pod it uses the service account (found as
+:mod:`modelyard.incluster` says), outside the current kubeconfig (or ``--kubeconfig``).
 """
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ import functools
 from typing import Any
 
 from kubernetes import client, config, dynamic
+from kubernetes.config import incluster_config
 from kubernetes.dynamic import exceptions
 
+from modelyard import incluster
 from modelyard.builders import labels
 
 # (apiVersion, kind) of everything the operator touches.
@@ -34,12 +36,12 @@ Kind = tuple[str, str]
 def api_client(kubeconfig: str | None = None) -> client.ApiClient:
     """In-cluster config when running in a pod, else the kubeconfig."""
     configuration = client.Configuration()
-    if kubeconfig is None:
-        try:
-            config.load_incluster_config(client_configuration=configuration)
-            return client.ApiClient(configuration)
-        except config.ConfigException:
-            pass
+    account = incluster.detect() if kubeconfig is None else None
+    if account is not None:
+        incluster_config.InClusterConfigLoader(
+            token_filename=str(account.token_file), cert_filename=str(account.ca_file), try_refresh_token=True
+        ).load_and_set(configuration)
+        return client.ApiClient(configuration)
     config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
     return client.ApiClient(configuration)
 
@@ -71,8 +73,11 @@ class Cluster:
         found = await self._call(self._resource(kind).get, namespace=namespace, label_selector=label_selector)
         return [dict(item) for item in found.to_dict().get("items", [])]
 
-    async def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
-        """Server-side apply as the operator's field manager, taking ownership of conflicts."""
+    async def apply(
+        self, obj: dict[str, Any], field_manager: str = labels.FIELD_MANAGER, force: bool = True
+    ) -> dict[str, Any]:
+        """Server-side apply as ``field_manager``, taking ownership of conflicts when ``force``
+        (else a field another manager owns raises ``exceptions.ConflictError``)."""
         kind = (obj["apiVersion"], obj["kind"])
         meta = obj["metadata"]
         applied = await self._call(
@@ -81,8 +86,8 @@ class Cluster:
             body=obj,
             name=meta["name"],
             namespace=meta.get("namespace"),
-            field_manager=labels.FIELD_MANAGER,
-            force_conflicts=True,
+            field_manager=field_manager,
+            force_conflicts=force,
         )
         return dict(applied.to_dict())
 
@@ -112,6 +117,23 @@ class Cluster:
                 namespace=namespace,
                 content_type="application/merge-patch+json",
             )
+
+    async def merge_patch(
+        self, kind: Kind, name: str, namespace: str | None, body: dict[str, Any]
+    ) -> bool:
+        """JSON merge patch (lists are replaced whole); False when the object does not exist."""
+        try:
+            await self._call(
+                self._dynamic.patch,
+                self._resource(kind),
+                body=body,
+                name=name,
+                namespace=namespace,
+                content_type="application/merge-patch+json",
+            )
+        except exceptions.NotFoundError:
+            return False
+        return True
 
     async def create(self, obj: dict[str, Any]) -> dict[str, Any] | None:
         """Create; None when it exists already."""

@@ -4,8 +4,10 @@ Watched (all by :class:`~modelyard.gateway.kube.Informer`, so a change is live a
 the API server sends it):
 
 * ``modelendpoints`` (all namespaces): served name (``status.servedName``, else
-  ``spec.servedName``), ``spec.weight``, ``spec.fallback``, and ``status.phase`` (routed only
-  when ``Ready``);
+  ``spec.servedName``), ``spec.weight``, ``spec.fallback``, and ``status.phase``: an upstream
+  endpoint is routed only when ``Ready``; a pod endpoint also while ``Degraded`` or
+  ``Progressing``, through the pods that are still ready (a crashed replica or a rolling
+  update must not take the whole model away);
 * ``endpointslices`` labelled ``modelyard.io/endpoint`` (all namespaces): the addresses of
   ready endpoints on the port named ``http`` are the endpoint's pods;
 * ``modelentries``: ``spec.upstream`` of the entries that upstream endpoints serve;
@@ -28,6 +30,9 @@ from modelyard import api
 from modelyard.gateway import auth, discovery, kube, routes
 
 log = logging.getLogger(__name__)
+
+# Phases in which an endpoint's ready pods serve (the EndpointSlices say which pods are ready).
+_SERVING_PHASES = frozenset({"Ready", "Degraded", "Progressing"})
 
 ENDPOINT_LABEL = "modelyard.io/endpoint"
 _GROUP = "/apis/modelyard.io/v1alpha1"
@@ -185,6 +190,7 @@ class KubeDiscovery:
         if engine is None and isinstance(entry, api.ModelEntry) and entry.spec.runtime is not None:
             engine = entry.spec.runtime.engine
         upstream: routes.Upstream | None = None
+        serving = status.phase == "Ready"
         if engine == "upstream":
             spec_up = entry.spec.upstream if isinstance(entry, api.ModelEntry) else None
             if spec_up is None:
@@ -198,8 +204,9 @@ class KubeDiscovery:
                 targets = (discovery.upstream_target(key, spec_up.base_url),)
         else:
             targets = tuple(discovery.pod_target(key, url) for url in pods.get(key, ()))
+            serving = status.phase in _SERVING_PHASES
         return routes.EndpointInfo(
-            key, served, spec.weight, status.phase == "Ready", tuple(spec.fallback or ()), targets, upstream
+            key, served, spec.weight, serving, tuple(spec.fallback or ()), targets, upstream
         )
 
     def _upstream_key(
