@@ -1,0 +1,312 @@
+"""What the fault tests share: the operator and gateway as real processes, client traffic, metrics.
+
+:class:`Process` runs a ``modelyard`` command that a test can SIGKILL and start again.
+:class:`Traffic` drives the gateway from a background event loop with the kind of load a fault
+should not disturb: open-loop non-streaming requests at a fixed rate (each one's outcome kept)
+and long streams whose every event is recorded, so a test can say which streams were cut and
+how they ended. :func:`metric` reads one sample from a Prometheus text page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiohttp
+from prometheus_client import parser
+
+T = TypeVar("T")
+GROUP_PATH = "/apis/modelyard.io/v1alpha1"
+NAMESPACE = "faults"
+ENTRY = "fault-tiny"
+SERVED = "tiny-chat"
+ENDPOINT = "chat"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(predicate: Callable[[], T], timeout: float, what: str, interval: float = 0.2) -> T:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last seen: {last!r}")
+
+
+def http_get(url: str, timeout: float = 5) -> tuple[int, str]:
+    """(status, body); (0, "") when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(errors="replace")
+    except (OSError, urllib.error.URLError):
+        return 0, ""
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """Sum of the samples named ``name`` whose labels include ``labels`` (0 when none)."""
+    total = 0.0
+    for family in parser.text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                total += sample.value
+    return total
+
+
+class Process:
+    """``python -m modelyard ARGS`` with its output in ``log``; killable and restartable."""
+
+    def __init__(self, args: list[str], log: Path, env: dict[str, str] | None = None) -> None:
+        self.args = args
+        self.log = log
+        self.env = {**os.environ, **(env or {})}
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "modelyard", *self.args],
+                stdout=out, stderr=subprocess.STDOUT, env=self.env,
+            )  # fmt: skip
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+            self.process = None
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+            self.process = None
+
+    def tail(self, chars: int = 3000) -> str:
+        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
+
+
+class Gateway(Process):
+    """``modelyard gateway`` against a cluster, on a port of its own, authentication off."""
+
+    def __init__(self, kubeconfig: Path, log: Path, *flags: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        super().__init__(
+            ["gateway", "--kubeconfig", str(kubeconfig), "--host", "127.0.0.1", "--port", str(self.port),
+             "--keys-secret", "", *flags],
+            log,
+            {"KUBECONFIG": str(kubeconfig)},
+        )  # fmt: skip
+
+    def models(self) -> list[str]:
+        status, text = http_get(f"{self.url}/v1/models")
+        return [m["id"] for m in json.loads(text)["data"]] if status == 200 else []
+
+    def metrics(self) -> str:
+        return http_get(f"{self.url}/metrics")[1]
+
+
+def endpoint_manifest(replicas: int = 2, mark: str = "v1") -> str:
+    """The tiny Llama entry and its endpoint; ``mark`` is an env value, to make the pods roll."""
+    return f"""
+apiVersion: modelyard.io/v1alpha1
+kind: ModelEndpoint
+metadata: {{name: {ENDPOINT}, namespace: {NAMESPACE}}}
+spec:
+  model: {ENTRY}
+  replicas: {replicas}
+  resources: {{gpus: 0, cpu: "1", memory: 1Gi}}
+  env:
+    - {{name: OMP_NUM_THREADS, value: "1"}}
+    - {{name: FAULT_MARK, value: "{mark}"}}
+"""
+
+
+def ready(cluster: Any, name: str = ENDPOINT, replicas: int = 2) -> dict[str, Any] | None:
+    """The endpoint when it is Ready with every replica and its latest spec observed."""
+    body = cluster.kube.get(f"{GROUP_PATH}/namespaces/{NAMESPACE}/modelendpoints/{name}") or {}
+    status = body.get("status") or {}
+    done = (
+        status.get("phase") == "Ready"
+        and status.get("readyReplicas") == replicas
+        and status.get("observedGeneration") == body["metadata"]["generation"]
+    )
+    return body if done else None
+
+
+def pod_ips(cluster: Any) -> dict[str, str]:
+    """Ready pods of the endpoint: name -> pod IP."""
+    pods = cluster.kube.get(
+        f"/api/v1/namespaces/{NAMESPACE}/pods", labelSelector=f"modelyard.io/endpoint={ENDPOINT}"
+    )["items"]
+    found = {}
+    for pod in pods:
+        conditions = {c["type"]: c["status"] for c in pod.get("status", {}).get("conditions") or []}
+        if conditions.get("Ready") == "True" and not pod["metadata"].get("deletionTimestamp"):
+            found[pod["metadata"]["name"]] = pod["status"]["podIP"]
+    return found
+
+
+def chat_body(model: str, max_tokens: int, stream: bool = False, **extra: Any) -> dict[str, Any]:
+    return {
+        "model": model,
+        "messages": [{"role": "user", "content": "hello there"}],
+        "max_tokens": max_tokens,
+        "stream": stream,
+        **extra,
+    }
+
+
+@dataclasses.dataclass
+class Outcome:
+    """One non-streaming request: status (0 = the connection failed) and seconds from its slot."""
+
+    status: int
+    seconds: float
+    error: str = ""
+
+
+@dataclasses.dataclass
+class Stream:
+    """One streamed answer as the client saw it."""
+
+    index: int
+    status: int = 0
+    events: list[str] = dataclasses.field(default_factory=list)
+    content_chunks: int = 0
+    first_content_at: float | None = None
+    finished_at: float | None = None
+    failure: str = ""
+
+    @property
+    def error(self) -> dict[str, Any] | None:
+        """The gateway's SSE error event, when the stream ended with one."""
+        for event in self.events:
+            if event.startswith('{"error"'):
+                found: dict[str, Any] = json.loads(event)["error"]
+                return found
+        return None
+
+    @property
+    def done(self) -> bool:
+        return bool(self.events) and self.events[-1] == "[DONE]"
+
+    @property
+    def finish_reason(self) -> str | None:
+        for event in reversed(self.events):
+            if event.startswith("{") and '"choices"' in event:
+                for choice in json.loads(event).get("choices") or []:
+                    if choice.get("finish_reason"):
+                        return str(choice["finish_reason"])
+        return None
+
+
+class Traffic:
+    """Client load on a background event loop; the test thread stays free to cause faults."""
+
+    def __init__(self, base_url: str) -> None:
+        self.url = f"{base_url}/v1/chat/completions"
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.session: aiohttp.ClientSession = self._run(self._session())
+        self.outcomes: list[Outcome] = []
+        self.streams: list[Stream] = []
+        self._tasks: list[asyncio.Future[Any]] = []
+
+    def _run(self, coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    async def _session(self) -> aiohttp.ClientSession:
+        timeout = aiohttp.ClientTimeout(total=180, sock_connect=10)
+        return aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0))
+
+    def steady(self, body: dict[str, Any], rate: float, duration: float) -> None:
+        """Send ``body`` ``rate`` times a second for ``duration`` seconds (open loop)."""
+        self._tasks.append(asyncio.run_coroutine_threadsafe(self._steady(body, rate, duration), self.loop))
+
+    async def _steady(self, body: dict[str, Any], rate: float, duration: float) -> None:
+        payload = json.dumps(body).encode()
+        start = time.monotonic()
+        sends = []
+        for i in range(int(rate * duration)):
+            slot = start + i / rate
+            await asyncio.sleep(max(0.0, slot - time.monotonic()))
+            sends.append(asyncio.ensure_future(self._one(payload, slot)))
+        await asyncio.gather(*sends)
+
+    async def _one(self, payload: bytes, slot: float) -> None:
+        try:
+            async with self.session.post(
+                self.url, data=payload, headers={"Content-Type": "application/json"}
+            ) as response:
+                text = await response.text()
+                error = "" if response.status == 200 else text[:300]
+                self.outcomes.append(Outcome(response.status, time.monotonic() - slot, error))
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            self.outcomes.append(Outcome(0, time.monotonic() - slot, repr(exc)))
+
+    def stream(self, body: dict[str, Any]) -> Stream:
+        """Open one stream; returns at once, the record fills in as events arrive."""
+        record = Stream(len(self.streams))
+        self.streams.append(record)
+        self._tasks.append(asyncio.run_coroutine_threadsafe(self._stream(body, record), self.loop))
+        return record
+
+    async def _stream(self, body: dict[str, Any], record: Stream) -> None:
+        try:
+            async with self.session.post(self.url, json=body) as response:
+                record.status = response.status
+                async for raw in response.content:
+                    line = raw.decode().strip()
+                    if not line.startswith("data: "):
+                        continue  # blank separators and ": keepalive" comments
+                    data = line[6:]
+                    record.events.append(data)
+                    if '"content"' in data and record.first_content_at is None:
+                        record.first_content_at = time.monotonic()
+                    record.content_chunks += '"content"' in data
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            record.failure = repr(exc)
+        record.finished_at = time.monotonic()
+
+    def wait(self, timeout: float) -> None:
+        """Until every request and stream started so far has ended."""
+        deadline = time.monotonic() + timeout
+        for task in self._tasks:
+            task.result(max(0.1, deadline - time.monotonic()))
+
+    def close(self) -> None:
+        try:
+            self._run(self.session.close(), timeout=10)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(5)
