@@ -1,6 +1,9 @@
 """The operator process: kopf handlers wired to the reconcilers, the admission webhook, the
 Lease that keeps one replica active, and /metrics.
 
+In a pod it logs in with its service account (:mod:`modelyard.incluster`) and, given
+``webhook_service``, registers the webhook through a Service (:mod:`.webhook`).
+
 Handlers only translate kopf's events into "reconcile this object soon" (debounced); each
 reconcile reads the current object itself, so a burst of pod events costs one reconcile and
 a handler that runs twice changes nothing.
@@ -20,9 +23,11 @@ from typing import Any, Literal
 import kopf
 from aiohttp import web
 
+from modelyard import incluster
 from modelyard.builders import labels, settings
 from modelyard.controllers import (
     admission,
+    catalog_seed,
     cluster,
     context,
     debounce,
@@ -32,6 +37,7 @@ from modelyard.controllers import (
     model_entry,
     tls,
     training_job,
+    webhook,
 )
 from modelyard.statusapi import app as status_app
 from modelyard.statusapi import settings as status_settings
@@ -57,6 +63,21 @@ class OperatorOptions:
     """Bearer token the status API requires (none: read-only and open)."""
     leader_election: bool = True
     builder: settings.Settings = dataclasses.field(default_factory=settings.Settings)
+    webhook_service: str | None = None
+    """``name`` or ``namespace/name`` of the Service the API server reaches the webhook through
+    (in a cluster); None: a URL at ``webhook_host`` (kopf manages the configurations)."""
+    webhook_configuration: str = "modelyard-webhook"
+    """With ``webhook_service``: the ValidatingWebhookConfiguration (made by the chart) to patch."""
+    apply_builtin_catalog: bool = False
+    """Apply the built-in catalog's ModelEntries at start (:mod:`.catalog_seed`)."""
+
+
+ADMISSION = (
+    webhook.Handler("validate-endpoint", "modelendpoints"),
+    webhook.Handler("validate-training-job", "trainingjobs"),
+    webhook.Handler("validate-entry", "modelentries"),
+)
+"""The validating handlers: kopf ids (the webhook URL paths) and what each checks."""
 
 
 def build_registry(
@@ -74,7 +95,14 @@ def build_registry(
         )
         settings.posting.level = logging.WARNING
         settings.watching.server_timeout = 120
-        if options.webhook:
+        if options.webhook and options.webhook_service:
+            service = webhook.ServiceRef.parse(options.webhook_service, options.namespace)
+            settings.admission.server = webhook.ServiceWebhookServer(
+                service=service, configuration=options.webhook_configuration, handlers=ADMISSION,
+                kube=ctx.cluster, addr=options.webhook_host, port=options.webhook_port,
+                cert_dir=pathlib.Path(tempfile.mkdtemp(prefix="modelyard-webhook-")),
+            )  # fmt: skip
+        elif options.webhook:
             directory = pathlib.Path(tempfile.mkdtemp(prefix="modelyard-webhook-"))
             ca, cert, key = tls.make_webhook_certs(directory, [options.webhook_host, "localhost"])
             settings.admission.server = kopf.WebhookServer(
@@ -85,7 +113,16 @@ def build_registry(
 
     @on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-        return kopf.login_via_client(**kwargs)
+        account = incluster.detect() if options.kubeconfig is None else None
+        if account is None:
+            return kopf.login_via_client(**kwargs)
+        return kopf.ConnectionInfo(
+            server=account.server,
+            ca_path=str(account.ca_file),
+            scheme="Bearer",
+            token=account.token(),
+            default_namespace=account.namespace(),
+        )
 
     # -- ModelEntry ----------------------------------------------------------------------
     @on.resume(GROUP, "modelentries", registry=registry)
@@ -146,18 +183,20 @@ def build_registry(
     # -- admission -----------------------------------------------------------------------
     if options.webhook:
         operations: list[Literal["CREATE", "UPDATE", "DELETE", "CONNECT"]] = ["CREATE", "UPDATE"]
+        checks = {
+            "modelendpoints": admission.validate_endpoint,
+            "trainingjobs": admission.validate_training_job,
+            "modelentries": admission.validate_entry,
+        }
+        for handler in ADMISSION:
+            check = checks[handler.plural]
 
-        @on.validate(GROUP, "modelendpoints", operations=operations, ignore_failures=True, registry=registry)
-        async def validate_endpoint(body: Any, warnings: list[str], **_: Any) -> None:
-            await admission.validate_endpoint(ctx, dict(body), warnings)
-
-        @on.validate(GROUP, "trainingjobs", operations=operations, ignore_failures=True, registry=registry)
-        async def validate_training_job(body: Any, warnings: list[str], **_: Any) -> None:
-            await admission.validate_training_job(ctx, dict(body), warnings)
-
-        @on.validate(GROUP, "modelentries", operations=operations, ignore_failures=True, registry=registry)
-        async def validate_entry(body: Any, warnings: list[str], **_: Any) -> None:
-            await admission.validate_entry(ctx, dict(body), warnings)
+            @on.validate(
+                GROUP, handler.plural, id=handler.id, operations=operations, ignore_failures=True,
+                registry=registry,
+            )  # fmt: skip
+            async def validate(body: Any, warnings: list[str], check: Any = check, **_: Any) -> None:
+                await check(ctx, dict(body), warnings)
 
     return registry
 
@@ -225,6 +264,7 @@ async def run(options: OperatorOptions) -> None:
     if lease is not None:
         await lease.acquire()
     keeper = asyncio.create_task(lease.keep(stop)) if lease is not None else None
+    seeding = asyncio.create_task(catalog_seed.seed(ctx.cluster)) if options.apply_builtin_catalog else None
     try:
         await kopf.operator(
             registry=build_registry(ctx, options, status_view),
@@ -233,8 +273,9 @@ async def run(options: OperatorOptions) -> None:
             stop_flag=stop,
         )
     finally:
-        if keeper is not None:
-            keeper.cancel()
+        for task in (keeper, seeding):
+            if task is not None:
+                task.cancel()
         if lease is not None:
             await asyncio.to_thread(lease.release)
         await runner.cleanup()

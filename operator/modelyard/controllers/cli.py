@@ -1,4 +1,9 @@
-"""``modelyard operator``: run the operator (in-cluster config in a pod, else the kubeconfig)."""
+"""``modelyard operator``: run the operator (in-cluster config in a pod, else the kubeconfig).
+
+The Helm chart runs it with ``--host $(POD_IP)`` (bind the pod's address), ``--webhook-service``
+(the API server reaches the webhook through a Service, see :mod:`.webhook`) and, with
+``catalog.builtin``, ``--apply-builtin-catalog``.
+"""
 
 from __future__ import annotations
 
@@ -21,10 +26,33 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-webhook", action="store_true", help="do not serve the admission webhook")
     parser.add_argument(
-        "--webhook-host", default="127.0.0.1", help="address the API server reaches the webhook at"
+        "--webhook-host",
+        default=None,
+        help="address the webhook listens on and, without --webhook-service, the URL host the API "
+        "server dials (default: --host when given, else 127.0.0.1)",
     )
     parser.add_argument("--webhook-port", type=int, default=9443)
+    parser.add_argument(
+        "--webhook-service",
+        default=None,
+        metavar="[NAMESPACE/]NAME",
+        help="register the webhook as this Service (namespace default: --namespace) in the "
+        "ValidatingWebhookConfiguration --webhook-configuration, which must exist (the chart makes it)",
+    )
+    parser.add_argument(
+        "--webhook-configuration",
+        default="modelyard-webhook",
+        help="the ValidatingWebhookConfiguration to patch with --webhook-service",
+    )
+    parser.add_argument(
+        "--host", default="0.0.0.0", help="address of the status API, dashboard and /metrics (default: all)"
+    )
     parser.add_argument("--metrics-port", type=int, default=8080, help="status API, dashboard and /metrics")
+    parser.add_argument(
+        "--apply-builtin-catalog",
+        action="store_true",
+        help="apply the built-in catalog's ModelEntries at start (field manager modelyard-catalog)",
+    )
     parser.add_argument(
         "--status-token-env",
         default="MODELYARD_STATUS_TOKEN",
@@ -52,9 +80,13 @@ def _run(args: argparse.Namespace) -> int:
         namespace=args.namespace,
         kubeconfig=args.kubeconfig,
         webhook=not args.no_webhook,
-        webhook_host=args.webhook_host,
+        webhook_host=args.webhook_host or (args.host if args.host != "0.0.0.0" else "127.0.0.1"),
         webhook_port=args.webhook_port,
+        webhook_service=args.webhook_service,
+        webhook_configuration=args.webhook_configuration,
+        metrics_host=args.host,
         metrics_port=args.metrics_port,
+        apply_builtin_catalog=args.apply_builtin_catalog,
         status_token=os.environ.get(args.status_token_env) or None,
         leader_election=not args.no_leader_election,
         builder=builder,

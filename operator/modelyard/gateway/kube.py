@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import pathlib
 import random
 import ssl
 import urllib.parse
@@ -25,10 +24,11 @@ from typing import Any
 
 import aiohttp
 
+from modelyard import incluster
+
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
-_SA_DIR = pathlib.Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
 
 class KubeApi:
@@ -52,14 +52,18 @@ class KubeApi:
 
     @classmethod
     def load(cls, kubeconfig: str | None = None, namespace: str | None = None) -> KubeApi:
-        """In a pod: the service account; elsewhere the kubeconfig (``KUBECONFIG`` or ~/.kube)."""
+        """In a pod: the service account (see :mod:`modelyard.incluster`); elsewhere the
+        kubeconfig (``KUBECONFIG`` or ~/.kube)."""
         from kubernetes import client, config
+        from kubernetes.config import incluster_config
 
         configuration = client.Configuration()
-        token_file = _SA_DIR / "token"
-        if kubeconfig is None and token_file.exists():
-            config.load_incluster_config(client_configuration=configuration)
-            default_ns = (_SA_DIR / "namespace").read_text().strip()
+        account = incluster.detect() if kubeconfig is None else None
+        if account is not None:
+            incluster_config.InClusterConfigLoader(
+                token_filename=str(account.token_file), cert_filename=str(account.ca_file)
+            ).load_and_set(configuration)
+            default_ns = account.namespace() or "default"
         else:
             config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
             _, active = config.list_kube_config_contexts(config_file=kubeconfig)
@@ -71,7 +75,8 @@ class KubeApi:
         if hook is not None:
             hook(self._cfg)  # token rotation (in-cluster) and exec plugins
         headers = {"Accept": "application/json"}
-        token = self._cfg.get_api_key_with_prefix("authorization")
+        # in-cluster and newer kubeconfig loaders store it as "BearerToken", older ones as "authorization"
+        token = self._cfg.get_api_key_with_prefix("authorization", alias="BearerToken")
         if token:
             headers["Authorization"] = token
         return headers
