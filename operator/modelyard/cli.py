@@ -24,6 +24,7 @@ _GROUPS: dict[str, tuple[str, str]] = {
     "operator": ("modelyard.controllers.cli", "run the operator that reconciles modelyard resources"),
     "runtime": ("modelyard.runtime.cli", "serve a model over the OpenAI API"),
     "train": ("modelyard.trainer.cli", "run a fine-tune (the TrainingJob pod's entrypoint)"),
+    "quickstart": ("modelyard.quickstart.cli", "local cluster, Helm chart, two models, then an OpenAI call"),
 }
 
 

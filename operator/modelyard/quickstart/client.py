@@ -1,0 +1,68 @@
+"""Step 4 of the quickstart: what an application developer does, with the official ``openai`` client.
+
+The gateway is reached at its pod IP (there is no kube-proxy locally); on a real cluster the
+same code would use the Service's address.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+from modelyard.quickstart import cluster, progress
+
+PROMPT = "Say hello to modelyard in one sentence."
+EMBED_INPUT = "modelyard serves models on Kubernetes"
+
+
+@dataclasses.dataclass(frozen=True)
+class Answers:
+    chat: str
+    usage: str
+    embedding_dimension: int
+
+
+def _client(base_url: str, key: str | None) -> Any:
+    import openai
+
+    return openai.OpenAI(base_url=base_url, api_key=key or "unused", max_retries=2, timeout=120)
+
+
+def wait_routed(base_url: str, key: str | None, served: list[str], timeout: float = 120.0) -> None:
+    """Until the gateway lists every served name (its discovery follows the endpoints' pods)."""
+    import openai
+
+    client = _client(base_url, key)
+    deadline = time.monotonic() + timeout
+    listed: set[str] = set()
+    while time.monotonic() < deadline:
+        try:
+            listed = {m.id for m in client.models.list().data}
+        except openai.APIConnectionError:
+            listed = set()
+        if set(served) <= listed:
+            return
+        time.sleep(1.0)
+    raise cluster.QuickstartError(f"the gateway at {base_url} lists {sorted(listed)}, not {served}")
+
+
+def ask(base_url: str, key: str | None, chat_model: str, embedding_model: str,
+        show: progress.Progress) -> Answers:
+    client = _client(base_url, key)
+    show.step(f"POST {base_url}/chat/completions  model={chat_model}")
+    reply = client.chat.completions.create(
+        model=chat_model, messages=[{"role": "user", "content": PROMPT}], max_tokens=16
+    )
+    usage = reply.usage
+    usage_text = "not reported"
+    if usage is not None:
+        usage_text = (f"prompt {usage.prompt_tokens}, completion {usage.completion_tokens}, "
+                      f"total {usage.total_tokens} tokens")
+    show.step(f"POST {base_url}/embeddings  model={embedding_model}")
+    embedded = client.embeddings.create(model=embedding_model, input=EMBED_INPUT)
+    return Answers(
+        chat=reply.choices[0].message.content or "",
+        usage=usage_text,
+        embedding_dimension=len(embedded.data[0].embedding),
+    )
