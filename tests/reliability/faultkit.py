@@ -202,6 +202,7 @@ class Stream:
     status: int = 0
     events: list[str] = dataclasses.field(default_factory=list)
     content_chunks: int = 0
+    keepalives: int = 0
     first_content_at: float | None = None
     finished_at: float | None = None
     failure: str = ""
@@ -287,8 +288,9 @@ class Traffic:
                 record.status = response.status
                 async for raw in response.content:
                     line = raw.decode().strip()
+                    record.keepalives += line.startswith(": keepalive")
                     if not line.startswith("data: "):
-                        continue  # blank separators and ": keepalive" comments
+                        continue  # blank separators and comments
                     data = line[6:]
                     record.events.append(data)
                     if '"content"' in data and record.first_content_at is None:

@@ -1,0 +1,106 @@
+"""The operator SIGKILLed in the middle of a rollout converges after a restart, with no duplicates.
+
+The tiny Llama endpoint's env changes (``FAULT_MARK`` v1 -> v2): the operator applies the new
+Deployment and the pods start rolling. The operator is killed right then, the spec changes
+again (v3) while no operator runs, and a new operator process starts (it waits for the dead
+one's Lease to expire). It must finish the job: one Deployment and one Service, the old
+ReplicaSets scaled to zero with no pods left, status Ready for the latest generation, and the
+v3 environment in the running runtime processes themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import faultkit
+import pytest
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.timeout(420)]
+
+NS = faultkit.NAMESPACE
+SELECTOR = f"modelyard.io/endpoint={faultkit.ENDPOINT}"
+ROLLOUT_FIELDS = ("replicas", "updatedReplicas", "readyReplicas")
+
+
+def _mark(template: dict[str, Any]) -> str | None:
+    env = template["spec"]["containers"][0].get("env") or []
+    return next((e.get("value") for e in env if e["name"] == "FAULT_MARK"), None)
+
+
+def _items(cluster: Any, path: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = cluster.kube.get(path, labelSelector=SELECTOR)["items"]
+    return items
+
+
+def _process_env(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(item.decode(errors="replace").partition("=")[::2] for item in raw if item)
+
+
+def test_operator_killed_mid_rollout_converges_without_duplicates(
+    fault_cluster: Any, fault_operator: faultkit.Process, chat_endpoint: str
+) -> None:
+    kube = fault_cluster.kube
+    faultkit.wait_for(lambda: faultkit.ready(fault_cluster), 240, "the endpoint Ready")
+    deployment_path = f"/apis/apps/v1/namespaces/{NS}/deployments/{faultkit.ENDPOINT}"
+    assert _mark(kube.get(deployment_path)["spec"]["template"]) != "v2"
+
+    fault_cluster.kubectl("apply", "-f", "-", input=faultkit.endpoint_manifest(mark="v2"))
+    faultkit.wait_for(
+        lambda: _mark(kube.get(deployment_path)["spec"]["template"]) == "v2", 60, "the v2 Deployment"
+    )
+    fault_operator.kill()  # the rollout has just begun: new pods starting, old ones serving
+    rolling = kube.get(deployment_path)["status"]
+    fault_cluster.kubectl("apply", "-f", "-", input=faultkit.endpoint_manifest(mark="v3"))
+    endpoint_path = f"{faultkit.GROUP_PATH}/namespaces/{NS}/modelendpoints/{faultkit.ENDPOINT}"
+    generation = kube.get(endpoint_path)["metadata"]["generation"]
+    time.sleep(2)
+    assert _mark(kube.get(deployment_path)["spec"]["template"]) == "v2"  # nobody applied v3 yet
+
+    restarted = time.monotonic()
+    fault_operator.start()
+    converged = faultkit.wait_for(
+        lambda: (body := faultkit.ready(fault_cluster))
+        and body["status"]["observedGeneration"] == generation
+        and time.monotonic(),
+        240,
+        "Ready for the latest generation",
+    )
+
+    deployments = _items(fault_cluster, f"/apis/apps/v1/namespaces/{NS}/deployments")
+    services = _items(fault_cluster, f"/api/v1/namespaces/{NS}/services")
+    assert [d["metadata"]["name"] for d in deployments] == [faultkit.ENDPOINT]
+    assert [s["metadata"]["name"] for s in services] == [faultkit.ENDPOINT]
+    assert _mark(deployments[0]["spec"]["template"]) == "v3"
+
+    def settled() -> list[dict[str, Any]] | None:
+        """The endpoint's pods once only the current ReplicaSet's remain, all Ready."""
+        pods = _items(fault_cluster, f"/api/v1/namespaces/{NS}/pods")
+        current = all(_mark(p) == "v3" and not p["metadata"].get("deletionTimestamp") for p in pods)
+        return pods if len(pods) == 2 and current else None
+
+    pods = faultkit.wait_for(settled, 90, "the old pods to be gone")
+    replica_sets = _items(fault_cluster, f"/apis/apps/v1/namespaces/{NS}/replicasets")
+    live = [rs for rs in replica_sets if rs["spec"]["replicas"]]
+    assert [_mark(rs["spec"]["template"]) for rs in live] == ["v3"], "one ReplicaSet runs pods"
+    assert live[0]["status"].get("readyReplicas") == 2
+    owner = {p["metadata"]["ownerReferences"][0]["uid"] for p in pods}
+    assert owner == {live[0]["metadata"]["uid"]}
+    assert all(rs["status"].get("replicas", 0) == 0 for rs in replica_sets if rs not in live)
+
+    # the new spec is live in the runtime processes themselves
+    pids = fault_cluster.agent.pids()
+    for pod in pods:
+        (pid,) = pids[f"{NS}/{pod['metadata']['name']}"]
+        assert _process_env(pid)["FAULT_MARK"] == "v3"
+
+    figures = {
+        "deployment_at_kill": {k: rolling.get(k, 0) for k in ROLLOUT_FIELDS},
+        "converged_after_restart_s": round(converged - restarted, 1),
+        "replica_sets": len(replica_sets),
+        "pods": len(pods),
+    }
+    print("FAULT-FIGURES operator-restart", json.dumps(figures))
