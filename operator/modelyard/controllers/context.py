@@ -16,6 +16,18 @@ class EndpointState:
     phase: str
 
 
+@dataclasses.dataclass(frozen=True)
+class Applied:
+    """What the operator last applied for an endpoint, to skip re-applying what is unchanged."""
+
+    digest: str
+    """Hash of the built Deployment and Service."""
+    deployment: tuple[str, int]
+    """uid and generation of the Deployment right after the apply (a hand edit bumps it)."""
+    service: tuple[str, str]
+    """uid and resourceVersion of the Service right after the apply."""
+
+
 @dataclasses.dataclass
 class Context:
     cluster: cluster.Cluster
@@ -27,6 +39,8 @@ class Context:
     endpoint_queue: debounce.Debouncer | None = None
     entry_queue: debounce.Debouncer | None = None
     training_queue: debounce.Debouncer | None = None
+    applied: dict[tuple[str, str], Applied] = dataclasses.field(default_factory=dict)
+    """Per endpoint, the children as last applied (server-side apply is the costly call)."""
     entry_versions: dict[str, tuple[int, str]] = dataclasses.field(default_factory=dict)
     """(generation, phase) of each entry when its endpoints were last woken."""
 

@@ -8,6 +8,8 @@ once. Upstream endpoints run no pods: they are Ready when the upstream base URL 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 import time
 from typing import Any, cast
@@ -49,18 +51,45 @@ async def _upstream_answers(base_url: str) -> str | None:
         return f"{base_url} does not answer: {exc.__class__.__name__}: {exc}"
 
 
+def _ids(obj: dict[str, Any] | None, field: str) -> tuple[str, Any]:
+    meta = (obj or {}).get("metadata") or {}
+    return str(meta.get("uid")), meta.get(field)
+
+
 async def _observe_children(
     ctx: context.Context, endpoint: api.ModelEndpoint, entry: api.ModelEntry, uid: str
 ) -> endpoint_status.Observed:
+    """Apply the Deployment and Service unless they are as last applied, then observe the pods.
+
+    Pod and Deployment status events wake most reconciles; re-applying unchanged children on
+    each of them was most of the operator's load on the API server. A child is re-applied when
+    what is built changed, or when it is gone, re-created or edited (the Deployment's generation
+    or the Service's resourceVersion moved).
+    """
+    key = (endpoint.namespace or "", endpoint.name)
     built = deployment.build_deployment(endpoint, entry, ctx.settings, owner_uid=uid)
-    await ctx.cluster.apply(built)
-    await ctx.cluster.apply(service.build_service(endpoint, ctx.settings, owner_uid=uid, model=entry.name))
-    current = await ctx.cluster.get(cluster.DEPLOYMENT, endpoint.name, endpoint.namespace)
+    built_service = service.build_service(endpoint, ctx.settings, owner_uid=uid, model=entry.name)
+    digest = hashlib.sha256(json.dumps([built, built_service], sort_keys=True).encode()).hexdigest()
+    last = ctx.applied.get(key)
+    current: dict[str, Any] | None = None
+    if last is not None and last.digest == digest:
+        current = await ctx.cluster.get(cluster.DEPLOYMENT, endpoint.name, endpoint.namespace)
+        live_service = await ctx.cluster.get(cluster.SERVICE, endpoint.name, endpoint.namespace)
+        seen = (_ids(current, "generation"), _ids(live_service, "resourceVersion"))
+        if seen != (last.deployment, last.service):
+            last = None
+    if last is None or last.digest != digest:
+        current = await ctx.cluster.apply(built)  # the Deployment as it is now, status included
+        applied_service = await ctx.cluster.apply(built_service)
+        ctx.applied[key] = context.Applied(
+            digest, _ids(current, "generation"), _ids(applied_service, "resourceVersion")
+        )
     pods = await ctx.cluster.list(cluster.POD, endpoint.namespace, f"{labels.ENDPOINT}={endpoint.name}")
     return endpoint_status.observe(endpoint.spec.replicas, current, pods)
 
 
 async def _remove_children(ctx: context.Context, endpoint: api.ModelEndpoint) -> None:
+    ctx.applied.pop((endpoint.namespace or "", endpoint.name), None)
     await ctx.cluster.delete(cluster.DEPLOYMENT, endpoint.name, endpoint.namespace)
     await ctx.cluster.delete(cluster.SERVICE, endpoint.name, endpoint.namespace)
 
@@ -116,6 +145,7 @@ async def reconcile(ctx: context.Context, key: tuple[str, str]) -> None:
     started = time.monotonic()
     body = await ctx.cluster.get(cluster.MODEL_ENDPOINT, name, namespace)
     if body is None or body["metadata"].get("deletionTimestamp"):
+        ctx.applied.pop(key, None)
         gone = ctx.endpoints.pop(key, None)
         if gone is not None:
             ctx.touch_entry(gone.model)

@@ -1,0 +1,208 @@
+"""`helm install` of charts/modelyard with default values into a local control plane of its own:
+the operator and the gateway come up as pods (run by the node agent as processes) with only the
+chart's RBAC, the webhook answers through its Service, the operator reconciles; then `helm
+upgrade` and `helm uninstall` (CRDs and custom resources stay, no webhook is left behind)."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import chartkit
+import pytest
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+
+NS = chartkit.NAMESPACE
+ENTRY = """
+apiVersion: modelyard.io/v1alpha1
+kind: ModelEntry
+metadata: {name: %(name)s}
+spec:
+  source: {provider: local, uri: "file:///nonexistent/model"}
+  category: %(category)s
+  capabilities: {inference: %(inference)s}
+"""
+ENDPOINT = """
+apiVersion: modelyard.io/v1alpha1
+kind: ModelEndpoint
+metadata: {name: %(name)s, namespace: default}
+spec: {model: %(model)s, replicas: 0, resources: {gpus: 0}}
+"""
+
+
+def _wait(predicate: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+
+
+class Release:
+    """The chart installed as release `modelyard` in `modelyard-system` of one cluster."""
+
+    def __init__(self, cluster: Any, home: Path) -> None:
+        self.cluster = cluster
+        self.home = home
+
+    def helm(self, *args: str, timeout: float = 420) -> Any:
+        return chartkit.helm(*args, home=self.home, kubeconfig=self.cluster.kubeconfig, timeout=timeout)
+
+    def get(self, path: str) -> Any:
+        return self.cluster.kube.get(path)
+
+    def deployment(self, name: str) -> Any:
+        return self.get(f"/apis/apps/v1/namespaces/{NS}/deployments/{name}")
+
+    def can(self, who: str, *args: str) -> bool:
+        result = self.cluster.kubectl(
+            "auth", "can-i", *args, f"--as=system:serviceaccount:{NS}:{who}", check=False
+        )
+        return result.stdout.strip() == "yes"
+
+
+@pytest.fixture(scope="module")
+def release(own_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Release]:
+    state = tmp_path_factory.mktemp("chart-install")
+    with own_cluster(state / "cluster", ["chart-node-1:1:NVIDIA-L4", "chart-node-2:0"]) as cluster:
+        yield Release(cluster, state / "helm")
+
+
+def test_install_with_default_values_brings_operator_and_gateway_to_ready(release: Release) -> None:
+    started = time.monotonic()
+    result = release.helm(
+        "install", chartkit.RELEASE, str(chartkit.CHART), "--namespace", NS, "--create-namespace",
+        "--wait", "--timeout", "300s",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    print(f"helm install --wait took {time.monotonic() - started:.1f}s")
+    for name in ("modelyard-operator", "modelyard-gateway"):
+        status = release.deployment(name)["status"]
+        assert status.get("readyReplicas") == 1, (name, status)
+    pods = release.get(f"/api/v1/namespaces/{NS}/pods")["items"]
+    assert {p["spec"]["serviceAccountName"] for p in pods} == {"modelyard-operator", "modelyard-gateway"}
+    # The operator holds its Lease (a Role in its namespace is all it has for that).
+    lease = _wait(
+        lambda: release.get(f"/apis/coordination.k8s.io/v1/namespaces/{NS}/leases/modelyard-operator"),
+        120, "the operator's Lease",
+    )  # fmt: skip
+    assert lease["spec"]["holderIdentity"]
+
+
+def test_rbac_is_least_privilege(release: Release) -> None:
+    operator, gateway = "modelyard-operator", "modelyard-gateway"
+    assert release.can(operator, "patch", "modelendpoints.modelyard.io/status", "-n", "default")
+    assert release.can(operator, "create", "deployments.apps", "-n", "default")
+    assert release.can(operator, "patch", "validatingwebhookconfigurations/modelyard-webhook")
+    assert not release.can(operator, "patch", "validatingwebhookconfigurations/someone-elses")
+    assert not release.can(operator, "create", "validatingwebhookconfigurations")
+    assert not release.can(operator, "get", "secrets", "-n", NS)
+    assert not release.can(operator, "create", "leases.coordination.k8s.io", "-n", "default")
+    assert release.can(gateway, "watch", "endpointslices.discovery.k8s.io", "--all-namespaces")
+    assert release.can(gateway, "get", "secrets/modelyard-gateway-keys", "-n", NS)
+    assert release.can(gateway, "get", "secrets/openai-api-key", "-n", "default")
+    assert not release.can(gateway, "get", "secrets/other", "-n", NS)
+    assert not release.can(gateway, "list", "secrets", "-n", NS)
+    assert not release.can(gateway, "patch", "modelendpoints.modelyard.io", "-n", "default")
+
+
+def test_webhook_denies_a_bad_endpoint_through_its_service(release: Release) -> None:
+    config = _wait(
+        lambda: (c := release.get("/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/"
+                                  "modelyard-webhook")) and c.get("webhooks") and c,
+        120, "the operator to register its webhooks",
+    )  # fmt: skip
+    for hook in config["webhooks"]:
+        client = hook["clientConfig"]
+        assert "url" not in client
+        assert client["service"]["name"] == "modelyard-webhook" and client["service"]["namespace"] == NS
+        assert client["caBundle"] and hook["failurePolicy"] == "Ignore"
+    entry = ENTRY % {"name": "cannot-serve", "category": "embedding", "inference": "false"}
+    release.cluster.kubectl("apply", "-f", "-", input=entry)
+    denied = release.cluster.kubectl(
+        "apply", "-f", "-", input=ENDPOINT % {"name": "bad", "model": "cannot-serve"}, check=False
+    )
+    assert denied.returncode != 0
+    assert 'admission webhook "validate-endpoint.modelyard.io" denied the request' in denied.stderr
+    assert "cannot serve inference (capabilities.inference is false)" in denied.stderr
+
+
+def test_operator_reconciles_an_endpoint_and_the_gateway_sees_it(release: Release) -> None:
+    release.cluster.kubectl(
+        "apply", "-f", "-", input=ENTRY % {"name": "servable", "category": "text-llm", "inference": "true"}
+    )
+    release.cluster.kubectl("apply", "-f", "-", input=ENDPOINT % {"name": "good", "model": "servable"})
+    path = "/apis/modelyard.io/v1alpha1/namespaces/default/modelendpoints/good"
+    endpoint = _wait(
+        lambda: (e := release.get(path)) and (e.get("status") or {}).get("observedGeneration") and e,
+        120, "the operator to write the endpoint's status",
+    )  # fmt: skip
+    assert endpoint["status"]["phase"]
+    deployment = release.get("/apis/apps/v1/namespaces/default/deployments/good")
+    owner = deployment["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["name"]) == ("ModelEndpoint", "good")
+    assert release.get("/api/v1/namespaces/default/services/good") is not None
+    # The gateway answers on its pod IP (found through its Service's EndpointSlice).
+    slices = release.get(
+        f"/apis/discovery.k8s.io/v1/namespaces/{NS}/endpointslices"
+        "?labelSelector=kubernetes.io/service-name%3Dmodelyard-gateway"
+    )["items"]
+    address = slices[0]["endpoints"][0]["addresses"][0]
+    with urllib.request.urlopen(f"http://{address}:8000/readyz", timeout=10) as response:
+        assert response.status == 200
+
+
+def test_upgrade_changes_the_release_and_keeps_the_webhooks(release: Release) -> None:
+    result = release.helm(
+        "upgrade", chartkit.RELEASE, str(chartkit.CHART), "--namespace", NS, "--reuse-values",
+        "--set", "gateway.replicas=2", "--set", "catalog.builtin=true", "--wait", "--timeout", "300s",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "REVISION: 2" in result.stdout
+    assert release.deployment("modelyard-gateway")["status"].get("readyReplicas") == 2
+    # The operator restarted with --apply-builtin-catalog: the built-in entries appear, owned
+    # by their own field manager.
+    from modelyard.registry import builtin, manifests
+
+    names = {e.name for e in manifests.load_entries(builtin.CATALOG)}
+    entries = _wait(
+        lambda: names <= {
+            e["metadata"]["name"] for e in release.get("/apis/modelyard.io/v1alpha1/modelentries")["items"]
+        },
+        180, "the built-in catalog's ModelEntries",
+    )  # fmt: skip
+    assert entries
+    one = release.get(f"/apis/modelyard.io/v1alpha1/modelentries/{sorted(names)[0]}")
+    assert "modelyard-catalog" in {m["manager"] for m in one["metadata"]["managedFields"]}
+    config = release.get(
+        "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/modelyard-webhook"
+    )
+    assert len(config.get("webhooks") or []) == 3, json.dumps(config)[:500]
+
+
+def test_uninstall_keeps_crds_and_leaves_no_webhook_behind(release: Release) -> None:
+    result = release.helm("uninstall", chartkit.RELEASE, "--namespace", NS, "--wait", "--timeout", "120s")
+    assert result.returncode == 0, result.stderr
+    for path in (
+        f"/apis/apps/v1/namespaces/{NS}/deployments/modelyard-operator",
+        f"/apis/apps/v1/namespaces/{NS}/deployments/modelyard-gateway",
+        f"/api/v1/namespaces/{NS}/services/modelyard-webhook",
+        "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/modelyard-webhook",
+        "/apis/rbac.authorization.k8s.io/v1/clusterroles/modelyard-operator",
+        "/apis/rbac.authorization.k8s.io/v1/clusterroles/modelyard-gateway",
+    ):
+        _wait(lambda path=path: release.get(path) is None, 120, f"{path} to go")
+    for crd in ("modelentries", "modelendpoints", "trainingjobs"):
+        assert release.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd}.modelyard.io")
+    assert release.get("/apis/modelyard.io/v1alpha1/modelentries/servable") is not None
+    applied = release.cluster.kubectl(
+        "apply", "-f", "-", input=ENDPOINT % {"name": "after", "model": "cannot-serve"}, check=False
+    )
+    assert applied.returncode == 0, applied.stderr  # no webhook is asked (none is left to deny it)
