@@ -1,11 +1,19 @@
-# The developer entry points. `make setup` once, then `make test`.
+# The developer entry points: `make demo` (set up, then the quickstart) and `make test`.
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup lint typecheck test crds
+.PHONY: setup demo demo-down lint typecheck test crds
 
 setup:
 	bash .ci/setup
+
+# A local cluster, the Helm chart, a tiny chat model and MiniLM, and an OpenAI call through the
+# gateway (docs/quickstart.md). Re-running reuses the cluster; `make demo-down` stops it.
+demo: setup
+	$(BIN)/modelyard quickstart
+
+demo-down:
+	$(BIN)/modelyard local down --name quickstart
 
 lint:
 	$(BIN)/ruff check operator tests

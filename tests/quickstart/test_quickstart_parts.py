@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import ipaddress
 import stat
 from pathlib import Path
 
@@ -62,7 +63,10 @@ def test_entries_and_endpoints_are_valid_resources(tmp_path: Path) -> None:
 
 def test_the_nodes_fit_both_endpoints(tmp_path: Path) -> None:
     specs = [nodes.NodeSpec.parse(n) for n in manifests.NODES]
-    assert manifests.node_args() == ["--node", manifests.NODES[0], "--node", manifests.NODES[1]]
+    args = manifests.node_args(tmp_path)
+    assert args[:4] == ["--node", manifests.NODES[0], "--node", manifests.NODES[1]]
+    network = ipaddress.ip_network(args[args.index("--pod-cidr") + 1])
+    assert network.is_loopback and network.prefixlen == 16 and 210 <= network.network_address.packed[1] <= 254
     for model in (manifests.chat_model(tmp_path), manifests.embedding_model(tmp_path)):
         resources = manifests.model_endpoint(model)["spec"]["resources"]
         wanted = resources.get("gpuType")

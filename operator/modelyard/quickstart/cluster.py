@@ -45,7 +45,7 @@ def ensure_cluster(state_dir: Path, show: progress.Progress) -> controlplane.Con
         return plane
     show.step(f"starting a local cluster (modelyard local up --state-dir {state_dir})")
     try:
-        plane.up(agent_args=manifests.node_args(), timeout=180.0, log=show.detail)
+        plane.up(agent_args=manifests.node_args(state_dir), timeout=180.0, log=show.detail)
     except controlplane.ControlPlaneError as exc:
         plane.down(log=show.detail)
         raise QuickstartError(f"the local cluster did not start: {exc}") from exc

@@ -7,6 +7,7 @@ be read and tested on its own; :mod:`modelyard.quickstart.cli` does the talking.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +57,17 @@ def embedding_model(path: Path) -> Model:
     )  # fmt: skip
 
 
-def node_args(nodes: tuple[str, ...] = NODES) -> list[str]:
+def pod_cidr(state_dir: Path) -> str:
+    """A loopback pod range of this cluster's own: ``127.210-254.0.0/16`` by the state dir, above
+    the ``127.10-209`` ranges other local clusters (tests, ``modelyard local up``) pick by pid, so
+    a quickstart cluster's pod IPs never clash with theirs."""
+    digest = hashlib.sha256(str(state_dir).encode()).digest()
+    return f"127.{210 + digest[0] % 45}.0.0/16"
+
+
+def node_args(state_dir: Path, nodes: tuple[str, ...] = NODES) -> list[str]:
     """Node agent arguments for ``ControlPlane.up``."""
-    return [arg for node in nodes for arg in ("--node", node)]
+    return [*(arg for node in nodes for arg in ("--node", node)), "--pod-cidr", pod_cidr(state_dir)]
 
 
 def helm_args(chart: Path, values_file: Path | None, *, timeout: str = "10m") -> list[str]:

@@ -32,8 +32,11 @@ def tiny_chat_model(show: progress.Progress) -> Path:
     show.step(f"building a tiny chat model (Llama, random weights) in {path}")
     partial = path.with_name(f".tiny-llama-{uuid.uuid4().hex[:8]}")
     tinymodels.build_llama(partial)
-    shutil.rmtree(path, ignore_errors=True)
-    partial.rename(path)
+    if (path / "config.json").exists():  # another run finished first: keep the model it made
+        shutil.rmtree(partial, ignore_errors=True)
+    else:
+        shutil.rmtree(path, ignore_errors=True)  # a leftover without config.json
+        partial.rename(path)
     return path
 
 

@@ -1,0 +1,73 @@
+"""The README's first command, end to end: ``modelyard quickstart`` on a cluster of its own.
+
+Run twice on one state dir: the first run starts the control plane, installs the chart, builds
+the tiny chat model and waits for both endpoints; the second reuses all of it (``helm upgrade``
+to revision 2) and stops the cluster (``--down``). Both must print the gateway's chat answer and
+the embedding's dimension and exit 0, without printing the API key.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.timeout(1500)]
+
+STEP = re.compile(r"^\[ *\d+\.\ds\] ==> ", re.MULTILINE)
+
+
+def _quickstart(state_dir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "modelyard", "quickstart", "--state-dir", str(state_dir), *extra],
+        capture_output=True, text=True, timeout=700,
+    )  # fmt: skip
+    print(done.stdout[-6000:], done.stderr[-3000:], sep="\n")
+    return done
+
+
+def test_quickstart_answers_through_the_gateway_then_reruns_fast_and_stops(tmp_path: Path) -> None:
+    from modelyard.local import build, controlplane
+
+    try:
+        build.ensure_built(lambda msg: print(msg, file=sys.stderr))
+    except build.BuildError as exc:
+        if os.environ.get("CI"):
+            raise
+        reason = f"local control plane binaries cannot be built: {exc}"
+        print(reason, file=sys.stderr)
+        pytest.skip(reason)
+    state_dir = tmp_path / "quickstart"
+    plane = controlplane.ControlPlane(state_dir)
+    try:
+        first = _quickstart(state_dir)
+        assert first.returncode == 0, first.stdout[-3000:]
+        out = first.stdout
+        assert "starting a local cluster" in out and "STATUS: deployed" in out and "REVISION: 1" in out
+        assert "ModelEndpoint chat: Ready (Available) ready 1/1" in out
+        assert "ModelEndpoint embeddings: Ready (Available) ready 1/1" in out
+        answer = re.search(r"^chat answer \(tiny-chat\): '(.+)'$", out, re.MULTILINE)
+        assert answer and answer.group(1).strip(), "an empty chat answer"
+        assert re.search(r"^usage: prompt \d+, completion \d+, total \d+ tokens$", out, re.MULTILINE)
+        assert "embedding (all-minilm-l6-v2): dimension 384" in out
+        components = plane.pids()
+        assert plane.running() and set(components) >= {"etcd", "apiserver", "agent"}
+        assert len(STEP.findall(out)) >= 8, "one timed line per step"
+        key = (state_dir / "api-key").read_text().strip()
+        assert key not in out + first.stderr, "the API key was printed"
+        assert "kubectl get modelyard -A" in out and f"modelyard local down --state-dir {state_dir}" in out
+
+        second = _quickstart(state_dir, "--down")
+        assert second.returncode == 0, second.stdout[-3000:]
+        again = second.stdout
+        assert "local cluster already running" in again and "REVISION: 2" in again
+        assert "tiny chat model already built" in again
+        assert "embedding (all-minilm-l6-v2): dimension 384" in again
+        assert "stopping the cluster (--down)" in again
+        assert not any(controlplane.alive(pid) for pid in components.values()), plane.status()
+    finally:
+        plane.down(grace=10, log=lambda msg: None)
