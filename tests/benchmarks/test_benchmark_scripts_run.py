@@ -1,0 +1,68 @@
+"""The benchmark scripts under benchmarks/ still run, in a tiny mode, so they cannot rot.
+
+Each script is run as a user would run it and its JSON summary is checked for what it counts
+(requests served, objects Ready), never for how fast: speed figures come from full runs on a
+known machine (docs/benchmarks.md), not from CI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run(script: str, *args: str, timeout: float) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), *args],
+        capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, (
+        f"{script} exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    )
+    summary: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return summary
+
+
+def test_soak_serves_every_request_and_samples_memory() -> None:
+    summary = _run("soak.py", "--duration", "3", "--window", "1.5", "--rate", "20", "--sample", "0.5",
+                   "--max-growth", "1000", timeout=120)  # fmt: skip
+    assert summary["requests"] > 0 and summary["errors"] == 0
+    assert len(summary["windows"]) == 2 and {"plain", "stream"} <= summary["windows"][0].keys()
+    assert len(summary["rss_samples"]) >= 3 and summary["rss_end_mib"] > 0
+
+
+def test_routing_bench_compares_a_large_table_with_one_model() -> None:
+    summary = _run("routing_bench.py", "--models", "20", "--decisions", "2000", "--repeat", "1", timeout=120)
+    assert set(summary["results"]) == {"20", "1"}
+    for result in summary["results"].values():
+        assert result["p50_us"] > 0 and result["p99_us"] >= result["p50_us"]
+        assert result["discovery_rebuild_one_change_ms"] > 0
+
+
+@pytest.mark.slow
+def test_scale_bench_converges_a_few_endpoints_with_and_without_the_operator(tmp_path: Path) -> None:
+    from modelyard.local import build
+
+    try:
+        build.ensure_built(lambda msg: print(msg, file=sys.stderr))
+    except build.BuildError as exc:
+        if os.environ.get("CI"):
+            raise
+        print(f"skipped: the local control plane binaries cannot be built: {exc}", file=sys.stderr)
+        pytest.skip(f"the local control plane binaries cannot be built: {exc}")
+    summary = _run("scale_bench.py", "--entries", "3", "--timeout", "180", "--settle", "1",
+                   "--json", str(tmp_path / "scale.json"), timeout=600)  # fmt: skip
+    assert json.loads((tmp_path / "scale.json").read_text()) == summary
+    limit, operator = summary["limit"], summary["operator"]
+    assert limit["children_ready_s"] is not None and limit["api_requests"]["POST"] >= 12
+    assert operator["ready_count"] == 3 and operator["entries_valid"] == 3
+    assert operator["reconciles"].get("ModelEndpoint/Ready", 0) >= 3
+    assert operator["rss_peak_mib"] > 0 and operator["cluster_cpu_s_to_ready"]["apiserver"] > 0
