@@ -61,3 +61,19 @@ def find(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
     matches = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
     assert len(matches) == 1, f"{kind}/{name}: {len(matches)} rendered"
     return matches[0]
+
+
+def ready_address(kube: Any, namespace: str, service: str) -> tuple[str, int]:
+    """(pod IP, port) of a ready endpoint of ``service``, from its EndpointSlices: there is no
+    kube-proxy on the local control plane, so ClusterIPs do not route."""
+    slices = kube.get(
+        f"/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices"
+        f"?labelSelector=kubernetes.io/service-name%3D{service}"
+    )["items"]
+    for item in slices:
+        port = next(p["port"] for p in item.get("ports") or [])
+        for endpoint in item.get("endpoints") or []:
+            conditions = endpoint.get("conditions") or {}
+            if conditions.get("ready") and not conditions.get("terminating"):
+                return endpoint["addresses"][0], int(port)
+    raise AssertionError(f"Service {namespace}/{service} has no ready endpoint")

@@ -159,12 +159,7 @@ def test_examples_answer_through_the_gateway_service(
         for name in ("chat-stable", "chat-canary", "openai-gpt-4o-mini"):
             _wait(lambda name=name: ready(name), 400, f"ModelEndpoint ml/{name} Ready")
 
-        slices = c.kube.get(
-            f"/apis/discovery.k8s.io/v1/namespaces/{chartkit.NAMESPACE}/endpointslices"
-            "?labelSelector=kubernetes.io/service-name%3Dmodelyard-gateway"
-        )["items"]
-        port = next(p["port"] for p in slices[0]["ports"] if p["name"] == "http")
-        address = slices[0]["endpoints"][0]["addresses"][0]
+        address, port = chartkit.ready_address(c.kube, chartkit.NAMESPACE, "modelyard-gateway")
 
         import openai
 

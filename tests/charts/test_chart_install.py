@@ -5,8 +5,10 @@ upgrade` and `helm uninstall` (CRDs and custom resources stay, no webhook is lef
 
 from __future__ import annotations
 
+import base64
 import json
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -150,19 +152,17 @@ def test_operator_reconciles_an_endpoint_and_the_gateway_sees_it(release: Releas
     assert (owner["kind"], owner["name"]) == ("ModelEndpoint", "good")
     assert release.get("/api/v1/namespaces/default/services/good") is not None
     # The gateway answers on its pod IP (found through its Service's EndpointSlice).
-    slices = release.get(
-        f"/apis/discovery.k8s.io/v1/namespaces/{NS}/endpointslices"
-        "?labelSelector=kubernetes.io/service-name%3Dmodelyard-gateway"
-    )["items"]
-    address = slices[0]["endpoints"][0]["addresses"][0]
-    with urllib.request.urlopen(f"http://{address}:8000/readyz", timeout=10) as response:
+    address, port = chartkit.ready_address(release.cluster.kube, NS, "modelyard-gateway")
+    assert port == 8000
+    with urllib.request.urlopen(f"http://{address}:{port}/readyz", timeout=10) as response:
         assert response.status == 200
 
 
 def test_upgrade_changes_the_release_and_keeps_the_webhooks(release: Release) -> None:
     result = release.helm(
         "upgrade", chartkit.RELEASE, str(chartkit.CHART), "--namespace", NS, "--reuse-values",
-        "--set", "gateway.replicas=2", "--set", "catalog.builtin=true", "--wait", "--timeout", "300s",
+        "--set", "gateway.replicas=2", "--set", "catalog.builtin=true",
+        "--set", "operator.statusApi.auth.enabled=true", "--wait", "--timeout", "300s",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "REVISION: 2" in result.stdout
@@ -185,6 +185,35 @@ def test_upgrade_changes_the_release_and_keeps_the_webhooks(release: Release) ->
         "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/modelyard-webhook"
     )
     assert len(config.get("webhooks") or []) == 3, json.dumps(config)[:500]
+
+
+def _status_api(release: Release, path: str, token: str | None) -> int:
+    address, port = chartkit.ready_address(release.cluster.kube, NS, "modelyard-status-api")
+    request = urllib.request.Request(f"http://{address}:{port}{path}")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_status_api_token_is_generated_once_and_kept_across_upgrades(release: Release) -> None:
+    def token() -> str:
+        secret = release.get(f"/api/v1/namespaces/{NS}/secrets/modelyard-status-api-token")
+        return base64.b64decode(secret["data"]["token"]).decode()
+
+    first = token()
+    assert len(first) == 40
+    assert _status_api(release, "/api/v1/endpoints", None) == 401
+    assert _status_api(release, "/api/v1/endpoints", first) == 200
+    again = release.helm(
+        "upgrade", chartkit.RELEASE, str(chartkit.CHART), "--namespace", NS, "--reuse-values",
+        "--wait", "--timeout", "300s",
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert token() == first
 
 
 def test_uninstall_keeps_crds_and_leaves_no_webhook_behind(release: Release) -> None:
