@@ -1,7 +1,8 @@
-"""Run an Argo CD health script the way Argo CD does: the resource as the global ``obj`` (JSON
-decoded into Lua tables, numbers as Lua 5.1 doubles, as gopher-lua has them), the script's
-return value a table with ``status`` and ``message``. Lua 5.1 is what gopher-lua implements;
-the tests also run 5.4 so nothing version-specific slips in."""
+"""Run an Argo CD health script the way Argo CD does (argo-cd ``util/lua/lua.go``): Lua 5.1, as
+gopher-lua implements it; only the base, table and package libraries (a script from argocd-cm
+gets no ``string`` or ``math`` unless ``useOpenLibs`` is set); the resource as the global ``obj``
+(JSON decoded into tables, every number a double); the returned table's ``status`` and
+``message``. ``gopher_lua.py`` runs the same scripts in gopher-lua itself where Go is at hand."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 CUSTOMIZATIONS = ROOT / "docs" / "gitops" / "resource_customizations" / "modelyard.io"
 KINDS = ("ModelEntry", "ModelEndpoint", "TrainingJob")
-LUA_VERSIONS = ("lua51", "lua54")
 # Argo CD's health statuses (gitops-engine pkg/health).
 ARGO_STATUSES = {"Healthy", "Progressing", "Degraded", "Suspended", "Missing", "Unknown"}
 
@@ -36,11 +36,20 @@ def _to_lua(runtime: Any, value: Any) -> Any:
     return value
 
 
-def health(kind: str, obj: dict[str, Any], lua: str = "lua51") -> Health:
+# Argo CD opens package, base, table and a safe os (time only); take the rest away, with the
+# string metatable that would let ("x"):sub() through.
+_SANDBOX = """
+local strings = getmetatable("")
+if strings ~= nil then strings.__index = nil end
+string = nil; math = nil; io = nil; debug = nil; coroutine = nil; os = nil
+dofile = nil; loadfile = nil
+"""
+
+
+def health(kind: str, obj: dict[str, Any]) -> Health:
     """The health the script of ``kind`` gives ``obj``."""
-    runtime = importlib.import_module(f"lupa.{lua}").LuaRuntime(unpack_returned_tuples=False)
-    # Argo CD's sandbox opens only base, table, string and math (and no os, io, require).
-    runtime.execute("os = nil; io = nil; require = nil; dofile = nil; loadfile = nil")
+    runtime = importlib.import_module("lupa.lua51").LuaRuntime(unpack_returned_tuples=False)
+    runtime.execute(_SANDBOX)
     runtime.globals().obj = _to_lua(runtime, obj)
     result = runtime.execute(script(kind))
     assert result is not None, f"{kind}/health.lua returned nothing"

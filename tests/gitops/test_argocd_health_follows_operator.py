@@ -56,18 +56,19 @@ def test_every_phase_the_api_allows_is_one_the_code_writes() -> None:
 
 
 @pytest.mark.parametrize(("kind", "phase", "reason"), _all_pairs())
-def test_every_emitted_phase_and_reason_has_an_argo_status(kind: str, phase: str, reason: str) -> None:
+def test_every_emitted_phase_and_reason_has_an_argo_status(
+    kind: str, phase: str, reason: str, lua: Any
+) -> None:
     status = {"phase": phase, "reason": reason, "message": "what happened", "observedGeneration": 4}
-    for lua in argo_lua.LUA_VERSIONS:
-        got = argo_lua.health(kind, _obj(kind, status, generation=4), lua)
-        assert got.status in argo_lua.ARGO_STATUSES - {"Unknown", "Missing"}, got
-        assert got.status == FIXED[kind].get(phase, got.status), (phase, reason, got)
-        assert got.message, got
-        stale = argo_lua.health(kind, _obj(kind, status, generation=5), lua)
-        assert (stale.status, stale.message) == (
-            "Progressing",
-            "Waiting for the operator to observe generation 5",
-        )
+    got = lua.health(kind, _obj(kind, status, generation=4))
+    assert got.status in argo_lua.ARGO_STATUSES - {"Unknown", "Missing"}, got
+    assert got.status == FIXED[kind].get(phase, got.status), (phase, reason, got)
+    assert got.message, got
+    stale = lua.health(kind, _obj(kind, status, generation=5))
+    assert (stale.status, stale.message) == (
+        "Progressing",
+        "Waiting for the operator to observe generation 5",
+    )
 
 
 # --- ModelEndpoint statuses as the controller writes them --------------------------------------
@@ -139,15 +140,13 @@ ENDPOINT_CASES = {
 
 
 @pytest.mark.parametrize("case", ENDPOINT_CASES)
-def test_endpoint_health_from_the_operators_status(case: str) -> None:
+def test_endpoint_health_from_the_operators_status(case: str, lua: Any) -> None:
     (desired, deployment, pods), expected, fragment = ENDPOINT_CASES[case]
     observed = endpoint_status.observe(desired, deployment, pods)
-    got = argo_lua.health("ModelEndpoint", _obj("ModelEndpoint", _endpoint_status(observed, 3), generation=3))
+    got = lua.health("ModelEndpoint", _obj("ModelEndpoint", _endpoint_status(observed, 3), generation=3))
     assert got.status == expected, (observed, got)
     assert fragment in got.message and observed.reason in got.message, got
-    newer = argo_lua.health(
-        "ModelEndpoint", _obj("ModelEndpoint", _endpoint_status(observed, 3), generation=4)
-    )
+    newer = lua.health("ModelEndpoint", _obj("ModelEndpoint", _endpoint_status(observed, 3), generation=4))
     assert newer.status == "Progressing"
 
 
@@ -209,16 +208,16 @@ JOB_CASES = {
 
 
 @pytest.mark.parametrize("case", JOB_CASES)
-def test_training_job_health_from_the_operators_status(case: str) -> None:
+def test_training_job_health_from_the_operators_status(case: str, lua: Any) -> None:
     (job, pods), expected, fragment = JOB_CASES[case]
     phase, reason, message = training.job_phase(job, pods)
     status = {"phase": phase, "reason": reason, "message": message, "observedGeneration": 1}
-    got = argo_lua.health("TrainingJob", _obj("TrainingJob", status))
+    got = lua.health("TrainingJob", _obj("TrainingJob", status))
     assert got.status == expected, (phase, reason, got)
     assert fragment in got.message, got
 
 
-def test_running_training_job_shows_its_progress() -> None:
+def test_running_training_job_shows_its_progress(lua: Any) -> None:
     progress = training.progress_fields({"step": 30, "totalSteps": 60, "loss": 0.5, "etaSeconds": 12, "x": 1})
     status = {
         "phase": "Running",
@@ -227,8 +226,8 @@ def test_running_training_job_shows_its_progress() -> None:
         "observedGeneration": 1,
         "progress": progress,
     }
-    got = argo_lua.health("TrainingJob", _obj("TrainingJob", status))
-    assert (got.status, got.message) == ("Progressing", "Running: step 30/60, loss 0.5, ETA 12 s")
+    got = lua.health("TrainingJob", _obj("TrainingJob", status))
+    assert (got.status, got.message) == ("Progressing", "Running: step 30/60, loss 0.500, ETA 12 s")
 
 
 # --- ModelEntry ------------------------------------------------------------------------------
@@ -248,10 +247,10 @@ def _entry_status(entry: api.ModelEntry, generation: int) -> dict[str, Any]:
     }
 
 
-def test_entry_health_from_the_registrys_resolution() -> None:
+def test_entry_health_from_the_registrys_resolution(lua: Any) -> None:
     spec = {"source": {"repo": "Qwen/Qwen2.5-0.5B-Instruct"}, "architecture": "Qwen2ForCausalLM"}
     good = api.ModelEntry.model_validate({"metadata": {"name": "qwen"}, "spec": spec})
-    got = argo_lua.health("ModelEntry", _obj("ModelEntry", _entry_status(good, 2), generation=2))
+    got = lua.health("ModelEntry", _obj("ModelEntry", _entry_status(good, 2), generation=2))
     assert got.status == "Healthy"
     assert (
         got.message
@@ -266,5 +265,24 @@ def test_entry_health_from_the_registrys_resolution() -> None:
     bad = api.ModelEntry.model_validate({"metadata": {"name": "qwen"}, "spec": bad_spec})
     status = _entry_status(bad, 2)
     assert status["phase"] == "Invalid"
-    got = argo_lua.health("ModelEntry", _obj("ModelEntry", status, generation=2))
+    got = lua.health("ModelEntry", _obj("ModelEntry", status, generation=2))
     assert (got.status, got.message) == ("Degraded", f"Invalid: {status['reason']}")
+
+
+@pytest.mark.parametrize(
+    ("loss", "shown"),
+    [(1.23456, "1.235"), (0.05, "0.050"), (2, "2.000"), (0.0004, "0.000"), (12.3456789, "12.346")],
+)
+def test_loss_is_shown_with_three_decimals_without_string_format(loss: float, shown: str, lua: Any) -> None:
+    status = {"phase": "Running", "reason": "Running", "observedGeneration": 1,
+              "progress": {"step": 1, "totalSteps": 2, "loss": loss}}  # fmt: skip
+    assert (
+        lua.health("TrainingJob", _obj("TrainingJob", status)).message == f"Running: step 1/2, loss {shown}"
+    )
+
+
+def test_scripts_use_no_library_argo_cd_leaves_out() -> None:
+    for kind in argo_lua.KINDS:
+        code = "\n".join(line.split("--")[0] for line in argo_lua.script(kind).splitlines())
+        for name in ("string.", "math.", "os.", "io.", "require", ":sub(", ":format(", ":find(", ":match("):
+            assert name not in code, f"{kind}/health.lua uses {name}"

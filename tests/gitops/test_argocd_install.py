@@ -43,4 +43,4 @@ def test_the_component_merges_the_scripts_into_argocd_cm(tmp_path: Path) -> None
 def test_the_plain_argocd_cm_snippet_holds_the_same_scripts() -> None:
     cm = yaml.safe_load((GITOPS / "argocd-cm.yaml").read_text())
     assert (cm["kind"], cm["metadata"]["name"]) == ("ConfigMap", "argocd-cm")
-    assert cm["data"] == _keys()
+    assert cm["data"] == _keys(), "stale: run .venv/bin/python docs/gitops/make_argocd_cm.py"

@@ -1,5 +1,10 @@
 -- Argo CD health of a modelyard.io ModelEndpoint, from the phase and reason the operator writes
 -- (operator/modelyard/builders/endpoint_status.py). Lua 5.1 (gopher-lua); see docs/gitops/README.md.
+-- Argo CD runs health scripts without the string and math libraries (only base, table and a
+-- safe os), so no string.* or math.* here.
+local function startswith(text, prefix)
+  return text >= prefix and text < prefix .. "\255"
+end
 local hs = {}
 local status = obj.status
 local generation = obj.metadata.generation
@@ -18,7 +23,7 @@ local reason = status.reason or phase
 local message = status.message or ""
 if message == "" then
   message = reason
-elseif string.sub(message, 1, string.len(reason)) ~= reason then
+elseif not startswith(message, reason) then
   message = reason .. ": " .. message
 end
 -- The replica count, unless the message is that count already (Available, Starting).

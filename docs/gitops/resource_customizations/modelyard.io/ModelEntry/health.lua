@@ -1,5 +1,6 @@
 -- Argo CD health of a modelyard.io ModelEntry (cluster-scoped), from the phase the operator
 -- writes (operator/modelyard/controllers/model_entry.py). Lua 5.1 (gopher-lua); see docs/gitops/README.md.
+-- Argo CD runs health scripts without the string and math libraries: none used here.
 local hs = {}
 local status = obj.status
 local generation = obj.metadata.generation

@@ -1,6 +1,11 @@
 -- Argo CD health of a modelyard.io TrainingJob, from the phase, reason and progress the operator
 -- writes (operator/modelyard/builders/training.py job_phase, controllers/training_job.py).
 -- Lua 5.1 (gopher-lua); see docs/gitops/README.md.
+-- Argo CD runs health scripts without the string and math libraries (only base, table and a
+-- safe os), so no string.* or math.* here.
+local function startswith(text, prefix)
+  return text >= prefix and text < prefix .. "\255"
+end
 local hs = {}
 local status = obj.status
 local generation = obj.metadata.generation
@@ -19,7 +24,7 @@ local reason = status.reason or phase
 local message = status.message or ""
 if message == "" then
   message = reason
-elseif string.sub(message, 1, string.len(reason)) ~= reason then
+elseif not startswith(message, reason) then
   message = reason .. ": " .. message
 end
 if phase == "Succeeded" then
@@ -34,7 +39,14 @@ elseif phase == "Running" then
   if progress ~= nil and progress.step ~= nil and progress.totalSteps ~= nil then
     hs.message = "Running: step " .. tostring(progress.step) .. "/" .. tostring(progress.totalSteps)
     if progress.loss ~= nil then
-      hs.message = hs.message .. ", loss " .. string.format("%.4g", progress.loss)
+      -- Three decimals, built from whole numbers only: no string.format here, and gopher-lua
+      -- prints a fractional number in full (1.2349999999999999).
+      local thousandths = progress.loss * 1000 + 0.5
+      thousandths = thousandths - thousandths % 1
+      local frac = thousandths % 1000
+      local pad = ""
+      if frac < 10 then pad = "00" elseif frac < 100 then pad = "0" end
+      hs.message = hs.message .. ", loss " .. tostring((thousandths - frac) / 1000) .. "." .. pad .. tostring(frac)
     end
     if progress.etaSeconds ~= nil then
       hs.message = hs.message .. ", ETA " .. tostring(progress.etaSeconds) .. " s"
