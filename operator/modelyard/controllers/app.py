@@ -263,7 +263,12 @@ async def run(options: OperatorOptions) -> None:
     runner = await _serve_http(ctx, options, status_view)  # /healthz answers while a standby waits
     if lease is not None:
         await lease.acquire()
-    keeper = asyncio.create_task(lease.keep(stop)) if lease is not None else None
+    leading = asyncio.Event()  # cleared while the Lease may have lapsed (the API server away)
+    leading.set()
+    for queue in (ctx.endpoint_queue, ctx.entry_queue, ctx.training_queue):
+        if queue is not None:
+            queue.gate = leading
+    keeper = asyncio.create_task(lease.keep(stop, leading)) if lease is not None else None
     seeding = asyncio.create_task(catalog_seed.seed(ctx.cluster)) if options.apply_builtin_catalog else None
     try:
         await kopf.operator(

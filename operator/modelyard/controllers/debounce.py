@@ -2,7 +2,8 @@
 
 ``schedule(key, delay)`` runs the reconcile function for ``key`` once after ``delay``; more
 triggers meanwhile are folded in. A trigger that arrives while the reconcile runs schedules
-one more run after it, so the last event is never lost.
+one more run after it, so the last event is never lost. While ``gate`` is cleared (the
+operator cannot be sure it still holds its Lease) runs wait for it, folding triggers in.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class Debouncer:
         self._pending: dict[Hashable, asyncio.Task[None]] = {}
         self._running: set[Hashable] = set()
         self._again: set[Hashable] = set()
+        self.gate: asyncio.Event | None = None
 
     def schedule(self, key: Hashable, delay: float = 0.2) -> None:
         if key in self._running:
@@ -34,6 +36,8 @@ class Debouncer:
 
     async def _later(self, key: Hashable, delay: float) -> None:
         await asyncio.sleep(delay)
+        if self.gate is not None:
+            await self.gate.wait()
         self._pending.pop(key, None)
         self._running.add(key)
         try:

@@ -1,8 +1,10 @@
 """One operator replica at a time: a coordination.k8s.io Lease held by the active replica.
 
 A replica waits until it holds the Lease ``modelyard-operator`` in its namespace, renews it
-every ``renew`` seconds and stops the operator (exits) if it ever loses it, so two replicas
-never reconcile at once. A crashed holder is replaced after ``duration`` seconds.
+every ``renew`` seconds and stops the operator (exits) if another replica ever holds it, so two
+replicas never reconcile at once. While the API server cannot be reached it holds its
+reconciles back once the Lease may have expired, and resumes when it renews the Lease again
+(see :meth:`Lease.keep`). A crashed holder is replaced after ``duration`` seconds.
 """
 
 from __future__ import annotations
@@ -109,15 +111,45 @@ class Lease:
             await asyncio.sleep(self.renew)
         log.info("holding the Lease %s/%s as %s", self.namespace, LEASE_NAME, self.identity)
 
-    async def keep(self, stop: asyncio.Event) -> None:
-        """Renew until ``stop``; set ``stop`` when the Lease is lost."""
+    async def keep(self, stop: asyncio.Event, leading: asyncio.Event | None = None) -> None:
+        """Renew every ``renew`` seconds until ``stop``; set ``stop`` when another replica holds it.
+
+        A renewal that fails (the API server restarting, say) is retried every second. Until
+        ``duration`` seconds after the last renewal (less a second) no other replica can have taken
+        the Lease, so nothing changes. After that ``leading`` is cleared, which holds reconciles
+        back, until a renewal succeeds again (the Lease was still ours, or had expired with nobody
+        taking it); without ``leading`` the operator stops then, as client-go's renew deadline.
+        Finding the Lease held by another replica always stops it.
+        """
+        loop = asyncio.get_running_loop()
+        renewed = loop.time()
+        failing = False
         while not stop.is_set():
-            await asyncio.sleep(self.renew)
+            await asyncio.sleep(1.0 if failing else self.renew)
+            attempt = loop.time()
             try:
                 held = await asyncio.to_thread(self.try_acquire)
-            except Exception:
-                log.exception("renewing the Lease failed")
-                held = False
+            except Exception as exc:
+                if not failing:
+                    log.warning("renewing the Lease failed (%s); retrying every second", exc)
+                failing = True
+                if loop.time() - renewed < self.duration - 1:
+                    continue
+                if leading is None:
+                    log.error("could not renew the Lease %s/%s in time; stopping", self.namespace, LEASE_NAME)
+                    stop.set()
+                elif leading.is_set():
+                    log.warning("the Lease may have expired: reconciles wait until it is renewed")
+                    leading.clear()
+                continue
             if not held:
                 log.error("lost the Lease %s/%s; stopping", self.namespace, LEASE_NAME)
                 stop.set()
+                return
+            renewed = attempt
+            if failing:
+                log.info("renewed the Lease %s/%s again", self.namespace, LEASE_NAME)
+            failing = False
+            if leading is not None and not leading.is_set():
+                log.info("reconciles resume")
+                leading.set()
