@@ -107,6 +107,8 @@ def test_rbac_is_least_privilege(release: Release) -> None:
     assert not release.can(operator, "create", "validatingwebhookconfigurations")
     assert not release.can(operator, "get", "secrets", "-n", NS)
     assert not release.can(operator, "create", "leases.coordination.k8s.io", "-n", "default")
+    assert release.can(operator, "patch", "pods", "-n", NS)  # its own leader label
+    assert not release.can(operator, "patch", "pods", "-n", "default")
     assert release.can(gateway, "watch", "endpointslices.discovery.k8s.io", "--all-namespaces")
     assert release.can(gateway, "get", "secrets/modelyard-gateway-keys", "-n", NS)
     assert release.can(gateway, "get", "secrets/openai-api-key", "-n", "default")
@@ -161,7 +163,7 @@ def test_operator_reconciles_an_endpoint_and_the_gateway_sees_it(release: Releas
 def test_upgrade_changes_the_release_and_keeps_the_webhooks(release: Release) -> None:
     result = release.helm(
         "upgrade", chartkit.RELEASE, str(chartkit.CHART), "--namespace", NS, "--reuse-values",
-        "--set", "gateway.replicas=2", "--set", "catalog.builtin=true",
+        "--set", "gateway.replicas=2", "--set", "operator.replicas=2", "--set", "catalog.builtin=true",
         "--set", "operator.statusApi.auth.enabled=true", "--wait", "--timeout", "300s",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -185,6 +187,31 @@ def test_upgrade_changes_the_release_and_keeps_the_webhooks(release: Release) ->
         "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/modelyard-webhook"
     )
     assert len(config.get("webhooks") or []) == 3, json.dumps(config)[:500]
+
+
+def test_with_two_operator_replicas_services_reach_only_the_leader(release: Release) -> None:
+    def ready_endpoints(service: str) -> list[dict[str, Any]]:
+        slices = release.get(
+            f"/apis/discovery.k8s.io/v1/namespaces/{NS}/endpointslices"
+            f"?labelSelector=kubernetes.io/service-name%3D{service}"
+        )["items"]
+        endpoints = [e for s in slices for e in s.get("endpoints") or []]
+        return [e for e in endpoints if (e.get("conditions") or {}).get("ready")]
+
+    pods = release.get(f"/api/v1/namespaces/{NS}/pods?labelSelector=app.kubernetes.io/component%3Doperator")
+    running = [p for p in pods["items"] if not p["metadata"].get("deletionTimestamp")]
+    assert len(running) == 2
+    for service in ("modelyard-webhook", "modelyard-status-api"):
+        endpoints = _wait(
+            lambda service=service: len(found := ready_endpoints(service)) == 1 and found,
+            120, f"{service} to reach one replica",
+        )  # fmt: skip
+        leader = release.get(f"/api/v1/namespaces/{NS}/pods/{endpoints[0]['targetRef']['name']}")
+        assert leader["metadata"]["labels"].get("modelyard.io/leader") == "true"
+    denied = release.cluster.kubectl(
+        "apply", "-f", "-", input=ENDPOINT % {"name": "bad-again", "model": "cannot-serve"}, check=False
+    )
+    assert "denied the request" in denied.stderr
 
 
 def _status_api(release: Release, path: str, token: str | None) -> int:

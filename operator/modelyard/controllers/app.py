@@ -32,6 +32,7 @@ from modelyard.controllers import (
     context,
     debounce,
     leader,
+    leader_label,
     metrics,
     model_endpoint,
     model_entry,
@@ -70,6 +71,8 @@ class OperatorOptions:
     """With ``webhook_service``: the ValidatingWebhookConfiguration (made by the chart) to patch."""
     apply_builtin_catalog: bool = False
     """Apply the built-in catalog's ModelEntries at start (:mod:`.catalog_seed`)."""
+    pod_name: str | None = None
+    """This replica's pod, labelled while it holds the Lease (:mod:`.leader_label`)."""
 
 
 ADMISSION = (
@@ -261,8 +264,10 @@ async def run(options: OperatorOptions) -> None:
     lease = leader.Lease(ctx.cluster.api, options.namespace) if options.leader_election else None
     status_view = view.View()
     runner = await _serve_http(ctx, options, status_view)  # /healthz answers while a standby waits
+    await leader_label.mark(ctx.cluster, options.namespace, options.pod_name, False)
     if lease is not None:
         await lease.acquire()
+    await leader_label.mark(ctx.cluster, options.namespace, options.pod_name, True)
     leading = asyncio.Event()  # cleared while the Lease may have lapsed (the API server away)
     leading.set()
     for queue in (ctx.endpoint_queue, ctx.entry_queue, ctx.training_queue):
@@ -281,6 +286,7 @@ async def run(options: OperatorOptions) -> None:
         for task in (keeper, seeding):
             if task is not None:
                 task.cancel()
+        await leader_label.mark(ctx.cluster, options.namespace, options.pod_name, False)
         if lease is not None:
             await asyncio.to_thread(lease.release)
         await runner.cleanup()

@@ -61,6 +61,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-leader-election", action="store_true", help="skip the Lease (one replica only!)"
     )
+    parser.add_argument(
+        "--pod-name",
+        default=os.environ.get("POD_NAME") or None,
+        help="this replica's pod (default $POD_NAME): labelled modelyard.io/leader=true while it "
+        "holds the Lease, so the webhook and status API Services reach only the active replica",
+    )
     parser.add_argument("--runtime-image", default=None, help="image of runtime and trainer pods")
     parser.add_argument("--log-level", default="INFO")
     parser.set_defaults(func=_run)
@@ -87,6 +93,7 @@ def _run(args: argparse.Namespace) -> int:
         metrics_host=args.host,
         metrics_port=args.metrics_port,
         apply_builtin_catalog=args.apply_builtin_catalog,
+        pod_name=args.pod_name,
         status_token=os.environ.get(args.status_token_env) or None,
         leader_election=not args.no_leader_election,
         builder=builder,
