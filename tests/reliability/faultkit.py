@@ -22,6 +22,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Coroutine
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -173,6 +174,74 @@ def pod_ips(cluster: Any) -> dict[str, str]:
         if conditions.get("Ready") == "True" and not pod["metadata"].get("deletionTimestamp"):
             found[pod["metadata"]["name"]] = pod["status"]["podIP"]
     return found
+
+
+class Upstream:
+    """An OpenAI-compatible server on 127.0.0.1: answers ``GET /v1/models`` and, unless ``hang``,
+    every POST with a fixed chat completion; with ``hang`` it accepts POSTs and never answers."""
+
+    def __init__(self, hang: bool = False) -> None:
+        self.posts = 0
+        self.release = threading.Event()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _json(self, data: dict[str, Any]) -> None:
+                body = json.dumps(data).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:
+                self._json({"object": "list", "data": [{"id": "remote-model", "object": "model"}]})
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                outer.posts += 1
+                if hang:
+                    outer.release.wait(600)  # hold the connection, say nothing
+                    return
+                message = {"role": "assistant", "content": "hello from the upstream"}
+                self._json({
+                    "id": "chatcmpl-up", "object": "chat.completion", "created": 1, "model": "remote-model",
+                    "choices": [{"index": 0, "finish_reason": "stop", "message": message}],
+                })  # fmt: skip
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def upstream_manifest(name: str, served: str, base_url: str, fallback: str | None = None) -> str:
+    """An upstream ModelEntry ``name`` and its ModelEndpoint ``name`` in the test namespace."""
+    extra = f", fallback: [{fallback}]" if fallback else ""
+    return f"""
+apiVersion: modelyard.io/v1alpha1
+kind: ModelEntry
+metadata: {{name: {name}}}
+spec:
+  source: {{provider: upstream}}
+  servedName: {served}
+  category: text-llm
+  runtime: {{engine: upstream}}
+  upstream: {{baseUrl: "{base_url}", model: remote-model}}
+---
+apiVersion: modelyard.io/v1alpha1
+kind: ModelEndpoint
+metadata: {{name: {name}, namespace: {NAMESPACE}}}
+spec: {{model: {name}{extra}}}
+"""
 
 
 def chat_body(model: str, max_tokens: int, stream: bool = False, **extra: Any) -> dict[str, Any]:

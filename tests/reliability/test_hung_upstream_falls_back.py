@@ -10,11 +10,9 @@ attempts, then is answered by the fallback model, streaming (behind keepalives) 
 from __future__ import annotations
 
 import json
-import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import faultkit
@@ -28,75 +26,24 @@ HUNG = "hung-model"
 SLACK = 30.0  # the fallback's own answer on a busy 2-core machine, with room to spare
 
 
-class HungUpstream:
-    """Answers ``GET /v1/models``; accepts every POST and never answers it."""
-
-    def __init__(self) -> None:
-        self.posts = 0
-        self.release = threading.Event()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                body = json.dumps({"object": "list", "data": [{"id": "remote-model", "object": "model"}]})
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body.encode())
-
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                outer.posts += 1
-                outer.release.wait(600)  # hold the connection, say nothing
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture()
-def hung_endpoint(fault_cluster: Any, chat_endpoint: str) -> Iterator[HungUpstream]:
-    upstream = HungUpstream()
-    manifest = f"""
-apiVersion: modelyard.io/v1alpha1
-kind: ModelEntry
-metadata: {{name: fault-hung}}
-spec:
-  source: {{provider: upstream}}
-  servedName: {HUNG}
-  category: text-llm
-  runtime: {{engine: upstream}}
-  upstream: {{baseUrl: "{upstream.url}", model: remote-model}}
----
-apiVersion: modelyard.io/v1alpha1
-kind: ModelEndpoint
-metadata: {{name: hung, namespace: {faultkit.NAMESPACE}}}
-spec: {{model: fault-hung, fallback: [{chat_endpoint}]}}
-"""
+def hung_endpoint(fault_cluster: Any, chat_endpoint: str) -> Iterator[faultkit.Upstream]:
+    upstream = faultkit.Upstream(hang=True)
+    manifest = faultkit.upstream_manifest("hung", HUNG, upstream.url, fallback=chat_endpoint)
     fault_cluster.kubectl("apply", "-f", "-", input=manifest)
     faultkit.wait_for(
         lambda: faultkit.ready(fault_cluster, "hung", replicas=0), 60, "the upstream endpoint Ready"
     )
     yield upstream
     fault_cluster.kubectl("delete", "modelendpoint", "hung", "-n", faultkit.NAMESPACE, "--wait=false")
-    fault_cluster.kubectl("delete", "modelentry", "fault-hung", "--wait=false")
+    fault_cluster.kubectl("delete", "modelentry", "hung", "--wait=false")
     upstream.close()
 
 
 def test_hung_upstream_times_out_then_the_fallback_answers(
     fault_cluster: Any,
     chat_endpoint: str,
-    hung_endpoint: HungUpstream,
+    hung_endpoint: faultkit.Upstream,
     start_gateway: Callable[..., faultkit.Gateway],
 ) -> None:
     gw = start_gateway(
