@@ -18,8 +18,6 @@ DOCS = [
     "docs/gitops/README.md",
     "images/README.md",
 ]
-# Written with the Helm chart, by its own change.
-ELSEWHERE = {ROOT / "docs" / "helm.md"}
 
 
 def _anchor(heading: str) -> str:
@@ -34,8 +32,6 @@ def test_relative_links_resolve(doc: str) -> None:
             continue
         file, _, anchor = target.partition("#")
         linked = (path.parent / file).resolve() if file else path
-        if linked in ELSEWHERE:
-            continue
         assert linked.exists(), f"{doc}: broken link {target}"
         if anchor and linked.suffix == ".md":
             headings = {_anchor(h) for h in re.findall(r"^#+ (.+)$", linked.read_text(), re.MULTILINE)}
