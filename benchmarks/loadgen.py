@@ -23,7 +23,7 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 async def run(
-    url: str, rate: float, duration: float, stream: bool, model: str, key: str | None
+    url: str, rate: float, duration: float, stream: bool, model: str, key: str | None, max_in_flight: int = 0
 ) -> dict[str, float]:
     body = json.dumps(
         {
@@ -37,25 +37,32 @@ async def run(
     if key:
         headers["Authorization"] = f"Bearer {key}"
     latencies: list[float] = []
-    errors = 0
+    errors = shed = in_flight = 0
     connector = aiohttp.TCPConnector(limit=0, force_close=False)
     async with aiohttp.ClientSession(connector=connector) as session:
 
         async def one(scheduled: float) -> None:
-            nonlocal errors
+            nonlocal errors, in_flight
             try:
                 async with session.post(url, data=body, headers=headers) as response:
                     await response.read()
                     ok = response.status == 200
             except aiohttp.ClientError:
                 ok = False
+            finally:
+                in_flight -= 1
             if ok:
                 latencies.append(time.perf_counter() - scheduled)
             else:
                 errors += 1
 
+        def send(scheduled: float) -> asyncio.Future[None]:
+            nonlocal in_flight
+            in_flight += 1
+            return asyncio.ensure_future(one(scheduled))
+
         # warm the connection pool
-        await asyncio.gather(*(one(time.perf_counter()) for _ in range(20)))
+        await asyncio.gather(*(send(time.perf_counter()) for _ in range(20)))
         latencies.clear()
         total = int(rate * duration)
         start = time.perf_counter() + 0.05
@@ -65,12 +72,16 @@ async def run(
             delay = scheduled - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.ensure_future(one(scheduled)))
+            if max_in_flight and in_flight >= max_in_flight:
+                shed += 1  # not sent: the target is that far behind
+                continue
+            tasks.append(send(scheduled))
         await asyncio.gather(*tasks)
         elapsed = time.perf_counter() - start
     return {
         "requests": total,
         "errors": errors,
+        "shed": shed,
         "achieved_rps": total / elapsed,
         "p50_ms": _percentile(latencies, 0.50) * 1000,
         "p90_ms": _percentile(latencies, 0.90) * 1000,
@@ -86,8 +97,16 @@ def main() -> None:
     parser.add_argument("--stream", action="store_true")
     parser.add_argument("--model", default="bench")
     parser.add_argument("--key")
+    parser.add_argument(
+        "--max-in-flight",
+        type=int,
+        default=0,
+        help="skip (count as shed) sends beyond this many open (0: no cap)",
+    )
     args = parser.parse_args()
-    result = asyncio.run(run(args.url, args.rate, args.duration, args.stream, args.model, args.key))
+    result = asyncio.run(
+        run(args.url, args.rate, args.duration, args.stream, args.model, args.key, args.max_in_flight)
+    )
     print(json.dumps(result))
 
 

@@ -11,6 +11,12 @@ It reports the RSS when the warm-up ends (``--warmup`` seconds) and at the end, 
 per cent, requests served, errors, and p50/p99 per window. Prints a table and one JSON object
 (also written to ``--json``). Exit status 1 when the growth exceeds ``--max-growth`` (5 %).
 
+Each load generator sends on schedule but never keeps more than ``--max-in-flight`` requests
+open: when the machine starves the gateway, the sends beyond are counted as shed instead of
+piling up thousands of concurrent requests, whose buffers would raise the RSS high-water mark
+and read as growth. Afterwards ``--bursts`` bursts of ``--burst-size`` requests in one second
+show whether memory taken by a peak is reused (no leak) or grows again.
+
     nice -n 10 .venv/bin/python benchmarks/soak.py --duration 1800 --rate 150 --json soak.json
     .venv/bin/python benchmarks/soak.py --duration 4 --window 2 --rate 20   # a quick check
 """
@@ -99,16 +105,18 @@ class Sampler(threading.Thread):
         self.sample()
 
 
-def _loadgen(url: str, model: str, rate: float, duration: float, stream: bool) -> subprocess.Popen[str]:
-    command = [sys.executable, str(HERE / "loadgen.py"), "--url", url, "--rate", f"{rate:g}",
-               "--duration", f"{duration:g}", "--model", model, "--key", KEY]  # fmt: skip
+def _loadgen(
+    url: str, model: str, rate: float, duration: float, stream: bool, cap: int
+) -> subprocess.Popen[str]:
+    command = [sys.executable, str(HERE / "loadgen.py"), "--url", url, "--rate", f"{rate:g}", "--duration",
+               f"{duration:g}", "--model", model, "--key", KEY, "--max-in-flight", str(cap)]  # fmt: skip
     return subprocess.Popen(command + (["--stream"] if stream else []), stdout=subprocess.PIPE, text=True)
 
 
 def _collect(process: subprocess.Popen[str]) -> dict[str, float]:
     out, _ = process.communicate()
     if process.returncode != 0 or not out.strip():
-        return {"requests": 0, "errors": float("nan"), "p50_ms": float("nan"), "p99_ms": float("nan")}
+        return {"requests": 0, "errors": 0, "shed": 0, "p50_ms": float("nan"), "p99_ms": float("nan")}
     result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
     return result
 
@@ -139,19 +147,29 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
             plain_model, stream_model = names[(2 * index) % len(names)], names[(2 * index + 1) % len(names)]
             share = args.stream_share
             running = [
-                (False, _loadgen(url, plain_model, args.rate * (1 - share), length, False)),
-                (True, _loadgen(url, stream_model, args.rate * share, length, True)),
+                (
+                    False,
+                    _loadgen(url, plain_model, args.rate * (1 - share), length, False, args.max_in_flight),
+                ),
+                (True, _loadgen(url, stream_model, args.rate * share, length, True, args.max_in_flight)),
             ]
             results = [(stream, _collect(p)) for stream, p in running]
             window: dict[str, Any] = {"t_end_s": round(time.monotonic() - started, 1)}
             for stream, r in results:
                 kind = "stream" if stream else "plain"
-                window[kind] = {k: round(r[k], 3) for k in ("requests", "errors", "p50_ms", "p99_ms")}
+                window[kind] = {k: round(r[k], 3) for k in ("requests", "errors", "shed", "p50_ms", "p99_ms")}
             windows.append(window)
             print(f"window {index:3d} t={window['t_end_s']:7.1f}s " + json.dumps(window), flush=True)
             index += 1
         elapsed = time.monotonic() - started
         sampler.stop()
+        # Then bursts of --burst-size requests at once: RSS that rises with the first and not with
+        # the next is a high-water mark of concurrency (memory kept for reuse), not a leak.
+        bursts = []
+        for _ in range(args.bursts):
+            _collect(_loadgen(url, names[0], args.burst_size, 1, False, 0))
+            time.sleep(2)
+            bursts.append(round(sampler.process.memory_info().rss / 2**20, 2))
         if gateway.poll() is not None:
             raise RuntimeError(f"the gateway exited with {gateway.returncode}; see {tmp / 'gateway.log'}")
     finally:
@@ -159,7 +177,7 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
             process.terminate()
             process.wait(30)
         log.close()
-    return _summary(args, sampler.samples, windows, elapsed)
+    return _summary(args, sampler.samples, windows, elapsed, bursts)
 
 
 def _summary(
@@ -167,12 +185,15 @@ def _summary(
     samples: list[tuple[float, int, float]],
     windows: list[dict[str, Any]],
     elapsed: float,
+    bursts: list[float],
 ) -> dict[str, Any]:
     warmup = min(args.warmup, args.duration / 3)
     after = [s for s in samples if s[0] >= warmup] or samples[-1:]
     base, end = after[0], samples[-1]
-    served = sum(w[k]["requests"] for w in windows for k in ("plain", "stream"))
+    sent = sum(w[k]["requests"] - w[k]["shed"] for w in windows for k in ("plain", "stream"))
     errors = sum(w[k]["errors"] for w in windows for k in ("plain", "stream"))
+    shed = sum(w[k]["shed"] for w in windows for k in ("plain", "stream"))
+    served = sent - errors
     growth = (end[1] - base[1]) / base[1] * 100
     return {
         "duration_s": round(elapsed, 1),
@@ -181,6 +202,9 @@ def _summary(
         "models": args.models,
         "requests": served,
         "errors": errors,
+        "shed": shed,
+        "max_in_flight": args.max_in_flight,
+        "rss_after_bursts_mib": bursts,
         "rss_start_mib": round(samples[0][1] / 2**20, 2),
         "rss_after_warmup_mib": round(base[1] / 2**20, 2),
         "warmup_s": round(base[0], 1),
@@ -208,11 +232,13 @@ def _table(summary: dict[str, Any]) -> None:
             f"{x['requests']:>8} {x['errors']:>4} {x['p50_ms']:>7.2f} {x['p99_ms']:>7.2f}" for x in (p, s)
         ]
         print(f"{w['t_end_s']:>12.1f} {cells[0]} | {cells[1]}")
-    print(f"\nrequests {summary['requests']} ({summary['achieved_rps']} req/s), errors {summary['errors']}")
+    print(f"\nrequests served {summary['requests']} ({summary['achieved_rps']} req/s), "
+          f"errors {summary['errors']}, shed {summary['shed']} (cap {summary['max_in_flight']})")  # fmt: skip
     print(f"gateway RSS: start {summary['rss_start_mib']} MiB, after warm-up ({summary['warmup_s']} s) "
           f"{summary['rss_after_warmup_mib']} MiB, end {summary['rss_end_mib']} MiB, "
           f"max {summary['rss_max_mib']} MiB: growth {summary['rss_growth_pct']} %")  # fmt: skip
     print(f"gateway CPU {summary['gateway_cpu_s']} s over {summary['duration_s']} s")
+    print(f"RSS after each burst: {summary['rss_after_bursts_mib']} MiB")
 
 
 def main() -> int:
@@ -227,6 +253,9 @@ def main() -> int:
     parser.add_argument("--sample", type=float, default=15, help="seconds between RSS samples")
     parser.add_argument("--warmup", type=float, default=180, help="RSS baseline after this (≤ duration/3)")
     parser.add_argument("--max-growth", type=float, default=5.0, help="per cent; exit 1 above it")
+    parser.add_argument("--max-in-flight", type=int, default=256, help="per load generator (0: no cap)")
+    parser.add_argument("--bursts", type=int, default=2, help="bursts after the steady load (RSS reuse)")
+    parser.add_argument("--burst-size", type=int, default=2000, help="requests sent within 1 s per burst")
     parser.add_argument("--json", type=Path, help="also write the summary here")
     args = parser.parse_args()
     summary = soak(args)
