@@ -136,6 +136,16 @@ def test_pods_run_non_root_with_read_only_root_and_resource_requests() -> None:
         assert "--host=$(POD_IP)" in container["args"]
 
 
+def test_bind_pod_ip_or_all_addresses() -> None:
+    for value, address in (("true", "$(POD_IP)"), ("false", "0.0.0.0")):
+        docs = chartkit.documents(chartkit.template("--set", f"bindPodIP={value}"))
+        for name in ("modelyard-operator", "modelyard-gateway"):
+            pod = chartkit.find(docs, "Deployment", name)["spec"]["template"]["spec"]
+            assert f"--host={address}" in pod["containers"][0]["args"]
+        operator = chartkit.find(docs, "Deployment", "modelyard-operator")
+        assert f"--webhook-host={address}" in operator["spec"]["template"]["spec"]["containers"][0]["args"]
+
+
 def _metric_names() -> set[str]:
     from modelyard.controllers import metrics as operator_metrics
     from modelyard.gateway import metrics as gateway_metrics

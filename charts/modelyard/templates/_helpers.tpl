@@ -35,6 +35,10 @@ app.kubernetes.io/instance: {{ .ctx.Release.Name }}
 app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
+{{- define "modelyard.bindAddress" -}}
+{{- if .Values.bindPodIP }}$(POD_IP){{ else }}0.0.0.0{{ end -}}
+{{- end -}}
+
 {{- define "modelyard.image" -}}
 {{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) -}}
 {{- end -}}
