@@ -33,10 +33,11 @@ def _run(script: str, *args: str, timeout: float) -> dict[str, Any]:
 
 def test_soak_serves_every_request_and_samples_memory() -> None:
     summary = _run("soak.py", "--duration", "3", "--window", "1.5", "--rate", "20", "--sample", "0.5",
-                   "--max-growth", "1000", timeout=120)  # fmt: skip
+                   "--max-growth", "1000", "--bursts", "1", "--burst-size", "100", timeout=120)  # fmt: skip
     assert summary["requests"] > 0 and summary["errors"] == 0
-    assert len(summary["windows"]) == 2 and {"plain", "stream"} <= summary["windows"][0].keys()
-    assert len(summary["rss_samples"]) >= 3 and summary["rss_end_mib"] > 0
+    assert len(summary["windows"]) >= 1 and {"plain", "stream"} <= summary["windows"][0].keys()
+    assert len(summary["rss_samples"]) >= 2 and summary["rss_end_mib"] > 0
+    assert len(summary["rss_after_bursts_mib"]) == 1 and summary["shed"] == 0
 
 
 def test_routing_bench_compares_a_large_table_with_one_model() -> None:
