@@ -37,7 +37,9 @@ class ApiKey:
 
 
 def _digest(key: str) -> bytes:
-    return hashlib.sha256(key.encode()).digest()
+    # aiohttp decodes header bytes that are not UTF-8 as lone surrogates: hash them as they came
+    # (a plain encode() raised, and "Bearer \x80" was a 500 instead of a 401)
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
