@@ -112,3 +112,24 @@ def test_the_command_is_registered_with_its_flags() -> None:
     assert args.func.__module__ == "modelyard.quickstart.cli"
     assert (args.state_dir, args.down, args.no_auth, args.chart) == (Path("/s"), True, True, None)
     assert cluster.default_chart().parts[-2:] == ("charts", "modelyard")
+
+
+def test_the_tiny_chat_model_is_taught_its_reply(tmp_path: Path) -> None:
+    """What the quickstart builds: greedy decoding of the taught prompts gives the reply, then stops."""
+    import transformers
+
+    from modelyard.local import tinymodels
+    from modelyard.quickstart import models
+
+    path = tinymodels.build_llama(tmp_path / "tiny-chat")
+    pairs = [(manifests.PROMPT, manifests.REPLY), (manifests.CURL_PROMPT, manifests.REPLY)]
+    tinymodels.teach_replies(path, pairs, steps=models.TEACH_STEPS)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(path)
+    model = transformers.AutoModelForCausalLM.from_pretrained(path)
+    for prompt in (manifests.PROMPT, manifests.CURL_PROMPT):
+        text = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+                                             add_generation_prompt=True)  # fmt: skip
+        ids = tokenizer(text, return_tensors="pt")["input_ids"]
+        out = model.generate(ids, max_new_tokens=32, do_sample=False)
+        assert out[0][-1].item() == tokenizer.eos_token_id, "the reply does not end its turn"
+        assert tokenizer.decode(out[0][ids.shape[1]:], skip_special_tokens=True) == manifests.REPLY

@@ -74,6 +74,27 @@ def error_body(
     return {"error": {"message": message, "type": kind, "param": param, "code": code}}
 
 
+def media_type_error(content_type: str | None, *, form: bool = False) -> str | None:
+    """Why a body sent as ``content_type`` is refused (415), or None when the route reads it.
+
+    The JSON routes read the body as JSON whatever the Content-Type says (``curl -d`` and
+    urllib label JSON ``application/x-www-form-urlencoded``; a body that is not JSON is a 400),
+    except ``multipart/form-data``, which never is. The audio routes (``form``) read
+    ``multipart/form-data`` only. The gateway and the runtime apply this same rule, so a
+    client gets the same answer through either.
+    """
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    if form:
+        if media == "multipart/form-data":
+            return None
+        want = "multipart/form-data (the audio file in a 'file' field)"
+    else:
+        if media != "multipart/form-data":
+            return None
+        want = "a JSON body (application/json); only the audio routes take multipart/form-data"
+    return f"Content-Type {media or '(none)'!r} is not supported on this route; send {want}"
+
+
 class ChatMessage(OpenAIModel):
     role: Literal["system", "user", "assistant", "tool", "developer"]
     content: str | list[dict[str, Any]] | None = None

@@ -2,7 +2,8 @@
 
 ``create_app(settings, discovery, balancer)`` wires everything by typed app keys; nothing
 lives at module level. Before a request is forwarded it is authenticated (bearer key, when
-keys are configured), bounded (body size → 413, per-key concurrency → 429), and its model
+keys are configured), bounded (body size → 413, per-key concurrency → 429), its Content-Type
+checked (415, the runtime's rule: :func:`modelyard.api.openai.media_type_error`), and its model
 checked (unknown → 404, not allowed for the key → 403). Everything else is
 :mod:`modelyard.gateway.proxy`.
 """
@@ -156,13 +157,18 @@ async def _openai(request: web.Request) -> web.StreamResponse:
         if request.content_length is not None and request.content_length > limit:
             response = _error(413, f"request body larger than {limit} bytes")
             return response
+        content_type = request.headers.get("Content-Type", "")
+        refused = openai.media_type_error(content_type, form=request.path.startswith("/v1/audio/"))
+        if refused is not None:
+            response = _error(415, refused, code="unsupported_media_type")
+            return response
         try:
             raw = await request.read()
         except web.HTTPRequestEntityTooLarge:
             response = _error(413, f"request body larger than {limit} bytes")
             return response
         try:
-            parsed = body.parse(raw, request.headers.get("Content-Type", ""))
+            parsed = body.parse(raw, content_type)
         except body.BodyError as exc:
             response = _error(400, str(exc), param=exc.param)
             return response

@@ -25,6 +25,7 @@ __all__ = [
     "build_cross_encoder",
     "build_llama",
     "build_whisper",
+    "teach_replies",
     "wav_bytes",
 ]
 
@@ -56,7 +57,8 @@ def _bpe(vocab_size: int, specials: list[str]) -> Any:
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        vocab_size=vocab_size, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
     )
     tok.train_from_iterator(CORPUS, trainer)
     return tok
@@ -88,6 +90,35 @@ def build_llama(path: pathlib.Path) -> pathlib.Path:
     )
     tf.LlamaForCausalLM(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
+    return path
+
+
+def teach_replies(path: pathlib.Path, pairs: list[tuple[str, str]], steps: int = 60) -> pathlib.Path:
+    """Overfit a saved chat model on a few (user, assistant) turns, in place, so that greedy
+    decoding answers those prompts with those replies and then ends its turn (``</s>``): a demo
+    whose answer reads as a sentence. A few seconds on a quiet CPU for :func:`build_llama`'s model."""
+    import torch
+
+    tf = _transformers()
+    tokenizer = tf.AutoTokenizer.from_pretrained(path)
+    model = tf.AutoModelForCausalLM.from_pretrained(path)
+    texts = [
+        tokenizer.apply_chat_template(
+            [{"role": "user", "content": user}, {"role": "assistant", "content": reply}], tokenize=False
+        )
+        for user, reply in pairs
+    ]
+    batch = tokenizer(texts, return_tensors="pt", padding=True)
+    labels = batch["input_ids"].clone()
+    labels[batch["attention_mask"] == 0] = -100
+    torch.manual_seed(0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    model.train()
+    for _ in range(steps):
+        model(**batch, labels=labels).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.save_pretrained(path)
     return path
 
 

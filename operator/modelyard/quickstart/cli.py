@@ -79,7 +79,8 @@ def _deploy_and_ask(
     show.plain()
     state = shlex.quote(str(plane.state_dir))
     auth = f'-H "Authorization: Bearer $(cat {state}/api-key)" ' if key else ""
-    body = '{"model": "tiny-chat", "messages": [{"role": "user", "content": "hi"}]}'
+    body = ('{"model": "tiny-chat", "temperature": 0, '
+            f'"messages": [{{"role": "user", "content": "{manifests.CURL_PROMPT}"}}]}}')
     show.plain("Try next:")
     show.plain(f"  export KUBECONFIG={shlex.quote(str(plane.kubeconfig))} PATH={build.bin_dir()}:$PATH")
     show.plain("  kubectl get modelyard -A                  # entries and endpoints, with their status")

@@ -10,9 +10,8 @@ import dataclasses
 import time
 from typing import Any
 
-from modelyard.quickstart import cluster, progress
+from modelyard.quickstart import cluster, manifests, progress
 
-PROMPT = "Say hello to modelyard in one sentence."
 EMBED_INPUT = "modelyard serves models on Kubernetes"
 
 
@@ -50,9 +49,10 @@ def wait_routed(base_url: str, key: str | None, served: list[str], timeout: floa
 def ask(base_url: str, key: str | None, chat_model: str, embedding_model: str,
         show: progress.Progress) -> Answers:
     client = _client(base_url, key)
-    show.step(f"POST {base_url}/chat/completions  model={chat_model}")
+    show.step(f"POST {base_url}/chat/completions  model={chat_model}: {manifests.PROMPT!r}")
     reply = client.chat.completions.create(
-        model=chat_model, messages=[{"role": "user", "content": PROMPT}], max_tokens=16
+        model=chat_model, messages=[{"role": "user", "content": manifests.PROMPT}], max_tokens=32,
+        temperature=0,
     )
     usage = reply.usage
     usage_text = "not reported"

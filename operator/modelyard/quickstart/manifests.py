@@ -25,6 +25,13 @@ GPU_TYPE = "NVIDIA-L4"
 NODES = (f"quickstart-gpu:1:{GPU_TYPE}", "quickstart-cpu:0")
 
 
+# The tiny chat model starts from random weights; it is taught to answer these prompts (the
+# quickstart's own and the curl it suggests) with REPLY, so that its greedy answer reads as a sentence.
+PROMPT = "Say hello to modelyard in one sentence."
+CURL_PROMPT = "hi"
+REPLY = "hello from modelyard, served on kubernetes!"
+
+
 @dataclasses.dataclass(frozen=True)
 class Model:
     """One ModelEntry and the ModelEndpoint that serves it."""
@@ -44,7 +51,7 @@ def chat_model(path: Path) -> Model:
     return Model(
         entry="quickstart-tiny-chat", endpoint="chat", served_name="tiny-chat", category="text-llm",
         architecture="LlamaForCausalLM", path=path, gpus=1,
-        display_name="Tiny Llama (random weights, built on this machine)",
+        display_name="Tiny Llama (built and taught one reply on this machine)",
         generation_defaults={"maxTokens": 16},
     )  # fmt: skip
 

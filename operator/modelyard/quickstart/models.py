@@ -20,18 +20,24 @@ from modelyard.local import build, controlplane, kube, tinymodels
 from modelyard.quickstart import cluster, manifests, progress
 
 FIELD_MANAGER = "modelyard-quickstart"
+TEACH_STEPS = 60
 APPLY = "application/apply-patch+yaml"
 
 
 def tiny_chat_model(show: progress.Progress) -> Path:
-    """The tiny Llama under ``<modelyard cache>/quickstart/models``: built once, then reused."""
-    path = build.cache_root() / "quickstart" / "models" / "tiny-llama"
+    """The tiny Llama under ``<modelyard cache>/quickstart/models``: built and taught its one
+    reply once, then reused."""
+    path = build.cache_root() / "quickstart" / "models" / "tiny-chat"
     if (path / "config.json").exists():
         show.step(f"tiny chat model already built: {path}")
         return path
-    show.step(f"building a tiny chat model (Llama, random weights) in {path}")
-    partial = path.with_name(f".tiny-llama-{uuid.uuid4().hex[:8]}")
+    show.step(f"building a tiny chat model (a 2-layer Llama) in {path}")
+    partial = path.with_name(f".tiny-chat-{uuid.uuid4().hex[:8]}")
+    importlib.import_module("transformers.utils.logging").disable_progress_bar()  # one line per step
     tinymodels.build_llama(partial)
+    show.detail(f"teaching it one reply ({TEACH_STEPS} training steps on CPU): {manifests.REPLY!r}")
+    pairs = [(manifests.PROMPT, manifests.REPLY), (manifests.CURL_PROMPT, manifests.REPLY)]
+    tinymodels.teach_replies(partial, pairs, steps=TEACH_STEPS)
     if (path / "config.json").exists():  # another run finished first: keep the model it made
         shutil.rmtree(partial, ignore_errors=True)
     else:
@@ -98,7 +104,10 @@ def wait_ready(
         for model in models:
             entry = (client.get(f"{base}/modelentries/{model.entry}") or {}).get("status") or {}
             path = f"{base}/namespaces/{manifests.NAMESPACE}/modelendpoints/{model.endpoint}"
-            status = (client.get(path) or {}).get("status") or {}
+            found = client.get(path) or {}
+            status = found.get("status") or {}
+            if status and status.get("observedGeneration") != found.get("metadata", {}).get("generation"):
+                status = {**status, "phase": "Progressing", "reason": "NotObservedYet"}  # a changed spec
             for key, text in ((f"ModelEntry {model.entry}", _describe(entry)),
                               (f"ModelEndpoint {model.endpoint}", _describe(status))):  # fmt: skip
                 if seen.get(key) != text:

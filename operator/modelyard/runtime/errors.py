@@ -3,6 +3,7 @@
     RuntimeServingError            base: every failure the runtime reports on purpose
     ├── BadRequestError            the request is wrong; 400 naming the field (``param``)
     │   └── UnsupportedError       the model cannot do what was asked (e.g. response_format)
+    ├── UnsupportedMediaError      the body's Content-Type is not what the route reads; 415
     ├── ModelNotFoundError         no served model has that name; 404
     ├── OverloadedError            the model's queue is full; 429
     ├── NotReadyError              warm-up has not finished; 503
@@ -37,6 +38,13 @@ class BadRequestError(RuntimeServingError):
 
 class UnsupportedError(BadRequestError):
     pass
+
+
+class UnsupportedMediaError(RuntimeServingError):
+    status = 415
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="unsupported_media_type")
 
 
 class ModelNotFoundError(RuntimeServingError):

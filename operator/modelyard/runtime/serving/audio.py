@@ -11,8 +11,9 @@ import os
 import tempfile
 from typing import Any, Literal
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
+from modelyard.api import openai
 from modelyard.runtime import errors, invoke, protocols
 from modelyard.runtime.serving import http, keys
 
@@ -47,10 +48,9 @@ def _subtitles(result: protocols.SpeechResult, kind: str) -> str:
 
 async def _speech(request: web.Request, task: Literal["transcribe", "translate"]) -> web.Response:
     app = request.app
-    if not request.content_type.startswith("multipart/"):
-        raise errors.BadRequestError(
-            "send the audio as multipart/form-data with a 'file' field", param="file"
-        )
+    refused = openai.media_type_error(request.headers.get(hdrs.CONTENT_TYPE), form=True)
+    if refused is not None:
+        raise errors.UnsupportedMediaError(refused)
     form = await request.post()
     upload = form.get("file")
     if not isinstance(upload, web.FileField):

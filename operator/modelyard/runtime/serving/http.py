@@ -7,7 +7,7 @@ import json
 from typing import Any, TypeVar
 
 import pydantic
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from modelyard.api import openai
 from modelyard.runtime import errors, protocols, served
@@ -42,6 +42,9 @@ _TYPE_NAMES = {"str", "int", "float", "list", "dict", "bool", "list[str]", "list
 
 
 async def read_json(request: web.Request) -> dict[str, Any]:
+    refused = openai.media_type_error(request.headers.get(hdrs.CONTENT_TYPE))
+    if refused is not None:
+        raise errors.UnsupportedMediaError(refused)
     raw = await request.read()
     if not raw:
         raise errors.BadRequestError("the request body is empty; send a JSON object")
