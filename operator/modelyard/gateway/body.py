@@ -69,7 +69,8 @@ def parse(raw: bytes, content_type: str) -> RequestBody:
         if scanned is not None:
             return scanned
     try:
-        parsed = json.loads(raw)
+        # decode strictly: json.loads(bytes) lets invalid UTF-8 through as lone surrogates
+        parsed = json.loads(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise BodyError(f"the request body is not valid JSON: {exc}") from None
     if not isinstance(parsed, dict):
@@ -239,7 +240,7 @@ def _scan_json(raw: bytes, content_type: str) -> RequestBody | None:
     if b"model" not in spans:
         return None
     try:
-        model = json.loads(raw[slice(*spans[b"model"])])
+        model = json.loads(raw[slice(*spans[b"model"])].decode("utf-8"))
         stream = json.loads(raw[slice(*spans[b"stream"])]) if b"stream" in spans else False
     except ValueError:
         return None

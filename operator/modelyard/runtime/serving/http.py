@@ -49,7 +49,8 @@ async def read_json(request: web.Request) -> dict[str, Any]:
     if not raw:
         raise errors.BadRequestError("the request body is empty; send a JSON object")
     try:
-        body = json.loads(raw)
+        # decode strictly: json.loads(bytes) lets invalid UTF-8 through as lone surrogates
+        body = json.loads(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise errors.BadRequestError(f"the request body is not valid JSON: {exc}") from exc
     if not isinstance(body, dict):
