@@ -9,6 +9,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import chartkit
@@ -81,6 +85,19 @@ def test_chart_crds_are_generated_from_the_api_models() -> None:
     directory = chartkit.CHART / "templates" / "crds"
     on_disk = {p.name: p.read_text() for p in directory.glob("*.yaml")}
     assert on_disk == crd_cli.chart_templates(), "run `modelyard crds generate` (it writes the chart too)"
+
+
+def test_crds_check_covers_the_chart(tmp_path: Path) -> None:
+    check = [sys.executable, "-m", "modelyard", "crds", "check"]
+    clean = subprocess.run(check, cwd=chartkit.ROOT, capture_output=True, text=True)
+    assert clean.returncode == 0, clean.stdout
+    chart = tmp_path / "chart"
+    shutil.copytree(chartkit.CHART, chart)
+    victim = chart / "templates" / "crds" / "modelyard.io_modelendpoints.yaml"
+    victim.write_text(victim.read_text().replace("minimum: 0", "minimum: 1"))
+    stale = subprocess.run([*check, "--chart", str(chart)], cwd=chartkit.ROOT, capture_output=True, text=True)
+    assert stale.returncode == 1
+    assert f"{victim}: differs from the API models" in stale.stdout
 
 
 def test_optional_objects_appear_only_when_enabled() -> None:
