@@ -198,9 +198,12 @@ def test_with_two_operator_replicas_services_reach_only_the_leader(release: Rele
         endpoints = [e for s in slices for e in s.get("endpoints") or []]
         return [e for e in endpoints if (e.get("conditions") or {}).get("ready")]
 
-    pods = release.get(f"/api/v1/namespaces/{NS}/pods?labelSelector=app.kubernetes.io/component%3Doperator")
-    running = [p for p in pods["items"] if not p["metadata"].get("deletionTimestamp")]
-    assert len(running) == 2
+    def operator_pods() -> list[dict[str, Any]]:
+        selector = "app.kubernetes.io/component%3Doperator"
+        pods = release.get(f"/api/v1/namespaces/{NS}/pods?labelSelector={selector}")
+        return [p for p in pods["items"] if not p["metadata"].get("deletionTimestamp")]
+
+    _wait(lambda: len(operator_pods()) == 2, 120, "two operator pods (the old ReplicaSet gone)")
     for service in ("modelyard-webhook", "modelyard-status-api"):
         endpoints = _wait(
             lambda service=service: len(found := ready_endpoints(service)) == 1 and found,
