@@ -22,6 +22,17 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE, ENTRY, SERVED, ENDPOINT = faultkit.NAMESPACE, faultkit.ENTRY, faultkit.SERVED, faultkit.ENDPOINT
+HERE = Path(__file__).resolve().parent
+
+# The cluster, operator and runtime pods are session fixtures (shared by the modules here) but
+# are closed as soon as the run leaves this directory, not at the end of the whole session.
+_leaving = contextlib.ExitStack()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    if nextitem is None or HERE not in nextitem.path.parents:
+        _leaving.close()
 
 
 @pytest.fixture(scope="session")
@@ -29,7 +40,9 @@ def fault_cluster(
     own_cluster: Callable[..., contextlib.AbstractContextManager[Any]],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Any]:
-    with own_cluster(tmp_path_factory.mktemp("fault-cluster"), ["node-a:0", "node-b:0"]) as cluster:
+    nodes = ["node-a:0", "node-b:0"]
+    with _leaving:
+        cluster = _leaving.enter_context(own_cluster(tmp_path_factory.mktemp("fault-cluster"), nodes))
         cluster.kubectl("apply", "-f", str(ROOT / "crds"))
         for plural in ("modelentries", "modelendpoints", "trainingjobs"):
             cluster.kubectl("wait", "--for=condition=Established", f"crd/{plural}.modelyard.io",
@@ -61,6 +74,7 @@ def fault_operator(
         {"KUBECONFIG": str(fault_cluster.kubeconfig)},
     )  # fmt: skip
     op.start()
+    _leaving.callback(op.stop)
     faultkit.wait_for(
         lambda: "holding the Lease" in op.tail(100_000)
         and fault_cluster.kubectl("get", "validatingwebhookconfiguration", "modelyard.io", check=False)
