@@ -8,7 +8,6 @@ Built on the ``kubernetes`` dynamic client; in a pod it uses the service account
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import functools
 import json
@@ -35,14 +34,10 @@ TRAINING_JOB = (labels.API_VERSION, "TrainingJob")
 
 Kind = tuple[str, str]
 
-API_WORKERS = 32
-"""Requests in flight to the API server at once (threads, and connections in the pool)."""
-
 
 def api_client(kubeconfig: str | None = None) -> client.ApiClient:
     """In-cluster config when running in a pod, else the kubeconfig."""
     configuration = client.Configuration()
-    configuration.connection_pool_maxsize = API_WORKERS
     account = incluster.detect() if kubeconfig is None else None
     if account is not None:
         incluster_config.InClusterConfigLoader(
@@ -68,20 +63,16 @@ def apply_patch(obj: dict[str, Any]) -> bytes:
 class Cluster:
     """Async facade over the dynamic client; objects in and out are plain dicts."""
 
-    def __init__(self, api: client.ApiClient, workers: int = API_WORKERS) -> None:
+    def __init__(self, api: client.ApiClient) -> None:
         self.api = api
         self._dynamic = dynamic.DynamicClient(api)
-        # Calls wait on the API server, not on CPU: asyncio's default pool (CPUs + 4 threads)
-        # would queue a thousand endpoints' reconciles behind six requests in flight.
-        self._pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="kube-api")
 
     @functools.cache  # noqa: B019 - one Cluster per process; resources never change
     def _resource(self, kind: Kind) -> Any:
         return self._dynamic.resources.get(api_version=kind[0], kind=kind[1])
 
     async def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        call = functools.partial(fn, *args, **kwargs)
-        return await asyncio.get_running_loop().run_in_executor(self._pool, call)
+        return await asyncio.to_thread(fn, *args, **kwargs)
 
     async def get(self, kind: Kind, name: str, namespace: str | None = None) -> dict[str, Any] | None:
         try:
