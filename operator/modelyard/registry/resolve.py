@@ -94,7 +94,11 @@ def resolve(entry: api.ModelEntry, config: Mapping[str, Any] | None = None) -> R
     except errors.RegistryError as exc:
         return Resolution(ok=False, reason=str(exc), served_name=served, config=config)
     if config and info and spec.architecture and config.get("architectures"):
-        detected = config["architectures"][0]
+        listed = config["architectures"]
+        if not isinstance(listed, list) or not isinstance(listed[0], str):  # as detect() says it
+            reason = f"config.json: 'architectures' must be a list of class names, got {listed!r}"
+            return Resolution(ok=False, reason=reason, served_name=served, config=config)
+        detected = listed[0]
         if detected != spec.architecture:
             reason = (
                 f"spec.architecture {spec.architecture} contradicts config.json's architectures[0] {detected}"
