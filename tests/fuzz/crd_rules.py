@@ -183,3 +183,37 @@ def odd_endpoints(draw: st.DrawFn, models: list[str]) -> dict[str, Any]:
         spec["fallback"].remove(spec["servedName"])
     api.model_endpoint.ModelEndpointSpec.model_validate(spec)  # valid by construction
     return spec
+
+
+CONFIG_KEYS = [
+    "architectures", "model_type", "hidden_size", "num_hidden_layers", "num_attention_heads",
+    "num_key_value_heads", "vocab_size", "intermediate_size", "head_dim", "torch_dtype",
+    "max_position_embeddings", "tie_word_embeddings", "quantization_config", "text_config",
+    "vision_config", "num_experts", "num_local_experts", "d_model",
+]  # fmt: skip
+CONFIG_VALUES = (
+    st.integers(-5, 100_000)
+    | st.sampled_from([0, 2**63, "LlamaForCausalLM", "llama", "bfloat16", ["LlamaForCausalLM"], ["Bert"]])
+    | JSONISH
+)
+
+
+@st.composite
+def odd_entries(draw: st.DrawFn) -> dict[str, Any]:
+    """A valid ModelEntry spec whose inline config.json (free-form) is junk or half-right."""
+    spec: dict[str, Any] = {
+        "source": {"provider": "local", "uri": "file:///nonexistent/fuzz"},
+        "config": {"inline": draw(st.dictionaries(st.sampled_from(CONFIG_KEYS), CONFIG_VALUES, max_size=8))},
+    }
+    optional = {
+        "architecture": st.sampled_from(["LlamaForCausalLM", "BertModel", "Qwen3ForCausalLM", "NoSuchModel"]),
+        "category": st.sampled_from(["text-llm", "embedding", "rerank"]),
+        "servedName": ODD_TEXT,
+        "tags": st.lists(ODD_TEXT, max_size=3),
+        "inferenceDefaults": st.fixed_dictionaries({"maxModelLen": st.integers(1, 2**31)}),
+    }
+    for key, strategy in optional.items():
+        if draw(st.booleans()):
+            spec[key] = draw(strategy)
+    api.model_entry.ModelEntrySpec.model_validate(spec)  # valid by construction
+    return spec

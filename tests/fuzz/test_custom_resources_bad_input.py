@@ -19,7 +19,7 @@ import crd_rules
 import crd_schema
 import pytest
 from fuzzkit import bounded
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from modelyard.registry import gpus
@@ -210,6 +210,35 @@ def test_odd_but_valid_endpoints_get_a_status(fx: Fixture, data: st.DataObject) 
     assert status["phase"] in ("Pending", "Progressing", "Ready", "Degraded", "Failed")
     if spec["model"].startswith("fuzz-absent-"):
         assert status["phase"] == "Pending"
+
+
+def _entry_status(fx: Fixture, name: str) -> dict[str, Any]:
+    found = fx.cluster.kube.get(f"{GROUP_PATH}/modelentries/{name}") or {}
+    status = found.get("status") or {}
+    generation = found.get("metadata", {}).get("generation")
+    return dict(status) if status.get("observedGeneration") == generation and status.get("phase") else {}
+
+
+@bounded(12, shrink=False)
+@given(spec=crd_rules.odd_entries())
+@example(  # found by this test: the registry indexed 'architectures' before checking it is a list
+    spec={"source": {"provider": "local", "uri": "file:///x"}, "architecture": "LlamaForCausalLM",
+          "config": {"inline": {"architectures": {"a": 1}}}},
+)  # fmt: skip
+def test_entries_with_a_junk_config_get_a_status_and_the_webhook_still_answers(
+    fx: Fixture, spec: dict[str, Any]
+) -> None:
+    name = f"fuzz-odd-{uuid.uuid4().hex[:8]}"
+    result = _apply(fx.cluster, _manifest("ModelEntry", name, "", spec, fx.labels))
+    assert result.returncode == 0, result.stderr
+    status = _wait(lambda: _entry_status(fx, name), 60, f"a status on {name} ({spec})")
+    assert status["phase"] in ("Valid", "Invalid")
+    if status["phase"] == "Invalid":
+        assert status.get("reason"), status
+    endpoint = {"model": name, "replicas": 0, "resources": {"gpus": 1, "gpuType": "NVIDIA-L4"}}
+    checked = _dry_run(fx.cluster, _manifest("ModelEndpoint", "fuzz-on-odd", fx.namespace, endpoint))
+    assert "failed calling webhook" not in checked.stderr, checked.stderr
+    assert checked.returncode == 0 or "denied the request: spec." in checked.stderr, checked.stderr
 
 
 def test_the_operator_is_alive_and_still_reconciling(fx: Fixture) -> None:
