@@ -9,11 +9,14 @@ gateway) and the embedding's dimension, and exit 0, without printing the API key
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,6 +32,33 @@ def _quickstart(state_dir: Path, *extra: str) -> subprocess.CompletedProcess[str
     )  # fmt: skip
     print(done.stdout[-6000:], done.stderr[-3000:], sep="\n")
     return done
+
+
+def _a_model_that_cannot_load_fails_with_its_log(plane: Any, tmp_path: Path) -> None:
+    """On the quickstart's cluster (in-cluster operator from the chart): an endpoint whose model
+    directory does not exist ends the wait with its status message and its pod's log tail."""
+    from modelyard.local import kube
+    from modelyard.quickstart import cluster, manifests, models, progress
+
+    broken = dataclasses.replace(
+        manifests.chat_model(tmp_path / "no-such-model"), entry="quickstart-broken", endpoint="broken",
+        served_name="broken", gpus=0,
+    )  # fmt: skip
+    client = kube.Kube(plane.kubeconfig)
+    out = io.StringIO()
+    show = progress.Progress(out)
+    models.apply_all(client, [manifests.model_entry(broken), manifests.model_endpoint(broken)], show)
+    with pytest.raises(cluster.QuickstartError) as failed:
+        models.wait_ready(plane, [broken], show, timeout=300, failed_grace=0)
+    print(out.getvalue(), failed.value, sep="\n")
+    message = str(failed.value)
+    assert message.startswith("ModelEndpoint quickstart/broken failed: ")
+    assert "exit code" in message and "last lines of its pod's log:" in message
+    assert "no-such-model" in message.split("last lines of its pod's log:")[1]
+    assert "ModelEndpoint broken: Failed" in out.getvalue()
+    base = f"/apis/{manifests.GROUP_VERSION}"
+    client.request("DELETE", f"{base}/namespaces/{manifests.NAMESPACE}/modelendpoints/broken")
+    client.request("DELETE", f"{base}/modelentries/quickstart-broken")
 
 
 def test_quickstart_answers_through_the_gateway_then_reruns_fast_and_stops(tmp_path: Path) -> None:
@@ -62,6 +92,8 @@ def test_quickstart_answers_through_the_gateway_then_reruns_fast_and_stops(tmp_p
         key = (state_dir / "api-key").read_text().strip()
         assert key not in out + first.stderr, "the API key was printed"
         assert "kubectl get modelyard -A" in out and f"modelyard local down --state-dir {state_dir}" in out
+
+        _a_model_that_cannot_load_fails_with_its_log(plane, tmp_path)
 
         second = _quickstart(state_dir, "--down")
         assert second.returncode == 0, second.stdout[-3000:]
