@@ -4,7 +4,9 @@
 :class:`Traffic` drives the gateway from a background event loop with the kind of load a fault
 should not disturb: open-loop non-streaming requests at a fixed rate (each one's outcome kept)
 and long streams whose every event is recorded, so a test can say which streams were cut and
-how they ended. :func:`metric` reads one sample from a Prometheus text page.
+how they ended. :func:`metric` reads one sample from a Prometheus text page. :class:`Upstream`
+is an OpenAI-compatible server that answers, or accepts and never answers; the manifest and
+readiness helpers describe the tiny Llama endpoint every fault test leans on.
 """
 
 from __future__ import annotations
@@ -136,7 +138,7 @@ class Gateway(Process):
 
 
 def endpoint_manifest(replicas: int = 2, mark: str = "v1") -> str:
-    """The tiny Llama entry and its endpoint; ``mark`` is an env value, to make the pods roll."""
+    """The tiny Llama's ModelEndpoint; ``mark`` is an env value, changed to make the pods roll."""
     return f"""
 apiVersion: modelyard.io/v1alpha1
 kind: ModelEndpoint
