@@ -33,8 +33,8 @@ def test_progress_lines_carry_elapsed_seconds_and_indent_details() -> None:
 
 def test_a_masked_key_never_shows_the_whole_key() -> None:
     key = "sk-quickstart-abcdefghijklmnopqrstuvwxyz012345"
-    assert progress.mask(key) == "sk-qui…"
-    assert progress.mask("short") == "…"
+    assert progress.mask(key) == "sk-…2345"
+    assert progress.mask("short-secret") == "…"
 
 
 def test_entries_and_endpoints_are_valid_resources(tmp_path: Path) -> None:

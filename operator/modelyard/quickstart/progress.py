@@ -19,11 +19,12 @@ def format_line(elapsed: float, message: str, *, detail: bool = False) -> str:
     return f"[{elapsed:6.1f}s]{marker}{message}"
 
 
-def mask(secret: str, shown: int = 6) -> str:
-    """The first few characters of a secret and an ellipsis: enough to tell keys apart."""
-    if len(secret) <= shown * 2:
+def mask(secret: str) -> str:
+    """``sk-…wxyz``: the first three and last four characters of a long secret, enough to tell
+    keys apart; nothing of a short one."""
+    if len(secret) < 24:
         return "…"
-    return f"{secret[:shown]}…"
+    return f"{secret[:3]}…{secret[-4:]}"
 
 
 class Progress:
