@@ -160,6 +160,15 @@ def test_operator_reconciles_an_endpoint_and_the_gateway_sees_it(release: Releas
         assert response.status == 200
 
 
+def test_neither_process_was_refused_anything(release: Release) -> None:
+    """Everything above ran under the chart's RBAC: a missing rule would show up as a 403."""
+    for name in ("modelyard-operator", "modelyard-gateway"):
+        logs = release.cluster.kubectl("logs", "-n", NS, f"deployment/{name}", "--tail=-1").stdout
+        assert logs, f"{name} logged nothing"
+        refused = [line for line in logs.splitlines() if "forbidden" in line.lower() or " 403" in line]
+        assert not refused, f"{name}: " + "\n".join(refused[:5])
+
+
 def test_upgrade_changes_the_release_and_keeps_the_webhooks(release: Release) -> None:
     result = release.helm(
         "upgrade", chartkit.RELEASE, str(chartkit.CHART), "--namespace", NS, "--reuse-values",
