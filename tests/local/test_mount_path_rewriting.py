@@ -27,3 +27,12 @@ def test_dependent_variables_expand_and_double_dollar_escapes() -> None:
     env = {"POD_IP": "127.10.0.2", "PORT": "8080"}
     assert podenv.expand("$(POD_IP):$(PORT)", env) == "127.10.0.2:8080"
     assert podenv.expand("$(MISSING) $$(POD_IP)", env) == "$(MISSING) $(POD_IP)"
+
+
+def test_a_host_directory_put_in_by_one_mount_is_not_rewritten_by_another() -> None:
+    """The agent's state under /tmp while the pod mounts /tmp: each path is rewritten once."""
+    mounts = {"/tmp": "/tmp/state/pod/volumes/tmp",
+              "/var/run/secrets/sa": "/tmp/state/pod/volumes/sa"}
+    assert podenv.rewrite("/var/run/secrets/sa/token", mounts) == "/tmp/state/pod/volumes/sa/token"
+    assert podenv.rewrite("--dir=/tmp/x --sa=/var/run/secrets/sa", mounts) == (
+        "--dir=/tmp/state/pod/volumes/tmp/x --sa=/tmp/state/pod/volumes/sa")

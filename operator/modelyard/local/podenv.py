@@ -195,18 +195,18 @@ def mount_map(container: Obj, volumes: Mapping[str, Path]) -> dict[str, str]:
     return mounts
 
 
-def _literal(text: str) -> Callable[[re.Match[str]], str]:
-    return lambda _match: text
-
-
 def rewrite(value: str, mounts: Mapping[str, str]) -> str:
-    """Replace mount-path prefixes (at path boundaries) by their host directories."""
-    for mount_path in sorted(mounts, key=len, reverse=True):
-        if mount_path == "/":
-            continue
-        pattern = r"(?<![\w./-])" + re.escape(mount_path) + r"(?=/|$|[^\w.-])"
-        value = re.sub(pattern, _literal(mounts[mount_path]), value)
-    return value
+    """Replace mount-path prefixes (at path boundaries) by their host directories.
+
+    One pass over ``value`` with every mount path in one alternation (longest first), so a host
+    directory put in by one mount is never rewritten again by another (``/tmp`` mounted while
+    the agent's state lives under ``/tmp``).
+    """
+    paths = sorted((m for m in mounts if m != "/"), key=len, reverse=True)
+    if not paths:
+        return value
+    pattern = r"(?<![\w./-])(" + "|".join(map(re.escape, paths)) + r")(?=/|$|[^\w.-])"
+    return re.sub(pattern, lambda match: mounts[match.group(1)], value)
 
 
 def volume_env(volumes: Mapping[str, Path]) -> dict[str, str]:
