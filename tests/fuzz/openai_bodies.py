@@ -94,8 +94,25 @@ def _put(body: dict[str, Any], path: tuple[str | int, ...], value: Any) -> dict[
     return out
 
 
+def _padded(draw: st.DrawFn, body: Any) -> Any:
+    """``body`` with an unknown field of 9-100 KB at a drawn position: large enough that the
+    gateway routes it by scanning its top level rather than decoding it."""
+    if not isinstance(body, dict):
+        return body
+    items = list(body.items())
+    at = draw(st.integers(0, len(items)))
+    filler = draw(st.sampled_from(["x", 'q\\"', "\u00e9", "{[,]}"])) * draw(st.integers(9000, 20000))
+    items.insert(at, ("x_padding", filler))
+    return dict(items)
+
+
 @st.composite
-def bodies(draw: st.DrawFn, route: str, valid: dict[str, Any]) -> Body:
+def bodies(draw: st.DrawFn, route: str, valid: dict[str, Any], pad: bool = False) -> Body:
+    """One bad (or odd) body for ``route``, made from ``valid``; ``pad`` makes it large."""
+
+    def encode(value: Any) -> bytes:
+        return _encode(_padded(draw, value) if pad else value)
+
     model = ROUTES[route]
     fields = sorted(model.model_fields)
     required = sorted(n for n, f in model.model_fields.items() if f.is_required())
@@ -103,32 +120,32 @@ def bodies(draw: st.DrawFn, route: str, valid: dict[str, Any]) -> Body:
     if how == "drop":
         field = draw(st.sampled_from(required))
         body = {k: v for k, v in valid.items() if k != field}
-        return Body(_encode(body), field, f"without {field}")
+        return Body(encode(body), field, f"without {field}")
     if how == "junk":
         field = draw(st.sampled_from(fields))
         value = draw(EDGES | JUNK)
-        return Body(_encode({**valid, field: value}), field, f"{field}={value!r}")
+        return Body(encode({**valid, field: value}), field, f"{field}={value!r}")
     if how == "nested":
         path = draw(st.sampled_from(NESTED[route]))
         value = draw(EDGES | JUNK)
         body = _put(valid, path, value)
-        return Body(_encode(body), str(path[0]), f"{path}={value!r}")
+        return Body(encode(body), str(path[0]), f"{path}={value!r}")
     if how == "extra":
         names = st.text(min_size=1, max_size=12).filter(lambda k: k not in fields)
         extras = draw(st.dictionaries(names, JUNK, min_size=1, max_size=4))
-        return Body(_encode({**valid, **extras}), None, f"extra {sorted(extras)}")
+        return Body(encode({**valid, **extras}), None, f"extra {sorted(extras)}")
     kind = draw(st.sampled_from(["json", "utf8", "bytes", "empty", "truncated"]))
     if kind == "json":
         value = draw(JUNK.filter(lambda v: not isinstance(v, dict)))
-        return Body(_encode(value), None, f"non-object JSON {value!r}")
+        return Body(encode(value), None, f"non-object JSON {value!r}")
     if kind == "utf8":
-        text = _encode(valid)
+        text = encode(valid)
         cut = draw(st.integers(0, len(text)))
         bad = draw(st.sampled_from([b"\xff", b"\xc3\x28", b"\xed\xa0\x80", b"\xf8\x88\x80\x80\x80"]))
         return Body(text[:cut] + bad + text[cut:], None, "invalid UTF-8")
     if kind == "bytes":
         return Body(draw(st.binary(min_size=1, max_size=200)), None, "random bytes")
     if kind == "truncated":
-        text = _encode(valid)
+        text = encode(valid)
         return Body(text[: draw(st.integers(1, len(text) - 1))], None, "truncated JSON")
     return Body(b"", None, "empty body")
