@@ -49,11 +49,22 @@ def test_operator_killed_mid_rollout_converges_without_duplicates(
     assert _mark(kube.get(deployment_path)["spec"]["template"]) != "v2"
 
     fault_cluster.kubectl("apply", "-f", "-", input=faultkit.endpoint_manifest(mark="v2"))
-    faultkit.wait_for(
-        lambda: _mark(kube.get(deployment_path)["spec"]["template"]) == "v2", 60, "the v2 Deployment"
-    )
-    fault_operator.kill()  # the rollout has just begun: new pods starting, old ones serving
-    rolling = kube.get(deployment_path)["status"]
+    def rolling() -> dict[str, Any] | None:
+        """The Deployment's status once the v2 rollout has begun (a v2 pod exists) but not ended."""
+        found = kube.get(deployment_path)
+        status = found["status"]
+        begun = (
+            _mark(found["spec"]["template"]) == "v2"
+            and status.get("observedGeneration") == found["metadata"]["generation"]
+            and status.get("updatedReplicas", 0) >= 1
+        )
+        return status if begun else None
+
+    at_kill = faultkit.wait_for(rolling, 60, "the v2 rollout to begin", interval=0.05)
+    fault_operator.kill()  # new pods starting (the model takes seconds to load), old ones serving
+    assert at_kill.get("updatedReplicas", 0) < 2 or at_kill.get("readyReplicas", 0) < 2 or (
+        at_kill.get("replicas", 0) > 2
+    ), f"the rollout had already finished: {at_kill}"
     fault_cluster.kubectl("apply", "-f", "-", input=faultkit.endpoint_manifest(mark="v3"))
     endpoint_path = f"{faultkit.GROUP_PATH}/namespaces/{NS}/modelendpoints/{faultkit.ENDPOINT}"
     generation = kube.get(endpoint_path)["metadata"]["generation"]
@@ -98,7 +109,7 @@ def test_operator_killed_mid_rollout_converges_without_duplicates(
         assert _process_env(pid)["FAULT_MARK"] == "v3"
 
     figures = {
-        "deployment_at_kill": {k: rolling.get(k, 0) for k in ROLLOUT_FIELDS},
+        "deployment_at_kill": {k: at_kill.get(k, 0) for k in ROLLOUT_FIELDS},
         "converged_after_restart_s": round(converged - restarted, 1),
         "replica_sets": len(replica_sets),
         "pods": len(pods),
