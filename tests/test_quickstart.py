@@ -1,10 +1,12 @@
 """The README's first command, end to end: ``modelyard quickstart`` on a cluster of its own.
 
-Run twice on one state dir. The first run starts the control plane, installs the chart, builds
-the tiny chat model (or reuses the one in the modelyard cache) and waits for both endpoints;
-the second reuses all of it (``helm upgrade`` to revision 2) and stops the cluster
-(``--down``). Both must print the reply the tiny model was taught (greedy decoding through the
-gateway) and the embedding's dimension, and exit 0, without printing the API key.
+Run three times on one state dir. The first run starts the control plane, installs the chart,
+builds the tiny chat model (or reuses the one in the modelyard cache) and waits for both
+endpoints; the second reuses all of it (``helm upgrade`` to revision 2); the third comes after
+the cluster was stopped (as ``make demo-down`` does) and ends with ``--down``. Each must print
+the reply the tiny model was taught (greedy decoding through the gateway) and the embedding's
+dimension, and exit 0, without printing the API key. Between the first two, an endpoint whose
+model cannot load must end the wait with its message and its pod's log tail.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import dataclasses
 import io
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -61,7 +64,7 @@ def _a_model_that_cannot_load_fails_with_its_log(plane: Any, tmp_path: Path) -> 
     client.request("DELETE", f"{base}/modelentries/quickstart-broken")
 
 
-def test_quickstart_answers_through_the_gateway_then_reruns_fast_and_stops(tmp_path: Path) -> None:
+def test_quickstart_answers_through_the_gateway_reruns_and_restarts(tmp_path: Path) -> None:
     from modelyard.local import build, controlplane
     from modelyard.quickstart import manifests
 
@@ -95,14 +98,27 @@ def test_quickstart_answers_through_the_gateway_then_reruns_fast_and_stops(tmp_p
 
         _a_model_that_cannot_load_fails_with_its_log(plane, tmp_path)
 
-        second = _quickstart(state_dir, "--down")
+        second = _quickstart(state_dir)
         assert second.returncode == 0, second.stdout[-3000:]
         again = second.stdout
         assert "local cluster already running" in again and "REVISION: 2" in again
         assert "tiny chat model already built" in again
         assert f"chat answer (tiny-chat): {manifests.REPLY!r}" in again
         assert "embedding (all-minilm-l6-v2): dimension 384" in again
-        assert "stopping the cluster (--down)" in again
-        assert not any(controlplane.alive(pid) for pid in components.values()), plane.status()
+        assert plane.pids() == components
+
+        # Stopped (`make demo-down`), then run again: the same etcd data, new pod processes.
+        plane.down(grace=10, log=lambda msg: None)
+        third = _quickstart(state_dir, "--down")
+        assert third.returncode == 0, third.stdout[-3000:]
+        after = third.stdout
+        assert "restarting the local cluster" in after and "REVISION: 3" in after
+        assert "pods the last stop left terminated" in after
+        assert "ModelEndpoint chat: Ready (Available) ready 1/1" in after
+        assert f"chat answer (tiny-chat): {manifests.REPLY!r}" in after
+        assert "stopping the cluster (--down)" in after
+        port = plane.state()["ports"]["apiserver"]
+        with pytest.raises(OSError):  # the API server is gone, not only forgotten
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
     finally:
         plane.down(grace=10, log=lambda msg: None)

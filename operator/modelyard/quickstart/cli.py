@@ -47,6 +47,9 @@ def _run(args: argparse.Namespace) -> int:
         if plane is not None:
             show.plain(f"logs: {state_dir / 'logs'} (components), {state_dir / 'pods'} (pods)")
         return 1
+    except KeyboardInterrupt:
+        show.step("interrupted")
+        return 130
     finally:
         if args.down and plane is not None:
             show.step(f"stopping the cluster (--down): modelyard local down --state-dir {state_dir}")

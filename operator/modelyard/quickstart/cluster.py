@@ -43,13 +43,36 @@ def ensure_cluster(state_dir: Path, show: progress.Progress) -> controlplane.Con
     if plane.running():
         show.step(f"local cluster already running (state dir {state_dir}): reusing it")
         return plane
-    show.step(f"starting a local cluster (modelyard local up --state-dir {state_dir})")
+    restarted = (state_dir / "etcd").exists()
+    show.step(f"{'restarting the' if restarted else 'starting a'} local cluster "
+              f"(modelyard local up --state-dir {state_dir})")
     try:
         plane.up(agent_args=manifests.node_args(state_dir), timeout=180.0, log=show.detail)
     except controlplane.ControlPlaneError as exc:
         plane.down(log=show.detail)
         raise QuickstartError(f"the local cluster did not start: {exc}") from exc
+    if restarted:
+        _forget_stopped_pods(plane, show)
     return plane
+
+
+def _forget_stopped_pods(plane: controlplane.ControlPlane, show: progress.Progress) -> None:
+    """Delete the pods that the last ``down`` left terminated (Succeeded/Failed) in the namespaces
+    the quickstart owns. Their ReplicaSets have started new ones; the old ones would linger (no pod
+    garbage collection below 12,500) and keep the endpoints from reading Ready."""
+    client = kube.Kube(plane.kubeconfig)
+    gone = 0
+    for ns in (manifests.SYSTEM_NAMESPACE, manifests.NAMESPACE):
+        for phase in ("Succeeded", "Failed"):
+            try:
+                found = client.request("DELETE", f"/api/v1/namespaces/{ns}/pods",
+                                       query={"fieldSelector": f"status.phase=={phase}"})
+            except kube.KubeError as exc:
+                show.detail(f"could not delete {phase} pods in {ns}: {exc.message}")
+                continue
+            gone += len(found.get("items") or [])
+    if gone:
+        show.detail(f"deleted {gone} pods the last stop left terminated")
 
 
 def tool_env(plane: controlplane.ControlPlane) -> dict[str, str]:
