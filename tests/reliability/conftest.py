@@ -69,9 +69,7 @@ def fault_operator(
         ["operator", "--kubeconfig", str(fault_cluster.kubeconfig), "--namespace", "modelyard-system",
          "--webhook-port", str(faultkit.free_port()), "--metrics-port", str(metrics_port)],
         log,
-        # kopf's login reads KUBECONFIG, not --kubeconfig (the kubernetes package fixes its default
-        # path when first imported, before the operator could set the variable)
-        {"KUBECONFIG": str(fault_cluster.kubeconfig)},
+        {"KUBECONFIG": "/nonexistent"},  # --kubeconfig alone must do (and KUBECONFIG may name another)
     )  # fmt: skip
     op.start()
     _leaving.callback(op.stop)

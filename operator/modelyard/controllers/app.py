@@ -116,7 +116,9 @@ def build_registry(
 
     @on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-        account = incluster.detect() if options.kubeconfig is None else None
+        if options.kubeconfig is not None:
+            return _kubeconfig_login(ctx.cluster.api.configuration)
+        account = incluster.detect()
         if account is None:
             return kopf.login_via_client(**kwargs)
         return kopf.ConnectionInfo(
@@ -202,6 +204,27 @@ def build_registry(
                 await check(ctx, dict(body), warnings)
 
     return registry
+
+
+def _kubeconfig_login(configuration: Any) -> kopf.ConnectionInfo:
+    """kopf's credentials from the client configuration ``--kubeconfig`` loaded. kopf's own
+    login reads ``$KUBECONFIG`` through the kubernetes package, which fixes that path when it is
+    first imported: a later ``--kubeconfig`` would be ignored (or another cluster's used)."""
+    header = configuration.get_api_key_with_prefix("BearerToken") or configuration.get_api_key_with_prefix(
+        "authorization"
+    )
+    scheme, _, token = (header or "").rpartition(" ")
+    return kopf.ConnectionInfo(
+        server=configuration.host,
+        ca_path=configuration.ssl_ca_cert,
+        insecure=not configuration.verify_ssl,
+        username=configuration.username or None,
+        password=configuration.password or None,
+        scheme=scheme or ("Bearer" if token else None),
+        token=token or None,
+        certificate_path=configuration.cert_file,
+        private_key_path=configuration.key_file,
+    )
 
 
 _ENDPOINT_LABEL = labels.ENDPOINT
