@@ -105,7 +105,7 @@ def test_routes_survive_an_api_outage_and_resume(harness: Any) -> None:
         cert_file=None,
         key_file=None,
         verify_ssl=True,
-        get_api_key_with_prefix=lambda name: None,
+        get_api_key_with_prefix=lambda name, alias=None: None,
         refresh_api_key_hook=None,
     )
     source = kube_discovery.KubeDiscovery(kube.KubeApi(configuration, "ns"), None, backoff=(0.05, 0.2))
