@@ -95,6 +95,10 @@ def media_type_error(content_type: str | None, *, form: bool = False) -> str | N
     return f"Content-Type {media or '(none)'!r} is not supported on this route; send {want}"
 
 
+SEED_MIN, SEED_MAX = -(2**63), 2**64 - 1
+"""The seeds torch takes (a larger one was an overflow, a 500)."""
+
+
 class ChatMessage(OpenAIModel):
     role: Literal["system", "user", "assistant", "tool", "developer"]
     content: str | list[dict[str, Any]] | None = None
@@ -120,7 +124,7 @@ class ChatCompletionRequest(OpenAIModel):
     max_tokens: int | None = pydantic.Field(default=None, ge=1)
     max_completion_tokens: int | None = pydantic.Field(default=None, ge=1)
     stop: str | list[str] | None = None
-    seed: int | None = None
+    seed: int | None = pydantic.Field(default=None, ge=SEED_MIN, le=SEED_MAX)
     n: int = pydantic.Field(default=1, ge=1, le=1)
     response_format: ResponseFormat | None = None
     user: str | None = None
@@ -135,7 +139,7 @@ class CompletionRequest(OpenAIModel):
     top_p: float | None = pydantic.Field(default=None, gt=0, le=1)
     max_tokens: int | None = pydantic.Field(default=None, ge=1)
     stop: str | list[str] | None = None
-    seed: int | None = None
+    seed: int | None = pydantic.Field(default=None, ge=SEED_MIN, le=SEED_MAX)
     echo: bool = False
     n: int = pydantic.Field(default=1, ge=1, le=1)
 

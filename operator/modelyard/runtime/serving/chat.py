@@ -145,7 +145,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         attempt = 1
         while not conforms(gen.text, fmt) and attempt < STRUCTURED_ATTEMPTS:
             attempt += 1
-            p.seed = (p.seed if p.seed is not None else random.randrange(2**31)) + attempt
+            p.seed = ((p.seed if p.seed is not None else random.randrange(2**31)) + attempt) % 2**63
             gen = await generation.run(request, model, "generate", messages, p)
         if not conforms(gen.text, fmt):
             raise errors.GenerationError(
