@@ -35,6 +35,8 @@ class Params:
     seed: int | None
     min_tokens: int | None
     response_format: dict[str, Any] | None = None
+    budget_param: str = "max_tokens"
+    """The request field that set ``max_tokens`` (errors about the budget name it)."""
 
     def kwargs(self) -> dict[str, Any]:
         return {
@@ -81,6 +83,7 @@ def params(req: openai.ChatCompletionRequest | openai.CompletionRequest, model: 
         stop=stop,
         seed=req.seed,
         min_tokens=min_tokens,
+        budget_param="max_completion_tokens" if getattr(req, "max_completion_tokens", None) else "max_tokens",
     )
 
 
@@ -131,10 +134,23 @@ async def run(
             if future.done() and not future.cancelled() and future.exception() is None:
                 _record(app, model, _cancelled(future.result()))
             raise
-        gen: protocols.ChatGeneration = future.result()
+        gen = _result(future, p)
     if cancel.is_set():
         gen = _cancelled(gen)
     _record(app, model, gen)
+    return gen
+
+
+def _result(future: asyncio.Future[Any], p: Params) -> protocols.ChatGeneration:
+    """The generation; a handler's error about ``max_tokens`` names the field the client set
+    (``max_completion_tokens`` sets the same budget)."""
+    try:
+        gen: protocols.ChatGeneration = future.result()
+    except errors.BadRequestError as exc:
+        if exc.param == "max_tokens" and p.budget_param != "max_tokens":
+            exc.param = p.budget_param
+            exc.message = exc.message.replace("max_tokens", p.budget_param)
+        raise
     return gen
 
 
@@ -200,7 +216,7 @@ async def stream(
                 if http.client_gone(request):
                     raise ConnectionResetError("client went away")
                 await response.write(http.sse(chunks.content(item)))
-            gen: protocols.ChatGeneration = future.result()  # a handler error before any token: JSON error
+            gen = _result(future, p)  # a handler error before any token: JSON error
         except BaseException as exc:
             await _finish(future, cancel)
             if future.done() and not future.cancelled() and future.exception() is None:
