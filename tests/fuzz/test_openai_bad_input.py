@@ -278,3 +278,25 @@ def test_any_authorization_header_but_a_key_is_401(servers: Servers, authorizati
     r = post(servers.gateway + "/v1/embeddings", raw, key=None, Authorization=authorization)
     assert r.status_code == 401, (authorization, r.status_code, r.text[:300])
     assert error_of(r)["type"] == "authentication_error"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize(
+    ("extra", "status", "param"),
+    [
+        ({"seed": 2**70}, 400, "seed"),  # found by the fuzz: a 500 (torch seed overflow)
+        ({"seed": 2**64 - 1}, 200, None),
+        ({"seed": -(2**63)}, 200, None),
+        ({"max_completion_tokens": 2**31}, 400, "max_completion_tokens"),  # was reported as max_tokens
+    ],
+)
+def test_cases_the_fuzz_found(
+    servers: Servers, extra: dict[str, Any], status: int, param: str | None, stream: bool
+) -> None:
+    raw = json.dumps({**valid_body(servers, "/v1/chat/completions"), **extra, "stream": stream}).encode()
+    for base in (servers.runtime, servers.gateway):
+        r = post(base + "/v1/chat/completions", raw)
+        assert r.status_code == status, (base, r.status_code, r.text[:300])
+        if status >= 400:
+            error = error_of(r)
+            assert error["param"] == param and param in error["message"], error
