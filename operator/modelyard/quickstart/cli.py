@@ -33,6 +33,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from modelyard.local import kube
     from modelyard.quickstart import cluster, progress
 
     show = progress.Progress()
@@ -42,7 +43,7 @@ def _run(args: argparse.Namespace) -> int:
         plane = cluster.ensure_cluster(state_dir, show)
         _deploy_and_ask(plane, args, show)
         return 0
-    except cluster.QuickstartError as exc:
+    except (cluster.QuickstartError, kube.KubeError) as exc:
         show.step(f"FAILED: {exc}")
         if plane is not None:
             show.plain(f"logs: {state_dir / 'logs'} (components), {state_dir / 'pods'} (pods)")
@@ -62,6 +63,7 @@ def _deploy_and_ask(
 ) -> None:
     from modelyard.local import build, kube
     from modelyard.quickstart import client, cluster, manifests, models
+
     key = None if args.no_auth else cluster.api_key(plane.state_dir)
     cluster.install_chart(plane, (args.chart or cluster.default_chart()).resolve(), key, show)
     chosen = [manifests.chat_model(models.tiny_chat_model(show)),

@@ -40,6 +40,10 @@ def wait_routed(base_url: str, key: str | None, served: list[str], timeout: floa
             listed = {m.id for m in client.models.list().data}
         except openai.APIConnectionError:
             listed = set()
+        except openai.APIStatusError as exc:
+            if exc.status_code in (401, 403):
+                raise cluster.QuickstartError(f"the gateway at {base_url} refused the key: {exc}") from exc
+            listed = set()  # 5xx while it starts: ask again
         if set(served) <= listed:
             return
         time.sleep(1.0)
@@ -48,7 +52,17 @@ def wait_routed(base_url: str, key: str | None, served: list[str], timeout: floa
 
 def ask(base_url: str, key: str | None, chat_model: str, embedding_model: str,
         show: progress.Progress) -> Answers:
-    client = _client(base_url, key)
+    """One chat completion and one embedding; an error answer becomes a :class:`QuickstartError`."""
+    import openai
+
+    try:
+        return _ask(_client(base_url, key), base_url, chat_model, embedding_model, show)
+    except openai.OpenAIError as exc:
+        raise cluster.QuickstartError(f"the gateway at {base_url} answered: {exc}") from exc
+
+
+def _ask(client: Any, base_url: str, chat_model: str, embedding_model: str,
+         show: progress.Progress) -> Answers:
     show.step(f"POST {base_url}/chat/completions  model={chat_model}: {manifests.PROMPT!r}")
     reply = client.chat.completions.create(
         model=chat_model, messages=[{"role": "user", "content": manifests.PROMPT}], max_tokens=32,
