@@ -8,7 +8,9 @@ change is printed; a failure prints the status message and the pod's log tail.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import json
 import shutil
 import subprocess
 import time
@@ -26,17 +28,19 @@ APPLY = "application/apply-patch+yaml"
 
 def tiny_chat_model(show: progress.Progress) -> Path:
     """The tiny Llama under ``<modelyard cache>/quickstart/models``: built and taught its one
-    reply once, then reused."""
-    path = build.cache_root() / "quickstart" / "models" / "tiny-chat"
+    reply once, then reused. The directory is named by what it was taught, so a changed reply
+    makes a new model instead of reusing a stale one."""
+    pairs = [(manifests.PROMPT, manifests.REPLY), (manifests.CURL_PROMPT, manifests.REPLY)]
+    taught = hashlib.sha256(json.dumps([pairs, TEACH_STEPS]).encode()).hexdigest()[:8]
+    path = build.cache_root() / "quickstart" / "models" / f"tiny-chat-{taught}"
     if (path / "config.json").exists():
         show.step(f"tiny chat model already built: {path}")
         return path
     show.step(f"building a tiny chat model (a 2-layer Llama) in {path}")
-    partial = path.with_name(f".tiny-chat-{uuid.uuid4().hex[:8]}")
+    partial = path.with_name(f".{path.name}-{uuid.uuid4().hex[:8]}")
     importlib.import_module("transformers.utils.logging").disable_progress_bar()  # one line per step
     tinymodels.build_llama(partial)
     show.detail(f"teaching it one reply ({TEACH_STEPS} training steps on CPU): {manifests.REPLY!r}")
-    pairs = [(manifests.PROMPT, manifests.REPLY), (manifests.CURL_PROMPT, manifests.REPLY)]
     tinymodels.teach_replies(partial, pairs, steps=TEACH_STEPS)
     if (path / "config.json").exists():  # another run finished first: keep the model it made
         shutil.rmtree(partial, ignore_errors=True)
