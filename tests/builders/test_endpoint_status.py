@@ -77,3 +77,14 @@ def test_conditions_keep_transition_time_while_status_holds() -> None:
         "Progressing": "False",
         "Degraded": "False",
     }
+
+
+def test_finished_pods_that_were_replaced_do_not_hold_the_endpoint_back() -> None:
+    """Evicted or shut-down pods linger until collected; their replacements decide the phase."""
+    evicted = _pod(phase="Failed", reason="Evicted", message="The node was low on resource: memory.")
+    completed = _pod(phase="Succeeded")
+    seen = endpoint_status.observe(1, _deployment(1), [evicted, completed, _pod(phase="Running")])
+    assert (seen.phase, seen.reason) == ("Ready", "Available")
+    alone = endpoint_status.observe(1, _deployment(0), [evicted])
+    assert (alone.phase, alone.reason) == ("Failed", "PodFailed")
+    assert alone.message == "The node was low on resource: memory."

@@ -40,6 +40,9 @@ class Observed:
     ready_replicas: int
 
 
+_FINISHED = ("Succeeded", "Failed")
+
+
 def _failure(pod: dict[str, Any]) -> tuple[str, str] | None:
     """(reason, message) when a container of the pod is failing."""
     for status in pod.get("status", {}).get("containerStatuses") or []:
@@ -82,8 +85,12 @@ def observe(desired: int, deployment: dict[str, Any] | None, pods: Sequence[dict
     generation_seen = status.get("observedGeneration", 0) >= deployment.get("metadata", {}).get(
         "generation", 0
     )
-    live = [p for p in pods if not p.get("metadata", {}).get("deletionTimestamp")]
-    failures = [f for f in (_failure(p) for p in live) if f]
+    current = [p for p in pods if not p.get("metadata", {}).get("deletionTimestamp")]
+    # A pod that has finished (evicted, its node shut down) stays listed until it is collected,
+    # but its ReplicaSet has already replaced it: only when nothing replaced it yet does it count.
+    live = [p for p in current if p.get("status", {}).get("phase") not in _FINISHED]
+    finished = [p for p in current if p.get("status", {}).get("phase") in _FINISHED]
+    failures = [f for f in (_failure(p) for p in live or finished) if f]
     unschedulable = [m for m in (unschedulable_message(p) for p in live) if m]
     if failures:
         reason, message = failures[0]
