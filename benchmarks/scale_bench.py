@@ -238,7 +238,7 @@ def operator_phase(client: kube.Kube, plane: controlplane.ControlPlane, args: ar
                "--namespace", "modelyard-system", "--metrics-port", str(metrics_port),
                "--webhook-port", str(_free_port())] + ([] if args.webhook else ["--no-webhook"])  # fmt: skip
     log = (state / "operator.log").open("w")
-    # KUBECONFIG too: kopf's login reads it (the kubernetes package reads it once, at import)
+    # KUBECONFIG too: older operator builds' kopf login read only that (not --kubeconfig)
     env = {**os.environ, "KUBECONFIG": str(state / "kubeconfig")}
     operator = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
