@@ -170,7 +170,8 @@ def odd_endpoints(draw: st.DrawFn, models: list[str]) -> dict[str, Any]:
             unique_by=lambda e: e["name"],
         ),
         "nodeSelector": st.dictionaries(
-            st.from_regex(r"\A[a-z]([a-z0-9.-]{0,20}[a-z0-9])?\Z"), st.from_regex(r"\A[a-z0-9]{0,10}\Z"),
+            st.from_regex(r"\A[a-z]([a-z0-9.-]{0,20}[a-z0-9])?\Z"),
+            st.from_regex(r"\A[a-z0-9]{0,10}\Z"),
             max_size=2,
         ),
         "fallback": st.lists(ODD_TEXT, max_size=3, unique=True),
@@ -216,4 +217,60 @@ def odd_entries(draw: st.DrawFn) -> dict[str, Any]:
         if draw(st.booleans()):
             spec[key] = draw(strategy)
     api.model_entry.ModelEntrySpec.model_validate(spec)  # valid by construction
+    return spec
+
+
+@st.composite
+def odd_training_jobs(draw: st.DrawFn, models: list[str]) -> dict[str, Any]:
+    """A valid TrainingJob spec with unusual values; its pod needs more GPUs than any node has,
+    so no trainer process runs."""
+    positive = st.floats(1e-12, 1e6, allow_nan=False)
+    spec: dict[str, Any] = {
+        "model": draw(st.sampled_from(models)),
+        "method": draw(st.sampled_from(["lora", "qlora", "full"])),
+        "dataset": draw(
+            st.sampled_from(
+                [
+                    {"uri": "file:///nonexistent/train.jsonl"},
+                    {"configMap": {"name": "absent", "key": "train.jsonl"}, "format": "chat"},
+                ]
+            )
+        ),
+        "output": {"uri": "file:///nonexistent/out"},
+        "resources": {"gpus": 64},
+    }
+    optional = {
+        "hyperparameters": st.fixed_dictionaries(
+            {},
+            optional={
+                "learningRate": positive,
+                "numEpochs": positive,
+                "batchSize": st.integers(1, 2**31),
+                "warmupSteps": st.integers(0, 2**31),
+                "maxSteps": st.integers(1, 2**31),
+                "optim": ODD_TEXT,
+                "lrSchedulerType": ODD_TEXT,
+                "seed": st.integers(-(2**63), 2**63),
+            },
+        ),
+        "lora": st.fixed_dictionaries(
+            {},
+            optional={
+                "r": st.integers(1, 1024),
+                "loraAlpha": positive,
+                "loraDropout": st.floats(0, 0.99),
+                "targetModules": st.lists(ODD_TEXT, max_size=4),
+            },
+        ),
+        "backoffLimit": st.integers(0, 100),
+        "activeDeadlineSeconds": st.integers(1, 2**31),
+        "ttlSecondsAfterFinished": st.integers(0, 2**31),
+    }
+    for key, strategy in optional.items():
+        if draw(st.booleans()):
+            spec[key] = draw(strategy)
+    if draw(st.booleans()):
+        spec["output"]["register"] = {"name": draw(st.from_regex(r"\A[a-z0-9]([-a-z0-9.]{0,30}[a-z0-9])?\Z")),
+                                      "servedName": draw(ODD_TEXT)}  # fmt: skip
+    api.training_job.TrainingJobSpec.model_validate(spec)  # valid by construction
     return spec

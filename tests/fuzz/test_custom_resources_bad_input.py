@@ -241,6 +241,27 @@ def test_entries_with_a_junk_config_get_a_status_and_the_webhook_still_answers(
     assert checked.returncode == 0 or "denied the request: spec." in checked.stderr, checked.stderr
 
 
+@bounded(10, shrink=False)
+@given(data=st.data())
+def test_odd_but_valid_training_jobs_get_a_status(fx: Fixture, data: st.DataObject) -> None:
+    spec = data.draw(crd_rules.odd_training_jobs([fx.llama, f"fuzz-absent-{fx.suffix}"]))
+    name = f"odd-{uuid.uuid4().hex[:8]}"
+    result = _apply(fx.cluster, _manifest("TrainingJob", name, fx.namespace, spec))
+    if result.returncode != 0:  # the webhook may refuse a method the entry cannot take
+        assert "denied the request: spec." in result.stderr, result.stderr
+        return
+    path = f"{GROUP_PATH}/namespaces/{fx.namespace}/trainingjobs/{name}"
+    status = _wait(
+        lambda: (
+            (fx.cluster.kube.get(path) or {}).get("status", {}).get("phase")
+            and fx.cluster.kube.get(path)["status"]
+        ),
+        60,
+        f"a status on {name} ({spec})",
+    )
+    assert status["phase"] in ("Pending", "Running", "Succeeded", "Failed"), status
+
+
 def test_the_operator_is_alive_and_still_reconciling(fx: Fixture) -> None:
     """Runs last in the module: after everything above, a fresh endpoint still gets its Deployment."""
     assert fx.operator.process is not None and fx.operator.process.poll() is None, "the operator exited"
