@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 from aiohttp import web
@@ -43,7 +43,7 @@ OPENAI_PATHS = (
 def create_app(
     config: settings.Settings, source: discovery.Discovery, chooser: balancer.Balancer
 ) -> web.Application:
-    app = web.Application(client_max_size=config.max_body_bytes + 1)
+    app = web.Application(client_max_size=config.max_body_bytes + 1, middlewares=[_errors])
     app[SETTINGS] = config
     app[DISCOVERY] = source
     app[BALANCER] = chooser
@@ -58,6 +58,26 @@ def create_app(
     for suffix in OPENAI_PATHS:
         app.router.add_post("/v1" + suffix, _openai)
     return app
+
+
+@web.middleware
+async def _errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Every error under /v1 in the OpenAI error shape: aiohttp's own (unknown path 404, wrong
+    method 405) and anything unforeseen (500, logged with its traceback; the client gets no
+    internals)."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400 or not request.path.startswith("/v1/"):
+            raise
+        return _error(exc.status, f"{request.method} {request.path}: {exc.reason}")
+    except (asyncio.CancelledError, ConnectionResetError):
+        raise
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return _error(500, "internal error in the gateway (its log has the details)", code="internal_error")
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
