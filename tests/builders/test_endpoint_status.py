@@ -88,3 +88,12 @@ def test_finished_pods_that_were_replaced_do_not_hold_the_endpoint_back() -> Non
     alone = endpoint_status.observe(1, _deployment(0), [evicted])
     assert (alone.phase, alone.reason) == ("Failed", "PodFailed")
     assert alone.message == "The node was low on resource: memory."
+
+
+def test_the_status_written_carries_phase_counts_generation_and_conditions() -> None:
+    seen = endpoint_status.observe(2, _deployment(1), [_pod(phase="Running"), _pod(phase="Pending")])
+    written = endpoint_status.status(seen, 7, "2026-01-01T00:00:00Z")
+    assert written["phase"] == "Progressing" and written["ready"] == "1/2"
+    assert written["observedGeneration"] == 7
+    assert {c["type"]: c["status"] for c in written["conditions"]} == {
+        "Available": "True", "Progressing": "True", "Degraded": "False"}

@@ -105,16 +105,7 @@ def _crashing_pod(message: str) -> dict[str, Any]:
 
 def _endpoint_status(observed: endpoint_status.Observed, generation: int) -> dict[str, Any]:
     """What controllers/model_endpoint.reconcile writes for ``observed``."""
-    return {
-        "phase": observed.phase,
-        "reason": observed.reason,
-        "message": observed.message,
-        "replicas": observed.replicas,
-        "readyReplicas": observed.ready_replicas,
-        "ready": f"{observed.ready_replicas}/{observed.replicas}",
-        "observedGeneration": generation,
-        "conditions": endpoint_status.conditions(observed, generation, NOW),
-    }
+    return endpoint_status.status(observed, generation, NOW)
 
 
 GPU_MESSAGE = "0/2 nodes are available: 2 Insufficient nvidia.com/gpu."

@@ -131,3 +131,19 @@ def conditions(
             }
         )
     return out
+
+
+def status(
+    observed: Observed, generation: int, now: str, previous: Sequence[dict[str, Any]] = ()
+) -> dict[str, Any]:
+    """The endpoint's ``status`` for ``observed`` (without the url/servedName/engine extras)."""
+    return {
+        "phase": observed.phase,
+        "reason": observed.reason,
+        "message": observed.message,
+        "replicas": observed.replicas,
+        "readyReplicas": observed.ready_replicas,
+        "ready": f"{observed.ready_replicas}/{observed.replicas}",
+        "observedGeneration": generation,
+        "conditions": conditions(observed, generation, now, previous),
+    }

@@ -161,19 +161,10 @@ async def reconcile(ctx: context.Context, key: tuple[str, str]) -> None:
         extra: dict[str, Any] = {}
     else:
         observed, extra = await _decide(ctx, endpoint, body["metadata"]["uid"])
-    status: dict[str, Any] = {
-        "phase": observed.phase,
-        "reason": observed.reason,
-        "message": observed.message,
-        "replicas": observed.replicas,
-        "readyReplicas": observed.ready_replicas,
-        "ready": f"{observed.ready_replicas}/{observed.replicas}",
-        "observedGeneration": generation,
+    status = {
+        **endpoint_status.status(observed, generation, conditions.now(), current.get("conditions") or []),
         **extra,
     }
-    status["conditions"] = endpoint_status.conditions(
-        observed, generation, conditions.now(), current.get("conditions") or []
-    )
     model = str(body["spec"].get("model", ""))
     before = ctx.endpoints.get(key)
     ctx.endpoints[key] = context.EndpointState(
