@@ -75,3 +75,26 @@ def test_service_selects_the_pods_and_carries_discovery_labels() -> None:
     assert svc["spec"]["ports"] == [{"name": "http", "port": 8000, "targetPort": "http", "protocol": "TCP"}]
     assert svc["metadata"]["labels"][labels.ENDPOINT] == "chat"
     assert service.service_url(endpoint(), CFG) == "http://chat.ml.svc.cluster.local:8000/v1"
+
+
+def test_adapters_on_claims_are_mounted_where_their_lora_paths_point() -> None:
+    """A fine-tuned entry's adapter and the endpoint's extra adapters on PVCs: each claim is
+    mounted read-only once, at the path its ``--lora`` argument names."""
+    tuned = entry(
+        "llama-tuned",
+        source={"provider": "local", "uri": "pvc://weights/llama"},
+        adapter={"baseModel": "llama", "uri": "pvc://out/run1"},
+    )
+    ep = endpoint(adapters=[{"name": "sql", "uri": "pvc://adapters/sql"},
+                            {"name": "sql2", "uri": "pvc://out/run2"}])
+    pod = _pod(deployment.build_deployment(ep, tuned, CFG, owner_uid="u"))
+    claims = {v["name"]: v["persistentVolumeClaim"]["claimName"]
+              for v in pod["volumes"] if "persistentVolumeClaim" in v}
+    assert claims == {"weights": "weights", "adapters-0": "adapters", "adapters-1": "out"}
+    container = pod["containers"][0]
+    mounted = {m["mountPath"] for m in container["volumeMounts"] if m.get("readOnly")}
+    assert mounted == {"/models/weights", "/models/adapters", "/models/out"}
+    args = container["args"]
+    loras = [args[i + 1] for i, a in enumerate(args) if a == "--lora"]
+    assert loras == ["llama-tuned=/models/out/run1", "sql=/models/adapters/sql", "sql2=/models/out/run2"]
+    assert all(any(lora.split("=")[1].startswith(m + "/") for m in mounted) for lora in loras)

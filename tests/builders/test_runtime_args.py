@@ -31,7 +31,7 @@ def test_vllm_gets_every_serving_option_and_lora_modules() -> None:
         "--provider", "huggingface", "--host", "$(POD_IP)", "--port", "8000",
         "--max-model-len", "8192", "--dtype", "bfloat16", "--gpu-memory-utilization", "0.85",
         "--quantization", "fp8", "--tensor-parallel-size", "2",
-        "--lora", "sql=pvc://adapters/sql",
+        "--lora", "sql=/models/adapters/sql",
         "--engine-arg", "enable-prefix-caching=true",
     ]  # fmt: skip
     assert _args(e, ep, "vllm") == args
@@ -74,5 +74,5 @@ def test_a_fine_tuned_entry_runs_its_base_with_the_adapter_under_the_served_name
     )
     args = runtime_args.runtime_args(tuned, endpoint(), served_name="tuned", engine="transformers", port=8000)
     assert args[:6] == ["--model", "/models/llama", "--served-name", "llama", "--engine", "transformers"]
-    assert args[args.index("--lora") : args.index("--lora") + 2] == ["--lora", "tuned=file:///out/tuned"]
+    assert args[args.index("--lora") : args.index("--lora") + 2] == ["--lora", "tuned=/out/tuned"]
     assert args.count("--lora") == 1

@@ -81,13 +81,17 @@ def _volumes(
         },
         {"name": "tmp", "mountPath": "/tmp"},
     ]
-    uri = entry.spec.source.uri or ""
-    if uri.startswith("pvc://"):
-        claim = uri.removeprefix("pvc://").partition("/")[0]
-        volumes.append({"name": "weights", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}})
-        mounts.append(
-            {"name": "weights", "mountPath": f"{runtime_args.MODELS_ROOT}/{claim}", "readOnly": True}
-        )
+    # Every claim the weights or an adapter live on, mounted read-only at MODELS_ROOT/<claim>
+    # (where runtime_args.local_path points): the source's as "weights", the others as
+    # "adapters-<i>" in name order.
+    weights = runtime_args.pvc_claim(entry.spec.source.uri or "")
+    adapter_uris = [entry.spec.adapter.uri] if entry.spec.adapter is not None else []
+    adapter_uris += [a.uri for a in endpoint.spec.adapters or []]
+    others = sorted({c for c in map(runtime_args.pvc_claim, adapter_uris) if c and c != weights})
+    named = ([("weights", weights)] if weights else []) + [(f"adapters-{i}", c) for i, c in enumerate(others)]
+    for volume, claim in named:
+        volumes.append({"name": volume, "persistentVolumeClaim": {"claimName": claim, "readOnly": True}})
+        mounts.append({"name": volume, "mountPath": f"{runtime_args.MODELS_ROOT}/{claim}", "readOnly": True})
     return volumes, mounts
 
 

@@ -47,13 +47,27 @@ def tensor_parallel_size(options: dict[str, Any]) -> int:
     return int(value) if isinstance(value, int | str) and str(value).isdigit() else 1
 
 
+def pvc_claim(uri: str) -> str | None:
+    """The claim of a ``pvc://claim/path`` URI (None for any other URI)."""
+    return uri.removeprefix("pvc://").partition("/")[0] if uri.startswith("pvc://") else None
+
+
+def local_path(uri: str) -> str | None:
+    """Where a ``pvc://claim/path`` or ``file://path`` URI is inside the runtime pod (the
+    Deployment mounts each claim at ``MODELS_ROOT/<claim>``); None for remote URIs."""
+    if uri.startswith("pvc://"):
+        claim, _, path = uri.removeprefix("pvc://").partition("/")
+        return f"{MODELS_ROOT}/{claim}/{path}".rstrip("/")
+    if uri.startswith("file://"):
+        return uri.removeprefix("file://")
+    return None
+
+
 def model_reference(source: model_entry.ModelSource) -> tuple[str, str]:
     """(provider, what to pass as --model): a repo id, or a local path for pvc/file URIs."""
-    if source.uri and source.uri.startswith("pvc://"):
-        claim, _, path = source.uri.removeprefix("pvc://").partition("/")
-        return "local", f"{MODELS_ROOT}/{claim}/{path}".rstrip("/")
-    if source.uri and source.uri.startswith("file://"):
-        return "local", source.uri.removeprefix("file://")
+    path = local_path(source.uri or "")
+    if path is not None:
+        return "local", path
     if source.uri:
         return source.provider, source.uri
     return source.provider, source.repo or ""
@@ -99,9 +113,9 @@ def runtime_args(
         if key in options and (engine == "vllm" or key not in _VLLM_ONLY):
             args += _flag(key, options[key])
     if adapter is not None:
-        args += ["--lora", f"{served_name}={adapter.uri}"]
+        args += ["--lora", f"{served_name}={local_path(adapter.uri) or adapter.uri}"]
     for extra in endpoint.spec.adapters or []:
-        args += ["--lora", f"{extra.name}={extra.uri}"]
+        args += ["--lora", f"{extra.name}={local_path(extra.uri) or extra.uri}"]
     for key in sorted(k for k in options if k not in _KNOWN):
         value = options[key]
         args += ["--engine-arg", f"{key}={str(value).lower() if isinstance(value, bool) else value}"]
