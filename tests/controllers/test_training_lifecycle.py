@@ -212,9 +212,12 @@ def test_a_bad_dataset_line_fails_the_job_with_its_number(
 def test_a_killed_trainer_resumes_from_its_checkpoint(
     local_cluster: Any, operator: Any, namespace: str, tiny_llama: pathlib.Path, output_root: pathlib.Path
 ) -> None:
+    # Enough steps (a checkpoint every steps/8) that an idle machine (~50 steps/s) cannot finish
+    # the run between the first checkpoint and the kill.
+    steps = 400
     entry, out = f"resume-{namespace}", output_root / "out"
     _dataset(local_cluster, namespace, _chat_lines())
-    _apply_job(local_cluster, namespace, entry, tiny_llama, out, 120)
+    _apply_job(local_cluster, namespace, entry, tiny_llama, out, steps)
     checkpoints = out / "checkpoints"
     wait_for(lambda: checkpoints.is_dir() and any(checkpoints.iterdir()), 90, "a first checkpoint")
     time.sleep(0.5)  # let the checkpoint finish writing
@@ -226,11 +229,11 @@ def test_a_killed_trainer_resumes_from_its_checkpoint(
     pid = int(running[0]["status"]["containerStatuses"][0]["containerID"].removeprefix("modelyard://"))
     assert not (out / "manifest.json").exists(), "the run finished before it could be killed"
     os.killpg(pid, signal.SIGKILL)
-    status = _finished(local_cluster, namespace, 120, [])
+    status = _finished(local_cluster, namespace, 240, [])
     assert status["phase"] == "Succeeded", status
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["resumedFromStep"] > 0 and manifest["steps"] == 120, manifest
-    assert status["progress"]["step"] == 120
+    assert manifest["resumedFromStep"] > 0 and manifest["steps"] == steps, manifest
+    assert status["progress"]["step"] == steps
     pods = local_cluster.kube.get(
         f"/api/v1/namespaces/{namespace}/pods", labelSelector="modelyard.io/training-job=tune"
     )["items"]
