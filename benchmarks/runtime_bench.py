@@ -32,9 +32,6 @@ from contextlib import contextmanager
 
 import aiohttp
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests" / "runtime"))
-
 _TEXT = (
     "the quick brown fox jumps over a lazy dog while kubernetes schedules pods onto gpu nodes "
     "and models answer questions about cats hats mats weather markets music and code"
@@ -208,10 +205,10 @@ def main() -> None:
         print(f"  {label:<24}" + "".join(f"{row[c]:>10.0f}" for c in (1, 8, 64)))
     print(f"  {'offline embed(), batch 32':<24}{offline:>10.0f}")
 
-    import tiny_models
+    from modelyard.local import tinymodels
 
     with tempfile.TemporaryDirectory() as tmp:
-        llama = str(tiny_models.build_llama(pathlib.Path(tmp) / "llama"))
+        llama = str(tinymodels.build_llama(pathlib.Path(tmp) / "llama"))
         max_tokens = 64 if args.quick else 256
         with runtime(llama) as url:
             print(f"chat streaming: tiny Llama (2 layers, hidden 32), {max_tokens} tokens per stream")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -153,6 +154,18 @@ def namespace(local_cluster: LocalCluster) -> Iterator[str]:
           f"the default ServiceAccount in {name}")
     yield name
     kube.request("DELETE", f"/api/v1/namespaces/{name}")
+
+
+@pytest.fixture(scope="session")
+def tiny_llama() -> Iterator[Path]:
+    """A tiny Llama (:func:`modelyard.local.tinymodels.build_llama`), built once per session under
+    ~/.cache/modelyard/test-models, not /tmp: the node agent maps a pod's /tmp (an emptyDir) to a
+    directory of its own, so runtime and trainer pods could not read it there."""
+    from modelyard.local import tinymodels
+
+    root = Path.home() / ".cache" / "modelyard" / "test-models" / uuid.uuid4().hex[:8]
+    yield tinymodels.build_llama(root / "llama")
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture()

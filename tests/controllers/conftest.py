@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -152,15 +150,3 @@ def operator(operator_ready_cluster: Any, tmp_path_factory: pytest.TempPathFacto
     yield op
     op.stop()
     print(f"operator log: {op.log}", file=sys.stderr)
-
-
-@pytest.fixture(scope="session")
-def tiny_llama() -> Iterator[Path]:
-    """A tiny Llama (built by tests/runtime/tiny_models.py) outside /tmp: the node agent maps a
-    pod's /tmp (an emptyDir) to a directory of its own."""
-    sys.path.insert(0, str(ROOT / "tests" / "runtime"))
-    import tiny_models
-
-    root = Path.home() / ".cache" / "modelyard" / "test-models" / uuid.uuid4().hex[:8]
-    yield tiny_models.build_llama(root / "llama")
-    shutil.rmtree(root, ignore_errors=True)

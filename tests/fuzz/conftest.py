@@ -10,12 +10,10 @@ The hypothesis settings are in :mod:`fuzzkit`.
 from __future__ import annotations
 
 import importlib.util
-import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "runtime"))  # tiny_models
 
 _spec = importlib.util.spec_from_file_location(
     "modelyard_fuzz_operator_fixtures", ROOT / "tests" / "controllers" / "conftest.py"

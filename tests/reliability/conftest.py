@@ -10,9 +10,7 @@ the Deployment the operator built.
 from __future__ import annotations
 
 import contextlib
-import shutil
 import sys
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -86,25 +84,14 @@ def fault_operator(
 
 
 @pytest.fixture(scope="session")
-def fault_llama() -> Iterator[Path]:
-    """A tiny Llama outside /tmp (the node agent maps a pod's /tmp elsewhere)."""
-    sys.path.insert(0, str(ROOT / "tests" / "runtime"))
-    import tiny_models
-
-    root = Path.home() / ".cache" / "modelyard" / "test-models" / uuid.uuid4().hex[:8]
-    yield tiny_models.build_llama(root / "llama")
-    shutil.rmtree(root, ignore_errors=True)
-
-
-@pytest.fixture(scope="session")
-def chat_endpoint(fault_cluster: Any, fault_operator: faultkit.Process, fault_llama: Path) -> str:
+def chat_endpoint(fault_cluster: Any, fault_operator: faultkit.Process, tiny_llama: Path) -> str:
     """The tiny Llama served as ``tiny-chat`` by two runtime pods; returns the served name."""
     entry = f"""
 apiVersion: modelyard.io/v1alpha1
 kind: ModelEntry
 metadata: {{name: {ENTRY}}}
 spec:
-  source: {{provider: local, uri: "file://{fault_llama}"}}
+  source: {{provider: local, uri: "file://{tiny_llama}"}}
   architecture: LlamaForCausalLM
   servedName: {SERVED}
 """

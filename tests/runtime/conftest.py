@@ -18,11 +18,11 @@ from typing import Any
 
 import pytest
 
+from modelyard.local import tinymodels
+
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-sys.path.insert(0, str(pathlib.Path(__file__).parent))
-
-import tiny_models
+sys.path.insert(0, str(pathlib.Path(__file__).parent))  # custom_handlers, by class path
 
 
 class BackgroundServer:
@@ -70,10 +70,10 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
 
     torch.set_num_threads(2)
     root = tmp_path_factory.mktemp("tiny-models")
-    tiny_models.build_llama(root / "llama")
-    tiny_models.build_bert_embedding(root / "bert")
-    tiny_models.build_cross_encoder(root / "cross-encoder")
-    tiny_models.build_whisper(root / "whisper")
+    tinymodels.build_llama(root / "llama")
+    tinymodels.build_bert_embedding(root / "bert")
+    tinymodels.build_cross_encoder(root / "cross-encoder")
+    tinymodels.build_whisper(root / "whisper")
     return root
 
 

@@ -6,11 +6,12 @@ import io
 from typing import Any
 
 import requests
-import tiny_models
+
+from modelyard.local import tinymodels
 
 
 def _wav(seconds: float = 1.5, rate: int = 22_050) -> io.BytesIO:
-    f = io.BytesIO(tiny_models.wav_bytes(seconds, rate=rate))
+    f = io.BytesIO(tinymodels.wav_bytes(seconds, rate=rate))
     f.name = "tone.wav"
     return f
 
@@ -45,7 +46,7 @@ def test_translation_endpoint(client: Any) -> None:
 
 
 def test_srt_subtitles(server: Any) -> None:
-    files = {"file": ("a.wav", tiny_models.wav_bytes(1.0))}
+    files = {"file": ("a.wav", tinymodels.wav_bytes(1.0))}
     r = requests.post(
         server.url + "/v1/audio/transcriptions",
         files=files,
@@ -65,7 +66,7 @@ def test_bad_audio_is_a_400_naming_the_file(server: Any) -> None:
     assert r.json()["error"]["param"] == "file"
     r = requests.post(
         server.url + "/v1/audio/transcriptions",
-        files={"file": ("a.wav", tiny_models.wav_bytes(0.5))},
+        files={"file": ("a.wav", tinymodels.wav_bytes(0.5))},
         data={"model": "tiny-whisper", "response_format": "xml"},
         timeout=30,
     )
@@ -75,7 +76,7 @@ def test_bad_audio_is_a_400_naming_the_file(server: Any) -> None:
 def test_an_unknown_language_is_a_400_naming_it(server: Any) -> None:
     r = requests.post(
         server.url + "/v1/audio/transcriptions",
-        files={"file": ("a.wav", tiny_models.wav_bytes(0.5))},
+        files={"file": ("a.wav", tinymodels.wav_bytes(0.5))},
         data={"model": "tiny-whisper", "language": "klingon"},
         timeout=60,
     )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import pathlib
-import sys
 
 import pytest
 
@@ -16,15 +15,6 @@ FACTS = [
     ("What is two plus two?", "Two plus two is four."),
     ("Where do fish live?", "Fish live in water."),
 ]
-
-
-@pytest.fixture(scope="session")
-def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
-    sys.path.insert(0, str(ROOT / "tests" / "runtime"))
-    import tiny_models
-
-    path: pathlib.Path = tiny_models.build_llama(tmp_path_factory.mktemp("models") / "llama")
-    return path
 
 
 @pytest.fixture
