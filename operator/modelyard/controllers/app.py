@@ -18,7 +18,7 @@ import os
 import pathlib
 import tempfile
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 import kopf
 from aiohttp import web
@@ -187,7 +187,6 @@ def build_registry(
 
     # -- admission -----------------------------------------------------------------------
     if options.webhook:
-        operations: list[Literal["CREATE", "UPDATE", "DELETE", "CONNECT"]] = ["CREATE", "UPDATE"]
         checks = {
             "modelendpoints": admission.validate_endpoint,
             "trainingjobs": admission.validate_training_job,
@@ -197,8 +196,8 @@ def build_registry(
             check = checks[handler.plural]
 
             @on.validate(
-                GROUP, handler.plural, id=handler.id, operations=operations, ignore_failures=True,
-                registry=registry,
+                GROUP, handler.plural, id=handler.id, operations=list(handler.operations),
+                ignore_failures=True, registry=registry,
             )  # fmt: skip
             async def validate(body: Any, warnings: list[str], check: Any = check, **_: Any) -> None:
                 await check(ctx, dict(body), warnings)

@@ -19,7 +19,7 @@ import dataclasses
 import logging
 import pathlib
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import kopf
 
@@ -31,13 +31,16 @@ log = logging.getLogger(__name__)
 VALIDATING = ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration")
 
 
+Operation = Literal["CREATE", "UPDATE", "DELETE", "CONNECT"]
+
+
 @dataclasses.dataclass(frozen=True)
 class Handler:
     """One validating handler: its kopf id (also its URL path) and the plural it checks."""
 
     id: str
     plural: str
-    operations: tuple[str, ...] = ("CREATE", "UPDATE")
+    operations: tuple[Operation, ...] = ("CREATE", "UPDATE")
 
 
 @dataclasses.dataclass(frozen=True)
