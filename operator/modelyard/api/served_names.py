@@ -166,13 +166,13 @@ def decide(endpoints: Iterable[EndpointFacts], claims: Iterable[EntryClaim]) -> 
     facts = sorted(endpoints, key=EndpointFacts.seniority)
     conflicts: dict[tuple[str, str], tuple[str, str]] = {}
     for fact in facts:  # rule 1a: a claimed entry is deployed only from its namespaces
-        claim = by_entry.get(fact.model)
-        if claim is not None and fact.namespace not in claim.namespaces:
+        entry_claim = by_entry.get(fact.model)
+        if entry_claim is not None and fact.namespace not in entry_claim.namespaces:
             conflicts[fact.key] = (
-                f"spec.model: ModelEntry {claim.entry} may be deployed only from namespaces "
-                f"{_names(claim.namespaces)} (its spec.servingNamespaces); namespace "
+                f"spec.model: ModelEntry {entry_claim.entry} may be deployed only from namespaces "
+                f"{_names(entry_claim.namespaces)} (its spec.servingNamespaces); namespace "
                 f"{fact.namespace} is not one of them ({RULE})",
-                _names(claim.namespaces),
+                _names(entry_claim.namespaces),
             )
     first: dict[str, EndpointFacts] = {}
     for fact in facts:  # rule 2: the oldest endpoint's namespace owns an unclaimed name
