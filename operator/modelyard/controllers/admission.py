@@ -1,7 +1,10 @@
 """Admission: deny contradictions that need other objects to see, warn where GitOps ordering
 may still make things right. CEL in the CRDs covers what one object says about itself.
 
-    ModelEndpoint  deny: the entry cannot serve inference, is invalid, or does not fit
+    ModelEndpoint  deny: its served name belongs to another namespace or to the platform, its
+                         entry's servingNamespaces leave its namespace out, or its fallback
+                         names another namespace's served name (api/served_names.py);
+                         the entry cannot serve inference, is invalid, or does not fit
                          spec.resources.gpuType at its maxModelLen
                    warn: the entry does not exist yet; the entry is deprecated
     TrainingJob    deny: the entry cannot be trained (capabilities, upstream, deprecated),
@@ -18,6 +21,7 @@ import kopf
 import pydantic
 
 from modelyard import api
+from modelyard.api import served_names
 from modelyard.builders import deployment, runtime_args
 from modelyard.controllers import cluster, context, model_entry
 from modelyard.registry import catalog, gpus, manifests, resolve
@@ -37,8 +41,45 @@ async def _entry(ctx: context.Context, name: str) -> api.ModelEntry | None:
     return model_entry.parse(body) if body is not None else None
 
 
+async def _check_ownership(ctx: context.Context, endpoint: api.ModelEndpoint, body: dict[str, Any]) -> None:
+    """Deny what served-name ownership forbids, judged against the cluster as it is now (read
+    from the API, not the watch caches: a name taken a moment ago must count)."""
+    entries: dict[str, api.ModelEntry] = {}
+    for item in await ctx.cluster.list(cluster.MODEL_ENTRY):
+        try:
+            parsed = model_entry.parse(item)
+        except pydantic.ValidationError:
+            continue
+        entries[parsed.name] = parsed
+    key = (endpoint.namespace or "", endpoint.name)
+    facts: list[served_names.EndpointFacts] = []
+    for item in await ctx.cluster.list(cluster.MODEL_ENDPOINT):
+        meta = item.get("metadata") or {}
+        if (meta.get("namespace"), meta.get("name")) == key or meta.get("deletionTimestamp"):
+            continue
+        try:
+            other = api.ModelEndpoint.model_validate({k: v for k, v in item.items() if k != "status"})
+        except pydantic.ValidationError:
+            continue
+        fact = served_names.facts_of(other, entries.get(other.spec.model), meta.get("creationTimestamp"))
+        if fact is not None:
+            facts.append(fact)
+    created = (body.get("metadata") or {}).get("creationTimestamp")
+    mine = served_names.facts_of(endpoint, entries.get(endpoint.spec.model), created)
+    if mine is None:
+        return
+    claims = [c for c in map(served_names.claim_of, entries.values()) if c is not None]
+    verdict = served_names.decide([*facts, mine], claims).verdict(*key)
+    if verdict.conflict is not None:
+        raise kopf.AdmissionError(verdict.conflict, code=403)
+    ignored = verdict.fallback_message()
+    if ignored is not None:
+        raise kopf.AdmissionError(ignored, code=403)
+
+
 async def validate_endpoint(ctx: context.Context, body: dict[str, Any], warnings: list[str]) -> None:
     endpoint = _parse(api.ModelEndpoint, body)
+    await _check_ownership(ctx, endpoint, body)
     entry = await _entry(ctx, endpoint.spec.model)
     if entry is None:
         model = endpoint.spec.model

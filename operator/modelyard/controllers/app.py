@@ -36,6 +36,7 @@ from modelyard.controllers import (
     metrics,
     model_endpoint,
     model_entry,
+    ownership,
     tls,
     training_job,
     webhook,
@@ -140,6 +141,15 @@ def build_registry(
     async def entry_deleted(name: str, **_: Any) -> None:
         ctx.touch_entry(name, delay=0)
 
+    # -- served-name ownership: every endpoint and entry, as the watches see them -------------
+    @on.event(GROUP, "modelentries", registry=registry)
+    async def entry_seen(type: str | None, body: Any, **_: Any) -> None:
+        ctx.touch_endpoints(ctx.ownership.entry_event(ownership.plain(body), deleted=type == "DELETED"))
+
+    @on.event(GROUP, "modelendpoints", registry=registry)
+    async def endpoint_seen(type: str | None, body: Any, **_: Any) -> None:
+        ctx.touch_endpoints(ctx.ownership.endpoint_event(ownership.plain(body), deleted=type == "DELETED"))
+
     # -- ModelEndpoint -------------------------------------------------------------------
     @on.resume(GROUP, "modelendpoints", registry=registry)
     @on.create(GROUP, "modelendpoints", registry=registry)
@@ -203,6 +213,18 @@ def build_registry(
                 await check(ctx, dict(body), warnings)
 
     return registry
+
+
+async def _seed_ownership(ctx: context.Context) -> None:
+    """Know every endpoint and entry before the first reconcile judges served-name ownership
+    (one listing of each; the watches keep the index current from then on)."""
+    try:
+        endpoints = await ctx.cluster.list(cluster.MODEL_ENDPOINT)
+        entries = await ctx.cluster.list(cluster.MODEL_ENTRY)
+    except Exception:  # the watches still fill the index; the verdicts settle as they report
+        log.warning("could not list endpoints and entries for served-name ownership", exc_info=True)
+        return
+    ctx.ownership.seed(endpoints, entries)
 
 
 def _kubeconfig_login(configuration: Any) -> kopf.ConnectionInfo:
@@ -297,6 +319,7 @@ async def run(options: OperatorOptions) -> None:
             queue.gate = leading
     keeper = asyncio.create_task(lease.keep(stop, leading)) if lease is not None else None
     seeding = asyncio.create_task(catalog_seed.seed(ctx.cluster)) if options.apply_builtin_catalog else None
+    await _seed_ownership(ctx)
     try:
         await kopf.operator(
             registry=build_registry(ctx, options, status_view),

@@ -8,6 +8,7 @@ once. Upstream endpoints run no pods: they are Ready when the upstream base URL 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import logging
@@ -99,6 +100,25 @@ async def _decide(
 ) -> tuple[endpoint_status.Observed, dict[str, Any]]:
     """The observed state and the extra status fields (servedName, engine, url)."""
     entry_body = await ctx.cluster.get(cluster.MODEL_ENTRY, endpoint.spec.model)
+    if entry_body is not None:
+        ctx.touch_endpoints(ctx.ownership.entry_event(entry_body))
+    verdict = ctx.ownership.verdict(endpoint.namespace or "", endpoint.name)
+    if verdict.conflict is not None:
+        await _remove_children(ctx, endpoint)
+        return endpoint_status.Observed(
+            "Failed", "ServedNameConflict", verdict.conflict, endpoint.spec.replicas, 0
+        ), {}
+    observed, extra = await _serve(ctx, endpoint, entry_body, uid)
+    ignored = verdict.fallback_message()
+    if ignored is not None:
+        observed = dataclasses.replace(observed, message=f"{observed.message}; {ignored}")
+    return observed, extra
+
+
+async def _serve(
+    ctx: context.Context, endpoint: api.ModelEndpoint, entry_body: dict[str, Any] | None, uid: str
+) -> tuple[endpoint_status.Observed, dict[str, Any]]:
+    """The endpoint may serve its name: deploy it (or wait for its entry)."""
     if entry_body is None:
         model = endpoint.spec.model
         message = f"ModelEntry {model!r} does not exist (yet); this endpoint proceeds once it is applied"
@@ -146,12 +166,16 @@ async def reconcile(ctx: context.Context, key: tuple[str, str]) -> None:
     body = await ctx.cluster.get(cluster.MODEL_ENDPOINT, name, namespace)
     if body is None or body["metadata"].get("deletionTimestamp"):
         ctx.applied.pop(key, None)
+        ctx.touch_endpoints(
+            ctx.ownership.endpoint_event({"metadata": {"namespace": namespace, "name": name}}, True)
+        )
         gone = ctx.endpoints.pop(key, None)
         if gone is not None:
             ctx.touch_entry(gone.model)
         return
     generation = int(body["metadata"].get("generation", 0))
     current = body.get("status") or {}
+    ctx.touch_endpoints(ctx.ownership.endpoint_event(body) - {key})
     try:
         endpoint = parse(body)
     except pydantic.ValidationError as exc:

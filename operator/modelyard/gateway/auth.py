@@ -5,6 +5,9 @@ read as a flat mapping of its data:
 
 * ``<name>``: the API key itself (clients send ``Authorization: Bearer <key>``);
 * ``<name>.models`` (optional): comma-separated served names the key may use (default: all);
+* ``<name>.namespaces`` (optional): comma-separated namespaces; the key may use only served
+  names owned by or shared with them (served-name ownership, :mod:`modelyard.api.served_names`;
+  with ``.models`` both must allow the name);
 * ``<name>.concurrency`` (optional): requests in flight allowed for the key (default: the
   gateway's ``--max-concurrency-per-key``; 0 = unlimited).
 
@@ -18,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -31,8 +34,15 @@ class ApiKey:
     """Allowed served names; None = all."""
     concurrency: int | None = None
     """Requests in flight allowed; None = the gateway default, 0 = unlimited."""
+    namespaces: frozenset[str] | None = None
+    """Namespaces whose served names the key may use; None = any."""
+    reachable: frozenset[str] | None = None
+    """The served names those namespaces own or share (set by discovery; None: unknown, so a
+    key limited by namespaces may use none)."""
 
     def allows(self, model: str) -> bool:
+        if self.namespaces is not None and (self.reachable is None or model not in self.reachable):
+            return False
         return self.models is None or model in self.models
 
 
@@ -67,8 +77,23 @@ class KeyTable:
             )
             concurrency_text = data.get(f"{name}.concurrency")
             concurrency = int(concurrency_text) if concurrency_text and concurrency_text.strip() else None
-            keys.append(ApiKey(name, _digest(value.strip()), models, concurrency))
+            namespaces_text = data.get(f"{name}.namespaces")
+            namespaces = (
+                frozenset(n.strip() for n in namespaces_text.split(",") if n.strip())
+                if namespaces_text is not None
+                else None
+            )
+            keys.append(ApiKey(name, _digest(value.strip()), models, concurrency, namespaces))
         return cls(tuple(keys))
+
+    def with_reachable(self, names_for: Callable[[frozenset[str]], frozenset[str]]) -> KeyTable:
+        """The keys limited by namespaces, each with the served names its namespaces reach."""
+        return KeyTable(
+            tuple(
+                dataclasses.replace(k, reachable=names_for(k.namespaces)) if k.namespaces is not None else k
+                for k in self.keys
+            )
+        )
 
     def lookup(self, presented: str) -> ApiKey | None:
         """The key matching a presented bearer token, comparing digests in constant time."""

@@ -3,18 +3,24 @@
 Watched (all by :class:`~modelyard.gateway.kube.Informer`, so a change is live as soon as
 the API server sends it):
 
-* ``modelendpoints`` (all namespaces): served name (``status.servedName``, else
-  ``spec.servedName``), ``spec.weight``, ``spec.fallback``, and ``status.phase``: an upstream
+* ``modelendpoints`` (all namespaces): served name (``spec.servedName``, else the entry's),
+  ``spec.weight``, ``spec.fallback``, and ``status.phase``: an upstream
   endpoint is routed only when ``Ready``; a pod endpoint also while ``Degraded`` or
   ``Progressing``, through the pods that are still ready (a crashed replica or a rolling
   update must not take the whole model away);
 * ``endpointslices`` labelled ``modelyard.io/endpoint`` (all namespaces): the addresses of
   ready endpoints on the port named ``http`` are the endpoint's pods;
-* ``modelentries``: ``spec.upstream`` of the entries that upstream endpoints serve;
+* ``modelentries``: ``spec.upstream`` of the entries that upstream endpoints serve, and
+  ``spec.servingNamespaces`` (served-name ownership);
 * one Secret per upstream ``apiKeySecretRef`` and the gateway's API-key Secret.
 
 Every change rebuilds the route table from the caches (coalesced to once per loop turn) and
 swaps it in. A failing watch keeps its cache, so the last-known routes keep serving.
+
+Served-name ownership (:mod:`modelyard.api.served_names`) is applied here, from the same
+caches, whatever admission let through: an endpoint in conflict is never routed, fallbacks
+keep only the names the endpoint's namespace may use, and API keys limited to namespaces
+reach only the served names those namespaces own or share.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from typing import Any
 import pydantic
 
 from modelyard import api
+from modelyard.api import served_names
 from modelyard.gateway import auth, discovery, kube, routes
 
 log = logging.getLogger(__name__)
@@ -63,6 +70,7 @@ class KubeDiscovery:
             self.key_secret = self._secret_informer(kube_api.namespace, keys_secret)
         self._secrets: dict[tuple[str, str], kube.Informer] = {}
         self._parsed: dict[str, tuple[str, Any]] = {}
+        self._conflicts: set[str] = set()
 
     # -- Discovery -------------------------------------------------------------------------
 
@@ -116,19 +124,23 @@ class KubeDiscovery:
     def rebuild(self) -> None:
         self._scheduled = False
         pods = self._pod_urls()
+        ownership = self._ownership()
         infos: list[routes.EndpointInfo] = []
         wanted: set[tuple[str, str]] = set()
+        conflicts: set[str] = set()
         for key, obj in list(self.endpoints.store.items()):
-            info = self._endpoint_info(key, obj, pods, wanted)
+            info = self._endpoint_info(key, obj, pods, wanted, ownership, conflicts)
             if info is not None:
                 infos.append(info)
         self._table = routes.build_table(infos)
+        self._conflicts = conflicts
         live = {f"ep:{k}" for k in self.endpoints.store} | {f"entry:{k}" for k in self.entries.store}
         for stale in self._parsed.keys() - live:
             del self._parsed[stale]
         if self.key_secret is not None:
             secret = next(iter(self.key_secret.store.values()), None)
-            self._keys = auth.KeyTable.from_data(_secret_data(secret)) if secret else auth.KeyTable()
+            keys = auth.KeyTable.from_data(_secret_data(secret)) if secret else auth.KeyTable()
+            self._keys = keys.with_reachable(ownership.names_for)
         self._sync_secret_informers(wanted)
         if not self._synced and all(i.synced for i in [*self._base(), *self._secrets.values()]):
             self._synced = True
@@ -172,19 +184,52 @@ class KubeDiscovery:
         self._parsed[key] = (version, parsed)
         return parsed
 
+    def _entry(self, name: str) -> api.ModelEntry | None:
+        obj = self.entries.store.get(name)
+        entry = self._parse(f"entry:{name}", obj, api.ModelEntry) if obj else None
+        return entry if isinstance(entry, api.ModelEntry) else None
+
+    def _ownership(self) -> served_names.Ownership:
+        """The ownership rule over every endpoint and entry in the caches, ready or not."""
+        claims = []
+        for name in list(self.entries.store):
+            entry = self._entry(name)
+            claim = served_names.claim_of(entry) if entry is not None else None
+            if claim is not None:
+                claims.append(claim)
+        facts = []
+        for key, obj in list(self.endpoints.store.items()):
+            endpoint = self._parse(f"ep:{key}", obj, api.ModelEndpoint)
+            if isinstance(endpoint, api.ModelEndpoint):
+                created = (obj.get("metadata") or {}).get("creationTimestamp")
+                fact = served_names.facts_of(endpoint, self._entry(endpoint.spec.model), created)
+                if fact is not None:
+                    facts.append(fact)
+        return served_names.decide(facts, claims)
+
     def _endpoint_info(
-        self, key: str, obj: dict[str, Any], pods: dict[str, list[str]], wanted: set[tuple[str, str]]
+        self,
+        key: str,
+        obj: dict[str, Any],
+        pods: dict[str, list[str]],
+        wanted: set[tuple[str, str]],
+        ownership: served_names.Ownership,
+        conflicts: set[str],
     ) -> routes.EndpointInfo | None:
         endpoint = self._parse(f"ep:{key}", obj, api.ModelEndpoint)
         if not isinstance(endpoint, api.ModelEndpoint):
             return None
         spec, status = endpoint.spec, endpoint.status or api.model_endpoint.ModelEndpointStatus()
-        entry_obj = self.entries.store.get(spec.model)
-        entry = self._parse(f"entry:{spec.model}", entry_obj, api.ModelEntry) if entry_obj else None
-        served = status.served_name or spec.served_name
-        if not served and isinstance(entry, api.ModelEntry):
-            served = entry.spec.resolved_served_name
-        if not served:
+        entry = self._entry(spec.model)
+        facts = served_names.facts_of(endpoint, entry, (obj.get("metadata") or {}).get("creationTimestamp"))
+        if facts is None:
+            return None
+        served = facts.served_name
+        verdict = ownership.verdict(facts.namespace, facts.name)
+        if verdict.conflict is not None:
+            conflicts.add(key)
+            if key not in self._conflicts:
+                log.warning("ModelEndpoint %s is not routed: %s", key, verdict.conflict)
             return None
         engine = status.engine or spec.engine
         if engine is None and isinstance(entry, api.ModelEntry) and entry.spec.runtime is not None:
@@ -205,9 +250,7 @@ class KubeDiscovery:
         else:
             targets = tuple(discovery.pod_target(key, url) for url in pods.get(key, ()))
             serving = status.phase in _SERVING_PHASES
-        return routes.EndpointInfo(
-            key, served, spec.weight, serving, tuple(spec.fallback or ()), targets, upstream
-        )
+        return routes.EndpointInfo(key, served, spec.weight, serving, verdict.fallback, targets, upstream)
 
     def _upstream_key(
         self, ref: api.base.SecretKeyRef | None, namespace: str, wanted: set[tuple[str, str]]
