@@ -16,11 +16,12 @@ from typing import Any
 
 import ownershipkit as kit
 import pytest
-from ownershipkit import harness  # noqa: F401 - a fixture
 
 from modelyard.gateway import kube, kube_discovery
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]
+
+harness = kit.harness  # the fixture: a gateway and fake model servers on a loop of their own
 
 
 def _status(cluster: Any, ns: str, name: str) -> dict[str, Any]:
@@ -52,7 +53,7 @@ def test_mallory_cannot_take_alices_served_name_and_the_gateway_sends_her_nothin
     tenants: Any,
     harness: Any,
     tag: str,
-    wait: Any,  # noqa: F811
+    wait: Any,
 ) -> None:
     cluster = tenants.alice.cluster
     a, b = tenants.a, tenants.b
@@ -107,7 +108,7 @@ def test_servingnamespaces_and_sharing_let_a_namespace_in(
     tenants: Any,
     harness: Any,
     tag: str,
-    wait: Any,  # noqa: F811
+    wait: Any,
 ) -> None:
     cluster = tenants.alice.cluster
     a, b = tenants.a, tenants.b
@@ -154,7 +155,7 @@ def test_fallback_may_name_only_names_the_namespace_may_use(
     tenants: Any,
     harness: Any,
     tag: str,
-    wait: Any,  # noqa: F811
+    wait: Any,
 ) -> None:
     cluster = tenants.alice.cluster
     a, b = tenants.a, tenants.b
