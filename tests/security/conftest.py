@@ -69,9 +69,9 @@ class User:
     namespace: str | None
     cluster: Any
 
-    def kubectl(
-        self, *args: str, input: str | None = None, check: bool = False
-    ) -> subprocess.CompletedProcess[str]:
+    def kubectl(self, *args: str, input: str | None = None, check: bool = False) -> (
+        subprocess.CompletedProcess[str]
+    ):
         """``kubectl --as=<name> [-n <namespace>] ...``; not checked by default, so a test can
         assert on a denial's text."""
         scope = ["-n", self.namespace] if self.namespace else []
@@ -83,7 +83,8 @@ class User:
 
     def can_i(self, verb: str, resource: str, namespace: str | None = None) -> bool:
         scope = ["-n", namespace] if namespace else []
-        done = self.cluster.kubectl(f"--as={self.name}", "auth", "can-i", verb, resource, *scope, check=False)
+        done = self.cluster.kubectl(f"--as={self.name}", "auth", "can-i", verb, resource, *scope,
+                                    check=False)
         return done.stdout.strip() == "yes"
 
     def headers(self) -> dict[str, str]:
