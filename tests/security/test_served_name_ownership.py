@@ -125,9 +125,19 @@ def test_servingnamespaces_and_sharing_let_a_namespace_in(
     assert denied.returncode != 0
     assert f"belongs to the platform: ModelEntry {platform} lists namespaces {a}" in denied.stderr
     # the platform admin lets namespace b in
-    kit.admin_apply(cluster, kit.upstream_entry(platform, f"platform-{tag}", fake.url + "/v1", [a, b]))
+    widened = kit.upstream_entry(platform, f"platform-{tag}", fake.url + "/v1", [a, b])
+    widened["metadata"]["labels"] = {"sec-own": tag}
+    assert tenants.admin.apply(widened).returncode == 0
     allowed = tenants.mallory.apply(kit.endpoint("p", b, platform))
     assert allowed.returncode == 0, allowed.stderr
+    wait(lambda: _status(cluster, b, "p").get("phase") == "Ready", 120, "mallory's endpoint of the entry")
+    # ... and narrows the list again: warned at admission, the endpoint is shut out
+    narrowed = kit.upstream_entry(platform, f"platform-{tag}", fake.url + "/v1", [a])
+    narrowed["metadata"]["labels"] = {"sec-own": tag}
+    done = tenants.admin.apply(narrowed)
+    assert done.returncode == 0, done.stderr
+    assert f"will be in ServedNameConflict and stop serving: {b}/p" in done.stderr, done.stderr
+    wait(lambda: _status(cluster, b, "p").get("reason") == "ServedNameConflict", 120, "mallory's shut out")
 
     # a first-come name: the owner shares it
     shared = f"shared-{tag}"
