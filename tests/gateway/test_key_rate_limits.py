@@ -112,6 +112,8 @@ def test_asking_a_stream_for_its_usage() -> None:
     assert json.loads(asked)["stream_options"] == {"continuous_usage_stats": True, "include_usage": True}
     mine = b'{"model": "m", "stream_options": {"include_usage": true}}'
     assert body.ask_stream_usage(mine) == (mine, True)
+    broken = b'{"model": "m", "stream_options": {"include_usage": tru}'  # the model server will say so
+    assert body.ask_stream_usage(broken) == (broken, True)
 
 
 def test_the_usage_chunk_is_hidden_only_when_the_gateway_asked_for_it() -> None:

@@ -3,11 +3,10 @@
 ``create_app(settings, discovery, balancer)`` wires everything by typed app keys; nothing
 lives at module level. Before a request is forwarded it is authenticated (a bearer key; with
 no usable key configured every request is a 401 saying so, unless ``--no-auth``), held to its
-key's requests and tokens per minute (429 with ``Retry-After``,
-:mod:`modelyard.gateway.ratelimit`), bounded (body size → 413, per-key concurrency → 429), its Content-Type
-checked (415, the runtime's rule: :func:`modelyard.api.openai.media_type_error`), and its model
-checked (unknown → 404, not allowed for the key → 403). Everything else is
-:mod:`modelyard.gateway.proxy`.
+key's requests and tokens per minute (429 with ``Retry-After``, :mod:`~.ratelimit`), bounded
+(body size → 413, per-key concurrency → 429), its Content-Type checked (415, the runtime's
+rule: :func:`modelyard.api.openai.media_type_error`), and its model checked (unknown → 404,
+not allowed for the key → 403). Everything else is :mod:`modelyard.gateway.proxy`.
 """
 
 from __future__ import annotations
@@ -20,17 +19,7 @@ import aiohttp
 from aiohttp import web
 
 from modelyard.api import openai
-from modelyard.gateway import (
-    auth,
-    balancer,
-    body,
-    discovery,
-    exchange,
-    metrics,
-    proxy,
-    ratelimit,
-    settings,
-)
+from modelyard.gateway import auth, balancer, body, discovery, exchange, metrics, proxy, ratelimit, settings
 
 log = logging.getLogger(__name__)
 

@@ -93,7 +93,12 @@ def ask_stream_usage(payload: bytes) -> tuple[bytes, bool]:
     if b'"stream_options"' not in payload:
         start = payload.index(b"{") + 1  # parse() found a JSON object
         return payload[:start] + _ASK_USAGE + payload[start:], False
-    doc = json.loads(payload)
+    try:
+        doc = json.loads(payload)
+    except ValueError:  # scanned at its top level only: the model server will refuse it
+        return payload, True
+    if not isinstance(doc, dict):
+        return payload, True
     options = doc.get("stream_options")
     options = options if isinstance(options, dict) else {}
     if options.get("include_usage") is True:
