@@ -19,6 +19,8 @@ from aiohttp import web
 
 from modelyard.gateway import app, balancer, discovery, settings
 
+log = logging.getLogger(__name__)
+
 # flag dest -> (Settings field, converter from the flag's value)
 _OVERRIDES: dict[str, tuple[str, Any]] = {
     "retry_attempts": ("retry_attempts", int),
@@ -44,7 +46,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--keys-secret",
         default="modelyard-gateway-keys",
-        help="Secret holding API keys (default: modelyard-gateway-keys; '' disables authentication)",
+        help="Secret holding API keys (default: modelyard-gateway-keys; '' only with --no-auth)",
+    )
+    parser.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="serve /v1 without API keys: anyone who reaches the gateway may use every model",
     )
     parser.add_argument(
         "--routes", type=pathlib.Path, metavar="FILE", help="serve a static routes file, no cluster"
@@ -87,7 +94,7 @@ def build_settings(args: argparse.Namespace) -> settings.Settings:
         for dest, (field, convert) in _OVERRIDES.items()
         if getattr(args, dest, None) is not None
     }
-    return dataclasses.replace(config, **changes)
+    return dataclasses.replace(config, **changes, auth=not getattr(args, "no_auth", False))
 
 
 def build_discovery(args: argparse.Namespace) -> discovery.Discovery:
@@ -96,7 +103,8 @@ def build_discovery(args: argparse.Namespace) -> discovery.Discovery:
     from modelyard.gateway import kube, kube_discovery
 
     kube_api = kube.KubeApi.load(args.kubeconfig, args.namespace)
-    return kube_discovery.KubeDiscovery(kube_api, args.keys_secret or None)
+    keys_secret = None if getattr(args, "no_auth", False) else args.keys_secret or None
+    return kube_discovery.KubeDiscovery(kube_api, keys_secret)
 
 
 async def _freeze_heap(_: web.Application) -> None:
@@ -111,6 +119,11 @@ def serve(args: argparse.Namespace) -> int:
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     config = build_settings(args)
+    if config.auth and args.routes is None and not args.keys_secret:
+        print("error: --keys-secret '' leaves the gateway without keys; --no-auth opens it", file=sys.stderr)
+        return 2
+    if not config.auth:
+        log.warning("authentication is OFF (--no-auth): anyone who reaches the gateway may use every model")
     chooser = balancer.WeightedLeastBusy(config.eject_after, config.eject_cooldown)
     try:
         source = build_discovery(args)
@@ -118,6 +131,9 @@ def serve(args: argparse.Namespace) -> int:
         print(f"error: cannot set up route discovery: {exc}", file=sys.stderr)
         print("hint: run in a pod, pass --kubeconfig, or serve a static --routes FILE", file=sys.stderr)
         return 2
+    keys = source.keys()
+    if config.auth and args.routes is not None and not keys.keys:
+        log.error("no API key is configured: %s; every /v1 request is refused with 401", keys.why_empty())
     application = app.create_app(config, source, chooser)
     application.on_startup.append(_freeze_heap)
     web.run_app(

@@ -58,6 +58,7 @@ class KubeDiscovery:
         self.backoff = backoff
         self._table = routes.RouteTable()
         self._keys = auth.KeyTable()
+        self._keys_said: tuple[tuple[str, ...], bool] | None = None
         self._synced = False
         self._scheduled = False
         self.endpoints = self._informer(f"{_GROUP}/modelendpoints")
@@ -65,6 +66,7 @@ class KubeDiscovery:
         self.slices = self._informer(
             "/apis/discovery.k8s.io/v1/endpointslices", label_selector=ENDPOINT_LABEL
         )
+        self.keys_secret = keys_secret
         self.key_secret: kube.Informer | None = None
         if keys_secret:
             self.key_secret = self._secret_informer(kube_api.namespace, keys_secret)
@@ -138,13 +140,31 @@ class KubeDiscovery:
         for stale in self._parsed.keys() - live:
             del self._parsed[stale]
         if self.key_secret is not None:
-            secret = next(iter(self.key_secret.store.values()), None)
-            keys = auth.KeyTable.from_data(_secret_data(secret)) if secret else auth.KeyTable()
-            self._keys = keys.with_reachable(ownership.names_for)
+            self._load_keys(self.key_secret, ownership)
         self._sync_secret_informers(wanted)
         if not self._synced and all(i.synced for i in [*self._base(), *self._secrets.values()]):
             self._synced = True
             log.info("discovery synced: %d served names", len(self._table.models))
+
+    def _load_keys(self, informer: kube.Informer, ownership: served_names.Ownership) -> None:
+        """Swap in the keys Secret's table; log when what makes keys unusable changes."""
+        secret = next(iter(informer.store.values()), None)
+        source = f"Secret {self.api.namespace}/{self.keys_secret}"
+        if secret is None:
+            keys = auth.KeyTable.absent(source)
+        else:
+            keys = auth.KeyTable.from_data(_secret_data(secret), source)
+        self._keys = keys.with_reachable(ownership.names_for)
+        said = (keys.problems, bool(keys.keys))
+        if said == self._keys_said or not informer.synced:
+            return
+        self._keys_said = said
+        for problem in keys.problems:
+            log.warning("%s: %s", source, problem)
+        if keys.keys:
+            log.info("%s: %d API keys loaded", source, len(keys.keys))
+        else:
+            log.error("no API key is configured: %s; every /v1 request is refused with 401", keys.why_empty())
 
     def _sync_secret_informers(self, wanted: set[tuple[str, str]]) -> None:
         for ref in wanted - self._secrets.keys():

@@ -11,7 +11,9 @@ Names (all prefixed ``modelyard_gateway_``):
 * ``retries_total`` by model and reason, ``fallbacks_total`` by model and fallback,
   ``ejections_total`` by endpoint;
 * ``tokens_total`` by model and kind (prompt, completion), from the ``usage`` of responses;
-* ``in_flight`` by endpoint and target (series of targets gone from the routes are dropped).
+* ``in_flight`` by endpoint and target (series of targets gone from the routes are dropped);
+* ``key_limited_total`` by key name and limit (``rpm``, ``tpm``, ``concurrency``): requests
+  refused with 429 by a key's own limits.
 """
 
 from __future__ import annotations
@@ -65,6 +67,9 @@ class Metrics:
         )
         self.tokens = prometheus_client.Counter(
             p + "tokens", "Tokens reported in usage", ["model", "kind"], registry=r
+        )
+        self.key_limited = prometheus_client.Counter(
+            p + "key_limited", "Requests refused by an API key's limits", ["key", "limit"], registry=r
         )
         self.in_flight = prometheus_client.Gauge(
             p + "in_flight", "Requests in flight per target", ["endpoint", "target"], registry=r
