@@ -23,9 +23,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import prometheus_client
+import prometheus_client.core
 import prometheus_client.metrics
 import prometheus_client.registry
-from prometheus_client.core import GaugeMetricFamily
 
 from modelyard.gateway import routes
 
@@ -118,8 +118,8 @@ class _UnreadableKeys(prometheus_client.registry.Collector):
     def __init__(self, table: Callable[[], routes.RouteTable]) -> None:
         self._table = table
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        family = GaugeMetricFamily(
+    def collect(self) -> Iterator[prometheus_client.core.GaugeMetricFamily]:
+        family = prometheus_client.core.GaugeMetricFamily(
             "modelyard_gateway_upstream_key_unreadable",
             "Upstream endpoints not routed: the gateway may not read their key Secret",
             labels=["endpoint", "secret"],
