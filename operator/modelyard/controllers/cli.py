@@ -134,6 +134,12 @@ def _run(args: argparse.Namespace) -> int:
         leader_election=not args.no_leader_election,
         builder=builder,
     )
+    if options.status_token is None:
+        logging.getLogger(__name__).warning(
+            "the status API is open (read-only): $%s is unset; the chart sets it unless "
+            "operator.statusApi.auth.enabled=false",
+            args.status_token_env,
+        )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(app.run(options))
     return 0
