@@ -62,7 +62,9 @@ def test_default_object_names_are_the_contract_other_tools_use() -> None:
     operator = chartkit.find(docs, "Deployment", "modelyard-operator")["spec"]["template"]["spec"]
     container = operator["containers"][0]
     assert container["command"] == ["modelyard", "operator"]
-    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"http": 8080, "webhook": 9443}
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {
+        "http": 8080, "metrics": 9090, "webhook": 9443,
+    }  # fmt: skip
     assert "--webhook-service=modelyard-system/modelyard-webhook" in container["args"]
     assert "--runtime-image=ghcr.io/modelyard/runtime:0.1.0" in container["args"]
     assert container["image"] == "ghcr.io/modelyard/modelyard:0.1.0"
@@ -110,7 +112,7 @@ def test_optional_objects_appear_only_when_enabled() -> None:
     optional = {
         ("HorizontalPodAutoscaler", "modelyard-gateway"), ("PodDisruptionBudget", "modelyard-gateway"),
         ("ServiceMonitor", "modelyard-operator"), ("ServiceMonitor", "modelyard-gateway"),
-        ("ConfigMap", "modelyard-dashboard"), ("Secret", "modelyard-status-api-token"),
+        ("ConfigMap", "modelyard-dashboard"),
     }  # fmt: skip
     assert optional <= full
     assert not optional & default
@@ -123,7 +125,8 @@ def test_gateway_key_secret_from_values_or_an_existing_secret() -> None:
     secret = chartkit.find(docs, "Secret", "modelyard-gateway-keys")
     assert secret["data"] == {"alice": "c2stYWxpY2U="}
     docs = chartkit.documents(chartkit.template("--set", "gateway.auth.existingSecret=my-keys"))
-    assert not [d for d in docs if d["kind"] == "Secret"]
+    secrets = [d["metadata"]["name"] for d in docs if d["kind"] == "Secret"]
+    assert not [name for name in secrets if name.startswith("modelyard-gateway")]
     args = chartkit.find(docs, "Deployment", "modelyard-gateway")["spec"]["template"]["spec"]["containers"][0]
     assert "--keys-secret=my-keys" in args["args"]
     role = chartkit.find(docs, "Role", "modelyard-gateway")

@@ -1,4 +1,4 @@
-"""ModelEndpoint: apply its Deployment and Service, and say honestly how its pods are doing.
+"""ModelEndpoint: apply its Deployment, Service and NetworkPolicy, and say honestly how its pods are doing.
 
 One reconcile reads the endpoint, its entry, its Deployment and pods, applies the desired
 children (server-side apply: a deleted or hand-edited child is restored) and writes status
@@ -20,7 +20,7 @@ import kopf
 import pydantic
 
 from modelyard import api
-from modelyard.builders import deployment, endpoint_status, labels, service
+from modelyard.builders import deployment, endpoint_status, labels, network_policy, service
 from modelyard.controllers import cluster, conditions, context, model_entry
 from modelyard.registry import manifests
 
@@ -70,7 +70,8 @@ async def _observe_children(
     key = (endpoint.namespace or "", endpoint.name)
     built = deployment.build_deployment(endpoint, entry, ctx.settings, owner_uid=uid)
     built_service = service.build_service(endpoint, ctx.settings, owner_uid=uid, model=entry.name)
-    digest = hashlib.sha256(json.dumps([built, built_service], sort_keys=True).encode()).hexdigest()
+    policy = network_policy.build_endpoint_policy(endpoint, ctx.settings, owner_uid=uid, model=entry.name)
+    digest = hashlib.sha256(json.dumps([built, built_service, policy], sort_keys=True).encode()).hexdigest()
     last = ctx.applied.get(key)
     current: dict[str, Any] | None = None
     if last is not None and last.digest == digest:
@@ -80,6 +81,8 @@ async def _observe_children(
         if seen != (last.deployment, last.service):
             last = None
     if last is None or last.digest != digest:
+        if policy is not None:  # before the pods exist, so none is ever reachable from elsewhere
+            await ctx.cluster.apply(policy)
         current = await ctx.cluster.apply(built)  # the Deployment as it is now, status included
         applied_service = await ctx.cluster.apply(built_service)
         ctx.applied[key] = context.Applied(

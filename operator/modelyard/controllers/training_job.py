@@ -9,6 +9,8 @@ A finished job with ``output.register`` gets its ModelEntry (cluster-scoped: not
 
 from __future__ import annotations
 
+import json
+import logging
 import time
 from typing import Any
 
@@ -18,9 +20,11 @@ import pydantic
 from modelyard import api
 from modelyard.api import model_entry as entry_api
 from modelyard.api import training_job as job_api
-from modelyard.builders import labels, training
+from modelyard.builders import labels, network_policy, training
 from modelyard.controllers import cluster, conditions, context, model_entry
 from modelyard.registry import catalog, manifests
+
+log = logging.getLogger(__name__)
 
 
 def parse(body: dict[str, Any]) -> api.TrainingJob:
@@ -40,17 +44,37 @@ def effective_config(job: api.TrainingJob, entry: api.ModelEntry) -> job_api.Eff
 
 
 PROGRESS_POLL_SECONDS = 5.0
+PROGRESS_MAX_BYTES = 16 * 1024
+"""The most of a ``/progress`` answer the operator reads (the trainer's is under 1 KiB)."""
+PROGRESS_TIMEOUT_SECONDS = 3.0
+"""The whole ``/progress`` exchange, connect to last byte."""
 
 
 async def _fetch_progress(url: str) -> dict[str, Any] | None:
-    """The running trainer's progress, or None while it does not answer (yet)."""
+    """The running trainer's progress, or None while it does not answer (yet).
+
+    The trainer pod runs the tenant's image, so its answer is untrusted: at most
+    :data:`PROGRESS_MAX_BYTES` are read (a longer answer is dropped unread, the connection
+    closed) within :data:`PROGRESS_TIMEOUT_SECONDS`, and only the known keys are kept."""
     try:
-        timeout = aiohttp.ClientTimeout(total=3)
+        timeout = aiohttp.ClientTimeout(total=PROGRESS_TIMEOUT_SECONDS)
         async with aiohttp.ClientSession(timeout=timeout) as session, session.get(url) as response:
             if response.status != 200:
                 return None
-            found = await response.json(content_type=None)
-    except (aiohttp.ClientError, TimeoutError, ValueError):
+            declared = response.content_length
+            if declared is not None and declared > PROGRESS_MAX_BYTES:
+                log.warning(
+                    "%s: the answer has %d bytes, over %d; ignored", url, declared, PROGRESS_MAX_BYTES
+                )
+                return None
+            raw = b""
+            async for chunk in response.content.iter_chunked(4096):
+                raw += chunk
+                if len(raw) > PROGRESS_MAX_BYTES:
+                    log.warning("%s: the answer is over %d bytes; ignored", url, PROGRESS_MAX_BYTES)
+                    return None
+            found = json.loads(raw)
+    except (aiohttp.ClientError, TimeoutError, ValueError, RecursionError):
         return None
     return training.progress_fields(found) if isinstance(found, dict) else None
 
@@ -104,8 +128,10 @@ async def _decide(
     extra = {"effective": effective.to_wire(), "jobName": job.name}
     if existing is None:
         config = training.trainer_config(job, entry, effective)
-        await ctx.cluster.apply(training.build_config_map(job, config, owner_uid=uid))
-        existing = await ctx.cluster.create(training.build_job(job, ctx.settings, owner_uid=uid))
+        policy = network_policy.build_training_policy(job, ctx.settings, owner_uid=uid)
+        if policy is not None:
+            await ctx.cluster.apply(policy)
+        existing = await ctx.cluster.create(training.build_job(job, ctx.settings, config, owner_uid=uid))
     pods = await ctx.cluster.list(cluster.POD, job.namespace, f"{labels.TRAINING_JOB}={job.name}")
     phase, reason, message = training.job_phase(existing, pods)
     status = (existing or {}).get("status") or {}

@@ -43,19 +43,27 @@ OPENAI_PATHS = (
 
 
 def create_app(
-    config: settings.Settings, source: discovery.Discovery, chooser: balancer.Balancer
+    config: settings.Settings,
+    source: discovery.Discovery,
+    chooser: balancer.Balancer,
+    *,
+    metrics_route: bool = True,
 ) -> web.Application:
+    """The gateway; ``metrics_route=False`` leaves /metrics to a port of its own (the CLI's
+    ``--metrics-port``)."""
     app = web.Application(client_max_size=config.max_body_bytes + 1, middlewares=[_errors])
     app[SETTINGS] = config
     app[DISCOVERY] = source
     app[BALANCER] = chooser
     app[METRICS] = metrics.Metrics()
+    app[METRICS].watch_routes(source.table)
     app[LIMITER] = auth.ConcurrencyLimiter(config.max_concurrency_per_key)
     app[RATES] = ratelimit.RateLimiter()
     app.cleanup_ctx.append(_lifecycle)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
-    app.router.add_get("/metrics", _metrics)
+    if metrics_route:
+        app.router.add_get("/metrics", _metrics)
     app.router.add_get("/v1/models", _models)
     app.router.add_get("/v1/models/{model:.+}", _model)
     for suffix in OPENAI_PATHS:

@@ -13,6 +13,7 @@ import gc
 import logging
 import pathlib
 import sys
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiohttp import web
@@ -41,6 +42,12 @@ _OVERRIDES: dict[str, tuple[str, Any]] = {
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="0.0.0.0", help="address to listen on (default: all)")
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve /metrics (and /healthz) on this port, and not on --port (default: on --port)",
+    )
     parser.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster, else KUBECONFIG/~/.kube)")
     parser.add_argument("--namespace", help="namespace of the API-key Secret (default: the gateway's own)")
     parser.add_argument(
@@ -114,6 +121,32 @@ async def _freeze_heap(_: web.Application) -> None:
     gc.freeze()
 
 
+def _metrics_server(host: str, port: int) -> Callable[[web.Application], AsyncIterator[None]]:
+    """/metrics of ``application`` on a port of its own: clients of the API port cannot read
+    which endpoints serve what, and a NetworkPolicy can admit a scraper to this port alone."""
+
+    async def serve_metrics(application: web.Application) -> AsyncIterator[None]:
+        async def render(_: web.Request) -> web.Response:
+            body = application[app.METRICS].exposition()
+            return web.Response(body=body, content_type="text/plain", charset="utf-8")
+
+        async def healthz(_: web.Request) -> web.Response:
+            return web.Response(text="ok")
+
+        metrics_app = web.Application()
+        metrics_app.router.add_get("/metrics", render)
+        metrics_app.router.add_get("/healthz", healthz)
+        runner = web.AppRunner(metrics_app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, host, port).start()
+        try:
+            yield
+        finally:
+            await runner.cleanup()
+
+    return serve_metrics
+
+
 def serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -134,8 +167,10 @@ def serve(args: argparse.Namespace) -> int:
     keys = source.keys()
     if config.auth and args.routes is not None and not keys.keys:
         log.error("no API key is configured: %s; every /v1 request is refused with 401", keys.why_empty())
-    application = app.create_app(config, source, chooser)
+    application = app.create_app(config, source, chooser, metrics_route=args.metrics_port is None)
     application.on_startup.append(_freeze_heap)
+    if args.metrics_port is not None:
+        application.cleanup_ctx.append(_metrics_server(args.host, args.metrics_port))
     web.run_app(
         application,
         host=args.host,

@@ -14,6 +14,13 @@ the API server sends it):
   ``spec.servingNamespaces`` (served-name ownership);
 * one Secret per upstream ``apiKeySecretRef`` and the gateway's API-key Secret.
 
+An upstream key Secret the gateway may not read (the platform grants each one, chart value
+``gateway.upstreamKeySecrets``) never holds back readiness: the endpoints that need it are
+left out of routing (their traffic goes to other endpoints of the served name, or fallbacks),
+logged with the Secret and the grant they need, and counted in
+``modelyard_gateway_upstream_key_unreadable{endpoint,secret}`` (``RouteTable.unreadable_keys``).
+Sending the request without its key would only earn an upstream 401.
+
 Every change rebuilds the route table from the caches (coalesced to once per loop turn) and
 swaps it in. A failing watch keeps its cache, so the last-known routes keep serving.
 
@@ -27,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import logging
 from typing import Any
 
@@ -73,6 +81,7 @@ class KubeDiscovery:
         self._secrets: dict[tuple[str, str], kube.Informer] = {}
         self._parsed: dict[str, tuple[str, Any]] = {}
         self._conflicts: set[str] = set()
+        self._unreadable: tuple[tuple[str, str], ...] = ()
 
     # -- Discovery -------------------------------------------------------------------------
 
@@ -130,11 +139,13 @@ class KubeDiscovery:
         infos: list[routes.EndpointInfo] = []
         wanted: set[tuple[str, str]] = set()
         conflicts: set[str] = set()
+        unreadable: list[tuple[str, str]] = []
         for key, obj in list(self.endpoints.store.items()):
-            info = self._endpoint_info(key, obj, pods, wanted, ownership, conflicts)
+            info = self._endpoint_info(key, obj, pods, wanted, ownership, conflicts, unreadable)
             if info is not None:
                 infos.append(info)
-        self._table = routes.build_table(infos)
+        self._report_unreadable(tuple(sorted(unreadable)))
+        self._table = dataclasses.replace(routes.build_table(infos), unreadable_keys=self._unreadable)
         self._conflicts = conflicts
         live = {f"ep:{k}" for k in self.endpoints.store} | {f"entry:{k}" for k in self.entries.store}
         for stale in self._parsed.keys() - live:
@@ -142,7 +153,10 @@ class KubeDiscovery:
         if self.key_secret is not None:
             self._load_keys(self.key_secret, ownership)
         self._sync_secret_informers(wanted)
-        if not self._synced and all(i.synced for i in [*self._base(), *self._secrets.values()]):
+        # An upstream key Secret counts once it is read or refused: a refusal never keeps a
+        # new gateway unready (its endpoints are reported instead).
+        settled = all(i.synced or i.error is not None for i in self._secrets.values())
+        if not self._synced and settled and all(i.synced for i in self._base()):
             self._synced = True
             log.info("discovery synced: %d served names", len(self._table.models))
 
@@ -165,6 +179,18 @@ class KubeDiscovery:
             log.info("%s: %d API keys loaded", source, len(keys.keys))
         else:
             log.error("no API key is configured: %s; every /v1 request is refused with 401", keys.why_empty())
+
+    def _report_unreadable(self, found: tuple[tuple[str, str], ...]) -> None:
+        for endpoint, secret in sorted(set(found) - set(self._unreadable)):
+            log.warning(
+                "upstream endpoint %s is not routed: the gateway may not read its key Secret %s "
+                "(grant it: chart value gateway.upstreamKeySecrets, docs/security.md)",
+                endpoint,
+                secret,
+            )
+        for endpoint, secret in sorted(set(self._unreadable) - set(found)):
+            log.info("upstream endpoint %s: its key Secret %s is readable again", endpoint, secret)
+        self._unreadable = found
 
     def _sync_secret_informers(self, wanted: set[tuple[str, str]]) -> None:
         for ref in wanted - self._secrets.keys():
@@ -235,6 +261,7 @@ class KubeDiscovery:
         wanted: set[tuple[str, str]],
         ownership: served_names.Ownership,
         conflicts: set[str],
+        unreadable: list[tuple[str, str]],
     ) -> routes.EndpointInfo | None:
         endpoint = self._parse(f"ep:{key}", obj, api.ModelEndpoint)
         if not isinstance(endpoint, api.ModelEndpoint):
@@ -261,12 +288,18 @@ class KubeDiscovery:
             if spec_up is None:
                 targets: tuple[routes.Target, ...] = ()
             else:
+                api_key, refused = self._upstream_key(
+                    spec_up.api_key_secret_ref, endpoint.namespace or "", wanted
+                )
                 upstream = routes.Upstream(
                     model=spec_up.model,
-                    api_key=self._upstream_key(spec_up.api_key_secret_ref, endpoint.namespace or "", wanted),
+                    api_key=api_key,
                     headers=tuple(sorted((spec_up.headers or {}).items())),
                 )
                 targets = (discovery.upstream_target(key, spec_up.base_url),)
+                if refused is not None:
+                    unreadable.append((key, refused))
+                    serving = False
         else:
             targets = tuple(discovery.pod_target(key, url) for url in pods.get(key, ()))
             serving = status.phase in _SERVING_PHASES
@@ -274,14 +307,17 @@ class KubeDiscovery:
 
     def _upstream_key(
         self, ref: api.base.SecretKeyRef | None, namespace: str, wanted: set[tuple[str, str]]
-    ) -> str | None:
+    ) -> tuple[str | None, str | None]:
+        """(the key, None), or (None, ``namespace/name``) of a Secret the gateway may not read."""
         if ref is None:
-            return None
+            return None, None
         where = (ref.namespace or namespace, ref.name)
         wanted.add(where)
         informer = self._secrets.get(where)
+        if informer is not None and not informer.synced and informer.error is not None:
+            return None, "/".join(where)
         secret = next(iter(informer.store.values()), None) if informer else None
-        return _secret_data(secret).get(ref.key) if secret else None
+        return (_secret_data(secret).get(ref.key) if secret else None), None
 
 
 def _secret_data(secret: dict[str, Any]) -> dict[str, str]:

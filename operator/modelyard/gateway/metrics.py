@@ -13,15 +13,21 @@ Names (all prefixed ``modelyard_gateway_``):
 * ``tokens_total`` by model and kind (prompt, completion), from the ``usage`` of responses;
 * ``in_flight`` by endpoint and target (series of targets gone from the routes are dropped);
 * ``key_limited_total`` by key name and limit (``rpm``, ``tpm``, ``concurrency``): requests
-  refused with 429 by a key's own limits.
+  refused with 429 by a key's own limits;
+* ``upstream_key_unreadable`` by endpoint and secret: 1 for each upstream endpoint left out of
+  routing because the gateway may not read its key Secret (read from the route table when
+  scraped, see :meth:`Metrics.watch_routes`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import prometheus_client
+import prometheus_client.core
 import prometheus_client.metrics
+import prometheus_client.registry
 
 from modelyard.gateway import routes
 
@@ -97,6 +103,10 @@ class Metrics:
             del self._children[key]
             self.in_flight.remove(*key[1])
 
+    def watch_routes(self, table: Callable[[], routes.RouteTable]) -> None:
+        """Export what the current route table says about unreadable upstream key Secrets."""
+        self.registry.register(_UnreadableKeys(table))
+
     def exposition(self) -> bytes:
         return prometheus_client.generate_latest(self.registry)
 
@@ -107,3 +117,18 @@ class Metrics:
             value = usage.get(f"{kind}_tokens")
             if isinstance(value, int) and value > 0:
                 self.tokens.labels(model, kind).inc(value)
+
+
+class _UnreadableKeys(prometheus_client.registry.Collector):
+    def __init__(self, table: Callable[[], routes.RouteTable]) -> None:
+        self._table = table
+
+    def collect(self) -> Iterator[prometheus_client.core.GaugeMetricFamily]:
+        family = prometheus_client.core.GaugeMetricFamily(
+            "modelyard_gateway_upstream_key_unreadable",
+            "Upstream endpoints not routed: the gateway may not read their key Secret",
+            labels=["endpoint", "secret"],
+        )
+        for endpoint, secret in self._table().unreadable_keys:
+            family.add_metric([endpoint, secret], 1.0)
+        yield family
