@@ -109,7 +109,10 @@ def test_endpoint_pods_admit_only_the_gateway_and_the_operator(installed: Instal
     assert policy["spec"]["policyTypes"] == ["Ingress"]
     owner = policy["metadata"]["ownerReferences"][0]
     assert (owner["kind"], owner["name"], owner["controller"]) == ("ModelEndpoint", "chat", True)
-    deployment = installed.get(f"/apis/apps/v1/namespaces/{TENANT}/deployments/chat")
+    # the policy is applied first, so no pod of the endpoint is ever reachable without it
+    deployment = wait(
+        lambda: installed.get(f"/apis/apps/v1/namespaces/{TENANT}/deployments/chat"), 120, "the Deployment"
+    )
     template = deployment["spec"]["template"]
     assert matches(policy["spec"]["podSelector"]["matchLabels"], template["metadata"]["labels"])
     assert "http" in {p["name"] for p in template["spec"]["containers"][0]["ports"]}
