@@ -123,12 +123,20 @@ class _UnreadableKeys(prometheus_client.registry.Collector):
     def __init__(self, table: Callable[[], routes.RouteTable]) -> None:
         self._table = table
 
-    def collect(self) -> Iterator[prometheus_client.core.GaugeMetricFamily]:
-        family = prometheus_client.core.GaugeMetricFamily(
+    @staticmethod
+    def _family() -> prometheus_client.core.GaugeMetricFamily:
+        return prometheus_client.core.GaugeMetricFamily(
             "modelyard_gateway_upstream_key_unreadable",
             "Upstream endpoints not routed: the gateway may not read their key Secret",
             labels=["endpoint", "secret"],
         )
+
+    def describe(self) -> Iterator[prometheus_client.core.GaugeMetricFamily]:
+        """The name alone, so registering never reads the route table (which may not be ready)."""
+        yield self._family()
+
+    def collect(self) -> Iterator[prometheus_client.core.GaugeMetricFamily]:
+        family = self._family()
         for endpoint, secret in self._table().unreadable_keys:
             family.add_metric([endpoint, secret], 1.0)
         yield family
