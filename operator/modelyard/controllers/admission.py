@@ -1,10 +1,13 @@
 """Admission: deny contradictions that need other objects to see, warn where GitOps ordering
 may still make things right. CEL in the CRDs covers what one object says about itself.
 
-    ModelEndpoint  deny: the entry cannot serve inference, is invalid, or does not fit
+    ModelEndpoint  deny: spec.image outside allowedImagePrefixes; trust-changing engineArgs
+                         the entry does not allow (:mod:`modelyard.builders.trust`);
+                         the entry cannot serve inference, is invalid, or does not fit
                          spec.resources.gpuType at its maxModelLen
                    warn: the entry does not exist yet; the entry is deprecated
-    TrainingJob    deny: the entry cannot be trained (capabilities, upstream, deprecated),
+    TrainingJob    deny: spec.image outside allowedImagePrefixes;
+                         the entry cannot be trained (capabilities, upstream, deprecated),
                          or the GPU type is too small for the method
                    warn: the entry does not exist yet
     ModelEntry     warn: the registry cannot resolve it (its status will say Invalid)
@@ -18,7 +21,7 @@ import kopf
 import pydantic
 
 from modelyard import api
-from modelyard.builders import deployment, runtime_args
+from modelyard.builders import deployment, runtime_args, trust
 from modelyard.controllers import cluster, context, model_entry
 from modelyard.registry import catalog, gpus, manifests, resolve
 
@@ -32,6 +35,11 @@ def _parse(model: type[T], body: dict[str, Any]) -> T:
         raise kopf.AdmissionError("; ".join(manifests.field_errors(exc)), code=422) from None
 
 
+def _deny(problem: str | None) -> None:
+    if problem is not None:
+        raise kopf.AdmissionError(problem, code=403)
+
+
 async def _entry(ctx: context.Context, name: str) -> api.ModelEntry | None:
     body = await ctx.cluster.get(cluster.MODEL_ENTRY, name)
     return model_entry.parse(body) if body is not None else None
@@ -39,7 +47,9 @@ async def _entry(ctx: context.Context, name: str) -> api.ModelEntry | None:
 
 async def validate_endpoint(ctx: context.Context, body: dict[str, Any], warnings: list[str]) -> None:
     endpoint = _parse(api.ModelEndpoint, body)
+    _deny(trust.image_problem(endpoint.spec.image, ctx.settings))
     entry = await _entry(ctx, endpoint.spec.model)
+    _deny(trust.engine_args_problem(endpoint.spec.engine_args, entry))
     if entry is None:
         model = endpoint.spec.model
         warnings.append(
@@ -85,6 +95,7 @@ async def validate_endpoint(ctx: context.Context, body: dict[str, Any], warnings
 
 async def validate_training_job(ctx: context.Context, body: dict[str, Any], warnings: list[str]) -> None:
     job = _parse(api.TrainingJob, body)
+    _deny(trust.image_problem(job.spec.image, ctx.settings))
     entry = await _entry(ctx, job.spec.model)
     if entry is None:
         warnings.append(
