@@ -19,6 +19,7 @@ from modelyard.controllers import tls, webhook, webhook_certs
 
 T0 = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
 HOUR = datetime.timedelta(hours=1)
+SECOND = datetime.timedelta(seconds=1)
 
 
 def _verify(bundle: bytes, serving: tls.Serving, now: datetime.datetime) -> None:
@@ -139,3 +140,23 @@ def test_the_live_server_presents_each_renewed_certificate_without_a_restart() -
     assert len(serials) >= 3, "the certificate was not renewed twice within a minute"
     assert set(statuses) == {200}
     assert server.rotations >= 2
+
+
+def test_a_cert_manager_secret_is_read_again_when_it_changes(tmp_path: Any) -> None:
+    """cert-manager mode: the operator serves the mounted tls.crt/tls.key, takes ca.crt as the
+    bundle and issues nothing; a renewed Secret (the kubelet rewrites the files) is picked up."""
+    ca = tls.new_authority(T0, 24 * HOUR)
+
+    def write(serving: tls.Serving) -> None:
+        (tmp_path / "tls.crt").write_bytes(serving.cert_pem)
+        (tmp_path / "tls.key").write_bytes(serving.key_pem)
+        (tmp_path / "ca.crt").write_bytes(ca.cert_pem())
+
+    first = tls.issue(ca, ["hook.ns.svc"], T0, HOUR)
+    write(first)
+    source = webhook_certs.Mounted(tmp_path, poll=datetime.timedelta(seconds=5))
+    loaded = asyncio.run(source.load(T0))
+    assert (loaded.serving, loaded.ca_bundle, loaded.next_check) == (first, ca.cert_pem(), T0 + 5 * SECOND)
+    renewed = tls.issue(ca, ["hook.ns.svc"], T0 + HOUR / 2, HOUR)
+    write(renewed)
+    assert asyncio.run(source.load(T0 + 5 * SECOND)).serving == renewed
