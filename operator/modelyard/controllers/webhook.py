@@ -166,7 +166,10 @@ class RotatingWebhookServer(kopf.WebhookServer):
         runner = aiohttp.web.AppRunner(app, handle_signals=False, access_log=None)
         await runner.setup()
         try:
-            site = aiohttp.web.TCPSite(runner, self.addr, self.port, ssl_context=context, reuse_address=True)
+            # reuse_port: a new leader may bind while the old one is still closing (as kopf does)
+            site = aiohttp.web.TCPSite(
+                runner, self.addr, self.port, ssl_context=context, reuse_address=True, reuse_port=True
+            )
             await site.start()
             yield self._client_config(material.ca_bundle)
             while True:
