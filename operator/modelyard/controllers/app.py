@@ -72,8 +72,16 @@ class OperatorOptions:
     (in a cluster); None: a URL at ``webhook_host`` (kopf manages the configurations)."""
     webhook_configuration: str = "modelyard-webhook"
     """With ``webhook_service``: the ValidatingWebhookConfiguration (made by the chart) to patch."""
-    webhook_failure_policy: FailurePolicy = "Fail"
-    """What the API server does when the webhook cannot answer (docs/security.md)."""
+    webhook_failure_policy: FailurePolicy | None = None
+    """What the API server does when the webhook cannot answer (docs/security.md); None:
+    ``Fail`` through a Service (in a cluster), ``Ignore`` at a URL (a process on a laptop or in
+    the tests, which a kill must not leave blocking every write of the modelyard kinds)."""
+
+    @property
+    def failure_policy(self) -> FailurePolicy:
+        if self.webhook_failure_policy is not None:
+            return self.webhook_failure_policy
+        return "Fail" if self.webhook_service else "Ignore"
     webhook_cert_validity: datetime.timedelta = datetime.timedelta(days=7)
     """Life of each serving certificate the operator issues (renewed two thirds into it)."""
     webhook_ca_validity: datetime.timedelta = datetime.timedelta(days=5 * 365)
@@ -117,7 +125,7 @@ def build_registry(
                 service=service, configuration=options.webhook_configuration, handlers=ADMISSION,
                 kube=ctx.cluster, addr=options.webhook_host, port=options.webhook_port,
                 source=_certificates(ctx, options, [*service.dns_names(), options.webhook_host]),
-                failure_policy=options.webhook_failure_policy,
+                failure_policy=options.failure_policy,
             )  # fmt: skip
         elif options.webhook:
             settings.admission.server = webhook.RotatingWebhookServer(
@@ -209,7 +217,7 @@ def build_registry(
 
             @on.validate(
                 GROUP, handler.plural, id=handler.id, operations=list(handler.operations),
-                ignore_failures=options.webhook_failure_policy == "Ignore", registry=registry,
+                ignore_failures=options.failure_policy == "Ignore", registry=registry,
             )  # fmt: skip
             async def validate(body: Any, warnings: list[str], check: Any = check, **kwargs: Any) -> None:
                 old = kwargs.get("old")

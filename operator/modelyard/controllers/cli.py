@@ -49,9 +49,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--webhook-failure-policy",
         choices=("Fail", "Ignore"),
-        default="Fail",
-        help="what the API server does when the webhook cannot answer (default Fail: no modelyard "
-        "object is created or changed unchecked; kube-system is never matched)",
+        default=None,
+        help="what the API server does when the webhook cannot answer (default: Fail with "
+        "--webhook-service, so no modelyard object is created or changed unchecked, kube-system "
+        "never matched; Ignore without it, so a killed local operator blocks nothing)",
     )
     parser.add_argument(
         "--webhook-cert-validity",

@@ -14,10 +14,11 @@ object on uninstall.
 Both servers are a :class:`RotatingWebhookServer`: the serving certificate comes from a
 :mod:`.webhook_certs` source and each renewal is loaded into the live SSL context.
 
-``failurePolicy`` is ``Fail`` by default (``--webhook-failure-policy``): the modelyard kinds
-are not created or changed unchecked while no operator answers. The webhooks match only the
-modelyard kinds, and a ``namespaceSelector`` leaves out :data:`EXEMPT_NAMESPACES`, so the
-webhook can never block the cluster's own workloads.
+``failurePolicy`` is ``Fail`` through a Service (``--webhook-failure-policy``): the modelyard
+kinds are not created or changed unchecked while no operator answers (at a URL, out of a
+cluster, it is ``Ignore`` unless set: a killed local operator must not block every write).
+The webhooks match only the modelyard kinds, and a ``namespaceSelector`` leaves out
+:data:`EXEMPT_NAMESPACES`, so the webhook can never block the cluster's own workloads.
 """
 
 from __future__ import annotations
