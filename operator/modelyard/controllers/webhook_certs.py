@@ -114,6 +114,16 @@ class SecretStore:
         return {k: base64.b64encode(v).decode() for k, v in data.items()}
 
     async def authorities(self, now: datetime.datetime, validity: datetime.timedelta) -> Authorities:
+        try:
+            return await self._authorities(now, validity)
+        except exceptions.ForbiddenError:
+            raise RuntimeError(
+                f"the operator may not read or write the webhook CA Secret {self.namespace}/{self.name}: "
+                "it needs create on secrets and get/patch on that name in its namespace (the chart's Role "
+                "has them), or --webhook-cert-dir with a cert-manager certificate"
+            ) from None
+
+    async def _authorities(self, now: datetime.datetime, validity: datetime.timedelta) -> Authorities:
         for _ in range(5):  # another replica may write it at the same time: read again
             secret = await self.kube.get(cluster.SECRET, self.name, self.namespace)
             found = self._parse(secret) if secret is not None else None
