@@ -160,3 +160,18 @@ def test_a_cert_manager_secret_is_read_again_when_it_changes(tmp_path: Any) -> N
     renewed = tls.issue(ca, ["hook.ns.svc"], T0 + HOUR / 2, HOUR)
     write(renewed)
     assert asyncio.run(source.load(T0 + 5 * SECOND)).serving == renewed
+
+
+def test_a_lost_ca_secret_leaves_the_served_certificate_trusted_until_the_new_ca_takes_over() -> None:
+    store = webhook_certs.MemoryStore()
+    source = webhook_certs.Issuing(store, ["hook.ns.svc"], validity=HOUR)
+    first = asyncio.run(source.load(T0))
+    store._found = None  # someone deleted the Secret: the next read makes a new CA
+    at = T0 + 10 * SECOND
+    after = asyncio.run(source.load(at))
+    assert len(x509.load_pem_x509_certificates(after.ca_bundle)) == 2
+    assert after.serving == first.serving
+    _verify(after.ca_bundle, after.serving, at)
+    switched = asyncio.run(source.load(after.next_check))
+    assert switched.serving.cert.issuer != first.serving.cert.issuer
+    _verify(switched.ca_bundle, switched.serving, after.next_check)

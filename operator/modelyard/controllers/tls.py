@@ -81,13 +81,14 @@ class Serving:
 
 def new_authority(now: datetime.datetime, validity: datetime.timedelta) -> Authority:
     key = ec.generate_private_key(ec.SECP256R1())
-    name = _name(f"modelyard-webhook-ca-{now:%Y%m%d%H%M%S}")
+    serial = x509.random_serial_number()
+    name = _name(f"modelyard-webhook-ca-{serial:x}"[:64])  # unique: issuers are compared by name
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
         .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
+        .serial_number(serial)
         .not_valid_before(now - BACKDATE)
         .not_valid_after(now + validity)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)

@@ -172,11 +172,18 @@ class Issuing:
         """How long the bundle names a new CA before certificates from it are served."""
         self.recheck = recheck
         self._serving: tls.Serving | None = None
+        self._signer: Any | None = None  # x509.Certificate of the CA last seen signing
+        self._retired: Any | None = None  # a CA the store forgot while we still served from it
         self._bundle: bytes = b""
         self._bundle_since = datetime.datetime.min.replace(tzinfo=datetime.UTC)
 
     async def load(self, now: datetime.datetime) -> Material:
         found = await self.store.authorities(now, self.ca_validity)
+        if self._signer is not None and found.current.cert != self._signer and found.previous is None:
+            self._retired = self._signer  # the store lost its CA (a deleted Secret): keep trusting ours
+        self._signer = found.current.cert
+        if found.previous is None and self._retired is not None:
+            found = Authorities(found.current, self._retired)
         bundle = found.bundle(now)
         if bundle != self._bundle:
             self._bundle, self._bundle_since = bundle, now
