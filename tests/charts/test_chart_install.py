@@ -129,7 +129,10 @@ def test_webhook_denies_a_bad_endpoint_through_its_service(release: Release) -> 
         client = hook["clientConfig"]
         assert "url" not in client
         assert client["service"]["name"] == "modelyard-webhook" and client["service"]["namespace"] == NS
-        assert client["caBundle"] and hook["failurePolicy"] == "Ignore"
+        assert client["caBundle"] and hook["failurePolicy"] == "Fail"
+    ca = release.get(f"/api/v1/namespaces/{NS}/secrets/modelyard-webhook-ca")  # the CA the replicas share
+    bundle = base64.b64decode(config["webhooks"][0]["clientConfig"]["caBundle"])
+    assert base64.b64decode(ca["data"]["ca.crt"]) in bundle
     entry = ENTRY % {"name": "cannot-serve", "category": "embedding", "inference": "false"}
     release.cluster.kubectl("apply", "-f", "-", input=entry)
     denied = release.cluster.kubectl(

@@ -3,6 +3,7 @@ $MODELYARD_SERVICE_ACCOUNT_DIR (what the chart sets; the node agent rewrites it 
 
 from __future__ import annotations
 
+import datetime
 from pathlib import Path
 
 import pytest
@@ -15,9 +16,9 @@ from modelyard.gateway import kube
 @pytest.fixture
 def account(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     directory = tmp_path / "serviceaccount"
-    ca, _, _ = tls.make_webhook_certs(tmp_path / "pki", ["kubernetes"])
+    ca = tls.new_authority(datetime.datetime.now(datetime.UTC), datetime.timedelta(days=1))
     directory.mkdir()
-    (directory / "ca.crt").write_bytes(ca.read_bytes())
+    (directory / "ca.crt").write_bytes(ca.cert_pem())
     (directory / "token").write_text("token-of-the-pod")  # as the kubelet writes it
     (directory / "namespace").write_text("modelyard-system")
     monkeypatch.setenv(incluster.DIR_ENV, str(directory))

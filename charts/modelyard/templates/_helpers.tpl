@@ -39,17 +39,28 @@ app.kubernetes.io/component: {{ .component }}
 {{- if .Values.bindPodIP }}$(POD_IP){{ else }}0.0.0.0{{ end -}}
 {{- end -}}
 
+{{/* An image: repository@digest when a digest is given, else repository:tag (appVersion). */}}
+{{- define "modelyard.imageRef" -}}
+{{- if .image.digest -}}
+{{- printf "%s@%s" .image.repository .image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .image.repository (.image.tag | default .appVersion) -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "modelyard.image" -}}
-{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) -}}
+{{- include "modelyard.imageRef" (dict "image" .Values.image "appVersion" .Chart.AppVersion) -}}
 {{- end -}}
 
 {{- define "modelyard.runtimeImage" -}}
-{{- printf "%s:%s" .Values.runtimeImage.repository (.Values.runtimeImage.tag | default .Chart.AppVersion) -}}
+{{- include "modelyard.imageRef" (dict "image" .Values.runtimeImage "appVersion" .Chart.AppVersion) -}}
 {{- end -}}
 
 {{- define "modelyard.operator.fullname" -}}{{ include "modelyard.fullname" . }}-operator{{- end -}}
 {{- define "modelyard.gateway.fullname" -}}{{ include "modelyard.fullname" . }}-gateway{{- end -}}
 {{- define "modelyard.webhook.fullname" -}}{{ include "modelyard.fullname" . }}-webhook{{- end -}}
+{{- define "modelyard.webhook.caSecret" -}}{{ include "modelyard.fullname" . }}-webhook-ca{{- end -}}
+{{- define "modelyard.webhook.tlsSecret" -}}{{ include "modelyard.fullname" . }}-webhook-tls{{- end -}}
 {{- define "modelyard.statusApi.fullname" -}}{{ include "modelyard.fullname" . }}-status-api{{- end -}}
 
 {{- define "modelyard.operator.serviceAccountName" -}}

@@ -130,6 +130,10 @@ class RuntimeSpec(base.ApiModel):
     """Handler class path for the transformers engine; detected from the category when absent."""
     pooling: Pooling | None = None
     """Embedding pooling: mean, cls, last or max."""
+    allow_trust_remote_code: bool | None = None
+    """true: endpoints of this entry may pass engine arguments that run code from outside the
+    image (trustRemoteCode, parser plugins, classes by import path; docs/security.md lists
+    them). Unset or false: they are denied."""
 
 
 class GenerationDefaults(base.ApiModel):

@@ -11,6 +11,9 @@ class Settings:
 
     runtime_image: str = "ghcr.io/modelyard/runtime:0.1.0"
     """Image of runtime and trainer pods when the resource names none."""
+    allowed_image_prefixes: tuple[str, ...] = ()
+    """What ``spec.image`` of endpoints and training jobs may name (:mod:`.trust`); empty:
+    only ``runtime_image``."""
     runtime_port: int = 8000
     """Port the runtime listens on inside the pod (Service port ``http``)."""
     runtime_command: tuple[str, ...] = ("modelyard", "runtime")

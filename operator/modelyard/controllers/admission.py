@@ -4,10 +4,13 @@ may still make things right. CEL in the CRDs covers what one object says about i
     ModelEndpoint  deny: its served name belongs to another namespace or to the platform, its
                          entry's servingNamespaces leave its namespace out, or its fallback
                          names another namespace's served name (api/served_names.py);
+                         spec.image outside allowedImagePrefixes; trust-changing engineArgs
+                         the entry does not allow (:mod:`modelyard.builders.trust`);
                          the entry cannot serve inference, is invalid, or does not fit
                          spec.resources.gpuType at its maxModelLen
                    warn: the entry does not exist yet; the entry is deprecated
-    TrainingJob    deny: the entry cannot be trained (capabilities, upstream, deprecated),
+    TrainingJob    deny: spec.image outside allowedImagePrefixes;
+                         the entry cannot be trained (capabilities, upstream, deprecated),
                          or the GPU type is too small for the method
                    warn: the entry does not exist yet
     ModelEntry     warn: the registry cannot resolve it (its status will say Invalid); its
@@ -23,7 +26,7 @@ import pydantic
 
 from modelyard import api
 from modelyard.api import served_names
-from modelyard.builders import deployment, runtime_args
+from modelyard.builders import deployment, runtime_args, trust
 from modelyard.controllers import cluster, context, model_entry
 from modelyard.registry import catalog, gpus, manifests, resolve
 
@@ -35,6 +38,11 @@ def _parse(model: type[T], body: dict[str, Any]) -> T:
         return model.model_validate({k: v for k, v in body.items() if k != "status"})
     except pydantic.ValidationError as exc:
         raise kopf.AdmissionError("; ".join(manifests.field_errors(exc)), code=422) from None
+
+
+def _deny(problem: str | None) -> None:
+    if problem is not None:
+        raise kopf.AdmissionError(problem, code=403)
 
 
 async def _entry(ctx: context.Context, name: str) -> api.ModelEntry | None:
@@ -108,8 +116,10 @@ async def _warn_shut_out(ctx: context.Context, entry: api.ModelEntry, warnings: 
 
 async def validate_endpoint(ctx: context.Context, body: dict[str, Any], warnings: list[str]) -> None:
     endpoint = _parse(api.ModelEndpoint, body)
+    _deny(trust.image_problem(endpoint.spec.image, ctx.settings))
     await _check_ownership(ctx, endpoint, body)
     entry = await _entry(ctx, endpoint.spec.model)
+    _deny(trust.engine_args_problem(endpoint.spec.engine_args, entry))
     if entry is None:
         model = endpoint.spec.model
         warnings.append(
@@ -155,6 +165,7 @@ async def validate_endpoint(ctx: context.Context, body: dict[str, Any], warnings
 
 async def validate_training_job(ctx: context.Context, body: dict[str, Any], warnings: list[str]) -> None:
     job = _parse(api.TrainingJob, body)
+    _deny(trust.image_problem(job.spec.image, ctx.settings))
     entry = await _entry(ctx, job.spec.model)
     if entry is None:
         warnings.append(

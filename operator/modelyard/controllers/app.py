@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime
 import logging
 import os
 import pathlib
-import tempfile
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,9 +37,9 @@ from modelyard.controllers import (
     model_endpoint,
     model_entry,
     ownership,
-    tls,
     training_job,
     webhook,
+    webhook_certs,
 )
 from modelyard.statusapi import app as status_app
 from modelyard.statusapi import settings as status_settings
@@ -49,6 +49,9 @@ log = logging.getLogger(__name__)
 
 GROUP = labels.GROUP
 MANAGED = {labels.MANAGED_BY: "modelyard"}
+
+
+FailurePolicy = webhook.FailurePolicy  # the field ``webhook`` shadows the module in the class
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +75,24 @@ class OperatorOptions:
     (in a cluster); None: a URL at ``webhook_host`` (kopf manages the configurations)."""
     webhook_configuration: str = "modelyard-webhook"
     """With ``webhook_service``: the ValidatingWebhookConfiguration (made by the chart) to patch."""
+    webhook_failure_policy: FailurePolicy | None = None
+    """What the API server does when the webhook cannot answer (docs/security.md); None:
+    ``Fail`` through a Service (in a cluster), ``Ignore`` at a URL (a process on a laptop or in
+    the tests, which a kill must not leave blocking every write of the modelyard kinds)."""
+
+    @property
+    def failure_policy(self) -> FailurePolicy:
+        if self.webhook_failure_policy is not None:
+            return self.webhook_failure_policy
+        return "Fail" if self.webhook_service else "Ignore"
+    webhook_cert_validity: datetime.timedelta = datetime.timedelta(days=7)
+    """Life of each serving certificate the operator issues (renewed two thirds into it)."""
+    webhook_ca_validity: datetime.timedelta = datetime.timedelta(days=5 * 365)
+    """Life of the webhook CA (replaced two thirds into it; the old one stays in the bundle)."""
+    webhook_ca_secret: str | None = None
+    """Secret in ``namespace`` that keeps the webhook CA, shared by the replicas (None: in memory)."""
+    webhook_cert_dir: pathlib.Path | None = None
+    """A mounted cert-manager Secret (tls.crt, tls.key, ca.crt): the operator issues nothing."""
     apply_builtin_catalog: bool = False
     """Apply the built-in catalog's ModelEntries at start (:mod:`.catalog_seed`)."""
     pod_name: str | None = None
@@ -106,14 +127,13 @@ def build_registry(
             settings.admission.server = webhook.ServiceWebhookServer(
                 service=service, configuration=options.webhook_configuration, handlers=ADMISSION,
                 kube=ctx.cluster, addr=options.webhook_host, port=options.webhook_port,
-                cert_dir=pathlib.Path(tempfile.mkdtemp(prefix="modelyard-webhook-")),
+                source=_certificates(ctx, options, [*service.dns_names(), options.webhook_host]),
+                failure_policy=options.failure_policy,
             )  # fmt: skip
         elif options.webhook:
-            directory = pathlib.Path(tempfile.mkdtemp(prefix="modelyard-webhook-"))
-            ca, cert, key = tls.make_webhook_certs(directory, [options.webhook_host, "localhost"])
-            settings.admission.server = kopf.WebhookServer(
-                addr=options.webhook_host, port=options.webhook_port, host=options.webhook_host,
-                cafile=str(ca), certfile=str(cert), pkeyfile=str(key),
+            settings.admission.server = webhook.RotatingWebhookServer(
+                source=_certificates(ctx, options, [options.webhook_host, "localhost"]),
+                addr=options.webhook_host, port=options.webhook_port,
             )  # fmt: skip
             settings.admission.managed = GROUP
 
@@ -209,9 +229,12 @@ def build_registry(
 
             @on.validate(
                 GROUP, handler.plural, id=handler.id, operations=list(handler.operations),
-                ignore_failures=True, registry=registry,
+                ignore_failures=options.failure_policy == "Ignore", registry=registry,
             )  # fmt: skip
-            async def validate(body: Any, warnings: list[str], check: Any = check, **_: Any) -> None:
+            async def validate(body: Any, warnings: list[str], check: Any = check, **kwargs: Any) -> None:
+                old = kwargs.get("old")
+                if old is not None and old.get("spec") == body.get("spec"):
+                    return  # metadata only (labels, kopf's annotations): nothing to check again
                 await check(ctx, dict(body), warnings)
 
     return registry
@@ -227,6 +250,20 @@ async def _seed_ownership(ctx: context.Context) -> None:
         log.warning("could not list endpoints and entries for served-name ownership", exc_info=True)
         return
     ctx.ownership.seed(endpoints, entries)
+def _certificates(
+    ctx: context.Context, options: OperatorOptions, hosts: list[str]
+) -> webhook_certs.Source:
+    """Where the webhook's serving certificate comes from (:mod:`.webhook_certs`)."""
+    if options.webhook_cert_dir is not None:
+        return webhook_certs.Mounted(options.webhook_cert_dir)
+    store: webhook_certs.Store = (
+        webhook_certs.SecretStore(ctx.cluster, options.namespace, options.webhook_ca_secret)
+        if options.webhook_ca_secret
+        else webhook_certs.MemoryStore()
+    )
+    return webhook_certs.Issuing(
+        store, hosts, validity=options.webhook_cert_validity, ca_validity=options.webhook_ca_validity
+    )
 
 
 def _kubeconfig_login(configuration: Any) -> kopf.ConnectionInfo:

@@ -11,8 +11,10 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import datetime
 import logging
 import os
+import pathlib
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -43,6 +45,42 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--webhook-configuration",
         default="modelyard-webhook",
         help="the ValidatingWebhookConfiguration to patch with --webhook-service",
+    )
+    parser.add_argument(
+        "--webhook-failure-policy",
+        choices=("Fail", "Ignore"),
+        default=None,
+        help="what the API server does when the webhook cannot answer (default: Fail with "
+        "--webhook-service, so no modelyard object is created or changed unchecked, kube-system "
+        "never matched; Ignore without it, so a killed local operator blocks nothing)",
+    )
+    parser.add_argument(
+        "--webhook-cert-validity",
+        type=float,
+        default=7 * 86400,
+        metavar="SECONDS",
+        help="life of each serving certificate the operator issues; renewed two thirds into it",
+    )
+    parser.add_argument(
+        "--webhook-ca-validity",
+        type=float,
+        default=5 * 365 * 86400,
+        metavar="SECONDS",
+        help="life of the webhook CA (at least 3x --webhook-cert-validity); replaced two thirds into it",
+    )
+    parser.add_argument(
+        "--webhook-ca-secret",
+        default=None,
+        metavar="NAME",
+        help="keep the webhook CA in this Secret of --namespace, shared by the replicas "
+        "(default: in memory, one process)",
+    )
+    parser.add_argument(
+        "--webhook-cert-dir",
+        default=None,
+        metavar="DIR",
+        help="serve tls.crt/tls.key from DIR (a mounted cert-manager Secret), re-read when they "
+        "change; the operator issues no certificate and manages no CA",
     )
     parser.add_argument(
         "--host", default="0.0.0.0", help="address of the status API, dashboard and /metrics (default: all)"
@@ -86,6 +124,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "holds the Lease, so the webhook and status API Services reach only the active replica",
     )
     parser.add_argument("--runtime-image", default=None, help="image of runtime and trainer pods")
+    parser.add_argument(
+        "--allowed-image-prefix",
+        action="append",
+        default=[],
+        metavar="PREFIX",
+        help="spec.image of endpoints and training jobs must start with one of these (repeatable; "
+        "at a '/', ':' or '@' boundary; '*': any image). Default: only --runtime-image",
+    )
     parser.add_argument("--log-level", default="INFO")
     parser.set_defaults(func=_run)
 
@@ -117,6 +163,8 @@ def _run(args: argparse.Namespace) -> int:
             network_policy_from=_labels(args.network_policy_from),
             network_policy_namespace=args.namespace,
         )
+    prefixes = tuple(p.strip() for p in args.allowed_image_prefix if p.strip())
+    builder = dataclasses.replace(builder, allowed_image_prefixes=prefixes)
     options = app.OperatorOptions(
         namespace=args.namespace,
         kubeconfig=args.kubeconfig,
@@ -125,6 +173,11 @@ def _run(args: argparse.Namespace) -> int:
         webhook_port=args.webhook_port,
         webhook_service=args.webhook_service,
         webhook_configuration=args.webhook_configuration,
+        webhook_failure_policy=args.webhook_failure_policy,
+        webhook_cert_validity=datetime.timedelta(seconds=args.webhook_cert_validity),
+        webhook_ca_validity=datetime.timedelta(seconds=args.webhook_ca_validity),
+        webhook_ca_secret=args.webhook_ca_secret,
+        webhook_cert_dir=pathlib.Path(args.webhook_cert_dir) if args.webhook_cert_dir else None,
         metrics_host=args.host,
         metrics_port=args.metrics_port,
         status_port=args.status_port,

@@ -20,7 +20,7 @@ import kopf
 import pydantic
 
 from modelyard import api
-from modelyard.builders import deployment, endpoint_status, labels, network_policy, service
+from modelyard.builders import deployment, endpoint_status, labels, network_policy, service, trust
 from modelyard.controllers import cluster, conditions, context, model_entry
 from modelyard.registry import manifests
 
@@ -102,6 +102,10 @@ async def _decide(
     ctx: context.Context, endpoint: api.ModelEndpoint, uid: str
 ) -> tuple[endpoint_status.Observed, dict[str, Any]]:
     """The observed state and the extra status fields (servedName, engine, url)."""
+    problem = trust.image_problem(endpoint.spec.image, ctx.settings)
+    if problem is not None:  # past admission (webhook down or bypassed): never run it
+        await _remove_children(ctx, endpoint)
+        return endpoint_status.Observed("Failed", "ImageNotAllowed", problem, endpoint.spec.replicas, 0), {}
     entry_body = await ctx.cluster.get(cluster.MODEL_ENTRY, endpoint.spec.model)
     if entry_body is not None:
         ctx.touch_endpoints(ctx.ownership.entry_event(entry_body))
@@ -127,6 +131,12 @@ async def _serve(
         message = f"ModelEntry {model!r} does not exist (yet); this endpoint proceeds once it is applied"
         return endpoint_status.Observed("Pending", "EntryNotFound", message, endpoint.spec.replicas, 0), {}
     entry = model_entry.parse(entry_body)
+    problem = trust.engine_args_problem(endpoint.spec.engine_args, entry)
+    if problem is not None:
+        await _remove_children(ctx, endpoint)
+        return endpoint_status.Observed(
+            "Failed", "EngineArgsNotAllowed", problem, endpoint.spec.replicas, 0
+        ), {}
     if entry.spec.adapter is not None:  # a fine-tune: serve the base model's source + the adapter
         base_name = entry.spec.adapter.base_model
         base_body = await ctx.cluster.get(cluster.MODEL_ENTRY, base_name)

@@ -20,7 +20,7 @@ import pydantic
 from modelyard import api
 from modelyard.api import model_entry as entry_api
 from modelyard.api import training_job as job_api
-from modelyard.builders import labels, network_policy, training
+from modelyard.builders import labels, network_policy, training, trust
 from modelyard.controllers import cluster, conditions, context, model_entry
 from modelyard.registry import catalog, manifests
 
@@ -121,6 +121,9 @@ async def _decide(
         # The finished Job was deleted (ttlSecondsAfterFinished): never run it again.
         return current["phase"], current.get("reason", ""), current.get("message", ""), {}
     if existing is None:
+        problem = trust.image_problem(job.spec.image, ctx.settings)
+        if problem is not None:  # past admission (webhook down or bypassed): never run it
+            return "Failed", "ImageNotAllowed", problem, {}
         verdict = catalog.validate_training(entry, job.spec.method)
         if not verdict.ok:
             return "Failed", "NotTrainable", verdict.reason or "cannot be trained", {}
