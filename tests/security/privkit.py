@@ -65,19 +65,24 @@ class Installed:
         return result.stdout.strip() == "yes"
 
     def address(self, service: str, port_name: str | None = None) -> str:
-        """``http://pod-ip:port`` of a ready endpoint of ``service`` (no kube-proxy locally)."""
-        slices = self.get(
-            f"/apis/discovery.k8s.io/v1/namespaces/{NS}/endpointslices"
-            f"?labelSelector=kubernetes.io/service-name%3D{service}"
-        )["items"]
-        for item in slices:
-            ports = item.get("ports") or []
-            port = next(p["port"] for p in ports if port_name is None or p.get("name") == port_name)
-            for endpoint in item.get("endpoints") or []:
-                conditions = endpoint.get("conditions") or {}
-                if conditions.get("ready") and not conditions.get("terminating"):
-                    return f"http://{endpoint['addresses'][0]}:{port}"
-        raise AssertionError(f"Service {NS}/{service} has no ready endpoint")
+        """``http://pod-ip:port`` of a ready endpoint of ``service`` (no kube-proxy locally),
+        waiting for the Service's EndpointSlice to list one."""
+
+        def ready() -> str | None:
+            slices = self.get(
+                f"/apis/discovery.k8s.io/v1/namespaces/{NS}/endpointslices"
+                f"?labelSelector=kubernetes.io/service-name%3D{service}"
+            )["items"]
+            for item in slices:
+                ports = [p for p in item.get("ports") or [] if port_name in (None, p.get("name"))]
+                for endpoint in item.get("endpoints") or []:
+                    conditions = endpoint.get("conditions") or {}
+                    if ports and conditions.get("ready") and not conditions.get("terminating"):
+                        return f"http://{endpoint['addresses'][0]}:{ports[0]['port']}"
+            return None
+
+        found: str = wait(ready, 120, f"a ready endpoint of Service {NS}/{service}")
+        return found
 
     def pods(self, component: str) -> list[dict[str, Any]]:
         found = self.get(
@@ -95,6 +100,8 @@ def http_get(url: str, token: str | None = None) -> tuple[int, str]:
             return int(response.status), response.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode(errors="replace")
+    except (urllib.error.URLError, OSError) as exc:  # not listening (yet): status 0
+        return 0, str(exc)
 
 
 def matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
