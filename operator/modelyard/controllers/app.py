@@ -209,7 +209,11 @@ def build_registry(
                 GROUP, handler.plural, id=handler.id, operations=list(handler.operations),
                 ignore_failures=True, registry=registry,
             )  # fmt: skip
-            async def validate(body: Any, warnings: list[str], check: Any = check, **_: Any) -> None:
+            async def validate(
+                body: Any, warnings: list[str], old: Any = None, check: Any = check, **_: Any
+            ) -> None:
+                if old is not None and ownership.plain(old.get("spec")) == ownership.plain(body.get("spec")):
+                    return  # labels, annotations, finalizers: never deny them (kopf's own, a deletion's)
                 await check(ctx, dict(body), warnings)
 
     return registry
