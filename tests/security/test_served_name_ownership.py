@@ -84,6 +84,14 @@ def test_mallory_cannot_take_alices_served_name_and_the_gateway_sends_her_nothin
         return status.get("reason") == "ServedNameConflict"
 
     wait(conflict, 120, "mallory's endpoint to report ServedNameConflict")
+    # a change of its spec is judged again (denied); labels and annotations are not (the
+    # operator's own bookkeeping and a deletion's finalizers must go through)
+    moved = tenants.mallory.kubectl(
+        "patch", "modelendpoint", "hijack", "--type=merge", "-p", '{"spec": {"weight": 999}}'
+    )
+    assert moved.returncode != 0 and f"belongs to namespace {a}" in moved.stderr, moved.stderr
+    labelled = tenants.mallory.kubectl("label", "modelendpoint", "hijack", "team=mallory")
+    assert labelled.returncode == 0, labelled.stderr
     status = _status(cluster, b, "hijack")
     assert status["phase"] == "Failed"
     assert f"namespace {a}" in status["message"] and f"{a}/chat came first" in status["message"]

@@ -231,10 +231,11 @@ def build_registry(
                 GROUP, handler.plural, id=handler.id, operations=list(handler.operations),
                 ignore_failures=options.failure_policy == "Ignore", registry=registry,
             )  # fmt: skip
-            async def validate(body: Any, warnings: list[str], check: Any = check, **kwargs: Any) -> None:
-                old = kwargs.get("old")
-                if old is not None and old.get("spec") == body.get("spec"):
-                    return  # metadata only (labels, kopf's annotations): nothing to check again
+            async def validate(
+                body: Any, warnings: list[str], old: Any = None, check: Any = check, **_: Any
+            ) -> None:
+                if old is not None and ownership.plain(old.get("spec")) == ownership.plain(body.get("spec")):
+                    return  # labels, annotations, finalizers: never deny them (kopf's own, a deletion's)
                 await check(ctx, dict(body), warnings)
 
     return registry

@@ -145,8 +145,11 @@ class KubeDiscovery:
             if info is not None:
                 infos.append(info)
         self._report_unreadable(tuple(sorted(unreadable)))
-        self._table = dataclasses.replace(routes.build_table(infos), unreadable_keys=self._unreadable)
-        self._conflicts = conflicts
+        if self._synced or all(i.synced for i in self._base()):
+            # not before every endpoint and entry is known: a partial cache could make an
+            # intruder look like the first (or miss an entry's servingNamespaces)
+            self._table = dataclasses.replace(routes.build_table(infos), unreadable_keys=self._unreadable)
+            self._conflicts = conflicts
         live = {f"ep:{k}" for k in self.endpoints.store} | {f"entry:{k}" for k in self.entries.store}
         for stale in self._parsed.keys() - live:
             del self._parsed[stale]
