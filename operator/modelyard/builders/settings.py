@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal
+
+RegistrationMode = Literal["prefixed", "exact", "off"]
+REGISTRATION_MODES: tuple[RegistrationMode, ...] = ("prefixed", "exact", "off")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,3 +33,9 @@ class Settings:
     """For the in-cluster URL in status."""
     startup_seconds: int = 1800
     """How long a runtime may take to load its model before the startup probe gives up."""
+    registration_mode: RegistrationMode = "prefixed"
+    """How a TrainingJob's ``output.register`` names the ModelEntry it creates: ``prefixed``
+    (``<namespace>.<name>``, so a namespace never picks a catalog name), ``exact``, or ``off``
+    (registration refused)."""
+    registration_namespaces: tuple[str, ...] = ()
+    """The namespaces whose TrainingJobs may register ModelEntries; empty: every namespace."""
