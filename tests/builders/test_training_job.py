@@ -1,4 +1,4 @@
-"""A TrainingJob becomes a ConfigMap with the merged config and a batch Job running the trainer."""
+"""A TrainingJob becomes a batch Job running the trainer, its merged config in the pod template."""
 
 from __future__ import annotations
 
@@ -23,13 +23,19 @@ def _job(**spec: object) -> api.TrainingJob:
     return api.TrainingJob.model_validate({"metadata": {"name": "tune", "namespace": "ml"}, "spec": body})
 
 
-def test_config_map_holds_the_effective_config() -> None:
+def test_pod_template_holds_the_effective_config() -> None:
     effective = training_job.EffectiveConfig.model_validate(
         {"hyperparameters": {"learningRate": 1e-4, "numEpochs": 1}, "lora": {"r": 8}}
     )
     config = training.trainer_config(_job(), entry(), effective)
-    cm = training.build_config_map(_job(), config, owner_uid="u")
-    data = json.loads(cm["data"]["config.json"])
+    template = training.build_job(_job(), CFG, config, owner_uid="u")["spec"]["template"]
+    data = json.loads(template["metadata"]["annotations"][training.CONFIG_ANNOTATION])
+    (volume,) = [v for v in template["spec"]["volumes"] if v["name"] == "config"]
+    (item,) = volume["downwardAPI"]["items"]
+    assert item == {
+        "path": "config.json",
+        "fieldRef": {"fieldPath": f"metadata.annotations['{training.CONFIG_ANNOTATION}']"},
+    }
     assert data["hyperparameters"] == {"learningRate": 1e-4, "numEpochs": 1.0}
     assert data["lora"] == {"r": 8}
     assert data["dataset"]["path"] == "/data/configmap/dataset.jsonl"
@@ -38,7 +44,7 @@ def test_config_map_holds_the_effective_config() -> None:
 
 def test_job_runs_the_trainer_with_backoff_and_mounts() -> None:
     job = training.build_job(
-        _job(backoffLimit=3, activeDeadlineSeconds=600, resources={"gpus": 0}), CFG, owner_uid="u"
+        _job(backoffLimit=3, activeDeadlineSeconds=600, resources={"gpus": 0}), CFG, {}, owner_uid="u"
     )
     assert job["spec"]["backoffLimit"] == 3 and job["spec"]["activeDeadlineSeconds"] == 600
     pod = job["spec"]["template"]["spec"]
@@ -96,7 +102,8 @@ def test_phase_from_the_job() -> None:
 
 
 def test_trainer_serves_progress_on_its_pod_ip() -> None:
-    container = training.build_job(_job(), CFG, owner_uid="u")["spec"]["template"]["spec"]["containers"][0]
+    pod = training.build_job(_job(), CFG, {}, owner_uid="u")["spec"]["template"]["spec"]
+    container = pod["containers"][0]
     env = {e["name"]: e for e in container["env"]}
     assert env["POD_IP"]["valueFrom"] == {"fieldRef": {"fieldPath": "status.podIP"}}
     assert env["MODELYARD_PROGRESS_PORT"]["value"] == str(training.PROGRESS_PORT)
@@ -119,3 +126,8 @@ def test_progress_comes_from_the_newest_running_pod_then_its_termination_message
     done = _pod("b", "2026-01-01T00:01:00Z", "Succeeded", terminated={"exitCode": 0, "message": message})
     assert training.final_progress([failed, done]) == {"step": 40, "totalSteps": 40, "loss": 0.5}
     assert training.final_progress([failed]) is None
+
+
+def test_trainer_pod_mounts_no_service_account_token() -> None:
+    pod = training.build_job(_job(), CFG, {}, owner_uid="u")["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False

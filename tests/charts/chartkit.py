@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -51,6 +53,29 @@ def template(*extra: str) -> str:
     result = helm("template", RELEASE, str(CHART), "--namespace", NAMESPACE, *extra)
     assert result.returncode == 0, result.stderr
     return result.stdout
+
+
+GENERATED = re.compile(r"(# generated at install.*\n\s*[\w.-]+: )\"[^\"]*\"")
+
+
+def masked(text: str) -> str:
+    """``text`` with the values the chart generates at install (random keys) replaced by a
+    placeholder, so that golden files stay deterministic."""
+    docs = GENERATED.sub(r'\1"<generated>"', text).split("\n---\n")
+    for i, doc in enumerate(docs):  # the status API token (data: token: <random, base64>)
+        if "kind: Secret" in doc and "name: modelyard-status-api-token" in doc:
+            docs[i] = re.sub(r"(?m)^(  token: ).*$", r'\1"<generated>"', doc)
+    return "\n---\n".join(docs)
+
+
+def notes(tmp: Path, *extra: str) -> str:
+    """NOTES.txt as ``helm install`` prints it (``helm template`` leaves it out, so it is
+    rendered here as a template of a copy of the chart; ``--debug`` lets the text through)."""
+    chart = tmp / "chart"
+    shutil.copytree(CHART, chart)
+    shutil.copy(chart / "templates" / "NOTES.txt", chart / "templates" / "zz-notes.yaml")
+    show = ("--show-only", "templates/zz-notes.yaml", "--debug")
+    return helm("template", RELEASE, str(chart), "--namespace", NAMESPACE, *show, *extra).stdout
 
 
 def documents(text: str) -> list[dict[str, Any]]:

@@ -137,10 +137,12 @@ def test_examples_answer_through_the_gateway_service(
     with own_cluster(tmp_path / "cluster", nodes, fake_nodes=["chart-train:1:Tesla-T4"]) as c:
         # The chart's own pods go to the real node: on the fake one nothing would run them.
         pin = "kubernetes\\.io/hostname=" + REAL_NODE
+        c.kubectl("create", "namespace", "ml")  # the upstream key's grant is a Role there
         result = chartkit.helm(
             "install", chartkit.RELEASE, str(chartkit.CHART), "-n", chartkit.NAMESPACE, "--create-namespace",
             "--set-string", f"operator.nodeSelector.{pin}", "--set-string", f"gateway.nodeSelector.{pin}",
             "--set", f"gateway.auth.keys.acceptance={GATEWAY_KEY}", "--wait", "--timeout", "300s",
+            "--set-json", 'gateway.upstreamKeySecrets=[{"namespace": "ml", "name": "openai-api-key"}]',
             home=tmp_path / "helm", kubeconfig=c.kubeconfig, timeout=420,
         )  # fmt: skip
         assert result.returncode == 0, result.stderr
@@ -173,6 +175,14 @@ def test_examples_answer_through_the_gateway_service(
         assert chat.choices[0].message.role == "assistant"
         assert isinstance(chat.choices[0].message.content, str) and chat.choices[0].message.content
         assert chat.usage is not None and chat.usage.completion_tokens > 0
+        # ... through the NetworkPolicy the operator made: it selects the pod that answered and
+        # admits only the release's gateway and operator.
+        policy = c.kube.get("/apis/networking.k8s.io/v1/namespaces/ml/networkpolicies/chat-stable")
+        assert policy["spec"]["podSelector"] == {"matchLabels": {"modelyard.io/endpoint": "chat-stable"}}
+        peer = policy["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"]
+        gateway_pod = c.kube.get(f"/api/v1/namespaces/{chartkit.NAMESPACE}/pods?labelSelector="
+                                 "app.kubernetes.io/component%3Dgateway")["items"][0]
+        assert peer.items() <= gateway_pod["metadata"]["labels"].items()
 
         upstream = client.chat.completions.create(
             model="openai-gpt-4o-mini", messages=[{"role": "user", "content": "Say hello"}]

@@ -111,7 +111,9 @@ def test_rbac_is_least_privilege(release: Release) -> None:
     assert not release.can(operator, "patch", "pods", "-n", "default")
     assert release.can(gateway, "watch", "endpointslices.discovery.k8s.io", "--all-namespaces")
     assert release.can(gateway, "get", "secrets/modelyard-gateway-keys", "-n", NS)
-    assert release.can(gateway, "get", "secrets/openai-api-key", "-n", "default")
+    # upstream key Secrets: none granted by default (gateway.upstreamKeySecrets lists each one)
+    assert not release.can(gateway, "get", "secrets/openai-api-key", "-n", "default")
+    assert not release.can(operator, "get", "configmaps", "-n", "default")
     assert not release.can(gateway, "get", "secrets/other", "-n", NS)
     assert not release.can(gateway, "list", "secrets", "-n", NS)
     assert not release.can(gateway, "patch", "modelendpoints.modelyard.io", "-n", "default")
@@ -253,6 +255,38 @@ def test_status_api_token_is_generated_once_and_kept_across_upgrades(release: Re
     )  # fmt: skip
     assert again.returncode == 0, again.stderr
     assert token() == first
+
+
+def _gateway_models(release: Release, key: str | None) -> int:
+    address, port = chartkit.ready_address(release.cluster.kube, NS, "modelyard-gateway")
+    request = urllib.request.Request(f"http://{address}:{port}/v1/models")
+    if key:
+        request.add_header("Authorization", f"Bearer {key}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_gateway_key_is_generated_required_and_kept_across_upgrades(release: Release) -> None:
+    def key() -> str:
+        secret = release.get(f"/api/v1/namespaces/{NS}/secrets/modelyard-gateway-keys")
+        return base64.b64decode(secret["data"]["default"]).decode()
+
+    first = key()
+    assert first.startswith("sk-") and len(first) == 51
+    assert _gateway_models(release, None) == 401
+    assert _gateway_models(release, "sk-guessed") == 401
+    assert _gateway_models(release, first) == 200
+    again = release.helm(
+        "upgrade", chartkit.RELEASE, str(chartkit.CHART), "--namespace", NS, "--reuse-values",
+        "--wait", "--timeout", "300s",
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert "get secret modelyard-gateway-keys -o jsonpath='{.data.default}' | base64 -d" in again.stdout
+    assert key() == first
+    assert _gateway_models(release, first) == 200
 
 
 def test_uninstall_keeps_crds_and_leaves_no_webhook_behind(release: Release) -> None:

@@ -6,6 +6,7 @@ Regenerate the golden files after an intended change with
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -33,7 +34,7 @@ def test_helm_lint_is_clean(values: Any) -> None:
 @pytest.mark.parametrize("name", ["default", "all-options"])
 def test_rendered_manifests_match_the_golden_files(name: str) -> None:
     extra = ["--values", str(chartkit.ALL_OPTIONS)] if name == "all-options" else []
-    rendered = chartkit.template(*extra)
+    rendered = chartkit.masked(chartkit.template(*extra))
     golden = chartkit.GOLDEN / f"{name}.yaml"
     if os.environ.get("UPDATE_GOLDEN"):
         golden.write_text(rendered)
@@ -61,7 +62,9 @@ def test_default_object_names_are_the_contract_other_tools_use() -> None:
     operator = chartkit.find(docs, "Deployment", "modelyard-operator")["spec"]["template"]["spec"]
     container = operator["containers"][0]
     assert container["command"] == ["modelyard", "operator"]
-    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"http": 8080, "webhook": 9443}
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {
+        "http": 8080, "metrics": 9090, "webhook": 9443,
+    }  # fmt: skip
     assert "--webhook-service=modelyard-system/modelyard-webhook" in container["args"]
     assert "--runtime-image=ghcr.io/modelyard/runtime:0.1.0" in container["args"]
     assert container["image"] == "ghcr.io/modelyard/modelyard:0.1.0"
@@ -109,7 +112,7 @@ def test_optional_objects_appear_only_when_enabled() -> None:
     optional = {
         ("HorizontalPodAutoscaler", "modelyard-gateway"), ("PodDisruptionBudget", "modelyard-gateway"),
         ("ServiceMonitor", "modelyard-operator"), ("ServiceMonitor", "modelyard-gateway"),
-        ("ConfigMap", "modelyard-dashboard"), ("Secret", "modelyard-status-api-token"),
+        ("ConfigMap", "modelyard-dashboard"),
     }  # fmt: skip
     assert optional <= full
     assert not optional & default
@@ -122,7 +125,8 @@ def test_gateway_key_secret_from_values_or_an_existing_secret() -> None:
     secret = chartkit.find(docs, "Secret", "modelyard-gateway-keys")
     assert secret["data"] == {"alice": "c2stYWxpY2U="}
     docs = chartkit.documents(chartkit.template("--set", "gateway.auth.existingSecret=my-keys"))
-    assert not [d for d in docs if d["kind"] == "Secret"]
+    secrets = [d["metadata"]["name"] for d in docs if d["kind"] == "Secret"]
+    assert not [name for name in secrets if name.startswith("modelyard-gateway")]
     args = chartkit.find(docs, "Deployment", "modelyard-gateway")["spec"]["template"]["spec"]["containers"][0]
     assert "--keys-secret=my-keys" in args["args"]
     role = chartkit.find(docs, "Role", "modelyard-gateway")
@@ -132,8 +136,35 @@ def test_gateway_key_secret_from_values_or_an_existing_secret() -> None:
     ]  # fmt: skip
     off = chartkit.documents(chartkit.template("--set", "gateway.auth.enabled=false"))
     gateway = chartkit.find(off, "Deployment", "modelyard-gateway")["spec"]["template"]["spec"]
-    assert "--keys-secret=" in gateway["containers"][0]["args"]
+    assert "--no-auth" in gateway["containers"][0]["args"]
+    assert not [a for a in gateway["containers"][0]["args"] if a.startswith("--keys-secret")]
     assert not [d for d in off if d["kind"] == "Role" and d["metadata"]["name"] == "modelyard-gateway"]
+
+
+def test_default_values_render_a_generated_key_and_no_open_gateway(tmp_path: Path) -> None:
+    """No keys given: the chart's Secret holds one random key (a new one each render, since
+    ``helm template`` cannot look up the live Secret; ``helm upgrade`` keeps the live one)."""
+    first, second = chartkit.template(), chartkit.template()
+    keys = []
+    for text in (first, second):
+        docs = chartkit.documents(text)
+        secret = chartkit.find(docs, "Secret", "modelyard-gateway-keys")
+        assert list(secret["data"]) == ["default"]
+        key = base64.b64decode(secret["data"]["default"]).decode()
+        assert re.fullmatch(r"sk-[A-Za-z0-9]{48}", key), key
+        keys.append(key)
+        args = chartkit.find(docs, "Deployment", "modelyard-gateway")["spec"]["template"]["spec"][
+            "containers"
+        ][0]["args"]
+        assert "--keys-secret=modelyard-gateway-keys" in args and "--no-auth" not in args
+    assert keys[0] != keys[1]
+    assert chartkit.masked(first) == chartkit.masked(second)
+    notes = chartkit.notes(tmp_path / "default")
+    read = "get secret modelyard-gateway-keys -o jsonpath='{.data.default}' | base64 -d"
+    assert f"kubectl -n {chartkit.NAMESPACE} {read}" in notes
+    assert "WARNING" not in notes
+    opened = chartkit.notes(tmp_path / "open", "--set", "gateway.auth.enabled=false")
+    assert "WARNING: gateway.auth.enabled=false" in opened
 
 
 def test_pods_run_non_root_with_read_only_root_and_resource_requests() -> None:

@@ -55,9 +55,9 @@ spec:
         lambda: get(local_cluster, f"/apis/batch/v1/namespaces/{namespace}/jobs/tune"), 15, "the Job"
     )
     assert job["metadata"]["ownerReferences"][0]["kind"] == "TrainingJob"
-    config_map = get(local_cluster, f"/api/v1/namespaces/{namespace}/configmaps/tune-config")
-    assert config_map is not None
-    config = json.loads(config_map["data"]["config.json"])
+    # The merged config travels in the pod template (a downward-API file), not a ConfigMap.
+    template = job["spec"]["template"]
+    config = json.loads(template["metadata"]["annotations"]["modelyard.io/trainer-config"])
     assert config["method"] == "lora" and config["hyperparameters"]["learningRate"] == 0.001
 
     # The phase follows the Job's own conditions.

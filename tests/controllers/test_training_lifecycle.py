@@ -173,7 +173,7 @@ def _gateway(kubeconfig: pathlib.Path, log: pathlib.Path) -> Iterator[str]:
         port = sock.getsockname()[1]
     command = [
         sys.executable, "-m", "modelyard", "gateway", "--kubeconfig", str(kubeconfig),
-        "--host", "127.0.0.1", "--port", str(port), "--keys-secret", "",
+        "--host", "127.0.0.1", "--port", str(port), "--no-auth",
     ]  # fmt: skip
     with log.open("ab") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)

@@ -215,7 +215,10 @@ class Harness:
         chooser: balancer.Balancer | None = None,
         **settings: Any,
     ) -> tuple[str, web.Application]:
-        config = gateway.Settings(**{"retry_delay": 0.01, **settings})
+        # authentication as the source's keys say: on with keys, else off (``--no-auth``), so
+        # routing tests need no key; ``auth=True`` tests the gateway without usable keys
+        auth_on = bool(source.keys().keys)
+        config = gateway.Settings(**{"retry_delay": 0.01, "auth": auth_on, **settings})
         chooser = chooser or balancer.WeightedLeastBusy(config.eject_after, config.eject_cooldown)
         app = gateway.create_app(config, source, chooser)
         return self.loop.serve(app), app

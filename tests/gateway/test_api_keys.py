@@ -74,9 +74,40 @@ def test_allow_list_limits_models_with_403(gateway: tuple[str, Any]) -> None:
     assert [m.id for m in _client(url, KEYS["alice"]).models.list()] == ["llama", "small"]
 
 
-def test_no_keys_configured_means_no_authentication(harness: Any, make_table: Any, make_pods: Any) -> None:
+@pytest.mark.parametrize(
+    "data",
+    [{}, {"alice": "  ", "alice.models": "llama", "bob.models": "x", "carol": "sk-c", "carol.rpm": "many"}],
+    ids=["empty", "only-unusable-keys"],
+)
+def test_no_usable_key_refuses_every_request_and_readyz_says_so(
+    harness: Any, make_table: Any, make_pods: Any, data: dict[str, str]
+) -> None:
     fake = harness.fake("pod")
-    url, _ = harness.gateway(discovery.StaticDiscovery(make_table(make_pods("ns/a", "llama", fake))))
+    keys = auth.KeyTable.from_data(data)
+    source = discovery.StaticDiscovery(make_table(make_pods("ns/a", "llama", fake)), keys)
+    url, _ = harness.gateway(source, auth=True)
+    for key in ("anything", "sk-c"):
+        with pytest.raises(openai.AuthenticationError) as caught:
+            _chat(url, key)
+        assert caught.value.body["code"] == "no_api_key_configured"  # type: ignore[index]
+        assert "no API key is configured on this gateway" in caught.value.body["message"]  # type: ignore[index]
+    with pytest.raises(urllib.error.HTTPError) as listing:
+        urllib.request.urlopen(f"{url}/v1/models", timeout=10)
+    assert listing.value.code == 401
+    assert not fake.requests
+    with urllib.request.urlopen(f"{url}/readyz", timeout=10) as ready:
+        text = ready.read().decode()
+    assert ready.status == 200 and text.startswith("no API key is configured on this gateway: ")
+    if data:
+        assert "alice: the key is empty" in text and "carol.rpm must be a whole number" in text
+        assert "bob.models: not a key setting of a key named 'bob'" in text
+    assert "sk-c" not in text
+
+
+def test_auth_off_serves_without_a_key(harness: Any, make_table: Any, make_pods: Any) -> None:
+    fake = harness.fake("pod")
+    source = discovery.StaticDiscovery(make_table(make_pods("ns/a", "llama", fake)))
+    url, _ = harness.gateway(source, auth=False)
     assert _chat(url, "anything") == "hello from pod"
 
 

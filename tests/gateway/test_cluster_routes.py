@@ -168,7 +168,7 @@ def test_routes_follow_the_cluster_within_a_second(
 
     api = kube.KubeApi.load(str(local_cluster.kubeconfig), ns)
     source = kube_discovery.KubeDiscovery(api, "modelyard-gateway-keys")
-    url, _ = harness.gateway(source)
+    url, _ = harness.gateway(source, auth=True)
     wait(lambda: source.synced and len(_endpoints(source, "llama")) == 2, 30, "the first sync")
 
     # both endpoints serve, behind the API key from the Secret

@@ -47,6 +47,7 @@ def test_entries_and_endpoints_are_valid_resources(tmp_path: Path) -> None:
     assert entry.spec.source.provider == "local" and entry.spec.source.uri == f"file://{tmp_path}/tiny-llama"
     assert entry.spec.served_name == "tiny-chat" and entry.spec.runtime is not None
     assert entry.spec.runtime.engine == "transformers"
+    assert entry.spec.serving_namespaces == [manifests.NAMESPACE], "the platform owns tiny-chat"
     minilm = model_entry.ModelEntry.model_validate(objects[2])
     assert minilm.spec.category == "embedding" and minilm.spec.architecture == "BertModel"
     for obj, model in zip(objects[3:], (chat, embed), strict=True):

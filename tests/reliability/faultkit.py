@@ -124,7 +124,7 @@ class Gateway(Process):
         self.url = f"http://127.0.0.1:{self.port}"
         super().__init__(
             ["gateway", "--kubeconfig", str(kubeconfig), "--host", "127.0.0.1", "--port", str(self.port),
-             "--keys-secret", "", *flags],
+             "--no-auth", *flags],
             log,
             {"KUBECONFIG": str(kubeconfig)},
         )  # fmt: skip

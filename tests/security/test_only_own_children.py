@@ -151,21 +151,6 @@ def test_an_upstream_endpoint_never_deletes_a_foreign_deployment_or_service(
         tenants.admin.kubectl("delete", "modelentry", proxy, "--ignore-not-found")
 
 
-def test_a_training_job_never_takes_over_a_foreign_config_map(
-    tenants: Any, entry: str, tmp_path: pathlib.Path
-) -> None:
-    cluster = tenants.mallory.cluster
-    put_dataset(cluster, tenants.b)
-    before = fingerprint(_foreign(cluster, "ConfigMap", tenants.b, "tune-config"))
-    done = tenants.mallory.apply(training_job("tune", entry, tmp_path / "out", None))
-    assert done.returncode == 0, done.stderr
-    status = _conflict(tenants.mallory, "trainingjob", "tune")
-    assert status["phase"] == "Pending"
-    assert status["message"].startswith(f"ConfigMap {tenants.b}/tune-config already exists and is not this")
-    assert fingerprint(cluster.kube.get(_path("ConfigMap", tenants.b, "tune-config"))) == before
-    assert cluster.kube.get(_path("Job", tenants.b, "tune")) is None  # no trainer ran with it
-
-
 def test_a_training_job_never_follows_a_foreign_job(tenants: Any, entry: str, tmp_path: pathlib.Path) -> None:
     cluster = tenants.mallory.cluster
     put_dataset(cluster, tenants.b)
@@ -175,4 +160,3 @@ def test_a_training_job_never_follows_a_foreign_job(tenants: Any, entry: str, tm
     status = _conflict(tenants.mallory, "trainingjob", "batch")
     assert status["message"].startswith(f"Job {tenants.b}/batch already exists and is not this TrainingJob's")
     assert fingerprint(cluster.kube.get(_path("Job", tenants.b, "batch")), version=False) == before
-    assert cluster.kube.get(_path("ConfigMap", tenants.b, "batch-config")) is None

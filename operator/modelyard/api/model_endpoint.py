@@ -92,7 +92,12 @@ class ModelEndpointSpec(base.ApiModel):
     adapters: list[LoraAdapter] | None = pydantic.Field(default=None, max_length=64)
     """LoRA adapters served by this endpoint."""
     fallback: list[str] | None = pydantic.Field(default=None, max_length=16)
-    """Served names the gateway tries when this model cannot answer."""
+    """Served names the gateway tries when this model cannot answer (only names this namespace
+    may serve, or that nobody owns: see docs/concepts.md, served-name ownership)."""
+    share_served_name_with: list[model_entry.NamespaceName] | None = pydantic.Field(
+        default=None, max_length=64
+    )
+    """Namespaces this namespace lets serve its served name too (it must own the name)."""
 
     rules = (
         base.Rule(

@@ -7,7 +7,7 @@ it needs and how it is served and trained by default.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pydantic
 
@@ -22,6 +22,11 @@ EntryPhase = Literal["Valid", "Invalid"]
 CATEGORIES: tuple[Category, ...] = ("text-llm", "vision-vlm", "embedding", "speech", "rerank")
 
 _PROVIDER_PATTERN = "^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"
+
+NamespaceName = Annotated[
+    str, pydantic.StringConstraints(min_length=1, max_length=63, pattern="^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+]
+"""A namespace's name (a DNS label)."""
 
 
 class ModelSource(base.ApiModel):
@@ -280,6 +285,9 @@ class ModelEntrySpec(base.ApiModel):
     """Set for a fine-tuned adapter over a base entry."""
     urls: dict[str, str] | None = None
     """Links, e.g. huggingface, docs."""
+    serving_namespaces: list[NamespaceName] | None = pydantic.Field(default=None, max_length=256)
+    """Namespaces that alone may deploy this entry and serve its served name (the platform owns
+    the name); unset: the served name goes to the namespace of its oldest ModelEndpoint."""
 
     rules = (
         base.Rule(

@@ -33,6 +33,11 @@ class Settings:
     """For the in-cluster URL in status."""
     startup_seconds: int = 1800
     """How long a runtime may take to load its model before the startup probe gives up."""
+    network_policy_from: tuple[tuple[str, str], ...] | None = None
+    """Pod labels (in ``network_policy_namespace``) of the pods that may reach runtime and
+    trainer pods: the operator and the gateway. None: the operator builds no NetworkPolicy."""
+    network_policy_namespace: str = "modelyard-system"
+    """Where those pods run (the operator's namespace)."""
     registration_mode: RegistrationMode = "prefixed"
     """How a TrainingJob's ``output.register`` names the ModelEntry it creates: ``prefixed``
     (``<namespace>.<name>``, so a namespace never picks a catalog name), ``exact``, or ``off``

@@ -1,6 +1,12 @@
-"""TrainingJob -> the ConfigMap holding the trainer's merged config, and the batch Job that
-runs ``modelyard train`` with it; the job's phase and progress from the Job and its pods (all
-pure). The ModelEntry a finished job registers is :mod:`.registration`'s."""
+"""TrainingJob -> the batch Job that runs ``modelyard train`` with the trainer's merged config;
+the job's phase and progress from the Job and its pods (all pure). The ModelEntry a finished job
+registers is :mod:`.registration`'s.
+
+The merged config travels in the pod template's annotation :data:`CONFIG_ANNOTATION` and reaches
+the trainer as a file through a downward-API volume: the operator needs no ConfigMap rights in
+tenant namespaces for it (least privilege, docs/security.md). The trainer pod mounts no
+service-account token: it never talks to the API server (the operator polls its ``/progress``).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +19,8 @@ from modelyard.api import training_job
 from modelyard.builders import endpoint_status, labels, security, settings
 
 CONFIG_DIR = "/etc/modelyard"
+CONFIG_ANNOTATION = "modelyard.io/trainer-config"
+"""Pod template annotation holding the trainer's config.json (mounted at CONFIG_DIR)."""
 DATA_ROOT = "/data"
 OUTPUT_ROOT = "/output"
 SCRATCH = "/scratch"
@@ -23,10 +31,6 @@ TRAINED_BY = "modelyard.io/trained-by"
 """Label of a registered ModelEntry: ``<namespace>.<name>`` of the TrainingJob that made it."""
 EXIT_UNRECOVERABLE = 2
 """The trainer's exit code for what a retry cannot fix (bad data, bad config, missing GPU)."""
-
-
-def config_map_name(job: api.TrainingJob) -> str:
-    return f"{job.name}-config"
 
 
 def _pvc_path(uri: str, root: str) -> tuple[str, str]:
@@ -71,29 +75,34 @@ def trainer_config(
     }
 
 
-def build_config_map(job: api.TrainingJob, config: dict[str, Any], *, owner_uid: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {
-            "name": config_map_name(job),
-            "namespace": job.namespace,
-            "labels": labels.training_labels(job.name, job.spec.model),
-            "ownerReferences": [labels.owner_reference("TrainingJob", job.name, owner_uid)],
-        },
-        "data": {"config.json": json.dumps(config, indent=2, sort_keys=True)},
-    }
+def config_text(config: dict[str, Any]) -> str:
+    """The trainer config as the trainer reads it (stable bytes: sorted keys)."""
+    return json.dumps(config, indent=2, sort_keys=True)
 
 
-def build_job(job: api.TrainingJob, cfg: settings.Settings, *, owner_uid: str) -> dict[str, Any]:
-    """The batch Job; its pod restarts resume from the last checkpoint in the output."""
+def build_job(
+    job: api.TrainingJob, cfg: settings.Settings, config: dict[str, Any], *, owner_uid: str
+) -> dict[str, Any]:
+    """The batch Job; its pod restarts resume from the last checkpoint in the output.
+
+    ``config`` is :func:`trainer_config`'s document, mounted at ``CONFIG_DIR/config.json``."""
     name = job.name
     pod_labels = labels.training_labels(name, job.spec.model)
     # Paths also go on the command line: a runner that maps mounts (the local node agent)
     # rewrites arguments, never the config file's content.
     data_path, output_path = _dataset_path(job), _local(job.spec.output.uri, OUTPUT_ROOT)
     volumes: list[dict[str, Any]] = [
-        {"name": "config", "configMap": {"name": config_map_name(job)}},
+        {
+            "name": "config",
+            "downwardAPI": {
+                "items": [
+                    {
+                        "path": "config.json",
+                        "fieldRef": {"fieldPath": f"metadata.annotations['{CONFIG_ANNOTATION}']"},
+                    }
+                ]
+            },
+        },
         {"name": "cache", "emptyDir": {}},
         {"name": "tmp", "emptyDir": {}},
     ]
@@ -153,6 +162,7 @@ def build_job(job: api.TrainingJob, cfg: settings.Settings, *, owner_uid: str) -
         "containers": [container],
         "volumes": volumes,
         "securityContext": security.pod_context(cfg),
+        "automountServiceAccountToken": False,
     }
     if resources is not None and resources.gpu_type:
         pod_spec["nodeSelector"] = {labels.GPU_PRODUCT: resources.gpu_type}
@@ -173,7 +183,10 @@ def build_job(job: api.TrainingJob, cfg: settings.Settings, *, owner_uid: str) -
                 }
             ]
         },
-        "template": {"metadata": {"labels": pod_labels}, "spec": pod_spec},
+        "template": {
+            "metadata": {"labels": pod_labels, "annotations": {CONFIG_ANNOTATION: config_text(config)}},
+            "spec": pod_spec,
+        },
     }
     if job.spec.active_deadline_seconds is not None:
         spec["activeDeadlineSeconds"] = job.spec.active_deadline_seconds

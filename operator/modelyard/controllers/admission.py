@@ -1,13 +1,17 @@
 """Admission: deny contradictions that need other objects to see, warn where GitOps ordering
 may still make things right. CEL in the CRDs covers what one object says about itself.
 
-    ModelEndpoint  deny: the entry cannot serve inference, is invalid, or does not fit
+    ModelEndpoint  deny: its served name belongs to another namespace or to the platform, its
+                         entry's servingNamespaces leave its namespace out, or its fallback
+                         names another namespace's served name (api/served_names.py);
+                         the entry cannot serve inference, is invalid, or does not fit
                          spec.resources.gpuType at its maxModelLen
                    warn: the entry does not exist yet; the entry is deprecated
     TrainingJob    deny: the entry cannot be trained (capabilities, upstream, deprecated),
                          or the GPU type is too small for the method
                    warn: the entry does not exist yet
-    ModelEntry     warn: the registry cannot resolve it (its status will say Invalid)
+    ModelEntry     warn: the registry cannot resolve it (its status will say Invalid); its
+                         servingNamespaces shut endpoints out (they go to ServedNameConflict)
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import kopf
 import pydantic
 
 from modelyard import api
+from modelyard.api import served_names
 from modelyard.builders import deployment, registration, runtime_args
 from modelyard.controllers import cluster, context, model_entry
 from modelyard.registry import catalog, gpus, manifests, resolve
@@ -37,8 +42,73 @@ async def _entry(ctx: context.Context, name: str) -> api.ModelEntry | None:
     return model_entry.parse(body) if body is not None else None
 
 
+async def _cluster_now(
+    ctx: context.Context,
+) -> tuple[dict[str, api.ModelEntry], list[tuple[api.ModelEndpoint, str | None]]]:
+    """Every entry and endpoint (with its creationTimestamp) as the API has them now: read from
+    the API, not the watch caches, so that a name taken a moment ago counts."""
+    entries: dict[str, api.ModelEntry] = {}
+    for item in await ctx.cluster.list(cluster.MODEL_ENTRY):
+        try:
+            parsed = model_entry.parse(item)
+        except pydantic.ValidationError:
+            continue
+        entries[parsed.name] = parsed
+    endpoints: list[tuple[api.ModelEndpoint, str | None]] = []
+    for item in await ctx.cluster.list(cluster.MODEL_ENDPOINT):
+        meta = item.get("metadata") or {}
+        if meta.get("deletionTimestamp"):
+            continue
+        try:
+            other = api.ModelEndpoint.model_validate({k: v for k, v in item.items() if k != "status"})
+        except pydantic.ValidationError:
+            continue
+        endpoints.append((other, meta.get("creationTimestamp")))
+    return entries, endpoints
+
+
+def _ownership(
+    entries: dict[str, api.ModelEntry], endpoints: list[tuple[api.ModelEndpoint, str | None]]
+) -> served_names.Ownership:
+    facts = [served_names.facts_of(e, entries.get(e.spec.model), created) for e, created in endpoints]
+    claims = [c for c in map(served_names.claim_of, entries.values()) if c is not None]
+    return served_names.decide([f for f in facts if f is not None], claims)
+
+
+async def _check_ownership(ctx: context.Context, endpoint: api.ModelEndpoint, body: dict[str, Any]) -> None:
+    """Deny what served-name ownership forbids (:mod:`modelyard.api.served_names`)."""
+    entries, endpoints = await _cluster_now(ctx)
+    key = (endpoint.namespace or "", endpoint.name)
+    others = [(e, created) for e, created in endpoints if (e.namespace or "", e.name) != key]
+    created = (body.get("metadata") or {}).get("creationTimestamp")
+    verdict = _ownership(entries, [*others, (endpoint, created)]).verdict(*key)
+    if verdict.conflict is not None:
+        raise kopf.AdmissionError(verdict.conflict, code=403)
+    ignored = verdict.fallback_message()
+    if ignored is not None:
+        raise kopf.AdmissionError(ignored, code=403)
+
+
+async def _warn_shut_out(ctx: context.Context, entry: api.ModelEntry, warnings: list[str]) -> None:
+    """An entry's servingNamespaces may leave running endpoints in conflict: say which."""
+    entries, endpoints = await _cluster_now(ctx)
+    before = _ownership(entries, endpoints)
+    after = _ownership({**entries, entry.name: entry}, endpoints)
+    shut_out = sorted(
+        f"{key[0]}/{key[1]}"
+        for key, verdict in after.verdicts.items()
+        if verdict.conflict is not None and before.verdict(*key).conflict is None
+    )
+    if shut_out:
+        warnings.append(
+            f"spec.servingNamespaces: these ModelEndpoints will be in ServedNameConflict and stop "
+            f"serving: {', '.join(shut_out[:20])}{', ...' if len(shut_out) > 20 else ''}"
+        )
+
+
 async def validate_endpoint(ctx: context.Context, body: dict[str, Any], warnings: list[str]) -> None:
     endpoint = _parse(api.ModelEndpoint, body)
+    await _check_ownership(ctx, endpoint, body)
     entry = await _entry(ctx, endpoint.spec.model)
     if entry is None:
         model = endpoint.spec.model
@@ -127,6 +197,8 @@ async def _registration_warnings(
 
 async def validate_entry(ctx: context.Context, body: dict[str, Any], warnings: list[str]) -> None:
     entry = _parse(api.ModelEntry, body)
+    if entry.spec.serving_namespaces is not None:
+        await _warn_shut_out(ctx, entry, warnings)
     result = resolve.resolve(entry)
     if not result.ok:
         warnings.append(

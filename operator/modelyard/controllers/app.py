@@ -36,6 +36,7 @@ from modelyard.controllers import (
     metrics,
     model_endpoint,
     model_entry,
+    ownership,
     tls,
     training_job,
     webhook,
@@ -59,7 +60,9 @@ class OperatorOptions:
     webhook_port: int = 9443
     metrics_host: str = "0.0.0.0"
     metrics_port: int = 8080
-    """Port of the status API, its dashboard, /metrics and /healthz."""
+    """Port of /metrics and /healthz (and of the status API when ``status_port`` is None)."""
+    status_port: int | None = None
+    """Port of the status API, its dashboard and /healthz, apart from /metrics; None: one port."""
     status_token: str | None = None
     """Bearer token the status API requires (none: read-only and open)."""
     leader_election: bool = True
@@ -140,6 +143,15 @@ def build_registry(
     async def entry_deleted(name: str, **_: Any) -> None:
         ctx.touch_entry(name, delay=0)
 
+    # -- served-name ownership: every endpoint and entry, as the watches see them -------------
+    @on.event(GROUP, "modelentries", registry=registry)
+    async def entry_seen(type: str | None, body: Any, **_: Any) -> None:
+        ctx.touch_endpoints(ctx.ownership.entry_event(ownership.plain(body), deleted=type == "DELETED"))
+
+    @on.event(GROUP, "modelendpoints", registry=registry)
+    async def endpoint_seen(type: str | None, body: Any, **_: Any) -> None:
+        ctx.touch_endpoints(ctx.ownership.endpoint_event(ownership.plain(body), deleted=type == "DELETED"))
+
     # -- ModelEndpoint -------------------------------------------------------------------
     @on.resume(GROUP, "modelendpoints", registry=registry)
     @on.create(GROUP, "modelendpoints", registry=registry)
@@ -205,6 +217,18 @@ def build_registry(
     return registry
 
 
+async def _seed_ownership(ctx: context.Context) -> None:
+    """Know every endpoint and entry before the first reconcile judges served-name ownership
+    (one listing of each; the watches keep the index current from then on)."""
+    try:
+        endpoints = await ctx.cluster.list(cluster.MODEL_ENDPOINT)
+        entries = await ctx.cluster.list(cluster.MODEL_ENTRY)
+    except Exception:  # the watches still fill the index; the verdicts settle as they report
+        log.warning("could not list endpoints and entries for served-name ownership", exc_info=True)
+        return
+    ctx.ownership.seed(endpoints, entries)
+
+
 def _kubeconfig_login(configuration: Any) -> kopf.ConnectionInfo:
     """kopf's credentials from the client configuration ``--kubeconfig`` loaded. kopf's own
     login reads ``$KUBECONFIG`` through the kubernetes package, which fixes that path when it is
@@ -232,8 +256,10 @@ _TRAINING_LABEL = labels.TRAINING_JOB
 
 async def _serve_http(
     ctx: context.Context, options: OperatorOptions, status_view: view.View
-) -> web.AppRunner:
-    """The status API and dashboard, plus /metrics and /healthz, on one port."""
+) -> list[web.AppRunner]:
+    """The status API and dashboard, and /metrics, each with /healthz: on one port, or on two
+    when ``status_port`` is given (the chart's way: a scraper needs no status token, and a
+    NetworkPolicy can let it reach /metrics and nothing else)."""
 
     async def render(_: web.Request) -> web.Response:
         return web.Response(body=ctx.metrics.render(), content_type="text/plain", charset="utf-8")
@@ -241,13 +267,21 @@ async def _serve_http(
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
-    app = status_app.create_app(status_settings.StatusApiSettings(token=options.status_token), status_view)
-    app.router.add_get("/metrics", render)
-    app.router.add_get("/healthz", healthz)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, options.metrics_host, options.metrics_port).start()
-    return runner
+    status = status_app.create_app(status_settings.StatusApiSettings(token=options.status_token), status_view)
+    status.router.add_get("/healthz", healthz)
+    sites: list[tuple[web.Application, int]] = [(status, options.metrics_port)]
+    if options.status_port is not None and options.status_port != options.metrics_port:
+        metrics_only = web.Application()
+        metrics_only.router.add_get("/healthz", healthz)
+        sites = [(status, options.status_port), (metrics_only, options.metrics_port)]
+    sites[-1][0].router.add_get("/metrics", render)
+    runners: list[web.AppRunner] = []
+    for app, port in sites:
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, options.metrics_host, port).start()
+        runners.append(runner)
+    return runners
 
 
 def make_context(options: OperatorOptions) -> context.Context:
@@ -285,7 +319,7 @@ async def run(options: OperatorOptions) -> None:
     stop = asyncio.Event()
     lease = leader.Lease(ctx.cluster.api, options.namespace) if options.leader_election else None
     status_view = view.View()
-    runner = await _serve_http(ctx, options, status_view)  # /healthz answers while a standby waits
+    runners = await _serve_http(ctx, options, status_view)  # /healthz answers while a standby waits
     await leader_label.mark(ctx.cluster, options.namespace, options.pod_name, False)
     if lease is not None:
         await lease.acquire()
@@ -297,6 +331,7 @@ async def run(options: OperatorOptions) -> None:
             queue.gate = leading
     keeper = asyncio.create_task(lease.keep(stop, leading)) if lease is not None else None
     seeding = asyncio.create_task(catalog_seed.seed(ctx.cluster)) if options.apply_builtin_catalog else None
+    await _seed_ownership(ctx)
     try:
         await kopf.operator(
             registry=build_registry(ctx, options, status_view),
@@ -311,4 +346,5 @@ async def run(options: OperatorOptions) -> None:
         await leader_label.mark(ctx.cluster, options.namespace, options.pod_name, False)
         if lease is not None:
             await asyncio.to_thread(lease.release)
-        await runner.cleanup()
+        for runner in runners:
+            await runner.cleanup()

@@ -47,7 +47,25 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--host", default="0.0.0.0", help="address of the status API, dashboard and /metrics (default: all)"
     )
-    parser.add_argument("--metrics-port", type=int, default=8080, help="status API, dashboard and /metrics")
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=8080,
+        help="/metrics and /healthz (and the status API without --status-port)",
+    )
+    parser.add_argument(
+        "--status-port",
+        type=int,
+        default=None,
+        help="status API, dashboard and /healthz on a port apart from /metrics (default: --metrics-port)",
+    )
+    parser.add_argument(
+        "--network-policy-from",
+        default=None,
+        metavar="KEY=VALUE[,KEY=VALUE...]",
+        help="build a NetworkPolicy per endpoint and training job that admits only pods of --namespace "
+        "with these labels (the operator and the gateway); unset: no NetworkPolicies",
+    )
     parser.add_argument(
         "--apply-builtin-catalog",
         action="store_true",
@@ -85,6 +103,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(func=_run)
 
 
+def _labels(text: str) -> tuple[tuple[str, str], ...]:
+    """``a=b,c=d`` -> (("a", "b"), ("c", "d")); a bad pair is an argparse error."""
+    pairs = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"error: --network-policy-from: {item!r} is not KEY=VALUE")
+        pairs.append((key, value))
+    return tuple(sorted(pairs))
+
+
 def _run(args: argparse.Namespace) -> int:
     from modelyard.builders import settings
     from modelyard.controllers import app
@@ -96,6 +125,12 @@ def _run(args: argparse.Namespace) -> int:
     builder = settings.Settings(registration_mode=args.registration_mode, registration_namespaces=namespaces)
     if args.runtime_image:
         builder = dataclasses.replace(builder, runtime_image=args.runtime_image)
+    if args.network_policy_from is not None:
+        builder = dataclasses.replace(
+            builder,
+            network_policy_from=_labels(args.network_policy_from),
+            network_policy_namespace=args.namespace,
+        )
     options = app.OperatorOptions(
         namespace=args.namespace,
         kubeconfig=args.kubeconfig,
@@ -106,12 +141,19 @@ def _run(args: argparse.Namespace) -> int:
         webhook_configuration=args.webhook_configuration,
         metrics_host=args.host,
         metrics_port=args.metrics_port,
+        status_port=args.status_port,
         apply_builtin_catalog=args.apply_builtin_catalog,
         pod_name=args.pod_name,
         status_token=os.environ.get(args.status_token_env) or None,
         leader_election=not args.no_leader_election,
         builder=builder,
     )
+    if options.status_token is None:
+        logging.getLogger(__name__).warning(
+            "the status API is open (read-only): $%s is unset; the chart sets it unless "
+            "operator.statusApi.auth.enabled=false",
+            args.status_token_env,
+        )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(app.run(options))
     return 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 from modelyard.builders import settings
-from modelyard.controllers import cluster, debounce, metrics
+from modelyard.controllers import cluster, debounce, metrics, ownership
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +43,8 @@ class Context:
     """Per endpoint, the children as last applied (server-side apply is the costly call)."""
     entry_versions: dict[str, tuple[int, str]] = dataclasses.field(default_factory=dict)
     """(generation, phase) of each entry when its endpoints were last woken."""
+    ownership: ownership.Index = dataclasses.field(default_factory=ownership.Index)
+    """Every endpoint and entry, from the watches: who owns which served name."""
 
     def endpoints_of(self, model: str) -> list[tuple[str, str]]:
         return sorted(key for key, state in self.endpoints.items() if state.model == model)
@@ -54,6 +56,10 @@ class Context:
     def touch_entry(self, name: str, delay: float = 0.3) -> None:
         if self.entry_queue is not None:
             self.entry_queue.schedule(name, delay)
+
+    def touch_endpoints(self, keys: set[tuple[str, str]], delay: float = 0.2) -> None:
+        for namespace, name in sorted(keys):
+            self.touch_endpoint(namespace, name, delay)
 
     def touch_training(self, namespace: str, name: str, delay: float = 0.2) -> None:
         if self.training_queue is not None:

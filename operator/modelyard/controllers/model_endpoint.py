@@ -1,4 +1,4 @@
-"""ModelEndpoint: apply its Deployment and Service, and say honestly how its pods are doing.
+"""ModelEndpoint: apply its Deployment, Service and NetworkPolicy, and say honestly how its pods are doing.
 
 One reconcile reads the endpoint, its entry, its Deployment and pods, applies the desired
 children (server-side apply: a deleted or hand-edited child is restored) and writes status
@@ -6,15 +6,17 @@ once. Upstream endpoints run no pods: they are Ready when the upstream base URL 
 
 Children are only ever the endpoint's own (:mod:`modelyard.builders.ownership`): before an
 apply, the live Deployment and Service (one GET each, or the GETs this reconcile already made)
-must be absent or controlled by this endpoint's uid; a same-named object of anyone else's is
-left untouched and the endpoint waits, ``Pending``/``OwnershipConflict``, rechecked every
-``CONFLICT_RECHECK_SECONDS``. An upstream endpoint deletes only its own leftovers, with the
-child's uid as a precondition.
+and, with NetworkPolicies on, the NetworkPolicy (one GET) must be absent or controlled by this
+endpoint's uid; a same-named object of anyone else's is left untouched and the endpoint waits,
+``Pending``/``OwnershipConflict``, rechecked every ``CONFLICT_RECHECK_SECONDS``. An upstream
+endpoint, or one in ``ServedNameConflict``, deletes only its own Deployment and Service, with
+the child's uid as a precondition.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import logging
@@ -26,7 +28,7 @@ import kopf
 import pydantic
 
 from modelyard import api
-from modelyard.builders import deployment, endpoint_status, labels, ownership, service
+from modelyard.builders import deployment, endpoint_status, labels, network_policy, ownership, service
 from modelyard.controllers import cluster, conditions, context, model_entry
 from modelyard.registry import manifests
 
@@ -79,7 +81,8 @@ async def _observe_children(
     key = (endpoint.namespace or "", endpoint.name)
     built = deployment.build_deployment(endpoint, entry, ctx.settings, owner_uid=uid)
     built_service = service.build_service(endpoint, ctx.settings, owner_uid=uid, model=entry.name)
-    digest = hashlib.sha256(json.dumps([built, built_service], sort_keys=True).encode()).hexdigest()
+    policy = network_policy.build_endpoint_policy(endpoint, ctx.settings, owner_uid=uid, model=entry.name)
+    digest = hashlib.sha256(json.dumps([built, built_service, policy], sort_keys=True).encode()).hexdigest()
     last = ctx.applied.get(key)
     current: dict[str, Any] | None = None
     live: tuple[dict[str, Any] | None, dict[str, Any] | None] | None = None
@@ -91,7 +94,14 @@ async def _observe_children(
             last = None
     if last is None or last.digest != digest:
         live = live or await _live_children(ctx, endpoint)
-        taken = [ownership.conflict(child, "ModelEndpoint", endpoint.name, uid) for child in live]
+        live_policy = (
+            await ctx.cluster.get(cluster.NETWORK_POLICY, endpoint.name, endpoint.namespace)
+            if policy is not None
+            else None
+        )
+        taken = [
+            ownership.conflict(child, "ModelEndpoint", endpoint.name, uid) for child in (*live, live_policy)
+        ]
         message = "; ".join(m for m in taken if m)
         if message:
             ctx.applied.pop(key, None)
@@ -99,6 +109,8 @@ async def _observe_children(
             return endpoint_status.Observed(
                 "Pending", "OwnershipConflict", message, endpoint.spec.replicas, 0
             )
+        if policy is not None:  # before the pods exist, so none is ever reachable from elsewhere
+            await ctx.cluster.apply(policy)
         current = await ctx.cluster.apply(built)  # the Deployment as it is now, status included
         applied_service = await ctx.cluster.apply(built_service)
         ctx.applied[key] = context.Applied(
@@ -134,6 +146,25 @@ async def _decide(
 ) -> tuple[endpoint_status.Observed, dict[str, Any]]:
     """The observed state and the extra status fields (servedName, engine, url)."""
     entry_body = await ctx.cluster.get(cluster.MODEL_ENTRY, endpoint.spec.model)
+    if entry_body is not None:
+        ctx.touch_endpoints(ctx.ownership.entry_event(entry_body))
+    verdict = ctx.ownership.verdict(endpoint.namespace or "", endpoint.name)
+    if verdict.conflict is not None:
+        await _remove_children(ctx, endpoint, uid)
+        return endpoint_status.Observed(
+            "Failed", "ServedNameConflict", verdict.conflict, endpoint.spec.replicas, 0
+        ), {}
+    observed, extra = await _serve(ctx, endpoint, entry_body, uid)
+    ignored = verdict.fallback_message()
+    if ignored is not None:
+        observed = dataclasses.replace(observed, message=f"{observed.message}; {ignored}")
+    return observed, extra
+
+
+async def _serve(
+    ctx: context.Context, endpoint: api.ModelEndpoint, entry_body: dict[str, Any] | None, uid: str
+) -> tuple[endpoint_status.Observed, dict[str, Any]]:
+    """The endpoint may serve its name: deploy it (or wait for its entry)."""
     if entry_body is None:
         model = endpoint.spec.model
         message = f"ModelEntry {model!r} does not exist (yet); this endpoint proceeds once it is applied"
@@ -181,12 +212,16 @@ async def reconcile(ctx: context.Context, key: tuple[str, str]) -> None:
     body = await ctx.cluster.get(cluster.MODEL_ENDPOINT, name, namespace)
     if body is None or body["metadata"].get("deletionTimestamp"):
         ctx.applied.pop(key, None)
+        ctx.touch_endpoints(
+            ctx.ownership.endpoint_event({"metadata": {"namespace": namespace, "name": name}}, True)
+        )
         gone = ctx.endpoints.pop(key, None)
         if gone is not None:
             ctx.touch_entry(gone.model)
         return
     generation = int(body["metadata"].get("generation", 0))
     current = body.get("status") or {}
+    ctx.touch_endpoints(ctx.ownership.endpoint_event(body) - {key})
     try:
         endpoint = parse(body)
     except pydantic.ValidationError as exc:

@@ -22,11 +22,20 @@ def parse(body: dict[str, Any]) -> api.ModelEntry:
 async def fetch_config(
     ctx: context.Context, entry: api.ModelEntry
 ) -> tuple[dict[str, Any] | None, str | None]:
-    """The entry's config.json from its ConfigMap: (config, problem)."""
+    """The entry's config.json from its ConfigMap: (config, problem).
+
+    Only ConfigMaps in the operator's own namespace are read (the chart grants ConfigMap reads
+    there and nowhere else): a ModelEntry is cluster-scoped, and a reference into another
+    namespace would let whoever writes entries read any ConfigMap through the operator."""
     ref = entry.spec.config.config_map_ref if entry.spec.config else None
     if ref is None:
         return None, None
     namespace = ref.namespace or ctx.namespace
+    if namespace != ctx.namespace:
+        return None, (
+            f"ConfigMap {namespace}/{ref.name} (spec.config.configMapRef.namespace): the operator reads "
+            f"entry ConfigMaps only in its own namespace {ctx.namespace!r}; put the ConfigMap there"
+        )
     found = await ctx.cluster.get(cluster.CONFIG_MAP, ref.name, namespace)
     if found is None:
         return None, f"ConfigMap {namespace}/{ref.name} (spec.config.configMapRef) does not exist"

@@ -7,14 +7,16 @@ into ``status.progress``; the final progress comes from the trainer's terminatio
 
 A finished job with ``output.register`` creates its ModelEntry, never changes one
 (:mod:`modelyard.builders.registration`): the name taken by an entry it did not make ends the
-registration, ``RegistrationConflict``. Its ConfigMap and Job are only ever its own
+registration, ``RegistrationConflict``. Its Job and NetworkPolicy are only ever its own
 (:mod:`modelyard.builders.ownership`): a same-named one of anyone else's is left untouched and
 the job waits, ``Pending``/``OwnershipConflict`` (the Job's GET is the one the reconcile makes
-anyway; the ConfigMap costs one GET, before the Job is created).
+anyway; the NetworkPolicy, when policies are on, costs one GET before the Job is created).
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import time
 from typing import Any
 
@@ -24,9 +26,11 @@ import pydantic
 from modelyard import api
 from modelyard.api import model_entry as entry_api
 from modelyard.api import training_job as job_api
-from modelyard.builders import labels, ownership, registration, training
+from modelyard.builders import labels, network_policy, ownership, registration, training
 from modelyard.controllers import cluster, conditions, context, model_entry
 from modelyard.registry import catalog, manifests
+
+log = logging.getLogger(__name__)
 
 
 def parse(body: dict[str, Any]) -> api.TrainingJob:
@@ -46,19 +50,39 @@ def effective_config(job: api.TrainingJob, entry: api.ModelEntry) -> job_api.Eff
 
 
 PROGRESS_POLL_SECONDS = 5.0
+PROGRESS_MAX_BYTES = 16 * 1024
+"""The most of a ``/progress`` answer the operator reads (the trainer's is under 1 KiB)."""
+PROGRESS_TIMEOUT_SECONDS = 3.0
+"""The whole ``/progress`` exchange, connect to last byte."""
 CONFLICT_RECHECK_SECONDS = 30.0
-"""How often a job whose ConfigMap or Job name is taken looks again."""
+"""How often a job whose Job or NetworkPolicy name is taken looks again."""
 
 
 async def _fetch_progress(url: str) -> dict[str, Any] | None:
-    """The running trainer's progress, or None while it does not answer (yet)."""
+    """The running trainer's progress, or None while it does not answer (yet).
+
+    The trainer pod runs the tenant's image, so its answer is untrusted: at most
+    :data:`PROGRESS_MAX_BYTES` are read (a longer answer is dropped unread, the connection
+    closed) within :data:`PROGRESS_TIMEOUT_SECONDS`, and only the known keys are kept."""
     try:
-        timeout = aiohttp.ClientTimeout(total=3)
+        timeout = aiohttp.ClientTimeout(total=PROGRESS_TIMEOUT_SECONDS)
         async with aiohttp.ClientSession(timeout=timeout) as session, session.get(url) as response:
             if response.status != 200:
                 return None
-            found = await response.json(content_type=None)
-    except (aiohttp.ClientError, TimeoutError, ValueError):
+            declared = response.content_length
+            if declared is not None and declared > PROGRESS_MAX_BYTES:
+                log.warning(
+                    "%s: the answer has %d bytes, over %d; ignored", url, declared, PROGRESS_MAX_BYTES
+                )
+                return None
+            raw = b""
+            async for chunk in response.content.iter_chunked(4096):
+                raw += chunk
+                if len(raw) > PROGRESS_MAX_BYTES:
+                    log.warning("%s: the answer is over %d bytes; ignored", url, PROGRESS_MAX_BYTES)
+                    return None
+            found = json.loads(raw)
+    except (aiohttp.ClientError, TimeoutError, ValueError, RecursionError):
         return None
     return training.progress_fields(found) if isinstance(found, dict) else None
 
@@ -125,16 +149,16 @@ async def _decide(
     effective = effective_config(job, entry)
     extra = {"effective": effective.to_wire(), "jobName": job.name}
     if existing is None:
-        config_map = training.build_config_map(
-            job, training.trainer_config(job, entry, effective), owner_uid=uid
-        )
-        live = await ctx.cluster.get(cluster.CONFIG_MAP, config_map["metadata"]["name"], job.namespace)
-        taken = ownership.conflict(live, "TrainingJob", job.name, uid)
-        if taken:
-            ctx.touch_training(job.namespace or "", job.name, delay=CONFLICT_RECHECK_SECONDS)
-            return "Pending", "OwnershipConflict", taken, {}
-        await ctx.cluster.apply(config_map)
-        existing = await ctx.cluster.create(training.build_job(job, ctx.settings, owner_uid=uid))
+        config = training.trainer_config(job, entry, effective)
+        policy = network_policy.build_training_policy(job, ctx.settings, owner_uid=uid)
+        if policy is not None:
+            live = await ctx.cluster.get(cluster.NETWORK_POLICY, policy["metadata"]["name"], job.namespace)
+            taken = ownership.conflict(live, "TrainingJob", job.name, uid)
+            if taken:
+                ctx.touch_training(job.namespace or "", job.name, delay=CONFLICT_RECHECK_SECONDS)
+                return "Pending", "OwnershipConflict", taken, {}
+            await ctx.cluster.apply(policy)
+        existing = await ctx.cluster.create(training.build_job(job, ctx.settings, config, owner_uid=uid))
         if existing is None:  # a Job of the name appeared since the GET: look at it again
             ctx.touch_training(job.namespace or "", job.name, delay=1)
     pods = await ctx.cluster.list(cluster.POD, job.namespace, f"{labels.TRAINING_JOB}={job.name}")

@@ -1,11 +1,12 @@
 """The gateway's aiohttp application: the OpenAI routes, health, metrics, and the guards.
 
 ``create_app(settings, discovery, balancer)`` wires everything by typed app keys; nothing
-lives at module level. Before a request is forwarded it is authenticated (bearer key, when
-keys are configured), bounded (body size → 413, per-key concurrency → 429), its Content-Type
-checked (415, the runtime's rule: :func:`modelyard.api.openai.media_type_error`), and its model
-checked (unknown → 404, not allowed for the key → 403). Everything else is
-:mod:`modelyard.gateway.proxy`.
+lives at module level. Before a request is forwarded it is authenticated (a bearer key; with
+no usable key configured every request is a 401 saying so, unless ``--no-auth``), held to its
+key's requests and tokens per minute (429 with ``Retry-After``, :mod:`~.ratelimit`), bounded
+(body size → 413, per-key concurrency → 429), its Content-Type checked (415, the runtime's
+rule: :func:`modelyard.api.openai.media_type_error`), and its model checked (unknown → 404,
+not allowed for the key → 403). Everything else is :mod:`modelyard.gateway.proxy`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import aiohttp
 from aiohttp import web
 
 from modelyard.api import openai
-from modelyard.gateway import auth, balancer, body, discovery, exchange, metrics, proxy, settings
+from modelyard.gateway import auth, balancer, body, discovery, exchange, metrics, proxy, ratelimit, settings
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,7 @@ DISCOVERY = web.AppKey("discovery", discovery.Discovery)
 BALANCER = web.AppKey("balancer", balancer.Balancer)
 METRICS = web.AppKey("metrics", metrics.Metrics)
 LIMITER = web.AppKey("limiter", auth.ConcurrencyLimiter)
+RATES = web.AppKey("rates", ratelimit.RateLimiter)
 PROXY = web.AppKey("proxy", proxy.Proxy)
 
 # OpenAI paths relayed as they are (the suffix after /v1 is appended to a target's base URL).
@@ -41,18 +43,27 @@ OPENAI_PATHS = (
 
 
 def create_app(
-    config: settings.Settings, source: discovery.Discovery, chooser: balancer.Balancer
+    config: settings.Settings,
+    source: discovery.Discovery,
+    chooser: balancer.Balancer,
+    *,
+    metrics_route: bool = True,
 ) -> web.Application:
+    """The gateway; ``metrics_route=False`` leaves /metrics to a port of its own (the CLI's
+    ``--metrics-port``)."""
     app = web.Application(client_max_size=config.max_body_bytes + 1, middlewares=[_errors])
     app[SETTINGS] = config
     app[DISCOVERY] = source
     app[BALANCER] = chooser
     app[METRICS] = metrics.Metrics()
+    app[METRICS].watch_routes(source.table)
     app[LIMITER] = auth.ConcurrencyLimiter(config.max_concurrency_per_key)
+    app[RATES] = ratelimit.RateLimiter()
     app.cleanup_ctx.append(_lifecycle)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
-    app.router.add_get("/metrics", _metrics)
+    if metrics_route:
+        app.router.add_get("/metrics", _metrics)
     app.router.add_get("/v1/models", _models)
     app.router.add_get("/v1/models/{model:.+}", _model)
     for suffix in OPENAI_PATHS:
@@ -105,9 +116,16 @@ async def _healthz(request: web.Request) -> web.Response:
 
 
 async def _readyz(request: web.Request) -> web.Response:
-    if request.app[DISCOVERY].synced:
-        return web.Response(text="ok")
-    return web.Response(status=503, text="discovery has not synced yet")
+    """200 once discovery has synced. With no usable API key it stays 200 and says so: the pod
+    can answer, and only it can tell clients why they are refused (an unready pod would hide
+    that 401 behind connection errors, and a deleted Secret would take every replica away)."""
+    source = request.app[DISCOVERY]
+    if not source.synced:
+        return web.Response(status=503, text="discovery has not synced yet")
+    keys = source.keys()
+    if request.app[SETTINGS].auth and not keys.keys:
+        return web.Response(text=f"{NO_KEY}: {keys.why_empty()}; every /v1 request is refused with 401")
+    return web.Response(text="ok")
 
 
 async def _metrics(request: web.Request) -> web.Response:
@@ -118,10 +136,17 @@ def _error(status: int, message: str, *, param: str | None = None, code: str | N
     return web.json_response(openai.error_body(status, message, param=param, code=code), status=status)
 
 
+NO_KEY = "no API key is configured on this gateway"
+
+
 def _authenticate(request: web.Request) -> auth.ApiKey | web.Response | None:
-    keys = request.app[DISCOVERY].keys()
-    if not keys.enabled:
+    """The caller's key; None with ``--no-auth``; or the 401 response to send instead."""
+    if not request.app[SETTINGS].auth:
         return None
+    keys = request.app[DISCOVERY].keys()
+    if not keys.keys:
+        message = f"{NO_KEY}, so every request is refused; the platform team must add one to its keys Secret"
+        return _error(401, message, code="no_api_key_configured")
     token = auth.bearer_token(request.headers.get("Authorization"))
     if token is None:
         return _error(401, "missing API key: send 'Authorization: Bearer <key>'", code="invalid_api_key")
@@ -129,6 +154,17 @@ def _authenticate(request: web.Request) -> auth.ApiKey | web.Response | None:
     if key is None:
         return _error(401, "invalid API key", code="invalid_api_key")
     return key
+
+
+def _over_rate(app: web.Application, key: auth.ApiKey) -> web.Response | None:
+    """A 429 with ``Retry-After`` when the key is over its rpm or tpm; else the request counts."""
+    refused = app[RATES].admit(key)
+    if refused is None:
+        return None
+    app[METRICS].child(app[METRICS].key_limited, key.name, refused.limit).inc()
+    response = _error(429, refused.message, code="rate_limit_exceeded")
+    response.headers["Retry-After"] = str(refused.retry_after)
+    return response
 
 
 async def _models(request: web.Request) -> web.Response:
@@ -173,6 +209,9 @@ async def _openai(request: web.Request) -> web.StreamResponse:
         if isinstance(key, web.Response):
             response = key
             return key
+        if key is not None and (over := _over_rate(app, key)) is not None:
+            response = over
+            return over
         limit = app[SETTINGS].max_body_bytes
         if request.content_length is not None and request.content_length > limit:
             response = _error(413, f"request body larger than {limit} bytes")
@@ -205,10 +244,14 @@ async def _openai(request: web.Request) -> web.StreamResponse:
             return response
         limiter = app[LIMITER]
         if key is not None and not limiter.acquire(key):
+            stats.child(stats.key_limited, key.name, "concurrency").inc()
             response = _error(429, "too many requests in flight for this API key", code="concurrency_limit")
             return response
         suffix = request.path[3:] + (f"?{request.query_string}" if request.query_string else "")
         ex = exchange.Exchange(request, parsed, suffix, started)
+        # a stream is counted against tpm by its usage chunk: ask for it (the client sees it
+        # only when it asked too)
+        ex.ask_usage = bool(key is not None and key.tpm and parsed.stream and parsed.boundary is None)
         try:
             response = await app[PROXY].forward(ex, table, key)
         except exchange.ClientGone:
@@ -217,6 +260,7 @@ async def _openai(request: web.Request) -> web.StreamResponse:
         finally:
             if key is not None:
                 limiter.release(key)
+                app[RATES].count_tokens(key, ex.usage)
             endpoint, code = ex.endpoint, ex.code
         assert response is not None
         return response

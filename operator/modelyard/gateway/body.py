@@ -81,6 +81,32 @@ def parse(raw: bytes, content_type: str) -> RequestBody:
     return RequestBody(raw, content_type or "application/json", model, parsed.get("stream") is True, parsed)
 
 
+_ASK_USAGE = b'"stream_options":{"include_usage":true},'
+
+
+def ask_stream_usage(payload: bytes) -> tuple[bytes, bool]:
+    """A JSON body that asks for a stream's usage chunk, and whether it asked already.
+
+    Without ``stream_options`` anywhere in the body the field is put in front of the others
+    (no decoding); otherwise the body is decoded and ``include_usage`` set in its options.
+    """
+    if b'"stream_options"' not in payload:
+        start = payload.index(b"{") + 1  # parse() found a JSON object
+        return payload[:start] + _ASK_USAGE + payload[start:], False
+    try:
+        doc = json.loads(payload)
+    except ValueError:  # scanned at its top level only: the model server will refuse it
+        return payload, True
+    if not isinstance(doc, dict):
+        return payload, True
+    options = doc.get("stream_options")
+    options = options if isinstance(options, dict) else {}
+    if options.get("include_usage") is True:
+        return payload, True
+    doc["stream_options"] = {**options, "include_usage": True}
+    return json.dumps(doc, ensure_ascii=False).encode(), False
+
+
 _BOUNDARY = re.compile(r'boundary="?([^";]+)"?', re.IGNORECASE)
 _NAME = re.compile(rb'name="([^"]*)"', re.IGNORECASE)
 

@@ -13,11 +13,14 @@ import gc
 import logging
 import pathlib
 import sys
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiohttp import web
 
 from modelyard.gateway import app, balancer, discovery, settings
+
+log = logging.getLogger(__name__)
 
 # flag dest -> (Settings field, converter from the flag's value)
 _OVERRIDES: dict[str, tuple[str, Any]] = {
@@ -39,12 +42,23 @@ _OVERRIDES: dict[str, tuple[str, Any]] = {
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="0.0.0.0", help="address to listen on (default: all)")
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve /metrics (and /healthz) on this port, and not on --port (default: on --port)",
+    )
     parser.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster, else KUBECONFIG/~/.kube)")
     parser.add_argument("--namespace", help="namespace of the API-key Secret (default: the gateway's own)")
     parser.add_argument(
         "--keys-secret",
         default="modelyard-gateway-keys",
-        help="Secret holding API keys (default: modelyard-gateway-keys; '' disables authentication)",
+        help="Secret holding API keys (default: modelyard-gateway-keys; '' only with --no-auth)",
+    )
+    parser.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="serve /v1 without API keys: anyone who reaches the gateway may use every model",
     )
     parser.add_argument(
         "--routes", type=pathlib.Path, metavar="FILE", help="serve a static routes file, no cluster"
@@ -87,7 +101,7 @@ def build_settings(args: argparse.Namespace) -> settings.Settings:
         for dest, (field, convert) in _OVERRIDES.items()
         if getattr(args, dest, None) is not None
     }
-    return dataclasses.replace(config, **changes)
+    return dataclasses.replace(config, **changes, auth=not getattr(args, "no_auth", False))
 
 
 def build_discovery(args: argparse.Namespace) -> discovery.Discovery:
@@ -96,7 +110,8 @@ def build_discovery(args: argparse.Namespace) -> discovery.Discovery:
     from modelyard.gateway import kube, kube_discovery
 
     kube_api = kube.KubeApi.load(args.kubeconfig, args.namespace)
-    return kube_discovery.KubeDiscovery(kube_api, args.keys_secret or None)
+    keys_secret = None if getattr(args, "no_auth", False) else args.keys_secret or None
+    return kube_discovery.KubeDiscovery(kube_api, keys_secret)
 
 
 async def _freeze_heap(_: web.Application) -> None:
@@ -106,11 +121,42 @@ async def _freeze_heap(_: web.Application) -> None:
     gc.freeze()
 
 
+def _metrics_server(host: str, port: int) -> Callable[[web.Application], AsyncIterator[None]]:
+    """/metrics of ``application`` on a port of its own: clients of the API port cannot read
+    which endpoints serve what, and a NetworkPolicy can admit a scraper to this port alone."""
+
+    async def serve_metrics(application: web.Application) -> AsyncIterator[None]:
+        async def render(_: web.Request) -> web.Response:
+            body = application[app.METRICS].exposition()
+            return web.Response(body=body, content_type="text/plain", charset="utf-8")
+
+        async def healthz(_: web.Request) -> web.Response:
+            return web.Response(text="ok")
+
+        metrics_app = web.Application()
+        metrics_app.router.add_get("/metrics", render)
+        metrics_app.router.add_get("/healthz", healthz)
+        runner = web.AppRunner(metrics_app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, host, port).start()
+        try:
+            yield
+        finally:
+            await runner.cleanup()
+
+    return serve_metrics
+
+
 def serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     config = build_settings(args)
+    if config.auth and args.routes is None and not args.keys_secret:
+        print("error: --keys-secret '' leaves the gateway without keys; --no-auth opens it", file=sys.stderr)
+        return 2
+    if not config.auth:
+        log.warning("authentication is OFF (--no-auth): anyone who reaches the gateway may use every model")
     chooser = balancer.WeightedLeastBusy(config.eject_after, config.eject_cooldown)
     try:
         source = build_discovery(args)
@@ -118,8 +164,13 @@ def serve(args: argparse.Namespace) -> int:
         print(f"error: cannot set up route discovery: {exc}", file=sys.stderr)
         print("hint: run in a pod, pass --kubeconfig, or serve a static --routes FILE", file=sys.stderr)
         return 2
-    application = app.create_app(config, source, chooser)
+    keys = source.keys()
+    if config.auth and args.routes is not None and not keys.keys:
+        log.error("no API key is configured: %s; every /v1 request is refused with 401", keys.why_empty())
+    application = app.create_app(config, source, chooser, metrics_route=args.metrics_port is None)
     application.on_startup.append(_freeze_heap)
+    if args.metrics_port is not None:
+        application.cleanup_ctx.append(_metrics_server(args.host, args.metrics_port))
     web.run_app(
         application,
         host=args.host,

@@ -44,7 +44,7 @@ class Discovery(Protocol):
         ...
 
     def keys(self) -> auth.KeyTable:
-        """The current API keys (empty: authentication disabled)."""
+        """The current API keys (none usable: every /v1 request is refused, unless --no-auth)."""
         ...
 
     @property
@@ -137,5 +137,6 @@ def load_routes_file(path: pathlib.Path, env: Mapping[str, str] | None = None) -
                     upstream,
                 )
             )
-    keys = auth.KeyTable.from_data({str(k): str(v) for k, v in (doc.get("apiKeys") or {}).items()})
+    data = {str(k): str(v) for k, v in (doc.get("apiKeys") or {}).items()}
+    keys = auth.KeyTable.from_data(data, f"apiKeys of {path}")
     return StaticDiscovery(routes.build_table(infos), keys)

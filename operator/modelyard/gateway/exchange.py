@@ -20,7 +20,19 @@ class ClientGone(Exception):
 class Exchange:
     """One client request on its way through the gateway."""
 
-    __slots__ = ("body", "code", "committed", "endpoint", "failed_mid_stream", "request", "started", "suffix")
+    __slots__ = (
+        "ask_usage",
+        "body",
+        "code",
+        "committed",
+        "endpoint",
+        "failed_mid_stream",
+        "hide_usage",
+        "request",
+        "started",
+        "suffix",
+        "usage",
+    )
 
     def __init__(self, request: web.Request, parsed: body.RequestBody, suffix: str, started: float) -> None:
         self.request = request
@@ -31,6 +43,12 @@ class Exchange:
         self.endpoint = "none"
         self.code = 0
         self.failed_mid_stream = False
+        self.usage: object = None
+        """The ``usage`` of the answer relayed, when it reported one."""
+        self.ask_usage = False
+        """Ask a stream for its usage chunk (the key has a tpm limit)."""
+        self.hide_usage = False
+        """Drop that chunk on the way to the client (it was asked for by the gateway only)."""
 
     async def commit_sse(self) -> web.StreamResponse:
         if self.committed is None:

@@ -149,6 +149,8 @@ class Informer:
         self.path = path
         self.store: dict[str, Obj] = {}
         self.synced = False
+        self.error: str | None = None
+        """Why the last list or watch failed (e.g. ``403: ...``), until a list succeeds."""
         self._on_change = on_change
         self._selectors = {"labelSelector": label_selector, "fieldSelector": field_selector}
         self._backoff = backoff
@@ -179,6 +181,9 @@ class Informer:
                 continue
             except Exception as exc:  # the API is away or refuses: keep the cache, retry later
                 log.warning("watching %s failed (%s); retrying in %.1fs", self.path, _describe(exc), delay)
+                first, self.error = self.error is None, _describe(exc)
+                if first:
+                    self._on_change()
                 await asyncio.sleep(delay * (0.8 + 0.4 * random.random()))
                 delay = min(delay * 2, self._backoff[1])
 
@@ -186,6 +191,7 @@ class Informer:
         listing = await self.api.get(self.path, **self._selectors)
         self.store = {object_key(item): item for item in listing.get("items") or ()}
         self.synced = True
+        self.error = None
         self._on_change()
         return str((listing.get("metadata") or {}).get("resourceVersion") or "")
 

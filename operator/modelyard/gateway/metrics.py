@@ -11,15 +11,23 @@ Names (all prefixed ``modelyard_gateway_``):
 * ``retries_total`` by model and reason, ``fallbacks_total`` by model and fallback,
   ``ejections_total`` by endpoint;
 * ``tokens_total`` by model and kind (prompt, completion), from the ``usage`` of responses;
-* ``in_flight`` by endpoint and target (series of targets gone from the routes are dropped).
+* ``in_flight`` by endpoint and target (series of targets gone from the routes are dropped);
+* ``key_limited_total`` by key name and limit (``rpm``, ``tpm``, ``concurrency``): requests
+  refused with 429 by a key's own limits;
+* ``upstream_key_unreadable`` by endpoint and secret: 1 for each upstream endpoint left out of
+  routing because the gateway may not read its key Secret (read from the route table when
+  scraped, see :meth:`Metrics.watch_routes`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import prometheus_client
+import prometheus_client.core
 import prometheus_client.metrics
+import prometheus_client.registry
 
 from modelyard.gateway import routes
 
@@ -66,6 +74,9 @@ class Metrics:
         self.tokens = prometheus_client.Counter(
             p + "tokens", "Tokens reported in usage", ["model", "kind"], registry=r
         )
+        self.key_limited = prometheus_client.Counter(
+            p + "key_limited", "Requests refused by an API key's limits", ["key", "limit"], registry=r
+        )
         self.in_flight = prometheus_client.Gauge(
             p + "in_flight", "Requests in flight per target", ["endpoint", "target"], registry=r
         )
@@ -92,6 +103,10 @@ class Metrics:
             del self._children[key]
             self.in_flight.remove(*key[1])
 
+    def watch_routes(self, table: Callable[[], routes.RouteTable]) -> None:
+        """Export what the current route table says about unreadable upstream key Secrets."""
+        self.registry.register(_UnreadableKeys(table))
+
     def exposition(self) -> bytes:
         return prometheus_client.generate_latest(self.registry)
 
@@ -102,3 +117,26 @@ class Metrics:
             value = usage.get(f"{kind}_tokens")
             if isinstance(value, int) and value > 0:
                 self.tokens.labels(model, kind).inc(value)
+
+
+class _UnreadableKeys(prometheus_client.registry.Collector):
+    def __init__(self, table: Callable[[], routes.RouteTable]) -> None:
+        self._table = table
+
+    @staticmethod
+    def _family() -> prometheus_client.core.GaugeMetricFamily:
+        return prometheus_client.core.GaugeMetricFamily(
+            "modelyard_gateway_upstream_key_unreadable",
+            "Upstream endpoints not routed: the gateway may not read their key Secret",
+            labels=["endpoint", "secret"],
+        )
+
+    def describe(self) -> Iterator[prometheus_client.core.GaugeMetricFamily]:
+        """The name alone, so registering never reads the route table (which may not be ready)."""
+        yield self._family()
+
+    def collect(self) -> Iterator[prometheus_client.core.GaugeMetricFamily]:
+        family = self._family()
+        for endpoint, secret in self._table().unreadable_keys:
+            family.add_metric([endpoint, secret], 1.0)
+        yield family

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 import aiohttp
 from aiohttp import web
 
-from modelyard.gateway import auth, balancer, exchange, metrics, relay, routes, settings, sse, upstream
+from modelyard.gateway import auth, balancer, body, exchange, metrics, relay, routes, settings, sse, upstream
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +123,9 @@ class Proxy:
     ) -> web.StreamResponse:
         up = endpoint.upstream
         payload = ex.body.with_model(up.model if up is not None and up.model else model.name)
+        if ex.ask_usage:
+            payload, asked = body.ask_stream_usage(payload)
+            ex.hide_usage = not asked
         headers = upstream.request_headers(ex.request.headers, up)
         gauge = self.metrics.child(self.metrics.in_flight, endpoint.name, target.key)
         loop = asyncio.get_running_loop()
@@ -156,7 +159,8 @@ class Proxy:
                 response.release()
             ok = True
             if response.status == 200 and b'"usage"' in data:
-                self.metrics.count_usage(ex.body.model, sse.find_json_usage(data))
+                ex.usage = sse.find_json_usage(data)
+                self.metrics.count_usage(ex.body.model, ex.usage)
             ex.code = response.status
             return web.Response(
                 status=response.status, body=data, headers=upstream.response_headers(response.headers)

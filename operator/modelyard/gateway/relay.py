@@ -62,11 +62,11 @@ async def relay(
     await ex.commit_sse()
     usage = sse.find_usage(first) if b'"usage"' in first else None
     try:
-        await ex.write(first)
+        await ex.write(sse.for_client(first, ex.hide_usage))
         async for chunk in response.content.iter_any():
             events = splitter.feed(chunk)
             if events:
-                await ex.write(events)
+                await ex.write(sse.for_client(events, ex.hide_usage))
                 if b'"usage"' in events:
                     usage = sse.find_usage(events) or usage
     except exchange.ClientGone:
@@ -79,6 +79,7 @@ async def relay(
         return await ex.fail(502, "the model server failed mid-stream", "upstream_interrupted")
     response.release()
     if usage is not None:
+        ex.usage = usage
         stats.count_usage(ex.body.model, usage)
     assert ex.committed is not None
     return ex.committed

@@ -70,6 +70,9 @@ class RouteTable:
     """All served names the gateway knows, routable or not."""
 
     models: Mapping[str, Model] = dataclasses.field(default_factory=dict)
+    unreadable_keys: tuple[tuple[str, str], ...] = ()
+    """(endpoint, ``namespace/secret``) of upstream endpoints left out of routing because the
+    gateway may not read their ``apiKeySecretRef`` Secret."""
 
     def get(self, name: str) -> Model | None:
         return self.models.get(name)

@@ -15,6 +15,9 @@ GATEWAY_KEEPALIVE          seconds between SSE keepalives before the first byte 
 GATEWAY_EJECT_AFTER        consecutive failures that eject a target                3
 GATEWAY_EJECT_COOLDOWN     seconds an ejected target is skipped                    10
 =========================  =====================================================  =========
+
+Authentication has no environment variable: it is on unless ``modelyard gateway --no-auth``
+(:attr:`Settings.auth`), so no stray variable can open a gateway.
 """
 
 from __future__ import annotations
@@ -41,6 +44,9 @@ class Settings:
     eject_cooldown: float = 10.0
     max_connections: int = 0
     """Upstream connection pool size (0 = unlimited)."""
+    auth: bool = True
+    """Require an API key on /v1 (with no usable key every request is refused); False only
+    by the explicit ``--no-auth``."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -69,6 +69,24 @@ def find_usage(events: bytes) -> dict[str, Any] | None:
     return None
 
 
+def for_client(events: bytes, hide_usage: bool) -> bytes:
+    """``events`` less the usage-only chunks (``"choices": []`` and a ``usage`` object) when
+    ``hide_usage``: the gateway asked for them, the client did not (:mod:`~.ratelimit`)."""
+    if not hide_usage or b'"usage"' not in events:
+        return events
+    kept: list[bytes] = []
+    for event in events.split(b"\n\n"):
+        if b'"usage"' in event and event.startswith(b"data:"):
+            try:
+                chunk = json.loads(event[5:])
+            except ValueError:
+                chunk = None
+            if isinstance(chunk, dict) and not chunk.get("choices") and isinstance(chunk.get("usage"), dict):
+                continue
+        kept.append(event)
+    return b"\n\n".join(kept)
+
+
 def find_json_usage(body: bytes) -> dict[str, Any] | None:
     """The top-level ``usage`` object of a JSON response, without decoding the rest of it."""
     index = body.rfind(b'"usage"')

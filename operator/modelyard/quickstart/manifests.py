@@ -100,7 +100,9 @@ def namespace(name: str = NAMESPACE) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": dict(PART_OF)}}
 
 
-def model_entry(model: Model) -> dict[str, Any]:
+def model_entry(model: Model, ns: str = NAMESPACE) -> dict[str, Any]:
+    """The entry; it names the quickstart's namespace in ``servingNamespaces``, so the platform
+    owns its served name: no other namespace can deploy it or take its traffic."""
     spec: dict[str, Any] = {
         "source": {"provider": "local", "uri": f"file://{model.path}"},
         "servedName": model.served_name,
@@ -109,6 +111,7 @@ def model_entry(model: Model) -> dict[str, Any]:
         "architecture": model.architecture,
         "runtime": {"engine": "transformers"},
         "lifecycle": "experimental",
+        "servingNamespaces": [ns],
     }
     if model.generation_defaults:
         spec["generationDefaults"] = dict(model.generation_defaults)
@@ -134,7 +137,7 @@ def model_endpoint(model: Model, ns: str = NAMESPACE) -> dict[str, Any]:
 
 def objects(models: list[Model], ns: str = NAMESPACE) -> list[dict[str, Any]]:
     """Everything to apply, in order: the namespace, the entries, then their endpoints."""
-    return [namespace(ns), *(model_entry(m) for m in models), *(model_endpoint(m, ns) for m in models)]
+    return [namespace(ns), *(model_entry(m, ns) for m in models), *(model_endpoint(m, ns) for m in models)]
 
 
 def api_path(obj: dict[str, Any]) -> str:

@@ -124,7 +124,7 @@ def wait_ready(
                 ready += 1
             if phase == "Failed":
                 since = failed_since.setdefault(model.endpoint, time.monotonic())
-                permanent = status.get("reason") in ("EntryInvalid", "NotServable")
+                permanent = status.get("reason") in ("EntryInvalid", "NotServable", "ServedNameConflict")
                 if permanent or time.monotonic() - since > failed_grace:
                     _fail(plane, model, status)
             else:

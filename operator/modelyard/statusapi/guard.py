@@ -33,9 +33,13 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def authorized(request: web.Request, token: str) -> bool:
-    """``Authorization: Bearer <token>``, compared in constant time."""
+    """``Authorization: Bearer <token>``, compared in constant time.
+
+    A header that is not UTF-8 (aiohttp hands its bytes over as surrogate escapes) is compared
+    as those bytes: it never matches, and never raises (which was a 500)."""
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+    offered = given.strip().encode("utf-8", "surrogateescape")
+    return scheme.lower() == "bearer" and hmac.compare_digest(offered, token.encode())
 
 
 @web.middleware
