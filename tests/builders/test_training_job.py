@@ -128,23 +128,6 @@ def test_progress_comes_from_the_newest_running_pod_then_its_termination_message
     assert training.final_progress([failed]) is None
 
 
-def test_registration_makes_an_experimental_adapter_entry_over_the_base() -> None:
-    base = entry(architecture="LlamaForCausalLM", category="text-llm", runtime={"engine": "transformers"})
-    assert training.registered_entry(_job(), base) is None
-    job = _job(output={"uri": "pvc://out/run1", "register": {"name": "llama-tuned", "servedName": "tuned"}})
-    made = training.registered_entry(job, base)
-    assert made is not None
-    assert made["metadata"] == {"name": "llama-tuned", "labels": {"modelyard.io/trained-by": "ml.tune"}}
-    spec = made["spec"]
-    assert spec["adapter"] == {"baseModel": "llama", "uri": "pvc://out/run1"}
-    assert spec["servedName"] == "tuned" and spec["lifecycle"] == "experimental"
-    assert spec["source"] == base.spec.source.to_wire() and spec["architecture"] == "LlamaForCausalLM"
-    assert spec["category"] == "text-llm" and spec["runtime"] == {"engine": "transformers"}
-    api.ModelEntry.model_validate(made)  # a valid entry
-    unnamed = _job(output={"uri": "pvc://out/run1", "register": {"name": "llama-tuned"}})
-    assert (training.registered_entry(unnamed, base) or {})["spec"]["servedName"] == "llama-tuned"
-
-
 def test_trainer_pod_mounts_no_service_account_token() -> None:
     pod = training.build_job(_job(), CFG, {}, owner_uid="u")["spec"]["template"]["spec"]
     assert pod["automountServiceAccountToken"] is False

@@ -235,6 +235,7 @@ def test_grafana_dashboard_queries_only_metrics_the_code_exports() -> None:
         ("gateway.sevice.port=1", "sevice"),
         ("image.pullPolicy=Sometimes", "/image/pullPolicy"),
         ("crds.enabled=maybe", "/crds/enabled"),
+        ("operator.registration.mode=overwrite", "/operator/registration/mode"),
     ],
 )
 def test_schema_rejects_bad_values_naming_the_value(setting: str, named: str) -> None:

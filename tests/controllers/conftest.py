@@ -27,9 +27,11 @@ def _free_port() -> int:
 class Operator:
     """A ``modelyard operator`` subprocess that tests can kill and restart."""
 
-    def __init__(self, kubeconfig: Path, log: Path) -> None:
+    def __init__(self, kubeconfig: Path, log: Path, extra_args: tuple[str, ...] = ()) -> None:
         self.kubeconfig = kubeconfig
         self.log = log
+        self.extra_args = extra_args
+        """More ``modelyard operator`` flags (e.g. ``--registration-mode=off``)."""
         self.webhook_port = _free_port()
         self.metrics_port = _free_port()
         self.process: subprocess.Popen[bytes] | None = None
@@ -38,7 +40,7 @@ class Operator:
         command = [
             sys.executable, "-m", "modelyard", "operator", "--kubeconfig", str(self.kubeconfig),
             "--namespace", "modelyard-system", "--webhook-port", str(self.webhook_port),
-            "--metrics-port", str(self.metrics_port),
+            "--metrics-port", str(self.metrics_port), *self.extra_args,
         ]  # fmt: skip
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
@@ -131,6 +133,14 @@ def operator(operator_ready_cluster: Any, tmp_path_factory: pytest.TempPathFacto
     local_cluster = operator_ready_cluster
     op = Operator(local_cluster.kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log")
     op.start()
+    wait_until_serving(local_cluster, op)
+    yield op
+    op.stop()
+    print(f"operator log: {op.log}", file=sys.stderr)
+
+
+def wait_until_serving(local_cluster: Any, op: Operator) -> None:
+    """Until the operator holds the Lease, answers /metrics and its webhook is registered."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # kopf registers its webhooks once it is up
         done = local_cluster.kubectl(
@@ -147,6 +157,3 @@ def operator(operator_ready_cluster: Any, tmp_path_factory: pytest.TempPathFacto
         time.sleep(0.5)
     else:
         raise RuntimeError(f"operator did not start; log:\n{op.log.read_text()[-3000:]}")
-    yield op
-    op.stop()
-    print(f"operator log: {op.log}", file=sys.stderr)

@@ -132,8 +132,9 @@ def test_a_lora_job_reports_falling_loss_registers_and_is_served(
     assert progress["loss"] < manifest["firstLoss"], (manifest["firstLoss"], progress)
     assert any(p.get("step", 0) < 60 for p in seen), f"no live progress seen: {seen}"
     assert status["effective"]["hyperparameters"]["maxSteps"] == 60
-    assert status["registeredModel"] == f"tuned-{namespace}"
-    registered = get(local_cluster, f"/apis/modelyard.io/v1alpha1/modelentries/tuned-{namespace}") or {}
+    registered_name = f"{namespace}.tuned-{namespace}"  # the default registration mode prefixes it
+    assert status["registeredModel"] == registered_name
+    registered = get(local_cluster, f"/apis/modelyard.io/v1alpha1/modelentries/{registered_name}") or {}
     assert registered["spec"]["adapter"] == {"baseModel": entry, "uri": f"file://{out}"}
     assert registered["spec"]["lifecycle"] == "experimental"
     assert registered["metadata"]["labels"]["modelyard.io/trained-by"] == f"{namespace}.tune"
@@ -146,7 +147,7 @@ def test_a_lora_job_reports_falling_loss_registers_and_is_served(
 apiVersion: modelyard.io/v1alpha1
 kind: ModelEndpoint
 metadata: {{name: tuned, namespace: {namespace}}}
-spec: {{model: {served}, resources: {{gpus: 0, cpu: 100m, memory: 1Gi}}}}
+spec: {{model: {registered_name}, resources: {{gpus: 0, cpu: 100m, memory: 1Gi}}}}
 """,
     )
     assert applied.returncode == 0, applied.stderr
@@ -161,7 +162,7 @@ spec: {{model: {served}, resources: {{gpus: 0, cpu: 100m, memory: 1Gi}}}}
         )
     assert reply.model == served and reply.choices[0].message.content is not None
     local_cluster.kubectl("delete", "modelendpoint", "tuned", "-n", namespace)
-    local_cluster.kubectl("delete", "modelentry", entry, served)
+    local_cluster.kubectl("delete", "modelentry", entry, registered_name)
 
 
 @contextlib.contextmanager

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal
+
+RegistrationMode = Literal["prefixed", "exact", "off"]
+REGISTRATION_MODES: tuple[RegistrationMode, ...] = ("prefixed", "exact", "off")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,3 +41,9 @@ class Settings:
     trainer pods: the operator and the gateway. None: the operator builds no NetworkPolicy."""
     network_policy_namespace: str = "modelyard-system"
     """Where those pods run (the operator's namespace)."""
+    registration_mode: RegistrationMode = "prefixed"
+    """How a TrainingJob's ``output.register`` names the ModelEntry it creates: ``prefixed``
+    (``<namespace>.<name>``, so a namespace never picks a catalog name), ``exact``, or ``off``
+    (registration refused)."""
+    registration_namespaces: tuple[str, ...] = ()
+    """The namespaces whose TrainingJobs may register ModelEntries; empty: every namespace."""

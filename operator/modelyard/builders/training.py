@@ -1,6 +1,6 @@
 """TrainingJob -> the batch Job that runs ``modelyard train`` with the trainer's merged config;
-the job's phase and progress from the Job and its pods; the ModelEntry that registers a finished
-job's adapter (all pure).
+the job's phase and progress from the Job and its pods (all pure). The ModelEntry a finished job
+registers is :mod:`.registration`'s.
 
 The merged config travels in the pod template's annotation :data:`CONFIG_ANNOTATION` and reaches
 the trainer as a file through a downward-API volume: the operator needs no ConfigMap rights in
@@ -28,6 +28,7 @@ SCRATCH = "/scratch"
 PROGRESS_PORT = 8001
 """The trainer serves ``GET /progress`` here, on its pod IP."""
 TRAINED_BY = "modelyard.io/trained-by"
+"""Label of a registered ModelEntry: ``<namespace>.<name>`` of the TrainingJob that made it."""
 EXIT_UNRECOVERABLE = 2
 """The trainer's exit code for what a retry cannot fix (bad data, bad config, missing GPU)."""
 
@@ -274,34 +275,3 @@ _PROGRESS_KEYS = ("step", "totalSteps", "epoch", "loss", "learningRate", "etaSec
 def progress_fields(found: dict[str, Any]) -> dict[str, Any]:
     """The keys of status.progress, from what the trainer reported (anything else dropped)."""
     return {k: found[k] for k in _PROGRESS_KEYS if found.get(k) is not None}
-
-
-def registered_entry(job: api.TrainingJob, base: api.ModelEntry) -> dict[str, Any] | None:
-    """The ModelEntry for a finished job's adapter over ``base``, or None when not asked for.
-
-    It serves the base model's source with the adapter on top (``spec.adapter``), so it copies
-    what running the base needs; ``lifecycle: experimental`` until a person says otherwise.
-    """
-    register = job.spec.output.register_as
-    if register is None:
-        return None
-    wire = base.spec.to_wire()
-    spec: dict[str, Any] = {
-        k: wire[k]
-        for k in ("source", "architecture", "category", "runtime", "generationDefaults", "inferenceDefaults")
-        if wire.get(k) is not None
-    }
-    spec.update(
-        {
-            "servedName": register.served_name or register.name,
-            "description": f"{job.spec.method} fine-tune of {base.name} by {job.namespace}/{job.name}",
-            "lifecycle": "experimental",
-            "adapter": {"baseModel": base.name, "uri": job.spec.output.uri},
-        }
-    )
-    return {
-        "apiVersion": "modelyard.io/v1alpha1",
-        "kind": "ModelEntry",
-        "metadata": {"name": register.name, "labels": {TRAINED_BY: f"{job.namespace}.{job.name}"}},
-        "spec": spec,
-    }

@@ -26,7 +26,7 @@ import pydantic
 
 from modelyard import api
 from modelyard.api import served_names
-from modelyard.builders import deployment, runtime_args, trust
+from modelyard.builders import deployment, registration, runtime_args, trust
 from modelyard.controllers import cluster, context, model_entry
 from modelyard.registry import catalog, gpus, manifests, resolve
 
@@ -166,6 +166,7 @@ async def validate_endpoint(ctx: context.Context, body: dict[str, Any], warnings
 async def validate_training_job(ctx: context.Context, body: dict[str, Any], warnings: list[str]) -> None:
     job = _parse(api.TrainingJob, body)
     _deny(trust.image_problem(job.spec.image, ctx.settings))
+    await _registration_warnings(ctx, job, str(body.get("metadata", {}).get("uid", "")), warnings)
     entry = await _entry(ctx, job.spec.model)
     if entry is None:
         warnings.append(
@@ -181,6 +182,28 @@ async def validate_training_job(ctx: context.Context, body: dict[str, Any], warn
     verdict = catalog.validate_training(entry, job.spec.method, memory)
     if not verdict.ok:
         raise kopf.AdmissionError(f"spec.model: {verdict.reason}", code=422)
+
+
+async def _registration_warnings(
+    ctx: context.Context, job: api.TrainingJob, uid: str, warnings: list[str]
+) -> None:
+    """Say at apply time what ``output.register`` will come to (the status says it again at the
+    end): refused by the platform, or a name an entry of someone else's holds."""
+    if job.spec.output.register_as is None:
+        return
+    refused = registration.refusal(job, ctx.settings)
+    if refused is not None:
+        warnings.append(f"spec.output.register: this job will register nothing: {refused}")
+        return
+    name = registration.name_for(job, ctx.settings)
+    existing = await ctx.cluster.get(cluster.MODEL_ENTRY, name)
+    if existing is not None and not registration.made_by(existing, uid):
+        warnings.append(
+            f"spec.output.register.name: ModelEntry {name} exists and registration never changes an "
+            f"entry it did not create: this job will register nothing (RegistrationConflict)"
+        )
+    elif name != job.spec.output.register_as.name:
+        warnings.append(f"spec.output.register.name: the registered ModelEntry will be {name}")
 
 
 async def validate_entry(ctx: context.Context, body: dict[str, Any], warnings: list[str]) -> None:

@@ -132,6 +132,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="spec.image of endpoints and training jobs must start with one of these (repeatable; "
         "at a '/', ':' or '@' boundary; '*': any image). Default: only --runtime-image",
     )
+    parser.add_argument(
+        "--registration-mode",
+        choices=["prefixed", "exact", "off"],
+        default="prefixed",
+        help="the ModelEntry a TrainingJob's output.register creates: prefixed (<namespace>.<name>, "
+        "the default), exact (<name>), or off (refused)",
+    )
+    parser.add_argument(
+        "--registration-namespaces",
+        default="",
+        metavar="NS[,NS...]",
+        help="only TrainingJobs in these namespaces may register ModelEntries (default: every namespace)",
+    )
     parser.add_argument("--log-level", default="INFO")
     parser.set_defaults(func=_run)
 
@@ -154,7 +167,8 @@ def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    builder = settings.Settings()
+    namespaces = tuple(n.strip() for n in args.registration_namespaces.split(",") if n.strip())
+    builder = settings.Settings(registration_mode=args.registration_mode, registration_namespaces=namespaces)
     if args.runtime_image:
         builder = dataclasses.replace(builder, runtime_image=args.runtime_image)
     if args.network_policy_from is not None:

@@ -106,15 +106,17 @@ class Cluster:
         )
         return dict(applied.to_dict())
 
-    async def delete(self, kind: Kind, name: str, namespace: str | None = None) -> bool:
+    async def delete(
+        self, kind: Kind, name: str, namespace: str | None = None, uid: str | None = None
+    ) -> bool:
+        """Delete; False when it does not exist or, given ``uid``, is no longer that object (the
+        API server checks the uid precondition, so a same-named replacement is never deleted)."""
+        body: dict[str, Any] = {"propagationPolicy": "Background"}
+        if uid is not None:
+            body["preconditions"] = {"uid": uid}
         try:
-            await self._call(
-                self._resource(kind).delete,
-                name=name,
-                namespace=namespace,
-                body={"propagationPolicy": "Background"},
-            )
-        except exceptions.NotFoundError:
+            await self._call(self._resource(kind).delete, name=name, namespace=namespace, body=body)
+        except (exceptions.NotFoundError, exceptions.ConflictError):
             return False
         return True
 
@@ -133,9 +135,7 @@ class Cluster:
                 content_type="application/merge-patch+json",
             )
 
-    async def merge_patch(
-        self, kind: Kind, name: str, namespace: str | None, body: dict[str, Any]
-    ) -> bool:
+    async def merge_patch(self, kind: Kind, name: str, namespace: str | None, body: dict[str, Any]) -> bool:
         """JSON merge patch (lists are replaced whole); False when the object does not exist."""
         try:
             await self._call(
@@ -151,11 +151,14 @@ class Cluster:
         return True
 
     async def create(self, obj: dict[str, Any]) -> dict[str, Any] | None:
-        """Create; None when it exists already."""
+        """Create (as the operator's field manager); None when it exists already."""
         kind = (obj["apiVersion"], obj["kind"])
         try:
             created = await self._call(
-                self._resource(kind).create, body=obj, namespace=obj["metadata"].get("namespace")
+                self._resource(kind).create,
+                body=obj,
+                namespace=obj["metadata"].get("namespace"),
+                field_manager=labels.FIELD_MANAGER,
             )
         except exceptions.ConflictError:
             return None

@@ -1,9 +1,11 @@
 """Coalesce bursts of triggers (pod events, entry changes) into one reconcile per object.
 
 ``schedule(key, delay)`` runs the reconcile function for ``key`` once after ``delay``; more
-triggers meanwhile are folded in. A trigger that arrives while the reconcile runs schedules
-one more run after it, so the last event is never lost. While ``gate`` is cleared (the
-operator cannot be sure it still holds its Lease) runs wait for it, folding triggers in.
+triggers meanwhile are folded in (an earlier one brings the run forward). A trigger that arrives
+while the reconcile runs schedules one more run after it, with the shortest delay asked for, so
+the last event is never lost and a reconcile that asks to look again in 30 s is not run again
+at once. While ``gate`` is cleared (the operator cannot be sure it still holds its Lease) runs
+wait for it, folding triggers in.
 """
 
 from __future__ import annotations
@@ -21,18 +23,25 @@ class Debouncer:
     ) -> None:
         self._run = run
         self._on_error = on_error
-        self._pending: dict[Hashable, asyncio.Task[None]] = {}
+        self._pending: dict[Hashable, tuple[float, asyncio.Task[None]]] = {}
+        """Scheduled runs: when each is due (loop time) and its task."""
         self._running: set[Hashable] = set()
-        self._again: set[Hashable] = set()
+        self._again: dict[Hashable, float] = {}
+        """Runs asked for while running: the shortest delay asked for."""
         self.gate: asyncio.Event | None = None
 
     def schedule(self, key: Hashable, delay: float = 0.2) -> None:
         if key in self._running:
-            self._again.add(key)
+            self._again[key] = min(delay, self._again.get(key, delay))
             return
+        loop = asyncio.get_running_loop()
+        due = loop.time() + delay
         if key in self._pending:
-            return
-        self._pending[key] = asyncio.get_running_loop().create_task(self._later(key, delay))
+            scheduled, task = self._pending[key]
+            if scheduled <= due:
+                return
+            task.cancel()
+        self._pending[key] = (due, loop.create_task(self._later(key, delay)))
 
     async def _later(self, key: Hashable, delay: float) -> None:
         await asyncio.sleep(delay)
@@ -46,15 +55,11 @@ class Debouncer:
             log.exception("reconcile of %s failed; retrying in 5 s", key)
             if self._on_error is not None:
                 self._on_error(key)
-            self._again.add(key)
-            delay = 5.0
-        else:
-            delay = 0.2
+            self._again[key] = 5.0
         finally:
             self._running.discard(key)
         if key in self._again:
-            self._again.discard(key)
-            self.schedule(key, delay)
+            self.schedule(key, self._again.pop(key))
 
     async def drain(self) -> None:
         """Wait for everything scheduled now (tests)."""

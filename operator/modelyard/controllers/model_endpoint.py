@@ -3,6 +3,14 @@
 One reconcile reads the endpoint, its entry, its Deployment and pods, applies the desired
 children (server-side apply: a deleted or hand-edited child is restored) and writes status
 once. Upstream endpoints run no pods: they are Ready when the upstream base URL answers.
+
+Children are only ever the endpoint's own (:mod:`modelyard.builders.ownership`): before an
+apply, the live Deployment and Service (one GET each, or the GETs this reconcile already made)
+and, with NetworkPolicies on, the NetworkPolicy (one GET) must be absent or controlled by this
+endpoint's uid; a same-named object of anyone else's is left untouched and the endpoint waits,
+``Pending``/``OwnershipConflict``, rechecked every ``CONFLICT_RECHECK_SECONDS``. An upstream
+endpoint, or one in ``ServedNameConflict``, deletes only its own Deployment and Service, with
+the child's uid as a precondition.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ import kopf
 import pydantic
 
 from modelyard import api
-from modelyard.builders import deployment, endpoint_status, labels, network_policy, service, trust
+from modelyard.builders import deployment, endpoint_status, labels, network_policy, ownership, service, trust
 from modelyard.controllers import cluster, conditions, context, model_entry
 from modelyard.registry import manifests
 
@@ -33,6 +41,9 @@ _PHASE_EVENT_TYPE = {
     "Degraded": "Warning",
     "Failed": "Warning",
 }
+CONFLICT_RECHECK_SECONDS = 30.0
+"""How often an endpoint whose child's name is taken looks again (the foreign object sends no
+event the operator watches)."""
 
 
 def parse(body: dict[str, Any]) -> api.ModelEndpoint:
@@ -74,13 +85,30 @@ async def _observe_children(
     digest = hashlib.sha256(json.dumps([built, built_service, policy], sort_keys=True).encode()).hexdigest()
     last = ctx.applied.get(key)
     current: dict[str, Any] | None = None
+    live: tuple[dict[str, Any] | None, dict[str, Any] | None] | None = None
     if last is not None and last.digest == digest:
-        current = await ctx.cluster.get(cluster.DEPLOYMENT, endpoint.name, endpoint.namespace)
-        live_service = await ctx.cluster.get(cluster.SERVICE, endpoint.name, endpoint.namespace)
-        seen = (_ids(current, "generation"), _ids(live_service, "resourceVersion"))
+        live = await _live_children(ctx, endpoint)
+        current = live[0]
+        seen = (_ids(live[0], "generation"), _ids(live[1], "resourceVersion"))
         if seen != (last.deployment, last.service):
             last = None
     if last is None or last.digest != digest:
+        live = live or await _live_children(ctx, endpoint)
+        live_policy = (
+            await ctx.cluster.get(cluster.NETWORK_POLICY, endpoint.name, endpoint.namespace)
+            if policy is not None
+            else None
+        )
+        taken = [
+            ownership.conflict(child, "ModelEndpoint", endpoint.name, uid) for child in (*live, live_policy)
+        ]
+        message = "; ".join(m for m in taken if m)
+        if message:
+            ctx.applied.pop(key, None)
+            ctx.touch_endpoint(key[0], key[1], delay=CONFLICT_RECHECK_SECONDS)
+            return endpoint_status.Observed(
+                "Pending", "OwnershipConflict", message, endpoint.spec.replicas, 0
+            )
         if policy is not None:  # before the pods exist, so none is ever reachable from elsewhere
             await ctx.cluster.apply(policy)
         current = await ctx.cluster.apply(built)  # the Deployment as it is now, status included
@@ -92,10 +120,25 @@ async def _observe_children(
     return endpoint_status.observe(endpoint.spec.replicas, current, pods)
 
 
-async def _remove_children(ctx: context.Context, endpoint: api.ModelEndpoint) -> None:
+async def _live_children(
+    ctx: context.Context, endpoint: api.ModelEndpoint
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The Deployment and Service named like the endpoint, as they are now (one GET each)."""
+    return (
+        await ctx.cluster.get(cluster.DEPLOYMENT, endpoint.name, endpoint.namespace),
+        await ctx.cluster.get(cluster.SERVICE, endpoint.name, endpoint.namespace),
+    )
+
+
+async def _remove_children(ctx: context.Context, endpoint: api.ModelEndpoint, uid: str) -> None:
+    """Delete the endpoint's own Deployment and Service (left from before it went upstream);
+    same-named objects of anyone else's stay."""
     ctx.applied.pop((endpoint.namespace or "", endpoint.name), None)
-    await ctx.cluster.delete(cluster.DEPLOYMENT, endpoint.name, endpoint.namespace)
-    await ctx.cluster.delete(cluster.SERVICE, endpoint.name, endpoint.namespace)
+    for kind, child in zip(
+        (cluster.DEPLOYMENT, cluster.SERVICE), await _live_children(ctx, endpoint), strict=True
+    ):
+        if child is not None and ownership.owned(child, uid):
+            await ctx.cluster.delete(kind, endpoint.name, endpoint.namespace, uid=child["metadata"]["uid"])
 
 
 async def _decide(
@@ -111,7 +154,7 @@ async def _decide(
         ctx.touch_endpoints(ctx.ownership.entry_event(entry_body))
     verdict = ctx.ownership.verdict(endpoint.namespace or "", endpoint.name)
     if verdict.conflict is not None:
-        await _remove_children(ctx, endpoint)
+        await _remove_children(ctx, endpoint, uid)
         return endpoint_status.Observed(
             "Failed", "ServedNameConflict", verdict.conflict, endpoint.spec.replicas, 0
         ), {}
@@ -160,7 +203,7 @@ async def _serve(
         message = f"ModelEntry {entry.name} cannot serve inference (capabilities.inference is false)"
         return endpoint_status.Observed("Failed", "NotServable", message, endpoint.spec.replicas, 0), extra
     if extra["engine"] == "upstream":
-        await _remove_children(ctx, endpoint)
+        await _remove_children(ctx, endpoint, uid)
         upstream = entry.spec.upstream
         base_url = upstream.base_url if upstream else ""
         extra["url"] = base_url

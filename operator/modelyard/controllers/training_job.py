@@ -4,7 +4,13 @@ The effective hyperparameters go into status; the phase follows the Job. Deletin
 TrainingJob deletes the Job (owner reference), which stops the trainer pod. While the Job
 runs, the trainer's ``GET /progress`` (on its pod IP) is polled every few seconds and merged
 into ``status.progress``; the final progress comes from the trainer's termination message.
-A finished job with ``output.register`` gets its ModelEntry (cluster-scoped: not owned).
+
+A finished job with ``output.register`` creates its ModelEntry, never changes one
+(:mod:`modelyard.builders.registration`): the name taken by an entry it did not make ends the
+registration, ``RegistrationConflict``. Its Job and NetworkPolicy are only ever its own
+(:mod:`modelyard.builders.ownership`): a same-named one of anyone else's is left untouched and
+the job waits, ``Pending``/``OwnershipConflict`` (the Job's GET is the one the reconcile makes
+anyway; the NetworkPolicy, when policies are on, costs one GET before the Job is created).
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import pydantic
 from modelyard import api
 from modelyard.api import model_entry as entry_api
 from modelyard.api import training_job as job_api
-from modelyard.builders import labels, network_policy, training, trust
+from modelyard.builders import labels, network_policy, ownership, registration, training, trust
 from modelyard.controllers import cluster, conditions, context, model_entry
 from modelyard.registry import catalog, manifests
 
@@ -48,6 +54,8 @@ PROGRESS_MAX_BYTES = 16 * 1024
 """The most of a ``/progress`` answer the operator reads (the trainer's is under 1 KiB)."""
 PROGRESS_TIMEOUT_SECONDS = 3.0
 """The whole ``/progress`` exchange, connect to last byte."""
+CONFLICT_RECHECK_SECONDS = 30.0
+"""How often a job whose Job or NetworkPolicy name is taken looks again."""
 
 
 async def _fetch_progress(url: str) -> dict[str, Any] | None:
@@ -79,16 +87,14 @@ async def _fetch_progress(url: str) -> dict[str, Any] | None:
     return training.progress_fields(found) if isinstance(found, dict) else None
 
 
-async def _progress_and_registration(
+async def _progress(
     ctx: context.Context,
     job: api.TrainingJob,
-    entry: api.ModelEntry,
     phase: str,
     pods: list[dict[str, Any]],
     current: dict[str, Any],
 ) -> dict[str, Any]:
-    """Status fields for live progress and, once Succeeded, the registered model."""
-    extra: dict[str, Any] = {}
+    """Status fields for live progress."""
     found: dict[str, Any] | None = None
     if phase == "Running":
         url = training.progress_url(pods)
@@ -96,16 +102,28 @@ async def _progress_and_registration(
         ctx.touch_training(job.namespace or "", job.name, delay=PROGRESS_POLL_SECONDS)
     elif phase == "Succeeded":
         found = training.final_progress(pods)
-    if found:
-        extra["progress"] = {**(current.get("progress") or {}), **found}
-    if phase == "Succeeded":
-        manifest = training.registered_entry(job, entry)
-        if manifest is not None:
-            name = manifest["metadata"]["name"]
-            if current.get("registeredModel") != name:
-                await ctx.cluster.apply(manifest)
-            extra["registeredModel"] = name
-    return extra
+    return {"progress": {**(current.get("progress") or {}), **found}} if found else {}
+
+
+async def _register(
+    ctx: context.Context, job: api.TrainingJob, entry: api.ModelEntry, uid: str
+) -> tuple[registration.Outcome, str | None]:
+    """Create the job's ModelEntry; the outcome for the status and the registered name.
+
+    Create, not apply: an entry of the name that exists is never changed; it is this job's own
+    only when an earlier try made it (the operator stopped before writing the status)."""
+    name = registration.entry_name(job, ctx.settings)
+    if isinstance(name, tuple):
+        return name, None
+    manifest = registration.registered_entry(job, entry, name, job_uid=uid)
+    for _ in range(2):  # twice: the entry there may be deleted between the create and the GET
+        if await ctx.cluster.create(manifest) is not None:
+            return registration.registered(name), name
+        existing = await ctx.cluster.get(cluster.MODEL_ENTRY, name)
+        if existing is not None:
+            outcome = registration.verdict(job, existing, job_uid=uid)
+            return outcome, name if outcome[1] == "Completed" else None
+    raise RuntimeError(f"ModelEntry {name} was there at each create and gone at each read")
 
 
 async def _decide(
@@ -117,9 +135,13 @@ async def _decide(
         return "Pending", "EntryNotFound", message, {}
     entry = model_entry.parse(entry_body)
     existing = await ctx.cluster.get(cluster.JOB, job.name, job.namespace)
-    if existing is None and current.get("phase") in ("Succeeded", "Failed"):
+    taken = ownership.conflict(existing, "TrainingJob", job.name, uid)
+    if (existing is None or taken) and current.get("phase") in ("Succeeded", "Failed"):
         # The finished Job was deleted (ttlSecondsAfterFinished): never run it again.
         return current["phase"], current.get("reason", ""), current.get("message", ""), {}
+    if taken:
+        ctx.touch_training(job.namespace or "", job.name, delay=CONFLICT_RECHECK_SECONDS)
+        return "Pending", "OwnershipConflict", taken, {}
     if existing is None:
         problem = trust.image_problem(job.spec.image, ctx.settings)
         if problem is not None:  # past admission (webhook down or bypassed): never run it
@@ -133,8 +155,15 @@ async def _decide(
         config = training.trainer_config(job, entry, effective)
         policy = network_policy.build_training_policy(job, ctx.settings, owner_uid=uid)
         if policy is not None:
+            live = await ctx.cluster.get(cluster.NETWORK_POLICY, policy["metadata"]["name"], job.namespace)
+            taken = ownership.conflict(live, "TrainingJob", job.name, uid)
+            if taken:
+                ctx.touch_training(job.namespace or "", job.name, delay=CONFLICT_RECHECK_SECONDS)
+                return "Pending", "OwnershipConflict", taken, {}
             await ctx.cluster.apply(policy)
         existing = await ctx.cluster.create(training.build_job(job, ctx.settings, config, owner_uid=uid))
+        if existing is None:  # a Job of the name appeared since the GET: look at it again
+            ctx.touch_training(job.namespace or "", job.name, delay=1)
     pods = await ctx.cluster.list(cluster.POD, job.namespace, f"{labels.TRAINING_JOB}={job.name}")
     phase, reason, message = training.job_phase(existing, pods)
     status = (existing or {}).get("status") or {}
@@ -142,7 +171,15 @@ async def _decide(
         extra["startTime"] = status["startTime"]
     if status.get("completionTime"):
         extra["completionTime"] = status["completionTime"]
-    extra.update(await _progress_and_registration(ctx, job, entry, phase, pods, current))
+    extra.update(await _progress(ctx, job, phase, pods, current))
+    if phase == "Succeeded" and job.spec.output.register_as is not None:
+        if current.get("phase") == "Succeeded":  # registered (or refused) once, when it finished
+            if current.get("registeredModel"):
+                extra["registeredModel"] = current["registeredModel"]
+        else:
+            (phase, reason, message), name = await _register(ctx, job, entry, uid)
+            if name is not None:
+                extra["registeredModel"] = name
     return phase, reason, message, extra
 
 

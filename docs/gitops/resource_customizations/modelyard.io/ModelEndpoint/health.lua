@@ -38,7 +38,7 @@ elseif phase == "Progressing" then
 elseif phase == "Pending" then
   if reason == "ScaledToZero" then
     hs.status = "Suspended"
-  elseif reason == "Unschedulable" or reason == "UpstreamUnreachable" then
+  elseif reason == "Unschedulable" or reason == "UpstreamUnreachable" or reason == "OwnershipConflict" then
     hs.status = "Degraded"
   else
     hs.status = "Progressing"

@@ -32,6 +32,9 @@ if phase == "Succeeded" then
   hs.message = "Training finished"
   if status.registeredModel ~= nil then
     hs.message = hs.message .. "; registered ModelEntry " .. status.registeredModel
+  elseif reason ~= "Completed" then
+    -- RegistrationConflict, RegistrationRefused: trained, but nothing registered
+    hs.message = hs.message .. "; " .. message
   end
 elseif phase == "Running" then
   hs.status = "Progressing"
@@ -56,7 +59,7 @@ elseif phase == "Running" then
   end
 elseif phase == "Pending" then
   hs.message = message
-  if reason == "Unschedulable" then
+  if reason == "Unschedulable" or reason == "OwnershipConflict" then
     hs.status = "Degraded"
   else
     hs.status = "Progressing"
