@@ -147,7 +147,7 @@ async def _decide(
     """The observed state and the extra status fields (servedName, engine, url)."""
     problem = trust.image_problem(endpoint.spec.image, ctx.settings)
     if problem is not None:  # past admission (webhook down or bypassed): never run it
-        await _remove_children(ctx, endpoint)
+        await _remove_children(ctx, endpoint, uid)
         return endpoint_status.Observed("Failed", "ImageNotAllowed", problem, endpoint.spec.replicas, 0), {}
     entry_body = await ctx.cluster.get(cluster.MODEL_ENTRY, endpoint.spec.model)
     if entry_body is not None:
@@ -176,7 +176,7 @@ async def _serve(
     entry = model_entry.parse(entry_body)
     problem = trust.engine_args_problem(endpoint.spec.engine_args, entry)
     if problem is not None:
-        await _remove_children(ctx, endpoint)
+        await _remove_children(ctx, endpoint, uid)
         return endpoint_status.Observed(
             "Failed", "EngineArgsNotAllowed", problem, endpoint.spec.replicas, 0
         ), {}
