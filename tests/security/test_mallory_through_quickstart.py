@@ -86,19 +86,22 @@ def _status(admin: Admin) -> dict[str, Any]:
 
 
 def _gateway_metrics(admin: Admin) -> str:
-    """The /metrics of every gateway pod, joined (the counters are per pod)."""
+    """The /metrics of every running gateway pod, joined (the counters are per pod), on the
+    container port named ``metrics`` where the chart has one, else on ``http``."""
     from modelyard.quickstart import manifests
 
-    selector = f"kubernetes.io/service-name={manifests.GATEWAY_SERVICE}"
-    found = admin.kubectl(
-        "get", "endpointslices", "-n", manifests.SYSTEM_NAMESPACE, "-l", selector, "-o", "json"
-    )
+    found = admin.kubectl("get", "pods", "-n", manifests.SYSTEM_NAMESPACE, "-l",
+                          "app.kubernetes.io/component=gateway", "-o", "json")  # fmt: skip
     texts = []
-    for item in json.loads(found.stdout)["items"]:
-        port = item["ports"][0]["port"]
-        for endpoint in item.get("endpoints") or ():
-            for address in endpoint.get("addresses") or ():
-                texts.append(kit.metrics_text(f"http://{address}:{port}"))
+    for pod in json.loads(found.stdout)["items"]:
+        address = (pod.get("status") or {}).get("podIP")
+        if pod["status"].get("phase") != "Running" or not address:
+            continue
+        ports = {
+            p.get("name"): p["containerPort"] for c in pod["spec"]["containers"] for p in c.get("ports") or ()
+        }
+        texts.append(kit.metrics_text(f"http://{address}:{ports.get('metrics') or ports['http']}"))
+    assert texts, "no running gateway pod"
     return "\n".join(texts)
 
 
