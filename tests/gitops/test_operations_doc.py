@@ -10,6 +10,7 @@ import pytest
 
 from modelyard.controllers import metrics as operator_metrics
 from modelyard.gateway import metrics as gateway_metrics
+from modelyard.gateway import routes
 from modelyard.runtime import metrics as runtime_metrics
 
 from . import argo_lua, emitted
@@ -48,9 +49,11 @@ def test_every_emitted_reason_is_in_the_troubleshooting_table(kind: str) -> None
 
 
 def _exported() -> set[str]:
+    gateway = gateway_metrics.Metrics()
+    gateway.watch_routes(routes.RouteTable)  # the collector of what the route table says
     registries = [
         operator_metrics.Metrics.create().registry,
-        gateway_metrics.Metrics().registry,
+        gateway.registry,
         runtime_metrics.Metrics().registry,
     ]
     names = set()
