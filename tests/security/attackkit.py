@@ -6,7 +6,8 @@ Three processes, so that what one of them does cannot slow another through the G
   on the ``model`` of the request: ``chat`` answers at once (a chat completion, or three SSE
   events and ``[DONE]``); ``slow`` answers after a second; ``huge`` answers 200 with a JSON body
   of ``HUGE_BYTES``, written in 1 MiB pieces without a Content-Length; ``giant-event`` opens an
-  event stream and sends one event of ``HUGE_BYTES`` that never ends. ``GET /stats`` returns
+  event stream, sends one ordinary event, then one of ``HUGE_BYTES`` that never ends. It reads
+  a body with msgspec, so a 32 MiB one costs it little. ``GET /stats`` returns
   the requests it saw and the most it had in flight at once (``POST /stats/reset`` zeroes them).
 - :class:`Gateway`: ``modelyard gateway --routes FILE`` with the flags a test passes; every
   model above is routed to the one upstream, under the API keys ``sk-good`` and ``sk-bad``.
@@ -313,7 +314,14 @@ async def _client(url: str, workers: int, pause: float, timeout: float) -> dict[
 
 
 async def _upstream(port: int) -> None:
+    import msgspec
     from aiohttp import web
+
+    class Chat(msgspec.Struct):
+        model: str
+        stream: bool = False
+
+    chat_request = msgspec.json.Decoder(Chat)
 
     state = {"in_flight": 0, "max_in_flight": 0, "requests": 0}
     answer = {
@@ -339,12 +347,14 @@ async def _upstream(port: int) -> None:
         state["max_in_flight"] = max(state["max_in_flight"], state["in_flight"])
         try:
             return await _answer(request)
+        except ConnectionError:  # the gateway dropped a huge answer: what the test wants
+            return web.Response(status=499)
         finally:
             state["in_flight"] -= 1
 
     async def _answer(request: web.Request) -> web.StreamResponse:
-        body = json.loads(await request.read())
-        model = body.get("model")
+        body = chat_request.decode(await request.read())
+        model = body.model
         if model == "slow":
             await asyncio.sleep(1.0)
         if model == "huge":
@@ -356,10 +366,11 @@ async def _upstream(port: int) -> None:
             await response.write(b'"}')
             await response.write_eof()
             return response
-        if body.get("stream"):
+        if body.stream:
             response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
             await response.prepare(request)
             if model == "giant-event":
+                await response.write(b'data: {"choices": [{"delta": {"content": "hi"}}]}\n\n')
                 await response.write(b'data: {"choices": [{"delta": {"content": "')
                 for _ in range(HUGE_BYTES // len(piece)):
                     await response.write(piece)

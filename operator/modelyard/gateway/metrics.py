@@ -11,7 +11,10 @@ Names (all prefixed ``modelyard_gateway_``):
 * ``retries_total`` by model and reason, ``fallbacks_total`` by model and fallback,
   ``ejections_total`` by endpoint;
 * ``tokens_total`` by model and kind (prompt, completion), from the ``usage`` of responses;
-* ``in_flight`` by endpoint and target (series of targets gone from the routes are dropped).
+* ``in_flight`` by endpoint and target (series of targets gone from the routes are dropped);
+  ``requests_in_flight``: requests being forwarded, all together (``--max-in-flight``);
+* ``limited_total`` by limit: requests and answers cut short by a bound (the limits are listed
+  in :mod:`modelyard.gateway.limits`).
 """
 
 from __future__ import annotations
@@ -68,6 +71,12 @@ class Metrics:
         )
         self.in_flight = prometheus_client.Gauge(
             p + "in_flight", "Requests in flight per target", ["endpoint", "target"], registry=r
+        )
+        self.requests_in_flight = prometheus_client.Gauge(
+            p + "requests_in_flight", "Requests being forwarded, all clients", registry=r
+        )
+        self.limited = prometheus_client.Counter(
+            p + "limited", "Requests or answers cut short by a bound", ["limit"], registry=r
         )
 
         self._children: dict[tuple[object, tuple[str, ...]], Any] = {}
