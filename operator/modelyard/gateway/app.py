@@ -150,6 +150,8 @@ async def _read_body(request: web.Request, config: settings.Settings) -> bytes |
     if request.content_length is not None and request.content_length > config.max_body_bytes:
         return _limited(request, "max_body_bytes", 413, too_large, "body_too_large")
     try:
+        if request.content.is_eof():  # the usual short body came with the headers: no timer
+            return await request.read()
         async with asyncio.timeout(config.body_timeout):
             return await request.read()
     except web.HTTPRequestEntityTooLarge:
