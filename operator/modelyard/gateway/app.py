@@ -4,9 +4,11 @@
 lives at module level. Before a request is forwarded it is authenticated (a bearer key; with
 no usable key configured every request is a 401 saying so, unless ``--no-auth``), held to its
 key's requests and tokens per minute (429 with ``Retry-After``, :mod:`~.ratelimit`), bounded
-(body size → 413, per-key concurrency → 429), its Content-Type checked (415, the runtime's
-rule: :func:`modelyard.api.openai.media_type_error`), and its model checked (unknown → 404,
-not allowed for the key → 403). Everything else is :mod:`modelyard.gateway.proxy`.
+(body size → 413, a body not sent within ``--body-timeout`` → 408, requests in flight over
+``--max-in-flight`` → 429, per-key concurrency → 429; all bounds are listed in
+:mod:`modelyard.gateway.limits`), its Content-Type checked (415, the runtime's rule:
+:func:`modelyard.api.openai.media_type_error`), and its model checked (unknown → 404, not
+allowed for the key → 403). Everything else is :mod:`modelyard.gateway.proxy`.
 """
 
 from __future__ import annotations
@@ -19,7 +21,18 @@ import aiohttp
 from aiohttp import web
 
 from modelyard.api import openai
-from modelyard.gateway import auth, balancer, body, discovery, exchange, metrics, proxy, ratelimit, settings
+from modelyard.gateway import (
+    auth,
+    balancer,
+    body,
+    discovery,
+    exchange,
+    limits,
+    metrics,
+    proxy,
+    ratelimit,
+    settings,
+)
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +42,7 @@ BALANCER = web.AppKey("balancer", balancer.Balancer)
 METRICS = web.AppKey("metrics", metrics.Metrics)
 LIMITER = web.AppKey("limiter", auth.ConcurrencyLimiter)
 RATES = web.AppKey("rates", ratelimit.RateLimiter)
+IN_FLIGHT = web.AppKey("in_flight", limits.InFlight)
 PROXY = web.AppKey("proxy", proxy.Proxy)
 
 # OpenAI paths relayed as they are (the suffix after /v1 is appended to a target's base URL).
@@ -59,6 +73,8 @@ def create_app(
     app[METRICS].watch_routes(source.table)
     app[LIMITER] = auth.ConcurrencyLimiter(config.max_concurrency_per_key)
     app[RATES] = ratelimit.RateLimiter()
+    in_flight = app[IN_FLIGHT] = limits.InFlight(config.max_in_flight)
+    app[METRICS].requests_in_flight.set_function(lambda: in_flight.current)
     app.cleanup_ctx.append(_lifecycle)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
@@ -139,6 +155,34 @@ def _error(status: int, message: str, *, param: str | None = None, code: str | N
 NO_KEY = "no API key is configured on this gateway"
 
 
+def _limited(request: web.Request, limit: str, status: int, message: str, code: str) -> web.Response:
+    """The answer to a request cut short by a bound of :mod:`modelyard.gateway.limits`."""
+    request.app[METRICS].child(request.app[METRICS].limited, limit).inc()
+    response = _error(status, message, code=code)
+    if status == 429:
+        response.headers["Retry-After"] = str(limits.RETRY_AFTER)
+    elif status in (408, 413):
+        response.force_close()  # the rest of the body is not wanted
+    return response
+
+
+async def _read_body(request: web.Request, config: settings.Settings) -> bytes | web.Response:
+    """The whole body, or the answer when it is too large or too slow to arrive."""
+    too_large = f"request body larger than {config.max_body_bytes} bytes (--max-body-bytes)"
+    if request.content_length is not None and request.content_length > config.max_body_bytes:
+        return _limited(request, "max_body_bytes", 413, too_large, "body_too_large")
+    try:
+        if request.content.is_eof():  # the usual short body came with the headers: no timer
+            return await request.read()
+        async with asyncio.timeout(config.body_timeout):
+            return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return _limited(request, "max_body_bytes", 413, too_large, "body_too_large")
+    except TimeoutError:
+        message = f"the request body did not arrive within {config.body_timeout:g}s (--body-timeout)"
+        return _limited(request, "body_timeout", 408, message, "body_timeout")
+
+
 def _authenticate(request: web.Request) -> auth.ApiKey | web.Response | None:
     """The caller's key; None with ``--no-auth``; or the 401 response to send instead."""
     if not request.app[SETTINGS].auth:
@@ -212,23 +256,20 @@ async def _openai(request: web.Request) -> web.StreamResponse:
         if key is not None and (over := _over_rate(app, key)) is not None:
             response = over
             return over
-        limit = app[SETTINGS].max_body_bytes
-        if request.content_length is not None and request.content_length > limit:
-            response = _error(413, f"request body larger than {limit} bytes")
-            return response
         content_type = request.headers.get("Content-Type", "")
         refused = openai.media_type_error(content_type, form=request.path.startswith("/v1/audio/"))
         if refused is not None:
             response = _error(415, refused, code="unsupported_media_type")
             return response
-        try:
-            raw = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            response = _error(413, f"request body larger than {limit} bytes")
+        raw = await _read_body(request, app[SETTINGS])
+        if isinstance(raw, web.Response):
+            response = raw
             return response
         try:
             parsed = body.parse(raw, content_type)
         except body.BodyError as exc:
+            if exc.limit is not None:
+                stats.child(stats.limited, exc.limit).inc()
             response = _error(400, str(exc), param=exc.param)
             return response
         table = app[DISCOVERY].table()
@@ -242,9 +283,18 @@ async def _openai(request: web.Request) -> web.StreamResponse:
                 403, f"this API key may not use model '{parsed.model}'", code="model_not_allowed"
             )
             return response
+        in_flight = app[IN_FLIGHT]
+        if not in_flight.acquire():
+            message = (
+                f"the gateway is forwarding its limit of {in_flight.limit} requests (--max-in-flight);"
+                f" retry after {limits.RETRY_AFTER}s"
+            )
+            response = _limited(request, "max_in_flight", 429, message, "gateway_busy")
+            return response
         limiter = app[LIMITER]
         if key is not None and not limiter.acquire(key):
             stats.child(stats.key_limited, key.name, "concurrency").inc()
+            in_flight.release()
             response = _error(429, "too many requests in flight for this API key", code="concurrency_limit")
             return response
         suffix = request.path[3:] + (f"?{request.query_string}" if request.query_string else "")
@@ -258,6 +308,7 @@ async def _openai(request: web.Request) -> web.StreamResponse:
             ex.code = 499
             response = ex.committed
         finally:
+            in_flight.release()
             if key is not None:
                 limiter.release(key)
                 app[RATES].count_tokens(key, ex.usage)

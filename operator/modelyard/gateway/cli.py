@@ -31,6 +31,10 @@ _OVERRIDES: dict[str, tuple[str, Any]] = {
     "attempt_timeout": ("attempt_timeout", float),
     "connect_timeout": ("connect_timeout", float),
     "max_body_bytes": ("max_body_bytes", int),
+    "body_timeout": ("body_timeout", float),
+    "max_in_flight": ("max_in_flight", int),
+    "max_response_bytes": ("max_response_bytes", int),
+    "max_event_bytes": ("max_event_bytes", int),
     "max_concurrency_per_key": ("max_concurrency_per_key", int),
     "keepalive_interval": ("keepalive_interval", float),
     "eject_after": ("eject_after", int),
@@ -78,6 +82,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--connect-timeout", type=float, metavar="S", help="seconds to connect to a target")
     parser.add_argument("--max-body-bytes", type=int, metavar="N", help="largest request body (413 beyond)")
+    parser.add_argument(
+        "--body-timeout", type=float, metavar="S", help="seconds a client may take to send its body (408)"
+    )
+    parser.add_argument(
+        "--max-in-flight", type=int, metavar="N", help="requests forwarded at once (429 beyond; 0: off)"
+    )
+    parser.add_argument(
+        "--max-response-bytes", type=int, metavar="N", help="largest non-streamed answer of a model (502)"
+    )
+    parser.add_argument(
+        "--max-event-bytes", type=int, metavar="N", help="largest server-sent event of a model (502)"
+    )
     parser.add_argument(
         "--max-concurrency-per-key", type=int, metavar="N", help="in flight per API key (429)"
     )

@@ -12,6 +12,9 @@ Names (all prefixed ``modelyard_gateway_``):
   ``ejections_total`` by endpoint;
 * ``tokens_total`` by model and kind (prompt, completion), from the ``usage`` of responses;
 * ``in_flight`` by endpoint and target (series of targets gone from the routes are dropped);
+  ``requests_in_flight``: requests being forwarded, all together (``--max-in-flight``);
+* ``limited_total`` by limit: requests and answers cut short by a bound (the limits are listed
+  in :mod:`modelyard.gateway.limits`);
 * ``key_limited_total`` by key name and limit (``rpm``, ``tpm``, ``concurrency``): requests
   refused with 429 by a key's own limits;
 * ``upstream_key_unreadable`` by endpoint and secret: 1 for each upstream endpoint left out of
@@ -79,6 +82,12 @@ class Metrics:
         )
         self.in_flight = prometheus_client.Gauge(
             p + "in_flight", "Requests in flight per target", ["endpoint", "target"], registry=r
+        )
+        self.requests_in_flight = prometheus_client.Gauge(
+            p + "requests_in_flight", "Requests being forwarded, all clients", registry=r
+        )
+        self.limited = prometheus_client.Counter(
+            p + "limited", "Requests or answers cut short by a bound", ["limit"], registry=r
         )
 
         self._children: dict[tuple[object, tuple[str, ...]], Any] = {}

@@ -11,6 +11,10 @@ Streaming answers are relayed event by event (:mod:`modelyard.gateway.relay`); w
 for the first event the gateway commits a ``200 text/event-stream`` response and sends
 comment keepalives, and retries continue behind them. A failure after that point ends the
 stream with an OpenAI error event and ``data: [DONE]``.
+
+What a model server sends is bounded too: a non-streamed answer by ``--max-response-bytes``,
+one event by ``--max-event-bytes``; going over fails the attempt (and is retried like any
+failure before the first byte).
 """
 
 from __future__ import annotations
@@ -22,7 +26,18 @@ from collections.abc import Mapping
 import aiohttp
 from aiohttp import web
 
-from modelyard.gateway import auth, balancer, body, exchange, metrics, relay, routes, settings, sse, upstream
+from modelyard.gateway import (
+    auth,
+    balancer,
+    body,
+    exchange,
+    metrics,
+    relay,
+    routes,
+    settings,
+    sse,
+    upstream,
+)
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +81,8 @@ class Proxy:
         try:
             async with asyncio.timeout(self.settings.request_timeout):
                 return await self._route(ex, table, key)
+        except body.BodyError as exc:  # its model could not be rewritten for a fallback or upstream
+            return await ex.fail(400, str(exc))
         except TimeoutError:
             return await ex.fail(504, f"model '{requested}' did not answer within the request timeout")
 
@@ -114,6 +131,8 @@ class Proxy:
                 return await self._attempt(ex, model, endpoint, target)
             except upstream.AttemptFailed as exc:
                 log.warning("model %r: %s failed: %s", model.name, target.key, exc)
+                if isinstance(exc, upstream.TooLarge):
+                    self.metrics.child(self.metrics.limited, exc.limit).inc()
                 last = exc
         assert last is not None
         raise last
@@ -145,18 +164,14 @@ class Proxy:
                     raise
                 ok = not ex.failed_mid_stream
                 return result
+            limit = self.settings.max_response_bytes
             response = await upstream.send(
-                self.session, target, ex.suffix, payload, headers, self.settings.first_byte_timeout
+                self.session, target, ex.suffix, payload, headers, self.settings.first_byte_timeout, limit
             )
             self.metrics.child(self.metrics.first_byte, ex.body.model, endpoint.name).observe(
                 loop.time() - sent
             )
-            try:
-                data = await response.read()
-            except (aiohttp.ClientError, asyncio.IncompleteReadError) as exc:
-                raise upstream.AttemptFailed("read", f"the answer broke off ({type(exc).__name__})") from None
-            finally:
-                response.release()
+            data = await upstream.read_body(response, limit)
             ok = True
             if response.status == 200 and b'"usage"' in data:
                 ex.usage = sse.find_json_usage(data)
@@ -181,9 +196,7 @@ class Proxy:
         sent: float,
     ) -> web.StreamResponse:
         opening = asyncio.ensure_future(
-            relay.open_stream(
-                self.session, target, ex.suffix, payload, headers, self.settings.first_byte_timeout
-            )
+            relay.open_stream(self.session, target, ex.suffix, payload, headers, self.settings)
         )
         try:
             while True:
@@ -203,10 +216,7 @@ class Proxy:
             asyncio.get_running_loop().time() - sent
         )
         if splitter is None:  # not an event stream: an error or a plain JSON answer
-            try:
-                data = await response.read()
-            finally:
-                response.release()
+            data = await upstream.read_body(response, self.settings.max_response_bytes)
             if ex.committed is None:
                 ex.code = response.status
                 return web.Response(

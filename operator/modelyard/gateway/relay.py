@@ -2,7 +2,8 @@
 
 :func:`open_stream` is one attempt's first half (connect, headers, the first complete event)
 and may still fail retryably; :func:`relay` is the second half, after which a failure can
-only end the stream with an error event (see :mod:`modelyard.gateway.sse`).
+only end the stream with an error event (see :mod:`modelyard.gateway.sse`). An event larger
+than ``--max-event-bytes`` is such a failure (retried when it is the first event).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import aiohttp
 from aiohttp import web
 
 from modelyard.api import openai
-from modelyard.gateway import exchange, metrics, routes, sse, upstream
+from modelyard.gateway import exchange, metrics, routes, settings, sse, upstream
 
 log = logging.getLogger(__name__)
 
@@ -26,13 +27,16 @@ async def open_stream(
     suffix: str,
     payload: bytes,
     headers: Mapping[str, str],
-    timeout: float,
+    config: settings.Settings,
 ) -> tuple[aiohttp.ClientResponse, bytes, sse.EventSplitter | None]:
     """Send, then read up to the first complete event (or the whole answer if not SSE)."""
-    response = await upstream.send(session, target, suffix, payload, headers, timeout)
+    timeout = config.first_byte_timeout
+    response = await upstream.send(
+        session, target, suffix, payload, headers, timeout, config.max_response_bytes
+    )
     if response.status != 200 or not response.content_type.startswith("text/event-stream"):
         return response, b"", None
-    splitter = sse.EventSplitter()
+    splitter = sse.EventSplitter(config.max_event_bytes)
     try:
         async with asyncio.timeout(timeout):
             while True:
@@ -48,6 +52,9 @@ async def open_stream(
     except aiohttp.ClientError as exc:
         response.close()
         raise upstream.AttemptFailed("read", f"the stream broke off ({type(exc).__name__})") from None
+    except sse.EventTooLarge as exc:
+        response.close()
+        raise upstream.TooLarge("max_event_bytes", str(exc)) from None
 
 
 async def relay(
@@ -77,6 +84,12 @@ async def relay(
         ex.failed_mid_stream = True
         log.warning("model %r: %s broke off mid-stream: %s", ex.body.model, target.key, exc)
         return await ex.fail(502, "the model server failed mid-stream", "upstream_interrupted")
+    except sse.EventTooLarge as exc:
+        response.close()
+        ex.failed_mid_stream = True
+        stats.child(stats.limited, "max_event_bytes").inc()
+        log.warning("model %r: %s: %s", ex.body.model, target.key, exc)
+        return await ex.fail(502, str(exc), "upstream_event_too_large")
     response.release()
     if usage is not None:
         ex.usage = usage

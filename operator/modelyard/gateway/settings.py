@@ -10,6 +10,10 @@ GATEWAY_REQUEST_TIMEOUT    seconds for a whole request                          
 GATEWAY_ATTEMPT_TIMEOUT    seconds one attempt may wait for its first byte         (request)
 GATEWAY_CONNECT_TIMEOUT    seconds to connect to a target                          5
 GATEWAY_MAX_BODY_BYTES     largest request body accepted (413 beyond)              32 MiB
+GATEWAY_BODY_TIMEOUT       seconds a client may take to send its body (408)        60
+GATEWAY_MAX_IN_FLIGHT      requests forwarded at once, all keys (429; 0 = off)     1024
+GATEWAY_MAX_RESPONSE_BYTES largest non-streamed answer from a model server (502)   64 MiB
+GATEWAY_MAX_EVENT_BYTES    largest server-sent event from a model server (502)     4 MiB
 GATEWAY_MAX_CONCURRENCY    requests in flight per API key (429 beyond; 0 = off)    0
 GATEWAY_KEEPALIVE          seconds between SSE keepalives before the first byte    5
 GATEWAY_EJECT_AFTER        consecutive failures that eject a target                3
@@ -38,6 +42,12 @@ class Settings:
     """Seconds to the first byte of one attempt; None = the request timeout."""
     connect_timeout: float = 5.0
     max_body_bytes: int = 32 * 1024 * 1024
+    body_timeout: float = 60.0
+    """Seconds from a request's headers to the last byte of its body (408 after)."""
+    max_in_flight: int = 1024
+    """Requests being forwarded at once, whoever sends them (429 + Retry-After beyond; 0 = off)."""
+    max_response_bytes: int = 64 * 1024 * 1024
+    max_event_bytes: int = 4 * 1024 * 1024
     max_concurrency_per_key: int = 0
     keepalive_interval: float = 5.0
     eject_after: int = 3
@@ -65,6 +75,10 @@ class Settings:
             attempt_timeout=float(attempt) if attempt else None,
             connect_timeout=num("GATEWAY_CONNECT_TIMEOUT", cls.connect_timeout),
             max_body_bytes=int(num("GATEWAY_MAX_BODY_BYTES", cls.max_body_bytes)),
+            body_timeout=num("GATEWAY_BODY_TIMEOUT", cls.body_timeout),
+            max_in_flight=int(num("GATEWAY_MAX_IN_FLIGHT", cls.max_in_flight)),
+            max_response_bytes=int(num("GATEWAY_MAX_RESPONSE_BYTES", cls.max_response_bytes)),
+            max_event_bytes=int(num("GATEWAY_MAX_EVENT_BYTES", cls.max_event_bytes)),
             max_concurrency_per_key=int(num("GATEWAY_MAX_CONCURRENCY", cls.max_concurrency_per_key)),
             keepalive_interval=num("GATEWAY_KEEPALIVE", cls.keepalive_interval),
             eject_after=int(num("GATEWAY_EJECT_AFTER", cls.eject_after)),

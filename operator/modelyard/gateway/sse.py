@@ -3,7 +3,10 @@
 The relay writes complete events only (text up to a blank line), so a failure mid-stream
 never leaves the client with half a line; it then ends the stream with an OpenAI error event
 and ``data: [DONE]``. Usage is read from the last event carrying a ``usage`` object (sent by
-OpenAI-compatible servers with ``stream_options.include_usage``).
+OpenAI-compatible servers with ``stream_options.include_usage``). An event is held until its
+blank line arrives, at most ``--max-event-bytes`` of it: a model server that sends more without
+ending the event fails the stream (:class:`EventTooLarge`). The splitter looks at each byte a
+bounded number of times, however small the pieces an event arrives in.
 """
 
 from __future__ import annotations
@@ -22,28 +25,62 @@ HEADERS = {
 }
 
 
+class EventTooLarge(Exception):
+    """A model server sent more than ``limit`` bytes of one event without ending it."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the model server sent an event larger than {limit} bytes (--max-event-bytes)")
+        self.limit = limit
+
+
 class EventSplitter:
     """Feed bytes, get back the complete events (each ending with its blank line)."""
 
-    def __init__(self) -> None:
-        self._buffer = b""
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._buffer = bytearray()
+        self._cr = False
+        """The last piece ended with a ``\\r`` held back (it may start a ``\\r\\n``)."""
 
     def feed(self, chunk: bytes) -> bytes:
-        """The complete events now available, concatenated (maybe empty)."""
-        data = self._buffer + chunk if self._buffer else chunk
-        if b"\r" in data:
-            data = data.replace(b"\r\n", b"\n")
-        cut = data.rfind(b"\n\n")
+        """The complete events now available, concatenated (maybe empty).
+
+        Raises :class:`EventTooLarge` when the unfinished event outgrows the limit."""
+        if self._cr:
+            chunk = b"\r" + chunk
+            self._cr = False
+        if b"\r" in chunk:
+            if chunk.endswith(b"\r"):
+                chunk, self._cr = chunk[:-1], True
+            chunk = chunk.replace(b"\r\n", b"\n")
+        buffer = self._buffer
+        if not buffer:  # the usual case: nothing held, the piece ends with whole events
+            cut = chunk.rfind(b"\n\n")
+            if cut != -1 and cut + 2 == len(chunk):
+                return chunk
+            buffer += chunk[cut + 2 :] if cut != -1 else chunk
+            self._check()
+            return chunk[: cut + 2] if cut != -1 else b""
+        seen = len(buffer) - 1  # a blank line may start at the last byte held
+        buffer += chunk
+        cut = buffer.rfind(b"\n\n", seen)
         if cut == -1:
-            self._buffer = data
+            self._check()
             return b""
-        self._buffer = data[cut + 2 :]
-        return data[: cut + 2]
+        events = bytes(buffer[: cut + 2])
+        del buffer[: cut + 2]
+        self._check()
+        return events
+
+    def _check(self) -> None:
+        if len(self._buffer) > self.limit:
+            self._buffer.clear()
+            raise EventTooLarge(self.limit)
 
     @property
     def pending(self) -> bytes:
         """An unterminated event left over (dropped when the stream fails)."""
-        return self._buffer
+        return bytes(self._buffer)
 
 
 def error_event(status: int, message: str, code: str | None = None) -> bytes:

@@ -2,7 +2,8 @@
 
 An attempt fails *retryably* before the client has seen a byte of the answer: the target
 refused or dropped the connection, answered 5xx, or gave no first byte within the attempt
-timeout. Anything else (2xx, 4xx) is the answer and is relayed as it is.
+timeout. Anything else (2xx, 4xx) is the answer and is relayed as it is. An answer larger
+than ``--max-response-bytes`` is not read to its end: the attempt fails (and is retried).
 """
 
 from __future__ import annotations
@@ -75,6 +76,41 @@ class ServerError(AttemptFailed):
         self.headers = dict(headers)
 
 
+class TooLarge(AttemptFailed):
+    """The model server sent more than a bound allows; ``limit`` names the bound."""
+
+    def __init__(self, limit: str, message: str) -> None:
+        super().__init__(limit, message)
+        self.limit = limit
+
+
+async def read_body(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The whole answer, read up to ``limit`` bytes; beyond, the connection is dropped."""
+    if response.content_length is not None and response.content_length > limit:
+        response.close()
+        raise _too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        while chunk := await response.content.readany():
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                chunks.clear()  # not kept alive by the exception's traceback
+                response.close()
+                raise _too_large(limit)
+    except (aiohttp.ClientError, asyncio.IncompleteReadError) as exc:
+        response.close()
+        raise AttemptFailed("read", f"the answer broke off ({type(exc).__name__})") from None
+    response.release()
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> TooLarge:
+    message = f"the model server's answer is larger than {limit} bytes (--max-response-bytes)"
+    return TooLarge("max_response_bytes", message)
+
+
 @functools.lru_cache(maxsize=4096)
 def _url(text: str) -> yarl.URL:
     """Parsed once per target and path, not once per request."""
@@ -113,17 +149,15 @@ async def send(
     payload: bytes,
     headers: Mapping[str, str],
     timeout: float,
+    limit: int,
 ) -> aiohttp.ClientResponse:
-    """POST to the target and wait for the response headers; 5xx and errors raise AttemptFailed."""
+    """POST to the target and wait for the response headers; 5xx and errors raise AttemptFailed
+    (a 5xx body is read up to ``limit`` bytes)."""
     try:
         async with asyncio.timeout(timeout):
             response = await session.post(_url(target.base + suffix), data=payload, headers=headers)
             if response.status >= 500:
-                try:
-                    body = await response.read()
-                finally:
-                    response.release()
-                raise ServerError(response.status, body, response.headers)
+                raise ServerError(response.status, await read_body(response, limit), response.headers)
     except TimeoutError:
         raise AttemptFailed("timeout", f"no answer within {timeout:g}s", 504) from None
     except aiohttp.ClientError as exc:

@@ -49,13 +49,18 @@ async def read_json(request: web.Request) -> dict[str, Any]:
     if not raw:
         raise errors.BadRequestError("the request body is empty; send a JSON object")
     try:
-        # decode strictly: json.loads(bytes) lets invalid UTF-8 through as lone surrogates
-        body = json.loads(raw.decode("utf-8"))
+        # decode strictly: json.loads(bytes) lets invalid UTF-8 through as lone surrogates, and
+        # NaN/Infinity are not JSON (the gateway's parser refuses them too: one rule for both)
+        body = json.loads(raw.decode("utf-8"), parse_constant=_not_json)
     except (ValueError, UnicodeDecodeError) as exc:
         raise errors.BadRequestError(f"the request body is not valid JSON: {exc}") from exc
     if not isinstance(body, dict):
         raise errors.BadRequestError("the request body must be a JSON object")
     return body
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def parse(model: type[M], body: dict[str, Any]) -> M:
