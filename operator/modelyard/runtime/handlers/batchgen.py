@@ -71,6 +71,9 @@ class Sequence:
     def __post_init__(self) -> None:
         self.tracker = streaming.StopTracker(self.stop)
         self.generator: torch.Generator | None = None
+        self.text = ""
+        self.prefix_offset = 0
+        self.read_offset = 0
 
     @property
     def cancelled(self) -> bool:
@@ -184,51 +187,84 @@ class Engine:
                     self._fail(seq, exc)
                 self._set_batch([], [], torch.zeros((0, 0), dtype=torch.long))
 
-    def _next_admissible(self) -> Sequence | None:
+    def _admissible(self) -> list[Sequence]:
+        """The waiting sequences that join now: in arrival order, while the batch has room and
+        the KV budget holds the grown batch's worst case."""
+        taken: list[Sequence] = []
         with self._cond:
-            while self._waiting and self._waiting[0].cancelled:
-                self._finish(self._waiting.popleft())
-            if not self._waiting or len(self._rows) >= self.limits.max_seqs:
-                return None
-            seq = self._waiting[0]
             rows = [(len(r.prompt) + len(r.generated), r.final_length) for r in self._rows]
-            rows.append((len(seq.prompt), seq.final_length))
-            if rows[:-1] and peak_tokens(rows) * self.bytes_per_token > self.limits.kv_cache_bytes:
-                return None  # wait for rows to finish; arrival order is kept
-            self.kv_reserved_tokens = peak_tokens(rows)
-            return self._waiting.popleft()
+            while self._waiting and len(self._rows) + len(taken) < self.limits.max_seqs:
+                seq = self._waiting[0]
+                if seq.cancelled:
+                    self._finish(self._waiting.popleft())
+                    continue
+                grown = [*rows, (len(seq.prompt), seq.final_length)]
+                if rows and peak_tokens(grown) * self.bytes_per_token > self.limits.kv_cache_bytes:
+                    break  # wait for rows to finish; arrival order is kept
+                rows = grown
+                taken.append(self._waiting.popleft())
+            if taken:
+                self.kv_reserved_tokens = peak_tokens(rows)
+        return taken
 
     def _admit(self) -> None:
-        while (seq := self._next_admissible()) is not None:
+        """Prefill the admissible sequences (those without a cached prefix together, in one
+        left-padded pass), choose their first tokens and join the ones that go on."""
+        seqs = self._admissible()
+        if not seqs:
+            return
+        looked = [(seq, *self.cache.lookup(seq.prompt)) for seq in seqs]
+        groups = [[(seq, past)] for seq, reused, past in looked if reused]
+        fresh = [(seq, None) for seq, reused, _ in looked if not reused]
+        if fresh:
+            groups.append(fresh)
+        for group in groups:
             try:
-                kv, logits = self._prefill(seq)
+                kv, mask, logits = self._prefill(group)
             except Exception as exc:
-                self._fail(seq, exc)
+                for seq, _ in group:
+                    self._fail(seq, exc)
                 continue
-            if self._choose(seq, logits):
-                continue  # done after its first token
-            self._join(seq, kv)
+            rows = [seq for seq, _ in group]
+            keep = [i for i, done in enumerate(self._choose(rows, logits)) if not done]
+            if keep:
+                index = torch.tensor(keep, dtype=torch.long, device=self.device)
+                self._join([rows[i] for i in keep], [(k[index], v[index]) for k, v in kv], mask[index])
 
-    def _prefill(self, seq: Sequence) -> tuple[KV, torch.Tensor]:
-        reused, past = self.cache.lookup(seq.prompt)
-        ids = torch.tensor([seq.prompt[reused:]], device=self.device)
-        positions = torch.arange(reused, len(seq.prompt), device=self.device).unsqueeze(0)
+    def _prefill(self, group: list[tuple[Sequence, KV | None]]) -> tuple[KV, torch.Tensor, torch.Tensor]:
+        """KV, mask and last logits of a group's prompts: one sequence with its cached prefix,
+        or several without, left-padded to the longest."""
+        width = max(len(seq.prompt) for seq, _ in group)
+        ids = torch.zeros((len(group), width), dtype=torch.long)
+        mask = torch.zeros((len(group), width), dtype=torch.long)
+        for i, (seq, _) in enumerate(group):
+            ids[i, width - len(seq.prompt) :] = torch.tensor(seq.prompt)
+            mask[i, width - len(seq.prompt) :] = 1
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        past = group[0][1]
+        reused = 0 if past is None else int(past[0][0].shape[2])
         cache = transformers.DynamicCache(past) if past is not None else transformers.DynamicCache()
+        positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
         out = self.model(
-            input_ids=ids,
-            attention_mask=torch.ones((1, len(seq.prompt)), dtype=torch.long, device=self.device),
-            position_ids=positions,
+            input_ids=ids[:, reused:],
+            attention_mask=mask,
+            position_ids=positions[:, reused:],
             cache=cache,
             use_cache=True,
         )
         kv = _layers(cache)
-        self.cache.insert(seq.prompt, kv)
-        return kv, out.logits[:, -1, :]
+        for i, (seq, _) in enumerate(group):
+            pad = width - len(seq.prompt)
+            if pad:  # padding's keys and values are never attended to; keep them finite
+                for k, v in kv:
+                    k[i, :, :pad] = 0
+                    v[i, :, :pad] = 0
+            self.cache.insert(seq.prompt, [(k[i : i + 1, :, pad:], v[i : i + 1, :, pad:]) for k, v in kv])
+        return kv, mask, out.logits[:, -1, :]
 
-    def _join(self, seq: Sequence, kv: KV) -> None:
-        new_mask = torch.ones((1, kv[0][0].shape[2]), dtype=torch.long, device=self.device)
+    def _join(self, seqs: list[Sequence], kv: KV, new_mask: torch.Tensor) -> None:
         if not self._rows:
-            self._set_batch([seq], kv, new_mask)
+            self._set_batch(seqs, kv, new_mask)
             return
         width = max(self._mask.shape[1], new_mask.shape[1])
         old = [(_pad(k, width), _pad(v, width)) for k, v in self._kv]
@@ -237,7 +273,7 @@ class Engine:
             (torch.cat([ok, nk]), torch.cat([ov, nv])) for (ok, ov), (nk, nv) in zip(old, new, strict=True)
         ]
         mask = torch.cat([_pad(self._mask, width), _pad(new_mask, width)])
-        self._set_batch([*self._rows, seq], joined, mask)
+        self._set_batch([*self._rows, *seqs], joined, mask)
 
     def _step(self) -> None:
         rows, mask = self._rows, self._mask
@@ -249,10 +285,11 @@ class Engine:
             input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True
         )
         kv = _layers(cache)
-        logits = out.logits[:, -1, :]
-        keep = [i for i, seq in enumerate(rows) if not self._choose(seq, logits[i : i + 1])]
+        keep = [i for i, done in enumerate(self._choose(rows, out.logits[:, -1, :])) if not done]
         if len(keep) == len(rows):
-            self._set_batch(rows, kv, mask)
+            self._rows, self._kv, self._mask = rows, kv, mask
+            self.kv_bytes = prefixcache.nbytes(kv)
+            self.peak_kv_bytes = max(self.peak_kv_bytes, self.kv_bytes)
             return
         index = torch.tensor(keep, dtype=torch.long, device=self.device)
         mask = mask[index]
@@ -261,33 +298,65 @@ class Engine:
         self._set_batch([rows[i] for i in keep], kv, mask[:, lead:])
 
     def _set_batch(self, rows: list[Sequence], kv: KV, mask: torch.Tensor) -> None:
+        """A new batch composition; its worst case is what the budget now holds reserved."""
         self._rows, self._kv, self._mask = rows, kv, mask
         self.kv_bytes = prefixcache.nbytes(kv) if rows else 0
         self.peak_kv_bytes = max(self.peak_kv_bytes, self.kv_bytes)
+        self.kv_reserved_tokens = peak_tokens(
+            [(len(r.prompt) + len(r.generated), r.final_length) for r in rows]
+        )
         if not rows:
-            self._kv, self.kv_reserved_tokens = [], 0
+            self._kv = []
 
     # -- one row's token --------------------------------------------------------------------
 
-    def _choose(self, seq: Sequence, logits: torch.Tensor) -> bool:
-        """Pick ``seq``'s next token from its logits [1, vocab]; True when the sequence ended."""
+    def _choose(self, rows: list[Sequence], logits: torch.Tensor) -> list[bool]:
+        """Each row's next token from its logits [rows, vocab]; which rows ended."""
         scores = logits.float()
+        greedy = scores.argmax(dim=-1).tolist()
+        done = []
+        for i, seq in enumerate(rows):
+            plain = (
+                seq.temperature <= 0 and seq.processor is None and len(seq.generated) >= seq.min_new_tokens
+            )
+            token = greedy[i] if plain else self._pick(seq, scores[i : i + 1])
+            done.append(self._advance(seq, token))
+        return done
+
+    def _pick(self, seq: Sequence, scores: torch.Tensor) -> int:
         if seq.processor is not None:
             ids = torch.tensor([seq.prompt + seq.generated], device=scores.device)
             scores = seq.processor(ids, scores)
         if len(seq.generated) < seq.min_new_tokens:
+            scores = scores.clone()
             scores[:, list(self.eos)] = float("-inf")
-        token = _sample(seq, scores[0])
+        return _sample(seq, scores[0])
+
+    def _advance(self, seq: Sequence, token: int) -> bool:
+        """Take ``token``: stream the safe text, then say whether the sequence ended."""
         seq.generated.append(token)
         seq.hit_eos = token in self.eos
         if seq.on_token is not None or seq.tracker.stop:
-            delta = seq.tracker.update(self.decode(seq.generated))
+            delta = seq.tracker.update(self._text(seq))
             if delta and seq.on_token is not None:
                 seq.on_token(delta)
         if seq.hit_eos or seq.tracker.stopped or seq.cancelled or len(seq.generated) >= seq.max_new_tokens:
             self._finish(seq)
             return True
         return False
+
+    def _text(self, seq: Sequence) -> str:
+        """The text so far, decoded incrementally: only the tokens since the last complete
+        character are decoded again (the whole is decoded once, at the end)."""
+        ids = seq.generated
+        before = self.decode(ids[seq.prefix_offset : seq.read_offset])
+        now = self.decode(ids[seq.prefix_offset :])
+        # an unfinished UTF-8 character spans at most 4 byte tokens; past that, the model made
+        # bytes that are no character, and they are shown as such (so a stream never stalls)
+        if len(now) > len(before) and (not now.endswith("\ufffd") or len(ids) - seq.read_offset > 4):
+            seq.text += now[len(before) :]
+            seq.prefix_offset, seq.read_offset = seq.read_offset, len(ids)
+        return seq.text
 
     def _finish(self, seq: Sequence) -> None:
         try:
