@@ -165,23 +165,31 @@ async def stream_once(
     return first - began, (tokens - 1) / max(end - first, 1e-9), tokens
 
 
-async def chat_bench(url: str, max_tokens: int, parallel: int, rounds: int) -> dict[str, float]:
+async def chat_bench(
+    url: str, max_tokens: int, levels: tuple[int, ...], rounds: int
+) -> dict[int, dict[str, float]]:
+    """Per concurrency level: TTFT p50/max (ms), median tokens/s per stream and in all. Levels
+    alternate within each round, so load from other processes hits every level alike."""
+    ttfts: dict[int, list[float]] = {n: [] for n in levels}
+    rates: dict[int, list[float]] = {n: [] for n in levels}
+    totals: dict[int, list[float]] = {n: [] for n in levels}
     async with aiohttp.ClientSession() as session:
         await stream_once(session, url, 8)
-        ttfts: list[float] = []
-        rates: list[float] = []
-        totals: list[float] = []
         for _ in range(rounds):
-            began = time.perf_counter()
-            results = await asyncio.gather(*(stream_once(session, url, max_tokens) for _ in range(parallel)))
-            totals.append(sum(r[2] for r in results) / (time.perf_counter() - began))
-            ttfts += [r[0] for r in results]
-            rates += [r[1] for r in results]
+            for n in levels:
+                began = time.perf_counter()
+                results = await asyncio.gather(*(stream_once(session, url, max_tokens) for _ in range(n)))
+                totals[n].append(sum(r[2] for r in results) / (time.perf_counter() - began))
+                ttfts[n] += [r[0] for r in results]
+                rates[n] += [r[1] for r in results]
     return {
-        "ttft_p50": statistics.median(ttfts) * 1000,
-        "ttft_max": max(ttfts) * 1000,
-        "stream_rate": statistics.median(rates),
-        "total_rate": statistics.median(totals),
+        n: {
+            "ttft_p50": statistics.median(ttfts[n]) * 1000,
+            "ttft_max": max(ttfts[n]) * 1000,
+            "stream_rate": statistics.median(rates[n]),
+            "total_rate": statistics.median(totals[n]),
+        }
+        for n in levels
     }
 
 
@@ -249,13 +257,18 @@ async def shared_prefix(url: str, system: str, users: int, parallel: int) -> dic
 
 def chat_section(args: argparse.Namespace, llama: str) -> None:
     max_tokens = 64 if args.quick else 256
+    levels = (1, 4, 16)
     with runtime(llama) as url:
         print(f"chat streaming: tiny Llama (2 layers, hidden 32), {max_tokens} tokens per stream")
-        for parallel in (1, 4, 16):
-            r = asyncio.run(chat_bench(url, max_tokens, parallel, rounds=3 if args.quick else 5))
-            ttft = f"TTFT p50 {r['ttft_p50']:.1f} ms (max {r['ttft_max']:.1f})"
-            rate = f"{r['stream_rate']:.0f} tokens/s per stream, {r['total_rate']:.0f} tokens/s in all"
-            print(f"  {parallel:>2} concurrent stream(s): {ttft}, {rate}")
+        results = asyncio.run(chat_bench(url, max_tokens, levels, rounds=3 if args.quick else 5))
+    one = results[1]
+    for n, r in results.items():
+        ttft = f"TTFT p50 {r['ttft_p50']:.1f} ms (max {r['ttft_max']:.1f})"
+        rate = f"{r['stream_rate']:.0f} tokens/s per stream, {r['total_rate']:.0f} tokens/s in all"
+        ratio = (
+            f"{r['total_rate'] / one['total_rate']:.1f}x total, TTFT {r['ttft_p50'] / one['ttft_p50']:.1f}x"
+        )
+        print(f"  {n:>2} concurrent stream(s): {ttft}, {rate} ({ratio})")
 
 
 def prefix_section(args: argparse.Namespace, llama: str) -> None:

@@ -214,8 +214,10 @@ class Engine:
         if not seqs:
             return
         looked = [(seq, *self.cache.lookup(seq.prompt)) for seq in seqs]
-        groups = [[(seq, past)] for seq, reused, past in looked if reused]
-        fresh = [(seq, None) for seq, reused, _ in looked if not reused]
+        groups: list[list[tuple[Sequence, KV | None]]] = [
+            [(seq, past)] for seq, reused, past in looked if reused
+        ]
+        fresh: list[tuple[Sequence, KV | None]] = [(seq, None) for seq, reused, _ in looked if not reused]
         if fresh:
             groups.append(fresh)
         for group in groups:
