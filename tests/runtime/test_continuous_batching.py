@@ -184,3 +184,21 @@ def test_peak_tokens_counts_the_padded_batch_at_its_widest() -> None:
     assert batchgen.peak_tokens([(10, 12), (2, 20)]) == 24
     assert batchgen.peak_tokens([(5, 5)]) == 5
     assert batchgen.peak_tokens([(1, 100), (1, 100), (1, 100)]) == 300
+
+
+def test_a_request_cancelled_while_waiting_leaves_the_queue_at_once(models_dir: pathlib.Path) -> None:
+    handler = _handler(models_dir, prefix_cache_bytes=0, max_num_seqs=1)
+    cancel = threading.Event()
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        running = pool.submit(handler.generate, MESSAGES[0], **_greedy(400))
+        while handler.engine.running == 0:
+            time.sleep(0.005)
+        queued = pool.submit(handler.generate, MESSAGES[1], **_greedy(5))
+        left = pool.submit(handler.generate, MESSAGES[2], **_greedy(5, cancel_event=cancel))
+        while handler.engine.waiting < 2:
+            time.sleep(0.005)
+        cancel.set()  # its client went away; it is behind another waiting request
+        assert left.result(timeout=60).finish_reason == "cancelled"
+        assert not running.done(), "the cancelled request waited for the running one to finish"
+        assert running.result(timeout=120).completion_tokens == 400
+        assert queued.result(timeout=60).completion_tokens == 5

@@ -192,12 +192,13 @@ class Engine:
         the KV budget holds the grown batch's worst case."""
         taken: list[Sequence] = []
         with self._cond:
+            if any(seq.cancelled for seq in self._waiting):  # a client left while waiting
+                for seq in [s for s in self._waiting if s.cancelled]:
+                    self._waiting.remove(seq)
+                    self._finish(seq)
             rows = [(len(r.prompt) + len(r.generated), r.final_length) for r in self._rows]
             while self._waiting and len(self._rows) + len(taken) < self.limits.max_seqs:
                 seq = self._waiting[0]
-                if seq.cancelled:
-                    self._finish(self._waiting.popleft())
-                    continue
                 grown = [*rows, (len(seq.prompt), seq.final_length)]
                 if rows and peak_tokens(grown) * self.bytes_per_token > self.limits.kv_cache_bytes:
                     break  # wait for rows to finish; arrival order is kept
