@@ -4,9 +4,9 @@ Requests (:class:`Sequence`) are submitted from the server's worker threads, whi
 until their sequence ends. The scheduler thread loops:
 
 1. **Admit** waiting sequences in arrival order while the batch has room (``max_seqs``) and
-   the KV budget holds the new batch's worst case (below). Each is prefilled alone (batch 1),
-   reusing the prefix cache's blocks when its prompt starts with a cached prefix, and its
-   first token is chosen from the prefill's logits.
+   the KV budget holds the new batch's worst case (below). Those whose prompt starts with a
+   cached prefix are prefilled one by one from the prefix cache's blocks; the others together
+   in one left-padded pass. Each one's first token comes from its prefill's logits.
 2. **Join** it to the running batch: the batch's KV cache is left-padded, so rows of different
    lengths line up at the right; a 2-D attention mask hides the padding and each row's
    ``position_ids`` count only its real tokens, so every row computes what it would alone.
