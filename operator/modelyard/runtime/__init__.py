@@ -6,7 +6,8 @@ Layout (each module says why it exists):
 - ``options``    what to serve (ModelSpec) and how (ServerSettings)
 - ``loader``     names -> specs -> loaded handlers (catalog, config.json detection)
 - ``protocols``  the handler protocols (ChatModel, EmbeddingModel, SpeechModel, RerankModel)
-- ``handlers/``  built-in transformers handlers; class-path resolution
+- ``handlers/``  built-in transformers handlers; class-path resolution; ``batchgen`` (continuous
+                 batching of chat) and ``prefixcache`` (KV of recent prompt prefixes)
 - ``providers/`` where weights come from (huggingface, local, custom)
 - ``serving/``   ``create_app(settings, models)`` and the routes
 - ``served``, ``admission``, ``batching``, ``metrics``, ``invoke``, ``audio``: serving machinery

@@ -34,6 +34,23 @@ def _engine_arg(text: str) -> tuple[str, str | None]:
     return key, (value if sep and value else None)
 
 
+def _positive(text: str) -> int:
+    value = _non_negative(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
 def _add_source_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model", metavar="PATH_OR_REPO", help="a model directory, catalog name or HF repo (else $MODELS)"
@@ -104,6 +121,27 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--no-batching", action="store_true", help="one model call per embedding/rerank request"
+    )
+    parser.add_argument(
+        "--max-num-seqs",
+        type=_positive,
+        default=32,
+        metavar="N",
+        help="chat/completion sequences decoded together (continuous batching)",
+    )
+    parser.add_argument(
+        "--kv-cache-bytes",
+        type=_positive,
+        default=2 * 1024**3,
+        metavar="BYTES",
+        help="bound on the running batch's KV cache; requests wait until theirs fits",
+    )
+    parser.add_argument(
+        "--prefix-cache-bytes",
+        type=_non_negative,
+        default=512 * 1024**2,
+        metavar="BYTES",
+        help="KV of recent prompt prefixes kept for reuse (LRU; 0: off)",
     )
     parser.add_argument("--no-warmup", action="store_true", help="ready at once, without a warm-up request")
     parser.add_argument("--log-level", default="INFO")
@@ -215,6 +253,9 @@ def _serve(args: argparse.Namespace) -> int:
             batch_max_size=args.batch_max_size,
             batch_window_ms=args.batch_window_ms,
             warmup=not args.no_warmup,
+            max_num_seqs=args.max_num_seqs,
+            kv_cache_bytes=args.kv_cache_bytes,
+            prefix_cache_bytes=args.prefix_cache_bytes,
         )
         if args.torch_threads:
             import torch

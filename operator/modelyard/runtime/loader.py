@@ -146,6 +146,9 @@ def load(spec: options.ModelSpec, settings: options.ServerSettings) -> served.Se
         max_model_len=spec.max_model_len,
         generation_defaults={k: v for k, v in dataclasses.asdict(spec.generation).items() if v is not None},
         supports_structured_outputs=spec.supports_structured_outputs,
+        max_num_seqs=settings.max_num_seqs,
+        kv_cache_bytes=settings.kv_cache_bytes,
+        prefix_cache_bytes=settings.prefix_cache_bytes,
     )
     if getattr(handler, "name", None) is None:
         handler.name = spec.served_name

@@ -72,3 +72,9 @@ class ServerSettings:
     batch_window_ms: float = 5.0
     warmup: bool = True
     worker_threads: int = 4
+    max_num_seqs: int = 32
+    """Chat/completion sequences decoded together in one batch (the continuous-batching bound)."""
+    kv_cache_bytes: int = 2 * 1024**3
+    """The running batch's KV cache may never exceed this; requests wait until it fits."""
+    prefix_cache_bytes: int = 512 * 1024**2
+    """KV of recent prompt prefixes kept for reuse (LRU); 0 turns the prefix cache off."""

@@ -12,6 +12,7 @@ Optional attributes that change how the server drives a handler:
 ``generation_defaults``          {"temperature", "top_p", "max_tokens"}; requests override them
 ``supports_structured_outputs``  accept ``response_format`` (json_object / json_schema)
 ``owned_by``                     shown in ``/v1/models``
+``engine_stats()``               an :class:`EngineStats` of a batching engine (queue and KV signals)
 
 Handlers may accept more keyword arguments than the protocol names (``seed``, ``on_token``,
 ``response_format``, ``min_new_tokens``); the server passes only those a handler's signature
@@ -37,6 +38,7 @@ __all__ = [
     "ChatModel",
     "CompletionModel",
     "EmbeddingModel",
+    "EngineStats",
     "FinishReason",
     "Kind",
     "RerankModel",
@@ -48,6 +50,26 @@ __all__ = [
     "attribute",
     "kind_of",
 ]
+
+
+@dataclasses.dataclass(frozen=True)
+class EngineStats:
+    """What a batching engine reports for ``/metrics``: its queue, its KV cache and prefix cache."""
+
+    running: int
+    """Sequences in the running batch."""
+    waiting: int
+    """Sequences admitted by the server but not yet in the batch (batch full or KV budget)."""
+    kv_cache_bytes: int
+    """Bytes the running batch's KV tensors hold now (padding included)."""
+    kv_cache_reserved_bytes: int
+    """The batch's worst-case KV size, which admission keeps within the budget."""
+    kv_cache_budget_bytes: int
+    prefix_cache_hits: int = 0
+    prefix_cache_misses: int = 0
+    prefix_cache_hit_tokens: int = 0
+    prefix_cache_query_tokens: int = 0
+    prefix_cache_bytes: int = 0
 
 
 @dataclasses.dataclass

@@ -32,6 +32,25 @@ class ServedModel:
     def supports_structured_outputs(self) -> bool:
         return bool(protocols.attribute(self.handler, "supports_structured_outputs"))
 
+    def queue_stats(self) -> protocols.EngineStats:
+        """Requests running and waiting, and KV figures when the handler batches generation.
+
+        A batching handler reports its own batch; requests still queued in the limiter (over
+        the batch size) count as waiting. Other models: the limiter's slots and the
+        embedding/rerank collector's pending items."""
+        stats = getattr(self.handler, "engine_stats", None)
+        if callable(stats):
+            engine: protocols.EngineStats = stats()
+            return dataclasses.replace(engine, waiting=engine.waiting + self.limiter.waiting)
+        pending = self.batcher.pending if self.batcher is not None else 0
+        return protocols.EngineStats(
+            running=self.limiter.running,
+            waiting=self.limiter.waiting + pending,
+            kv_cache_bytes=0,
+            kv_cache_reserved_bytes=0,
+            kv_cache_budget_bytes=0,
+        )
+
     def batch_function(self) -> Any:
         """What the batcher calls for this model, or None when the handler cannot batch."""
         if self.kind == "embedding":

@@ -1,22 +1,22 @@
 """The built-in chat and completion handler: any ``AutoModelForCausalLM`` with its chat template.
 
-Generation runs ``model.generate`` with one stopping criterion that does three jobs after every
-token: it decodes the text so far and hands the new, safe part to ``on_token`` (streaming),
-it ends the generation at a stop string, and it ends it when ``cancel_event`` is set (the
-client went away). So a disconnect costs at most one more token of compute.
+Generation goes through the model's continuous-batching engine (:mod:`batchgen`): concurrent
+requests decode together, each with its own sampling parameters. After every token the
+engine decodes the text so far and hands the new, safe part to ``on_token`` (streaming), ends
+the generation at a stop string, and ends it when ``cancel_event`` is set (the client went
+away). So a disconnect costs at most one more decode step.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
-import transformers
 
 from modelyard.runtime import errors, protocols
-from modelyard.runtime.handlers import common, streaming, structured
+from modelyard.runtime.handlers import batchgen, common, prefixcache, structured
 
 _FALLBACK_TEMPLATE = (
     "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
@@ -24,46 +24,24 @@ _FALLBACK_TEMPLATE = (
 )
 
 
-class _Watch(transformers.StoppingCriteria):
-    """Per-token hook: stream text, honour stop strings and cancellation."""
-
-    def __init__(
-        self,
-        decode: Callable[[Any], str],
-        prompt_len: int,
-        tracker: streaming.StopTracker,
-        cancel_event: threading.Event | None,
-        on_token: protocols.TokenCallback | None,
-    ) -> None:
-        self.decode = decode
-        self.prompt_len = prompt_len
-        self.tracker = tracker
-        self.cancel_event = cancel_event
-        self.on_token = on_token
-        self.generated = 0
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **_: Any) -> torch.Tensor:
-        new = input_ids[0, self.prompt_len :]
-        self.generated = int(new.shape[0])
-        if self.on_token is not None or self.tracker.stop:
-            delta = self.tracker.update(self.decode(new))
-            if delta and self.on_token is not None:
-                self.on_token(delta)
-        done = self.tracker.stopped or (self.cancel_event is not None and self.cancel_event.is_set())
-        return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
-
-
 class TextChatModel:
     """Chat (``/v1/chat/completions``) and completion (``/v1/completions``) for causal LMs."""
 
     capabilities = ["chat-completion", "completion"]
-    thread_safe = False
-    max_parallelism = 1
+    thread_safe = True
     owned_by = "modelyard"
     model_class = "AutoModelForCausalLM"
 
     def __init__(
-        self, hf_repo_id: str, device: str | None = None, cache_dir: str | None = None, **kwargs: Any
+        self,
+        hf_repo_id: str,
+        device: str | None = None,
+        cache_dir: str | None = None,
+        *,
+        max_num_seqs: int = 32,
+        kv_cache_bytes: int = 2 * 1024**3,
+        prefix_cache_bytes: int = 512 * 1024**2,
+        **kwargs: Any,
     ):
         options = common.HandlerOptions.from_kwargs(hf_repo_id, cache_dir, kwargs)
         self.name = options.name
@@ -77,8 +55,17 @@ class TextChatModel:
         )
         config_len = getattr(self.model.config, "max_position_embeddings", None)
         self.max_model_len: int | None = options.max_model_len or config_len
-        self._lock = threading.Lock()
         self._json_vocab: structured.JsonVocabulary | None = None
+        self.max_parallelism = max(1, max_num_seqs)
+        """The limiter lets this many requests run: the batch size."""
+        self.engine = batchgen.Engine(
+            self.model,
+            self._decode,
+            _eos_ids(self.model, self.tokenizer),
+            batchgen.EngineLimits(max_seqs=self.max_parallelism, kv_cache_bytes=kv_cache_bytes),
+            prefixcache.PrefixCache(prefix_cache_bytes),
+            self.device,
+        )
 
     # -- prompts -----------------------------------------------------------------------------
 
@@ -201,48 +188,47 @@ class TextChatModel:
         self._check_length(prompt_len, max_new_tokens, param)
         if cancel_event is not None and cancel_event.is_set():
             return protocols.ChatGeneration("", prompt_len, 0, "cancelled")
-        tracker = streaming.StopTracker(stop)
-        watch = _Watch(self._decode, prompt_len, tracker, cancel_event, on_token)
-        do_sample = temperature > 0
-        kwargs: dict[str, Any] = {
-            "max_new_tokens": max_new_tokens,
-            "do_sample": do_sample,
-            "stopping_criteria": transformers.StoppingCriteriaList([watch]),
-            "attention_mask": torch.ones_like(input_ids),
-            "pad_token_id": self.tokenizer.pad_token_id
-            if self.tokenizer.pad_token_id is not None
-            else self.tokenizer.eos_token_id,
-        }
-        if do_sample:
-            kwargs.update(temperature=temperature, top_p=top_p, top_k=0)
-        else:
-            kwargs.update(temperature=None, top_p=None, top_k=None)
-        if min_new_tokens:
-            kwargs["min_new_tokens"] = min(min_new_tokens, max_new_tokens)
         json_mode = response_format is not None and response_format.get("type") in (
             "json_object",
             "json_schema",
         )
-        if json_mode:
-            assert response_format is not None
-            kwargs["logits_processor"] = transformers.LogitsProcessorList(
-                [self._json_processor(prompt_len, max_new_tokens)]
-            )
-        with self._lock, torch.inference_mode():
-            if seed is not None:
-                torch.manual_seed(seed)
-            output = self.model.generate(input_ids, **kwargs)
-        new = output[0, prompt_len:]
-        eos = self.tokenizer.eos_token_id
-        hit_eos = bool(new.shape[0]) and eos is not None and int(new[-1]) == eos
-        delta = tracker.finish(self._decode(new))
-        if delta and on_token is not None:
-            on_token(delta)
-        count = int(new.shape[0])
-        if cancel_event is not None and cancel_event.is_set():
-            reason: protocols.FinishReason = "cancelled"
-        elif tracker.stopped or hit_eos or count < max_new_tokens:
-            reason = "stop"
-        else:
-            reason = "length"
-        return protocols.ChatGeneration(tracker.text, prompt_len, count, reason)
+        seq = batchgen.Sequence(
+            prompt=[int(t) for t in input_ids[0]],
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            seed=seed,
+            min_new_tokens=min(min_new_tokens or 0, max_new_tokens),
+            stop=stop,
+            cancel_event=cancel_event,
+            on_token=on_token,
+            processor=self._json_processor(prompt_len, max_new_tokens) if json_mode else None,
+        )
+        return self.engine.run(seq)
+
+    def engine_stats(self) -> protocols.EngineStats:
+        e, c = self.engine, self.engine.cache.stats
+        return protocols.EngineStats(
+            running=e.running,
+            waiting=e.waiting,
+            kv_cache_bytes=e.kv_bytes,
+            kv_cache_reserved_bytes=e.kv_reserved_tokens * e.bytes_per_token,
+            kv_cache_budget_bytes=e.limits.kv_cache_bytes,
+            prefix_cache_hits=c.hits,
+            prefix_cache_misses=c.misses,
+            prefix_cache_hit_tokens=c.hit_tokens,
+            prefix_cache_query_tokens=c.query_tokens,
+            prefix_cache_bytes=c.bytes,
+        )
+
+
+def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
+    """Token ids that end a generation: the generation config's and the tokenizer's EOS."""
+    found: set[int] = set()
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    for value in (configured, tokenizer.eos_token_id):
+        if isinstance(value, int):
+            found.add(value)
+        elif isinstance(value, list | tuple):
+            found.update(int(v) for v in value)
+    return found

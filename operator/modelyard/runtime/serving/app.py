@@ -72,8 +72,11 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 async def _start(app: web.Application) -> None:
     settings = app[keys.SETTINGS]
+    # a request holds a worker thread while it runs (a batched generation waits in it), so
+    # every model's parallel slots get a thread on top of the shared ones
+    slots = sum(model.limiter.max_parallelism for model in app[keys.MODELS])
     app[keys.EXECUTOR] = concurrent.futures.ThreadPoolExecutor(
-        max_workers=settings.worker_threads, thread_name_prefix="modelyard-worker"
+        max_workers=settings.worker_threads + slots, thread_name_prefix="modelyard-worker"
     )
     m = app[keys.METRICS]
     for model in app[keys.MODELS]:
@@ -124,6 +127,7 @@ def create_app(
     app[keys.SETTINGS] = settings
     app[keys.MODELS] = models
     app[keys.METRICS] = metrics_ or metrics.Metrics()
+    app[keys.METRICS].watch_queues(lambda: [(model.name, model.queue_stats()) for model in models])
     app[keys.READINESS] = keys.Readiness()
     app.on_startup.append(_start)
     app.on_shutdown.append(_shutting_down)

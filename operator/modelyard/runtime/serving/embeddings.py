@@ -84,7 +84,7 @@ async def embeddings(request: web.Request) -> web.Response:
         encoded: Any = (
             base64.b64encode(v.astype("<f4").tobytes()).decode("ascii")
             if req.encoding_format == "base64"
-            else [float(x) for x in v]
+            else v.tolist()
         )
         data.append({"object": "embedding", "index": i, "embedding": encoded})
     return web.json_response(

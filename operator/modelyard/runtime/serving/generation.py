@@ -196,16 +196,21 @@ async def stream(
         future = loop.run_in_executor(app[keys.EXECUTOR], call)
         future.add_done_callback(lambda _: queue.put_nowait(None))
         prepared = False
+        ended = False
         try:
-            while True:
+            while not ended:
                 try:
-                    item = await asyncio.wait_for(queue.get(), timeout=_POLL)
+                    first = queue.get_nowait() if queue.qsize() else await _next(queue)
                 except TimeoutError:
                     if http.client_gone(request):
                         raise ConnectionResetError("client went away") from None
                     continue
-                if item is None:
+                if first is None:
                     break
+                # the first piece goes out alone (time to first token); after it, the pieces
+                # queued while the loop was busy (many streams share it) go out as one chunk
+                rest, ended = _drain(queue) if prepared else ("", False)
+                item = first + rest
                 if not prepared:
                     prepared = True
                     metrics.ttft.labels(model.name).observe(time.monotonic() - began)
@@ -249,6 +254,21 @@ async def stream(
     except ConnectionResetError:
         pass
     return response
+
+
+async def _next(queue: asyncio.Queue[str | None]) -> str | None:
+    return await asyncio.wait_for(queue.get(), _POLL)
+
+
+def _drain(queue: asyncio.Queue[str | None]) -> tuple[str, bool]:
+    """Everything queued now, as one text, and whether the end marker came."""
+    parts: list[str] = []
+    while not queue.empty():
+        item = queue.get_nowait()
+        if item is None:
+            return "".join(parts), True
+        parts.append(item)
+    return "".join(parts), False
 
 
 async def _error_event(response: web.StreamResponse, exc: BaseException) -> None:
