@@ -101,7 +101,7 @@ def test_the_gateway_routes_nothing_to_a_conflicting_endpoint_whatever_its_statu
     source = kube_discovery.KubeDiscovery(api, "modelyard-gateway-keys")
     url, _ = harness.gateway(source)
     wait(
-        lambda: source.synced and mine in source.table().ready_names() and source.keys().enabled, 60, "routes"
+        lambda: source.synced and mine in source.table().ready_names() and source.keys().keys, 60, "routes"
     )
 
     # 40 requests for alice's name: none reaches mallory's pod

@@ -42,10 +42,13 @@ def entries(tenants: Any, operator: Any, tiny_llama: Path) -> Iterator[tuple[str
 
 
 def _endpoint(namespace: str, model: str, **spec: Any) -> dict[str, Any]:
+    """An endpoint serving ``model`` under a served name of its namespace's own, so that the two
+    tenants' endpoints of one entry never meet served-name ownership."""
     return {
         "apiVersion": "modelyard.io/v1alpha1", "kind": "ModelEndpoint",
         "metadata": {"name": f"ep-{uuid.uuid4().hex[:6]}", "namespace": namespace},
-        "spec": {"model": model, "replicas": 0, "resources": {"gpus": 0}, **spec},
+        "spec": {"model": model, "servedName": f"{model}-{namespace}", "replicas": 0,
+                 "resources": {"gpus": 0}, **spec},
     }  # fmt: skip
 
 
