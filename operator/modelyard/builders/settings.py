@@ -47,3 +47,6 @@ class Settings:
     (registration refused)."""
     registration_namespaces: tuple[str, ...] = ()
     """The namespaces whose TrainingJobs may register ModelEntries; empty: every namespace."""
+    gateway_secret_grants: frozenset[str] | None = None
+    """``namespace/name`` of the Secrets the gateway may read (chart ``gateway.upstreamKeySecrets``,
+    ``--gateway-secret-grants``); None: not known here, so not checked."""

@@ -14,6 +14,11 @@ Two rules, each used twice (the admission webhook denies, the reconcilers refuse
     (the model repository's Python, plugin files, classes by import path) or read files of the
     pod: an endpoint may pass them only when its ModelEntry says
     ``spec.runtime.allowTrustRemoteCode: true`` (the platform team owns entries).
+
+One more check of what the platform granted, for the status only (:func:`upstream_key_problem`):
+an upstream entry's ``apiKeySecretRef`` must name a Secret the gateway was granted
+(``gateway.upstreamKeySecrets``); the gateway leaves such an endpoint out of routing, and the
+endpoint's status says why.
 """
 
 from __future__ import annotations
@@ -90,4 +95,25 @@ def engine_args_problem(engine_args: dict[str, Any] | None, entry: api.ModelEntr
     return (
         f"spec.engineArgs: {', '.join(asked)} change what code the engine trusts; "
         f"{whose} does not allow them ({ENTRY_FIELD} is not true)"
+    )
+
+
+GRANTS_HELP = "chart value gateway.upstreamKeySecrets"
+
+
+def upstream_key_problem(
+    entry: api.ModelEntry, namespace: str, config: settings.Settings
+) -> str | None:
+    """Why the gateway cannot read the upstream key of ``entry`` for an endpoint in
+    ``namespace``, or None (no key, granted, or the grants are not known to the operator)."""
+    upstream = entry.spec.upstream
+    ref = upstream.api_key_secret_ref if upstream is not None else None
+    if ref is None or config.gateway_secret_grants is None:
+        return None
+    where = f"{ref.namespace or namespace}/{ref.name}"
+    if where in config.gateway_secret_grants:
+        return None
+    return (
+        f"the gateway may not read Secret {where} (spec.upstream.apiKeySecretRef of ModelEntry "
+        f"{entry.name}), so it does not route this endpoint; grant it in the {GRANTS_HELP}"
     )

@@ -140,6 +140,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "the default), exact (<name>), or off (refused)",
     )
     parser.add_argument(
+        "--gateway-secret-grants",
+        default=None,
+        metavar="NS/NAME[,NS/NAME...]",
+        help="the upstream-key Secrets the gateway may read (the chart passes gateway.upstreamKeySecrets); "
+        "an upstream endpoint whose key is not among them goes Pending/UpstreamKeyNotGranted. "
+        "Absent: not checked",
+    )
+    parser.add_argument(
         "--registration-namespaces",
         default="",
         metavar="NS[,NS...]",
@@ -169,6 +177,9 @@ def _run(args: argparse.Namespace) -> int:
     )
     namespaces = tuple(n.strip() for n in args.registration_namespaces.split(",") if n.strip())
     builder = settings.Settings(registration_mode=args.registration_mode, registration_namespaces=namespaces)
+    if args.gateway_secret_grants is not None:
+        grants = frozenset(g.strip() for g in args.gateway_secret_grants.split(",") if g.strip())
+        builder = dataclasses.replace(builder, gateway_secret_grants=grants)
     if args.runtime_image:
         builder = dataclasses.replace(builder, runtime_image=args.runtime_image)
     if args.network_policy_from is not None:

@@ -207,6 +207,9 @@ async def _serve(
         upstream = entry.spec.upstream
         base_url = upstream.base_url if upstream else ""
         extra["url"] = base_url
+        not_granted = trust.upstream_key_problem(entry, endpoint.namespace or "", ctx.settings)
+        if not_granted is not None:
+            return endpoint_status.Observed("Pending", "UpstreamKeyNotGranted", not_granted, 0, 0), extra
         problem = await _upstream_answers(base_url)
         if problem:
             ctx.touch_endpoint(endpoint.namespace or "", endpoint.name, delay=10)
