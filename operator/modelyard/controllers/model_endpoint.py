@@ -28,7 +28,8 @@ import kopf
 import pydantic
 
 from modelyard import api
-from modelyard.builders import deployment, endpoint_status, labels, network_policy, ownership, service, trust
+from modelyard.api import wire
+from modelyard.builders import deployment, endpoint_status, network_policy, ownership, service, trust
 from modelyard.controllers import cluster, conditions, context, model_entry
 from modelyard.registry import manifests
 
@@ -116,7 +117,7 @@ async def _observe_children(
         ctx.applied[key] = context.Applied(
             digest, _ids(current, "generation"), _ids(applied_service, "resourceVersion")
         )
-    pods = await ctx.cluster.list(cluster.POD, endpoint.namespace, f"{labels.ENDPOINT}={endpoint.name}")
+    pods = await ctx.cluster.list(cluster.POD, endpoint.namespace, f"{wire.ENDPOINT}={endpoint.name}")
     return endpoint_status.observe(endpoint.spec.replicas, current, pods)
 
 

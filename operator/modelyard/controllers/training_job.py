@@ -26,7 +26,8 @@ import pydantic
 from modelyard import api
 from modelyard.api import model_entry as entry_api
 from modelyard.api import training_job as job_api
-from modelyard.builders import labels, network_policy, ownership, registration, training, trust
+from modelyard.api import wire
+from modelyard.builders import network_policy, ownership, registration, training, trust
 from modelyard.controllers import cluster, conditions, context, model_entry
 from modelyard.registry import catalog, manifests
 
@@ -164,7 +165,7 @@ async def _decide(
         existing = await ctx.cluster.create(training.build_job(job, ctx.settings, config, owner_uid=uid))
         if existing is None:  # a Job of the name appeared since the GET: look at it again
             ctx.touch_training(job.namespace or "", job.name, delay=1)
-    pods = await ctx.cluster.list(cluster.POD, job.namespace, f"{labels.TRAINING_JOB}={job.name}")
+    pods = await ctx.cluster.list(cluster.POD, job.namespace, f"{wire.TRAINING_JOB}={job.name}")
     phase, reason, message = training.job_phase(existing, pods)
     status = (existing or {}).get("status") or {}
     if status.get("startTime"):
