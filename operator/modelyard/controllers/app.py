@@ -43,8 +43,8 @@ from modelyard.controllers import (
     webhook_certs,
 )
 from modelyard.statusapi import app as status_app
+from modelyard.statusapi import cache
 from modelyard.statusapi import settings as status_settings
-from modelyard.statusapi import view
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ ADMISSION = (
 
 
 def build_registry(
-    ctx: context.Context, options: OperatorOptions, status_view: view.View | None = None
+    ctx: context.Context, options: OperatorOptions, status_cache: cache.Cache | None = None
 ) -> kopf.OperatorRegistry:
     """Every handler of the operator, registered on a registry of its own."""
     registry = kopf.OperatorRegistry()
@@ -205,8 +205,8 @@ def build_registry(
         async def training_child_event(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
             ctx.touch_training(namespace or "", labels[wire.TRAINING_JOB], delay=0.3)
 
-    # -- the status API's view of the three kinds -------------------------------------------
-    if status_view is not None:
+    # -- the status API's cache of the three kinds ------------------------------------------
+    if status_cache is not None:
         for plural in (wire.MODEL_ENTRIES, wire.MODEL_ENDPOINTS, wire.TRAINING_JOBS):
 
             @on.event(GROUP, plural, registry=registry)
@@ -214,9 +214,9 @@ def build_registry(
                 obj = dict(body)
                 if type == "DELETED":
                     meta = obj.get("metadata") or {}
-                    status_view.delete(str(obj.get("kind")), meta.get("namespace"), str(meta.get("name")))
+                    status_cache.delete(str(obj.get("kind")), meta.get("namespace"), str(meta.get("name")))
                 else:
-                    status_view.upsert(obj)
+                    status_cache.upsert(obj)
 
     # -- admission -----------------------------------------------------------------------
     if options.webhook:
@@ -290,7 +290,7 @@ def _kubeconfig_login(configuration: Any) -> kopf.ConnectionInfo:
 
 
 async def _serve_http(
-    ctx: context.Context, options: OperatorOptions, status_view: view.View
+    ctx: context.Context, options: OperatorOptions, status_cache: cache.Cache
 ) -> list[web.AppRunner]:
     """The status API and dashboard, and /metrics, each with /healthz: on one port, or on two
     when ``status_port`` is given (the chart's way: a scraper needs no status token, and a
@@ -302,7 +302,8 @@ async def _serve_http(
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
-    status = status_app.create_app(status_settings.StatusApiSettings(token=options.status_token), status_view)
+    config = status_settings.StatusApiSettings(token=options.status_token)
+    status = status_app.create_app(config, status_cache)
     status.router.add_get("/healthz", healthz)
     sites: list[tuple[web.Application, int]] = [(status, options.metrics_port)]
     if options.status_port is not None and options.status_port != options.metrics_port:
@@ -353,8 +354,8 @@ async def run(options: OperatorOptions) -> None:
     ctx = make_context(options)
     stop = asyncio.Event()
     lease = leader.Lease(ctx.cluster.api, options.namespace) if options.leader_election else None
-    status_view = view.View()
-    runners = await _serve_http(ctx, options, status_view)  # /healthz answers while a standby waits
+    status_cache = cache.Cache()
+    runners = await _serve_http(ctx, options, status_cache)  # /healthz answers while a standby waits
     await leader_label.mark(ctx.cluster, options.namespace, options.pod_name, False)
     if lease is not None:
         await lease.acquire()
@@ -369,7 +370,7 @@ async def run(options: OperatorOptions) -> None:
     await _seed_ownership(ctx)
     try:
         await kopf.operator(
-            registry=build_registry(ctx, options, status_view),
+            registry=build_registry(ctx, options, status_cache),
             clusterwide=True,
             standalone=True,
             stop_flag=stop,
