@@ -31,6 +31,7 @@ from typing import Any
 
 from kubernetes import client
 
+from modelyard.api import wire
 from modelyard.gateway import balancer, discovery, kube, kube_discovery, routes
 
 
@@ -118,7 +119,7 @@ def _objects(models: int, endpoints: int, pods: int) -> tuple[list[Any], list[An
             slices.append({
                 "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
                 "metadata": {"name": f"{name}-abcde", "namespace": namespace, "resourceVersion": str(version),
-                             "labels": {kube_discovery.ENDPOINT_LABEL: name,
+                             "labels": {wire.ENDPOINT: name,
                                         "kubernetes.io/service-name": name}},
                 "ports": [{"name": "http", "port": 8000, "protocol": "TCP"}],
                 "endpoints": [

@@ -44,16 +44,16 @@ for i in range(count):
     spec["source"] = {**spec["source"], "repo": f"{repo}-{i}"}
     spec["servedName"] = f"{repo}-{i}"
     objects.append({**entry, "metadata": {"name": f"{entry['metadata']['name']}-{i}"}, "spec": spec})
-view = statusapi.View(objects)
+cache = statusapi.Cache(objects)
 
 async def touch(request):
     # Change one entry (a new description): the next list rebuilds the registry.
-    obj = dict(view.objects("ModelEntry")[0])
-    obj["spec"] = {**obj["spec"], "description": f"changed {view.version}"}
-    view.upsert(obj)
-    return web.json_response({"version": view.version})
+    obj = dict(cache.objects("ModelEntry")[0])
+    obj["spec"] = {**obj["spec"], "description": f"changed {cache.version}"}
+    cache.upsert(obj)
+    return web.json_response({"version": cache.version})
 
-app = statusapi.create_app(statusapi.StatusApiSettings(), view)
+app = statusapi.create_app(statusapi.StatusApiSettings(), cache)
 app.router.add_post("/bench/touch", touch)
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[2]), access_log=None, print=None)
 """

@@ -40,6 +40,7 @@ def _quickstart(state_dir: Path, *extra: str) -> subprocess.CompletedProcess[str
 def _a_model_that_cannot_load_fails_with_its_log(plane: Any, tmp_path: Path) -> None:
     """On the quickstart's cluster (in-cluster operator from the chart): an endpoint whose model
     directory does not exist ends the wait with its status message and its pod's log tail."""
+    from modelyard.api import wire
     from modelyard.local import kube
     from modelyard.quickstart import cluster, manifests, models, progress
 
@@ -59,7 +60,7 @@ def _a_model_that_cannot_load_fails_with_its_log(plane: Any, tmp_path: Path) -> 
     assert "exit code" in message and "last lines of its pod's log:" in message
     assert "no-such-model" in message.split("last lines of its pod's log:")[1]
     assert "ModelEndpoint broken: Failed" in out.getvalue()
-    base = f"/apis/{manifests.GROUP_VERSION}"
+    base = f"/apis/{wire.API_VERSION}"
     client.request("DELETE", f"{base}/namespaces/{manifests.NAMESPACE}/modelendpoints/broken")
     client.request("DELETE", f"{base}/modelentries/quickstart-broken")
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from factories import endpoint, entry
 
-from modelyard.builders import deployment, labels, service, settings
+from modelyard.api import wire
+from modelyard.builders import deployment, service, settings
 
 CFG = settings.Settings()
 
@@ -61,19 +62,19 @@ def test_hf_token_comes_from_a_secret_and_env_overrides_apply() -> None:
 def test_labels_owner_and_hash() -> None:
     dep = deployment.build_deployment(endpoint(), entry(), CFG, owner_uid="ep-uid")
     meta = dep["metadata"]
-    assert meta["labels"][labels.ENDPOINT] == "chat" and meta["labels"][labels.MANAGED_BY] == "modelyard"
+    assert meta["labels"][wire.ENDPOINT] == "chat" and meta["labels"][wire.MANAGED_BY] == "modelyard"
     assert meta["ownerReferences"][0]["uid"] == "ep-uid" and meta["ownerReferences"][0]["controller"] is True
     again = deployment.build_deployment(endpoint(), entry(), CFG, owner_uid="ep-uid")
     assert again == dep
     changed = deployment.build_deployment(endpoint(replicas=3), entry(), CFG, owner_uid="ep-uid")
-    assert changed["metadata"]["annotations"][labels.SPEC_HASH] != meta["annotations"][labels.SPEC_HASH]
+    assert changed["metadata"]["annotations"][wire.SPEC_HASH] != meta["annotations"][wire.SPEC_HASH]
 
 
 def test_service_selects_the_pods_and_carries_discovery_labels() -> None:
     svc = service.build_service(endpoint(), CFG, owner_uid="u", model="llama")
-    assert svc["spec"]["selector"] == {labels.ENDPOINT: "chat"}
+    assert svc["spec"]["selector"] == {wire.ENDPOINT: "chat"}
     assert svc["spec"]["ports"] == [{"name": "http", "port": 8000, "targetPort": "http", "protocol": "TCP"}]
-    assert svc["metadata"]["labels"][labels.ENDPOINT] == "chat"
+    assert svc["metadata"]["labels"][wire.ENDPOINT] == "chat"
     assert service.service_url(endpoint(), CFG) == "http://chat.ml.svc.cluster.local:8000/v1"
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from factories import entry
 
 from modelyard import api
+from modelyard.api import wire
 from modelyard.builders import registration, settings
 
 UID = "job-uid"
@@ -84,7 +85,7 @@ def _existing(name: str, annotations: dict[str, str] | None = None) -> dict[str,
 
 
 def test_an_entry_made_by_this_job_is_its_registration() -> None:
-    mine = _existing("ml.x", {registration.REGISTERED_BY_UID: UID, registration.REGISTERED_BY: "ml/tune"})
+    mine = _existing("ml.x", {wire.REGISTERED_BY_UID: UID, wire.REGISTERED_BY: "ml/tune"})
     assert registration.verdict(_job(name="x"), mine, job_uid=UID) == registration.registered("ml.x")
 
 
@@ -93,7 +94,7 @@ def test_an_entry_made_by_anyone_else_is_a_conflict_naming_it() -> None:
         (_existing("prod-chat"), "not registered by a TrainingJob"),
         (
             _existing(
-                "prod-chat", {registration.REGISTERED_BY_UID: "old", registration.REGISTERED_BY: "ml/tune"}
+                "prod-chat", {wire.REGISTERED_BY_UID: "old", wire.REGISTERED_BY: "ml/tune"}
             ),
             "registered by TrainingJob ml/tune",
         ),

@@ -7,7 +7,7 @@ import json
 from factories import entry
 
 from modelyard import api
-from modelyard.api import training_job
+from modelyard.api import training_job, wire
 from modelyard.builders import settings, training
 
 CFG = settings.Settings()
@@ -29,12 +29,12 @@ def test_pod_template_holds_the_effective_config() -> None:
     )
     config = training.trainer_config(_job(), entry(), effective)
     template = training.build_job(_job(), CFG, config, owner_uid="u")["spec"]["template"]
-    data = json.loads(template["metadata"]["annotations"][training.CONFIG_ANNOTATION])
+    data = json.loads(template["metadata"]["annotations"][wire.TRAINER_CONFIG])
     (volume,) = [v for v in template["spec"]["volumes"] if v["name"] == "config"]
     (item,) = volume["downwardAPI"]["items"]
     assert item == {
         "path": "config.json",
-        "fieldRef": {"fieldPath": f"metadata.annotations['{training.CONFIG_ANNOTATION}']"},
+        "fieldRef": {"fieldPath": f"metadata.annotations['{wire.TRAINER_CONFIG}']"},
     }
     assert data["hyperparameters"] == {"learningRate": 1e-4, "numEpochs": 1.0}
     assert data["lora"] == {"r": 8}
@@ -59,7 +59,7 @@ def test_job_runs_the_trainer_with_backoff_and_mounts() -> None:
     assert mounts["tmp"] == "/scratch" and mounts["output"] == "/output/out"
     assert pod["restartPolicy"] == "Never"
     (rule,) = job["spec"]["podFailurePolicy"]["rules"]
-    assert rule["action"] == "FailJob" and rule["onExitCodes"]["values"] == [training.EXIT_UNRECOVERABLE]
+    assert rule["action"] == "FailJob" and rule["onExitCodes"]["values"] == [wire.EXIT_UNRECOVERABLE]
     assert {v["name"] for v in pod["volumes"]} == {"config", "cache", "tmp", "dataset", "output"}
     assert "nvidia.com/gpu" not in container["resources"]["requests"]
 
@@ -106,7 +106,7 @@ def test_trainer_serves_progress_on_its_pod_ip() -> None:
     container = pod["containers"][0]
     env = {e["name"]: e for e in container["env"]}
     assert env["POD_IP"]["valueFrom"] == {"fieldRef": {"fieldPath": "status.podIP"}}
-    assert env["MODELYARD_PROGRESS_PORT"]["value"] == str(training.PROGRESS_PORT)
+    assert env[wire.PROGRESS_PORT_ENV]["value"] == str(wire.PROGRESS_PORT)
     assert container["ports"] == [{"name": "progress", "containerPort": 8001, "protocol": "TCP"}]
 
 

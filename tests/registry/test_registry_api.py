@@ -14,8 +14,8 @@ FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 
 
 @pytest.fixture
-def registry() -> catalog.Registry:
-    return catalog.Registry.from_files(
+def registry() -> catalog.Catalog:
+    return catalog.Catalog.from_files(
         [FIXTURES / "catalogs" / "models_registry.json", FIXTURES / "catalogs" / "models.yaml"]
     )
 
@@ -30,25 +30,24 @@ def _entry_with_config(name: str, config_file: str, **spec: object) -> api.Model
     )
 
 
-def test_get_by_name_served_name_or_repo(registry: catalog.Registry) -> None:
+def test_get_by_name_served_name_or_repo(registry: catalog.Catalog) -> None:
     by_repo = registry.get("unsloth/tinyllama-bnb-4bit")
     assert registry.get("unsloth-tinyllama-bnb-4bit") is by_repo
     assert registry.get("gpt-4o").spec.engine == "upstream"
     assert "my-chat" in registry and "nope" not in registry
 
 
-def test_unknown_id_suggests_close_ones(registry: catalog.Registry) -> None:
+def test_unknown_id_suggests_close_ones(registry: catalog.Catalog) -> None:
     with pytest.raises(errors.ModelNotFoundError, match="did you mean unsloth/tinyllama-bnb-4bit"):
         registry.get("unsloth/tinyllama-bnb-4")
 
 
-def test_filters(registry: catalog.Registry) -> None:
+def test_filters(registry: catalog.Catalog) -> None:
     served = lambda entries: sorted(e.spec.resolved_served_name for e in entries)  # noqa: E731
-    assert served(registry.vision_models()) == ["Qwen/Qwen2.5-VL-7B-Instruct"]
-    assert served(registry.by_category("embedding")) == ["BAAI/bge-m3"]
-    assert served(registry.by_tag("quantized")) == ["unsloth/tinyllama-bnb-4bit"]
-    assert served(registry.recommended()) == ["unsloth/tinyllama-bnb-4bit"]
-    assert "old/deprecated-llm" not in served(registry.stable())
+    assert served(registry.find(category="vision-vlm")) == ["Qwen/Qwen2.5-VL-7B-Instruct"]
+    assert served(registry.find(category="embedding")) == ["BAAI/bge-m3"]
+    assert served(registry.find(tag="quantized")) == ["unsloth/tinyllama-bnb-4bit"]
+    assert "old/deprecated-llm" not in served(registry.find(lifecycle="stable"))
     assert served(registry.find(capability="vision")) == ["Qwen/Qwen2.5-VL-7B-Instruct"]
     assert served(registry.find(capability="structuredOutputs", category="text-llm")) == [
         "Qwen/Qwen3-4B-Instruct-2507",
@@ -60,7 +59,7 @@ def test_filters(registry: catalog.Registry) -> None:
         registry.find(capability="flying")
 
 
-def test_training_defaults_merge_with_overrides(registry: catalog.Registry) -> None:
+def test_training_defaults_merge_with_overrides(registry: catalog.Catalog) -> None:
     hp = registry.training_hyperparameters(
         "unsloth/tinyllama-bnb-4bit", {"learningRate": 1e-4, "num_epochs": 1}
     )
@@ -72,7 +71,7 @@ def test_training_defaults_merge_with_overrides(registry: catalog.Registry) -> N
     assert registry.training_hyperparameters("BAAI/bge-m3").model_dump(exclude_none=True) == {}
 
 
-def test_bad_override_names_the_field(registry: catalog.Registry) -> None:
+def test_bad_override_names_the_field(registry: catalog.Catalog) -> None:
     with pytest.raises(ValueError, match="learningRate"):
         registry.training_hyperparameters("unsloth/tinyllama-bnb-4bit", {"learningRate": -1})
 
@@ -96,7 +95,7 @@ def test_bad_override_names_the_field(registry: catalog.Registry) -> None:
     ],
 )
 def test_validate_for_training(
-    registry: catalog.Registry, model_id: str, method: str, gpu: float | None, ok: bool, words: str | None
+    registry: catalog.Catalog, model_id: str, method: str, gpu: float | None, ok: bool, words: str | None
 ) -> None:
     verdict = registry.validate_for_training(model_id, method, gpu)  # type: ignore[arg-type]
     assert verdict.ok is ok
@@ -104,7 +103,7 @@ def test_validate_for_training(
         assert verdict.reason is not None and words in verdict.reason
 
 
-def test_validate_for_inference_from_requirements(registry: catalog.Registry) -> None:
+def test_validate_for_inference_from_requirements(registry: catalog.Catalog) -> None:
     ok, reason = registry.validate_for_inference("Qwen/Qwen2.5-VL-7B-Instruct", gpu_type="t4")
     assert not ok
     assert reason == (
@@ -118,7 +117,7 @@ def test_validate_for_inference_from_requirements(registry: catalog.Registry) ->
 
 
 def test_validate_for_inference_from_config_uses_the_fit_estimate() -> None:
-    registry = catalog.Registry([_entry_with_config("llama8b", "meta-llama__Llama-3.1-8B.json")])
+    registry = catalog.Catalog([_entry_with_config("llama8b", "meta-llama__Llama-3.1-8B.json")])
     small = registry.validate_for_inference("llama8b", gpu_memory_gib=16, max_model_len=4096)
     assert not small.ok and small.reason is not None
     assert "does not fit" in small.reason and "4096 tokens" in small.reason
@@ -126,13 +125,13 @@ def test_validate_for_inference_from_config_uses_the_fit_estimate() -> None:
     assert two.ok and two.reason is not None and "tensor_parallel_size=2" in two.reason
 
 
-def test_unknown_gpu_type_lists_the_known_ones(registry: catalog.Registry) -> None:
+def test_unknown_gpu_type_lists_the_known_ones(registry: catalog.Catalog) -> None:
     ok, reason = registry.validate_for_inference("BAAI/bge-m3", gpu_type="voodoo-5")
     assert not ok and reason is not None
     assert "unknown gpuType 'voodoo-5'" in reason and "NVIDIA-L4" in reason
 
 
 def test_builtin_catalog_loads() -> None:
-    builtin = catalog.Registry.builtin()
+    builtin = catalog.Catalog.builtin()
     assert len(builtin) >= 20
     assert builtin.get("meta-llama/Llama-3.2-1B-Instruct").spec.category == "text-llm"

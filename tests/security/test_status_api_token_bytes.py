@@ -26,7 +26,7 @@ def _raw_get(port: int, authorization: bytes) -> bytes:
 
 
 async def _statuses(headers: list[bytes]) -> list[bytes]:
-    app = status_app.create_app(settings.StatusApiSettings(token="s3cret"), statusapi.View())
+    app = status_app.create_app(settings.StatusApiSettings(token="s3cret"), statusapi.Cache())
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -1,4 +1,4 @@
-"""Fixtures for the status API: a View filled from the built-in catalog plus a few endpoints and
+"""Fixtures for the status API: a Cache filled from the built-in catalog plus a few endpoints and
 a training job, served on loopback by a real aiohttp server in a background loop, and a small
 synchronous client that returns (status, JSON body)."""
 
@@ -150,15 +150,15 @@ def loop() -> Iterator[Loop]:
 
 
 @pytest.fixture()
-def view() -> statusapi.View:
-    return statusapi.View(cluster_objects())
+def view() -> statusapi.Cache:
+    return statusapi.Cache(cluster_objects())
 
 
 @pytest.fixture()
 def serve(loop: Loop) -> Callable[..., Api]:
     """``serve(view, token=None, **settings) -> Api``."""
 
-    def start(source: statusapi.View, token: str | None = None, **settings: Any) -> Api:
+    def start(source: statusapi.Cache, token: str | None = None, **settings: Any) -> Api:
         config = statusapi.StatusApiSettings(token=token, **settings)
         return Api(loop.serve(statusapi.create_app(config, source)))
 
@@ -166,5 +166,5 @@ def serve(loop: Loop) -> Callable[..., Api]:
 
 
 @pytest.fixture()
-def api(view: statusapi.View, serve: Callable[..., Api]) -> Api:
+def api(view: statusapi.Cache, serve: Callable[..., Api]) -> Api:
     return serve(view)

@@ -11,7 +11,7 @@ from modelyard import statusapi
 from statusapi.conftest import Api
 
 
-def test_token_guards_every_api_route_but_health(view: statusapi.View, serve: Callable[..., Api]) -> None:
+def test_token_guards_every_api_route_but_health(view: statusapi.Cache, serve: Callable[..., Api]) -> None:
     api = serve(view, token="s3cret")
     for path in ("/api/v1/registry/models", "/api/v1/endpoints", "/api/v1/events", "/api/v1/openapi.json"):
         response = requests.get(api.base + path, timeout=10)

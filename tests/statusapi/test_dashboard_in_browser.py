@@ -56,7 +56,7 @@ def _rows(driver: Any, selector: str) -> list[Any]:
     return list(driver.find_elements(By.CSS_SELECTOR, selector))
 
 
-def test_dashboard_filters_and_live_updates(browser: Any, view: statusapi.View, api: Api) -> None:
+def test_dashboard_filters_and_live_updates(browser: Any, view: statusapi.Cache, api: Api) -> None:
     browser.get(api.base + "/")
     _until(browser, lambda d: len(_rows(d, "tr.model-row")) == 23, "23 models in the catalog")
     _until(browser, lambda d: "on" in d.find_element(By.ID, "live").get_attribute("class").split(), "live")
@@ -111,7 +111,7 @@ def test_dashboard_filters_and_live_updates(browser: Any, view: statusapi.View, 
 
 
 def test_dashboard_with_a_token_asks_for_it_then_streams(
-    browser: Any, view: statusapi.View, serve: Callable[..., Api]
+    browser: Any, view: statusapi.Cache, serve: Callable[..., Api]
 ) -> None:
     api = serve(view, token="dash-token")
     browser.get(api.base + "/")

@@ -35,7 +35,7 @@ def test_an_endpoint_without_status_is_unknown(api: Api, view: object) -> None:
     from modelyard import statusapi
     from statusapi.conftest import endpoint
 
-    assert isinstance(view, statusapi.View)
+    assert isinstance(view, statusapi.Cache)
     view.upsert(endpoint("fresh", "bge-m3", namespace="new", phase=None))
     _, body = api.get("/api/v1/endpoints", namespace="new")
     assert body["data"][0]["phase"] == "Unknown" and body["data"][0]["served_name"] == "BAAI/bge-m3"

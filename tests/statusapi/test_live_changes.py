@@ -14,7 +14,7 @@ from statusapi.conftest import Api, Loop, endpoint
 
 
 def test_counter_moves_only_on_real_changes() -> None:
-    view = statusapi.View()
+    view = statusapi.Cache()
     obj = endpoint("a", "bge-m3")
     assert view.upsert(obj) and view.version == 1
     assert not view.upsert(dict(obj))
@@ -25,7 +25,7 @@ def test_counter_moves_only_on_real_changes() -> None:
     assert "managedFields" not in (view.objects("ModelEndpoint") or [{"metadata": {}}])[0]["metadata"]
 
 
-def test_registry_follows_entry_changes(api: Api, view: statusapi.View) -> None:
+def test_registry_follows_entry_changes(api: Api, view: statusapi.Cache) -> None:
     entry = next(o for o in view.objects("ModelEntry") if o["metadata"]["name"] == "bge-m3")
     renamed = {
         **entry,
@@ -40,7 +40,7 @@ def test_registry_follows_entry_changes(api: Api, view: statusapi.View) -> None:
     assert status == 404
 
 
-def test_event_stream_hears_a_change_within_a_second(api: Api, view: statusapi.View) -> None:
+def test_event_stream_hears_a_change_within_a_second(api: Api, view: statusapi.Cache) -> None:
     lines: list[str] = []
     got_change = threading.Event()
 
@@ -66,7 +66,7 @@ def test_event_stream_hears_a_change_within_a_second(api: Api, view: statusapi.V
     reader.join(timeout=5)
 
 
-def test_streams_end_when_the_app_shuts_down(view: statusapi.View) -> None:
+def test_streams_end_when_the_app_shuts_down(view: statusapi.Cache) -> None:
     loop = Loop()
     base = loop.serve(statusapi.create_app(statusapi.StatusApiSettings(heartbeat_s=60), view))
     response = requests.get(base + "/api/v1/events", stream=True, timeout=10)
@@ -78,7 +78,7 @@ def test_streams_end_when_the_app_shuts_down(view: statusapi.View) -> None:
 
 
 def test_watch_events_as_kopf_delivers_them() -> None:
-    view = statusapi.View()
+    view = statusapi.Cache()
     obj = endpoint("a", "bge-m3")
     assert view.apply_event({"type": None, "object": obj})  # kopf's initial listing
     obj["spec"]["weight"] = 7  # the watcher reusing its dict does not reach into the view
@@ -89,7 +89,7 @@ def test_watch_events_as_kopf_delivers_them() -> None:
     assert view.objects("ModelEndpoint") == []
 
 
-def test_a_changed_entry_is_shown_changed(api: Api, view: statusapi.View) -> None:
+def test_a_changed_entry_is_shown_changed(api: Api, view: statusapi.Cache) -> None:
     _, before = api.get("/api/v1/registry/models", q="bge-m3")
     entry = view.get("ModelEntry", None, "bge-m3")
     assert entry is not None and before["total"] == 1
@@ -104,7 +104,7 @@ def test_kopf_bodies_are_copied_into_plain_dicts() -> None:
     from kopf._cogs.structs import bodies
 
     raw = endpoint("k", "bge-m3")
-    view = statusapi.View()
+    view = statusapi.Cache()
     view.upsert(bodies.Body(raw))
     raw["spec"]["weight"] = 1
     stored = view.get("ModelEndpoint", "prod", "k")

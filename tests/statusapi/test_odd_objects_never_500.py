@@ -7,7 +7,7 @@ from modelyard import statusapi
 from statusapi.conftest import GROUP, Api, endpoint
 
 
-def test_an_entry_that_does_not_parse_is_left_out(api: Api, view: statusapi.View) -> None:
+def test_an_entry_that_does_not_parse_is_left_out(api: Api, view: statusapi.Cache) -> None:
     view.upsert({"apiVersion": GROUP, "kind": "ModelEntry", "metadata": {"name": "broken"}, "spec": {}})
     status, body = api.get("/api/v1/registry/models")
     assert status == 200 and body["total"] == 23
@@ -15,7 +15,7 @@ def test_an_entry_that_does_not_parse_is_left_out(api: Api, view: statusapi.View
     assert status == 404
 
 
-def test_an_entry_with_a_status_from_another_version_keeps_its_spec(api: Api, view: statusapi.View) -> None:
+def test_an_entry_with_a_status_from_another_version_keeps_its_spec(api: Api, view: statusapi.Cache) -> None:
     entry = view.get("ModelEntry", None, "bge-m3")
     assert entry is not None
     view.upsert({**entry, "status": {"phase": "Valid", "somethingNew": True}})
@@ -23,7 +23,7 @@ def test_an_entry_with_a_status_from_another_version_keeps_its_spec(api: Api, vi
     assert status == 200 and body["data"]["entry"] == "bge-m3"
 
 
-def test_odd_endpoint_and_job_values(api: Api, view: statusapi.View) -> None:
+def test_odd_endpoint_and_job_values(api: Api, view: statusapi.Cache) -> None:
     odd = endpoint("odd", "no-such-entry", namespace="odd")
     odd["spec"]["weight"] = "heavy"
     odd["spec"]["resources"] = {"gpus": "two"}

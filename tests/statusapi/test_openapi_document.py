@@ -16,7 +16,7 @@ def _refs(node: Any) -> set[str]:
     return found
 
 
-def test_every_route_is_described(api: Api, view: statusapi.View) -> None:
+def test_every_route_is_described(api: Api, view: statusapi.Cache) -> None:
     status, doc = api.get("/api/v1/openapi.json")
     assert status == 200 and doc["openapi"].startswith("3.")
     app = statusapi.create_app(statusapi.StatusApiSettings(), view)
@@ -51,7 +51,7 @@ def test_schemas_say_what_the_routes_answer(api: Api) -> None:
     assert detail["parameters"][0]["name"] == "id" and "404" in detail["responses"]
 
 
-def test_a_token_shows_up_as_bearer_security(view: statusapi.View, serve: Any) -> None:
+def test_a_token_shows_up_as_bearer_security(view: statusapi.Cache, serve: Any) -> None:
     api = serve(view, token="t")
     status, doc = Api(api.base, token="t").get("/api/v1/openapi.json")
     assert status == 200 and doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"

@@ -27,9 +27,9 @@ PLURALS = {"modelentries": "ModelEntry", "modelendpoints": "ModelEndpoint", "tra
 
 
 class ClusterFeed:
-    """List, then watch, each kind into a View, on daemon threads, until stopped."""
+    """List, then watch, each kind into a Cache, on daemon threads, until stopped."""
 
-    def __init__(self, kube: Any, view: statusapi.View) -> None:
+    def __init__(self, kube: Any, view: statusapi.Cache) -> None:
         self.kube, self.view = kube, view
         self.stopped = threading.Event()
         self.threads = [threading.Thread(target=self._run, args=(p,), daemon=True) for p in PLURALS]
@@ -86,8 +86,8 @@ def crds(local_cluster: Any) -> None:
 
 
 @pytest.fixture()
-def fed(local_cluster: Any, crds: None, serve: Callable[..., Api]) -> Iterator[tuple[statusapi.View, Api]]:
-    view = statusapi.View()
+def fed(local_cluster: Any, crds: None, serve: Callable[..., Api]) -> Iterator[tuple[statusapi.Cache, Api]]:
+    view = statusapi.Cache()
     feed = ClusterFeed(local_cluster.kube, view)
     feed.start()
     try:
@@ -97,7 +97,7 @@ def fed(local_cluster: Any, crds: None, serve: Callable[..., Api]) -> Iterator[t
 
 
 def test_registry_rest_contract_over_cluster_objects(
-    local_cluster: Any, namespace: str, fed: tuple[statusapi.View, Api]
+    local_cluster: Any, namespace: str, fed: tuple[statusapi.Cache, Api]
 ) -> None:
     view, api = fed
     tag = f"statusapi-{namespace}"

@@ -68,7 +68,7 @@ def test_bad_fields_are_400_naming_them(api: Api) -> None:
     assert status == 400 and "gpu_type" in answer["error"]["message"]
 
 
-def test_malformed_and_oversized_bodies(view: statusapi.View, serve: object) -> None:
+def test_malformed_and_oversized_bodies(view: statusapi.Cache, serve: object) -> None:
     small = serve(view, max_body_bytes=1024)  # type: ignore[operator]
     response = requests.post(small.base + TRAINING, data=b"{not json", timeout=10)
     assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_json"
@@ -78,7 +78,7 @@ def test_malformed_and_oversized_bodies(view: statusapi.View, serve: object) -> 
     assert response.status_code == 413 and response.json()["error"]["code"] == "payload_too_large"
 
 
-def test_validation_changes_nothing(api: Api, view: statusapi.View) -> None:
+def test_validation_changes_nothing(api: Api, view: statusapi.Cache) -> None:
     before = (view.version, view.objects("ModelEntry"))
     api.post(TRAINING, {"model_id": "bge-m3"})
     api.post(INFERENCE, {"model_id": "bge-m3", "gpu_type": "t4"})

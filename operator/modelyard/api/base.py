@@ -15,6 +15,8 @@ from typing import Any, ClassVar, Self
 import pydantic
 from pydantic import alias_generators
 
+from modelyard.api import wire
+
 
 @dataclass(frozen=True)
 class Rule:
@@ -113,7 +115,7 @@ class Condition(ApiModel):
 class Resource(ApiModel):
     """Fields every custom resource has; subclasses set spec and status types."""
 
-    api_version: str = "modelyard.io/v1alpha1"
+    api_version: str = wire.API_VERSION
     """modelyard.io/v1alpha1."""
     kind: str
     """The resource kind."""

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from modelyard import api
+from modelyard.api import wire
 from modelyard.builders import labels, runtime_args, security, settings
 
 
@@ -33,7 +34,7 @@ def spec_hash(obj: dict[str, Any]) -> str:
 
 def _env(endpoint: api.ModelEndpoint, cfg: settings.Settings) -> list[dict[str, Any]]:
     env: dict[str, dict[str, Any]] = {
-        "POD_IP": {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+        wire.POD_IP_ENV: {"name": wire.POD_IP_ENV, "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
         "HF_HOME": {"name": "HF_HOME", "value": f"{cfg.cache_dir}/huggingface"},
         "HOME": {"name": "HOME", "value": "/tmp"},
     }
@@ -46,7 +47,7 @@ def _env(endpoint: api.ModelEndpoint, cfg: settings.Settings) -> list[dict[str, 
     for var in endpoint.spec.env or []:
         env[var.name] = var.to_wire()
     # POD_IP first: $(POD_IP) in args needs it defined; the rest sorted for determinism.
-    first = env.pop("POD_IP")
+    first = env.pop(wire.POD_IP_ENV)
     return [first, *(env[k] for k in sorted(env))]
 
 
@@ -58,8 +59,8 @@ def _resources(endpoint: api.ModelEndpoint, gpus: int, cfg: settings.Settings) -
     }
     limits: dict[str, str] = {"memory": requests["memory"]}
     if gpus:
-        requests[labels.GPU_RESOURCE] = str(gpus)
-        limits[labels.GPU_RESOURCE] = str(gpus)
+        requests[wire.GPU_RESOURCE] = str(gpus)
+        limits[wire.GPU_RESOURCE] = str(gpus)
     return {"requests": requests, "limits": limits}
 
 
@@ -81,17 +82,17 @@ def _volumes(
         },
         {"name": "tmp", "mountPath": "/tmp"},
     ]
-    # Every claim the weights or an adapter live on, mounted read-only at MODELS_ROOT/<claim>
-    # (where runtime_args.local_path points): the source's as "weights", the others as
+    # Every claim the weights or an adapter live on, mounted read-only at wire.MODELS_ROOT/<claim>
+    # (where runtime_args points the runtime): the source's as "weights", the others as
     # "adapters-<i>" in name order.
-    weights = runtime_args.pvc_claim(entry.spec.source.uri or "")
+    weights = wire.pvc_claim(entry.spec.source.uri or "")
     adapter_uris = [entry.spec.adapter.uri] if entry.spec.adapter is not None else []
     adapter_uris += [a.uri for a in endpoint.spec.adapters or []]
-    others = sorted({c for c in map(runtime_args.pvc_claim, adapter_uris) if c and c != weights})
+    others = sorted({c for c in map(wire.pvc_claim, adapter_uris) if c and c != weights})
     named = ([("weights", weights)] if weights else []) + [(f"adapters-{i}", c) for i, c in enumerate(others)]
     for volume, claim in named:
         volumes.append({"name": volume, "persistentVolumeClaim": {"claimName": claim, "readOnly": True}})
-        mounts.append({"name": volume, "mountPath": f"{runtime_args.MODELS_ROOT}/{claim}", "readOnly": True})
+        mounts.append({"name": volume, "mountPath": f"{wire.MODELS_ROOT}/{claim}", "readOnly": True})
     return volumes, mounts
 
 
@@ -107,24 +108,24 @@ def build_deployment(
         entry, endpoint, served_name=served_name(entry, endpoint), engine=engine, port=cfg.runtime_port
     )
     volumes, mounts = _volumes(entry, endpoint, cfg)
-    probe = {"httpGet": {"path": "/ready", "port": "http"}, "periodSeconds": 5, "timeoutSeconds": 3}
+    probe = {"httpGet": {"path": "/ready", "port": wire.HTTP_PORT}, "periodSeconds": 5, "timeoutSeconds": 3}
     container = {
         "name": "runtime",
         "image": endpoint.spec.image or cfg.runtime_image,
         "command": list(cfg.runtime_command),
         "args": args,
         "env": _env(endpoint, cfg),
-        "ports": [{"name": "http", "containerPort": cfg.runtime_port, "protocol": "TCP"}],
+        "ports": [{"name": wire.HTTP_PORT, "containerPort": cfg.runtime_port, "protocol": "TCP"}],
         "resources": _resources(endpoint, gpus, cfg),
         "volumeMounts": mounts,
         "startupProbe": {
-            "httpGet": {"path": "/health", "port": "http"},
+            "httpGet": {"path": "/health", "port": wire.HTTP_PORT},
             "periodSeconds": 5,
             "failureThreshold": max(1, cfg.startup_seconds // 5),
         },
         "readinessProbe": probe,
         "livenessProbe": {
-            "httpGet": {"path": "/health", "port": "http"},
+            "httpGet": {"path": "/health", "port": wire.HTTP_PORT},
             "periodSeconds": 10,
             "failureThreshold": 6,
         },
@@ -134,10 +135,10 @@ def build_deployment(
     node_selector = dict(endpoint.spec.node_selector or {})
     resources = endpoint.spec.resources
     if resources is not None and resources.gpu_type:
-        node_selector[labels.GPU_PRODUCT] = resources.gpu_type
+        node_selector[wire.GPU_PRODUCT] = resources.gpu_type
     tolerations = list(endpoint.spec.tolerations or [])
     if gpus:
-        tolerations.append({"key": labels.GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"})
+        tolerations.append({"key": wire.GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"})
     pod_spec: dict[str, Any] = {
         "containers": [container],
         "volumes": volumes,
@@ -165,7 +166,7 @@ def build_deployment(
             "name": name,
             "namespace": namespace,
             "labels": pod_labels,
-            "annotations": {labels.SPEC_HASH: spec_hash(spec)},
+            "annotations": {wire.SPEC_HASH: spec_hash(spec)},
             "ownerReferences": [labels.owner_reference("ModelEndpoint", name, owner_uid)],
         },
         "spec": spec,

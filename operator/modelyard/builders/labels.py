@@ -1,56 +1,42 @@
-"""Names and labels shared by everything the operator creates, and by the gateway that
-discovers it (EndpointSlices inherit the Service's labels)."""
+"""The labels and owner references of everything the operator creates (the keys themselves are
+:mod:`modelyard.api.wire`'s: the gateway reads them too)."""
 
 from __future__ import annotations
 
-GROUP = "modelyard.io"
-VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
+from modelyard.api import wire
 
-MANAGED_BY = "app.kubernetes.io/managed-by"
-PART_OF = "app.kubernetes.io/part-of"
-NAME = "app.kubernetes.io/name"
-INSTANCE = "app.kubernetes.io/instance"
-COMPONENT = "app.kubernetes.io/component"
-ENDPOINT = "modelyard.io/endpoint"
-MODEL = "modelyard.io/model"
-TRAINING_JOB = "modelyard.io/training-job"
-SPEC_HASH = "modelyard.io/spec-hash"
-GPU_PRODUCT = "nvidia.com/gpu.product"
-GPU_RESOURCE = "nvidia.com/gpu"
 FIELD_MANAGER = "modelyard-operator"
+"""The operator's field manager in server-side apply."""
 
 
 def endpoint_labels(endpoint_name: str, model: str) -> dict[str, str]:
     """Labels of an endpoint's Deployment, pods and Service."""
-    return {
-        INSTANCE: endpoint_name,
-        MANAGED_BY: "modelyard",
-        NAME: "modelyard-runtime",
-        PART_OF: "modelyard",
-        ENDPOINT: endpoint_name,
-        MODEL: _label_value(model),
-    }
+    return _labels(endpoint_name, "modelyard-runtime", wire.ENDPOINT, model)
 
 
 def selector(endpoint_name: str) -> dict[str, str]:
-    return {ENDPOINT: endpoint_name}
+    return {wire.ENDPOINT: endpoint_name}
 
 
 def training_labels(job_name: str, model: str) -> dict[str, str]:
+    """Labels of a training job's batch Job, pods and NetworkPolicy."""
+    return _labels(job_name, "modelyard-trainer", wire.TRAINING_JOB, model)
+
+
+def _labels(owner_name: str, app: str, owner_key: str, model: str) -> dict[str, str]:
     return {
-        INSTANCE: job_name,
-        MANAGED_BY: "modelyard",
-        NAME: "modelyard-trainer",
-        PART_OF: "modelyard",
-        TRAINING_JOB: job_name,
-        MODEL: _label_value(model),
+        wire.INSTANCE: owner_name,
+        wire.MANAGED_BY: wire.PRODUCT,
+        wire.NAME: app,
+        wire.PART_OF: wire.PRODUCT,
+        owner_key: owner_name,
+        wire.MODEL: _label_value(model),
     }
 
 
 def owner_reference(kind: str, name: str, uid: str) -> dict[str, object]:
     return {
-        "apiVersion": API_VERSION,
+        "apiVersion": wire.API_VERSION,
         "kind": kind,
         "name": name,
         "uid": uid,

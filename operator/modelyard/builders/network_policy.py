@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from modelyard import api
+from modelyard.api import wire
 from modelyard.builders import labels, settings
 
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
@@ -76,7 +77,7 @@ def build_endpoint_policy(
         endpoint.namespace or "",
         labels.endpoint_labels(name, model),
         labels.selector(name),
-        "http",
+        wire.HTTP_PORT,
         cfg,
         labels.owner_reference("ModelEndpoint", name, owner_uid),
     )
@@ -93,8 +94,8 @@ def build_training_policy(
         name,
         job.namespace or "",
         labels.training_labels(name, job.spec.model),
-        {labels.TRAINING_JOB: name},
-        "progress",
+        {wire.TRAINING_JOB: name},
+        wire.PROGRESS_PORT_NAME,
         cfg,
         labels.owner_reference("TrainingJob", name, owner_uid),
     )

@@ -5,8 +5,8 @@ registration only ever *creates* an entry, never changes one: the controller cre
 manifest built here and, when the name is taken, asks :func:`verdict` whether the entry there is
 this job's own (made by an earlier try of the same reconcile) or someone else's, which it leaves
 byte-identical. A cluster-scoped entry cannot carry a namespaced owner reference, so the job that
-made it is written in two annotations, ``registered-by`` (``<namespace>/<name>``) and
-``registered-by-uid``; the uid tells a job from a later one of the same name.
+made it is written in two annotations, ``wire.REGISTERED_BY`` (``<namespace>/<name>``) and
+``wire.REGISTERED_BY_UID``; the uid tells a job from a later one of the same name.
 
 The platform controls registration with two operator settings (:class:`settings.Settings`):
 
@@ -28,12 +28,9 @@ from __future__ import annotations
 from typing import Any
 
 from modelyard import api
-from modelyard.builders import labels, settings, training
+from modelyard.api import wire
+from modelyard.builders import settings
 
-REGISTERED_BY = f"{labels.GROUP}/registered-by"
-"""Annotation on a registered entry: ``<namespace>/<name>`` of the TrainingJob that made it."""
-REGISTERED_BY_UID = f"{labels.GROUP}/registered-by-uid"
-"""Annotation on a registered entry: the uid of the TrainingJob that made it."""
 MAX_NAME = 253
 """The longest object name the API server takes."""
 
@@ -91,11 +88,11 @@ def registered_entry(
     """
     register = job.spec.output.register_as
     assert register is not None
-    wire = base.spec.to_wire()
+    base_spec = base.spec.to_wire()
     spec: dict[str, Any] = {
-        k: wire[k]
+        k: base_spec[k]
         for k in ("source", "architecture", "category", "runtime", "generationDefaults", "inferenceDefaults")
-        if wire.get(k) is not None
+        if base_spec.get(k) is not None
     }
     spec.update(
         {
@@ -106,12 +103,15 @@ def registered_entry(
         }
     )
     return {
-        "apiVersion": labels.API_VERSION,
+        "apiVersion": wire.API_VERSION,
         "kind": "ModelEntry",
         "metadata": {
             "name": name,
-            "labels": {training.TRAINED_BY: f"{job.namespace}.{job.name}"},
-            "annotations": {REGISTERED_BY: f"{job.namespace}/{job.name}", REGISTERED_BY_UID: job_uid},
+            "labels": {wire.TRAINED_BY: f"{job.namespace}.{job.name}"},
+            "annotations": {
+                wire.REGISTERED_BY: f"{job.namespace}/{job.name}",
+                wire.REGISTERED_BY_UID: job_uid,
+            },
         },
         "spec": spec,
     }
@@ -124,7 +124,7 @@ def registered(name: str) -> Outcome:
 def made_by(existing: dict[str, Any], job_uid: str) -> bool:
     """Whether the entry was registered by the TrainingJob of this uid."""
     annotations = (existing.get("metadata") or {}).get("annotations") or {}
-    return bool(annotations.get(REGISTERED_BY_UID) == job_uid)
+    return bool(annotations.get(wire.REGISTERED_BY_UID) == job_uid)
 
 
 def verdict(job: api.TrainingJob, existing: dict[str, Any], *, job_uid: str) -> Outcome:
@@ -134,7 +134,7 @@ def verdict(job: api.TrainingJob, existing: dict[str, Any], *, job_uid: str) -> 
     name = str(meta.get("name"))
     if made_by(existing, job_uid):
         return registered(name)
-    maker = (meta.get("annotations") or {}).get(REGISTERED_BY)
+    maker = (meta.get("annotations") or {}).get(wire.REGISTERED_BY)
     whose = f"registered by TrainingJob {maker}" if maker else "not registered by a TrainingJob"
     return "Succeeded", "RegistrationConflict", (
         f"ModelEntry {name} already exists ({whose}) and registration never changes an entry it did "

@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from modelyard import api
-from modelyard.api import model_entry
+from modelyard.api import model_entry, wire
 
 # Runtime flags for known options; the value of a True boolean is the bare flag.
 _KNOWN = (
@@ -23,9 +23,6 @@ _KNOWN = (
 )
 # Options only the vLLM engine understands.
 _VLLM_ONLY = ("gpu-memory-utilization", "tensor-parallel-size")
-
-MODELS_ROOT = "/models"
-
 
 def kebab(key: str) -> str:
     """``maxModelLen`` / ``max_model_len`` -> ``max-model-len``."""
@@ -47,25 +44,15 @@ def tensor_parallel_size(options: dict[str, Any]) -> int:
     return int(value) if isinstance(value, int | str) and str(value).isdigit() else 1
 
 
-def pvc_claim(uri: str) -> str | None:
-    """The claim of a ``pvc://claim/path`` URI (None for any other URI)."""
-    return uri.removeprefix("pvc://").partition("/")[0] if uri.startswith("pvc://") else None
-
-
-def local_path(uri: str) -> str | None:
-    """Where a ``pvc://claim/path`` or ``file://path`` URI is inside the runtime pod (the
-    Deployment mounts each claim at ``MODELS_ROOT/<claim>``); None for remote URIs."""
-    if uri.startswith("pvc://"):
-        claim, _, path = uri.removeprefix("pvc://").partition("/")
-        return f"{MODELS_ROOT}/{claim}/{path}".rstrip("/")
-    if uri.startswith("file://"):
-        return uri.removeprefix("file://")
-    return None
+def _in_pod(uri: str) -> str | None:
+    """Where a ``pvc://`` or ``file://`` URI is inside the runtime pod (the Deployment mounts
+    each claim at ``MODELS_ROOT/<claim>``); None for remote URIs."""
+    return wire.local_path(uri, wire.MODELS_ROOT)
 
 
 def model_reference(source: model_entry.ModelSource) -> tuple[str, str]:
     """(provider, what to pass as --model): a repo id, or a local path for pvc/file URIs."""
-    path = local_path(source.uri or "")
+    path = _in_pod(source.uri or "")
     if path is not None:
         return "local", path
     if source.uri:
@@ -91,7 +78,7 @@ def runtime_args(
     # the adapter answers to the served name, the bare base to the base entry's name.
     base_name = adapter.base_model if adapter is not None else served_name
     args = ["--model", model, "--served-name", base_name, "--engine", engine]
-    args += ["--provider", provider, "--host", "$(POD_IP)", "--port", str(port)]
+    args += ["--provider", provider, "--host", f"$({wire.POD_IP_ENV})", "--port", str(port)]
     if entry.spec.source.revision:
         args += ["--revision", entry.spec.source.revision]
     runtime = entry.spec.runtime
@@ -113,9 +100,9 @@ def runtime_args(
         if key in options and (engine == "vllm" or key not in _VLLM_ONLY):
             args += _flag(key, options[key])
     if adapter is not None:
-        args += ["--lora", f"{served_name}={local_path(adapter.uri) or adapter.uri}"]
+        args += ["--lora", f"{served_name}={_in_pod(adapter.uri) or adapter.uri}"]
     for extra in endpoint.spec.adapters or []:
-        args += ["--lora", f"{extra.name}={local_path(extra.uri) or extra.uri}"]
+        args += ["--lora", f"{extra.name}={_in_pod(extra.uri) or extra.uri}"]
     for key in sorted(k for k in options if k not in _KNOWN):
         value = options[key]
         args += ["--engine-arg", f"{key}={str(value).lower() if isinstance(value, bool) else value}"]

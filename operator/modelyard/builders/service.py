@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from modelyard import api
+from modelyard.api import wire
 from modelyard.builders import labels, settings
 
 
@@ -24,7 +25,14 @@ def build_service(
         "spec": {
             "type": "ClusterIP",
             "selector": labels.selector(name),
-            "ports": [{"name": "http", "port": cfg.runtime_port, "targetPort": "http", "protocol": "TCP"}],
+            "ports": [
+                {
+                    "name": wire.HTTP_PORT,
+                    "port": cfg.runtime_port,
+                    "targetPort": wire.HTTP_PORT,
+                    "protocol": "TCP",
+                }
+            ],
         },
     }
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
+from modelyard.api import wire
+
 RegistrationMode = Literal["prefixed", "exact", "off"]
 REGISTRATION_MODES: tuple[RegistrationMode, ...] = ("prefixed", "exact", "off")
 
@@ -18,7 +20,7 @@ class Settings:
     allowed_image_prefixes: tuple[str, ...] = ()
     """What ``spec.image`` of endpoints and training jobs may name (:mod:`.trust`); empty:
     only ``runtime_image``."""
-    runtime_port: int = 8000
+    runtime_port: int = wire.RUNTIME_PORT
     """Port the runtime listens on inside the pod (Service port ``http``)."""
     runtime_command: tuple[str, ...] = ("modelyard", "runtime")
     """The runtime entry point inside the image."""

@@ -2,7 +2,7 @@
 the job's phase and progress from the Job and its pods (all pure). The ModelEntry a finished job
 registers is :mod:`.registration`'s.
 
-The merged config travels in the pod template's annotation :data:`CONFIG_ANNOTATION` and reaches
+The merged config travels in the pod template's annotation ``wire.TRAINER_CONFIG`` and reaches
 the trainer as a file through a downward-API volume: the operator needs no ConfigMap rights in
 tenant namespaces for it (least privilege, docs/security.md). The trainer pod mounts no
 service-account token: it never talks to the API server (the operator polls its ``/progress``).
@@ -15,39 +15,24 @@ from collections.abc import Sequence
 from typing import Any
 
 from modelyard import api
-from modelyard.api import training_job
+from modelyard.api import training_job, wire
 from modelyard.builders import endpoint_status, labels, security, settings
 
 CONFIG_DIR = "/etc/modelyard"
-CONFIG_ANNOTATION = "modelyard.io/trainer-config"
-"""Pod template annotation holding the trainer's config.json (mounted at CONFIG_DIR)."""
-DATA_ROOT = "/data"
-OUTPUT_ROOT = "/output"
+"""Where the trainer's config.json is mounted (from the ``wire.TRAINER_CONFIG`` annotation)."""
 SCRATCH = "/scratch"
 """Writable scratch (HOME, TMPDIR) under a read-only root filesystem."""
-PROGRESS_PORT = 8001
-"""The trainer serves ``GET /progress`` here, on its pod IP."""
-TRAINED_BY = "modelyard.io/trained-by"
-"""Label of a registered ModelEntry: ``<namespace>.<name>`` of the TrainingJob that made it."""
-EXIT_UNRECOVERABLE = 2
-"""The trainer's exit code for what a retry cannot fix (bad data, bad config, missing GPU)."""
-
-
-def _pvc_path(uri: str, root: str) -> tuple[str, str]:
-    """``pvc://claim/some/path`` -> (claim, ``root/claim/some/path``)."""
-    claim, _, path = uri.removeprefix("pvc://").partition("/")
-    return claim, f"{root}/{claim}/{path}".rstrip("/")
 
 
 def _local(uri: str, root: str) -> str:
-    if uri.startswith("pvc://"):
-        return _pvc_path(uri, root)[1]
-    return uri.removeprefix("file://")
+    """A dataset's or output's path in the trainer pod (claims mounted at ``root/<claim>``)."""
+    return wire.local_path(uri, root) or uri
 
 
 def _dataset_path(job: api.TrainingJob) -> str:
     dataset = job.spec.dataset
-    return _local(dataset.uri, DATA_ROOT) if dataset.uri else f"{DATA_ROOT}/configmap/dataset.jsonl"
+    root = wire.DATA_ROOT
+    return _local(dataset.uri, root) if dataset.uri else f"{root}/configmap/dataset.jsonl"
 
 
 def trainer_config(
@@ -68,7 +53,7 @@ def trainer_config(
         "hyperparameters": effective.hyperparameters.to_wire() if effective.hyperparameters else {},
         "lora": effective.lora.to_wire() if effective.lora and job.spec.method != "full" else None,
         "output": {
-            "path": _local(output.uri, OUTPUT_ROOT),
+            "path": _local(output.uri, wire.OUTPUT_ROOT),
             "uri": output.uri,
             "register": output.register_as.to_wire() if output.register_as else None,
         },
@@ -90,7 +75,7 @@ def build_job(
     pod_labels = labels.training_labels(name, job.spec.model)
     # Paths also go on the command line: a runner that maps mounts (the local node agent)
     # rewrites arguments, never the config file's content.
-    data_path, output_path = _dataset_path(job), _local(job.spec.output.uri, OUTPUT_ROOT)
+    data_path, output_path = _dataset_path(job), _local(job.spec.output.uri, wire.OUTPUT_ROOT)
     volumes: list[dict[str, Any]] = [
         {
             "name": "config",
@@ -98,7 +83,7 @@ def build_job(
                 "items": [
                     {
                         "path": "config.json",
-                        "fieldRef": {"fieldPath": f"metadata.annotations['{CONFIG_ANNOTATION}']"},
+                        "fieldRef": {"fieldPath": f"metadata.annotations['{wire.TRAINER_CONFIG}']"},
                     }
                 ]
             },
@@ -122,22 +107,20 @@ def build_job(
                 },
             }
         )
-        mounts.append({"name": "dataset", "mountPath": f"{DATA_ROOT}/configmap", "readOnly": True})
-    elif dataset.uri and dataset.uri.startswith("pvc://"):
-        claim, _ = _pvc_path(dataset.uri, DATA_ROOT)
+        mounts.append({"name": "dataset", "mountPath": f"{wire.DATA_ROOT}/configmap", "readOnly": True})
+    elif claim := wire.pvc_claim(dataset.uri or ""):
         volumes.append({"name": "dataset", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}})
-        mounts.append({"name": "dataset", "mountPath": f"{DATA_ROOT}/{claim}", "readOnly": True})
-    if job.spec.output.uri.startswith("pvc://"):
-        claim, _ = _pvc_path(job.spec.output.uri, OUTPUT_ROOT)
+        mounts.append({"name": "dataset", "mountPath": f"{wire.DATA_ROOT}/{claim}", "readOnly": True})
+    if claim := wire.pvc_claim(job.spec.output.uri):
         volumes.append({"name": "output", "persistentVolumeClaim": {"claimName": claim}})
-        mounts.append({"name": "output", "mountPath": f"{OUTPUT_ROOT}/{claim}"})
+        mounts.append({"name": "output", "mountPath": f"{wire.OUTPUT_ROOT}/{claim}"})
     resources = job.spec.resources
     gpus = resources.gpus if resources is not None and resources.gpus is not None else 1
     requests = {"cpu": (resources.cpu if resources and resources.cpu else cfg.default_cpu)}
     requests["memory"] = resources.memory if resources and resources.memory else cfg.default_memory
     limits = {"memory": requests["memory"]}
     if gpus:
-        requests[labels.GPU_RESOURCE] = limits[labels.GPU_RESOURCE] = str(gpus)
+        requests[wire.GPU_RESOURCE] = limits[wire.GPU_RESOURCE] = str(gpus)
     container = {
         "name": "trainer",
         "image": job.spec.image or cfg.runtime_image,
@@ -147,11 +130,11 @@ def build_job(
             {"name": "HF_HOME", "value": f"{cfg.cache_dir}/huggingface"},
             {"name": "HOME", "value": SCRATCH},
             {"name": "TMPDIR", "value": SCRATCH},
-            {"name": "MODELYARD_PROGRESS_PORT", "value": str(PROGRESS_PORT)},
-            {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+            {"name": wire.PROGRESS_PORT_ENV, "value": str(wire.PROGRESS_PORT)},
+            {"name": wire.POD_IP_ENV, "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
             {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         ],
-        "ports": [{"name": "progress", "containerPort": PROGRESS_PORT, "protocol": "TCP"}],
+        "ports": [{"name": wire.PROGRESS_PORT_NAME, "containerPort": wire.PROGRESS_PORT, "protocol": "TCP"}],
         "resources": {"requests": requests, "limits": limits},
         "volumeMounts": mounts,
         "terminationMessagePolicy": "FallbackToLogsOnError",
@@ -165,9 +148,9 @@ def build_job(
         "automountServiceAccountToken": False,
     }
     if resources is not None and resources.gpu_type:
-        pod_spec["nodeSelector"] = {labels.GPU_PRODUCT: resources.gpu_type}
+        pod_spec["nodeSelector"] = {wire.GPU_PRODUCT: resources.gpu_type}
     if gpus:
-        pod_spec["tolerations"] = [{"key": labels.GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}]
+        pod_spec["tolerations"] = [{"key": wire.GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}]
     spec: dict[str, Any] = {
         "backoffLimit": job.spec.backoff_limit,
         # Retries are for crashes and lost pods (they resume); a bad dataset fails at once.
@@ -178,13 +161,13 @@ def build_job(
                     "onExitCodes": {
                         "containerName": "trainer",
                         "operator": "In",
-                        "values": [EXIT_UNRECOVERABLE],
+                        "values": [wire.EXIT_UNRECOVERABLE],
                     },
                 }
             ]
         },
         "template": {
-            "metadata": {"labels": pod_labels, "annotations": {CONFIG_ANNOTATION: config_text(config)}},
+            "metadata": {"labels": pod_labels, "annotations": {wire.TRAINER_CONFIG: config_text(config)}},
             "spec": pod_spec,
         },
     }
@@ -249,7 +232,7 @@ def progress_url(pods: Sequence[dict[str, Any]]) -> str | None:
     for pod in _newest(pods):
         status = pod.get("status") or {}
         if status.get("phase") == "Running" and status.get("podIP"):
-            return f"http://{status['podIP']}:{PROGRESS_PORT}/progress"
+            return f"http://{status['podIP']}:{wire.PROGRESS_PORT}{wire.PROGRESS_PATH}"
     return None
 
 

@@ -24,7 +24,8 @@ import kopf
 from aiohttp import web
 
 from modelyard import incluster
-from modelyard.builders import labels, settings
+from modelyard.api import wire
+from modelyard.builders import settings
 from modelyard.controllers import (
     admission,
     catalog_seed,
@@ -42,13 +43,13 @@ from modelyard.controllers import (
     webhook_certs,
 )
 from modelyard.statusapi import app as status_app
+from modelyard.statusapi import cache
 from modelyard.statusapi import settings as status_settings
-from modelyard.statusapi import view
 
 log = logging.getLogger(__name__)
 
-GROUP = labels.GROUP
-MANAGED = {labels.MANAGED_BY: "modelyard"}
+GROUP = wire.GROUP
+MANAGED = {wire.MANAGED_BY: wire.PRODUCT}
 
 
 FailurePolicy = webhook.FailurePolicy  # the field ``webhook`` shadows the module in the class
@@ -100,15 +101,15 @@ class OperatorOptions:
 
 
 ADMISSION = (
-    webhook.Handler("validate-endpoint", "modelendpoints"),
-    webhook.Handler("validate-training-job", "trainingjobs"),
-    webhook.Handler("validate-entry", "modelentries"),
+    webhook.Handler("validate-endpoint", wire.MODEL_ENDPOINTS),
+    webhook.Handler("validate-training-job", wire.TRAINING_JOBS),
+    webhook.Handler("validate-entry", wire.MODEL_ENTRIES),
 )
 """The validating handlers: kopf ids (the webhook URL paths) and what each checks."""
 
 
 def build_registry(
-    ctx: context.Context, options: OperatorOptions, status_view: view.View | None = None
+    ctx: context.Context, options: OperatorOptions, status_cache: cache.Cache | None = None
 ) -> kopf.OperatorRegistry:
     """Every handler of the operator, registered on a registry of its own."""
     registry = kopf.OperatorRegistry()
@@ -153,76 +154,76 @@ def build_registry(
         )
 
     # -- ModelEntry ----------------------------------------------------------------------
-    @on.resume(GROUP, "modelentries", registry=registry)
-    @on.create(GROUP, "modelentries", registry=registry)
-    @on.update(GROUP, "modelentries", registry=registry)
+    @on.resume(GROUP, wire.MODEL_ENTRIES, registry=registry)
+    @on.create(GROUP, wire.MODEL_ENTRIES, registry=registry)
+    @on.update(GROUP, wire.MODEL_ENTRIES, registry=registry)
     async def entry_changed(name: str, **_: Any) -> None:
         ctx.touch_entry(name, delay=0)
 
-    @on.delete(GROUP, "modelentries", registry=registry, optional=True)
+    @on.delete(GROUP, wire.MODEL_ENTRIES, registry=registry, optional=True)
     async def entry_deleted(name: str, **_: Any) -> None:
         ctx.touch_entry(name, delay=0)
 
     # -- served-name ownership: every endpoint and entry, as the watches see them -------------
-    @on.event(GROUP, "modelentries", registry=registry)
+    @on.event(GROUP, wire.MODEL_ENTRIES, registry=registry)
     async def entry_seen(type: str | None, body: Any, **_: Any) -> None:
         ctx.touch_endpoints(ctx.ownership.entry_event(ownership.plain(body), deleted=type == "DELETED"))
 
-    @on.event(GROUP, "modelendpoints", registry=registry)
+    @on.event(GROUP, wire.MODEL_ENDPOINTS, registry=registry)
     async def endpoint_seen(type: str | None, body: Any, **_: Any) -> None:
         ctx.touch_endpoints(ctx.ownership.endpoint_event(ownership.plain(body), deleted=type == "DELETED"))
 
     # -- ModelEndpoint -------------------------------------------------------------------
-    @on.resume(GROUP, "modelendpoints", registry=registry)
-    @on.create(GROUP, "modelendpoints", registry=registry)
-    @on.update(GROUP, "modelendpoints", registry=registry)
+    @on.resume(GROUP, wire.MODEL_ENDPOINTS, registry=registry)
+    @on.create(GROUP, wire.MODEL_ENDPOINTS, registry=registry)
+    @on.update(GROUP, wire.MODEL_ENDPOINTS, registry=registry)
     async def endpoint_changed(namespace: str | None, name: str, **_: Any) -> None:
         ctx.touch_endpoint(namespace or "", name, delay=0)
 
-    @on.delete(GROUP, "modelendpoints", registry=registry, optional=True)
+    @on.delete(GROUP, wire.MODEL_ENDPOINTS, registry=registry, optional=True)
     async def endpoint_deleted(namespace: str | None, name: str, **_: Any) -> None:
         ctx.touch_endpoint(namespace or "", name, delay=0)
 
     for group_version, plural in (("apps/v1", "deployments"), ("v1", "services"), ("v1", "pods")):
 
-        @on.event(group_version, plural, labels={**MANAGED, labels.ENDPOINT: kopf.PRESENT}, registry=registry)
+        @on.event(group_version, plural, labels={**MANAGED, wire.ENDPOINT: kopf.PRESENT}, registry=registry)
         async def child_event(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
-            ctx.touch_endpoint(namespace or "", labels[_ENDPOINT_LABEL], delay=0.3)
+            ctx.touch_endpoint(namespace or "", labels[wire.ENDPOINT], delay=0.3)
 
     # -- TrainingJob ---------------------------------------------------------------------
-    @on.resume(GROUP, "trainingjobs", registry=registry)
-    @on.create(GROUP, "trainingjobs", registry=registry)
-    @on.update(GROUP, "trainingjobs", registry=registry)
+    @on.resume(GROUP, wire.TRAINING_JOBS, registry=registry)
+    @on.create(GROUP, wire.TRAINING_JOBS, registry=registry)
+    @on.update(GROUP, wire.TRAINING_JOBS, registry=registry)
     async def training_changed(namespace: str | None, name: str, **_: Any) -> None:
         ctx.touch_training(namespace or "", name, delay=0)
 
     for group_version, plural in (("batch/v1", "jobs"), ("v1", "pods")):
 
         @on.event(
-            group_version, plural, labels={**MANAGED, labels.TRAINING_JOB: kopf.PRESENT}, registry=registry
+            group_version, plural, labels={**MANAGED, wire.TRAINING_JOB: kopf.PRESENT}, registry=registry
         )
         async def training_child_event(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
-            ctx.touch_training(namespace or "", labels[_TRAINING_LABEL], delay=0.3)
+            ctx.touch_training(namespace or "", labels[wire.TRAINING_JOB], delay=0.3)
 
-    # -- the status API's view of the three kinds -------------------------------------------
-    if status_view is not None:
-        for plural in ("modelentries", "modelendpoints", "trainingjobs"):
+    # -- the status API's cache of the three kinds ------------------------------------------
+    if status_cache is not None:
+        for plural in (wire.MODEL_ENTRIES, wire.MODEL_ENDPOINTS, wire.TRAINING_JOBS):
 
             @on.event(GROUP, plural, registry=registry)
             async def mirror(type: str | None, body: Any, **_: Any) -> None:
                 obj = dict(body)
                 if type == "DELETED":
                     meta = obj.get("metadata") or {}
-                    status_view.delete(str(obj.get("kind")), meta.get("namespace"), str(meta.get("name")))
+                    status_cache.delete(str(obj.get("kind")), meta.get("namespace"), str(meta.get("name")))
                 else:
-                    status_view.upsert(obj)
+                    status_cache.upsert(obj)
 
     # -- admission -----------------------------------------------------------------------
     if options.webhook:
         checks = {
-            "modelendpoints": admission.validate_endpoint,
-            "trainingjobs": admission.validate_training_job,
-            "modelentries": admission.validate_entry,
+            wire.MODEL_ENDPOINTS: admission.validate_endpoint,
+            wire.TRAINING_JOBS: admission.validate_training_job,
+            wire.MODEL_ENTRIES: admission.validate_entry,
         }
         for handler in ADMISSION:
             check = checks[handler.plural]
@@ -288,12 +289,8 @@ def _kubeconfig_login(configuration: Any) -> kopf.ConnectionInfo:
     )
 
 
-_ENDPOINT_LABEL = labels.ENDPOINT
-_TRAINING_LABEL = labels.TRAINING_JOB
-
-
 async def _serve_http(
-    ctx: context.Context, options: OperatorOptions, status_view: view.View
+    ctx: context.Context, options: OperatorOptions, status_cache: cache.Cache
 ) -> list[web.AppRunner]:
     """The status API and dashboard, and /metrics, each with /healthz: on one port, or on two
     when ``status_port`` is given (the chart's way: a scraper needs no status token, and a
@@ -305,7 +302,8 @@ async def _serve_http(
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
-    status = status_app.create_app(status_settings.StatusApiSettings(token=options.status_token), status_view)
+    config = status_settings.StatusApiSettings(token=options.status_token)
+    status = status_app.create_app(config, status_cache)
     status.router.add_get("/healthz", healthz)
     sites: list[tuple[web.Application, int]] = [(status, options.metrics_port)]
     if options.status_port is not None and options.status_port != options.metrics_port:
@@ -356,8 +354,8 @@ async def run(options: OperatorOptions) -> None:
     ctx = make_context(options)
     stop = asyncio.Event()
     lease = leader.Lease(ctx.cluster.api, options.namespace) if options.leader_election else None
-    status_view = view.View()
-    runners = await _serve_http(ctx, options, status_view)  # /healthz answers while a standby waits
+    status_cache = cache.Cache()
+    runners = await _serve_http(ctx, options, status_cache)  # /healthz answers while a standby waits
     await leader_label.mark(ctx.cluster, options.namespace, options.pod_name, False)
     if lease is not None:
         await lease.acquire()
@@ -372,7 +370,7 @@ async def run(options: OperatorOptions) -> None:
     await _seed_ownership(ctx)
     try:
         await kopf.operator(
-            registry=build_registry(ctx, options, status_view),
+            registry=build_registry(ctx, options, status_cache),
             clusterwide=True,
             standalone=True,
             stop_flag=stop,

@@ -19,6 +19,7 @@ from kubernetes.config import incluster_config
 from kubernetes.dynamic import exceptions
 
 from modelyard import incluster
+from modelyard.api import wire
 from modelyard.builders import labels
 
 # (apiVersion, kind) of everything the operator touches.
@@ -29,9 +30,9 @@ CONFIG_MAP = ("v1", "ConfigMap")
 SECRET = ("v1", "Secret")
 JOB = ("batch/v1", "Job")
 NETWORK_POLICY = ("networking.k8s.io/v1", "NetworkPolicy")
-MODEL_ENTRY = (labels.API_VERSION, "ModelEntry")
-MODEL_ENDPOINT = (labels.API_VERSION, "ModelEndpoint")
-TRAINING_JOB = (labels.API_VERSION, "TrainingJob")
+MODEL_ENTRY = (wire.API_VERSION, "ModelEntry")
+MODEL_ENDPOINT = (wire.API_VERSION, "ModelEndpoint")
+TRAINING_JOB = (wire.API_VERSION, "TrainingJob")
 
 Kind = tuple[str, str]
 

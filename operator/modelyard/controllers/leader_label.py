@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import logging
 
+from modelyard.api import wire
 from modelyard.controllers import cluster
 
 log = logging.getLogger(__name__)
 
-LABEL = "modelyard.io/leader"
+LABEL = wire.LEADER
 
 
 async def mark(kube: cluster.Cluster, namespace: str, pod: str | None, leading: bool) -> None:

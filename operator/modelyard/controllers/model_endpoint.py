@@ -4,7 +4,7 @@ One reconcile reads the endpoint, its entry, its Deployment and pods, applies th
 children (server-side apply: a deleted or hand-edited child is restored) and writes status
 once. Upstream endpoints run no pods: they are Ready when the upstream base URL answers.
 
-Children are only ever the endpoint's own (:mod:`modelyard.builders.ownership`): before an
+Children are only ever the endpoint's own (:mod:`modelyard.builders.children`): before an
 apply, the live Deployment and Service (one GET each, or the GETs this reconcile already made)
 and, with NetworkPolicies on, the NetworkPolicy (one GET) must be absent or controlled by this
 endpoint's uid; a same-named object of anyone else's is left untouched and the endpoint waits,
@@ -28,7 +28,8 @@ import kopf
 import pydantic
 
 from modelyard import api
-from modelyard.builders import deployment, endpoint_status, labels, network_policy, ownership, service, trust
+from modelyard.api import wire
+from modelyard.builders import children, deployment, endpoint_status, network_policy, service, trust
 from modelyard.controllers import cluster, conditions, context, model_entry
 from modelyard.registry import manifests
 
@@ -100,7 +101,7 @@ async def _observe_children(
             else None
         )
         taken = [
-            ownership.conflict(child, "ModelEndpoint", endpoint.name, uid) for child in (*live, live_policy)
+            children.conflict(child, "ModelEndpoint", endpoint.name, uid) for child in (*live, live_policy)
         ]
         message = "; ".join(m for m in taken if m)
         if message:
@@ -116,7 +117,7 @@ async def _observe_children(
         ctx.applied[key] = context.Applied(
             digest, _ids(current, "generation"), _ids(applied_service, "resourceVersion")
         )
-    pods = await ctx.cluster.list(cluster.POD, endpoint.namespace, f"{labels.ENDPOINT}={endpoint.name}")
+    pods = await ctx.cluster.list(cluster.POD, endpoint.namespace, f"{wire.ENDPOINT}={endpoint.name}")
     return endpoint_status.observe(endpoint.spec.replicas, current, pods)
 
 
@@ -137,7 +138,7 @@ async def _remove_children(ctx: context.Context, endpoint: api.ModelEndpoint, ui
     for kind, child in zip(
         (cluster.DEPLOYMENT, cluster.SERVICE), await _live_children(ctx, endpoint), strict=True
     ):
-        if child is not None and ownership.owned(child, uid):
+        if child is not None and children.owned(child, uid):
             await ctx.cluster.delete(kind, endpoint.name, endpoint.namespace, uid=child["metadata"]["uid"])
 
 

@@ -8,7 +8,7 @@ into ``status.progress``; the final progress comes from the trainer's terminatio
 A finished job with ``output.register`` creates its ModelEntry, never changes one
 (:mod:`modelyard.builders.registration`): the name taken by an entry it did not make ends the
 registration, ``RegistrationConflict``. Its Job and NetworkPolicy are only ever its own
-(:mod:`modelyard.builders.ownership`): a same-named one of anyone else's is left untouched and
+(:mod:`modelyard.builders.children`): a same-named one of anyone else's is left untouched and
 the job waits, ``Pending``/``OwnershipConflict`` (the Job's GET is the one the reconcile makes
 anyway; the NetworkPolicy, when policies are on, costs one GET before the Job is created).
 """
@@ -26,7 +26,8 @@ import pydantic
 from modelyard import api
 from modelyard.api import model_entry as entry_api
 from modelyard.api import training_job as job_api
-from modelyard.builders import labels, network_policy, ownership, registration, training, trust
+from modelyard.api import wire
+from modelyard.builders import children, network_policy, registration, training, trust
 from modelyard.controllers import cluster, conditions, context, model_entry
 from modelyard.registry import catalog, manifests
 
@@ -135,7 +136,7 @@ async def _decide(
         return "Pending", "EntryNotFound", message, {}
     entry = model_entry.parse(entry_body)
     existing = await ctx.cluster.get(cluster.JOB, job.name, job.namespace)
-    taken = ownership.conflict(existing, "TrainingJob", job.name, uid)
+    taken = children.conflict(existing, "TrainingJob", job.name, uid)
     if (existing is None or taken) and current.get("phase") in ("Succeeded", "Failed"):
         # The finished Job was deleted (ttlSecondsAfterFinished): never run it again.
         return current["phase"], current.get("reason", ""), current.get("message", ""), {}
@@ -156,7 +157,7 @@ async def _decide(
         policy = network_policy.build_training_policy(job, ctx.settings, owner_uid=uid)
         if policy is not None:
             live = await ctx.cluster.get(cluster.NETWORK_POLICY, policy["metadata"]["name"], job.namespace)
-            taken = ownership.conflict(live, "TrainingJob", job.name, uid)
+            taken = children.conflict(live, "TrainingJob", job.name, uid)
             if taken:
                 ctx.touch_training(job.namespace or "", job.name, delay=CONFLICT_RECHECK_SECONDS)
                 return "Pending", "OwnershipConflict", taken, {}
@@ -164,7 +165,7 @@ async def _decide(
         existing = await ctx.cluster.create(training.build_job(job, ctx.settings, config, owner_uid=uid))
         if existing is None:  # a Job of the name appeared since the GET: look at it again
             ctx.touch_training(job.namespace or "", job.name, delay=1)
-    pods = await ctx.cluster.list(cluster.POD, job.namespace, f"{labels.TRAINING_JOB}={job.name}")
+    pods = await ctx.cluster.list(cluster.POD, job.namespace, f"{wire.TRAINING_JOB}={job.name}")
     phase, reason, message = training.job_phase(existing, pods)
     status = (existing or {}).get("status") or {}
     if status.get("startTime"):

@@ -37,7 +37,7 @@ from typing import Any, Literal
 import aiohttp.web
 import kopf
 
-from modelyard.builders import labels
+from modelyard.api import wire
 from modelyard.controllers import cluster, tls, webhook_certs
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ def build_webhooks(
     """The ``webhooks`` of the configuration, one per handler, as kopf would build them."""
     return [
         {
-            "name": f"{h.id}.{labels.GROUP}",
+            "name": f"{h.id}.{wire.GROUP}",
             "admissionReviewVersions": ["v1"],
             "clientConfig": {
                 "service": {
@@ -109,8 +109,8 @@ def build_webhooks(
             "namespaceSelector": namespace_selector(),
             "rules": [
                 {
-                    "apiGroups": [labels.GROUP],
-                    "apiVersions": [labels.VERSION],
+                    "apiGroups": [wire.GROUP],
+                    "apiVersions": [wire.VERSION],
                     "operations": list(h.operations),
                     "resources": [h.plural],
                     "scope": "*",

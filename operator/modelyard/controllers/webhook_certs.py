@@ -31,6 +31,7 @@ from typing import Any, Protocol
 
 from kubernetes.dynamic import exceptions
 
+from modelyard.api import wire
 from modelyard.controllers import cluster, tls
 
 log = logging.getLogger(__name__)
@@ -131,7 +132,7 @@ class SecretStore:
             if wanted is found:
                 return wanted
             meta: dict[str, Any] = {"name": self.name, "namespace": self.namespace,
-                                    "labels": {"app.kubernetes.io/managed-by": "modelyard"}}  # fmt: skip
+                                    "labels": {wire.MANAGED_BY: wire.PRODUCT}}  # fmt: skip
             try:
                 if secret is None:
                     body = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": meta,

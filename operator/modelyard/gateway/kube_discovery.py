@@ -8,8 +8,8 @@ the API server sends it):
   endpoint is routed only when ``Ready``; a pod endpoint also while ``Degraded`` or
   ``Progressing``, through the pods that are still ready (a crashed replica or a rolling
   update must not take the whole model away);
-* ``endpointslices`` labelled ``modelyard.io/endpoint`` (all namespaces): the addresses of
-  ready endpoints on the port named ``http`` are the endpoint's pods;
+* ``endpointslices`` labelled ``modelyard.io/endpoint`` (``wire.ENDPOINT``, all namespaces):
+  the addresses of ready endpoints on the port named ``http`` are the endpoint's pods;
 * ``modelentries``: ``spec.upstream`` of the entries that upstream endpoints serve, and
   ``spec.servingNamespaces`` (served-name ownership);
 * one Secret per upstream ``apiKeySecretRef`` and the gateway's API-key Secret.
@@ -41,16 +41,13 @@ from typing import Any
 import pydantic
 
 from modelyard import api
-from modelyard.api import served_names
+from modelyard.api import served_names, wire
 from modelyard.gateway import auth, discovery, kube, routes
 
 log = logging.getLogger(__name__)
 
 # Phases in which an endpoint's ready pods serve (the EndpointSlices say which pods are ready).
 _SERVING_PHASES = frozenset({"Ready", "Degraded", "Progressing"})
-
-ENDPOINT_LABEL = "modelyard.io/endpoint"
-_GROUP = "/apis/modelyard.io/v1alpha1"
 
 
 class KubeDiscovery:
@@ -69,10 +66,10 @@ class KubeDiscovery:
         self._keys_said: tuple[tuple[str, ...], bool] | None = None
         self._synced = False
         self._scheduled = False
-        self.endpoints = self._informer(f"{_GROUP}/modelendpoints")
-        self.entries = self._informer(f"{_GROUP}/modelentries")
+        self.endpoints = self._informer(wire.api_path(wire.MODEL_ENDPOINTS))
+        self.entries = self._informer(wire.api_path(wire.MODEL_ENTRIES))
         self.slices = self._informer(
-            "/apis/discovery.k8s.io/v1/endpointslices", label_selector=ENDPOINT_LABEL
+            "/apis/discovery.k8s.io/v1/endpointslices", label_selector=wire.ENDPOINT
         )
         self.keys_secret = keys_secret
         self.key_secret: kube.Informer | None = None
@@ -207,8 +204,9 @@ class KubeDiscovery:
         found: dict[str, list[str]] = {}
         for obj in self.slices.store.values():
             meta = obj.get("metadata") or {}
-            endpoint = (meta.get("labels") or {}).get(ENDPOINT_LABEL)
-            port = next((p.get("port") for p in obj.get("ports") or () if p.get("name") == "http"), None)
+            endpoint = (meta.get("labels") or {}).get(wire.ENDPOINT)
+            ports = obj.get("ports") or ()
+            port = next((p.get("port") for p in ports if p.get("name") == wire.HTTP_PORT), None)
             if not endpoint or not port:
                 continue
             urls = found.setdefault(f"{meta.get('namespace')}/{endpoint}", [])

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from modelyard.api import wire
 from modelyard.local import podenv, probes
 
 if TYPE_CHECKING:
@@ -86,7 +87,7 @@ class Container:
         base = podenv.base_env(runner.pod, runner.hooks.extra_env)
         base.update(podenv.volume_env(runner.volumes))
         base["MODELYARD_POD_DIR"] = str(runner.pod_dir)
-        base["MODELYARD_TERMINATION_MESSAGE_PATH"] = str(term)
+        base[wire.TERMINATION_MESSAGE_ENV] = str(term)
         env = podenv.container_env(runner.pod, spec, runner.hooks.read, base)
         env = {k: podenv.rewrite(v, mounts) for k, v in env.items()}
         argv = [*spec.get("command", []), *spec.get("args", [])]

@@ -1,7 +1,8 @@
 """Fake nodes as the node agent registers them: capacity, GPU labels, conditions.
 
 Kept apart from the agent loop so that what a node looks like to the scheduler (GPU count as
-``nvidia.com/gpu``, the ``nvidia.com/gpu.product`` label, the fake-pods label) is in one place.
+``nvidia.com/gpu``, the ``nvidia.com/gpu.product`` label, the fake-pods label) is in one place;
+the GPU names are :mod:`modelyard.api.wire`'s, which the operator's builders request and select.
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ import platform
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelyard.api import wire
+
 Obj = dict[str, Any]
 FAKE_LABEL = "modelyard.io/fake-pods"
-GPU_RESOURCE = "nvidia.com/gpu"
-GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 
 
 def _now() -> str:
@@ -45,9 +46,9 @@ class NodeSpec:
         resources = {"cpu": self.cpu, "memory": self.memory, "pods": "110",
                      "ephemeral-storage": "100Gi"}
         if self.gpus:
-            labels[GPU_PRODUCT_LABEL] = self.gpu_type
+            labels[wire.GPU_PRODUCT] = self.gpu_type
             labels["nvidia.com/gpu.count"] = str(self.gpus)
-            resources[GPU_RESOURCE] = str(self.gpus)
+            resources[wire.GPU_RESOURCE] = str(self.gpus)
         if self.fake:
             labels[FAKE_LABEL] = "true"
         return {

@@ -11,7 +11,8 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-GROUP_VERSION = "modelyard.io/v1alpha1"
+from modelyard.api import wire
+
 RELEASE = "modelyard"
 SYSTEM_NAMESPACE = "modelyard-system"
 GATEWAY_SERVICE = "modelyard-gateway"
@@ -116,7 +117,7 @@ def model_entry(model: Model, ns: str = NAMESPACE) -> dict[str, Any]:
     if model.generation_defaults:
         spec["generationDefaults"] = dict(model.generation_defaults)
     return {
-        "apiVersion": GROUP_VERSION,
+        "apiVersion": wire.API_VERSION,
         "kind": "ModelEntry",
         "metadata": {"name": model.entry, "labels": dict(PART_OF)},
         "spec": spec,
@@ -128,7 +129,7 @@ def model_endpoint(model: Model, ns: str = NAMESPACE) -> dict[str, Any]:
     if model.gpus:
         resources["gpuType"] = GPU_TYPE
     return {
-        "apiVersion": GROUP_VERSION,
+        "apiVersion": wire.API_VERSION,
         "kind": "ModelEndpoint",
         "metadata": {"name": model.endpoint, "namespace": ns, "labels": dict(PART_OF)},
         "spec": {"model": model.entry, "replicas": 1, "resources": resources},

@@ -18,6 +18,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from modelyard.api import wire
 from modelyard.local import build, controlplane, kube, tinymodels
 from modelyard.quickstart import cluster, manifests, progress
 
@@ -99,7 +100,7 @@ def wait_ready(
     may recover), raises with the status message and the pod's log tail.
     """
     client = kube.Kube(plane.kubeconfig)
-    base = f"/apis/{manifests.GROUP_VERSION}"
+    base = f"/apis/{wire.API_VERSION}"
     seen: dict[str, str] = {}
     failed_since: dict[str, float] = {}
     deadline = time.monotonic() + timeout
@@ -140,7 +141,7 @@ def wait_ready(
 def _fail(plane: controlplane.ControlPlane, model: manifests.Model, status: dict[str, Any]) -> None:
     logs = subprocess.run(
         [str(build.bin_dir() / "kubectl"), "logs", "-n", manifests.NAMESPACE, "--tail=20",
-         "-l", f"modelyard.io/endpoint={model.endpoint}"],
+         "-l", f"{wire.ENDPOINT}={model.endpoint}"],
         env=cluster.tool_env(plane), capture_output=True, text=True, check=False,
     )  # fmt: skip
     tail = (logs.stdout or logs.stderr).strip() or "(no log)"

@@ -1,10 +1,10 @@
 """The registry API: the operations of the Model Garden document over a set of ModelEntry objects.
 
-    registry = catalog.Registry.builtin()
-    model = registry.get("meta-llama/Llama-3.2-1B-Instruct")   # name, servedName or repo
-    registry.find(category="text-llm", capability="training")
-    registry.training_hyperparameters(model_id, {"learningRate": 1e-4})
-    ok, reason = registry.validate_for_inference(model_id, gpu_type="NVIDIA-L4", gpu_count=1)
+    models = catalog.Catalog.builtin()
+    model = models.get("meta-llama/Llama-3.2-1B-Instruct")   # name, servedName or repo
+    models.find(category="text-llm", capability="training")
+    models.training_hyperparameters(model_id, {"learningRate": 1e-4})
+    ok, reason = models.validate_for_inference(model_id, gpu_type="NVIDIA-L4", gpu_count=1)
 
 Lookups accept the entry's Kubernetes name, its served name or its source repo. Validation
 answers ``(ok, reason)`` (a :class:`Verdict`), never raises for a model that merely cannot run.
@@ -60,8 +60,8 @@ def load_file(path: pathlib.Path) -> list[api.ModelEntry]:
     return manifests.load_entries(path)
 
 
-class Registry:
-    """An in-memory registry of ModelEntry objects."""
+class Catalog:
+    """An in-memory catalog of ModelEntry objects (not kopf's or Prometheus's registries)."""
 
     def __init__(
         self, entries: Iterable[api.ModelEntry], resolutions: Mapping[str, resolve.Resolution] | None = None
@@ -75,11 +75,11 @@ class Registry:
             self.add(entry, known.get(entry.name))
 
     @classmethod
-    def builtin(cls) -> Registry:
+    def builtin(cls) -> Catalog:
         return cls(manifests.load_entries(BUILTIN_CATALOG))
 
     @classmethod
-    def from_files(cls, paths: Iterable[pathlib.Path]) -> Registry:
+    def from_files(cls, paths: Iterable[pathlib.Path]) -> Catalog:
         return cls(e for p in paths for e in load_file(p))
 
     def add(self, entry: api.ModelEntry, resolution: resolve.Resolution | None = None) -> None:
@@ -113,10 +113,6 @@ class Registry:
             raise errors.ModelNotFoundError(f"model {model_id!r} is not in the registry{hint}")
         return self._entries[name]
 
-    def resolution(self, model_id: str) -> resolve.Resolution:
-        """What the registry resolved for an entry (by name, served name or repo)."""
-        return self._resolved[self.get(model_id).name]
-
     # -- filters ---------------------------------------------------------------------------
 
     def find(
@@ -148,24 +144,6 @@ class Registry:
                 continue
             found.append(entry)
         return found
-
-    def by_category(self, category: str) -> list[api.ModelEntry]:
-        return self.find(category=category)
-
-    def by_tag(self, tag: str) -> list[api.ModelEntry]:
-        return self.find(tag=tag)
-
-    def text_models(self) -> list[api.ModelEntry]:
-        return self.find(category="text-llm")
-
-    def vision_models(self) -> list[api.ModelEntry]:
-        return self.find(category="vision-vlm")
-
-    def recommended(self) -> list[api.ModelEntry]:
-        return [e for e in self.find(tag="recommended") if e.spec.lifecycle != "deprecated"]
-
-    def stable(self) -> list[api.ModelEntry]:
-        return self.find(lifecycle="stable")
 
     def categories(self) -> dict[str, int]:
         """Category -> number of entries, for every category."""

@@ -129,7 +129,7 @@ def _export(args: argparse.Namespace) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     try:
-        registry = catalog.Registry.from_files(args.files) if args.files else catalog.Registry.builtin()
+        registry = catalog.Catalog.from_files(args.files) if args.files else catalog.Catalog.builtin()
         found = registry.find(
             category=args.category,
             tag=args.tag,

@@ -11,7 +11,7 @@ import pydantic
 import yaml
 
 from modelyard import api
-from modelyard.api import base
+from modelyard.api import base, wire
 from modelyard.registry import errors
 
 
@@ -37,9 +37,9 @@ def parse_resource(doc: Any, where: str) -> base.Resource:
     if model is None:
         known = ", ".join(sorted(api.KINDS))
         raise errors.CatalogError(where, [f"kind: {kind!r} is not a modelyard kind (one of {known})"])
-    if doc.get("apiVersion") != "modelyard.io/v1alpha1":
+    if doc.get("apiVersion") != wire.API_VERSION:
         raise errors.CatalogError(
-            where, [f"apiVersion: expected modelyard.io/v1alpha1, got {doc.get('apiVersion')!r}"]
+            where, [f"apiVersion: expected {wire.API_VERSION}, got {doc.get('apiVersion')!r}"]
         )
     # status and server-set metadata are not the author's: ignore them when reading a file.
     doc = {k: v for k, v in doc.items() if k != "status"}

@@ -18,11 +18,10 @@ import jsonschema
 from pydantic import alias_generators
 
 from modelyard import api
+from modelyard.api import wire
 from modelyard.registry import errors, manifests
 
 SCHEMA_PATH = pathlib.Path(__file__).with_name("schemas") / "models_registry.schema.json"
-VENDOR_LABEL = "modelyard.io/vendor"
-FAMILY_LABEL = "modelyard.io/family"
 
 # Model Garden section -> our spec field, for the sections copied key by key.
 _SECTIONS = {
@@ -70,7 +69,7 @@ def _snake(value: Any) -> Any:
 def to_entry(model: dict[str, Any]) -> api.ModelEntry:
     labels = {
         label: model[key]
-        for key, label in (("provider", VENDOR_LABEL), ("base_architecture", FAMILY_LABEL))
+        for key, label in (("provider", wire.VENDOR), ("base_architecture", wire.FAMILY))
         if model.get(key)
     }
     spec: dict[str, Any] = {
@@ -118,10 +117,10 @@ def from_entry(entry: api.ModelEntry) -> dict[str, Any]:
         "name": spec.get("displayName") or ident,
         "category": spec.get("category", "text-llm"),
     }
-    if VENDOR_LABEL in labels:
-        out["provider"] = labels[VENDOR_LABEL]
-    if FAMILY_LABEL in labels:
-        out["base_architecture"] = labels[FAMILY_LABEL]
+    if wire.VENDOR in labels:
+        out["provider"] = labels[wire.VENDOR]
+    if wire.FAMILY in labels:
+        out["base_architecture"] = labels[wire.FAMILY]
     for field, key in (
         ("architecture", "architecture"),
         ("parameters", "parameters"),

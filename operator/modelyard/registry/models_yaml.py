@@ -17,7 +17,7 @@ import pydantic
 import yaml
 
 from modelyard import api
-from modelyard.api import model_entry
+from modelyard.api import model_entry, wire
 from modelyard.registry import errors, manifests
 
 # The Secret that holds upstream API keys imported from ``upstream_api_key_env``.
@@ -160,7 +160,7 @@ def to_entry(model: CatalogModel) -> api.ModelEntry:
         if model.upstream_api_key_env:
             upstream["apiKeySecretRef"] = {"name": UPSTREAM_KEYS_SECRET, "key": model.upstream_api_key_env}
         spec["upstream"] = upstream
-    annotations = {"modelyard.io/skip-download": "true"} if model.skip_download else None
+    annotations = {wire.SKIP_DOWNLOAD: "true"} if model.skip_download else None
     metadata: dict[str, Any] = {"name": manifests.k8s_name(served)}
     if annotations:
         metadata["annotations"] = annotations
@@ -189,7 +189,7 @@ def from_entry(entry: api.ModelEntry) -> dict[str, Any]:
         if spec.upstream.api_key_secret_ref:
             out["upstream_api_key_env"] = spec.upstream.api_key_secret_ref.key
     annotations = entry.metadata.annotations or {}
-    if annotations.get("modelyard.io/skip-download") == "true":
+    if annotations.get(wire.SKIP_DOWNLOAD) == "true":
         out["skip_download"] = True
     return out
 

@@ -61,16 +61,16 @@ def spec_from_entry(entry: api.ModelEntry) -> options.ModelSpec:
     )
 
 
-def registry(files: Sequence[pathlib.Path] = ()) -> catalog.Registry:
+def registry(files: Sequence[pathlib.Path] = ()) -> catalog.Catalog:
     """The built-in catalog overlaid by catalog files (models.yaml, Model Garden JSON, manifests).
 
     An entry from a file wins over a built-in one with the same name, servedName or repo.
     """
     try:
-        result = catalog.Registry(e for path in files for e in catalog.load_file(path))
+        result = catalog.Catalog(e for path in files for e in catalog.load_file(path))
     except (registry_errors.RegistryError, OSError) as exc:
         raise errors.LoadError(f"catalog: {exc}") from exc
-    for entry in catalog.Registry.builtin().all():
+    for entry in catalog.Catalog.builtin().all():
         if not any(
             key in result for key in (entry.name, entry.spec.served_name, entry.spec.source.repo) if key
         ):
@@ -78,11 +78,11 @@ def registry(files: Sequence[pathlib.Path] = ()) -> catalog.Registry:
     return result
 
 
-def resolve(name: str, registry: catalog.Registry | None = None) -> options.ModelSpec:
+def resolve(name: str, registry: catalog.Catalog | None = None) -> options.ModelSpec:
     """A ModelSpec for one ``--model`` / ``MODELS`` name."""
     if _is_dir(name):
         return options.ModelSpec(source=name, served_name=name, provider="local")
-    known = registry if registry is not None else catalog.Registry.builtin()
+    known = registry if registry is not None else catalog.Catalog.builtin()
     if name in known:
         return spec_from_entry(known.get(name))
     return options.ModelSpec(source=name, served_name=name)

@@ -1,7 +1,7 @@
-"""``create_app(settings, view)``: the status API and its dashboard as one aiohttp application.
+"""``create_app(settings, cache)``: the status API and its dashboard as one aiohttp application.
 
-The host (the operator) feeds ``view`` from its watch events and serves the app, adding its
-own routes (``/metrics``) beside ours if it likes; tests drive the same app with a view they
+The host (the operator) feeds ``cache`` from its watch events and serves the app, adding its
+own routes (``/metrics``) beside ours if it likes; tests drive the same app with a cache they
 fill themselves. Nothing lives at module level: every piece hangs off typed app keys.
 """
 
@@ -12,15 +12,15 @@ import pathlib
 
 from aiohttp import web
 
-from modelyard.statusapi import guard, keys, openapi, routes, settings, view
+from modelyard.statusapi import cache, guard, keys, openapi, routes, settings
 
 STATIC = pathlib.Path(__file__).with_name("static")
 
 
-def create_app(config: settings.StatusApiSettings, source: view.View) -> web.Application:
+def create_app(config: settings.StatusApiSettings, source: cache.Cache) -> web.Application:
     app = web.Application(client_max_size=config.max_body_bytes, middlewares=[guard.guard])
     app[keys.SETTINGS] = config
-    app[keys.VIEW] = source
+    app[keys.CACHE] = source
     app[keys.OPENAPI] = openapi.document(routes.ROUTES, token_required=bool(config.token))
     app[keys.STOPPING] = asyncio.Event()
     app.on_shutdown.append(_stop_streams)

@@ -1,8 +1,8 @@
-"""The registry over the view's ModelEntries, with what the list and detail routes need ready.
+"""The catalog over the cached ModelEntries, with what the list and detail routes need ready.
 
-Built once per change of the entries (``View.derived``): parsing, resolving and summarising a
+Built once per change of the entries (``Cache.derived``): parsing, resolving and summarising a
 thousand entries costs tens of milliseconds, so it is not done per request. ``find`` goes
-through :meth:`modelyard.registry.catalog.Registry.find` (the registry's own filter
+through :meth:`modelyard.registry.catalog.Catalog.find` (the registry's own filter
 semantics) and remembers recent answers, since dashboards ask the same few queries.
 """
 
@@ -33,13 +33,13 @@ def _parse(obj: Mapping[str, Any]) -> api.ModelEntry:
 
 
 class CatalogIndex:
-    """A :class:`catalog.Registry` plus resolutions, ids and summaries of its entries."""
+    """A :class:`catalog.Catalog` plus resolutions, ids and summaries of its entries."""
 
     def __init__(
         self, raw_entries: Iterable[Mapping[str, Any]], previous: CatalogIndex | None = None
     ) -> None:
         """Index ``raw_entries``; entries whose dict is the very one ``previous`` indexed (the
-        view replaces an object's dict when it changes) keep their parse and resolution."""
+        cache replaces an object's dict when it changes) keep their parse and resolution."""
         self.raw: dict[str, Mapping[str, Any]] = {}
         entries: list[api.ModelEntry] = []
         resolutions: dict[str, resolve.Resolution] = {}
@@ -58,13 +58,13 @@ class CatalogIndex:
             entries.append(entry)
             resolutions[name] = resolve.resolve(entry)
             self.raw[name] = obj
-        self.registry = catalog.Registry(entries, resolutions)
+        self.models = catalog.Catalog(entries, resolutions)
         self.entries: dict[str, api.ModelEntry] = {e.name: e for e in entries}
         self.resolutions: dict[str, resolve.Resolution] = resolutions
         self.ids = {e.name: self._model_id(e) for e in entries}
         self.served_names = {name: res.served_name for name, res in self.resolutions.items()}
         self.summaries: dict[str, dict[str, Any]] = {}
-        for entry in self.registry.all():
+        for entry in self.models.all():
             name = entry.name
             if (
                 previous is not None
@@ -95,7 +95,7 @@ class CatalogIndex:
         """The source repo (Model Garden's id), else the served name, else the entry name:
         whichever leads back to this entry."""
         for candidate in (entry.spec.source.repo, entry.spec.served_name):
-            if candidate and self.registry.get(candidate).name == entry.name:
+            if candidate and self.models.get(candidate).name == entry.name:
                 return candidate
         return entry.name
 
@@ -113,11 +113,11 @@ class CatalogIndex:
             self._found.move_to_end(key)
             return found
         if not any(key):  # no filter: every entry (find would resolve each one again)
-            found = [e.name for e in self.registry.all()]
+            found = [e.name for e in self.models.all()]
             self._found[key] = found
             return found
         try:
-            entries = self.registry.find(
+            entries = self.models.find(
                 category=key[0], tag=key[1], lifecycle=key[2], capability=key[3], q=key[4]
             )
         except errors.RegistryError as exc:  # an unknown capability
@@ -133,13 +133,13 @@ class CatalogIndex:
     def get(self, model_id: str) -> api.ModelEntry:
         """The entry for a model id, served name or entry name; 404 otherwise."""
         try:
-            return self.registry.get(model_id)
+            return self.models.get(model_id)
         except errors.ModelNotFoundError as exc:
             raise envelope.ApiError(404, "not_found", str(exc)) from None
 
     def categories(self) -> dict[str, schemas.CategoryInfo]:
         if self._counts is None:
-            self._counts = self.registry.categories()
+            self._counts = self.models.categories()
         counts = self._counts
         return {
             category: schemas.CategoryInfo(

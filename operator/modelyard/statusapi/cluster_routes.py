@@ -12,7 +12,7 @@ async def list_endpoints(request: web.Request) -> web.Response:
     query = envelope.parse_query(schemas.EndpointQuery, request.query)
     rows = [
         e.model_dump(mode="json")
-        for e in queries.endpoints(request.app[keys.VIEW])
+        for e in queries.endpoints(request.app[keys.CACHE])
         if (query.namespace is None or e.namespace == query.namespace)
         and (query.served_name is None or e.served_name == query.served_name)
         and (query.model is None or e.model == query.model)
@@ -25,7 +25,7 @@ async def list_training_jobs(request: web.Request) -> web.Response:
     query = envelope.parse_query(schemas.TrainingJobQuery, request.query)
     rows = [
         j.model_dump(mode="json")
-        for j in queries.training_jobs(request.app[keys.VIEW])
+        for j in queries.training_jobs(request.app[keys.CACHE])
         if (query.namespace is None or j.namespace == query.namespace)
         and (query.model is None or j.model == query.model)
         and (query.phase is None or j.phase == query.phase)
@@ -34,7 +34,7 @@ async def list_training_jobs(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return envelope.ok(schemas.Health(version=request.app[keys.VIEW].version).model_dump())
+    return envelope.ok(schemas.Health(version=request.app[keys.CACHE].version).model_dump())
 
 
 async def openapi(request: web.Request) -> web.Response:

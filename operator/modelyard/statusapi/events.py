@@ -1,4 +1,4 @@
-"""``GET /api/v1/events``: a server-sent event stream that says when the view changed.
+"""``GET /api/v1/events``: a server-sent event stream that says when the cache changed.
 
 Each message is ``event: change`` with ``{"version": N, "kinds": [...]}``; clients re-fetch
 what they show of those kinds. A burst of changes is coalesced into one message
@@ -24,20 +24,20 @@ def _message(event: str, version: int, data: dict[str, Any]) -> bytes:
 
 
 async def stream(request: web.Request) -> web.StreamResponse:
-    view = request.app[keys.VIEW]
+    objects = request.app[keys.CACHE]
     config = request.app[keys.SETTINGS]
     stopping = request.app[keys.STOPPING]
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     )
     await response.prepare(request)
-    since = view.version
+    since = objects.version
     await response.write(b"retry: 1000\n" + _message("hello", since, {"version": since}))
     stop = asyncio.ensure_future(stopping.wait())
     change: asyncio.Future[int] | None = None
     try:
         while not stopping.is_set():
-            change = asyncio.ensure_future(view.wait(since, config.heartbeat_s))
+            change = asyncio.ensure_future(objects.wait(since, config.heartbeat_s))
             await asyncio.wait({change, stop}, return_when=asyncio.FIRST_COMPLETED)
             if not change.done():
                 change.cancel()
@@ -46,9 +46,9 @@ async def stream(request: web.Request) -> web.StreamResponse:
                 await response.write(b": keepalive\n\n")
                 continue
             await asyncio.sleep(config.coalesce_s)
-            version = view.version
+            version = objects.version
             await response.write(
-                _message("change", version, {"version": version, "kinds": view.changed_since(since)})
+                _message("change", version, {"version": version, "kinds": objects.changed_since(since)})
             )
             since = version
     except (ConnectionResetError, ConnectionError):

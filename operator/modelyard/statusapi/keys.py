@@ -7,9 +7,9 @@ from typing import Any
 
 from aiohttp import web
 
-from modelyard.statusapi import settings, view
+from modelyard.statusapi import cache, settings
 
 SETTINGS = web.AppKey("statusapi_settings", settings.StatusApiSettings)
-VIEW = web.AppKey("statusapi_view", view.View)
+CACHE = web.AppKey("statusapi_cache", cache.Cache)
 OPENAPI = web.AppKey("statusapi_openapi", dict[str, Any])
 STOPPING = web.AppKey("statusapi_stopping", asyncio.Event)

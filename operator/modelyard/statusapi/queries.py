@@ -1,12 +1,12 @@
-"""What the routes read from the view, derived once per change of the kinds it depends on."""
+"""What the routes read from the cache, derived once per change of the kinds it depends on."""
 
 from __future__ import annotations
 
-from modelyard.statusapi import catalog_index, present, schemas, view
+from modelyard.statusapi import cache, catalog_index, present, schemas
 
 
-def catalog(v: view.View) -> catalog_index.CatalogIndex:
-    """The registry over the view's ModelEntries."""
+def catalog(v: cache.Cache) -> catalog_index.CatalogIndex:
+    """The catalog over the cached ModelEntries."""
     return v.derived(
         "catalog",
         ("ModelEntry",),
@@ -14,7 +14,7 @@ def catalog(v: view.View) -> catalog_index.CatalogIndex:
     )
 
 
-def endpoints(v: view.View) -> list[schemas.EndpointSummary]:
+def endpoints(v: cache.Cache) -> list[schemas.EndpointSummary]:
     """Every ModelEndpoint with its traffic share (served names come from the entries)."""
 
     def build(_: object) -> list[schemas.EndpointSummary]:
@@ -24,7 +24,7 @@ def endpoints(v: view.View) -> list[schemas.EndpointSummary]:
     return v.derived("endpoints", ("ModelEntry", "ModelEndpoint"), build)
 
 
-def training_jobs(v: view.View) -> list[schemas.TrainingJobSummary]:
+def training_jobs(v: cache.Cache) -> list[schemas.TrainingJobSummary]:
     return v.derived(
         "trainingjobs",
         ("TrainingJob",),

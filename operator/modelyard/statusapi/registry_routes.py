@@ -11,7 +11,7 @@ from modelyard.statusapi import envelope, keys, present, queries, schemas
 
 async def list_models(request: web.Request) -> web.Response:
     query = envelope.parse_query(schemas.ModelQuery, request.query)
-    index = queries.catalog(request.app[keys.VIEW])
+    index = queries.catalog(request.app[keys.CACHE])
 
     def render() -> bytes:
         names = index.find(query)
@@ -22,11 +22,11 @@ async def list_models(request: web.Request) -> web.Response:
 
 
 def _serving(request: web.Request, entry_name: str) -> list[schemas.EndpointSummary]:
-    return [e for e in queries.endpoints(request.app[keys.VIEW]) if e.model == entry_name]
+    return [e for e in queries.endpoints(request.app[keys.CACHE]) if e.model == entry_name]
 
 
 async def get_model(request: web.Request) -> web.Response:
-    index = queries.catalog(request.app[keys.VIEW])
+    index = queries.catalog(request.app[keys.CACHE])
     entry = index.get(request.match_info["id"])
     serving = _serving(request, entry.name)
     detail = present.detail(entry, index.resolutions[entry.name], index.ids[entry.name], serving)
@@ -34,13 +34,13 @@ async def get_model(request: web.Request) -> web.Response:
 
 
 async def model_deployments(request: web.Request) -> web.Response:
-    entry = queries.catalog(request.app[keys.VIEW]).get(request.match_info["id"])
+    entry = queries.catalog(request.app[keys.CACHE]).get(request.match_info["id"])
     serving = _serving(request, entry.name)
     return envelope.ok([e.model_dump(mode="json") for e in serving], total=len(serving))
 
 
 async def categories(request: web.Request) -> web.Response:
-    found = queries.catalog(request.app[keys.VIEW]).categories()
+    found = queries.catalog(request.app[keys.CACHE]).categories()
     return envelope.ok({k: v.model_dump(mode="json") for k, v in found.items()})
 
 
@@ -59,7 +59,7 @@ def _gpu_memory(gpu_type: str | None, given: float | None) -> tuple[str | None, 
 
 async def validate_training(request: web.Request) -> web.Response:
     body = await envelope.parse_body(schemas.ValidateTrainingRequest, request)
-    entry = queries.catalog(request.app[keys.VIEW]).get(body.model_id)
+    entry = queries.catalog(request.app[keys.CACHE]).get(body.model_id)
     label, memory = _gpu_memory(body.gpu_type, body.gpu_memory_gb)
     verdict = catalog.validate_training(entry, body.method, memory)
     answer = schemas.TrainingVerdict(
@@ -77,7 +77,7 @@ async def validate_training(request: web.Request) -> web.Response:
 
 async def validate_inference(request: web.Request) -> web.Response:
     body = await envelope.parse_body(schemas.ValidateInferenceRequest, request)
-    index = queries.catalog(request.app[keys.VIEW])
+    index = queries.catalog(request.app[keys.CACHE])
     entry = index.get(body.model_id)
     label, memory = _gpu_memory(body.gpu_type, body.gpu_memory_gb)
     verdict = catalog.validate_inference(

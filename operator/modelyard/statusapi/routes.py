@@ -35,7 +35,7 @@ class Route:
 MODEL = "/api/v1/registry/models/{id:.+}"
 
 ROUTES: tuple[Route, ...] = (
-    Route("GET", "/api/v1/healthz", cluster_routes.healthz, "Liveness and the view's change counter",
+    Route("GET", "/api/v1/healthz", cluster_routes.healthz, "Liveness and the cache's change counter",
           schemas.Health, public=True),
     Route("GET", "/api/v1/registry/models", registry_routes.list_models,
           "List registry models (filters: category, tag, lifecycle, capability, q; limit/offset)",
@@ -60,7 +60,7 @@ ROUTES: tuple[Route, ...] = (
           "TrainingJobs: phase and progress", list[schemas.TrainingJobSummary],
           query=schemas.TrainingJobQuery),
     Route("GET", "/api/v1/events", events.stream,
-          "Server-sent events: one `change` message ({version, kinds}) whenever the view changes",
+          "Server-sent events: one `change` message ({version, kinds}) whenever the cache changes",
           kind="sse"),
     Route("GET", "/api/v1/openapi.json", cluster_routes.openapi, "This document", kind="raw"),
 )  # fmt: skip

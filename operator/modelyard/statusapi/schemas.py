@@ -257,7 +257,7 @@ class InferenceVerdict(Response):
 class Health(Response):
     status: Literal["ok"] = "ok"
     version: int
-    """The view's change counter."""
+    """The cache's change counter."""
 
 
 class ErrorBody(Response):

@@ -1,11 +1,11 @@
 """``modelyard train``: the TrainingJob pod's entrypoint.
 
-Exit status is what the Job sees: 0 trained; 2 the job cannot run and a retry would not help
-(bad data, missing GPU, unreadable config; the Job's podFailurePolicy fails at once); 1 it
-crashed (retried, resuming from the last checkpoint). Either way the reason goes to the
-termination message, so the operator can show it in the TrainingJob status. On success the
-termination message carries the final progress, which the operator copies into status after
-the pod is gone.
+Exit status is what the Job sees: 0 trained; 2 (``wire.EXIT_UNRECOVERABLE``) the job cannot
+run and a retry would not help (bad data, missing GPU, unreadable config; the Job's
+podFailurePolicy fails at once); 1 it crashed (retried, resuming from the last checkpoint).
+Either way the reason goes to the termination message, so the operator can show it in the
+TrainingJob status. On success the termination message carries the final progress, which the
+operator copies into status after the pod is gone.
 """
 
 from __future__ import annotations
@@ -20,11 +20,10 @@ import pathlib
 import sys
 from typing import Any
 
+from modelyard.api import wire
 from modelyard.trainer import config, errors
 
-DEFAULT_PORT = 8001
 DEFAULT_TERMINATION_LOG = "/dev/termination-log"
-EXIT_UNRECOVERABLE = 2  # = builders.training.EXIT_UNRECOVERABLE (the trainer may not import builders)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -32,20 +31,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", type=pathlib.Path, help="dataset file (overrides the config's)")
     parser.add_argument("--output", type=pathlib.Path, help="output directory (overrides the config's)")
     parser.add_argument(
-        "--progress-host", help="address for GET /progress (default: $POD_IP, else 127.0.0.1)"
+        "--progress-host", help=f"address for GET /progress (default: ${wire.POD_IP_ENV}, else 127.0.0.1)"
     )
     parser.add_argument(
         "--progress-port",
         type=int,
-        default=int(os.environ.get("MODELYARD_PROGRESS_PORT", DEFAULT_PORT)),
-        help=f"port for GET /progress; 0 disables it (default: {DEFAULT_PORT})",
+        default=int(os.environ.get(wire.PROGRESS_PORT_ENV, wire.PROGRESS_PORT)),
+        help=f"port for GET /progress; 0 disables it (default: ${wire.PROGRESS_PORT_ENV}, "
+        f"else {wire.PROGRESS_PORT})",
     )
     parser.set_defaults(func=_run)
 
 
 def termination_log() -> pathlib.Path | None:
     """Where the pod's termination message goes: env override, the local node agent's, or /dev."""
-    for name in ("MODELYARD_TERMINATION_LOG", "MODELYARD_TERMINATION_MESSAGE_PATH"):
+    for name in ("MODELYARD_TERMINATION_LOG", wire.TERMINATION_MESSAGE_ENV):
         if os.environ.get(name):
             return pathlib.Path(os.environ[name])
     default = pathlib.Path(DEFAULT_TERMINATION_LOG)
@@ -82,12 +82,12 @@ def _run(args: argparse.Namespace) -> int:
             cfg = dataclasses.replace(cfg, output_path=args.output)
         from modelyard.trainer import train
 
-        host = args.progress_host or os.environ.get("POD_IP") or "127.0.0.1"
+        host = args.progress_host or os.environ.get(wire.POD_IP_ENV) or "127.0.0.1"
         manifest = train.run(cfg, host=host, port=args.progress_port or None)
     except errors.TrainerError as exc:
         print(f"modelyard train: {exc}", file=sys.stderr)
         _terminate(str(exc))
-        return EXIT_UNRECOVERABLE
+        return wire.EXIT_UNRECOVERABLE
     except Exception as exc:
         logging.getLogger("modelyard.trainer").exception("training failed")
         _terminate(f"training failed: {type(exc).__name__}: {exc}")

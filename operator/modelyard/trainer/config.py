@@ -13,6 +13,7 @@ import pathlib
 import re
 from typing import Any
 
+from modelyard.api import wire
 from modelyard.trainer import errors
 
 HYPERPARAMETER_DEFAULTS: dict[str, Any] = {
@@ -71,13 +72,8 @@ class TrainerConfig:
 
 def _model_path(source: dict[str, Any]) -> str:
     uri = str(source.get("uri") or "")
-    if uri.startswith("file://"):
-        return uri.removeprefix("file://")
-    if uri.startswith("pvc://"):
-        claim, _, path = uri.removeprefix("pvc://").partition("/")
-        return f"/models/{claim}/{path}".rstrip("/")
     if uri:
-        return uri
+        return wire.local_path(uri, wire.MODELS_ROOT) or uri
     repo = source.get("repo")
     if not repo:
         raise errors.ConfigError("model.source has neither uri nor repo")

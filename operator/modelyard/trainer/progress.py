@@ -16,6 +16,8 @@ import threading
 import time
 from typing import Any
 
+from modelyard.api import wire
+
 
 class Tracker:
     """The latest progress snapshot; written by the training loop, read by the HTTP thread."""
@@ -83,7 +85,7 @@ def serve(tracker: Tracker, host: str, port: int) -> http.server.ThreadingHTTPSe
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            if self.path.split("?")[0] not in ("/progress", "/healthz"):
+            if self.path.split("?")[0] not in (wire.PROGRESS_PATH, "/healthz"):
                 self.send_error(404)
                 return
             body = json.dumps(tracker.snapshot()).encode()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelyard.builders import labels, ownership
+from modelyard.builders import children, labels
 
 
 def _obj(*refs: dict[str, Any]) -> dict[str, Any]:
@@ -16,14 +16,14 @@ def _obj(*refs: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_absent_or_controlled_by_this_uid_is_the_operators() -> None:
-    assert ownership.conflict(None, "ModelEndpoint", "chat", "u1") is None
+    assert children.conflict(None, "ModelEndpoint", "chat", "u1") is None
     mine = _obj(labels.owner_reference("ModelEndpoint", "chat", "u1"))
-    assert ownership.owned(mine, "u1")
-    assert ownership.conflict(mine, "ModelEndpoint", "chat", "u1") is None
+    assert children.owned(mine, "u1")
+    assert children.conflict(mine, "ModelEndpoint", "chat", "u1") is None
 
 
 def test_an_unowned_object_is_a_conflict_naming_it() -> None:
-    message = ownership.conflict(_obj(), "ModelEndpoint", "chat", "u1")
+    message = children.conflict(_obj(), "ModelEndpoint", "chat", "u1")
     assert message is not None
     assert message.startswith("Deployment team-a/chat already exists and is not this ModelEndpoint's")
     assert "leaves it untouched" in message
@@ -31,13 +31,13 @@ def test_an_unowned_object_is_a_conflict_naming_it() -> None:
 
 def test_an_owner_reference_that_is_not_the_controller_does_not_make_it_ours() -> None:
     ref = {**labels.owner_reference("ModelEndpoint", "chat", "u1"), "controller": False}
-    assert not ownership.owned(_obj(ref), "u1")
-    assert ownership.conflict(_obj(ref), "ModelEndpoint", "chat", "u1") is not None
+    assert not children.owned(_obj(ref), "u1")
+    assert children.conflict(_obj(ref), "ModelEndpoint", "chat", "u1") is not None
 
 
 def test_a_child_of_an_earlier_resource_of_the_name_waits_for_the_garbage_collector() -> None:
     stale = _obj(labels.owner_reference("ModelEndpoint", "chat", "old-uid"))
-    message = ownership.conflict(stale, "ModelEndpoint", "chat", "u1") or ""
+    message = children.conflict(stale, "ModelEndpoint", "chat", "u1") or ""
     assert "earlier ModelEndpoint of this name (uid old-uid)" in message and "garbage collector" in message
 
 
@@ -46,5 +46,5 @@ def test_a_child_of_something_else_names_its_controller() -> None:
         {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web", "uid": "x", "controller": True}
     )
     assert "is controlled by ReplicaSet web" in (
-        ownership.conflict(other, "ModelEndpoint", "chat", "u1") or ""
+        children.conflict(other, "ModelEndpoint", "chat", "u1") or ""
     )

@@ -1,10 +1,10 @@
-"""The status API's picture of the cluster: ModelEntries, ModelEndpoints and TrainingJobs as the
+"""The status API's cache of the cluster: ModelEntries, ModelEndpoints and TrainingJobs as the
 Kubernetes API returns them, kept current by whoever watches (the operator's kopf event
 handlers, or a test), and read by the HTTP handlers.
 
-Writers call :meth:`View.upsert` and :meth:`View.delete` (from the event loop or from any
-thread); each real change bumps a counter and wakes :meth:`View.wait`, which the event
-stream awaits, so a browser learns of a change at once. Derived data (the registry over the
+Writers call :meth:`Cache.upsert` and :meth:`Cache.delete` (from the event loop or from any
+thread); each real change bumps a counter and wakes :meth:`Cache.wait`, which the event
+stream awaits, so a browser learns of a change at once. Derived data (the catalog over the
 entries, endpoint traffic shares) is rebuilt lazily, at most once per change of what it reads.
 """
 
@@ -16,12 +16,14 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
+from modelyard.api import wire
+
 KINDS = ("ModelEntry", "ModelEndpoint", "TrainingJob")
 _ALIASES = {
     **{k.lower(): k for k in KINDS},
-    "modelentries": "ModelEntry",
-    "modelendpoints": "ModelEndpoint",
-    "trainingjobs": "TrainingJob",
+    wire.MODEL_ENTRIES: "ModelEntry",
+    wire.MODEL_ENDPOINTS: "ModelEndpoint",
+    wire.TRAINING_JOBS: "TrainingJob",
 }
 
 Obj = dict[str, Any]
@@ -53,7 +55,7 @@ def _clean(obj: Mapping[str, Any]) -> Obj:
     return cleaned
 
 
-class View:
+class Cache:
     """Objects by kind, then by ``(namespace, name)`` (namespace ``""`` for ModelEntries)."""
 
     def __init__(self, objects: Iterable[Mapping[str, Any]] = ()) -> None:

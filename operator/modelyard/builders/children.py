@@ -1,5 +1,7 @@
-"""Whether a Deployment, Service, ConfigMap or Job the operator is about to apply or delete is its
-own (pure).
+"""Which children are the operator's own: whether a Deployment, Service, NetworkPolicy or Job it is
+about to apply or delete is controlled by the very custom resource being reconciled (pure).
+
+(Not :mod:`modelyard.controllers.ownership`, which says which namespaces own a served name.)
 
 The operator names children after their custom resource, so a namespace may already hold an
 object of that name that someone else made: a team's own Deployment, a platform ConfigMap.
