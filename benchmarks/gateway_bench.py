@@ -230,7 +230,7 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
     env = {**os.environ, "LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False", "PYTHONUNBUFFERED": "1"}
-    upstream_port, proxy_port = _free_port(), _free_port()  # others may run this benchmark too
+    upstream_port = _free_port()  # free ports: others may run this benchmark at the same time
     upstream = f"http://127.0.0.1:{upstream_port}"
     fake = subprocess.Popen(
         _pinned(
@@ -241,65 +241,107 @@ def main() -> None:
     targets = [Target("direct", _chat_url(upstream_port), None, "fake_upstream.py", "none")]
     variants = [label.partition("=")[::2] for label in args.modelyard] or [("modelyard", "")]
     if "modelyard" in wanted:
-        targets += [_modelyard(label, tree or None, proxy_port, upstream, tmp) for label, tree in variants]
+        targets += [_modelyard(label, tree or None, _free_port(), upstream, tmp) for label, tree in variants]
     absent: dict[str, str] = {}
     router, absent["vllm-router"] = _peer(args.vllm_router, args.peers_dir, "vllm-router-venv", "vllm-router")
     if router and "vllm-router" in wanted:
-        targets.append(_vllm_router(router, proxy_port, upstream))
+        targets.append(_vllm_router(router, _free_port(), upstream))
     litellm, absent["litellm"] = _peer(args.litellm, args.peers_dir, "litellm-venv", "litellm")
     if litellm and "litellm" in wanted:
-        targets.append(_litellm(litellm, proxy_port, upstream, tmp))
+        targets.append(_litellm(litellm, _free_port(), upstream, tmp))
     absent = {name: why for name, why in absent.items() if why and name in wanted}
     for name, why in absent.items():
         print(f"{name}: left out, {why}", flush=True)
     targets = [t for t in targets if t.name != "direct" or "direct" in wanted]
-    results: dict[str, dict[str, dict[str, float]]] = {}
-    about: dict[str, dict[str, object]] = {}
-    warmup = min(2, args.duration)
+    processes = []
     try:
-        for target in targets:
-            process = None
+        for target in targets:  # all at once, each on its own port: idle while another is measured
             if target.command is not None:
                 log = (tmp / f"{target.name}.log").open("w")
                 command = _pinned(args.proxy_core, target.command)
-                process = subprocess.Popen(command, stdout=log, stderr=log, env={**env, **target.env})
-            try:
-                _wait_ready(target.url)
-                time.sleep(1)
-                about[target.name] = {"version": target.version, "features": target.features, "load": _load()}
-                results[target.name] = {}
-                for stream in (False, True):
-                    kind = "stream" if stream else "plain"
-                    _wrk(target.url, stream, warmup, args.connections, args.load_core, tmp)
-                    sat = _wrk(target.url, stream, args.duration, args.connections, args.load_core, tmp)
-                    low = _loadgen(target.url, stream, args.low_rate, args.duration, args.load_core)
-                    result = {**sat, "low_p50_ms": low["p50_ms"], "low_p99_ms": low["p99_ms"]}
-                    if sat["rps"] >= args.rate * 1.2:  # else it cannot sustain the rate: the queue only grows
-                        runs = [
-                            _loadgen(target.url, stream, args.rate, args.duration, args.load_core)
-                            for _ in range(args.repeat)
-                        ]
-                        result.update({k: statistics.median(r[k] for r in runs) for k in runs[0]})
-                    results[target.name][kind] = result
-                    print(target.name, kind, json.dumps(result), flush=True)
-                about[target.name]["load_after"] = _load()
-            finally:
-                if process is not None:
-                    process.terminate()
-                    process.wait(30)
+                processes.append(subprocess.Popen(command, stdout=log, stderr=log, env={**env, **target.env}))
+        for target in targets:
+            _wait_ready(target.url)
+        time.sleep(1)
+        loads = [_load()]
+        results = _measure(targets, args, tmp, loads)
     finally:
-        fake.terminate()
-        fake.wait(10)
-    ratios = _report(results, about, args.rate, [label for label, _ in variants])
-    print(json.dumps({"results": results, "targets": about, "ratios": ratios, "absent": absent}))
+        for process in [*processes, fake]:
+            process.terminate()
+        for process in [*processes, fake]:
+            process.wait(30)
+    about = {t.name: {"version": t.version, "features": t.features} for t in targets}
+    ratios = _report(results, about, args.rate, [label for label, _ in variants], loads)
+    summary = {"results": results, "targets": about, "ratios": ratios, "absent": absent, "load": loads}
+    print(json.dumps(summary))
+
+
+def _measure(
+    targets: list[Target], args: argparse.Namespace, tmp: Path, loads: list[list[float]]
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Each measurement in rounds over the targets, so that the machine's other load, which
+    changes by the minute, falls on all of them alike; ``loads`` gets the load average of
+    each round. After each run the target must answer one request again before the next
+    starts: a proxy still working off a queue (LiteLLM) would take the proxy core from the next."""
+
+    def saturate(target: Target, stream: bool, duration: int) -> dict[str, float]:
+        result = _wrk(target.url, stream, duration, args.connections, args.load_core, tmp)
+        _wait_ready(target.url, timeout=600)
+        return result
+
+    def at_rate(target: Target, stream: bool, rate: float) -> dict[str, float]:
+        result = _loadgen(target.url, stream, rate, args.duration, args.load_core)
+        _wait_ready(target.url, timeout=600)
+        return result
+
+    kinds = {"plain": False, "stream": True}
+    sat: dict[tuple[str, str], list[dict[str, float]]] = {(t.name, k): [] for t in targets for k in kinds}
+    latency: dict[tuple[str, str], list[dict[str, float]]] = {key: [] for key in sat}
+    for stream in kinds.values():
+        for target in targets:
+            saturate(target, stream, min(2, args.duration))  # warm-up
+    for _ in range(args.repeat):
+        for kind, stream in kinds.items():
+            for target in targets:
+                sat[target.name, kind].append(saturate(target, stream, args.duration))
+        loads.append(_load())
+    rps = {key: statistics.median(run["rps"] for run in runs) for key, runs in sat.items()}
+    low = {
+        (target.name, kind): at_rate(target, stream, args.low_rate)
+        for kind, stream in kinds.items()
+        for target in targets
+    }
+    for _ in range(args.repeat):
+        for kind, stream in kinds.items():
+            for target in targets:
+                if rps[target.name, kind] >= args.rate * 1.2:  # else the queue only grows: no figure
+                    latency[target.name, kind].append(at_rate(target, stream, args.rate))
+        loads.append(_load())
+    results: dict[str, dict[str, dict[str, float]]] = {t.name: {} for t in targets}
+    for (name, kind), runs in sat.items():
+        result = {
+            "rps": rps[name, kind],
+            "rps_min": min(run["rps"] for run in runs),
+            "rps_max": max(run["rps"] for run in runs),
+            "non_2xx": sum(run["non_2xx"] for run in runs),
+            "low_p50_ms": low[name, kind]["p50_ms"],
+            "low_p99_ms": low[name, kind]["p99_ms"],
+        }
+        if latency[name, kind]:
+            runs = latency[name, kind]
+            result.update({k: statistics.median(run[k] for run in runs) for k in runs[0]})
+        results[name][kind] = result
+        print(name, kind, json.dumps(result), flush=True)
+    return results
 
 
 def _report(
     results: dict[str, dict[str, dict[str, float]]],
-    about: dict[str, dict[str, object]],
+    about: dict[str, dict[str, str]],
     rate: float,
     ours: list[str],
-) -> dict[str, dict[str, float]]:
+    loads: list[list[float]],
+) -> dict[str, dict[str, float | None]]:
     """Print the table; return each modelyard target's throughput over each peer's."""
     nan = float("nan")
     print(f"\n{'target':<12} {'kind':<7} {'req/s sat':>10} {'idle p50':>9} | {'p50 ms':>7} {'p99 ms':>7} "
@@ -314,13 +356,21 @@ def _report(
                   f"{added50:>8.2f} {added99:>8.2f}")  # fmt: skip
     print("(nan: the target saturates below that rate; 'idle p50': latency at --low-rate)")
     for name, facts in about.items():
-        print(f"{name}: {facts['version']}; load average {facts['load']} -> {facts.get('load_after')}")
-    ratios: dict[str, dict[str, float]] = {}
+        print(f"{name}: {facts['version']}")
+    print(f"load average (1, 5, 15 min) at the start and after each round: {loads}")
+    ratios: dict[str, dict[str, float | None]] = {}
     for mine in (name for name in ours if name in results):
         for peer in (name for name in ("vllm-router", "litellm") if name in results):
-            ratio = {k: results[mine][k]["rps"] / max(results[peer][k]["rps"], 1e-9) for k in results[mine]}
+            # None: the peer completed no request within a saturation run
+            ratio = {
+                kind: results[mine][kind]["rps"] / results[peer][kind]["rps"]
+                if results[peer][kind]["rps"]
+                else None
+                for kind in results[mine]
+            }
             ratios[f"{mine}/{peer}"] = ratio
-            print(f"throughput {mine} / {peer}: {ratio['plain']:.2f}x plain, {ratio['stream']:.2f}x stream")
+            shown = {kind: "n/a" if r is None else f"{r:.3g}x" for kind, r in ratio.items()}
+            print(f"throughput {mine} / {peer}: {shown['plain']} plain, {shown['stream']} stream")
     return ratios
 
 
