@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -46,6 +47,36 @@ def test_routing_bench_compares_a_large_table_with_one_model() -> None:
     for result in summary["results"].values():
         assert result["p50_us"] > 0 and result["p99_us"] >= result["p50_us"]
         assert result["discovery_rebuild_one_change_ms"] > 0
+
+
+def test_gateway_bench_measures_modelyard_and_the_installed_peers_side_by_side(tmp_path: Path) -> None:
+    """Peers are optional: the run uses vllm-router where install_peers.sh put it and says why
+    it is absent otherwise (LiteLLM, far slower to start, is left to the full runs)."""
+    if not shutil.which("wrk"):
+        if os.environ.get("CI"):
+            raise AssertionError("wrk is missing: .ci/setup installs it")
+        print("skipped: wrk is not installed (apt-get install -y wrk)", file=sys.stderr)
+        pytest.skip("wrk is not installed (apt-get install -y wrk)")
+    tree = str(ROOT / "operator")
+    summary = _run("gateway_bench.py", "--duration", "1", "--repeat", "1", "--rate", "20", "--low-rate", "10",
+                   "--connections", "4", "--targets", "direct,modelyard,vllm-router",
+                   "--modelyard", f"before={tree}", "--modelyard", f"after={tree}", timeout=600)  # fmt: skip
+    mine = ["direct", "before", "after"]
+    peers = ["vllm-router"] if "vllm-router" in summary["results"] else []
+    if not peers:
+        print(f"vllm-router absent: {summary['absent']['vllm-router']}", file=sys.stderr)
+        assert "install_peers.sh" in summary["absent"]["vllm-router"]
+    assert list(summary["results"]) == mine + peers and "litellm" not in summary["absent"]
+    for name in mine + peers:
+        for kind in ("plain", "stream"):
+            result = summary["results"][name][kind]
+            assert result["rps"] > 0 and result["non_2xx"] == 0 and result["errors"] == 0, (name, kind)
+        assert summary["targets"][name]["version"]
+    assert summary["targets"]["after"]["version"].startswith("modelyard ")
+    assert set(summary["ratios"]) == {f"{m}/{p}" for m in ("before", "after") for p in peers}
+    assert len(summary["load"]) == 1 + 2 and all(
+        len(load) == 3 for load in summary["load"]
+    )  # start, 2 phases
 
 
 @pytest.mark.slow
