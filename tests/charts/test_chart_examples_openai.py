@@ -11,12 +11,12 @@ trainer burns the two CPUs). Everything else is docs/examples as committed.
 
 from __future__ import annotations
 
+import functools
 import http.server
 import json
 import os
 import shutil
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +25,12 @@ from typing import Any
 import chartkit
 import pytest
 
+import kit
+
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+
+# The gateway is still starting or a route not synced yet: an exception means "not yet".
+_wait = functools.partial(kit.wait_for, interval=1.0, ignoring=(Exception,))
 
 EXAMPLES = chartkit.ROOT / "docs" / "examples"
 REAL_NODE = "chart-gpu-1"
@@ -114,20 +119,6 @@ def _overlay(directory: Path, model: Path, upstream: str) -> Path:
     }  # fmt: skip
     (directory / "kustomization.yaml").write_text(json.dumps(kustomization, indent=2))
     return directory
-
-
-def _wait(predicate: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = predicate()
-        except Exception as exc:  # the gateway is still starting, a route not synced yet
-            last = exc
-        if last and not isinstance(last, Exception):
-            return last
-        time.sleep(1.0)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
 def test_examples_answer_through_the_gateway_service(

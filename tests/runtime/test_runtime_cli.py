@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import pathlib
-import socket
 import subprocess
 import sys
 import time
@@ -14,17 +13,12 @@ import openai
 import pytest
 import requests
 
+from kit import free_port
 from modelyard import cli
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_models_env_serves_several_models_in_one_process(models_dir: pathlib.Path) -> None:
-    port = _free_port()
+    port = free_port()
     llama, bert = str(models_dir / "llama"), str(models_dir / "bert")
     env = {**os.environ, "MODELS": f"{llama},{bert}", "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen(

@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import importlib.util
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+from kit import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,16 +22,6 @@ _spec.loader.exec_module(chartkit)
 
 NS = chartkit.NAMESPACE
 NODES = ["sec-node-1:1:NVIDIA-L4", "sec-node-2:0"]
-
-
-def wait(predicate: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
 
 
 class Installed:
@@ -81,7 +72,7 @@ class Installed:
                         return f"http://{endpoint['addresses'][0]}:{ports[0]['port']}"
             return None
 
-        found: str = wait(ready, 120, f"a ready endpoint of Service {NS}/{service}")
+        found: str = wait_for(ready, 120, f"a ready endpoint of Service {NS}/{service}")
         return found
 
     def pods(self, component: str) -> list[dict[str, Any]]:

@@ -14,7 +14,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from regkit import fingerprint, put_dataset, trainable_entry, training_job, wait_for
+from regkit import fingerprint, put_dataset, trainable_entry, training_job
+
+from kit import wait_for
 
 API = {"Deployment": "/apis/apps/v1", "Job": "/apis/batch/v1", "Service": "/api/v1", "ConfigMap": "/api/v1"}
 

@@ -1,0 +1,123 @@
+"""What tests in every directory share: free ports, polling, HTTP reads, metrics, processes.
+
+``tests/`` is on ``sys.path`` (``pythonpath`` in pyproject.toml's pytest section), so any test or
+helper module can ``import kit``.
+
+:func:`free_port` picks a port nothing listens on. :func:`wait_for` polls until a predicate is
+truthy: tests wait for a state, never sleep a guessed time and never assert how long something
+took. :func:`http_get` reads a URL without raising. :func:`metric` reads one sample from a
+Prometheus text page. :class:`Process` runs ``python -m modelyard ...`` as users do, with its
+output in a log file, and can be killed and started again.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from prometheus_client import parser
+
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(
+    predicate: Callable[[], T],
+    timeout: float,
+    what: str,
+    interval: float = 0.2,
+    ignoring: tuple[type[BaseException], ...] = (),
+) -> T:
+    """Call ``predicate`` every ``interval`` seconds until it returns something truthy; return that.
+
+    ``timeout`` is a generous bound for a slow machine, not a claim about speed. Exceptions of the
+    types in ``ignoring`` count as "not yet" (a server still starting). Fails with ``what`` and the
+    last value seen.
+    """
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+        except ignoring as exc:
+            last = exc
+        else:
+            if last:
+                return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last seen: {last!r}")
+
+
+def http_get(url: str, timeout: float = 5, headers: dict[str, str] | None = None) -> tuple[int, str]:
+    """(status, body); (0, "") when nothing answers."""
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return int(response.status), str(response.read().decode())
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(errors="replace")
+    except (OSError, urllib.error.URLError):
+        return 0, ""
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """Sum of the samples named ``name`` whose labels include ``labels`` (0 when none)."""
+    total = 0.0
+    for family in parser.text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                total += sample.value
+    return total
+
+
+class Process:
+    """``python -m modelyard ARGS`` with its output in ``log``; killable and restartable."""
+
+    def __init__(self, args: list[str], log: Path, env: dict[str, str] | None = None) -> None:
+        self.args = args
+        self.log = log
+        self.env = {**os.environ, **(env or {})}
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "modelyard", *self.args],
+                stdout=out, stderr=subprocess.STDOUT, env=self.env,
+            )  # fmt: skip
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+            self.process = None
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+            self.process = None
+
+    def tail(self, chars: int = 3000) -> str:
+        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
