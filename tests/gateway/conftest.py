@@ -68,6 +68,7 @@ class FakeUpstream:
     Modes: ``ok``; ``error`` (500); ``hang`` (never answers); ``slow_first`` (streams after
     ``delay`` seconds); ``die`` (streams two events and half a third, then drops the
     connection); ``slow`` (answers after ``delay`` seconds); ``bad_request`` (400).
+    A stream sends its first event and then waits for :attr:`hold` when a test sets one.
     """
 
     def __init__(self, name: str) -> None:
@@ -76,6 +77,7 @@ class FakeUpstream:
         self.delay = 0.0
         self.chunk_delay = 0.0
         self.chunks = 3
+        self.hold: threading.Event | None = None
         self.requests: list[dict[str, Any]] = []
         self.disconnects = 0
         self.url = ""
@@ -184,6 +186,8 @@ class FakeUpstream:
                 return response
             if self.chunk_delay:
                 await asyncio.sleep(self.chunk_delay)
+            if i == 0 and self.hold is not None:
+                await asyncio.to_thread(self.hold.wait, 60)
         usage = {"prompt_tokens": 3, "completion_tokens": self.chunks, "total_tokens": 3 + self.chunks}
         last = {
             "id": "chatcmpl-1",
