@@ -5,7 +5,8 @@ helper module can ``import kit``.
 
 :func:`free_port` picks a port nothing listens on. :func:`wait_for` polls until a predicate is
 truthy: tests wait for a state, never sleep a guessed time and never assert how long something
-took. :func:`http_get` reads a URL without raising. :func:`metric` reads one sample from a
+took. :func:`wait_serving` waits for a started server, failing at once if its process exits.
+:func:`http_get` reads a URL without raising. :func:`metric` reads one sample from a
 Prometheus text page. :class:`Process` runs ``python -m modelyard ...`` as users do, with its
 output in a log file, and can be killed and started again.
 """
@@ -60,6 +61,18 @@ def wait_for(
                 return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last seen: {last!r}")
+
+
+def wait_serving(
+    process: subprocess.Popen[Any], url: str, timeout: float, output: Callable[[], str] = str
+) -> None:
+    """Wait until ``GET url`` answers 200; fail at once, with ``output()``, if ``process`` exits."""
+
+    def serving() -> bool:
+        assert process.poll() is None, f"the server of {url} exited:\n{output()}"
+        return http_get(url, timeout=2)[0] == 200
+
+    wait_for(serving, timeout, f"{url} to answer 200")
 
 
 def http_get(url: str, timeout: float = 5, headers: dict[str, str] | None = None) -> tuple[int, str]:

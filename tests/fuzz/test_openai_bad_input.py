@@ -14,7 +14,6 @@ import os
 import pathlib
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,26 +24,13 @@ from fuzzkit import bounded
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kit import free_port
+from kit import free_port, wait_serving
 
 pytestmark = pytest.mark.slow
 
 RUNTIME_MAX_BYTES = 256 * 1024
 GATEWAY_MAX_BYTES = 128 * 1024
 ALICE, BOB = "sk-fuzz-alice", "sk-fuzz-bob"
-
-
-def _wait_ready(proc: subprocess.Popen[bytes], url: str, log: pathlib.Path, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"{url} exited:\n{log.read_text(errors='replace')[-3000:]}"
-        try:
-            if requests.get(url, timeout=2).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError(f"{url} not ready after {timeout}s:\n{log.read_text(errors='replace')[-3000:]}")
 
 
 class Servers:
@@ -76,8 +62,8 @@ class Servers:
             "gateway", "--routes", str(root / "routes.json"), "--host", "127.0.0.1", "--port", str(gport),
             "--max-body-bytes", str(GATEWAY_MAX_BYTES),
         ], dict(os.environ))  # fmt: skip
-        _wait_ready(self.procs["runtime"], self.runtime + "/ready", root / "runtime.log", 240)
-        _wait_ready(self.procs["gateway"], self.gateway + "/readyz", root / "gateway.log", 60)
+        wait_serving(self.procs["runtime"], self.runtime + "/ready", 240, lambda: self.log("runtime")[-3000:])
+        wait_serving(self.procs["gateway"], self.gateway + "/readyz", 60, lambda: self.log("gateway")[-3000:])
 
     @property
     def models(self) -> list[str]:

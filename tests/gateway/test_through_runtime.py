@@ -10,15 +10,13 @@ from __future__ import annotations
 import importlib.util
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
 
-from kit import free_port
+from kit import free_port, wait_serving
 from modelyard import cli as modelyard_cli
 from modelyard.gateway import discovery, routes
 
@@ -58,16 +56,8 @@ def test_embeddings_through_the_gateway_from_the_runtime(harness: Any, tmp_path:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                with urllib.request.urlopen(f"{base}/v1/models", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail(f"the runtime did not come up:\n{(tmp_path / 'runtime.log').read_text()[-3000:]}")
+        runtime_log = tmp_path / "runtime.log"
+        wait_serving(process, f"{base}/v1/models", 240, lambda: runtime_log.read_text()[-3000:])
         info = routes.EndpointInfo("ns/minilm", "minilm", targets=(discovery.pod_target("ns/minilm", base),))
         url, _ = harness.gateway(discovery.StaticDiscovery(routes.build_table([info])))
         client = openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0, timeout=60)
