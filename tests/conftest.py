@@ -27,6 +27,23 @@ import kit
 NODES = ("gpu-node-1:1:NVIDIA-H100-80GB-HBM3", "gpu-node-2:2:NVIDIA-A100-SXM4-80GB")
 
 
+# `make test-fast` (the edit loop) runs `-m "not cluster and not model"`; `make test` runs all.
+# A test is marked by what it asks for, so a new test needs no marker of its own: any fixture
+# that leads to a control plane makes it `cluster`; any that builds or loads a model makes it
+# `model`. A test that starts a model server without such a fixture says `pytest.mark.model`.
+CLUSTER_FIXTURES = frozenset({"local_cluster", "own_cluster"})
+MODEL_FIXTURES = frozenset({"tiny_llama", "tiny_model", "models_dir", "minilm_dir"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        if used & CLUSTER_FIXTURES:
+            item.add_marker(pytest.mark.cluster)
+        if used & MODEL_FIXTURES:
+            item.add_marker(pytest.mark.model)
+
+
 @dataclass
 class LocalCluster:
     """What the session fixture hands out."""

@@ -49,6 +49,7 @@ def test_routing_bench_compares_a_large_table_with_one_model() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.cluster
 def test_scale_bench_converges_a_few_endpoints_with_and_without_the_operator(tmp_path: Path) -> None:
     from modelyard.local import build
 

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from kit import free_port, wait_serving
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.model]
 
 RUNTIME_MAX_BYTES = 256 * 1024
 GATEWAY_MAX_BYTES = 128 * 1024

@@ -31,6 +31,7 @@ def _model_dir() -> Path | None:
     return path if (path / "config.json").exists() else None
 
 
+@pytest.mark.model
 def test_embeddings_through_the_gateway_from_the_runtime(harness: Any, tmp_path: Path) -> None:
     if "runtime" not in modelyard_cli._GROUPS or importlib.util.find_spec("modelyard.runtime.cli") is None:
         reason = "modelyard runtime is not in this checkout yet"
