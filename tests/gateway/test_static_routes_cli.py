@@ -5,14 +5,12 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import openai
 
-from kit import free_port
+from kit import free_port, wait_serving
 from modelyard.gateway import cli, discovery
 
 ROUTES = """
@@ -67,14 +65,8 @@ def test_modelyard_gateway_serves_a_routes_file(tmp_path: Path, harness: Any) ->
     command = [sys.executable, "-m", "modelyard", "gateway", "--routes", str(path), "--host", "127.0.0.1"]
     process = subprocess.Popen([*command, "--port", str(port)], stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.1)
+        output = lambda: process.stderr.read() if process.stderr else ""  # noqa: E731
+        wait_serving(process, f"http://127.0.0.1:{port}/readyz", 60, output)
         client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="sk-alice", max_retries=0)
         reply = client.chat.completions.create(model="llama", messages=[{"role": "user", "content": "x"}])
         assert reply.choices[0].message.content == "hello from pod"
