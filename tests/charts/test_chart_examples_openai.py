@@ -16,7 +16,6 @@ import http.server
 import json
 import os
 import shutil
-import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,11 +61,8 @@ class _FakeOpenAI(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def fake_upstream() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FakeOpenAI)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
+    with kit.http_server(_FakeOpenAI) as url:
+        yield url + "/v1"
 
 
 @pytest.fixture(scope="module")

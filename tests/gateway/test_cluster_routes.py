@@ -14,18 +14,16 @@ from __future__ import annotations
 import base64
 import urllib.parse
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
 
-from kit import wait_for
+from kit import install_crds, wait_for
 from modelyard.gateway import kube, kube_discovery, routes
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(300)]
 
-CRDS = Path(__file__).resolve().parents[2] / "crds"
 GROUP = "/apis/modelyard.io/v1alpha1"
 MERGE = "application/merge-patch+json"
 LABELS = {"app.kubernetes.io/managed-by": "modelyard"}
@@ -34,12 +32,7 @@ LIVE = 60  # seconds: a generous bound for a busy machine, far below a relist
 
 @pytest.fixture(scope="module")
 def crds(local_cluster: Any) -> None:
-    files = sorted(CRDS.glob("*.yaml"))
-    for path in files:
-        local_cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
-    local_cluster.kubectl(
-        "wait", "--for=condition=Established", "--timeout=60s", *[a for p in files for a in ("-f", str(p))]
-    )
+    install_crds(local_cluster)
 
 
 class Cluster:

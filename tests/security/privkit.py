@@ -3,22 +3,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
+import kit
 from kit import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
-_spec = importlib.util.spec_from_file_location(
-    "modelyard_security_chartkit", ROOT / "tests" / "charts" / "chartkit.py"
-)
-assert _spec is not None and _spec.loader is not None
-chartkit = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(chartkit)
+chartkit = kit.load("charts/chartkit.py", "modelyard_security_chartkit")
 
 NS = chartkit.NAMESPACE
 NODES = ["sec-node-1:1:NVIDIA-L4", "sec-node-2:0"]
