@@ -10,6 +10,7 @@ server-side apply field ownership, garbage collection, RBAC) stays in the contro
 from __future__ import annotations
 
 import copy
+import pathlib
 import uuid
 from typing import Any
 
@@ -17,6 +18,7 @@ from modelyard.builders import settings
 from modelyard.controllers import cluster, context, metrics
 
 Key = tuple[str, str, str | None, str]
+CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "registry" / "fixtures" / "configs"
 
 
 def _key(kind: cluster.Kind, name: str, namespace: str | None) -> Key:
@@ -135,3 +137,23 @@ def make_context(fake: FakeCluster, namespace: str = "modelyard-system") -> cont
         entry_queue=Queue(),  # type: ignore[arg-type]
         training_queue=Queue(),  # type: ignore[arg-type]
     )
+
+
+# Objects the reconcile tests start from: an entry of Qwen/Qwen3-4B, its config.json in a ConfigMap.
+
+
+def entry(name: str, ref: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"source": {"repo": "Qwen/Qwen3-4B"}, **spec}
+    if ref is not None:
+        body["config"] = {"configMapRef": ref}
+    meta = {"name": name}
+    return {"apiVersion": "modelyard.io/v1alpha1", "kind": "ModelEntry", "metadata": meta, "spec": body}
+
+
+def config_map(name: str, namespace: str = "modelyard-system") -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": namespace},
+        "data": {"config.json": (CONFIGS / "Qwen__Qwen3-4B.json").read_text()},
+    }

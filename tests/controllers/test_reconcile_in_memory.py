@@ -5,33 +5,15 @@ what they wake and that a second pass writes nothing, in milliseconds. The contr
 from __future__ import annotations
 
 import asyncio
-import pathlib
 from typing import Any
 
 import pytest
-from fakecluster import FakeCluster, make_context
+from fakecluster import FakeCluster, config_map, entry, make_context
 
 from modelyard.controllers import cluster, context, model_entry
 
-CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "registry" / "fixtures" / "configs"
 NS = "modelyard-system"
-
-
-def _entry(name: str, ref: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {"source": {"repo": "Qwen/Qwen3-4B"}, **spec}
-    if ref is not None:
-        body["config"] = {"configMapRef": ref}
-    meta = {"name": name}
-    return {"apiVersion": "modelyard.io/v1alpha1", "kind": "ModelEntry", "metadata": meta, "spec": body}
-
-
-def _config_map(name: str, namespace: str = NS) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": name, "namespace": namespace},
-        "data": {"config.json": (CONFIGS / "Qwen__Qwen3-4B.json").read_text()},
-    }
+QWEN3_CONFIG = {"name": "qwen3-config", "key": "config.json"}
 
 
 def _reconcile(ctx: context.Context, name: str) -> dict[str, Any]:
@@ -42,8 +24,7 @@ def _reconcile(ctx: context.Context, name: str) -> dict[str, Any]:
 
 @pytest.fixture()
 def fake() -> FakeCluster:
-    entry = _entry("qwen3", {"name": "qwen3-config", "key": "config.json"})
-    return FakeCluster(_config_map("qwen3-config"), entry)
+    return FakeCluster(config_map("qwen3-config"), entry("qwen3", QWEN3_CONFIG))
 
 
 def test_an_entry_resolves_from_its_configmap_and_lists_its_endpoints(fake: FakeCluster) -> None:
@@ -76,14 +57,14 @@ def test_a_spec_change_wakes_the_endpoints_again_but_a_list_change_does_not(fake
     status = _reconcile(ctx, "qwen3")  # the endpoint's own change: its list entry, no wake-up
     assert status["endpoints"] == [{"namespace": "team", "name": "chat", "ready": True}]
     assert ctx.endpoint_queue.scheduled == [("team", "chat")]  # type: ignore[union-attr]
-    fake.put(_entry("qwen3", {"name": "qwen3-config", "key": "config.json"}, description="now described"))
+    fake.put(entry("qwen3", QWEN3_CONFIG, description="now described"))
     assert _reconcile(ctx, "qwen3")["observedGeneration"] == 2
     assert ctx.endpoint_queue.scheduled == [("team", "chat"), ("team", "chat")]  # type: ignore[union-attr]
 
 
 def test_a_configmap_in_another_namespace_is_never_read(fake: FakeCluster) -> None:
-    fake.put(_config_map("theirs", namespace="team-b"))
-    fake.put(_entry("sneaky", {"name": "theirs", "namespace": "team-b", "key": "config.json"}))
+    fake.put(config_map("theirs", namespace="team-b"))
+    fake.put(entry("sneaky", {"name": "theirs", "namespace": "team-b", "key": "config.json"}))
     status = _reconcile(make_context(fake), "sneaky")
     assert status["phase"] == "Invalid"
     assert "spec.config.configMapRef.namespace" in status["reason"] and repr(NS) in status["reason"]
@@ -91,8 +72,8 @@ def test_a_configmap_in_another_namespace_is_never_read(fake: FakeCluster) -> No
 
 
 def test_a_missing_configmap_or_key_names_what_is_missing(fake: FakeCluster) -> None:
-    fake.put(_entry("no-config", {"name": "nope", "key": "config.json"}))
-    fake.put(_entry("no-key", {"name": "qwen3-config", "key": "other.json"}))
+    fake.put(entry("no-config", {"name": "nope", "key": "config.json"}))
+    fake.put(entry("no-key", {"name": "qwen3-config", "key": "other.json"}))
     ctx = make_context(fake)
     assert _reconcile(ctx, "no-config")["reason"] == (
         f"ConfigMap {NS}/nope (spec.config.configMapRef) does not exist"
