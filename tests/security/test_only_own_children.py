@@ -66,7 +66,7 @@ def _status(user: Any, kind: str, name: str) -> dict[str, Any]:
 def _conflict(user: Any, kind: str, name: str) -> dict[str, Any]:
     found: dict[str, Any] = wait_for(
         lambda: (s := _status(user, kind, name)).get("reason") == "OwnershipConflict" and s,
-        60,
+        180,  # the module's first reconcile also waits for the operator and the entry: seen > 60 s
         f"{kind} {name} to report OwnershipConflict",
     )
     return found
