@@ -1,8 +1,9 @@
-# The developer entry points: `make demo` (set up, then the quickstart) and `make test`.
+# The developer entry points: `make demo` (set up, then the quickstart), `make test-fast` (the edit
+# loop: no control plane, no model) and `make test` (the full suite CI runs).
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo demo-down lint typecheck test crds
+.PHONY: setup demo demo-down lint typecheck test test-fast crds
 
 setup:
 	bash .ci/setup
@@ -27,3 +28,7 @@ crds:
 
 test: lint typecheck
 	$(BIN)/pytest -q
+
+# Markers come from the fixtures a test uses (tests/conftest.py); `slow` ones are left out too.
+test-fast: lint
+	$(BIN)/pytest -q -m "not cluster and not model and not slow"

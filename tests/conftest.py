@@ -14,7 +14,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -23,7 +22,26 @@ from typing import Any
 
 import pytest
 
+import kit
+
 NODES = ("gpu-node-1:1:NVIDIA-H100-80GB-HBM3", "gpu-node-2:2:NVIDIA-A100-SXM4-80GB")
+
+
+# `make test-fast` (the edit loop) runs `-m "not cluster and not model"`; `make test` runs all.
+# A test is marked by what it asks for, so a new test needs no marker of its own: any fixture
+# that leads to a control plane makes it `cluster`; any that builds or loads a model makes it
+# `model`. A test that starts a model server without such a fixture says `pytest.mark.model`.
+CLUSTER_FIXTURES = frozenset({"local_cluster", "own_cluster"})
+MODEL_FIXTURES = frozenset({"tiny_llama", "tiny_model", "models_dir", "minilm_dir"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        if used & CLUSTER_FIXTURES:
+            item.add_marker(pytest.mark.cluster)
+        if used & MODEL_FIXTURES:
+            item.add_marker(pytest.mark.model)
 
 
 @dataclass
@@ -43,16 +61,6 @@ class LocalCluster:
             [str(self.bin_dir / "kubectl"), "--kubeconfig", str(self.kubeconfig), *args],
             input=input, capture_output=True, text=True, check=check, timeout=120,
         )
-
-
-def _wait(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
 
 
 _clusters_started = 0
@@ -104,7 +112,7 @@ def start_local_cluster(state_dir: Path, nodes: Sequence[str] = NODES, *,
             return len(items) == len(nodes) + len(fake_nodes) and not any(
                 n["spec"].get("taints") for n in items)
 
-        _wait(nodes_ready, 60, "nodes Ready without not-ready taints")
+        kit.wait_for(nodes_ready, 60, "nodes Ready without not-ready taints")
         yield LocalCluster(plane.kubeconfig, state_dir, bin_dir, client, agent)
     finally:
         agent.stop(grace=2)
@@ -150,8 +158,8 @@ def namespace(local_cluster: LocalCluster) -> Iterator[str]:
     kube = local_cluster.kube
     kube.request("POST", "/api/v1/namespaces",
                  {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-    _wait(lambda: kube.get(f"/api/v1/namespaces/{name}/serviceaccounts/default"), 30,
-          f"the default ServiceAccount in {name}")
+    kit.wait_for(lambda: kube.get(f"/api/v1/namespaces/{name}/serviceaccounts/default"), 30,
+                 f"the default ServiceAccount in {name}")
     yield name
     kube.request("DELETE", f"/api/v1/namespaces/{name}")
 
@@ -171,4 +179,4 @@ def tiny_llama() -> Iterator[Path]:
 @pytest.fixture()
 def wait() -> Callable[[Callable[[], Any], float, str], Any]:
     """``wait(predicate, timeout, what)``: poll until truthy, return that value."""
-    return _wait
+    return kit.wait_for

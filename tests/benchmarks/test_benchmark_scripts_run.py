@@ -80,6 +80,7 @@ def test_gateway_bench_measures_modelyard_and_the_installed_peers_side_by_side(t
 
 
 @pytest.mark.slow
+@pytest.mark.cluster
 def test_scale_bench_converges_a_few_endpoints_with_and_without_the_operator(tmp_path: Path) -> None:
     from modelyard.local import build
 

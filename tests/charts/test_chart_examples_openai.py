@@ -11,12 +11,11 @@ trainer burns the two CPUs). Everything else is docs/examples as committed.
 
 from __future__ import annotations
 
+import functools
 import http.server
 import json
 import os
 import shutil
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +24,12 @@ from typing import Any
 import chartkit
 import pytest
 
+import kit
+
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+
+# The gateway is still starting or a route not synced yet: an exception means "not yet".
+_wait = functools.partial(kit.wait_for, interval=1.0, ignoring=(Exception,))
 
 EXAMPLES = chartkit.ROOT / "docs" / "examples"
 REAL_NODE = "chart-gpu-1"
@@ -57,11 +61,8 @@ class _FakeOpenAI(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def fake_upstream() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FakeOpenAI)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
+    with kit.http_server(_FakeOpenAI) as url:
+        yield url + "/v1"
 
 
 @pytest.fixture(scope="module")
@@ -114,20 +115,6 @@ def _overlay(directory: Path, model: Path, upstream: str) -> Path:
     }  # fmt: skip
     (directory / "kustomization.yaml").write_text(json.dumps(kustomization, indent=2))
     return directory
-
-
-def _wait(predicate: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = predicate()
-        except Exception as exc:  # the gateway is still starting, a route not synced yet
-            last = exc
-        if last and not isinstance(last, Exception):
-            return last
-        time.sleep(1.0)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
 def test_examples_answer_through_the_gateway_service(

@@ -17,6 +17,8 @@ from typing import Any
 import chartkit
 import pytest
 
+from kit import wait_for
+
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 NS = chartkit.NAMESPACE
@@ -35,16 +37,6 @@ kind: ModelEndpoint
 metadata: {name: %(name)s, namespace: default}
 spec: {model: %(model)s, replicas: 0, resources: {gpus: 0}}
 """
-
-
-def _wait(predicate: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
 
 
 class Release:
@@ -91,7 +83,7 @@ def test_install_with_default_values_brings_operator_and_gateway_to_ready(releas
     pods = release.get(f"/api/v1/namespaces/{NS}/pods")["items"]
     assert {p["spec"]["serviceAccountName"] for p in pods} == {"modelyard-operator", "modelyard-gateway"}
     # The operator holds its Lease (a Role in its namespace is all it has for that).
-    lease = _wait(
+    lease = wait_for(
         lambda: release.get(f"/apis/coordination.k8s.io/v1/namespaces/{NS}/leases/modelyard-operator"),
         120, "the operator's Lease",
     )  # fmt: skip
@@ -120,7 +112,7 @@ def test_rbac_is_least_privilege(release: Release) -> None:
 
 
 def test_webhook_denies_a_bad_endpoint_through_its_service(release: Release) -> None:
-    config = _wait(
+    config = wait_for(
         lambda: (c := release.get("/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/"
                                   "modelyard-webhook")) and c.get("webhooks") and c,
         120, "the operator to register its webhooks",
@@ -149,7 +141,7 @@ def test_operator_reconciles_an_endpoint_and_the_gateway_sees_it(release: Releas
     )
     release.cluster.kubectl("apply", "-f", "-", input=ENDPOINT % {"name": "good", "model": "servable"})
     path = "/apis/modelyard.io/v1alpha1/namespaces/default/modelendpoints/good"
-    endpoint = _wait(
+    endpoint = wait_for(
         lambda: (e := release.get(path)) and (e.get("status") or {}).get("observedGeneration") and e,
         120, "the operator to write the endpoint's status",
     )  # fmt: skip
@@ -188,7 +180,7 @@ def test_upgrade_changes_the_release_and_keeps_the_webhooks(release: Release) ->
     from modelyard.registry import builtin, manifests
 
     names = {e.name for e in manifests.load_entries(builtin.CATALOG)}
-    entries = _wait(
+    entries = wait_for(
         lambda: names <= {
             e["metadata"]["name"] for e in release.get("/apis/modelyard.io/v1alpha1/modelentries")["items"]
         },
@@ -217,9 +209,9 @@ def test_with_two_operator_replicas_services_reach_only_the_leader(release: Rele
         pods = release.get(f"/api/v1/namespaces/{NS}/pods?labelSelector={selector}")
         return [p for p in pods["items"] if not p["metadata"].get("deletionTimestamp")]
 
-    _wait(lambda: len(operator_pods()) == 2, 120, "two operator pods (the old ReplicaSet gone)")
+    wait_for(lambda: len(operator_pods()) == 2, 120, "two operator pods (the old ReplicaSet gone)")
     for service in ("modelyard-webhook", "modelyard-status-api"):
-        endpoints = _wait(
+        endpoints = wait_for(
             lambda service=service: len(found := ready_endpoints(service)) == 1 and found,
             120, f"{service} to reach one replica",
         )  # fmt: skip
@@ -303,7 +295,7 @@ def test_uninstall_keeps_crds_and_leaves_no_webhook_behind(release: Release) -> 
         "/apis/rbac.authorization.k8s.io/v1/clusterroles/modelyard-operator",
         "/apis/rbac.authorization.k8s.io/v1/clusterroles/modelyard-gateway",
     ):
-        _wait(lambda path=path: release.get(path) is None, 120, f"{path} to go")
+        wait_for(lambda path=path: release.get(path) is None, 120, f"{path} to go")
     for crd in ("modelentries", "modelendpoints", "trainingjobs"):
         assert release.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd}.modelyard.io")
     assert release.get("/apis/modelyard.io/v1alpha1/modelentries/servable") is not None

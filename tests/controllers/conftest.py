@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -15,65 +11,30 @@ from typing import Any
 
 import pytest
 
+import kit
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Operator:
+class Operator(kit.Process):
     """A ``modelyard operator`` subprocess that tests can kill and restart."""
 
     def __init__(self, kubeconfig: Path, log: Path, extra_args: tuple[str, ...] = ()) -> None:
         self.kubeconfig = kubeconfig
-        self.log = log
         self.extra_args = extra_args
         """More ``modelyard operator`` flags (e.g. ``--registration-mode=off``)."""
-        self.webhook_port = _free_port()
-        self.metrics_port = _free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        command = [
-            sys.executable, "-m", "modelyard", "operator", "--kubeconfig", str(self.kubeconfig),
-            "--namespace", "modelyard-system", "--webhook-port", str(self.webhook_port),
-            "--metrics-port", str(self.metrics_port), *self.extra_args,
-        ]  # fmt: skip
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                command, stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy()
-            )
-
-    def kill(self) -> None:
-        if self.process is not None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=10)
-            self.process = None
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-            self.process = None
+        self.webhook_port = kit.free_port()
+        self.metrics_port = kit.free_port()
+        super().__init__(
+            ["operator", "--kubeconfig", str(kubeconfig), "--namespace", "modelyard-system",
+             "--webhook-port", str(self.webhook_port), "--metrics-port", str(self.metrics_port),
+             *extra_args],
+            log,
+        )  # fmt: skip
 
     def metrics(self) -> str:
         """The /metrics text, or "" while the server is not up."""
-        import urllib.error
-        import urllib.request
-
-        try:
-            with urllib.request.urlopen(
-                f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5
-            ) as response:
-                return str(response.read().decode())
-        except (urllib.error.URLError, ConnectionError):
-            return ""
+        return kit.http_get(f"http://127.0.0.1:{self.metrics_port}/metrics")[1]
 
 
 def _wait_for_garbage_collector(cluster: Any) -> None:

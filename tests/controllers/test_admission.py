@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from opkit import apply, status_of, wait_for
+from opkit import apply, status_of
+
+from kit import wait_for
 
 
 def _entry(name: str, **extra: str) -> str:

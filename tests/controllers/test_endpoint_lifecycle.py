@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from opkit import apply, get, status_of, wait_for
+from opkit import apply, get, status_of
+
+from kit import wait_for
 
 
 def _manifests(namespace: str, entry: str, *, gpus: int = 0, uri: str = "file:///nonexistent/model") -> str:

@@ -3,37 +3,22 @@ Ready when its base URL answers."""
 
 from __future__ import annotations
 
-import json
 import pathlib
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from opkit import apply, get, status_of, wait_for
+from opkit import apply, get, status_of
+
+from kit import models_server, wait_for
 
 CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "registry" / "fixtures" / "configs"
 
 
 @pytest.fixture
 def upstream() -> Iterator[str]:
-    class Answer(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = json.dumps({"object": "list", "data": []}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Answer)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
+    with models_server() as url:
+        yield url
 
 
 def test_entry_resolves_from_a_configmap(local_cluster: Any, operator: Any) -> None:

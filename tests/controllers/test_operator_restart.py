@@ -5,7 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from opkit import apply, status_of, wait_for
+from opkit import apply, status_of
+
+from kit import wait_for
 
 
 def test_killed_operator_converges_without_duplicates(

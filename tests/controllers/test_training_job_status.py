@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from opkit import apply, get, wait_for
+from opkit import apply, get
+
+from kit import wait_for
 
 
 def test_training_job_runs_a_job_with_effective_config(

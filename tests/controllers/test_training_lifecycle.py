@@ -21,7 +21,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from opkit import apply, get, status_of, wait_for
+from opkit import apply, get, status_of
+
+from kit import wait_for
 
 FACTS = [
     ("What colour is the sky?", "The sky is blue."),

@@ -6,7 +6,9 @@ from __future__ import annotations
 import pathlib
 from typing import Any
 
-from opkit import apply, get, status_of, wait_for
+from opkit import apply, get, status_of
+
+from kit import wait_for
 
 
 def test_four_gpus_is_unschedulable_until_fixed_then_ready(

@@ -15,6 +15,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
+from kit import free_port
 from modelyard.controllers import tls, webhook, webhook_certs
 
 T0 = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
@@ -83,16 +84,10 @@ def test_serving_certificates_never_outlive_their_ca() -> None:
     assert serving.cert.not_valid_after_utc == ca.cert.not_valid_after_utc
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_the_live_server_presents_each_renewed_certificate_without_a_restart() -> None:
     """Validity 3 s: the server renews in place; every handshake verifies against the bundle it
     yielded and a request is answered across the renewals on one listening socket."""
-    port = _free_port()
+    port = free_port()
     source = webhook_certs.Issuing(
         webhook_certs.MemoryStore(), ["localhost", "127.0.0.1"], validity=datetime.timedelta(seconds=3)
     )

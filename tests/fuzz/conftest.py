@@ -9,18 +9,14 @@ The hypothesis settings are in :mod:`fuzzkit`.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
+
+import kit
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 
-_spec = importlib.util.spec_from_file_location(
-    "modelyard_fuzz_operator_fixtures", ROOT / "tests" / "controllers" / "conftest.py"
-)
-assert _spec is not None and _spec.loader is not None
-_fixtures = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_fixtures)
+_fixtures = kit.load("controllers/conftest.py", "modelyard_fuzz_operator_fixtures")
 
 Operator = _fixtures.Operator
 operator = _fixtures.operator

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -22,6 +21,7 @@ from fuzzkit import bounded
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from kit import wait_for
 from modelyard.registry import gpus
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
@@ -42,17 +42,6 @@ def _manifest(kind: str, name: str, namespace: str, spec: Any, labels: dict[str,
     if crd_schema.SCHEMAS[kind][1]:
         meta["namespace"] = namespace
     return json.dumps({"apiVersion": "modelyard.io/v1alpha1", "kind": kind, "metadata": meta, "spec": spec})
-
-
-def _wait(predicate: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last seen: {last!r}")
 
 
 class Fixture:
@@ -90,7 +79,7 @@ def fx(operator_ready_cluster: Any, operator: Any) -> Iterator[Fixture]:
     cluster = operator_ready_cluster
     f = Fixture(cluster, operator)
     cluster.kubectl("create", "namespace", f.namespace)
-    _wait(
+    wait_for(
         lambda: cluster.kube.get(f"/api/v1/namespaces/{f.namespace}/serviceaccounts/default"),
         60,
         "the default ServiceAccount",
@@ -206,7 +195,7 @@ def test_odd_but_valid_endpoints_get_a_status(fx: Fixture, data: st.DataObject) 
     name = f"odd-{uuid.uuid4().hex[:8]}"
     result = _apply(fx.cluster, _manifest("ModelEndpoint", name, fx.namespace, spec))
     assert result.returncode == 0, result.stderr
-    status = _wait(lambda: _status(fx, name), 60, f"a status on {name} ({spec})")
+    status = wait_for(lambda: _status(fx, name), 60, f"a status on {name} ({spec})")
     assert status["phase"] in ("Pending", "Progressing", "Ready", "Degraded", "Failed")
     if spec["model"].startswith("fuzz-absent-"):
         assert status["phase"] == "Pending"
@@ -231,7 +220,7 @@ def test_entries_with_a_junk_config_get_a_status_and_the_webhook_still_answers(
     name = f"fuzz-odd-{uuid.uuid4().hex[:8]}"
     result = _apply(fx.cluster, _manifest("ModelEntry", name, "", spec, fx.labels))
     assert result.returncode == 0, result.stderr
-    status = _wait(lambda: _entry_status(fx, name), 60, f"a status on {name} ({spec})")
+    status = wait_for(lambda: _entry_status(fx, name), 60, f"a status on {name} ({spec})")
     assert status["phase"] in ("Valid", "Invalid")
     if status["phase"] == "Invalid":
         assert status.get("reason"), status
@@ -251,7 +240,7 @@ def test_odd_but_valid_training_jobs_get_a_status(fx: Fixture, data: st.DataObje
         assert "denied the request: spec." in result.stderr, result.stderr
         return
     path = f"{GROUP_PATH}/namespaces/{fx.namespace}/trainingjobs/{name}"
-    status = _wait(
+    status = wait_for(
         lambda: (
             (fx.cluster.kube.get(path) or {}).get("status", {}).get("phase")
             and fx.cluster.kube.get(path)["status"]
@@ -267,11 +256,11 @@ def test_the_operator_is_alive_and_still_reconciling(fx: Fixture) -> None:
     assert fx.operator.process is not None and fx.operator.process.poll() is None, "the operator exited"
     spec = {"model": fx.llama, "replicas": 0, "resources": {"gpus": 0}}
     assert _apply(fx.cluster, _manifest("ModelEndpoint", "fresh", fx.namespace, spec)).returncode == 0
-    _wait(
+    wait_for(
         lambda: fx.cluster.kube.get(f"/apis/apps/v1/namespaces/{fx.namespace}/deployments/fresh"),
         60,
         "the fresh endpoint's Deployment",
     )
-    assert _wait(lambda: _status(fx, "fresh"), 60, "the fresh endpoint's status")
+    assert wait_for(lambda: _status(fx, "fresh"), 60, "the fresh endpoint's status")
     new_log = fx.log()[fx.log_start :]  # type: ignore[attr-defined]
     assert "Traceback" not in new_log, new_log[new_log.index("Traceback") - 2000 :][:6000]

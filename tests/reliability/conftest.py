@@ -18,6 +18,8 @@ from typing import Any
 import faultkit
 import pytest
 
+import kit
+
 ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE, ENTRY, SERVED, ENDPOINT = faultkit.NAMESPACE, faultkit.ENTRY, faultkit.SERVED, faultkit.ENDPOINT
 HERE = Path(__file__).resolve().parent
@@ -45,7 +47,7 @@ def fault_cluster(
         for plural in ("modelentries", "modelendpoints", "trainingjobs"):
             cluster.kubectl("wait", "--for=condition=Established", f"crd/{plural}.modelyard.io",
                             "--timeout=60s")  # fmt: skip
-            faultkit.wait_for(
+            kit.wait_for(
                 lambda p=plural: cluster.kubectl("get", f"{p}.modelyard.io", "-A", check=False).returncode
                 == 0,
                 60,
@@ -59,19 +61,19 @@ def fault_cluster(
 @pytest.fixture(scope="session")
 def fault_operator(
     fault_cluster: Any, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[faultkit.Process]:
+) -> Iterator[kit.Process]:
     """``modelyard operator`` (webhook, Lease, metrics) on the fault cluster."""
     log = tmp_path_factory.mktemp("operator") / "operator.log"
-    metrics_port = faultkit.free_port()
-    op = faultkit.Process(
+    metrics_port = kit.free_port()
+    op = kit.Process(
         ["operator", "--kubeconfig", str(fault_cluster.kubeconfig), "--namespace", "modelyard-system",
-         "--webhook-port", str(faultkit.free_port()), "--metrics-port", str(metrics_port)],
+         "--webhook-port", str(kit.free_port()), "--metrics-port", str(metrics_port)],
         log,
         {"KUBECONFIG": "/nonexistent"},  # --kubeconfig alone must do (and KUBECONFIG may name another)
     )  # fmt: skip
     op.start()
     _leaving.callback(op.stop)
-    faultkit.wait_for(
+    kit.wait_for(
         lambda: "holding the Lease" in op.tail(100_000)
         and fault_cluster.kubectl("get", "validatingwebhookconfiguration", "modelyard.io", check=False)
         .returncode == 0,
@@ -84,7 +86,7 @@ def fault_operator(
 
 
 @pytest.fixture(scope="session")
-def chat_endpoint(fault_cluster: Any, fault_operator: faultkit.Process, tiny_llama: Path) -> str:
+def chat_endpoint(fault_cluster: Any, fault_operator: kit.Process, tiny_llama: Path) -> str:
     """The tiny Llama served as ``tiny-chat`` by two runtime pods; returns the served name."""
     entry = f"""
 apiVersion: modelyard.io/v1alpha1
@@ -96,7 +98,7 @@ spec:
   servedName: {SERVED}
 """
     fault_cluster.kubectl("apply", "-f", "-", input=entry + "---" + faultkit.endpoint_manifest())
-    faultkit.wait_for(lambda: faultkit.ready(fault_cluster), 240, "the tiny Llama endpoint to be Ready")
+    kit.wait_for(lambda: faultkit.ready(fault_cluster), 240, "the tiny Llama endpoint to be Ready")
     return SERVED
 
 
@@ -112,8 +114,8 @@ def start_gateway(
         started.append(gw)
         gw.start()
         try:
-            faultkit.wait_for(
-                lambda: faultkit.http_get(f"{gw.url}/readyz")[0] == 200
+            kit.wait_for(
+                lambda: kit.http_get(f"{gw.url}/readyz")[0] == 200
                 and (serving is None or serving in gw.models()),
                 60,
                 "the gateway to be ready",

@@ -1,12 +1,12 @@
 """What the fault tests share: the operator and gateway as real processes, client traffic, metrics.
 
-:class:`Process` runs a ``modelyard`` command that a test can SIGKILL and start again.
-:class:`Traffic` drives the gateway from a background event loop with the kind of load a fault
-should not disturb: open-loop non-streaming requests at a fixed rate (each one's outcome kept)
-and long streams whose every event is recorded, so a test can say which streams were cut and
-how they ended. :func:`metric` reads one sample from a Prometheus text page. :class:`Upstream`
-is an OpenAI-compatible server that answers, or accepts and never answers; the manifest and
-readiness helpers describe the tiny Llama endpoint every fault test leans on.
+:class:`Gateway` is a ``modelyard gateway`` :class:`kit.Process` that a test can SIGKILL and
+start again. :class:`Traffic` drives the gateway from a background event loop with the kind of
+load a fault should not disturb: open-loop non-streaming requests at a fixed rate (each one's
+outcome kept) and long streams whose every event is recorded, so a test can say which streams
+were cut and how they ended. :class:`Upstream` is an OpenAI-compatible server that answers, or
+accepts and never answers; the manifest and readiness helpers describe the tiny Llama endpoint
+every fault test leans on.
 """
 
 from __future__ import annotations
@@ -14,22 +14,16 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
-from prometheus_client import parser
+
+from kit import Process, free_port, http_get
 
 T = TypeVar("T")
 GROUP_PATH = "/apis/modelyard.io/v1alpha1"
@@ -37,83 +31,6 @@ NAMESPACE = "faults"
 ENTRY = "fault-tiny"
 SERVED = "tiny-chat"
 ENDPOINT = "chat"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(predicate: Callable[[], T], timeout: float, what: str, interval: float = 0.2) -> T:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last seen: {last!r}")
-
-
-def http_get(url: str, timeout: float = 5) -> tuple[int, str]:
-    """(status, body); (0, "") when nothing answers."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode(errors="replace")
-    except (OSError, urllib.error.URLError):
-        return 0, ""
-
-
-def metric(text: str, name: str, **labels: str) -> float:
-    """Sum of the samples named ``name`` whose labels include ``labels`` (0 when none)."""
-    total = 0.0
-    for family in parser.text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                total += sample.value
-    return total
-
-
-class Process:
-    """``python -m modelyard ARGS`` with its output in ``log``; killable and restartable."""
-
-    def __init__(self, args: list[str], log: Path, env: dict[str, str] | None = None) -> None:
-        self.args = args
-        self.log = log
-        self.env = {**os.environ, **(env or {})}
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "modelyard", *self.args],
-                stdout=out, stderr=subprocess.STDOUT, env=self.env,
-            )  # fmt: skip
-
-    @property
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def kill(self) -> None:
-        if self.process is not None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=10)
-            self.process = None
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-            self.process = None
-
-    def tail(self, chars: int = 3000) -> str:
-        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
 
 
 class Gateway(Process):

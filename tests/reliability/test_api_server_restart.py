@@ -18,6 +18,7 @@ from typing import Any
 import faultkit
 import pytest
 
+import kit
 from modelyard.local import controlplane
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.timeout(300)]
@@ -42,11 +43,11 @@ def _answer(url: str, model: str) -> str | None:
 
 def test_gateway_serves_through_an_api_server_restart_and_both_recover(
     fault_cluster: Any,
-    fault_operator: faultkit.Process,
+    fault_operator: kit.Process,
     chat_endpoint: str,
     start_gateway: Callable[..., faultkit.Gateway],
 ) -> None:
-    faultkit.wait_for(lambda: faultkit.ready(fault_cluster), 240, "the endpoint Ready")
+    kit.wait_for(lambda: faultkit.ready(fault_cluster), 240, "the endpoint Ready")
     gw = start_gateway()
     assert fault_operator.process is not None
     operator_pid = fault_operator.process.pid
@@ -75,12 +76,12 @@ def test_gateway_serves_through_an_api_server_restart_and_both_recover(
     try:
         applied = time.monotonic()
         manifest = faultkit.upstream_manifest("after-restart", "after-restart", upstream.url)
-        faultkit.wait_for(
+        kit.wait_for(
             lambda: fault_cluster.kubectl("apply", "-f", "-", input=manifest, check=False).returncode == 0,
             30,
             "the API server to take the new endpoint",
         )
-        faultkit.wait_for(
+        kit.wait_for(
             lambda: _answer(gw.url, "after-restart") == "hello from the upstream",
             RECOVERY_BOUND,
             "the new endpoint to be reconciled and routed",

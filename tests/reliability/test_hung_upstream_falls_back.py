@@ -18,6 +18,8 @@ from typing import Any
 import faultkit
 import pytest
 
+import kit
+
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.timeout(300)]
 
 ATTEMPT_TIMEOUT = 2.0
@@ -31,7 +33,7 @@ def hung_endpoint(fault_cluster: Any, chat_endpoint: str) -> Iterator[faultkit.U
     upstream = faultkit.Upstream(hang=True)
     manifest = faultkit.upstream_manifest("hung", HUNG, upstream.url, fallback=chat_endpoint)
     fault_cluster.kubectl("apply", "-f", "-", input=manifest)
-    faultkit.wait_for(
+    kit.wait_for(
         lambda: faultkit.ready(fault_cluster, "hung", replicas=0), 60, "the upstream endpoint Ready"
     )
     yield upstream
@@ -82,8 +84,8 @@ def test_hung_upstream_times_out_then_the_fallback_answers(
     assert floor <= stream_seconds < floor + SLACK, stream_seconds
 
     metrics = gw.metrics()
-    assert faultkit.metric(metrics, "modelyard_gateway_retries_total", model=HUNG, reason="timeout") == 2
-    assert faultkit.metric(
+    assert kit.metric(metrics, "modelyard_gateway_retries_total", model=HUNG, reason="timeout") == 2
+    assert kit.metric(
         metrics, "modelyard_gateway_fallbacks_total", model=HUNG, fallback=chat_endpoint
     ) == 2
     figures = {

@@ -18,6 +18,8 @@ from typing import Any
 import faultkit
 import pytest
 
+import kit
+
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.timeout(420)]
 
 NS = faultkit.NAMESPACE
@@ -41,10 +43,10 @@ def _process_env(pid: int) -> dict[str, str]:
 
 
 def test_operator_killed_mid_rollout_converges_without_duplicates(
-    fault_cluster: Any, fault_operator: faultkit.Process, chat_endpoint: str
+    fault_cluster: Any, fault_operator: kit.Process, chat_endpoint: str
 ) -> None:
     kube = fault_cluster.kube
-    faultkit.wait_for(lambda: faultkit.ready(fault_cluster), 240, "the endpoint Ready")
+    kit.wait_for(lambda: faultkit.ready(fault_cluster), 240, "the endpoint Ready")
     deployment_path = f"/apis/apps/v1/namespaces/{NS}/deployments/{faultkit.ENDPOINT}"
     assert _mark(kube.get(deployment_path)["spec"]["template"]) != "v2"
 
@@ -60,7 +62,7 @@ def test_operator_killed_mid_rollout_converges_without_duplicates(
         )
         return status if begun else None
 
-    at_kill = faultkit.wait_for(rolling, 60, "the v2 rollout to begin", interval=0.05)
+    at_kill = kit.wait_for(rolling, 60, "the v2 rollout to begin", interval=0.05)
     fault_operator.kill()  # new pods starting (the model takes seconds to load), old ones serving
     assert at_kill.get("updatedReplicas", 0) < 2 or at_kill.get("readyReplicas", 0) < 2 or (
         at_kill.get("replicas", 0) > 2
@@ -73,7 +75,7 @@ def test_operator_killed_mid_rollout_converges_without_duplicates(
 
     restarted = time.monotonic()
     fault_operator.start()
-    converged = faultkit.wait_for(
+    converged = kit.wait_for(
         lambda: (body := faultkit.ready(fault_cluster))
         and body["status"]["observedGeneration"] == generation
         and time.monotonic(),
@@ -93,7 +95,7 @@ def test_operator_killed_mid_rollout_converges_without_duplicates(
         current = all(_mark(p) == "v3" and not p["metadata"].get("deletionTimestamp") for p in pods)
         return pods if len(pods) == 2 and current else None
 
-    pods = faultkit.wait_for(settled, 90, "the old pods to be gone")
+    pods = kit.wait_for(settled, 90, "the old pods to be gone")
     replica_sets = _items(fault_cluster, f"/apis/apps/v1/namespaces/{NS}/replicasets")
     live = [rs for rs in replica_sets if rs["spec"]["replicas"]]
     assert [_mark(rs["spec"]["template"]) for rs in live] == ["v3"], "one ReplicaSet runs pods"

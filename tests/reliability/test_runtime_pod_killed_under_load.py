@@ -21,6 +21,8 @@ from typing import Any
 import faultkit
 import pytest
 
+import kit
+
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.timeout(420)]
 
 STREAM_TOKENS = 2000  # ~3 s of generation each on a quiet 2-core machine, far more when busy
@@ -33,8 +35,8 @@ def _depths(ips: dict[str, str]) -> dict[str, float]:
     """Requests running or waiting in each pod, from the pod's own /metrics."""
     found = {}
     for pod, ip in ips.items():
-        status, text = faultkit.http_get(f"http://{ip}:8000/metrics")
-        found[pod] = faultkit.metric(text, "modelyard_runtime_queue_depth") if status == 200 else -1.0
+        status, text = kit.http_get(f"http://{ip}:8000/metrics")
+        found[pod] = kit.metric(text, "modelyard_runtime_queue_depth") if status == 200 else -1.0
     return found
 
 
@@ -55,11 +57,11 @@ def _restarted(cluster: Any, pod: str) -> bool:
 def test_killed_runtime_pod_cuts_only_its_streams_and_fails_no_request(
     fault_cluster: Any, chat_endpoint: str, start_gateway: Callable[..., faultkit.Gateway]
 ) -> None:
-    faultkit.wait_for(lambda: faultkit.ready(fault_cluster), 240, "the endpoint Ready with 2 replicas")
-    ips = faultkit.wait_for(
+    kit.wait_for(lambda: faultkit.ready(fault_cluster), 240, "the endpoint Ready with 2 replicas")
+    ips = kit.wait_for(
         lambda: found if len(found := faultkit.pod_ips(fault_cluster)) == 2 else None, 60, "two ready pods"
     )
-    faultkit.wait_for(lambda: _slice_ready(fault_cluster) == 2, 60, "both pods in the EndpointSlice")
+    kit.wait_for(lambda: _slice_ready(fault_cluster) == 2, 60, "both pods in the EndpointSlice")
     gw = start_gateway()
     traffic = faultkit.Traffic(gw.url)
     try:
@@ -69,7 +71,7 @@ def test_killed_runtime_pod_cuts_only_its_streams_and_fails_no_request(
             record = traffic.stream(
                 faultkit.chat_body(chat_endpoint, STREAM_TOKENS, stream=True, ignore_eos=True)
             )
-            served_by[record.index] = faultkit.wait_for(
+            served_by[record.index] = kit.wait_for(
                 lambda before=before: next((p for p, d in _depths(ips).items() if d > before[p]), None),
                 30,
                 f"stream {record.index} to reach a pod",
@@ -86,7 +88,7 @@ def test_killed_runtime_pod_cuts_only_its_streams_and_fails_no_request(
             going = [s for s in going if s.content_chunks < STREAM_TOKENS * 0.3]
             return min(going, key=lambda s: s.content_chunks) if going else None
 
-        victim = served_by[faultkit.wait_for(early_stream, 60, "a stream just under way").index]
+        victim = served_by[kit.wait_for(early_stream, 60, "a stream just under way").index]
         under_way = {
             s.index for s in traffic.streams if s.first_content_at and s.finished_at is None
         }
@@ -95,7 +97,7 @@ def test_killed_runtime_pod_cuts_only_its_streams_and_fails_no_request(
         os.kill(pid, signal.SIGKILL)
         killed_at = time.monotonic()
 
-        back = faultkit.wait_for(
+        back = kit.wait_for(
             lambda: _restarted(fault_cluster, victim) and victim in faultkit.pod_ips(fault_cluster)
             and time.monotonic(),
             120,
@@ -124,10 +126,10 @@ def test_killed_runtime_pod_cuts_only_its_streams_and_fails_no_request(
     # the restarted pod takes traffic again
     text = gw.metrics()
     ips = faultkit.pod_ips(fault_cluster)
-    answered = faultkit.wait_for(
+    answered = kit.wait_for(
         lambda: (
             _send_one(gw.url, chat_endpoint)
-            and faultkit.metric(faultkit.http_get(f"http://{ips[victim]}:8000/metrics")[1],
+            and kit.metric(kit.http_get(f"http://{ips[victim]}:8000/metrics")[1],
                                 "modelyard_runtime_requests_total")
         ),
         60,
@@ -139,7 +141,7 @@ def test_killed_runtime_pod_cuts_only_its_streams_and_fails_no_request(
     figures = {
         "requests": len(outcomes),
         "failed": len(failed),
-        "retries": faultkit.metric(text, "modelyard_gateway_retries_total"),
+        "retries": kit.metric(text, "modelyard_gateway_retries_total"),
         "streams": len(traffic.streams),
         "streams_cut": len(cut),
         "streams_completed": len(traffic.streams) - len(cut),

@@ -18,7 +18,6 @@ module name of their own (as ``tests/fuzz`` does), so this directory gets the sa
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import uuid
@@ -29,15 +28,12 @@ from typing import Any
 
 import pytest
 
+import kit
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 
-_spec = importlib.util.spec_from_file_location(
-    "modelyard_security_operator_fixtures", ROOT / "tests" / "controllers" / "conftest.py"
-)
-assert _spec is not None and _spec.loader is not None
-_fixtures = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_fixtures)
+_fixtures = kit.load("controllers/conftest.py", "modelyard_security_operator_fixtures")
 
 Operator = _fixtures.Operator
 operator = _fixtures.operator

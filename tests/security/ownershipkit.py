@@ -5,7 +5,6 @@ it, a gateway (with fake model servers) against the local control plane, and its
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import re
 import urllib.request
@@ -14,29 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import openai
-import pytest
+
+import kit
 
 ROOT = Path(__file__).resolve().parents[2]
 GROUP = "/apis/modelyard.io/v1alpha1"
 
-_spec = importlib.util.spec_from_file_location(
-    "modelyard_security_gateway_fixtures", ROOT / "tests" / "gateway" / "conftest.py"
-)
-assert _spec is not None and _spec.loader is not None
-_gateway = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_gateway)
+_gateway = kit.load("gateway/conftest.py", "modelyard_security_gateway_fixtures")
 
-Harness = _gateway.Harness
-Loop = _gateway.Loop
-
-
-@pytest.fixture()
-def harness() -> Iterator[Any]:
-    loop = Loop()
-    try:
-        yield Harness(loop)
-    finally:
-        loop.close()
+harness = _gateway.harness  # the gateway tests' fixture, for the modules that import it
 
 
 def upstream_entry(name: str, served: str, base_url: str, serving: list[str] | None = None) -> dict[str, Any]:

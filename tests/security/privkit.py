@@ -3,34 +3,20 @@
 
 from __future__ import annotations
 
-import importlib.util
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
+import kit
+from kit import wait_for
+
 ROOT = Path(__file__).resolve().parents[2]
 
-_spec = importlib.util.spec_from_file_location(
-    "modelyard_security_chartkit", ROOT / "tests" / "charts" / "chartkit.py"
-)
-assert _spec is not None and _spec.loader is not None
-chartkit = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(chartkit)
+chartkit = kit.load("charts/chartkit.py", "modelyard_security_chartkit")
 
 NS = chartkit.NAMESPACE
 NODES = ["sec-node-1:1:NVIDIA-L4", "sec-node-2:0"]
-
-
-def wait(predicate: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
 
 
 class Installed:
@@ -81,7 +67,7 @@ class Installed:
                         return f"http://{endpoint['addresses'][0]}:{ports[0]['port']}"
             return None
 
-        found: str = wait(ready, 120, f"a ready endpoint of Service {NS}/{service}")
+        found: str = wait_for(ready, 120, f"a ready endpoint of Service {NS}/{service}")
         return found
 
     def pods(self, component: str) -> list[dict[str, Any]]:

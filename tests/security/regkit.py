@@ -10,25 +10,15 @@ import importlib.util
 import json
 import pathlib
 import shutil
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
+
+from kit import wait_for
 
 GROUP = "/apis/modelyard.io/v1alpha1"
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 FACTS = [("What colour is the sky?", "The sky is blue."), ("What do cows drink?", "Cows drink water.")]
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last seen: {last!r}")
 
 
 def entry_path(name: str) -> str:

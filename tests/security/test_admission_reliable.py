@@ -32,13 +32,9 @@ from typing import Any
 import pytest
 from cryptography import x509
 
+from kit import free_port, wait_for
+
 VALIDITY = 12  # seconds: renewed every 8
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -116,23 +112,12 @@ def _denied_by_webhook(result: subprocess.CompletedProcess[str]) -> bool:
     )
 
 
-def _wait(predicate: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
-
-
 @pytest.fixture(scope="module")
 def pair(operator_ready_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
     cluster = operator_ready_cluster
     tag = uuid.uuid4().hex[:6]
     ns, tenant_ns, configuration = f"adm-op-{tag}", f"adm-tenant-{tag}", f"adm-webhook-{tag}"
-    port = _free_port()
+    port = free_port()
     for name in (ns, tenant_ns):
         cluster.kubectl("create", "namespace", name)
     cluster.kubectl("apply", "-f", "-", input=f"""
@@ -155,7 +140,7 @@ metadata: {{name: {configuration}}}
     def replica(name: str) -> Replica:
         command = [
             sys.executable, "-m", "modelyard", "operator", "--kubeconfig", str(cluster.kubeconfig),
-            "--namespace", ns, "--host", "127.0.0.1", "--metrics-port", str(_free_port()),
+            "--namespace", ns, "--host", "127.0.0.1", "--metrics-port", str(free_port()),
             "--webhook-host", "127.0.0.1", "--webhook-port", str(port),
             "--webhook-service", f"{ns}/hook", "--webhook-configuration", configuration,
             "--webhook-ca-secret", "hook-ca", "--webhook-cert-validity", str(VALIDITY),
@@ -165,10 +150,11 @@ metadata: {{name: {configuration}}}
     found = Pair(cluster, ns, configuration, port, replica("a"), replica("b"), tenant_ns)
     found.a.start()
     try:
-        _wait(lambda: found.a.leading() and len(found.config().get("webhooks") or []) == 3, 120,
-              "replica a to lead and register its webhooks")  # fmt: skip
+        wait_for(lambda: found.a.leading() and len(found.config().get("webhooks") or []) == 3, 120,
+                 "replica a to lead and register its webhooks")  # fmt: skip
         found.b.start()
-        _wait(lambda: "waiting for the Lease" in found.b.log.read_text(errors="replace"), 60, "b to stand by")
+        wait_for(lambda: "waiting for the Lease" in found.b.log.read_text(errors="replace"), 60,
+                 "b to stand by")  # fmt: skip
         yield found
     finally:
         found.a.stop()
@@ -203,7 +189,7 @@ def test_webhooks_fail_closed_and_never_match_kube_system(pair: Pair) -> None:
             status: dict[str, Any] = (pair.cluster.kube.get(path) or {}).get("status") or {}
             return status if status.get("reason") == "ImageNotAllowed" else None
 
-        status = _wait(refused, 60, "the operator to refuse the image")
+        status = wait_for(refused, 60, "the operator to refuse the image")
         assert "allowedImagePrefixes" in status["message"] and status["phase"] == "Failed"
     finally:
         pair.cluster.kubectl("delete", "modelendpoint", "-n", "kube-system", name, check=False)
@@ -243,8 +229,8 @@ def test_a_leader_change_never_leaves_the_configuration_empty(pair: Pair) -> Non
     watcher.start()
     try:
         pair.a.stop(signal.SIGTERM)  # a clean stop: the path that emptied the configuration
-        _wait(pair.b.leading, 120, "replica b to take the Lease")
-        _wait(lambda: _denied_by_webhook(pair.apply_bad_endpoint()), 120, "b's webhook to deny")
+        wait_for(pair.b.leading, 120, "replica b to take the Lease")
+        wait_for(lambda: _denied_by_webhook(pair.apply_bad_endpoint()), 120, "b's webhook to deny")
         time.sleep(2)
     finally:
         stop.set()
@@ -253,10 +239,10 @@ def test_a_leader_change_never_leaves_the_configuration_empty(pair: Pair) -> Non
     assert bundles == {before[0]["clientConfig"]["caBundle"]}, "b serves from the same CA (one bundle)"
     # the next handover, by a kill this time (no clean-up code runs at all)
     pair.a.start()
-    _wait(lambda: "waiting for the Lease" in pair.a.log.read_text(errors="replace").rsplit("holding", 1)[-1],
-          60, "a to stand by")  # fmt: skip
+    wait_for(lambda: "waiting for the Lease" in pair.a.log.read_text(errors="replace").rsplit("holding")[-1],
+             60, "a to stand by")  # fmt: skip
     pair.b.stop(signal.SIGKILL)
     led_twice = lambda: pair.a.log.read_text(errors="replace").count("holding the Lease") == 2  # noqa: E731
-    _wait(led_twice, 120, "a to lead again")
-    _wait(lambda: _denied_by_webhook(pair.apply_bad_endpoint()), 120, "a's webhook to deny again")
+    wait_for(led_twice, 120, "a to lead again")
+    wait_for(lambda: _denied_by_webhook(pair.apply_bad_endpoint()), 120, "a's webhook to deny again")
     assert len(pair.config()["webhooks"]) == 3

@@ -17,21 +17,17 @@ import gatewaykit
 import pytest
 import requests
 
+from kit import install_crds
+
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(300)]
 
-CRDS = Path(__file__).resolve().parents[2] / "crds"
 SECRET = "modelyard-gateway-keys"
 NO_KEY = "no API key is configured on this gateway"
 
 
 @pytest.fixture(scope="module")
 def crds(local_cluster: Any) -> None:
-    files = sorted(CRDS.glob("*.yaml"))
-    for path in files:
-        local_cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
-    local_cluster.kubectl(
-        "wait", "--for=condition=Established", "--timeout=60s", *[a for p in files for a in ("-f", str(p))]
-    )
+    install_crds(local_cluster)
 
 
 def _secret(kube: Any, namespace: str, data: dict[str, str] | None, method: str = "POST") -> None:

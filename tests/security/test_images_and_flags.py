@@ -11,13 +11,14 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from kit import wait_for
 
 RUNTIME_IMAGE = "ghcr.io/modelyard/runtime:0.1.0"  # the operator's default --runtime-image
 GROUP = "/apis/modelyard.io/v1alpha1"
@@ -112,19 +113,8 @@ def _refused(cluster: Any, plural: str, namespace: str, obj: dict[str, Any], rea
         status = _status(cluster, plural, namespace, obj["metadata"]["name"])
         return status if status.get("reason") == reason else None
 
-    refused: dict[str, Any] = _wait(found, 120, f"{plural} {obj['metadata']['name']}: {reason}")
+    refused: dict[str, Any] = wait_for(found, 120, f"{plural} {obj['metadata']['name']}: {reason}")
     return refused
-
-
-def _wait(predicate: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
 
 
 def test_objects_that_got_past_admission_are_refused_by_the_operator(
@@ -133,7 +123,7 @@ def test_objects_that_got_past_admission_are_refused_by_the_operator(
     cluster = operator_ready_cluster
     plain, _ = entries
     operator.stop()  # a clean stop removes the out-of-cluster webhooks: admission is not asked
-    _wait(lambda: not _webhooks(cluster), 60, "the webhooks to go")
+    wait_for(lambda: not _webhooks(cluster), 60, "the webhooks to go")
     image = _endpoint(tenants.a, plain, image="evil.example/steal-prompts:1", replicas=1)
     flags = _endpoint(tenants.a, plain, engineArgs={"trustRemoteCode": True}, replicas=1)
     job = _training_job(tenants.a, plain, image="evil.example/steal-data:1")
@@ -155,4 +145,4 @@ def test_objects_that_got_past_admission_are_refused_by_the_operator(
             made = cluster.kube.get(path)
             assert made is None, f"{path} exists: {json.dumps(made)[:300]}"
     finally:
-        _wait(lambda: _webhooks(cluster), 120, "the webhooks back")
+        wait_for(lambda: _webhooks(cluster), 120, "the webhooks back")

@@ -17,7 +17,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from privkit import NODES, NS, Installed, chartkit, http_get, wait
+from privkit import NODES, NS, Installed, chartkit, http_get
+
+from kit import wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -98,11 +100,11 @@ spec:
         found = installed.get(f"/apis/modelyard.io/v1alpha1/modelentries/{name}") or {}
         return str((found.get("status") or {}).get("reason") or "")
 
-    peek = wait(lambda: reason("peek"), 120, "the operator to judge entry peek")
+    peek = wait_for(lambda: reason("peek"), 120, "the operator to judge entry peek")
     assert "only in its own namespace 'modelyard-system'" in peek, peek
     assert "configMapRef.namespace" in peek
     # In its own namespace the read is allowed (a 404, not a 403 that would fail the reconcile).
-    own = wait(lambda: reason("own-namespace"), 120, "the operator to judge entry own-namespace")
+    own = wait_for(lambda: reason("own-namespace"), 120, "the operator to judge entry own-namespace")
     assert own == f"ConfigMap {NS}/missing (spec.config.configMapRef) does not exist"
 
 
@@ -132,7 +134,7 @@ def test_an_unreadable_upstream_secret_never_keeps_a_new_gateway_unready(install
             if c["type"] == "Ready" and c["status"] == "True"
         ]  # fmt: skip
 
-    (pod,) = wait(new_ready, 180, "a new gateway pod to become Ready")
+    (pod,) = wait_for(new_ready, 180, "a new gateway pod to become Ready")
     # the new pod itself (the Service's EndpointSlice may still name the old one for a moment)
     port = next(p["containerPort"] for p in pod["spec"]["containers"][0]["ports"] if p["name"] == "metrics")
     metrics = f"http://{pod['status']['podIP']}:{port}"
@@ -146,7 +148,7 @@ def test_an_unreadable_upstream_secret_never_keeps_a_new_gateway_unready(install
             if line.startswith("modelyard_gateway_upstream_key_unreadable{")
         ]
 
-    lines = wait(unreadable, 60, "the gateway to report the unreadable Secret")
+    lines = wait_for(unreadable, 60, "the gateway to report the unreadable Secret")
     assert lines == [
         'modelyard_gateway_upstream_key_unreadable{endpoint="team-b/up-b",secret="team-b/openai-api-key"} 1.0'
     ]

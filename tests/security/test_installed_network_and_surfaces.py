@@ -17,7 +17,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from privkit import NODES, NS, Installed, http_get, matches, wait
+from privkit import NODES, NS, Installed, http_get, matches
+
+from kit import wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -69,7 +71,7 @@ def installed(own_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 def _policy(installed: Installed, namespace: str, name: str) -> dict[str, Any]:
     path = f"/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies/{name}"
-    found: dict[str, Any] = wait(lambda: installed.get(path), 120, f"NetworkPolicy {namespace}/{name}")
+    found: dict[str, Any] = wait_for(lambda: installed.get(path), 120, f"NetworkPolicy {namespace}/{name}")
     return found
 
 
@@ -110,7 +112,7 @@ def test_endpoint_pods_admit_only_the_gateway_and_the_operator(installed: Instal
     owner = policy["metadata"]["ownerReferences"][0]
     assert (owner["kind"], owner["name"], owner["controller"]) == ("ModelEndpoint", "chat", True)
     # the policy is applied first, so no pod of the endpoint is ever reachable without it
-    deployment = wait(
+    deployment = wait_for(
         lambda: installed.get(f"/apis/apps/v1/namespaces/{TENANT}/deployments/chat"), 120, "the Deployment"
     )
     template = deployment["spec"]["template"]
@@ -125,14 +127,14 @@ def test_trainer_pods_admit_only_the_release_and_mount_no_token(installed: Insta
     owner = policy["metadata"]["ownerReferences"][0]
     assert (owner["kind"], owner["name"]) == ("TrainingJob", "tune")
     _peers_are_only_the_release(installed, policy, "progress")
-    job = wait(
+    job = wait_for(
         lambda: installed.get(f"/apis/batch/v1/namespaces/{TENANT}/jobs/tune"), 120, "the trainer's Job"
     )
     assert job["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
     config = json.loads(job["spec"]["template"]["metadata"]["annotations"]["modelyard.io/trainer-config"])
     assert config["trainingJob"] == {"namespace": TENANT, "name": "tune"}
     assert installed.get(f"/api/v1/namespaces/{TENANT}/configmaps/tune-config") is None
-    pods = wait(
+    pods = wait_for(
         lambda: installed.get(
             f"/api/v1/namespaces/{TENANT}/pods?labelSelector=modelyard.io/training-job%3Dtune"
         )["items"],

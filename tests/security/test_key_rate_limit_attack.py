@@ -17,7 +17,7 @@ import gatewaykit
 import pytest
 import requests
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]  # a flood and a p99
 
 ALICE, MALLORY = "sk-alice-good-client", "sk-mallory-flooder"
 RPM = 120

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import json
 import pathlib
-import threading
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from regkit import fingerprint, put_dataset, trainable_entry, training_job, wait_for
+from regkit import fingerprint, put_dataset, trainable_entry, training_job
+
+from kit import models_server, wait_for
 
 API = {"Deployment": "/apis/apps/v1", "Job": "/apis/batch/v1", "Service": "/api/v1", "ConfigMap": "/api/v1"}
 
@@ -66,7 +66,7 @@ def _status(user: Any, kind: str, name: str) -> dict[str, Any]:
 def _conflict(user: Any, kind: str, name: str) -> dict[str, Any]:
     found: dict[str, Any] = wait_for(
         lambda: (s := _status(user, kind, name)).get("reason") == "OwnershipConflict" and s,
-        60,
+        180,  # the module's first reconcile also waits for the operator and the entry: seen > 60 s
         f"{kind} {name} to report OwnershipConflict",
     )
     return found
@@ -83,22 +83,8 @@ def entry(operator: Any, tenants: Any, tiny_llama: pathlib.Path) -> Iterator[str
 
 @pytest.fixture
 def upstream() -> Iterator[str]:
-    class Answer(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = b'{"object": "list", "data": []}'
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Answer)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
+    with models_server() as url:
+        yield url
 
 
 def _endpoint(name: str, model: str) -> dict[str, Any]:

@@ -4,15 +4,13 @@ synchronous client that returns (status, JSON body)."""
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import pytest
 import requests
-from aiohttp import web
 
+from kit import Loop
 from modelyard import statusapi
 from modelyard.registry import catalog, manifests
 
@@ -87,41 +85,6 @@ def cluster_objects() -> list[dict[str, Any]]:
         training_job("ft-tiny", "tinyllama-bnb-4bit", "Running", step=30, totalSteps=120, loss=1.2345),
         training_job("ft-done", "llama-3-2-1b-instruct", "Succeeded", step=50, totalSteps=50),
     ]
-
-
-class Loop:
-    """An asyncio loop in a daemon thread that serves aiohttp apps on loopback."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.runners: list[web.AppRunner] = []
-
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def serve(self, app: web.Application) -> str:
-        async def start() -> str:
-            runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.5)
-            await runner.setup()
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
-            self.runners.append(runner)
-            return f"http://127.0.0.1:{runner.addresses[0][1]}"
-
-        return self.run(start())
-
-    def close(self) -> None:
-        async def stop() -> None:
-            for runner in reversed(self.runners):
-                await runner.cleanup()
-
-        try:
-            self.run(stop(), timeout=15)
-        finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join(timeout=5)
 
 
 class Api:

@@ -16,6 +16,7 @@ from modelyard import statusapi
 from statusapi.conftest import Api, endpoint, training_job
 
 webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.chrome.options import Options  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
@@ -48,8 +49,15 @@ def browser(tmp_path: pathlib.Path) -> Iterator[Any]:
         driver.quit()
 
 
-def _until(driver: Any, predicate: Callable[[Any], Any], what: str, timeout: float = 10) -> Any:
-    return WebDriverWait(driver, timeout, poll_frequency=0.05).until(predicate, message=what)
+RERENDERED = (NoSuchElementException, StaleElementReferenceException)
+
+
+def _until(driver: Any, predicate: Callable[[Any], Any], what: str) -> Any:
+    """Poll until ``predicate`` holds. The page re-renders rows as data arrives, so an element
+    found a moment ago may be gone: that is "not yet", like one not found. The page has no timer
+    that re-fetches, so a change seen at all came through the event stream."""
+    wait = WebDriverWait(driver, 60, poll_frequency=0.05, ignored_exceptions=RERENDERED)
+    return wait.until(predicate, message=what)
 
 
 def _rows(driver: Any, selector: str) -> list[Any]:
@@ -91,7 +99,7 @@ def test_dashboard_filters_and_live_updates(browser: Any, view: statusapi.Cache,
     view.upsert(endpoint("qwen-c", "qwen3-4b-instruct-2507", weight=100, phase="Ready"))
     row = 'tr.endpoint-row[data-name="prod/qwen-c"]'
     _until(browser, lambda d: d.find_element(By.CSS_SELECTOR, row).get_attribute("data-phase") == "Ready",
-           "qwen-c Ready on the page", timeout=3)  # fmt: skip
+           "qwen-c Ready on the page")  # fmt: skip
     _until(browser, lambda d: d.find_element(By.CSS_SELECTOR, row + " td.share").text == "20%", "20% share")
     assert browser.execute_script("return window.__sameDocument === true;")
     assert browser.execute_script("return window.modelyard.fetches;") > fetches
@@ -99,7 +107,7 @@ def test_dashboard_filters_and_live_updates(browser: Any, view: statusapi.Cache,
     view.upsert(
         training_job("ft-new", "qwen3-4b-instruct-2507", "Running", step=60, totalSteps=100, etaSeconds=95)
     )
-    _until(browser, lambda d: len(_rows(d, "tr.job-row")) == 3, "the new job on the page", timeout=3)
+    _until(browser, lambda d: len(_rows(d, "tr.job-row")) == 3, "the new job on the page")
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "dashboard.png"
@@ -125,4 +133,4 @@ def test_dashboard_with_a_token_asks_for_it_then_streams(
     view.upsert(endpoint("qwen-c", "qwen3-4b-instruct-2507", weight=100, phase="Ready"))
     row = 'tr.endpoint-row[data-name="prod/qwen-c"]'
     _until(browser, lambda d: d.find_element(By.CSS_SELECTOR, row).get_attribute("data-phase") == "Ready",
-           "qwen-c Ready through the fetch stream", timeout=3)  # fmt: skip
+           "qwen-c Ready through the fetch stream")  # fmt: skip

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from kit import wait_for
 from modelyard import statusapi
 from statusapi.conftest import Api
 
@@ -60,17 +61,6 @@ class ClusterFeed:
                 time.sleep(0.2)
 
 
-def _wait(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
-
-
 @pytest.fixture()
 def crds(local_cluster: Any) -> None:
     local_cluster.kubectl("apply", "-f", str(ROOT_CRDS))
@@ -82,7 +72,7 @@ def crds(local_cluster: Any) -> None:
         def listable(p: str = plural) -> bool:
             return bool(local_cluster.kubectl("get", f"{p}.modelyard.io", "-A", check=False).returncode == 0)
 
-        _wait(listable, 60, f"{plural} listable")
+        wait_for(listable, 60, f"{plural} listable")
 
 
 @pytest.fixture()
@@ -139,7 +129,7 @@ spec: {{model: {chat}, weight: 50, replicas: 0}}
         assert applied.returncode == 0, applied.stderr
 
         # A filter, over objects that came from the API server.
-        listed = _wait(
+        listed = wait_for(
             lambda: (b := api.get("/api/v1/registry/models", tag=tag)[1])["total"] == 2 and b,
             15, "both entries in the status API",
         )  # fmt: skip
@@ -148,7 +138,7 @@ spec: {{model: {chat}, weight: 50, replicas: 0}}
         assert [m["entry"] for m in embeddings["data"]] == [embed]
 
         # An id with a slash; the endpoint serving it.
-        _wait(
+        wait_for(
             lambda: api.get(f"/api/v1/registry/models/{served}")[1]["data"]["endpoints"], 15, "the endpoint"
         )
         status, detail = api.get(f"/api/v1/registry/models/{served}")
@@ -192,8 +182,8 @@ spec: {{model: {chat}, weight: 50, replicas: 0}}
             rows = api.get("/api/v1/endpoints", namespace=namespace)[1]["data"]
             return bool(rows) and rows[0]["phase"] == phase
 
-        _wait(mirrored, 15, "the endpoint's phase mirrored")
+        wait_for(mirrored, 15, "the endpoint's phase mirrored")
     finally:
         local_cluster.kubectl("delete", "modelentry", chat, embed, "--ignore-not-found", check=False)
-    _wait(lambda: api.get("/api/v1/registry/models", tag=tag)[1]["total"] == 0, 15, "entries gone")
+    wait_for(lambda: api.get("/api/v1/registry/models", tag=tag)[1]["total"] == 0, 15, "entries gone")
     assert view.get("ModelEntry", None, chat) is None

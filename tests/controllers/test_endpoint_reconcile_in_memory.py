@@ -1,0 +1,113 @@
+"""ModelEndpoint reconciles against an in-memory cluster (fakecluster.py): what is applied,
+that unchanged children are not applied again, and that objects of anyone else are neither
+taken nor deleted. The control-plane tests keep pods, garbage collection and admission."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Any
+
+import pytest
+from fakecluster import FakeCluster, config_map, entry, make_context
+
+from modelyard.controllers import cluster, context, model_endpoint
+
+TEAM = "team"
+QWEN3_CONFIG = {"name": "qwen3-config", "key": "config.json"}
+
+
+def _endpoint(name: str = "chat", **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "modelyard.io/v1alpha1",
+        "kind": "ModelEndpoint",
+        "metadata": {"name": name, "namespace": TEAM},
+        "spec": {"model": "qwen3", "replicas": 1, **spec},
+    }
+
+
+def _reconcile(ctx: context.Context, name: str = "chat") -> dict[str, Any]:
+    asyncio.run(model_endpoint.reconcile(ctx, (TEAM, name)))
+    found = asyncio.run(ctx.cluster.get(cluster.MODEL_ENDPOINT, name, TEAM))
+    return (found or {}).get("status") or {}
+
+
+def _foreign(kind: cluster.Kind, name: str = "chat") -> dict[str, Any]:
+    return {"apiVersion": kind[0], "kind": kind[1], "metadata": {"name": name, "namespace": TEAM}, "spec": {}}
+
+
+@pytest.fixture()
+def fake() -> FakeCluster:
+    return FakeCluster(config_map("qwen3-config"), entry("qwen3", QWEN3_CONFIG), _endpoint())
+
+
+def test_an_endpoint_applies_its_deployment_and_service_once(fake: FakeCluster) -> None:
+    ctx = make_context(fake)
+    status = _reconcile(ctx)
+    applied = [w for w in fake.writes if w[0] == "apply"]
+    assert applied == [("apply", "Deployment", "chat"), ("apply", "Service", "chat")]
+    deployment = asyncio.run(fake.get(cluster.DEPLOYMENT, "chat", TEAM))
+    assert deployment is not None
+    owner = deployment["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["name"]) == ("ModelEndpoint", "chat")
+    assert status["servedName"] and status["engine"] and status["phase"] != "Failed"
+    assert ctx.entry_queue.scheduled == ["qwen3"]  # type: ignore[union-attr]
+
+    fake.writes.clear()
+    _reconcile(ctx)  # nothing changed: no apply, no status write
+    assert fake.writes == []
+
+
+def test_a_child_edited_by_hand_is_applied_again(fake: FakeCluster) -> None:
+    ctx = make_context(fake)
+    _reconcile(ctx)
+    deployment = asyncio.run(fake.get(cluster.DEPLOYMENT, "chat", TEAM))
+    assert deployment is not None
+    deployment["spec"]["replicas"] = 5  # someone scaled it by hand: its generation moves
+    fake.put(deployment)
+    fake.writes.clear()
+    _reconcile(ctx)
+    assert ("apply", "Deployment", "chat") in fake.writes
+    again = asyncio.run(fake.get(cluster.DEPLOYMENT, "chat", TEAM))
+    assert again is not None and again["spec"]["replicas"] == 1
+
+
+def test_a_same_named_deployment_of_someone_else_is_neither_taken_nor_deleted(fake: FakeCluster) -> None:
+    theirs = fake.put(_foreign(cluster.DEPLOYMENT))
+    status = _reconcile(make_context(fake))
+    assert (status["phase"], status["reason"]) == ("Pending", "OwnershipConflict")
+    assert "Deployment" in status["message"] and "chat" in status["message"]
+    assert [w for w in fake.writes if w[0] in ("apply", "delete")] == []
+    assert asyncio.run(fake.get(cluster.DEPLOYMENT, "chat", TEAM)) == theirs
+
+
+def test_an_endpoint_waits_for_its_entry_then_deploys(fake: FakeCluster) -> None:
+    asyncio.run(fake.delete(cluster.MODEL_ENTRY, "qwen3"))
+    ctx = make_context(fake)
+    status = _reconcile(ctx)
+    assert (status["phase"], status["reason"]) == ("Pending", "EntryNotFound")
+    assert not any(w[0] == "apply" for w in fake.writes)
+    fake.put(entry("qwen3", QWEN3_CONFIG))
+    _reconcile(ctx)
+    assert ("apply", "Deployment", "chat") in fake.writes
+
+
+def test_a_disallowed_image_removes_only_the_endpoints_own_children(fake: FakeCluster) -> None:
+    ctx = make_context(fake)
+    _reconcile(ctx)  # its own Deployment and Service exist now
+    theirs = fake.put(_foreign(cluster.SERVICE))  # ... and the Service is replaced by someone else's
+    ctx.settings = dataclasses.replace(ctx.settings, allowed_image_prefixes=("registry.example.com/",))
+    fake.put(_endpoint(image="evil.example.com/runtime:1"))
+    status = _reconcile(ctx)
+    assert (status["phase"], status["reason"]) == ("Failed", "ImageNotAllowed")
+    assert asyncio.run(fake.get(cluster.DEPLOYMENT, "chat", TEAM)) is None
+    assert asyncio.run(fake.get(cluster.SERVICE, "chat", TEAM)) == theirs
+
+
+def test_a_deleted_endpoint_is_forgotten_and_its_entry_woken(fake: FakeCluster) -> None:
+    ctx = make_context(fake)
+    _reconcile(ctx)
+    asyncio.run(fake.delete(cluster.MODEL_ENDPOINT, "chat", TEAM))
+    _reconcile(ctx)
+    assert (TEAM, "chat") not in ctx.endpoints and (TEAM, "chat") not in ctx.applied
+    assert ctx.entry_queue.scheduled == ["qwen3", "qwen3"]  # type: ignore[union-attr]
