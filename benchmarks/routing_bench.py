@@ -150,6 +150,8 @@ def _rebuilds(models: int, endpoints: int, pods: int, repeat: int) -> dict[str, 
     source.entries.store = {kube.object_key(o): o for o in entries}
     source.endpoints.store = {kube.object_key(o): o for o in eps}
     source.slices.store = {kube.object_key(o): o for o in slices}
+    for informer in (source.entries, source.endpoints, source.slices):
+        informer.synced = True  # as after the first listing: routes are built only then
     changed = eps[len(eps) // 2]
 
     def cold() -> None:
