@@ -99,7 +99,7 @@ def test_the_gateway_routes_nothing_to_a_conflicting_endpoint_whatever_its_statu
 
     api = kube.KubeApi.load(str(cluster.kubeconfig), a)
     source = kube_discovery.KubeDiscovery(api, "modelyard-gateway-keys")
-    url, _ = harness.gateway(source)
+    url, _ = harness.gateway(source, auth=True)
     wait(
         lambda: source.synced and mine in source.table().ready_names() and source.keys().keys, 60, "routes"
     )

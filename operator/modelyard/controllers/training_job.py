@@ -50,7 +50,7 @@ def effective_config(job: api.TrainingJob, entry: api.ModelEntry) -> job_api.Eff
     )
 
 
-PROGRESS_POLL_SECONDS = 5.0
+PROGRESS_POLL_SECONDS = 2.0
 PROGRESS_MAX_BYTES = 16 * 1024
 """The most of a ``/progress`` answer the operator reads (the trainer's is under 1 KiB)."""
 PROGRESS_TIMEOUT_SECONDS = 3.0

@@ -18,7 +18,6 @@ import time
 from typing import Any
 
 import transformers
-import transformers.trainer_utils
 
 from modelyard.trainer import config, dataset, methods, progress
 
@@ -61,6 +60,24 @@ def save_steps(total: int) -> int:
     """Checkpoint about eight times a run (``MODELYARD_SAVE_STEPS`` overrides)."""
     override = os.environ.get("MODELYARD_SAVE_STEPS")
     return int(override) if override else max(1, math.ceil(total / 8))
+
+
+def last_complete_checkpoint(checkpoints: pathlib.Path) -> str | None:
+    """The newest ``checkpoint-<step>`` directory the Trainer finished writing, or None.
+
+    A pod killed while a checkpoint is written leaves a directory without ``trainer_state.json``
+    (the Trainer writes it after the weights and the optimizer); resuming from it fails the job
+    ("Can't find a valid checkpoint"), so such a directory is skipped, with a log line."""
+    found = []
+    for path in checkpoints.iterdir():
+        step = path.name.removeprefix("checkpoint-")
+        if path.is_dir() and step.isdigit():
+            found.append((int(step), path))
+    for _, path in sorted(found, reverse=True):
+        if (path / "trainer_state.json").is_file():
+            return str(path)
+        log.warning("checkpoint %s was not finished (no trainer_state.json): skipped", path)
+    return None
 
 
 def _encode(cfg: config.TrainerConfig, tokenizer: Any, fmt: str, records: list[dataset.Record]) -> list[Any]:
@@ -106,7 +123,7 @@ def _train(
     checkpoints = cfg.output_path / "checkpoints"
     resume: str | None = None
     if checkpoints.is_dir():
-        resume = transformers.trainer_utils.get_last_checkpoint(str(checkpoints))  # type: ignore[no-untyped-call]
+        resume = last_complete_checkpoint(checkpoints)
     resumed_from = int(pathlib.Path(resume).name.rsplit("-", 1)[-1]) if resume else 0
     if resume:
         log.info("resuming from checkpoint %s at step %d", resume, resumed_from)
