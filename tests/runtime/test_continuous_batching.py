@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import torch
 
-from modelyard.runtime import errors, providers
+from modelyard.runtime import errors, providers, sampling
 from modelyard.runtime.handlers import batchgen, chat
 
 MESSAGES = [
@@ -65,14 +65,12 @@ def _reference(handler: Any, messages: Any, max_new_tokens: int) -> str:
     return str(handler._decode(out[0, ids.shape[1] :]))
 
 
-def _greedy(max_new_tokens: int, **extra: Any) -> dict[str, Any]:
-    return {
-        "max_new_tokens": max_new_tokens,
-        "min_new_tokens": max_new_tokens,
-        "temperature": 0.0,
-        "top_p": 1.0,
-        **extra,
-    }
+def _greedy(max_new_tokens: int, stop: tuple[str, ...] = (), **extra: Any) -> dict[str, Any]:
+    params = sampling.SamplingParams(max_tokens=max_new_tokens, min_tokens=max_new_tokens, stop=stop)
+    return {"sampling_params": params, **extra}
+
+
+SAMPLED = sampling.SamplingParams(max_tokens=30, temperature=0.9, top_p=0.9, seed=7)
 
 
 def test_a_request_decodes_the_same_tokens_alone_and_in_a_mixed_batch(models_dir: pathlib.Path) -> None:
@@ -86,7 +84,7 @@ def test_a_request_decodes_the_same_tokens_alone_and_in_a_mixed_batch(models_dir
     # a stop string taken from inside one reference answer ends that answer just before it
     stop = references[0][12:15]
     stopped_text = references[0][: references[0].find(stop)]
-    sampled_alone = handler.generate(MESSAGES[1], max_new_tokens=30, temperature=0.9, top_p=0.9, seed=7)
+    sampled_alone = handler.generate(MESSAGES[1], sampling_params=SAMPLED)
 
     cancel = threading.Event()
     cancelled_tokens: list[str] = []
@@ -98,8 +96,8 @@ def test_a_request_decodes_the_same_tokens_alone_and_in_a_mixed_batch(models_dir
 
     calls: list[tuple[Any, dict[str, Any]]] = [
         *[(m, _greedy(n)) for m, n in zip(MESSAGES, lengths, strict=True)],
-        (MESSAGES[0], _greedy(40, stop=[stop])),
-        (MESSAGES[1], {"max_new_tokens": 30, "temperature": 0.9, "top_p": 0.9, "seed": 7}),
+        (MESSAGES[0], _greedy(40, stop=(stop,))),
+        (MESSAGES[1], {"sampling_params": SAMPLED}),
         (MESSAGES[3], _greedy(3000, cancel_event=cancel, on_token=on_token)),
         *[(m, _greedy(n)) for m, n in zip(MESSAGES, lengths, strict=True)],
     ]
@@ -140,7 +138,7 @@ def test_the_kv_cache_stays_within_its_budget_under_a_burst(models_dir: pathlib.
 
     # a request that could never fit is refused at once, naming the field
     with pytest.raises(errors.BadRequestError) as refused:
-        handler.generate(MESSAGES[1], max_new_tokens=1000, temperature=0.0, top_p=1.0)
+        handler.generate(MESSAGES[1], sampling_params=sampling.SamplingParams(max_tokens=1000))
     assert refused.value.param == "max_tokens"
     assert "--kv-cache-bytes" in refused.value.message
 

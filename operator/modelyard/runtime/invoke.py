@@ -1,7 +1,9 @@
 """Calling a handler method with only the keyword arguments its signature accepts.
 
-Built-in handlers take extras (``on_token``, ``seed``, ``response_format``); handlers written
-against the model-server document do not. Passing only what a method accepts keeps both working.
+Built-in handlers take extras (``on_token``, ``sampling_params``); handlers written against the
+model-server document do not. Passing only what a method accepts keeps both working; what a
+client asked for explicitly is never dropped this way (:mod:`modelyard.runtime.sampling`
+refuses it with a 400 instead).
 """
 
 from __future__ import annotations
@@ -22,6 +24,21 @@ def _accepted(func: Callable[..., Any]) -> frozenset[str] | None:
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
         return None
     return frozenset(p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
+
+
+@functools.lru_cache(maxsize=256)
+def _declared(func: Callable[..., Any]) -> frozenset[str]:
+    """Names a callable declares as keyword parameters (``**kwargs`` declares none)."""
+    try:
+        params = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return frozenset()
+    return frozenset(p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
+
+
+def declares(method: Callable[..., Any], name: str) -> bool:
+    """Whether ``method`` names the keyword ``name`` in its signature."""
+    return name in _declared(getattr(method, "__func__", method))
 
 
 def accepts(method: Callable[..., Any], name: str) -> bool:

@@ -14,9 +14,11 @@ Optional attributes that change how the server drives a handler:
 ``owned_by``                     shown in ``/v1/models``
 ``engine_stats()``               an :class:`EngineStats` of a batching engine (queue and KV signals)
 
-Handlers may accept more keyword arguments than the protocol names (``seed``, ``on_token``,
-``response_format``, ``min_new_tokens``); the server passes only those a handler's signature
-accepts, so a handler written against the document keeps working.
+Chat methods receive sampling one of two ways (:mod:`modelyard.runtime.sampling`): a method
+that declares ``sampling_params`` gets one :class:`~modelyard.runtime.sampling.SamplingParams`;
+otherwise it gets the document's keywords below plus, when its signature accepts them,
+``seed``, ``min_new_tokens`` and ``response_format``. A setting the client set that the
+signature cannot receive is a 400 naming it. ``on_token`` (streaming) is passed when accepted.
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ from typing import Any
 import torch
 import transformers
 
-from modelyard.runtime import errors, protocols
+from modelyard.runtime import errors, protocols, sampling
 from modelyard.runtime.handlers import prefixcache, streaming
 
 log = logging.getLogger(__name__)
@@ -51,16 +51,11 @@ class Sequence:
     """One request's generation: its parameters, its progress, and how it reports."""
 
     prompt: list[int]
-    max_new_tokens: int
-    temperature: float = 0.0
-    top_p: float = 1.0
-    seed: int | None = None
-    min_new_tokens: int = 0
-    stop: list[str] | None = None
+    sampling: sampling.SamplingParams
     cancel_event: threading.Event | None = None
     on_token: protocols.TokenCallback | None = None
-    processor: Any = None
-    """A ``LogitsProcessor`` over this sequence alone (structured outputs), or None."""
+    processor: Callable[[list[int], torch.Tensor], torch.Tensor] | None = None
+    """Masks this sequence's scores given its tokens so far (structured outputs), or None."""
 
     generated: list[int] = dataclasses.field(default_factory=list)
     hit_eos: bool = False
@@ -69,7 +64,7 @@ class Sequence:
     error: BaseException | None = None
 
     def __post_init__(self) -> None:
-        self.tracker = streaming.StopTracker(self.stop)
+        self.tracker = streaming.StopTracker(self.sampling.stop)
         self.generator: torch.Generator | None = None
         self.text = ""
         self.prefix_offset = 0
@@ -78,6 +73,10 @@ class Sequence:
     @property
     def cancelled(self) -> bool:
         return self.cancel_event is not None and self.cancel_event.is_set()
+
+    @property
+    def max_new_tokens(self) -> int:
+        return self.sampling.max_tokens
 
     @property
     def final_length(self) -> int:
@@ -320,7 +319,9 @@ class Engine:
         done = []
         for i, seq in enumerate(rows):
             plain = (
-                seq.temperature <= 0 and seq.processor is None and len(seq.generated) >= seq.min_new_tokens
+                seq.sampling.temperature <= 0
+                and seq.processor is None
+                and len(seq.generated) >= seq.sampling.min_tokens
             )
             token = greedy[i] if plain else self._pick(seq, scores[i : i + 1])
             done.append(self._advance(seq, token))
@@ -328,11 +329,12 @@ class Engine:
 
     def _pick(self, seq: Sequence, scores: torch.Tensor) -> int:
         if seq.processor is not None:
-            ids = torch.tensor([seq.prompt + seq.generated], device=scores.device)
-            scores = seq.processor(ids, scores)
-        if len(seq.generated) < seq.min_new_tokens:
-            scores = scores.clone()
-            scores[:, list(self.eos)] = float("-inf")
+            scores = seq.processor(seq.generated, scores)
+        if len(seq.generated) < seq.sampling.min_tokens:
+            masked = scores.clone()
+            masked[:, list(self.eos)] = float("-inf")
+            if bool(torch.isfinite(masked).any()):  # a finished grammar allows only the end
+                scores = masked
         return _sample(seq, scores[0])
 
     def _advance(self, seq: Sequence, token: int) -> bool:
@@ -389,15 +391,16 @@ class Engine:
 
 
 def _sample(seq: Sequence, scores: torch.Tensor) -> int:
-    if seq.temperature <= 0:
+    p = seq.sampling
+    if p.temperature <= 0:
         return int(torch.argmax(scores))
     if seq.generator is None:
         seq.generator = torch.Generator(device=scores.device)
-        seq.generator.manual_seed(seq.seed if seq.seed is not None else random.randrange(2**63))
-    probs = torch.softmax(scores / seq.temperature, dim=-1)
-    if seq.top_p < 1.0:
+        seq.generator.manual_seed(p.seed if p.seed is not None else random.randrange(2**63))
+    probs = torch.softmax(scores / p.temperature, dim=-1)
+    if p.top_p < 1.0:
         sorted_probs, order = torch.sort(probs, descending=True)
-        drop = torch.cumsum(sorted_probs, dim=-1) - sorted_probs > seq.top_p
+        drop = torch.cumsum(sorted_probs, dim=-1) - sorted_probs > p.top_p
         sorted_probs[drop] = 0.0
         probs = torch.zeros_like(probs).scatter(0, order, sorted_probs)
     return int(torch.multinomial(probs, 1, generator=seq.generator))

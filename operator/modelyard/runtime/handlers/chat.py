@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from modelyard.runtime import errors, protocols
+from modelyard.runtime import errors, protocols, sampling
 from modelyard.runtime.handlers import batchgen, common, prefixcache, structured
 
 _FALLBACK_TEMPLATE = (
@@ -55,7 +55,8 @@ class TextChatModel:
         )
         config_len = getattr(self.model.config, "max_position_embeddings", None)
         self.max_model_len: int | None = options.max_model_len or config_len
-        self._json_vocab: structured.JsonVocabulary | None = None
+        self._grammars: structured.Grammars | None = None
+        self._grammars_lock = threading.Lock()
         self.max_parallelism = max(1, max_num_seqs)
         """The limiter lets this many requests run: the batch size."""
         self.engine = batchgen.Engine(
@@ -93,56 +94,23 @@ class TextChatModel:
         self,
         messages: Sequence[dict[str, Any]],
         *,
-        max_new_tokens: int,
-        temperature: float,
-        top_p: float,
-        stop: list[str] | None = None,
+        sampling_params: sampling.SamplingParams,
         cancel_event: threading.Event | None = None,
         on_token: protocols.TokenCallback | None = None,
-        seed: int | None = None,
-        response_format: dict[str, Any] | None = None,
-        min_new_tokens: int | None = None,
     ) -> protocols.ChatGeneration:
         input_ids = self._encode(self._chat_text(messages), special=False)
-        return self._run(
-            input_ids,
-            max_new_tokens=max_new_tokens,
-            temperature=temperature,
-            top_p=top_p,
-            stop=stop,
-            cancel_event=cancel_event,
-            on_token=on_token,
-            seed=seed,
-            response_format=response_format,
-            min_new_tokens=min_new_tokens,
-            param="messages",
-        )
+        return self._run(input_ids, sampling_params, cancel_event, on_token, param="messages")
 
     def complete(
         self,
         prompt: str,
         *,
-        max_new_tokens: int,
-        temperature: float,
-        top_p: float,
-        stop: list[str] | None = None,
+        sampling_params: sampling.SamplingParams,
         cancel_event: threading.Event | None = None,
         on_token: protocols.TokenCallback | None = None,
-        seed: int | None = None,
-        min_new_tokens: int | None = None,
     ) -> protocols.ChatGeneration:
         return self._run(
-            self._encode(prompt, special=True),
-            max_new_tokens=max_new_tokens,
-            temperature=temperature,
-            top_p=top_p,
-            stop=stop,
-            cancel_event=cancel_event,
-            on_token=on_token,
-            seed=seed,
-            response_format=None,
-            min_new_tokens=min_new_tokens,
-            param="prompt",
+            self._encode(prompt, special=True), sampling_params, cancel_event, on_token, param="prompt"
         )
 
     def _check_length(self, prompt_len: int, max_new_tokens: int, param: str) -> None:
@@ -164,47 +132,36 @@ class TextChatModel:
     def _decode(self, ids: Any) -> str:
         return str(self.tokenizer.decode(ids, skip_special_tokens=True))
 
-    def _json_processor(self, prompt_len: int, max_new_tokens: int) -> Any:
-        if self._json_vocab is None:
-            self._json_vocab = structured.JsonVocabulary.from_tokenizer(self.tokenizer)
-        return structured.JsonLogitsProcessor(self._json_vocab, prompt_len, max_new_tokens)
-
     def _run(
         self,
         input_ids: torch.Tensor,
-        *,
-        max_new_tokens: int,
-        temperature: float,
-        top_p: float,
-        stop: list[str] | None,
+        params: sampling.SamplingParams,
         cancel_event: threading.Event | None,
         on_token: protocols.TokenCallback | None,
-        seed: int | None,
-        response_format: dict[str, Any] | None,
-        min_new_tokens: int | None,
+        *,
         param: str,
     ) -> protocols.ChatGeneration:
         prompt_len = int(input_ids.shape[1])
-        self._check_length(prompt_len, max_new_tokens, param)
+        self._check_length(prompt_len, params.max_tokens, param)
         if cancel_event is not None and cancel_event.is_set():
             return protocols.ChatGeneration("", prompt_len, 0, "cancelled")
-        json_mode = response_format is not None and response_format.get("type") in (
-            "json_object",
-            "json_schema",
-        )
+        processor = None
+        if params.response_format is not None:
+            processor = self._structured().processor(params.response_format)
         seq = batchgen.Sequence(
             prompt=[int(t) for t in input_ids[0]],
-            max_new_tokens=max_new_tokens,
-            temperature=temperature,
-            top_p=top_p,
-            seed=seed,
-            min_new_tokens=min(min_new_tokens or 0, max_new_tokens),
-            stop=stop,
+            sampling=params,
             cancel_event=cancel_event,
             on_token=on_token,
-            processor=self._json_processor(prompt_len, max_new_tokens) if json_mode else None,
+            processor=processor,
         )
         return self.engine.run(seq)
+
+    def _structured(self) -> structured.Grammars:
+        with self._grammars_lock:  # made on first use: most deployments never ask for JSON
+            if self._grammars is None:
+                self._grammars = structured.Grammars(self.tokenizer, self.model, self.engine.eos)
+            return self._grammars
 
     def engine_stats(self) -> protocols.EngineStats:
         e, c = self.engine, self.engine.cache.stats

@@ -1,104 +1,113 @@
-"""Structured outputs for the built-in chat handler: JSON-constrained decoding.
+"""Structured outputs for the built-in chat handler: decoding under a JSON schema's grammar.
 
-``response_format`` json_object or json_schema turns on a logits processor that, at every
-step, keeps only tokens whose text extends the output as a valid JSON object prefix
-(:mod:`jsonprefix`), checking candidates in order of the model's preference. When the token
-budget left is no more than the characters needed to close the document, it spells out the
-shortest closing text; once the object is complete it allows only end-of-sequence. So every
-generation that ends yields syntactically valid JSON.
+``response_format`` json_schema compiles the schema to a grammar with xgrammar (a context-free
+grammar over the model's own tokens); json_object compiles the schema ``{"type": "object"}``.
+Each request gets a :class:`GrammarProcessor`: before every token it advances the grammar's
+matcher over the tokens picked since the last step, fills the bitmask of tokens the grammar
+allows next and sets every other token's score to ``-inf``. Once the document is complete the
+grammar allows only end-of-sequence. So every generation that ends on its own is JSON that
+validates against the schema (required fields, enums, nesting, types, patterns); one cut off by
+``max_tokens`` ends with ``finish_reason`` ``length``, as OpenAI's does.
 
-Schema conformance is not enforced token by token: the server validates the result against
-the json_schema and retries (validate-and-retry, see :mod:`modelyard.runtime.serving.chat`).
+Whitespace between tokens is not allowed (``any_whitespace=False``): a model cannot pad
+forever, and the output is compact JSON. xgrammar's JSON strings admit raw control
+characters (bytes below 0x20), which JSON forbids and ``json.loads`` rejects; compact JSON
+never needs one, so tokens containing one are masked too. Compiled grammars are cached by the compiler, so a
+schema used again costs nothing. Works on CPU and GPU (the mask is applied with torch).
 """
 
 from __future__ import annotations
 
-import dataclasses
+import json
+import logging
+from collections.abc import Mapping
 from typing import Any
 
 import torch
-import transformers
+import xgrammar
 
-from modelyard.runtime.handlers import jsonprefix
+from modelyard.runtime import errors
 
-_CANDIDATES = 256
-_KEEP = 32
+log = logging.getLogger(__name__)
 
-
-@dataclasses.dataclass
-class JsonVocabulary:
-    """Each token's text (special tokens: empty) and the end-of-sequence ids."""
-
-    pieces: list[str]
-    eos_ids: set[int]
-    single: dict[str, int]
-
-    @classmethod
-    def from_tokenizer(cls, tokenizer: Any) -> JsonVocabulary:
-        special = set(getattr(tokenizer, "all_special_ids", []) or [])
-        pieces = [
-            "" if i in special else str(tokenizer.decode([i], skip_special_tokens=True))
-            for i in range(len(tokenizer))
-        ]
-        eos = tokenizer.eos_token_id
-        eos_ids = {int(e) for e in (eos if isinstance(eos, list) else [eos]) if e is not None}
-        single: dict[str, int] = {}
-        for i, piece in enumerate(pieces):
-            if len(piece) == 1:
-                single.setdefault(piece, i)
-        return cls(pieces, eos_ids, single)
+SCHEMA_PARAM = "response_format.json_schema.schema"
 
 
-class JsonLogitsProcessor(transformers.LogitsProcessor):
-    def __init__(self, vocab: JsonVocabulary, prompt_len: int, max_new_tokens: int) -> None:
-        self.vocab = vocab
-        self.prompt_len = prompt_len
-        self.max_new_tokens = max_new_tokens
-        self.state = jsonprefix.JsonPrefix()
+class GrammarProcessor:
+    """Masks one sequence's scores to what its grammar allows next."""
+
+    def __init__(
+        self, compiled: xgrammar.CompiledGrammar, vocab_size: int, eos: list[int], control: torch.Tensor
+    ) -> None:
+        self.control = control
+        self.matcher = xgrammar.GrammarMatcher(compiled)
+        self.bitmask = xgrammar.allocate_token_bitmask(1, vocab_size)
+        self.vocab_size = vocab_size
+        self.eos = eos
         self.fed = 0
         self.broken = False
 
     def _advance(self, generated: list[int]) -> None:
         for token in generated[self.fed :]:
-            if not self.state.feed_text(self.vocab.pieces[token]):
+            if not self.broken and not self.matcher.accept_token(token):
+                # cannot happen while every token is picked under the mask; end the sequence
+                # rather than fail the batch it decodes with
+                log.warning("grammar rejected token %d; ending the sequence", token)
                 self.broken = True
         self.fed = len(generated)
 
-    def _allowed(self, scores: torch.Tensor) -> list[int]:
-        if self.broken or self.state.done:
-            return sorted(self.vocab.eos_ids)
-        remaining = self.max_new_tokens - self.fed
-        closing = self.state.completion()
-        if remaining <= len(closing) + 1:
-            forced = self.vocab.single.get(closing[0])
-            if forced is not None:
-                return [forced]
-        allowed: list[int] = []
-        order = torch.argsort(scores, descending=True).tolist()
-        for checked, token in enumerate(order):
-            piece = self.vocab.pieces[token]
-            if (
-                piece
-                and "\ufffd" not in piece
-                and token not in self.vocab.eos_ids
-                and self.state.copy().feed_text(piece)
-            ):
-                allowed.append(token)
-                if len(allowed) >= _KEEP:
-                    break
-            if checked >= _CANDIDATES and allowed:
-                break
-        if not allowed:
-            forced = self.vocab.single.get(closing[0])
-            allowed = [forced] if forced is not None else sorted(self.vocab.eos_ids)
-        return allowed
+    def __call__(self, generated: list[int], scores: torch.Tensor) -> torch.Tensor:
+        """``scores`` [1, vocab] with every token the grammar forbids at ``-inf`` (a copy)."""
+        self._advance(generated)
+        scores = scores.clone()
+        if self.broken or self.matcher.is_terminated():
+            allowed = torch.full_like(scores, float("-inf"))
+            allowed[:, self.eos] = scores[:, self.eos]
+            return allowed
+        self.matcher.fill_next_token_bitmask(self.bitmask)
+        xgrammar.apply_token_bitmask_inplace(
+            scores, self.bitmask.to(scores.device), vocab_size=min(self.vocab_size, scores.shape[-1])
+        )
+        scores[:, self.control.to(scores.device)] = float("-inf")
+        return scores
 
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        self._advance([int(t) for t in input_ids[0, self.prompt_len :]])
-        allowed = self._allowed(scores[0])
-        if not allowed:
-            return scores
-        mask = torch.full_like(scores, float("-inf"))
-        index = torch.tensor(allowed, device=scores.device)
-        mask[:, index] = 0.0
-        return scores + mask
+
+class Grammars:
+    """One model's grammar compiler: its vocabulary, once, and the compiled grammars' cache."""
+
+    def __init__(self, tokenizer: Any, model: Any, eos: set[int]) -> None:
+        config = getattr(model.config, "text_config", None) or model.config
+        self.vocab_size = int(getattr(config, "vocab_size", 0) or len(tokenizer))
+        self.eos = sorted(eos)
+        info = xgrammar.TokenizerInfo.from_huggingface(
+            tokenizer, vocab_size=self.vocab_size, stop_token_ids=self.eos
+        )
+        self.compiler = xgrammar.GrammarCompiler(info, max_threads=1)
+        self.control = torch.tensor(
+            [
+                i
+                for i, piece in enumerate(info.decoded_vocab[: self.vocab_size])
+                if i not in eos and any(b < 0x20 for b in piece)
+            ],
+            dtype=torch.long,
+        )
+        """Tokens with a raw control character: never valid in compact JSON."""
+
+    def compile(self, response_format: Mapping[str, Any]) -> xgrammar.CompiledGrammar:
+        """The grammar of a json_object or json_schema ``response_format``; a 400 naming the
+        schema when it is one the grammar compiler cannot express."""
+        if response_format.get("type") == "json_schema":
+            schema = (response_format.get("json_schema") or {}).get("schema")
+            try:
+                return self.compiler.compile_json_schema(json.dumps(schema), any_whitespace=False)
+            except Exception as exc:  # xgrammar raises RuntimeError or its own errors
+                raise errors.BadRequestError(
+                    f"{SCHEMA_PARAM}: cannot be enforced: {exc}", param=SCHEMA_PARAM
+                ) from exc
+        # json_object: any object (not strict: properties the schema does not name are allowed)
+        return self.compiler.compile_json_schema(
+            '{"type": "object"}', any_whitespace=False, strict_mode=False
+        )
+
+    def processor(self, response_format: Mapping[str, Any]) -> GrammarProcessor:
+        return GrammarProcessor(self.compile(response_format), self.vocab_size, self.eos, self.control)

@@ -1,16 +1,14 @@
 """``/v1/chat/completions`` and ``/v1/completions``: thin routes over :mod:`generation`.
 
 Structured outputs (``response_format``) go only to handlers with
-``supports_structured_outputs``. The built-in handler constrains decoding to JSON syntax; this
-module then validates the result (json_object: an object; json_schema: the schema, checked
-with ``jsonschema``) and retries up to ``STRUCTURED_ATTEMPTS`` times with a new seed before
-answering 500. Streams are constrained the same way but cannot be retried.
+``supports_structured_outputs``; a json_schema is checked here (``jsonschema``: a 400 naming
+``response_format.json_schema.schema``) and enforced by the handler (the built-in one
+decodes under the schema's grammar, :mod:`modelyard.runtime.handlers.structured`).
 """
 
 from __future__ import annotations
 
 import json
-import random
 import time
 import uuid
 from typing import Any
@@ -21,8 +19,6 @@ from aiohttp import web
 from modelyard.api import openai
 from modelyard.runtime import errors, protocols, served
 from modelyard.runtime.serving import generation, http
-
-STRUCTURED_ATTEMPTS = 3
 
 
 def _messages(req: openai.ChatCompletionRequest, model: served.ServedModel) -> list[dict[str, Any]]:
@@ -84,20 +80,6 @@ def _schema_hint(messages: list[dict[str, Any]], fmt: dict[str, Any]) -> list[di
     return [{"role": "system", "content": hint}, *messages]
 
 
-def conforms(text: str, fmt: dict[str, Any]) -> bool:
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return False
-    if fmt.get("type") == "json_schema":
-        try:
-            jsonschema.validate(value, fmt["json_schema"]["schema"])
-        except jsonschema.ValidationError:
-            return False
-        return True
-    return isinstance(value, dict)
-
-
 def _usage(gen: protocols.ChatGeneration) -> dict[str, int]:
     return {
         "prompt_tokens": gen.prompt_tokens,
@@ -113,11 +95,10 @@ def _finish_reason(gen: protocols.ChatGeneration) -> str:
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     req = http.parse(openai.ChatCompletionRequest, await http.read_json(request))
     model = http.lookup(request, req.model, "chat")
-    p = generation.params(req, model)
     messages = _messages(req, model)
     fmt = _response_format(req, model)
+    p = generation.params(req, model, fmt)
     if fmt is not None:
-        p.response_format = fmt
         messages = _schema_hint(messages, fmt)
     ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
 
@@ -141,18 +122,6 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         return await generation.stream(request, model, "generate", messages, p, chunks, include_usage)
 
     gen = await generation.run(request, model, "generate", messages, p)
-    if fmt is not None:
-        attempt = 1
-        while not conforms(gen.text, fmt) and attempt < STRUCTURED_ATTEMPTS:
-            attempt += 1
-            p.seed = ((p.seed if p.seed is not None else random.randrange(2**31)) + attempt) % 2**63
-            gen = await generation.run(request, model, "generate", messages, p)
-        if not conforms(gen.text, fmt):
-            raise errors.GenerationError(
-                f"no JSON matching response_format after {STRUCTURED_ATTEMPTS} attempts "
-                f"(last finish_reason {_finish_reason(gen)}; raise max_tokens?)",
-                param="response_format",
-            )
     return web.json_response(
         {
             "id": ident,

@@ -20,71 +20,25 @@ from typing import Any
 from aiohttp import web
 
 from modelyard.api import openai
-from modelyard.runtime import errors, invoke, protocols, served
+from modelyard.runtime import errors, invoke, protocols, sampling, served
 from modelyard.runtime.serving import http, keys
 
 _POLL = 0.25
 
 
-@dataclasses.dataclass
-class Params:
-    max_tokens: int
-    temperature: float
-    top_p: float
-    stop: list[str] | None
-    seed: int | None
-    min_tokens: int | None
-    response_format: dict[str, Any] | None = None
-    budget_param: str = "max_tokens"
-    """The request field that set ``max_tokens`` (errors about the budget name it)."""
-
-    def kwargs(self) -> dict[str, Any]:
-        return {
-            "max_new_tokens": self.max_tokens,
-            "temperature": self.temperature,
-            "top_p": self.top_p,
-            "stop": self.stop,
-            "seed": self.seed,
-            "min_new_tokens": self.min_tokens,
-            "response_format": self.response_format,
-        }
+def params(
+    req: openai.ChatCompletionRequest | openai.CompletionRequest,
+    model: served.ServedModel,
+    response_format: dict[str, Any] | None = None,
+) -> sampling.SamplingParams:
+    return sampling.from_request(req, model.defaults, response_format)
 
 
-def params(req: openai.ChatCompletionRequest | openai.CompletionRequest, model: served.ServedModel) -> Params:
-    extra = req.model_extra or {}
-    max_tokens = (
-        getattr(req, "max_completion_tokens", None) or req.max_tokens or model.defaults.max_tokens or 256
-    )
-    stop: list[str] | None
-    if req.stop is None:
-        stop = None
-    elif isinstance(req.stop, str):
-        stop = [req.stop] if req.stop else None
-    else:
-        if len(req.stop) > 16:
-            raise errors.BadRequestError("stop: at most 16 stop strings", param="stop")
-        stop = [s for s in req.stop if s] or None
-    min_tokens = extra.get("min_tokens")
-    if min_tokens is not None and (
-        not isinstance(min_tokens, int) or isinstance(min_tokens, bool) or min_tokens < 0
-    ):
-        raise errors.BadRequestError("min_tokens: must be a non-negative integer", param="min_tokens")
-    ignore_eos = extra.get("ignore_eos")
-    if ignore_eos is not None and not isinstance(ignore_eos, bool):
-        raise errors.BadRequestError("ignore_eos: must be a boolean", param="ignore_eos")
-    if ignore_eos:
-        min_tokens = max_tokens
-    return Params(
-        max_tokens=int(max_tokens),
-        temperature=float(
-            req.temperature if req.temperature is not None else model.defaults.temperature or 0.0
-        ),
-        top_p=float(req.top_p if req.top_p is not None else model.defaults.top_p or 1.0),
-        stop=stop,
-        seed=req.seed,
-        min_tokens=min_tokens,
-        budget_param="max_completion_tokens" if getattr(req, "max_completion_tokens", None) else "max_tokens",
-    )
+def _call(
+    method: Callable[..., Any], first: Any, p: sampling.SamplingParams, **extra: Any
+) -> Callable[[], protocols.ChatGeneration]:
+    """The handler call, its sampling keywords checked now (a 400 before any work)."""
+    return functools.partial(invoke.call, method, first, **extra, **sampling.handler_kwargs(method, p))
 
 
 def _method(model: served.ServedModel, name: str) -> Callable[..., Any]:
@@ -114,15 +68,15 @@ async def _finish(future: asyncio.Future[Any], cancel: threading.Event) -> None:
 
 
 async def run(
-    request: web.Request, model: served.ServedModel, method_name: str, first: Any, p: Params
+    request: web.Request, model: served.ServedModel, method_name: str, first: Any, p: sampling.SamplingParams
 ) -> protocols.ChatGeneration:
     """A whole generation; the client going away cancels it."""
     method = _method(model, method_name)
     app = request.app
     cancel = threading.Event()
+    call = _call(method, first, p, cancel_event=cancel)
     loop = asyncio.get_running_loop()
     async with model.limiter.slot():
-        call = functools.partial(invoke.call, method, first, cancel_event=cancel, **p.kwargs())
         future = loop.run_in_executor(app[keys.EXECUTOR], call)
         try:
             while not future.done():
@@ -141,15 +95,16 @@ async def run(
     return gen
 
 
-def _result(future: asyncio.Future[Any], p: Params) -> protocols.ChatGeneration:
+def _result(future: asyncio.Future[Any], p: sampling.SamplingParams) -> protocols.ChatGeneration:
     """The generation; a handler's error about ``max_tokens`` names the field the client set
     (``max_completion_tokens`` sets the same budget)."""
     try:
         gen: protocols.ChatGeneration = future.result()
     except errors.BadRequestError as exc:
-        if exc.param == "max_tokens" and p.budget_param != "max_tokens":
-            exc.param = p.budget_param
-            exc.message = exc.message.replace("max_tokens", p.budget_param)
+        budget = p.set_by.get("max_tokens", "max_tokens")
+        if exc.param == "max_tokens" and budget != "max_tokens":
+            exc.param = budget
+            exc.message = exc.message.replace("max_tokens", budget)
         raise
     return gen
 
@@ -173,7 +128,7 @@ async def stream(
     model: served.ServedModel,
     method_name: str,
     first: Any,
-    p: Params,
+    p: sampling.SamplingParams,
     chunks: Chunks,
     include_usage: bool,
 ) -> web.StreamResponse:
@@ -189,10 +144,8 @@ async def stream(
     def on_token(text: str) -> None:
         loop.call_soon_threadsafe(queue.put_nowait, text)
 
+    call = _call(method, first, p, cancel_event=cancel, on_token=on_token)
     async with model.limiter.slot():
-        call = functools.partial(
-            invoke.call, method, first, cancel_event=cancel, on_token=on_token, **p.kwargs()
-        )
         future = loop.run_in_executor(app[keys.EXECUTOR], call)
         future.add_done_callback(lambda _: queue.put_nowait(None))
         prepared = False

@@ -17,7 +17,7 @@ import wave
 from aiohttp import web
 
 from modelyard.api import openai
-from modelyard.runtime import invoke, served
+from modelyard.runtime import invoke, sampling, served
 from modelyard.runtime.serving import keys
 
 log = logging.getLogger(__name__)
@@ -69,11 +69,12 @@ def warm_up_one(model: served.ServedModel) -> None:
     """One small request of the model's kind, on the calling (worker) thread."""
     h = model.handler
     if model.kind == "chat":
-        sampling = {"max_new_tokens": 1, "temperature": 0.0, "top_p": 1.0}
+        one = sampling.SamplingParams(max_tokens=1)
         if callable(getattr(h, "generate", None)):
-            invoke.call(h.generate, [{"role": "user", "content": "Hello"}], **sampling)
+            hello = [{"role": "user", "content": "Hello"}]
+            invoke.call(h.generate, hello, **sampling.handler_kwargs(h.generate, one))
         else:
-            invoke.call(h.complete, "Hello", **sampling)
+            invoke.call(h.complete, "Hello", **sampling.handler_kwargs(h.complete, one))
     elif model.kind == "embedding":
         h.embed(["warm up"])
     elif model.kind == "rerank":
