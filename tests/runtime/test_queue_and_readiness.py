@@ -123,8 +123,11 @@ def test_custom_document_style_handler_is_served(start_server: Any) -> None:
     handler.release.set()
     srv = start_server({"gated": handler})
     c = openai.OpenAI(base_url=srv.url + "/v1", api_key="x", max_retries=0)
-    reply = c.chat.completions.create(model="gated", messages=[{"role": "user", "content": "x"}], seed=3)
+    reply = c.chat.completions.create(model="gated", messages=[{"role": "user", "content": "x"}], stop="##")
     assert reply.choices[0].message.content == "done"
+    with pytest.raises(openai.BadRequestError) as refused:  # it has no seed keyword: never dropped silently
+        c.chat.completions.create(model="gated", messages=[{"role": "user", "content": "x"}], seed=3)
+    assert refused.value.body["param"] == "seed"
     streamed = c.chat.completions.create(
         model="gated", messages=[{"role": "user", "content": "x"}], stream=True
     )

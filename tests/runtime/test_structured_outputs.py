@@ -131,6 +131,11 @@ def test_a_budget_too_small_for_the_document_ends_with_length(client: Any) -> No
     [
         {"type": 12},  # not a JSON schema
         {"type": "object", "properties": {"a": {"$ref": "#/$defs/missing"}}},  # no grammar for it
+        {"type": "array", "items": {"enum": [1, 2]}, "uniqueItems": True},  # not enforced: refused
+        {
+            "type": "object",
+            "properties": {"not": {"anyOf": [{"type": "integer"}, {"not": {"type": "string"}}]}},
+        },
     ],
 )
 def test_an_invalid_schema_is_a_400_naming_it(client: Any, schema: dict[str, Any]) -> None:
@@ -141,3 +146,13 @@ def test_an_invalid_schema_is_a_400_naming_it(client: Any, schema: dict[str, Any
             response_format={"type": "json_schema", "json_schema": {"name": "bad", "schema": schema}},
         )
     assert info.value.body["param"] == "response_format.json_schema.schema"
+
+
+def test_only_keywords_the_grammar_cannot_enforce_are_refused() -> None:
+    from modelyard.runtime.handlers import structured
+
+    assert structured.unenforced(DEPLOYMENT) is None
+    named_like_keywords = {"properties": {"not": {"enum": ["if"]}, "if": {"const": {"not": 1}}}}
+    assert structured.unenforced(named_like_keywords) is None
+    assert structured.unenforced({"anyOf": [{"type": "string"}, {"not": {}}]}) == "/anyOf/1/not"
+    assert structured.unenforced({"$defs": {"x": {"if": {}}}}) == "/$defs/x/if"

@@ -32,6 +32,51 @@ log = logging.getLogger(__name__)
 
 SCHEMA_PARAM = "response_format.json_schema.schema"
 
+UNENFORCED = (
+    "not",
+    "if",
+    "then",
+    "else",
+    "contains",
+    "minContains",
+    "maxContains",
+    "dependentRequired",
+    "dependentSchemas",
+    "dependencies",
+)
+"""Keywords xgrammar 0.2.8 compiles without enforcing (sampled answers broke ``not``, ``if``/
+``then``, ``contains``, ``dependentRequired`` and ``uniqueItems``; the rest of each family is
+assumed alike). A schema using one is refused rather than half enforced."""
+_DATA = ("enum", "const", "default", "examples")
+_NAMED = ("properties", "patternProperties", "$defs", "definitions")
+
+
+def unenforced(schema: Any, path: str = "") -> str | None:
+    """The path of the first keyword in ``schema`` the grammar would not enforce, or None."""
+    if isinstance(schema, list):
+        for i, item in enumerate(schema):
+            found = unenforced(item, f"{path}/{i}")
+            if found:
+                return found
+        return None
+    if not isinstance(schema, dict):
+        return None
+    for key, value in schema.items():
+        here = f"{path}/{key}"
+        if key in UNENFORCED or (key == "uniqueItems" and value):
+            return here
+        if key in _DATA:
+            continue
+        if key in _NAMED and isinstance(value, dict):  # names, then schemas
+            children = [(f"{here}/{name}", child) for name, child in value.items()]
+        else:
+            children = [(here, value)]
+        for where, child in children:
+            found = unenforced(child, where)
+            if found:
+                return found
+    return None
+
 
 class GrammarProcessor:
     """Masks one sequence's scores to what its grammar allows next."""
@@ -98,6 +143,13 @@ class Grammars:
         schema when it is one the grammar compiler cannot express."""
         if response_format.get("type") == "json_schema":
             schema = (response_format.get("json_schema") or {}).get("schema")
+            keyword = unenforced(schema)
+            if keyword:
+                raise errors.BadRequestError(
+                    f"{SCHEMA_PARAM}: {keyword} cannot be enforced while decoding; "
+                    f"the grammar enforces every keyword but {', '.join(UNENFORCED)} and uniqueItems",
+                    param=SCHEMA_PARAM,
+                )
             try:
                 return self.compiler.compile_json_schema(json.dumps(schema), any_whitespace=False)
             except Exception as exc:  # xgrammar raises RuntimeError or its own errors
