@@ -15,30 +15,25 @@ from typing import Any
 
 
 @functools.lru_cache(maxsize=256)
+def _declared(func: Callable[..., Any]) -> tuple[frozenset[str], bool]:
+    """Names a callable declares as keywords, and whether it also takes ``**kwargs``."""
+    try:
+        params = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return frozenset(), True
+    names = frozenset(p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
+    return names, any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
 def _accepted(func: Callable[..., Any]) -> frozenset[str] | None:
     """Names a callable accepts as keywords; None when it takes ``**kwargs``."""
-    try:
-        params = inspect.signature(func).parameters.values()
-    except (TypeError, ValueError):
-        return None
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
-        return None
-    return frozenset(p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
-
-
-@functools.lru_cache(maxsize=256)
-def _declared(func: Callable[..., Any]) -> frozenset[str]:
-    """Names a callable declares as keyword parameters (``**kwargs`` declares none)."""
-    try:
-        params = inspect.signature(func).parameters.values()
-    except (TypeError, ValueError):
-        return frozenset()
-    return frozenset(p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
+    names, var_keyword = _declared(func)
+    return None if var_keyword else names
 
 
 def declares(method: Callable[..., Any], name: str) -> bool:
-    """Whether ``method`` names the keyword ``name`` in its signature."""
-    return name in _declared(getattr(method, "__func__", method))
+    """Whether ``method`` names the keyword ``name`` in its signature (``**kwargs`` does not)."""
+    return name in _declared(getattr(method, "__func__", method))[0]
 
 
 def accepts(method: Callable[..., Any], name: str) -> bool:

@@ -23,6 +23,7 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from modelyard.api import openai
 from modelyard.runtime import errors, invoke, options
 
 __all__ = ["LEGACY_KEYWORDS", "SamplingParams", "from_request", "handler_kwargs"]
@@ -112,12 +113,12 @@ def _flag(extra: Mapping[str, Any], name: str) -> bool | None:
 
 
 def from_request(
-    req: Any,
+    req: openai.ChatCompletionRequest | openai.CompletionRequest,
     defaults: options.GenerationDefaults,
     response_format: Mapping[str, Any] | None = None,
 ) -> SamplingParams:
-    """The parameters of a chat or completion request (an ``api.openai`` model), the model's
-    defaults filling what the request leaves out."""
+    """The parameters of a chat or completion request, the model's defaults filling what the
+    request leaves out."""
     extra: Mapping[str, Any] = req.model_extra or {}
     set_by: dict[str, str] = {}
     budget = getattr(req, "max_completion_tokens", None)
