@@ -12,8 +12,9 @@ validates against the schema (required fields, enums, nesting, types, patterns);
 Whitespace between tokens is not allowed (``any_whitespace=False``): a model cannot pad
 forever, and the output is compact JSON. xgrammar's JSON strings admit raw control
 characters (bytes below 0x20), which JSON forbids and ``json.loads`` rejects; compact JSON
-never needs one, so tokens containing one are masked too. Compiled grammars are cached by the compiler, so a
-schema used again costs nothing. Works on CPU and GPU (the mask is applied with torch).
+never needs one, so tokens containing one are masked too. Compiled grammars are cached by
+the compiler (up to ``CACHE_BYTES``), so a schema used again costs nothing. Works on CPU and
+GPU (the mask is applied with torch).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from modelyard.runtime import errors
 log = logging.getLogger(__name__)
 
 SCHEMA_PARAM = "response_format.json_schema.schema"
+CACHE_BYTES = 64 * 1024**2
+"""Bytes of compiled grammars a model keeps (xgrammar's default is unbounded)."""
 
 UNENFORCED = (
     "not",
@@ -127,7 +130,7 @@ class Grammars:
         info = xgrammar.TokenizerInfo.from_huggingface(
             tokenizer, vocab_size=self.vocab_size, stop_token_ids=self.eos
         )
-        self.compiler = xgrammar.GrammarCompiler(info, max_threads=1)
+        self.compiler = xgrammar.GrammarCompiler(info, max_threads=1, cache_limit_bytes=CACHE_BYTES)
         self.control = torch.tensor(
             [
                 i
