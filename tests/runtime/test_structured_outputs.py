@@ -117,6 +117,20 @@ def test_json_object_mode_returns_a_json_object(client: Any, seed: int) -> None:
     assert isinstance(json.loads(reply.choices[0].message.content), dict)
 
 
+def test_min_tokens_never_pushes_the_answer_past_the_finished_document(client: Any) -> None:
+    reply = client.chat.completions.create(
+        model="tiny-llama",
+        messages=MESSAGES,
+        response_format=SCHEMA_FORMAT,
+        max_tokens=400,
+        temperature=1.0,
+        seed=8,
+        extra_body={"ignore_eos": True},
+    )
+    assert reply.choices[0].finish_reason == "stop"
+    _valid(reply.choices[0].message.content)
+
+
 def test_a_budget_too_small_for_the_document_ends_with_length(client: Any) -> None:
     reply = client.chat.completions.create(
         model="tiny-llama", messages=MESSAGES, response_format=SCHEMA_FORMAT, max_tokens=5, seed=1
@@ -156,3 +170,27 @@ def test_only_keywords_the_grammar_cannot_enforce_are_refused() -> None:
     assert structured.unenforced(named_like_keywords) is None
     assert structured.unenforced({"anyOf": [{"type": "string"}, {"not": {}}]}) == "/anyOf/1/not"
     assert structured.unenforced({"$defs": {"x": {"if": {}}}}) == "/$defs/x/if"
+
+
+def test_a_vocabulary_that_cannot_spell_the_grammar_ends_the_sequence(minilm_dir: Any) -> None:
+    """MiniLM's WordPiece vocabulary has no space token, so it cannot write ``": "``: the
+    processor offers end-of-sequence instead of a row of ``-inf`` (which would fail the batch)."""
+    import types
+
+    import torch
+    import transformers
+
+    from modelyard.runtime.handlers import structured
+
+    tok = transformers.AutoTokenizer.from_pretrained(minilm_dir)
+    model = types.SimpleNamespace(config=types.SimpleNamespace(vocab_size=len(tok)))
+    grammars = structured.Grammars(tok, model, {tok.sep_token_id})
+    schema = {"type": "object", "properties": {"a": {"enum": ["x"]}}, "required": ["a"]}
+    processor = grammars.processor({"type": "json_schema", "json_schema": {"schema": schema}})
+    generated: list[int] = []
+    while not generated or generated[-1] != tok.sep_token_id:
+        assert len(generated) < 20
+        scores = processor(generated, torch.zeros(1, len(tok)))
+        assert bool(torch.isfinite(scores).any())
+        generated.append(int(scores.argmax()))
+    assert processor.broken

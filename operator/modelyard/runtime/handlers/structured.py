@@ -109,15 +109,25 @@ class GrammarProcessor:
         self._advance(generated)
         scores = scores.clone()
         if self.broken or self.matcher.is_terminated():
-            allowed = torch.full_like(scores, float("-inf"))
-            allowed[:, self.eos] = scores[:, self.eos]
-            return allowed
+            return self._end(scores)
         self.matcher.fill_next_token_bitmask(self.bitmask)
         xgrammar.apply_token_bitmask_inplace(
             scores, self.bitmask.to(scores.device), vocab_size=min(self.vocab_size, scores.shape[-1])
         )
         scores[:, self.control.to(scores.device)] = float("-inf")
+        if not bool(torch.isfinite(scores).any()):
+            # a dead end: the vocabulary cannot spell what the grammar needs next (a tokenizer
+            # without a space token, say); end the sequence rather than fail the batch
+            log.warning("no token of the vocabulary continues the grammar; ending the sequence")
+            self.broken = True
+            return self._end(scores)
         return scores
+
+    def _end(self, scores: torch.Tensor) -> torch.Tensor:
+        """Only end-of-sequence."""
+        ended = torch.full_like(scores, float("-inf"))
+        ended[:, self.eos] = 0.0
+        return ended
 
 
 class Grammars:
