@@ -114,7 +114,9 @@ class GrammarProcessor:
         xgrammar.apply_token_bitmask_inplace(
             scores, self.bitmask.to(scores.device), vocab_size=min(self.vocab_size, scores.shape[-1])
         )
-        scores[:, self.control.to(scores.device)] = float("-inf")
+        if self.control.device != scores.device:
+            self.control = self.control.to(scores.device)
+        scores[:, self.control] = float("-inf")
         if not bool(torch.isfinite(scores).any()):
             # a dead end: the vocabulary cannot spell what the grammar needs next (a tokenizer
             # without a space token, say); end the sequence rather than fail the batch
@@ -159,8 +161,8 @@ class Grammars:
             keyword = unenforced(schema)
             if keyword:
                 raise errors.BadRequestError(
-                    f"{SCHEMA_PARAM}: {keyword} cannot be enforced while decoding; "
-                    f"the grammar enforces every keyword but {', '.join(UNENFORCED)} and uniqueItems",
+                    f"{SCHEMA_PARAM}: {keyword} cannot be enforced while decoding "
+                    f"(unsupported: {', '.join(UNENFORCED)}, uniqueItems)",
                     param=SCHEMA_PARAM,
                 )
             try:
