@@ -1,7 +1,8 @@
 """The built-in chat and completion handler: any ``AutoModelForCausalLM`` with its chat template.
 
 Generation goes through the model's continuous-batching engine (:mod:`batchgen`): concurrent
-requests decode together, each with its own sampling parameters. After every token the
+requests decode together, each with its own :class:`~modelyard.runtime.sampling.SamplingParams`
+(and, for ``response_format``, its own grammar processor, :mod:`structured`). After every token the
 engine decodes the text so far and hands the new, safe part to ``on_token`` (streaming), ends
 the generation at a stop string, and ends it when ``cancel_event`` is set (the client went
 away). So a disconnect costs at most one more decode step.
