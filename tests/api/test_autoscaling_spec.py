@@ -43,7 +43,11 @@ def test_scale_to_zero_is_allowed() -> None:
         ({"maxReplicas": 0}, "spec.autoscaling.maxReplicas", "greater than or equal to 1"),
         ({"maxReplicas": 2000}, "spec.autoscaling.maxReplicas", "less than or equal to 1000"),
         ({"minReplicas": -1, "maxReplicas": 2}, "spec.autoscaling.minReplicas", "greater than or equal to 0"),
-        ({"maxReplicas": 2, "targetRequests": 0}, "spec.autoscaling.targetRequests", "greater than or equal to 1"),
+        (
+            {"maxReplicas": 2, "targetRequests": 0},
+            "spec.autoscaling.targetRequests",
+            "greater than or equal to 1",
+        ),
         ({"maxReplicas": 2, "scaleDownDelaySeconds": -5}, "spec.autoscaling.scaleDownDelaySeconds", ">= 0"),
         ({"minReplicas": 1}, "spec.autoscaling.maxReplicas", "Field required"),
     ],
@@ -82,7 +86,11 @@ def test_scale_subresource_and_columns() -> None:
     status = version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]
     assert status["selector"]["type"] == "string"
     assert set(status["autoscaling"]["properties"]) == {
-        "desiredReplicas", "currentReplicas", "demand", "lastScaleTime", "lastScaleReason",
+        "desiredReplicas",
+        "currentReplicas",
+        "demand",
+        "lastScaleTime",
+        "lastScaleReason",
     }
     columns = {c["name"]: c["jsonPath"] for c in version["additionalPrinterColumns"]}
     assert columns["Desired"] == ".status.autoscaling.desiredReplicas"
