@@ -6,6 +6,7 @@ the Kubernetes API is real)."""
 from __future__ import annotations
 
 import json
+import pathlib
 import sys
 import threading
 from collections.abc import Iterator
@@ -219,3 +220,27 @@ spec:
     assert status["reason"] == "Unschedulable"
     assert status["autoscaling"]["desiredReplicas"] == 1
     assert _replicas(local_cluster, namespace, "big") == 1
+
+
+def test_the_hpa_example_drives_an_endpoint_through_scale(
+    local_cluster: Any, scaling_operator: Operator, namespace: str
+) -> None:
+    """docs/examples/hpa/hpa.yaml's HPA, run by the control plane's own HPA controller: below
+    its minReplicas it scales the endpoint up through /scale (no metrics server needed for that)."""
+    example = pathlib.Path(__file__).resolve().parents[2] / "docs" / "examples" / "hpa" / "hpa.yaml"
+    endpoint_doc, hpa = list(yaml.safe_load_all(example.read_text()))
+    model = f"hpa-{namespace}"
+    _entry(local_cluster, model)
+    # The example's endpoint, on an entry of this test, with pods that never schedule (no runtime runs).
+    endpoint_doc["spec"].update({"model": model, "resources": {"gpus": 4}})
+    endpoint_doc["metadata"]["namespace"] = hpa["metadata"]["namespace"] = namespace
+    assert apply(local_cluster, yaml.safe_dump_all([endpoint_doc, hpa])).returncode == 0
+    name = endpoint_doc["metadata"]["name"]
+    deployment_path = f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}"
+    kit.wait_for(
+        lambda: (get(local_cluster, deployment_path) or {}).get("spec", {}).get("replicas")
+        == hpa["spec"]["minReplicas"],
+        120,
+        "the HPA to scale the Deployment to its minReplicas through the endpoint's /scale",
+    )
+    assert endpoint(local_cluster, namespace, name)["spec"]["replicas"] == hpa["spec"]["minReplicas"]
