@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
+import yaml
 from opkit import GROUP_PATH, apply, endpoint, get, status_of
 
 import kit
