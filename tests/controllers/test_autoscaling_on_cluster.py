@@ -239,8 +239,10 @@ def test_the_hpa_example_drives_an_endpoint_through_scale(
     name = endpoint_doc["metadata"]["name"]
     deployment_path = f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}"
     kit.wait_for(
-        lambda: (get(local_cluster, deployment_path) or {}).get("spec", {}).get("replicas")
-        == hpa["spec"]["minReplicas"],
+        lambda: (
+            (get(local_cluster, deployment_path) or {}).get("spec", {}).get("replicas")
+            == hpa["spec"]["minReplicas"]
+        ),
         120,
         "the HPA to scale the Deployment to its minReplicas through the endpoint's /scale",
     )
