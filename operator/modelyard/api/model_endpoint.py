@@ -139,7 +139,7 @@ class AutoscalingStatus(base.ApiModel):
     desired_replicas: int | None = None
     """Replicas the autoscaler wants now."""
     current_replicas: int | None = None
-    """Replicas of the Deployment when it last looked."""
+    """Ready replicas when the autoscaler last looked."""
     demand: float | None = None
     """Requests in flight + queued + held for this endpoint, summed over every gateway."""
     last_scale_time: str | None = None
