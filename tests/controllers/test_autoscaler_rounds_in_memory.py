@@ -107,3 +107,17 @@ def test_a_gateway_that_does_not_answer_blocks_scale_down(gateway: str) -> None:
     _round(alone)
     _round(alone)
     assert _endpoint_now(fake)["spec"]["replicas"] == 0
+
+
+def test_removing_autoscaling_clears_its_status(gateway: str) -> None:
+    fake = FakeCluster(_endpoint(1))
+    ctx = make_context(fake)
+    scaler = autoscaler.Autoscaler(ctx, autoscaler.Options(urls=(f"{gateway}/metrics",)))
+    _round(scaler)
+    assert "autoscaling" in _endpoint_now(fake)["status"]
+    body = _endpoint_now(fake)
+    del body["spec"]["autoscaling"]
+    fake.put(body)
+    _round(scaler)
+    assert "autoscaling" not in _endpoint_now(fake)["status"]
+    assert kit.metric(ctx.metrics.render().decode(), "modelyard_operator_autoscale_desired_replicas") == 0

@@ -145,6 +145,9 @@ class Autoscaler:
             except pydantic.ValidationError:
                 continue
             policy = endpoint.spec.autoscaling
+            if policy is None and (body.get("status") or {}).get("autoscaling") is not None:
+                ns, name = endpoint.namespace or "", endpoint.name  # autoscaling was removed
+                await self.ctx.cluster.patch_status(cluster.MODEL_ENDPOINT, name, ns, {"autoscaling": None})
             if policy is None or body["metadata"].get("deletionTimestamp"):
                 continue
             key = (endpoint.namespace or "", endpoint.name)
