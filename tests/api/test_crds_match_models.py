@@ -52,16 +52,16 @@ def test_each_kind_has_names_columns_and_status_subresource() -> None:
         version = obj["spec"]["versions"][0]
         assert names["categories"] == ["modelyard"]
         assert names["shortNames"]
-        assert version["subresources"] == {"status": {}}
+        assert version["subresources"]["status"] == {}
         assert {c["name"] for c in version["additionalPrinterColumns"]} >= {"Phase", "Age"}
 
 
-def test_modelendpoint_columns_show_model_served_weight_ready_phase_age() -> None:
+def test_modelendpoint_columns_show_model_served_weight_ready_scale_phase_age() -> None:
     obj = yaml.safe_load(crd.render()["modelyard.io_modelendpoints.yaml"])
     columns = [
         c["name"] for c in obj["spec"]["versions"][0]["additionalPrinterColumns"] if not c.get("priority")
     ]
-    assert columns == ["Model", "Served", "Weight", "Ready", "Phase", "Age"]
+    assert columns == ["Model", "Served", "Weight", "Ready", "Desired", "Current", "Demand", "Phase", "Age"]
 
 
 def test_api_reference_is_current() -> None:

@@ -99,3 +99,18 @@ def test_adapters_on_claims_are_mounted_where_their_lora_paths_point() -> None:
     loras = [args[i + 1] for i, a in enumerate(args) if a == "--lora"]
     assert loras == ["llama-tuned=/models/out/run1", "sql=/models/adapters/sql", "sql2=/models/out/run2"]
     assert all(any(lora.split("=")[1].startswith(m + "/") for m in mounted) for lora in loras)
+
+
+def test_scale_down_drains_a_pod_before_it_stops() -> None:
+    dep = deployment.build_deployment(endpoint(), entry(), CFG, owner_uid="u")
+    pod = _pod(dep)
+    container = pod["containers"][0]
+    # The sleep lets the EndpointSlices (and so the gateways) drop the pod before SIGTERM; the
+    # grace period covers it and the runtime's drain of in-flight requests and streams.
+    assert container["lifecycle"] == {"preStop": {"sleep": {"seconds": wire.PRESTOP_SECONDS}}}
+    assert pod["terminationGracePeriodSeconds"] > wire.PRESTOP_SECONDS + wire.DRAIN_SECONDS
+
+
+def test_autoscaling_keeps_spec_replicas_as_the_deployment_size() -> None:
+    scaled = endpoint(replicas=3, autoscaling={"minReplicas": 0, "maxReplicas": 5})
+    assert deployment.build_deployment(scaled, entry(), CFG, owner_uid="u")["spec"]["replicas"] == 3

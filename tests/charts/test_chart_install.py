@@ -17,6 +17,7 @@ from typing import Any
 import chartkit
 import pytest
 
+import kit
 from kit import wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
@@ -109,6 +110,9 @@ def test_rbac_is_least_privilege(release: Release) -> None:
     assert not release.can(gateway, "get", "secrets/other", "-n", NS)
     assert not release.can(gateway, "list", "secrets", "-n", NS)
     assert not release.can(gateway, "patch", "modelendpoints.modelyard.io", "-n", "default")
+    # the autoscaler finds the gateways through their metrics Service's slices, in its namespace only
+    assert release.can(operator, "list", "endpointslices.discovery.k8s.io", "-n", NS)
+    assert not release.can(operator, "list", "endpointslices.discovery.k8s.io", "-n", "default")
 
 
 def test_webhook_denies_a_bad_endpoint_through_its_service(release: Release) -> None:
@@ -155,6 +159,18 @@ def test_operator_reconciles_an_endpoint_and_the_gateway_sees_it(release: Releas
     assert port == 8000
     with urllib.request.urlopen(f"http://{address}:{port}/readyz", timeout=10) as response:
         assert response.status == 200
+
+
+def test_operator_scrapes_every_gateway_replica_for_demand(release: Release) -> None:
+    """--gateway-metrics-service as the chart sets it: the operator lists the gateway metrics
+    Service's EndpointSlices (its Role) and reads each replica's /metrics (port ``metrics``)."""
+    address, port = chartkit.ready_address(release.cluster.kube, NS, "modelyard-operator-metrics")
+
+    def scraped() -> float:
+        with urllib.request.urlopen(f"http://{address}:{port}/metrics", timeout=10) as response:
+            return kit.metric(response.read().decode(), "modelyard_operator_gateways_scraped")
+
+    wait_for(lambda: scraped() == 1, 60, "the operator to read the one gateway replica's metrics")
 
 
 def test_neither_process_was_refused_anything(release: Release) -> None:

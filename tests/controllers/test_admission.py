@@ -129,7 +129,7 @@ def test_endpoint_before_its_entry_is_warned_then_proceeds(
     local_cluster.kubectl("delete", "modelentry", model)
 
 
-def test_kubectl_get_shows_model_served_weight_ready_phase_age(
+def test_kubectl_get_shows_model_served_weight_ready_scale_phase_age(
     local_cluster: Any, operator: Any, namespace: str
 ) -> None:
     model = f"cols-{namespace}"
@@ -137,8 +137,10 @@ def test_kubectl_get_shows_model_served_weight_ready_phase_age(
     apply(local_cluster, _endpoint(namespace, model))
     wait_for(lambda: status_of(local_cluster, namespace, "ep").get("ready"), 15, "status")
     out = local_cluster.kubectl("get", "modelendpoints", "-n", namespace).stdout.splitlines()
-    assert out[0].split() == ["NAME", "MODEL", "SERVED", "WEIGHT", "READY", "PHASE", "AGE"]
+    header = ["NAME", "MODEL", "SERVED", "WEIGHT", "READY", "DESIRED", "CURRENT", "DEMAND", "PHASE", "AGE"]
+    assert out[0].split() == header
     row = out[1].split()
     assert row[:5] == ["ep", model, "cols", "100", "0/1"]
+    assert len(row) == len(header) - 3  # no spec.autoscaling: Desired, Current and Demand are blank
     assert local_cluster.kubectl("get", "modelyard", "-n", namespace).returncode == 0
     local_cluster.kubectl("delete", "modelentry", model)

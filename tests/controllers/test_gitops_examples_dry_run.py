@@ -50,7 +50,7 @@ def test_examples_pass_a_server_side_dry_run(
     cluster = operator_ready_cluster
     rendered = cluster.kubectl("kustomize", str(_overlay(tmp_path, namespace))).stdout
     kinds = sorted(doc["kind"] for doc in yaml.safe_load_all(rendered) if doc)
-    assert kinds.count("ModelEntry") == 4 and kinds.count("ModelEndpoint") == 3
+    assert kinds.count("ModelEntry") == 4 and kinds.count("ModelEndpoint") == 4
     assert "TrainingJob" in kinds and "Namespace" not in kinds
     path = tmp_path / "rendered.yaml"
     path.write_text(rendered)

@@ -23,3 +23,38 @@ class EchoEmbedding:
 
     def count_tokens(self, texts: list[str]) -> int:
         return sum(len(t.split()) for t in texts)
+
+
+class SlowChat:
+    """A chat handler that takes 0.2 s per token (a stream that is still running when the test
+    stops the server)."""
+
+    capabilities = ["chat"]
+
+    def __init__(self, hf_repo_id: str, device: Any, cache_dir: str | None = None, **kwargs: Any) -> None:
+        self.name = kwargs.get("name", hf_repo_id)
+
+    def generate(
+        self,
+        messages: Any,
+        *,
+        max_new_tokens: int,
+        temperature: float,
+        top_p: float,
+        stop: list[str] | None = None,
+        cancel_event: threading.Event | None = None,
+        on_token: Any = None,
+    ) -> Any:
+        from modelyard.runtime import protocols
+
+        pieces = []
+        for i in range(max_new_tokens):
+            if cancel_event is not None and cancel_event.wait(0.2):
+                return protocols.ChatGeneration("".join(pieces), 1, i, "cancelled")
+            pieces.append(f"t{i} ")
+            if on_token is not None:
+                on_token(pieces[-1])
+        return protocols.ChatGeneration("".join(pieces), 1, max_new_tokens, "length")
+
+    def count_tokens(self, messages: Any, *, add_generation_prompt: bool = True) -> int:
+        return 1

@@ -46,6 +46,8 @@ class Kind:
     short_names: tuple[str, ...]
     scope: str
     columns: tuple[dict[str, Any], ...]
+    scale: dict[str, str] | None = None
+    """The /scale subresource's paths (an HPA or KEDA drives the kind through it)."""
 
 
 def _column(name: str, path: str, type_: str = "string", priority: int = 0, **extra: Any) -> dict[str, Any]:
@@ -84,11 +86,20 @@ KINDS: tuple[Kind, ...] = (
             _column("Served", ".status.servedName"),
             _column("Weight", ".spec.weight", "integer"),
             _column("Ready", ".status.ready"),
+            _column("Desired", ".status.autoscaling.desiredReplicas", "integer"),
+            _column("Current", ".status.autoscaling.currentReplicas", "integer"),
+            _column("Demand", ".status.autoscaling.demand", "number"),
             _column("Phase", ".status.phase"),
             _column("Reason", ".status.reason", priority=1),
+            _column("Scaled", ".status.autoscaling.lastScaleReason", priority=1),
             _column("URL", ".status.url", priority=1),
             _AGE,
         ),
+        scale={
+            "specReplicasPath": ".spec.replicas",
+            "statusReplicasPath": ".status.replicas",
+            "labelSelectorPath": ".status.selector",
+        },
     ),
     Kind(
         model=training_job.TrainingJob,
@@ -233,7 +244,7 @@ def crd_for(kind: Kind) -> dict[str, Any]:
                     "name": wire.VERSION,
                     "served": True,
                     "storage": True,
-                    "subresources": {"status": {}},
+                    "subresources": {"status": {}, **({"scale": dict(kind.scale)} if kind.scale else {})},
                     "additionalPrinterColumns": list(kind.columns),
                     "schema": {"openAPIV3Schema": schema_for(kind.model)},
                 }

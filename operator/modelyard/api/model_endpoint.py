@@ -60,6 +60,28 @@ class EnvVar(base.ApiModel):
     """A core/v1 EnvVarSource (secretKeyRef, configMapKeyRef, fieldRef)."""
 
 
+class Autoscaling(base.ApiModel):
+    """Request-driven replica count: the operator owns ``spec.replicas`` while this is set."""
+
+    min_replicas: int = pydantic.Field(default=1, ge=0, le=1000)
+    """Fewest replicas (0 = scale to zero when idle; a request wakes the endpoint)."""
+    max_replicas: int = pydantic.Field(ge=1, le=1000)
+    """Most replicas (at least 1 and at least minReplicas)."""
+    target_requests: int = pydantic.Field(default=8, ge=1, le=100000)
+    """Wanted average of requests in flight (running + queued) per ready replica."""
+    scale_down_delay_seconds: int = pydantic.Field(default=300, ge=0, le=86400)
+    """How long demand must stay low before a replica is removed (0-86400)."""
+
+    rules = (
+        base.Rule(
+            cel="!has(self.minReplicas) || self.minReplicas <= self.maxReplicas",
+            message="minReplicas must be less than or equal to maxReplicas",
+            field_path=".minReplicas",
+            check=lambda s: s.min_replicas <= s.max_replicas,
+        ),
+    )
+
+
 class ModelEndpointSpec(base.ApiModel):
     """A deployment of a ModelEntry."""
 
@@ -72,7 +94,9 @@ class ModelEndpointSpec(base.ApiModel):
     engine: model_entry.Engine | None = None
     """Serving engine; defaults to the entry's runtime.engine."""
     replicas: int = pydantic.Field(default=1, ge=0, le=1000)
-    """Number of runtime pods."""
+    """Number of runtime pods (with autoscaling: the starting size; the operator then owns it)."""
+    autoscaling: Autoscaling | None = None
+    """Scale on the gateways' demand (requests in flight + queued); unset: replicas stays as set."""
     resources: EndpointResources | None = None
     """Compute per replica."""
     node_selector: dict[str, str] | None = None
@@ -109,6 +133,21 @@ class ModelEndpointSpec(base.ApiModel):
     )
 
 
+class AutoscalingStatus(base.ApiModel):
+    """What the autoscaler last saw and did."""
+
+    desired_replicas: int | None = None
+    """Replicas the autoscaler wants now."""
+    current_replicas: int | None = None
+    """Ready replicas when the autoscaler last looked."""
+    demand: float | None = None
+    """Requests in flight + queued + held for this endpoint, summed over every gateway."""
+    last_scale_time: str | None = None
+    """When the autoscaler last changed spec.replicas (RFC 3339)."""
+    last_scale_reason: str | None = None
+    """Why, e.g. "demand 17 > 8 x 2 ready: 2 -> 3"."""
+
+
 class ModelEndpointStatus(base.ApiModel):
     """Observed state of a ModelEndpoint."""
 
@@ -128,6 +167,10 @@ class ModelEndpointStatus(base.ApiModel):
     """Pods ready to serve."""
     ready: str | None = None
     """readyReplicas/replicas, for kubectl get."""
+    selector: str | None = None
+    """Label selector of the endpoint's pods, for the /scale subresource (an HPA reads it)."""
+    autoscaling: AutoscalingStatus | None = None
+    """Desired vs current replicas, the demand last seen and why the last scale happened."""
     url: str | None = None
     """In-cluster URL of the endpoint's Service (or the upstream base URL)."""
     conditions: list[base.Condition] | None = None

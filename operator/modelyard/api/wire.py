@@ -106,6 +106,15 @@ TERMINATION_MESSAGE_ENV = "MODELYARD_TERMINATION_MESSAGE_PATH"
 """Where a process writes its termination message when not at ``/dev/termination-log`` (the
 local node agent sets it)."""
 
+# -- scale-down without loss ------------------------------------------------------------------
+
+PRESTOP_SECONDS = 5
+"""The runtime container's preStop sleep: time for the EndpointSlices (and so every gateway) to
+drop a terminating pod before it gets SIGTERM."""
+DRAIN_SECONDS = 90
+"""After SIGTERM the runtime finishes in-flight requests and streams for up to this long; the
+pod's terminationGracePeriodSeconds covers the preStop sleep plus this, plus a margin."""
+
 # -- exit codes ------------------------------------------------------------------------------
 
 EXIT_UNRECOVERABLE = 2

@@ -10,6 +10,9 @@ from modelyard import api
 from modelyard.api import wire
 from modelyard.builders import labels, runtime_args, security, settings
 
+TERMINATION_GRACE_SECONDS = wire.PRESTOP_SECONDS + wire.DRAIN_SECONDS + 5
+"""preStop sleep, then the runtime's drain of in-flight requests and streams, then a margin."""
+
 
 def resolved_engine(entry: api.ModelEntry, endpoint: api.ModelEndpoint) -> str:
     return endpoint.spec.engine or entry.spec.engine
@@ -131,6 +134,8 @@ def build_deployment(
         },
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": security.container_context(cfg),
+        # Leave the EndpointSlices before SIGTERM: the gateways stop sending here first.
+        "lifecycle": {"preStop": {"sleep": {"seconds": wire.PRESTOP_SECONDS}}},
     }
     node_selector = dict(endpoint.spec.node_selector or {})
     resources = endpoint.spec.resources
@@ -144,7 +149,7 @@ def build_deployment(
         "volumes": volumes,
         "securityContext": security.pod_context(cfg),
         "automountServiceAccountToken": False,
-        "terminationGracePeriodSeconds": 30,
+        "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
     }
     if node_selector:
         pod_spec["nodeSelector"] = dict(sorted(node_selector.items()))

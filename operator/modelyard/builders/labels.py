@@ -18,6 +18,12 @@ def selector(endpoint_name: str) -> dict[str, str]:
     return {wire.ENDPOINT: endpoint_name}
 
 
+def selector_text(endpoint_name: str) -> str:
+    """:func:`selector` as a label-selector string: ``status.selector``, which the /scale
+    subresource hands an HPA."""
+    return ",".join(f"{k}={v}" for k, v in sorted(selector(endpoint_name).items()))
+
+
 def training_labels(job_name: str, model: str) -> dict[str, str]:
     """Labels of a training job's batch Job, pods and NetworkPolicy."""
     return _labels(job_name, "modelyard-trainer", wire.TRAINING_JOB, model)

@@ -28,6 +28,7 @@ from modelyard.api import wire
 from modelyard.builders import settings
 from modelyard.controllers import (
     admission,
+    autoscaler,
     catalog_seed,
     cluster,
     context,
@@ -98,6 +99,8 @@ class OperatorOptions:
     """Apply the built-in catalog's ModelEntries at start (:mod:`.catalog_seed`)."""
     pod_name: str | None = None
     """This replica's pod, labelled while it holds the Lease (:mod:`.leader_label`)."""
+    autoscale: autoscaler.Options = dataclasses.field(default_factory=autoscaler.Options)
+    """Where the gateways' demand is read, and how often (:mod:`.autoscaler`)."""
 
 
 ADMISSION = (
@@ -367,6 +370,7 @@ async def run(options: OperatorOptions) -> None:
             queue.gate = leading
     keeper = asyncio.create_task(lease.keep(stop, leading)) if lease is not None else None
     seeding = asyncio.create_task(catalog_seed.seed(ctx.cluster)) if options.apply_builtin_catalog else None
+    scaling = autoscaler.start(ctx, options.autoscale, leading)
     await _seed_ownership(ctx)
     try:
         await kopf.operator(
@@ -376,7 +380,7 @@ async def run(options: OperatorOptions) -> None:
             stop_flag=stop,
         )
     finally:
-        for task in (keeper, seeding):
+        for task in (keeper, seeding, scaling):
             if task is not None:
                 task.cancel()
         await leader_label.mark(ctx.cluster, options.namespace, options.pod_name, False)

@@ -153,6 +153,27 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="NS[,NS...]",
         help="only TrainingJobs in these namespaces may register ModelEntries (default: every namespace)",
     )
+    parser.add_argument(
+        "--autoscale-interval",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="how often the autoscaler reads the gateways' demand and decides replicas (default 1.0)",
+    )
+    parser.add_argument(
+        "--gateway-metrics-service",
+        default=None,
+        metavar="NAMESPACE/NAME",
+        help="the gateway metrics Service: every ready address of its EndpointSlices (port "
+        "'metrics') is scraped for modelyard_gateway_endpoint_demand",
+    )
+    parser.add_argument(
+        "--gateway-metrics-url",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="a gateway's /metrics URL, scraped as given (repeatable; gateways outside the cluster)",
+    )
     parser.add_argument("--log-level", default="INFO")
     parser.set_defaults(func=_run)
 
@@ -170,7 +191,7 @@ def _labels(text: str) -> tuple[tuple[str, str], ...]:
 
 def _run(args: argparse.Namespace) -> int:
     from modelyard.builders import settings
-    from modelyard.controllers import app
+    from modelyard.controllers import app, autoscaler
 
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -211,6 +232,11 @@ def _run(args: argparse.Namespace) -> int:
         status_token=os.environ.get(args.status_token_env) or None,
         leader_election=not args.no_leader_election,
         builder=builder,
+        autoscale=autoscaler.Options(
+            interval=args.autoscale_interval,
+            service=args.gateway_metrics_service,
+            urls=tuple(args.gateway_metrics_url),
+        ),
     )
     if options.status_token is None:
         logging.getLogger(__name__).warning(

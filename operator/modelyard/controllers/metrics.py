@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
 import prometheus_client as prom
@@ -15,6 +16,12 @@ class Metrics:
     duration: prom.Histogram
     managed: prom.Gauge
     time_to_ready: prom.Histogram
+    desired_replicas: prom.Gauge
+    current_replicas: prom.Gauge
+    demand: prom.Gauge
+    scale_events: prom.Counter
+    scrape_errors: prom.Counter
+    gateways_scraped: prom.Gauge
 
     @classmethod
     def create(cls) -> Metrics:
@@ -42,7 +49,50 @@ class Metrics:
                 buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800, 3600),
                 registry=registry,
             ),
+            desired_replicas=prom.Gauge(
+                "modelyard_operator_autoscale_desired_replicas",
+                "Replicas the autoscaler wants per ModelEndpoint",
+                ["namespace", "endpoint"],
+                registry=registry,
+            ),
+            current_replicas=prom.Gauge(
+                "modelyard_operator_autoscale_current_replicas",
+                "Ready replicas per autoscaled ModelEndpoint",
+                ["namespace", "endpoint"],
+                registry=registry,
+            ),
+            demand=prom.Gauge(
+                "modelyard_operator_autoscale_demand",
+                "Requests in flight + queued + held per ModelEndpoint, summed over the gateways",
+                ["namespace", "endpoint"],
+                registry=registry,
+            ),
+            scale_events=prom.Counter(
+                "modelyard_operator_autoscale_scale_events",
+                "Changes of spec.replicas by the autoscaler, by direction (up, down)",
+                ["namespace", "endpoint", "direction"],
+                registry=registry,
+            ),
+            scrape_errors=prom.Counter(
+                "modelyard_operator_gateway_scrape_errors",
+                "Gateway /metrics scrapes (or EndpointSlice listings) that failed",
+                registry=registry,
+            ),
+            gateways_scraped=prom.Gauge(
+                "modelyard_operator_gateways_scraped",
+                "Gateways whose demand the last autoscaler round read",
+                registry=registry,
+            ),
         )
+
+    def forget_endpoint(self, namespace: str, name: str) -> None:
+        """Drop an endpoint's autoscaler series (it was deleted or lost spec.autoscaling)."""
+        for gauge in (self.desired_replicas, self.current_replicas, self.demand):
+            with contextlib.suppress(KeyError):
+                gauge.remove(namespace, name)
+        for direction in ("up", "down"):
+            with contextlib.suppress(KeyError):
+                self.scale_events.remove(namespace, name, direction)
 
     def render(self) -> bytes:
         return prom.generate_latest(self.registry)

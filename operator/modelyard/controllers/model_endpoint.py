@@ -29,7 +29,7 @@ import pydantic
 
 from modelyard import api
 from modelyard.api import wire
-from modelyard.builders import children, deployment, endpoint_status, network_policy, service, trust
+from modelyard.builders import children, deployment, endpoint_status, labels, network_policy, service, trust
 from modelyard.controllers import cluster, conditions, context, model_entry
 from modelyard.registry import manifests
 
@@ -248,6 +248,7 @@ async def reconcile(ctx: context.Context, key: tuple[str, str]) -> None:
     status = {
         **endpoint_status.status(observed, generation, conditions.now(), current.get("conditions") or []),
         **extra,
+        "selector": labels.selector_text(name),
     }
     model = str(body["spec"].get("model", ""))
     before = ctx.endpoints.get(key)

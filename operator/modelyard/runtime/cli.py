@@ -15,6 +15,7 @@ import pathlib
 import shlex
 import sys
 
+from modelyard.api import wire
 from modelyard.runtime import errors, options
 
 _POOLINGS = ("mean", "cls", "last", "max")
@@ -269,7 +270,12 @@ def _serve(args: argparse.Namespace) -> int:
         models = served.ModelSet(loader.load(spec, settings) for spec in specs)
     except errors.RuntimeServingError as exc:
         return _fail(exc.message)
-    web.run_app(serving_app.create_app(settings, models), host=args.host, port=args.port, access_log=None)
+    # SIGTERM: stop listening, /ready 503, finish what is in flight (streams too) for up to
+    # DRAIN_SECONDS, then exit (the pod's grace period covers it; see docs/operations.md).
+    web.run_app(
+        serving_app.create_app(settings, models), host=args.host, port=args.port, access_log=None,
+        shutdown_timeout=wire.DRAIN_SECONDS,
+    )  # fmt: skip
     return 0
 
 
