@@ -9,7 +9,13 @@ the API server sends it):
   ``Progressing``, through the pods that are still ready (a crashed replica or a rolling
   update must not take the whole model away);
 * ``endpointslices`` labelled ``modelyard.io/endpoint`` (``wire.ENDPOINT``, all namespaces):
-  the addresses of ready endpoints on the port named ``http`` are the endpoint's pods;
+  the addresses of endpoints whose ``conditions.ready`` is true (and ``terminating`` not true)
+  on the port named ``http`` are the endpoint's pods; a pod being drained (terminating, still
+  ``serving`` its in-flight requests) gets no new request;
+* hold at zero (:mod:`modelyard.gateway.hold`): a pod endpoint holds requests while it has no
+  ready pod when it has ``spec.autoscaling``, or its status reason is ``ScaledToZero``, or its
+  phase is Pending/Progressing with ``spec.replicas`` > 0; phase ``Failed`` or reason
+  ``Unschedulable`` marks it down (held requests end with its reason and message);
 * ``modelentries``: ``spec.upstream`` of the entries that upstream endpoints serve, and
   ``spec.servingNamespaces`` (served-name ownership);
 * one Secret per upstream ``apiKeySecretRef`` and the gateway's API-key Secret.
@@ -36,6 +42,7 @@ import asyncio
 import base64
 import dataclasses
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import pydantic
@@ -48,6 +55,8 @@ log = logging.getLogger(__name__)
 
 # Phases in which an endpoint's ready pods serve (the EndpointSlices say which pods are ready).
 _SERVING_PHASES = frozenset({"Ready", "Degraded", "Progressing"})
+# Phases in which an endpoint is coming up: requests wait for its first ready pod.
+_COMING_UP = frozenset({"Pending", "Progressing"})
 
 
 class KubeDiscovery:
@@ -68,9 +77,7 @@ class KubeDiscovery:
         self._scheduled = False
         self.endpoints = self._informer(wire.api_path(wire.MODEL_ENDPOINTS))
         self.entries = self._informer(wire.api_path(wire.MODEL_ENTRIES))
-        self.slices = self._informer(
-            "/apis/discovery.k8s.io/v1/endpointslices", label_selector=wire.ENDPOINT
-        )
+        self.slices = self._informer("/apis/discovery.k8s.io/v1/endpointslices", label_selector=wire.ENDPOINT)
         self.keys_secret = keys_secret
         self.key_secret: kube.Informer | None = None
         if keys_secret:
@@ -79,6 +86,7 @@ class KubeDiscovery:
         self._parsed: dict[str, tuple[str, Any]] = {}
         self._conflicts: set[str] = set()
         self._unreadable: tuple[tuple[str, str], ...] = ()
+        self._listeners: list[Callable[[], None]] = []
 
     # -- Discovery -------------------------------------------------------------------------
 
@@ -91,6 +99,9 @@ class KubeDiscovery:
     @property
     def synced(self) -> bool:
         return self._synced
+
+    def on_change(self, callback: Callable[[], None]) -> None:
+        self._listeners.append(callback)
 
     async def start(self) -> None:
         for informer in self._base():
@@ -147,6 +158,8 @@ class KubeDiscovery:
             # intruder look like the first (or miss an entry's servingNamespaces)
             self._table = dataclasses.replace(routes.build_table(infos), unreadable_keys=self._unreadable)
             self._conflicts = conflicts
+            for callback in self._listeners:
+                callback()
         live = {f"ep:{k}" for k in self.endpoints.store} | {f"entry:{k}" for k in self.entries.store}
         for stale in self._parsed.keys() - live:
             del self._parsed[stale]
@@ -211,7 +224,7 @@ class KubeDiscovery:
                 continue
             urls = found.setdefault(f"{meta.get('namespace')}/{endpoint}", [])
             for ep in obj.get("endpoints") or ():
-                if (ep.get("conditions") or {}).get("ready") is not True:
+                if not routable_address(ep):
                     continue
                 for address in ep.get("addresses") or ():
                     host = f"[{address}]" if ":" in address else address
@@ -303,7 +316,11 @@ class KubeDiscovery:
                     serving = False
         else:
             targets = tuple(discovery.pod_target(key, url) for url in pods.get(key, ()))
-            serving = status.phase in _SERVING_PHASES
+            hold, down = hold_state(obj, spec.replicas, status)
+            serving = status.phase in _SERVING_PHASES or (hold and down is None)
+            return routes.EndpointInfo(
+                key, served, spec.weight, serving, verdict.fallback, targets, upstream, hold, down
+            )
         return routes.EndpointInfo(key, served, spec.weight, serving, verdict.fallback, targets, upstream)
 
     def _upstream_key(
@@ -319,6 +336,34 @@ class KubeDiscovery:
             return None, "/".join(where)
         secret = next(iter(informer.store.values()), None) if informer else None
         return (_secret_data(secret).get(ref.key) if secret else None), None
+
+
+def routable_address(endpoint: dict[str, Any]) -> bool:
+    """An EndpointSlice endpoint that may get new requests: ``ready`` (which Kubernetes sets
+    false for a terminating pod) and, in case a slice publishes not-ready addresses, neither
+    terminating nor not ``serving``. A draining pod finishes what it has, gets nothing new."""
+    conditions = endpoint.get("conditions") or {}
+    return (
+        conditions.get("ready") is True
+        and conditions.get("terminating") is not True
+        and conditions.get("serving") is not False
+    )
+
+
+def hold_state(
+    obj: dict[str, Any], replicas: int, status: api.model_endpoint.ModelEndpointStatus
+) -> tuple[bool, str | None]:
+    """(requests wait for a ready pod, why the endpoint cannot come up or None) of a pod endpoint.
+
+    ``spec.autoscaling`` is read from the object itself, so a gateway needs no newer API model
+    to honour it."""
+    autoscaled = bool((obj.get("spec") or {}).get("autoscaling"))
+    coming_up = status.phase in _COMING_UP and replicas > 0
+    hold = autoscaled or status.reason == "ScaledToZero" or coming_up
+    down = None
+    if status.phase == "Failed" or status.reason == "Unschedulable":
+        down = ": ".join(p for p in (status.reason or status.phase, status.message) if p)
+    return hold, down
 
 
 def _secret_data(secret: dict[str, Any]) -> dict[str, str]:
