@@ -4,8 +4,9 @@ The gateways export per endpoint ``modelyard_gateway_endpoint_demand`` (in fligh
 ``modelyard_gateway_endpoint_requests_total``, ``modelyard_gateway_request_duration_seconds``
 (by model, endpoint ``namespace/name``, code) and ``modelyard_gateway_tokens_total`` (by model,
 i.e. served name). :class:`Traffic` sums one scrape of every gateway replica
-(:meth:`Traffic.record`), and rates come from the difference with the previous scrape: req/s,
-mean latency of the requests answered in between, tokens/s of the served name.
+(:meth:`Traffic.record`), and rates come from the difference with the oldest scrape of the last
+``window`` seconds (30): req/s, mean latency of the requests answered in that window, tokens/s
+of the served name.
 
 Why the status API reads the gateways and not the ModelEndpoint status: the operator writes
 only the demand there (``status.autoscaling.demand``), once per scale decision; rates and
@@ -18,6 +19,7 @@ gateway metrics addresses the operator scrapes for demand), polled every
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import logging
 import time
@@ -78,18 +80,24 @@ class Traffic:
     """The last two scrapes of all gateways; ``changed`` is called when a new one lands."""
 
     def __init__(
-        self, changed: Callable[[], None] = lambda: None, clock: Callable[[], float] = time.monotonic
+        self,
+        changed: Callable[[], None] = lambda: None,
+        clock: Callable[[], float] = time.monotonic,
+        window: float = 30.0,
     ) -> None:
         self._changed = changed
         self._clock = clock
-        self._last: tuple[float, _Totals] | None = None
+        self._window = window
+        self._history: collections.deque[tuple[float, _Totals]] = collections.deque()
         self._view: dict[str, EndpointTraffic] = {}
         self._served: dict[str, float] = {}
 
     def record(self, texts: Iterable[str]) -> None:
         now, totals = self._clock(), parse(texts)
         view: dict[str, EndpointTraffic] = {}
-        previous = self._last
+        while len(self._history) > 1 and self._history[1][0] <= now - self._window:
+            self._history.popleft()
+        previous = self._history[0] if self._history else None
         served_rates: dict[str, float] = {}
         if previous is not None and now > previous[0]:
             span, before = now - previous[0], previous[1]
@@ -105,7 +113,7 @@ class Traffic:
                     spent = totals.duration_sum.get(endpoint, 0.0) - before.duration_sum.get(endpoint, 0.0)
                     latency = spent / answered
             view[endpoint] = EndpointTraffic(totals.demand.get(endpoint), rate, latency)
-        self._last = (now, totals)
+        self._history.append((now, totals))
         if view != self._view or served_rates != self._served:
             self._view, self._served = view, served_rates
             self._changed()
