@@ -10,7 +10,7 @@ import requests
 
 from kit import metric
 from modelyard.api import model_endpoint
-from modelyard.gateway import discovery, kube_discovery, routes
+from modelyard.gateway import discovery, readiness, routes
 
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -154,7 +154,7 @@ def test_every_routed_endpoint_has_a_demand_series(harness: Any, make_pods: Any)
 
 def test_draining_pods_get_no_new_request() -> None:
     """EndpointSlice conditions: only ready, not terminating, addresses are routed."""
-    ok = kube_discovery.routable_address
+    ok = readiness.routable_address
     assert ok({"conditions": {"ready": True, "serving": True, "terminating": False}})
     assert not ok({"conditions": {"ready": False, "serving": True, "terminating": True}})  # draining
     assert not ok({"conditions": {"ready": True, "serving": True, "terminating": True}})
@@ -166,7 +166,7 @@ def test_draining_pods_get_no_new_request() -> None:
 def test_which_endpoints_hold_requests() -> None:
     def state(spec: dict[str, Any], replicas: int = 1, **status: Any) -> tuple[bool, str | None]:
         parsed = model_endpoint.ModelEndpointStatus.model_validate(status)
-        return kube_discovery.hold_state({"spec": spec}, replicas, parsed)
+        return readiness.hold_state({"spec": spec}, replicas, parsed)
 
     autoscaled = {"autoscaling": {"minReplicas": 0, "maxReplicas": 2}}
     assert state(autoscaled, 0, phase="Ready") == (True, None)

@@ -34,6 +34,9 @@ Served-name ownership (:mod:`modelyard.api.served_names`) is applied here, from 
 caches, whatever admission let through: an endpoint in conflict is never routed, fallbacks
 keep only the names the endpoint's namespace may use, and API keys limited to namespaces
 reach only the served names those namespaces own or share.
+
+The module is over 300 lines because one rebuild reads every cache (endpoints, entries,
+slices, Secrets) together; the pure rules it applies live in :mod:`.readiness`.
 """
 
 from __future__ import annotations
@@ -49,14 +52,12 @@ import pydantic
 
 from modelyard import api
 from modelyard.api import served_names, wire
-from modelyard.gateway import auth, discovery, kube, routes
+from modelyard.gateway import auth, discovery, kube, readiness, routes
 
 log = logging.getLogger(__name__)
 
 # Phases in which an endpoint's ready pods serve (the EndpointSlices say which pods are ready).
 _SERVING_PHASES = frozenset({"Ready", "Degraded", "Progressing"})
-# Phases in which an endpoint is coming up: requests wait for its first ready pod.
-_COMING_UP = frozenset({"Pending", "Progressing"})
 
 
 class KubeDiscovery:
@@ -224,7 +225,7 @@ class KubeDiscovery:
                 continue
             urls = found.setdefault(f"{meta.get('namespace')}/{endpoint}", [])
             for ep in obj.get("endpoints") or ():
-                if not routable_address(ep):
+                if not readiness.routable_address(ep):
                     continue
                 for address in ep.get("addresses") or ():
                     host = f"[{address}]" if ":" in address else address
@@ -316,7 +317,7 @@ class KubeDiscovery:
                     serving = False
         else:
             targets = tuple(discovery.pod_target(key, url) for url in pods.get(key, ()))
-            hold, down = hold_state(obj, spec.replicas, status)
+            hold, down = readiness.hold_state(obj, spec.replicas, status)
             serving = status.phase in _SERVING_PHASES or (hold and down is None)
             return routes.EndpointInfo(
                 key, served, spec.weight, serving, verdict.fallback, targets, upstream, hold, down
@@ -336,34 +337,6 @@ class KubeDiscovery:
             return None, "/".join(where)
         secret = next(iter(informer.store.values()), None) if informer else None
         return (_secret_data(secret).get(ref.key) if secret else None), None
-
-
-def routable_address(endpoint: dict[str, Any]) -> bool:
-    """An EndpointSlice endpoint that may get new requests: ``ready`` (which Kubernetes sets
-    false for a terminating pod) and, in case a slice publishes not-ready addresses, neither
-    terminating nor not ``serving``. A draining pod finishes what it has, gets nothing new."""
-    conditions = endpoint.get("conditions") or {}
-    return (
-        conditions.get("ready") is True
-        and conditions.get("terminating") is not True
-        and conditions.get("serving") is not False
-    )
-
-
-def hold_state(
-    obj: dict[str, Any], replicas: int, status: api.model_endpoint.ModelEndpointStatus
-) -> tuple[bool, str | None]:
-    """(requests wait for a ready pod, why the endpoint cannot come up or None) of a pod endpoint.
-
-    ``spec.autoscaling`` is read from the object itself, so a gateway needs no newer API model
-    to honour it."""
-    autoscaled = bool((obj.get("spec") or {}).get("autoscaling"))
-    coming_up = status.phase in _COMING_UP and replicas > 0
-    hold = autoscaled or status.reason == "ScaledToZero" or coming_up
-    down = None
-    if status.phase == "Failed" or status.reason == "Unschedulable":
-        down = ": ".join(p for p in (status.reason or status.phase, status.message) if p)
-    return hold, down
 
 
 def _secret_data(secret: dict[str, Any]) -> dict[str, str]:
