@@ -16,7 +16,8 @@ A held request ends with an OpenAI-shaped 503 and ``Retry-After`` (:class:`HoldF
   (``unavailable``; the message carries the status reason and message).
 
 Outcomes count in ``modelyard_gateway_held_total{model,outcome}`` (also ``sent`` and
-``cancelled``, when the client left or the request timeout struck); the requests waiting now
+``cancelled``, when the request timeout struck first; a client that leaves while held stays
+counted until its hold ends, since aiohttp does not cancel a handler on disconnect); the requests waiting now
 are ``modelyard_gateway_held_requests{model}``.
 """
 
