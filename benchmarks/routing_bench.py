@@ -60,7 +60,7 @@ def _decisions(table: routes.RouteTable, count: int, seed: int) -> dict[str, flo
         model = table.get(name)
         assert model is not None
         choice = chooser.choose(model, no_tries)
-        assert choice is not None
+        assert choice is not None and choice[1] is not None
         chooser.started(choice[1])
         chooser.finished(choice[1], True)
 

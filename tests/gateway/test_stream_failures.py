@@ -136,9 +136,11 @@ def test_client_leaving_mid_stream_closes_the_upstream(harness: Any, make_table:
         assert b"slow-0" in sock.recv(65536) + sock.recv(65536)
     registry = app[gateway_app.METRICS].registry
     wait_for(
-        lambda: slow.disconnects
-        and registry.get_sample_value(
-            "modelyard_gateway_requests_total", {"model": "llama", "endpoint": "ns/a", "code": "499"}
+        lambda: (
+            slow.disconnects
+            and registry.get_sample_value(
+                "modelyard_gateway_requests_total", {"model": "llama", "endpoint": "ns/a", "code": "499"}
+            )
         ),
         30,
         "the upstream closed and the request counted as 499",

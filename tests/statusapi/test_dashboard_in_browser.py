@@ -134,3 +134,101 @@ def test_dashboard_with_a_token_asks_for_it_then_streams(
     row = 'tr.endpoint-row[data-name="prod/qwen-c"]'
     _until(browser, lambda d: d.find_element(By.CSS_SELECTOR, row).get_attribute("data-phase") == "Ready",
            "qwen-c Ready through the fetch stream")  # fmt: skip
+
+
+def _local_entry() -> dict[str, Any]:
+    """A local entry whose config.json only the operator reads: size and memory are in its status."""
+    return {
+        "apiVersion": "modelyard.io/v1alpha1",
+        "kind": "ModelEntry",
+        "metadata": {"name": "tiny-local"},
+        "spec": {
+            "source": {"provider": "local", "uri": "file:///models/tiny-local"},
+            "architecture": "LlamaForCausalLM",
+            "servedName": "tiny-local",
+        },
+        "status": {
+            "phase": "Valid",
+            "servedName": "tiny-local",
+            "estimate": {"parameters": 1_100_048_384, "minVramGb": 3.0},
+            "requirements": {"minVramGb": 3.0, "recommendedVramGb": 4.0},
+        },
+    }
+
+
+def test_dashboard_shows_scaling_live_traffic_and_colours_by_health(
+    browser: Any, view: statusapi.Cache, serve: Callable[..., Api], loop: Any
+) -> None:
+    from aiohttp import web
+
+    from modelyard.gateway import metrics as gateway_metrics
+    from modelyard.registry import estimates
+
+    # One gateway's /metrics, as the real gateway renders it.
+    stats = gateway_metrics.Metrics()
+
+    async def render(_: web.Request) -> web.Response:
+        return web.Response(body=stats.exposition(), content_type="text/plain")
+
+    app = web.Application()
+    app.router.add_get("/metrics", render)
+    gateway = loop.serve(app)
+
+    auto = endpoint(
+        "qwen-auto",
+        "qwen3-4b-instruct-2507",
+        phase="Ready",
+        reason="Available",
+        message="1/1 replicas ready",
+        autoscaling={
+            "desiredReplicas": 3,
+            "currentReplicas": 1,
+            "demand": 2,
+            "lastScaleReason": "demand 17 > 8",
+        },
+    )
+    auto["spec"]["autoscaling"] = {"minReplicas": 0, "maxReplicas": 4}
+    view.upsert(auto)
+    view.upsert(endpoint("qwen-cold", "qwen3-4b-instruct-2507", phase="Pending", reason="Unschedulable",
+                         message="0/1 nodes are available"))  # fmt: skip
+    view.upsert(_local_entry())
+    api = serve(view, gateway_metrics_urls=(gateway + "/metrics",), traffic_interval_s=0.2)
+    browser.get(api.base + "/")
+    row = 'tr.endpoint-row[data-name="prod/qwen-auto"]'
+    _until(browser, lambda d: d.find_element(By.CSS_SELECTOR, row), "the autoscaled endpoint")
+
+    def text(cell: str) -> Callable[[Any], str]:
+        return lambda d: str(d.find_element(By.CSS_SELECTOR, f"{row} td.{cell}").text)
+
+    _until(browser, lambda d: text("replicas")(d).startswith("1 \u2192 3"), "now 1, wanted 3")
+    _until(browser, lambda d: "(0\u20134)" in text("replicas")(d), "the autoscaling bounds")
+
+    # A healthy reason is not printed in error red; an Unschedulable one is.
+    def colour(name: str) -> Callable[[Any], str]:
+        selector = f'tr.endpoint-row[data-name="prod/{name}"] .reason'
+        return lambda d: str(d.find_element(By.CSS_SELECTOR, selector).value_of_css_property("color"))
+
+    red = _until(browser, colour("qwen-cold"), "the Unschedulable reason")
+    _until(browser, lambda d: colour("qwen-auto")(d) != red, "a healthy reason not in red")
+
+    # Live demand, req/s, latency and tokens/s from what the gateway reports.
+    listed = api.get("/api/v1/endpoints")[1]["data"]
+    served = next(e["served_name"] for e in listed if e["name"] == "qwen-auto")
+    demand, sent = stats.endpoint("prod/qwen-auto")
+    demand.inc(5)
+    sent.inc(40)
+    for _ in range(4):
+        stats.child(stats.duration, served, "prod/qwen-auto", "200").observe(0.25)
+    stats.count_usage(served, {"prompt_tokens": 100, "completion_tokens": 300})
+    _until(browser, lambda d: text("demand")(d) == "5", "live demand 5")
+    _until(browser, lambda d: text("latency")(d) == "250 ms", "the mean latency")
+    _until(browser, lambda d: text("rps")(d) not in ("\u2013", "0.0"), "a request rate")  # 40 over <= 30 s
+    _until(browser, lambda d: text("tps")(d) not in ("\u2013", "0.0"), "a token rate")
+
+    # Size and GPU memory of a local entry come from what the operator resolved.
+    browser.find_element(By.ID, "filter-q").send_keys("tiny-local")
+    local = 'tr.model-row[data-id="tiny-local"] td'
+    size = estimates.human_count(1_100_048_384)
+    shown = [size, "3 GiB\nrec. 4 GiB"]
+    _until(browser, lambda d: [c.text for c in d.find_elements(By.CSS_SELECTOR, local)][2:4] == shown,
+           "size and GPU memory of the local entry")  # fmt: skip

@@ -27,6 +27,7 @@ from modelyard.gateway import (
     body,
     discovery,
     exchange,
+    hold,
     limits,
     metrics,
     proxy,
@@ -44,6 +45,7 @@ LIMITER = web.AppKey("limiter", auth.ConcurrencyLimiter)
 RATES = web.AppKey("rates", ratelimit.RateLimiter)
 IN_FLIGHT = web.AppKey("in_flight", limits.InFlight)
 PROXY = web.AppKey("proxy", proxy.Proxy)
+HOLDS = web.AppKey("holds", hold.Holds)
 
 # OpenAI paths relayed as they are (the suffix after /v1 is appended to a target's base URL).
 OPENAI_PATHS = (
@@ -71,6 +73,8 @@ def create_app(
     app[BALANCER] = chooser
     app[METRICS] = metrics.Metrics()
     app[METRICS].watch_routes(source.table)
+    app[HOLDS] = hold.Holds(config, app[METRICS], source.table)
+    source.on_change(app[HOLDS].table_changed)
     app[LIMITER] = auth.ConcurrencyLimiter(config.max_concurrency_per_key)
     app[RATES] = ratelimit.RateLimiter()
     in_flight = app[IN_FLIGHT] = limits.InFlight(config.max_in_flight)
@@ -118,7 +122,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         skip_auto_headers=("User-Agent",),
         cookie_jar=aiohttp.DummyCookieJar(),
     )
-    app[PROXY] = proxy.Proxy(config, app[BALANCER], app[METRICS], session)
+    app[PROXY] = proxy.Proxy(config, app[BALANCER], app[METRICS], session, app[HOLDS])
     await app[DISCOVERY].start()
     try:
         yield

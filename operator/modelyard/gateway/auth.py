@@ -132,10 +132,13 @@ class KeyTable:
 
     def with_reachable(self, names_for: Callable[[frozenset[str]], frozenset[str]]) -> KeyTable:
         """The keys limited by namespaces, each with the served names its namespaces reach."""
-        return dataclasses.replace(self, keys=tuple(
-            dataclasses.replace(k, reachable=names_for(k.namespaces)) if k.namespaces is not None else k
-            for k in self.keys
-        ))
+        return dataclasses.replace(
+            self,
+            keys=tuple(
+                dataclasses.replace(k, reachable=names_for(k.namespaces)) if k.namespaces is not None else k
+                for k in self.keys
+            ),
+        )
 
     def lookup(self, presented: str) -> ApiKey | None:
         """The key matching a presented bearer token, comparing digests in constant time."""

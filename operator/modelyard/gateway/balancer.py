@@ -12,6 +12,11 @@ The proxy depends on the :class:`Balancer` Protocol only. :class:`WeightedLeastB
    error, 5xx, timeout) is skipped for ``eject_cooldown`` seconds. When every target of a
    model is ejected or already tried, ejected ones are used anyway (better a likely failure
    than a certain 503).
+4. Hold at zero: on a request's first pick (nothing tried yet) an endpoint with no target
+   that holds requests (:attr:`routes.Endpoint.waits`, scaled to zero or coming up) takes
+   its weighted share like the others, and ``choose`` returns it with no target: the proxy
+   holds the request until the endpoint has a ready pod (:mod:`modelyard.gateway.hold`).
+   Its share is not silently given to the other endpoints, so demand reaches it and wakes it.
 """
 
 from __future__ import annotations
@@ -28,8 +33,11 @@ class Balancer(Protocol):
 
     def choose(
         self, model: routes.Model, tried: Collection[str]
-    ) -> tuple[routes.Endpoint, routes.Target] | None:
-        """An endpoint and target of ``model`` not in ``tried`` (target keys), or None."""
+    ) -> tuple[routes.Endpoint, routes.Target | None] | None:
+        """An endpoint and target of ``model`` not in ``tried`` (target keys), or None.
+
+        The target is None when the endpoint picked has none yet and holds requests (only
+        when ``tried`` is empty)."""
         ...
 
     def started(self, target: routes.Target) -> None:
@@ -63,7 +71,7 @@ class WeightedLeastBusy:
 
     def choose(
         self, model: routes.Model, tried: Collection[str]
-    ) -> tuple[routes.Endpoint, routes.Target] | None:
+    ) -> tuple[routes.Endpoint, routes.Target | None] | None:
         now = self._clock()
         for honour_ejection in (True, False):
             candidates: list[tuple[routes.Endpoint, list[routes.Target]]] = []
@@ -73,11 +81,11 @@ class WeightedLeastBusy:
                     for t in endpoint.targets
                     if t.key not in tried and not (honour_ejection and self._is_ejected(t.key, now))
                 ]
-                if usable:
+                if usable or (endpoint.waits and not tried):
                     candidates.append((endpoint, usable))
             if candidates:
                 endpoint, usable = self._pick_endpoint(model.name, candidates)
-                return endpoint, self._pick_target(usable)
+                return endpoint, self._pick_target(usable) if usable else None
         return None
 
     def _pick_endpoint(

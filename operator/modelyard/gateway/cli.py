@@ -40,6 +40,8 @@ _OVERRIDES: dict[str, tuple[str, Any]] = {
     "eject_after": ("eject_after", int),
     "eject_cooldown": ("eject_cooldown", float),
     "max_connections": ("max_connections", int),
+    "hold_timeout": ("hold_timeout", float),
+    "hold_queue": ("hold_queue", int),
 }
 
 
@@ -104,6 +106,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eject-cooldown", type=float, metavar="S", help="seconds a target stays ejected")
     parser.add_argument(
         "--max-connections", type=int, metavar="N", help="upstream connection pool (0: no limit)"
+    )
+    parser.add_argument(
+        "--hold-timeout",
+        type=float,
+        metavar="S",
+        help="seconds a request waits for an endpoint at zero to get a ready pod (default 120; 503 after)",
+    )
+    parser.add_argument(
+        "--hold-queue",
+        type=int,
+        metavar="N",
+        help="requests held per served name while its endpoint comes up (default 100; 503 beyond)",
     )
     parser.add_argument("--log-level", default="INFO", help="logging level (default: INFO)")
     parser.add_argument("--access-log", action="store_true", help="log every request (never logs keys)")

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import os
 import pathlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import yaml
@@ -52,6 +52,10 @@ class Discovery(Protocol):
         """True once the first full view has been loaded."""
         ...
 
+    def on_change(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` after every swap of the route table (held requests wait on it)."""
+        ...
+
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
@@ -63,6 +67,7 @@ class StaticDiscovery:
     def __init__(self, table: routes.RouteTable | None = None, keys: auth.KeyTable | None = None) -> None:
         self._table = table or routes.RouteTable()
         self._keys = keys or auth.KeyTable()
+        self._listeners: list[Callable[[], None]] = []
 
     def table(self) -> routes.RouteTable:
         return self._table
@@ -74,9 +79,14 @@ class StaticDiscovery:
     def synced(self) -> bool:
         return True
 
+    def on_change(self, callback: Callable[[], None]) -> None:
+        self._listeners.append(callback)
+
     def set(self, table: routes.RouteTable | None = None, keys: auth.KeyTable | None = None) -> None:
         if table is not None:
             self._table = table
+            for callback in self._listeners:
+                callback()
         if keys is not None:
             self._keys = keys
 

@@ -9,7 +9,13 @@ the API server sends it):
   ``Progressing``, through the pods that are still ready (a crashed replica or a rolling
   update must not take the whole model away);
 * ``endpointslices`` labelled ``modelyard.io/endpoint`` (``wire.ENDPOINT``, all namespaces):
-  the addresses of ready endpoints on the port named ``http`` are the endpoint's pods;
+  the addresses of endpoints whose ``conditions.ready`` is true (and ``terminating`` not true)
+  on the port named ``http`` are the endpoint's pods; a pod being drained (terminating, still
+  ``serving`` its in-flight requests) gets no new request;
+* hold at zero (:mod:`modelyard.gateway.hold`): a pod endpoint holds requests while it has no
+  ready pod when it has ``spec.autoscaling``, or its status reason is ``ScaledToZero``, or its
+  phase is Pending/Progressing with ``spec.replicas`` > 0; phase ``Failed`` or reason
+  ``Unschedulable`` marks it down (held requests end with its reason and message);
 * ``modelentries``: ``spec.upstream`` of the entries that upstream endpoints serve, and
   ``spec.servingNamespaces`` (served-name ownership);
 * one Secret per upstream ``apiKeySecretRef`` and the gateway's API-key Secret.
@@ -28,6 +34,9 @@ Served-name ownership (:mod:`modelyard.api.served_names`) is applied here, from 
 caches, whatever admission let through: an endpoint in conflict is never routed, fallbacks
 keep only the names the endpoint's namespace may use, and API keys limited to namespaces
 reach only the served names those namespaces own or share.
+
+The module is over 300 lines because one rebuild reads every cache (endpoints, entries,
+slices, Secrets) together; the pure rules it applies live in :mod:`.readiness`.
 """
 
 from __future__ import annotations
@@ -36,13 +45,14 @@ import asyncio
 import base64
 import dataclasses
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import pydantic
 
 from modelyard import api
 from modelyard.api import served_names, wire
-from modelyard.gateway import auth, discovery, kube, routes
+from modelyard.gateway import auth, discovery, kube, readiness, routes
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +78,7 @@ class KubeDiscovery:
         self._scheduled = False
         self.endpoints = self._informer(wire.api_path(wire.MODEL_ENDPOINTS))
         self.entries = self._informer(wire.api_path(wire.MODEL_ENTRIES))
-        self.slices = self._informer(
-            "/apis/discovery.k8s.io/v1/endpointslices", label_selector=wire.ENDPOINT
-        )
+        self.slices = self._informer("/apis/discovery.k8s.io/v1/endpointslices", label_selector=wire.ENDPOINT)
         self.keys_secret = keys_secret
         self.key_secret: kube.Informer | None = None
         if keys_secret:
@@ -79,6 +87,7 @@ class KubeDiscovery:
         self._parsed: dict[str, tuple[str, Any]] = {}
         self._conflicts: set[str] = set()
         self._unreadable: tuple[tuple[str, str], ...] = ()
+        self._listeners: list[Callable[[], None]] = []
 
     # -- Discovery -------------------------------------------------------------------------
 
@@ -91,6 +100,9 @@ class KubeDiscovery:
     @property
     def synced(self) -> bool:
         return self._synced
+
+    def on_change(self, callback: Callable[[], None]) -> None:
+        self._listeners.append(callback)
 
     async def start(self) -> None:
         for informer in self._base():
@@ -147,6 +159,8 @@ class KubeDiscovery:
             # intruder look like the first (or miss an entry's servingNamespaces)
             self._table = dataclasses.replace(routes.build_table(infos), unreadable_keys=self._unreadable)
             self._conflicts = conflicts
+            for callback in self._listeners:
+                callback()
         live = {f"ep:{k}" for k in self.endpoints.store} | {f"entry:{k}" for k in self.entries.store}
         for stale in self._parsed.keys() - live:
             del self._parsed[stale]
@@ -211,7 +225,7 @@ class KubeDiscovery:
                 continue
             urls = found.setdefault(f"{meta.get('namespace')}/{endpoint}", [])
             for ep in obj.get("endpoints") or ():
-                if (ep.get("conditions") or {}).get("ready") is not True:
+                if not readiness.routable_address(ep):
                     continue
                 for address in ep.get("addresses") or ():
                     host = f"[{address}]" if ":" in address else address
@@ -303,7 +317,11 @@ class KubeDiscovery:
                     serving = False
         else:
             targets = tuple(discovery.pod_target(key, url) for url in pods.get(key, ()))
-            serving = status.phase in _SERVING_PHASES
+            hold, down = readiness.hold_state(obj, spec.replicas, status)
+            serving = status.phase in _SERVING_PHASES or (hold and down is None)
+            return routes.EndpointInfo(
+                key, served, spec.weight, serving, verdict.fallback, targets, upstream, hold, down
+            )
         return routes.EndpointInfo(key, served, spec.weight, serving, verdict.fallback, targets, upstream)
 
     def _upstream_key(

@@ -19,7 +19,14 @@ Names (all prefixed ``modelyard_gateway_``):
   refused with 429 by a key's own limits;
 * ``upstream_key_unreadable`` by endpoint and secret: 1 for each upstream endpoint left out of
   routing because the gateway may not read its key Secret (read from the route table when
-  scraped, see :meth:`Metrics.watch_routes`).
+  scraped, see :meth:`Metrics.watch_routes`);
+* ``endpoint_demand`` by namespace and endpoint (ModelEndpoint): requests in flight to it plus
+  requests held for it; a series exists (0 allowed) for every endpoint in the routes. The
+  operator sums it over the gateway replicas to scale the endpoint;
+* ``endpoint_requests_total`` by namespace and endpoint: requests sent to it (each attempt);
+* ``held_requests`` by model: requests waiting for an endpoint at zero to come up;
+  ``held_total`` by model and outcome (``sent``, ``timeout``, ``queue_full``, ``unavailable``,
+  ``cancelled``): how held requests ended (:mod:`modelyard.gateway.hold`).
 """
 
 from __future__ import annotations
@@ -90,8 +97,26 @@ class Metrics:
             p + "limited", "Requests or answers cut short by a bound", ["limit"], registry=r
         )
 
+        self.endpoint_demand = prometheus_client.Gauge(
+            p + "endpoint_demand",
+            "Requests in flight to a ModelEndpoint plus requests held for it",
+            ["namespace", "endpoint"],
+            registry=r,
+        )
+        self.endpoint_requests = prometheus_client.Counter(
+            p + "endpoint_requests", "Requests sent to a ModelEndpoint", ["namespace", "endpoint"], registry=r
+        )
+        self.held = prometheus_client.Gauge(
+            p + "held_requests", "Requests waiting for an endpoint at zero to come up", ["model"], registry=r
+        )
+        self.held_outcomes = prometheus_client.Counter(
+            p + "held", "Held requests by how they ended", ["model", "outcome"], registry=r
+        )
+
         self._children: dict[tuple[object, tuple[str, ...]], Any] = {}
+        self._endpoints: dict[str, tuple[Any, Any]] = {}
         self._table: routes.RouteTable | None = None
+        self._source: Callable[[], routes.RouteTable] | None = None
 
     def child(self, metric: prometheus_client.metrics.MetricWrapperBase, *values: str) -> Any:
         """``metric.labels(*values)``, memoised: the hot path asks for the same few children."""
@@ -101,8 +126,21 @@ class Metrics:
             found = self._children[key] = metric.labels(*values)
         return found
 
+    def endpoint(self, name: str) -> tuple[Any, Any]:
+        """The (``endpoint_demand``, ``endpoint_requests``) children of ModelEndpoint ``name``
+        (``namespace/name``): one dict lookup on the hot path."""
+        found = self._endpoints.get(name)
+        if found is None:
+            labels = name.split("/", 1) if "/" in name else ["", name]
+            found = self._endpoints[name] = (
+                self.endpoint_demand.labels(*labels),
+                self.endpoint_requests.labels(*labels),
+            )
+        return found
+
     def follow(self, table: routes.RouteTable) -> None:
-        """Drop the ``in_flight`` series of targets gone from the routes (pods come and go)."""
+        """Drop the ``in_flight`` series of targets gone from the routes (pods come and go);
+        give every endpoint in the routes its demand series, and drop those of endpoints gone."""
         if table is self._table:
             return
         self._table = table
@@ -111,12 +149,24 @@ class Metrics:
             # requests still in flight keep their (now unexported) child until they end
             del self._children[key]
             self.in_flight.remove(*key[1])
+        endpoints = {e.name for m in table.models.values() for e in m.endpoints}
+        for name in endpoints:
+            self.endpoint(name)
+        for name in [n for n in self._endpoints if n not in endpoints]:
+            del self._endpoints[name]
+            labels = name.split("/", 1) if "/" in name else ["", name]
+            self.endpoint_demand.remove(*labels)
+            self.endpoint_requests.remove(*labels)
 
     def watch_routes(self, table: Callable[[], routes.RouteTable]) -> None:
-        """Export what the current route table says about unreadable upstream key Secrets."""
+        """Export what the current route table says about unreadable upstream key Secrets, and
+        follow it (:meth:`follow`) on every scrape."""
+        self._source = table
         self.registry.register(_UnreadableKeys(table))
 
     def exposition(self) -> bytes:
+        if self._source is not None:
+            self.follow(self._source())
         return prometheus_client.generate_latest(self.registry)
 
     def count_usage(self, model: str, usage: object) -> None:

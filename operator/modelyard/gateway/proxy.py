@@ -15,11 +15,16 @@ stream with an OpenAI error event and ``data: [DONE]``.
 What a model server sends is bounded too: a non-streamed answer by ``--max-response-bytes``,
 one event by ``--max-event-bytes``; going over fails the attempt (and is retried like any
 failure before the first byte).
+
+A pick that lands on an endpoint with no ready pod that holds requests waits in
+:mod:`modelyard.gateway.hold` (before anything is committed, so a failure is still a plain
+503 with ``Retry-After``), then goes to the endpoint's first ready pod.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Mapping
 
@@ -31,6 +36,7 @@ from modelyard.gateway import (
     balancer,
     body,
     exchange,
+    hold,
     metrics,
     relay,
     routes,
@@ -51,11 +57,13 @@ class Proxy:
         chooser: balancer.Balancer,
         stats: metrics.Metrics,
         session: aiohttp.ClientSession,
+        holds: hold.Holds,
     ) -> None:
         self.settings = config
         self.balancer = chooser
         self.metrics = stats
         self.session = session
+        self.holds = holds
 
     def chain(self, model: str, table: routes.RouteTable) -> list[routes.Model]:
         """The models to try, in order: the requested one, its fallbacks, the global one."""
@@ -102,15 +110,27 @@ class Proxy:
             except upstream.AttemptFailed as exc:
                 last = exc
         if last is None:
+            first = table.get(requested)
+            down = first.why_down() if first is not None else ""
+            if down:
+                return await self._unavailable(ex, f"model '{requested}' cannot come up: {down}")
             return await ex.fail(
                 503, f"model '{requested}' has no ready endpoint; try again later", "model_not_ready"
             )
+        if isinstance(last, hold.HoldFailed):
+            return await self._unavailable(ex, str(last))
         if isinstance(last, upstream.ServerError) and ex.committed is None:
             ex.code = last.status
             return web.Response(
                 status=last.status, body=last.body, headers=upstream.response_headers(last.headers)
             )
         return await ex.fail(last.status, f"model '{requested}' could not answer: {last}")
+
+    async def _unavailable(self, ex: exchange.Exchange, message: str) -> web.StreamResponse:
+        response = await ex.fail(503, message, "model_unavailable")
+        if ex.committed is None:
+            response.headers["Retry-After"] = str(hold.RETRY_AFTER)
+        return response
 
     async def _try_model(self, ex: exchange.Exchange, model: routes.Model) -> web.StreamResponse:
         tried: set[str] = set()
@@ -126,6 +146,14 @@ class Proxy:
             if attempt and last is not None:
                 self.metrics.retries.labels(ex.body.model, last.reason).inc()
             endpoint, target = choice
+            if target is None:  # at zero or coming up: wait for a ready pod (or a 503)
+                model = await self.holds.wait(model, endpoint)
+                woken = model.endpoint(endpoint.name)
+                assert woken is not None
+                choice = self.balancer.choose(dataclasses.replace(model, endpoints=(woken,)), tried)
+                assert choice is not None
+                endpoint, target = choice
+            assert target is not None
             tried.add(target.key)
             try:
                 return await self._attempt(ex, model, endpoint, target)
@@ -147,10 +175,13 @@ class Proxy:
             ex.hide_usage = not asked
         headers = upstream.request_headers(ex.request.headers, up)
         gauge = self.metrics.child(self.metrics.in_flight, endpoint.name, target.key)
+        demand, sent_to = self.metrics.endpoint(endpoint.name)
         loop = asyncio.get_running_loop()
         ok = False
         self.balancer.started(target)
         gauge.inc()
+        demand.inc()
+        sent_to.inc()
         sent = loop.time()
         if ex.endpoint == "none":
             self.metrics.overhead.observe(sent - ex.started)
@@ -182,6 +213,7 @@ class Proxy:
             )
         finally:
             gauge.dec()
+            demand.dec()
             if self.balancer.finished(target, ok):
                 self.metrics.ejections.labels(endpoint.name).inc()
                 log.warning("ejected %s after repeated failures", target.key)

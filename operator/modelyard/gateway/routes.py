@@ -40,7 +40,12 @@ class Upstream:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Endpoint:
-    """One ModelEndpoint that is Ready: its weight and the targets that can answer for it."""
+    """One ModelEndpoint that can answer: its weight and the targets that can answer for it.
+
+    An endpoint without targets is in the table only when requests for it are held
+    (:attr:`hold`: it is scaled to zero or coming up, :mod:`modelyard.gateway.hold`), or when
+    it cannot come up (:attr:`down`, which held requests end with).
+    """
 
     name: str
     """``namespace/name`` of the ModelEndpoint."""
@@ -48,6 +53,15 @@ class Endpoint:
     weight: int
     targets: tuple[Target, ...]
     upstream: Upstream | None = None
+    hold: bool = False
+    """With no target, requests wait for one (scaled to zero, autoscaled, or coming up)."""
+    down: str | None = None
+    """Why the endpoint cannot come up (``reason: message`` of its status), or None."""
+
+    @property
+    def waits(self) -> bool:
+        """No target yet, but requests may be held for this endpoint."""
+        return not self.targets and self.hold and self.down is None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -56,13 +70,21 @@ class Model:
 
     name: str
     endpoints: tuple[Endpoint, ...] = ()
-    """Ready endpoints with weight > 0 and at least one target."""
+    """Endpoints with weight > 0 and at least one target, or held for (see :class:`Endpoint`)."""
     fallback: tuple[str, ...] = ()
     """Fallback served names from every endpoint of this name (ready or not), in order."""
 
     @property
     def routable(self) -> bool:
-        return bool(self.endpoints)
+        """Some endpoint has a target, or holds requests until it has one."""
+        return any(e.targets or e.waits for e in self.endpoints)
+
+    def endpoint(self, name: str) -> Endpoint | None:
+        return next((e for e in self.endpoints if e.name == name), None)
+
+    def why_down(self) -> str:
+        """The status reasons of the endpoints that cannot come up, for a 503's message."""
+        return "; ".join(f"{e.name}: {e.down}" for e in self.endpoints if e.down and not e.targets)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -93,6 +115,8 @@ class EndpointInfo:
     fallback: tuple[str, ...] = ()
     targets: tuple[Target, ...] = ()
     upstream: Upstream | None = None
+    hold: bool = False
+    down: str | None = None
 
 
 def build_table(endpoints: Iterable[EndpointInfo]) -> RouteTable:
@@ -106,9 +130,9 @@ def build_table(endpoints: Iterable[EndpointInfo]) -> RouteTable:
         for info in infos:
             fallback.extend(f for f in info.fallback if f != served and f not in fallback)
         routable = tuple(
-            Endpoint(i.name, served, i.weight, i.targets, i.upstream)
+            Endpoint(i.name, served, i.weight, i.targets if i.ready else (), i.upstream, i.hold, i.down)
             for i in infos
-            if i.ready and i.weight > 0 and i.targets
+            if i.weight > 0 and ((i.ready and i.targets) or i.hold or i.down)
         )
         models[served] = Model(served, routable, tuple(fallback))
     return RouteTable(models)

@@ -18,6 +18,8 @@ GATEWAY_MAX_CONCURRENCY    requests in flight per API key (429 beyond; 0 = off) 
 GATEWAY_KEEPALIVE          seconds between SSE keepalives before the first byte    5
 GATEWAY_EJECT_AFTER        consecutive failures that eject a target                3
 GATEWAY_EJECT_COOLDOWN     seconds an ejected target is skipped                    10
+GATEWAY_HOLD_TIMEOUT       seconds a request waits for an endpoint at zero (503)   120
+GATEWAY_HOLD_QUEUE         requests held per served name (503 beyond)              100
 =========================  =====================================================  =========
 
 Authentication has no environment variable: it is on unless ``modelyard gateway --no-auth``
@@ -52,6 +54,10 @@ class Settings:
     keepalive_interval: float = 5.0
     eject_after: int = 3
     eject_cooldown: float = 10.0
+    hold_timeout: float = 120.0
+    """Seconds a request waits for an endpoint with no ready pod to get one (503 after)."""
+    hold_queue: int = 100
+    """Requests held at once per served name (503 + Retry-After beyond)."""
     max_connections: int = 0
     """Upstream connection pool size (0 = unlimited)."""
     auth: bool = True
@@ -83,6 +89,8 @@ class Settings:
             keepalive_interval=num("GATEWAY_KEEPALIVE", cls.keepalive_interval),
             eject_after=int(num("GATEWAY_EJECT_AFTER", cls.eject_after)),
             eject_cooldown=num("GATEWAY_EJECT_COOLDOWN", cls.eject_cooldown),
+            hold_timeout=num("GATEWAY_HOLD_TIMEOUT", cls.hold_timeout),
+            hold_queue=int(num("GATEWAY_HOLD_QUEUE", cls.hold_queue)),
         )
 
     @property

@@ -8,11 +8,13 @@ fill themselves. Nothing lives at module level: every piece hangs off typed app 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import pathlib
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from modelyard.statusapi import cache, guard, keys, openapi, routes, settings
+from modelyard.statusapi import cache, guard, keys, openapi, routes, settings, traffic
 
 STATIC = pathlib.Path(__file__).with_name("static")
 
@@ -23,12 +25,24 @@ def create_app(config: settings.StatusApiSettings, source: cache.Cache) -> web.A
     app[keys.CACHE] = source
     app[keys.OPENAPI] = openapi.document(routes.ROUTES, token_required=bool(config.token))
     app[keys.STOPPING] = asyncio.Event()
+    app[keys.TRAFFIC] = traffic.Traffic(changed=lambda: source.touch("ModelEndpoint"))
+    if config.gateway_metrics_urls:
+        app.cleanup_ctx.append(_poll_gateways)
     app.on_shutdown.append(_stop_streams)
     for route in routes.ROUTES:
         app.router.add_route(route.method, route.path, route.handler)
     app.router.add_get("/", _index)
     app.router.add_static("/static", STATIC, append_version=True)
     return app
+
+
+async def _poll_gateways(app: web.Application) -> AsyncIterator[None]:
+    config = app[keys.SETTINGS]
+    task = asyncio.create_task(app[keys.TRAFFIC].poll(config.gateway_metrics_urls, config.traffic_interval_s))
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _stop_streams(app: web.Application) -> None:

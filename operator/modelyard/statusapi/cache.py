@@ -123,6 +123,13 @@ class Cache:
             self._bump(kind)
         self._notify()
 
+    def touch(self, kind: str) -> None:
+        """Say that what is derived from ``kind`` changed without an object changing (the
+        dashboard's live traffic of ModelEndpoints)."""
+        with self._lock:
+            self._bump(kind_of(kind))
+        self._notify()
+
     def _bump(self, kind: str) -> None:
         self._version += 1
         self._changed_at[kind] = self._version

@@ -12,7 +12,7 @@ async def list_endpoints(request: web.Request) -> web.Response:
     query = envelope.parse_query(schemas.EndpointQuery, request.query)
     rows = [
         e.model_dump(mode="json")
-        for e in queries.endpoints(request.app[keys.CACHE])
+        for e in queries.endpoints(request.app[keys.CACHE], request.app[keys.TRAFFIC])
         if (query.namespace is None or e.namespace == query.namespace)
         and (query.served_name is None or e.served_name == query.served_name)
         and (query.model is None or e.model == query.model)

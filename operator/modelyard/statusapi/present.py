@@ -13,8 +13,8 @@ from typing import Any
 import pydantic
 
 from modelyard import api
-from modelyard.registry import resolve
-from modelyard.statusapi import schemas
+from modelyard.registry import estimates, resolve
+from modelyard.statusapi import schemas, traffic
 
 # Category -> (name, description, icon), after the Model Garden document.
 CATEGORY_INFO: dict[str, tuple[str, str, str]] = {
@@ -30,9 +30,24 @@ def _snake(model: api.base.ApiModel | None) -> dict[str, Any] | None:
     return None if model is None else model.model_dump(mode="json", by_alias=False, exclude_none=True)
 
 
+def _sized(entry: api.ModelEntry, res: resolve.Resolution) -> tuple[str | None, float | None, float | None]:
+    """(size, min and recommended GPU memory): the spec's, else what the operator resolved from
+    config.json into the status (a ``file://`` or ``pvc://`` source is read by the operator only)."""
+    spec, status = entry.spec, entry.status
+    requirements = res.requirements
+    if requirements.min_vram_gb is None and status is not None and status.requirements is not None:
+        requirements = status.requirements
+    estimate = res.estimate or (status.estimate if status is not None else None)
+    size = spec.parameters
+    if size is None and estimate is not None and estimate.parameters:
+        size = estimates.human_count(estimate.parameters)
+    return size, requirements.min_vram_gb, requirements.recommended_vram_gb
+
+
 def summary(entry: api.ModelEntry, res: resolve.Resolution, model_id: str) -> schemas.ModelSummary:
     spec = entry.spec
     status = entry.status
+    size, min_vram, recommended_vram = _sized(entry, res)
     phase = (status.phase if status else None) or ("Valid" if res.ok else "Invalid")
     quantized = bool(spec.quantization and (spec.quantization.method or spec.quantization.type)) or bool(
         spec.inference_defaults and spec.inference_defaults.quantization
@@ -43,7 +58,7 @@ def summary(entry: api.ModelEntry, res: resolve.Resolution, model_id: str) -> sc
         name=spec.display_name or res.served_name,
         served_name=res.served_name,
         category=res.category,
-        parameters=spec.parameters,
+        parameters=size,
         description=spec.description,
         tags=list(spec.tags or []),
         status=spec.lifecycle,
@@ -51,8 +66,8 @@ def summary(entry: api.ModelEntry, res: resolve.Resolution, model_id: str) -> sc
         engine=spec.engine,
         is_vision=res.capabilities.vision or res.category == "vision-vlm",
         is_quantized=quantized,
-        min_vram_gb=res.requirements.min_vram_gb,
-        recommended_vram_gb=res.requirements.recommended_vram_gb,
+        min_vram_gb=min_vram,
+        recommended_vram_gb=recommended_vram,
     )
 
 
@@ -107,11 +122,35 @@ def _str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def _map(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _float(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def health(phase: str, reason: str | None) -> str:
+    """How the dashboard colours an endpoint's phase and reason: a Ready endpoint's reason
+    ("Available: 1/1 replicas ready") is no error."""
+    if phase == "Ready":
+        return "ok"
+    if reason == "ScaledToZero":
+        return "idle"
+    if phase == "Failed" or reason == "Unschedulable":
+        return "error"
+    return "warn"
+
+
 def endpoints(
-    raw: Iterable[Mapping[str, Any]], served_names: Mapping[str, str], model_ids: Mapping[str, str]
+    raw: Iterable[Mapping[str, Any]],
+    served_names: Mapping[str, str],
+    model_ids: Mapping[str, str],
+    live: traffic.Traffic | None = None,
 ) -> list[schemas.EndpointSummary]:
     """Summaries with traffic shares: among the Ready endpoints of one served name, by weight
-    (the gateway routes only to Ready ones). ``served_names``/``model_ids``: by entry name."""
+    (the gateway routes only to Ready ones). ``served_names``/``model_ids``: by entry name.
+    ``live``: what the gateways report (demand, req/s, latency, tokens/s)."""
     rows = []
     for obj in raw:
         spec, status = obj.get("spec") or {}, obj.get("status") or {}
@@ -131,20 +170,37 @@ def endpoints(
         share = weight / total if phase == "Ready" and total > 0 else 0.0
         resources = spec.get("resources") or {}
         fallback = spec.get("fallback")
+        scaling: Mapping[str, Any] = _map(spec.get("autoscaling"))
+        scaled: Mapping[str, Any] = _map(status.get("autoscaling"))
+        namespace = str(_dig(obj, "metadata", "namespace") or "")
+        name = str(_dig(obj, "metadata", "name") or "")
+        seen = live.of(f"{namespace}/{name}", served) if live is not None else traffic.EndpointTraffic()
+        replicas = _int(spec.get("replicas"), 1)
+        reason = _str(status.get("reason"))
         out.append(
             schemas.EndpointSummary(
-                namespace=str(_dig(obj, "metadata", "namespace") or ""),
-                name=str(_dig(obj, "metadata", "name") or ""),
+                namespace=namespace,
+                name=name,
                 model=model,
                 model_id=model_ids.get(model),
                 served_name=served,
                 engine=_str(status.get("engine")) or _str(spec.get("engine")),
                 phase=phase,
                 ready=phase == "Ready",
-                reason=_str(status.get("reason")),
+                reason=reason,
                 message=_str(status.get("message")),
-                replicas=_int(spec.get("replicas"), 1),
+                replicas=replicas,
                 ready_replicas=_int(status.get("readyReplicas")),
+                desired_replicas=_int(scaled.get("desiredReplicas"), replicas),
+                current_replicas=_int(scaled.get("currentReplicas"), _int(status.get("replicas"))),
+                min_replicas=_int(scaling.get("minReplicas"), 1) if scaling else None,
+                max_replicas=m if isinstance(m := scaling.get("maxReplicas"), int) else None,
+                last_scale_reason=_str(scaled.get("lastScaleReason")),
+                demand=seen.demand if seen.demand is not None else _float(scaled.get("demand")),
+                requests_per_s=seen.requests_per_s,
+                latency_s=seen.latency_s,
+                tokens_per_s=seen.tokens_per_s,
+                health=health(phase, reason),
                 url=_str(status.get("url")),
                 weight=weight,
                 share=round(share, 4),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from modelyard.statusapi import cache, catalog_index, present, schemas
+from modelyard.statusapi import cache, catalog_index, present, schemas, traffic
 
 
 def catalog(v: cache.Cache) -> catalog_index.CatalogIndex:
@@ -14,12 +14,13 @@ def catalog(v: cache.Cache) -> catalog_index.CatalogIndex:
     )
 
 
-def endpoints(v: cache.Cache) -> list[schemas.EndpointSummary]:
-    """Every ModelEndpoint with its traffic share (served names come from the entries)."""
+def endpoints(v: cache.Cache, live: traffic.Traffic | None = None) -> list[schemas.EndpointSummary]:
+    """Every ModelEndpoint with its traffic share (served names come from the entries) and, with
+    ``live``, what the gateways report (a new scrape touches the ModelEndpoint kind)."""
 
     def build(_: object) -> list[schemas.EndpointSummary]:
         index = catalog(v)
-        return present.endpoints(v.objects("ModelEndpoint"), index.served_names, index.ids)
+        return present.endpoints(v.objects("ModelEndpoint"), index.served_names, index.ids, live)
 
     return v.derived("endpoints", ("ModelEntry", "ModelEndpoint"), build)
 

@@ -22,7 +22,11 @@ async def list_models(request: web.Request) -> web.Response:
 
 
 def _serving(request: web.Request, entry_name: str) -> list[schemas.EndpointSummary]:
-    return [e for e in queries.endpoints(request.app[keys.CACHE]) if e.model == entry_name]
+    return [
+        e
+        for e in queries.endpoints(request.app[keys.CACHE], request.app[keys.TRAFFIC])
+        if e.model == entry_name
+    ]
 
 
 async def get_model(request: web.Request) -> web.Response:

@@ -146,8 +146,27 @@ class EndpointSummary(Response):
     reason: str | None
     message: str | None
     replicas: int
-    """Desired replicas."""
+    """``spec.replicas`` (with autoscaling: the starting size, or what the operator set)."""
     ready_replicas: int
+    desired_replicas: int
+    """What the autoscaler wants (``status.autoscaling.desiredReplicas``), else ``spec.replicas``."""
+    current_replicas: int
+    """Replicas that exist now (``status.autoscaling.currentReplicas``, else ``status.replicas``)."""
+    min_replicas: int | None
+    """``spec.autoscaling.minReplicas`` (0: scales to zero); None without autoscaling."""
+    max_replicas: int | None
+    last_scale_reason: str | None
+    demand: float | None
+    """Requests in flight + held for it over all gateways: live when the status API reads the
+    gateways, else the last ``status.autoscaling.demand``."""
+    requests_per_s: float | None
+    """Requests sent to it per second, over all gateways (None: no gateway data)."""
+    latency_s: float | None
+    """Mean time to the last byte of the requests it answered since the previous scrape."""
+    tokens_per_s: float | None
+    """Prompt + completion tokens per second of its served name."""
+    health: str
+    """How to show the phase and reason: ``ok``, ``idle`` (scaled to zero), ``warn`` or ``error``."""
     url: str | None
     weight: int
     share: float

@@ -59,6 +59,13 @@
 
   const gib = (v) => (v === null || v === undefined ? "–" : v + " GiB");
   const pct = (v) => Math.round(v * 1000) / 10 + "%";
+  const num = (v, digits, unit) => (v === null || v === undefined ? "–" : v.toFixed(digits) + (unit || ""));
+  const ms = (v) => (v === null || v === undefined ? "–" : v < 1 ? Math.round(v * 1000) + " ms" : v.toFixed(2) + " s");
+  function replicas(e) {
+    const scaling = e.max_replicas === null ? "" : ` (${e.min_replicas}–${e.max_replicas})`;
+    return el("span", { class: "replicas", title: e.last_scale_reason || "" },
+      `${e.current_replicas} → ${e.desired_replicas}`, el("div", { class: "muted" }, `${e.ready_replicas} ready${scaling}`));
+  }
 
   // -- catalog ---------------------------------------------------------------------------
 
@@ -182,16 +189,20 @@
           el("div", { class: "split", title: "share of traffic" },
             items.map((e, i) => el("span", { style: `width:${e.share * 100}%;background:${color(i)}`, title: `${e.name}: ${pct(e.share)}` })))),
         el("table", {},
-          el("thead", {}, el("tr", {}, ["Endpoint", "Phase", "Ready", "Weight", "Traffic", "URL", "Reason"].map((h) => el("th", {}, h)))),
+          el("thead", {}, el("tr", {}, ["Endpoint", "Phase", "Replicas now → wanted", "Demand", "Req/s", "Latency", "Tokens/s", "Weight", "Traffic", "URL", "Reason"].map((h) => el("th", {}, h)))),
           el("tbody", {}, items.map((e, i) => el("tr", { class: "endpoint-row", "data-name": e.namespace + "/" + e.name, "data-phase": e.phase },
             el("td", {}, el("span", { class: "legend", style: `background:${color(i)}` }), el("span", { class: "mono" }, e.namespace + "/" + e.name),
               el("div", { class: "model-id" }, "model " + e.model)),
             el("td", {}, el("span", { class: "badge " + e.phase }, e.phase)),
-            el("td", {}, `${e.ready_replicas}/${e.replicas}`),
+            el("td", { class: "replicas" }, replicas(e)),
+            el("td", { class: "demand" }, num(e.demand, 0)),
+            el("td", { class: "rps" }, num(e.requests_per_s, 1)),
+            el("td", { class: "latency" }, ms(e.latency_s)),
+            el("td", { class: "tps" }, num(e.tokens_per_s, 1)),
             el("td", {}, String(e.weight)),
             el("td", { class: "share" }, pct(e.share)),
             el("td", { class: "mono" }, e.url || "–"),
-            el("td", {}, e.reason ? el("span", { class: "reason" }, e.reason + (e.message ? ": " + e.message : "")) : el("span", { class: "muted" }, "–")),
+            el("td", {}, e.reason ? el("span", { class: "reason " + e.health }, e.reason + (e.message ? ": " + e.message : "")) : el("span", { class: "muted" }, "–")),
           ))))));
     }
     $("endpoint-groups").replaceChildren(...blocks);
