@@ -170,7 +170,7 @@ def _labels(text: str) -> tuple[tuple[str, str], ...]:
 
 def _run(args: argparse.Namespace) -> int:
     from modelyard.builders import settings
-    from modelyard.controllers import app
+    from modelyard.controllers import app, options
 
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -190,7 +190,7 @@ def _run(args: argparse.Namespace) -> int:
         )
     prefixes = tuple(p.strip() for p in args.allowed_image_prefix if p.strip())
     builder = dataclasses.replace(builder, allowed_image_prefixes=prefixes)
-    options = app.OperatorOptions(
+    opts = options.OperatorOptions(
         namespace=args.namespace,
         kubeconfig=args.kubeconfig,
         webhook=not args.no_webhook,
@@ -212,12 +212,12 @@ def _run(args: argparse.Namespace) -> int:
         leader_election=not args.no_leader_election,
         builder=builder,
     )
-    if options.status_token is None:
+    if opts.status_token is None:
         logging.getLogger(__name__).warning(
             "the status API is open (read-only): $%s is unset; the chart sets it unless "
             "operator.statusApi.auth.enabled=false",
             args.status_token_env,
         )
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(app.run(options))
+        asyncio.run(app.run(opts))
     return 0
