@@ -29,7 +29,7 @@ from modelyard.api import training_job as job_api
 from modelyard.api import wire
 from modelyard.builders import children, network_policy, registration, training, training_status, trust
 from modelyard.controllers import cluster, conditions, context, model_entry
-from modelyard.registry import catalog, manifests
+from modelyard.registry import catalog, manifests, verdicts
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,7 @@ async def _decide(
         problem = trust.image_problem(job.spec.image, ctx.settings)
         if problem is not None:  # past admission (webhook down or bypassed): never run it
             return "Failed", "ImageNotAllowed", problem, {}
-        verdict = catalog.validate_training(entry, job.spec.method)
+        verdict = verdicts.validate_training(entry, job.spec.method)
         if not verdict.ok:
             return "Failed", "NotTrainable", verdict.reason or "cannot be trained", {}
     effective = effective_config(job, entry)
