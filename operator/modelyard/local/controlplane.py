@@ -6,6 +6,9 @@ the binary that :mod:`modelyard.local.build` makes, plus (optionally) the node a
 Everything a cluster needs to be found again lives in one state directory: PKI, etcd data,
 kubeconfigs, logs and ``state.json`` (ports and process ids), so ``down`` and ``status`` work
 from any later process.
+
+It stays one module (~330 lines): one lifecycle (up, health, restart, down, status) over one
+state directory; the PKI's files are :mod:`.cluster_pki`'s, the build :mod:`.build`'s.
 """
 
 from __future__ import annotations
