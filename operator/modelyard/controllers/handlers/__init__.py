@@ -5,16 +5,17 @@ Handlers only translate kopf's events into "reconcile this object soon" (debounc
 itself, so a burst of pod events costs one reconcile and a handler that runs twice changes
 nothing.
 
-==================  ==================================================================
-module              registers
-==================  ==================================================================
-:mod:`.kopf_settings`  kopf's persistence, posting, watching and webhook server; the login
-:mod:`.endpoint`    ModelEndpoint: changes, its Deployments/Services/Pods, ownership,
-                    the status API's cache, ``validate-endpoint``
-:mod:`.training`    TrainingJob: changes, its Jobs/Pods, the cache, ``validate-training-job``
-:mod:`.entry`       ModelEntry: changes, ownership, the cache, ``validate-entry``
-:mod:`.common`      what every kind registers alike: the cache mirror, the validation
-==================  ==================================================================
+=====================  ===============================================================
+module                 registers
+=====================  ===============================================================
+:mod:`.kopf_settings`  kopf's persistence, posting, watching and webhook server; login
+:mod:`.endpoint`       ModelEndpoint: changes, its Deployments/Services/Pods, ownership,
+                       the status API's cache, ``validate-endpoint``
+:mod:`.training`       TrainingJob: changes, its Jobs/Pods, the cache,
+                       ``validate-training-job``
+:mod:`.entry`          ModelEntry: changes, ownership, the cache, ``validate-entry``
+:mod:`.common`         what every kind registers alike: the cache mirror, the validation
+=====================  ===============================================================
 """
 
 from __future__ import annotations
