@@ -10,7 +10,7 @@ import pytest
 
 from modelyard import api
 from modelyard.api import wire
-from modelyard.builders import deployment, runtime_args, service, settings, training
+from modelyard.builders import deployment, runtime_args, service, settings, training, training_status
 from modelyard.trainer import cli as trainer_cli
 from modelyard.trainer import config as trainer_config
 
@@ -91,7 +91,7 @@ def test_trainer_listens_where_the_job_says_and_exits_with_the_code_the_job_fail
     parser = argparse.ArgumentParser()
     trainer_cli.configure(parser)
     assert parser.parse_args(["--config", "c.json"]).progress_port == container["ports"][0]["containerPort"]
-    assert training.progress_url([{"status": {"phase": "Running", "podIP": "10.0.0.9"}}]) == (
+    assert training_status.progress_url([{"status": {"phase": "Running", "podIP": "10.0.0.9"}}]) == (
         f"http://10.0.0.9:{container['ports'][0]['containerPort']}/progress"
     )
 

@@ -64,43 +64,6 @@ def test_job_runs_the_trainer_with_backoff_and_mounts() -> None:
     assert "nvidia.com/gpu" not in container["resources"]["requests"]
 
 
-def test_phase_from_the_job() -> None:
-    assert training.job_phase(None)[0] == "Pending"
-    assert training.job_phase({"status": {"active": 1}})[0] == "Running"
-    stuck = {
-        "status": {
-            "conditions": [
-                {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "pvc"}
-            ]
-        }
-    }
-    assert training.job_phase({"status": {"active": 1}}, [stuck]) == (
-        "Pending",
-        "Unschedulable",
-        "Unschedulable: pvc",
-    )
-    done = {"status": {"conditions": [{"type": "Complete", "status": "True"}]}}
-    assert training.job_phase(done)[0] == "Succeeded"
-    failed = {
-        "status": {
-            "conditions": [
-                {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "too many"}
-            ]
-        }
-    }
-    pod = {
-        "metadata": {"creationTimestamp": "2026"},
-        "status": {
-            "containerStatuses": [{"state": {"terminated": {"exitCode": 2, "message": "line 7: not JSON"}}}]
-        },
-    }
-    assert training.job_phase(failed, [pod]) == (
-        "Failed",
-        "BackoffLimitExceeded",
-        "exit code 2: line 7: not JSON",
-    )
-
-
 def test_trainer_serves_progress_on_its_pod_ip() -> None:
     pod = training.build_job(_job(), CFG, {}, owner_uid="u")["spec"]["template"]["spec"]
     container = pod["containers"][0]
@@ -108,24 +71,6 @@ def test_trainer_serves_progress_on_its_pod_ip() -> None:
     assert env["POD_IP"]["valueFrom"] == {"fieldRef": {"fieldPath": "status.podIP"}}
     assert env[wire.PROGRESS_PORT_ENV]["value"] == str(wire.PROGRESS_PORT)
     assert container["ports"] == [{"name": "progress", "containerPort": 8001, "protocol": "TCP"}]
-
-
-def _pod(name: str, created: str, phase: str, ip: str | None = None, terminated: object = None) -> dict:
-    status: dict = {"phase": phase, "podIP": ip}
-    if terminated is not None:
-        status["containerStatuses"] = [{"name": "trainer", "state": {"terminated": terminated}}]
-    return {"metadata": {"name": name, "creationTimestamp": created}, "status": status}
-
-
-def test_progress_comes_from_the_newest_running_pod_then_its_termination_message() -> None:
-    failed = _pod("a", "2026-01-01T00:00:00Z", "Failed", terminated={"exitCode": 137})
-    running = _pod("b", "2026-01-01T00:01:00Z", "Running", ip="10.0.0.7")
-    assert training.progress_url([failed, running]) == "http://10.0.0.7:8001/progress"
-    assert training.progress_url([failed]) is None
-    message = json.dumps({"progress": {"step": 40, "totalSteps": 40, "loss": 0.5, "extra": 1}})
-    done = _pod("b", "2026-01-01T00:01:00Z", "Succeeded", terminated={"exitCode": 0, "message": message})
-    assert training.final_progress([failed, done]) == {"step": 40, "totalSteps": 40, "loss": 0.5}
-    assert training.final_progress([failed]) is None
 
 
 def test_trainer_pod_mounts_no_service_account_token() -> None:

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from modelyard import incluster
-from modelyard.controllers import cluster, tls
+from modelyard import certs, incluster
+from modelyard.controllers import cluster
 from modelyard.gateway import kube
 
 
 @pytest.fixture
 def account(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     directory = tmp_path / "serviceaccount"
-    ca = tls.new_authority(datetime.datetime.now(datetime.UTC), datetime.timedelta(days=1))
+    ca = certs.new_authority(datetime.datetime.now(datetime.UTC), datetime.timedelta(days=1))
     directory.mkdir()
     (directory / "ca.crt").write_bytes(ca.cert_pem())
     (directory / "token").write_text("token-of-the-pod")  # as the kubelet writes it

@@ -16,14 +16,15 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from kit import free_port
-from modelyard.controllers import tls, webhook, webhook_certs
+from modelyard import certs
+from modelyard.controllers import webhook, webhook_certs
 
 T0 = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
 HOUR = datetime.timedelta(hours=1)
 SECOND = datetime.timedelta(seconds=1)
 
 
-def _verify(bundle: bytes, serving: tls.Serving, now: datetime.datetime) -> None:
+def _verify(bundle: bytes, serving: certs.Issued, now: datetime.datetime) -> None:
     """The chain check the API server makes: the serving certificate against the caBundle."""
     store = x509.verification.Store(x509.load_pem_x509_certificates(bundle))
     verifier = (
@@ -79,8 +80,8 @@ def test_at_every_moment_the_served_certificate_verifies_against_the_bundle_acro
 
 
 def test_serving_certificates_never_outlive_their_ca() -> None:
-    ca = tls.new_authority(T0, HOUR)
-    serving = tls.issue(ca, ["hook.ns.svc"], T0 + 30 * datetime.timedelta(minutes=1), 7 * 24 * HOUR)
+    ca = certs.new_authority(T0, HOUR)
+    serving = certs.issue(ca, ["hook.ns.svc"], T0 + 30 * datetime.timedelta(minutes=1), 7 * 24 * HOUR)
     assert serving.cert.not_valid_after_utc == ca.cert.not_valid_after_utc
 
 
@@ -140,19 +141,19 @@ def test_the_live_server_presents_each_renewed_certificate_without_a_restart() -
 def test_a_cert_manager_secret_is_read_again_when_it_changes(tmp_path: Any) -> None:
     """cert-manager mode: the operator serves the mounted tls.crt/tls.key, takes ca.crt as the
     bundle and issues nothing; a renewed Secret (the kubelet rewrites the files) is picked up."""
-    ca = tls.new_authority(T0, 24 * HOUR)
+    ca = certs.new_authority(T0, 24 * HOUR)
 
-    def write(serving: tls.Serving) -> None:
+    def write(serving: certs.Issued) -> None:
         (tmp_path / "tls.crt").write_bytes(serving.cert_pem)
         (tmp_path / "tls.key").write_bytes(serving.key_pem)
         (tmp_path / "ca.crt").write_bytes(ca.cert_pem())
 
-    first = tls.issue(ca, ["hook.ns.svc"], T0, HOUR)
+    first = certs.issue(ca, ["hook.ns.svc"], T0, HOUR)
     write(first)
     source = webhook_certs.Mounted(tmp_path, poll=datetime.timedelta(seconds=5))
     loaded = asyncio.run(source.load(T0))
     assert (loaded.serving, loaded.ca_bundle, loaded.next_check) == (first, ca.cert_pem(), T0 + 5 * SECOND)
-    renewed = tls.issue(ca, ["hook.ns.svc"], T0 + HOUR / 2, HOUR)
+    renewed = certs.issue(ca, ["hook.ns.svc"], T0 + HOUR / 2, HOUR)
     write(renewed)
     assert asyncio.run(source.load(T0 + 5 * SECOND)).serving == renewed
 

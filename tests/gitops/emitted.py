@@ -27,7 +27,7 @@ PHASES = {
 }
 SOURCES = {
     "ModelEndpoint": ("builders/endpoint_status.py", "controllers/model_endpoint.py"),
-    "TrainingJob": ("builders/training.py", "builders/registration.py", "controllers/training_job.py"),
+    "TrainingJob": ("builders/training_status.py", "builders/registration.py", "controllers/training_job.py"),
 }
 # Reasons of a failed batch Job (Kubernetes' JobFailed condition), copied into the TrainingJob.
 JOB_FAILURE_REASONS = {"BackoffLimitExceeded", "DeadlineExceeded", "PodFailurePolicy"}

@@ -1,6 +1,6 @@
 """The Argo CD health checks agree with the operator: every phase and reason the code can write
 maps to an Argo CD status (never Unknown), and statuses built by the operator's own pure
-functions (endpoint_status, training.job_phase, registry resolve) read as a person would expect:
+functions (endpoint_status, training_status.job_phase, registry resolve) read as a person would expect:
 ready pods Healthy, unschedulable or crashing pods Degraded with the real message, a stale
 status Progressing."""
 
@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from modelyard import api
-from modelyard.builders import endpoint_status, training
+from modelyard.builders import endpoint_status, training_status
 from modelyard.registry import resolve
 
 from . import argo_lua, emitted
@@ -201,7 +201,7 @@ JOB_CASES = {
 @pytest.mark.parametrize("case", JOB_CASES)
 def test_training_job_health_from_the_operators_status(case: str, lua: Any) -> None:
     (job, pods), expected, fragment = JOB_CASES[case]
-    phase, reason, message = training.job_phase(job, pods)
+    phase, reason, message = training_status.job_phase(job, pods)
     status = {"phase": phase, "reason": reason, "message": message, "observedGeneration": 1}
     got = lua.health("TrainingJob", _obj("TrainingJob", status))
     assert got.status == expected, (phase, reason, got)
@@ -209,7 +209,9 @@ def test_training_job_health_from_the_operators_status(case: str, lua: Any) -> N
 
 
 def test_running_training_job_shows_its_progress(lua: Any) -> None:
-    progress = training.progress_fields({"step": 30, "totalSteps": 60, "loss": 0.5, "etaSeconds": 12, "x": 1})
+    progress = training_status.progress_fields(
+        {"step": 30, "totalSteps": 60, "loss": 0.5, "etaSeconds": 12, "x": 1}
+    )
     status = {
         "phase": "Running",
         "reason": "Running",

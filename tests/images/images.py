@@ -14,6 +14,8 @@ from pathlib import Path
 import dockerfile
 
 ROOT = Path(__file__).resolve().parents[2]
+TRIAL_ONLY = ("operator/modelyard/local", "operator/modelyard/quickstart")
+"""For trying and testing modelyard on a workstation: kept out of every image (``.dockerignore``)."""
 IMAGES = {
     "modelyard": ROOT / "images" / "modelyard" / "Dockerfile",
     "runtime": ROOT / "images" / "runtime" / "Dockerfile",
@@ -93,3 +95,16 @@ def in_context(path: str) -> bool:
         if _matches(line.lstrip("!"), path):
             included = negate
     return included
+
+
+def context_files(source: str) -> list[str]:
+    """The files under ``source`` (relative to the root) that reach the build context, as a
+    ``COPY source ...`` would copy them (caches and build leftovers aside)."""
+    path = ROOT / source
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    relative = (f.relative_to(ROOT).as_posix() for f in files)
+    return [r for r in relative if in_context(r) and not _leftover(r)]
+
+
+def _leftover(relative: str) -> bool:
+    return "__pycache__" in relative or ".egg-info/" in relative or relative.endswith(".pyc")

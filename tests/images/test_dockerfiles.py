@@ -163,7 +163,7 @@ def test_copied_files_exist_and_reach_the_build_context(image: str) -> None:
                 files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
                 for file in files:
                     relative = file.relative_to(images.ROOT).as_posix()
-                    if "__pycache__" in relative or ".egg-info/" in relative or relative.endswith(".pyc"):
+                    if images._leftover(relative) or relative.startswith(images.TRIAL_ONLY):
                         continue
                     assert images.in_context(relative), f"{image}: .dockerignore excludes {relative}"
 

@@ -3,6 +3,10 @@
 It joins FastLLM's architecture families, the models.yaml catalog, the Model Garden registry
 and ModelForge's providers (see ``shared/seeds``): where a model comes from, what it is, what
 it needs and how it is served and trained by default.
+
+It stays one module (~380 lines) on purpose: it is one kind's whole schema, the models nest into
+each other in the order the CRD shows them, and the CRD generator (:mod:`.crd`) reads the kind
+from here; split, a reader would chase one ``spec`` across files.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ mode            the entry's name
 ==============  =======================================================================
 
 ``registration_namespaces`` (empty: all) refuses the others. Outcomes are (phase, reason,
-message) like :func:`training.job_phase`: the job did train, so the phase stays ``Succeeded``.
+message) like :func:`training_status.job_phase`: the job did train, so the phase stays ``Succeeded``.
 """
 
 from __future__ import annotations

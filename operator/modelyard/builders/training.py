@@ -1,6 +1,6 @@
-"""TrainingJob -> the batch Job that runs ``modelyard train`` with the trainer's merged config;
-the job's phase and progress from the Job and its pods (all pure). The ModelEntry a finished job
-registers is :mod:`.registration`'s.
+"""TrainingJob -> the batch Job that runs ``modelyard train`` with the trainer's merged config
+(pure). What the Job and its pods say back (phase, progress) is :mod:`.training_status`'s; the
+ModelEntry a finished job registers is :mod:`.registration`'s.
 
 The merged config travels in the pod template's annotation ``wire.TRAINER_CONFIG`` and reaches
 the trainer as a file through a downward-API volume: the operator needs no ConfigMap rights in
@@ -11,12 +11,11 @@ service-account token: it never talks to the API server (the operator polls its 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from typing import Any
 
 from modelyard import api
 from modelyard.api import training_job, wire
-from modelyard.builders import endpoint_status, labels, security, settings
+from modelyard.builders import labels, security, settings
 
 CONFIG_DIR = "/etc/modelyard"
 """Where the trainer's config.json is mounted (from the ``wire.TRAINER_CONFIG`` annotation)."""
@@ -186,75 +185,3 @@ def build_job(
         },
         "spec": spec,
     }
-
-
-def job_phase(job: dict[str, Any] | None, pods: Sequence[dict[str, Any]] = ()) -> tuple[str, str, str]:
-    """(phase, reason, message) of a TrainingJob from its batch Job and pods."""
-    if job is None:
-        return "Pending", "Creating", "the Job is being created"
-    status = job.get("status") or {}
-    for condition in status.get("conditions") or []:
-        if condition.get("status") != "True":
-            continue
-        if condition.get("type") == "Complete":
-            return "Succeeded", "Completed", "training finished"
-        if condition.get("type") == "Failed":
-            detail = _last_termination(pods) or condition.get("message") or ""
-            return "Failed", condition.get("reason") or "Failed", detail
-    waiting = [m for m in (endpoint_status.unschedulable_message(p) for p in pods) if m]
-    if waiting:
-        return "Pending", "Unschedulable", f"Unschedulable: {waiting[0]}"
-    if status.get("active"):
-        return "Running", "Running", f"{status.get('failed', 0)} failed attempt(s) so far"
-    return "Pending", "Starting", "waiting for the trainer pod"
-
-
-def _last_termination(pods: Sequence[dict[str, Any]]) -> str | None:
-    for pod in sorted(pods, key=lambda p: p.get("metadata", {}).get("creationTimestamp", ""), reverse=True):
-        for status in pod.get("status", {}).get("containerStatuses") or []:
-            terminated = (status.get("state") or {}).get("terminated") or {}
-            if terminated.get("exitCode"):
-                message = (terminated.get("message") or "").strip()
-                return (
-                    f"exit code {terminated['exitCode']}: {message}"
-                    if message
-                    else f"exit code {terminated['exitCode']}"
-                )
-    return None
-
-
-def _newest(pods: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    return sorted(pods, key=lambda p: p.get("metadata", {}).get("creationTimestamp", ""), reverse=True)
-
-
-def progress_url(pods: Sequence[dict[str, Any]]) -> str | None:
-    """Where the running trainer serves its progress: the newest Running pod with an IP."""
-    for pod in _newest(pods):
-        status = pod.get("status") or {}
-        if status.get("phase") == "Running" and status.get("podIP"):
-            return f"http://{status['podIP']}:{wire.PROGRESS_PORT}{wire.PROGRESS_PATH}"
-    return None
-
-
-def final_progress(pods: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
-    """The progress a trainer left in its termination message when it exited 0."""
-    for pod in _newest(pods):
-        for status in (pod.get("status") or {}).get("containerStatuses") or []:
-            terminated = (status.get("state") or {}).get("terminated") or {}
-            if terminated.get("exitCode") != 0 or not terminated.get("message"):
-                continue
-            try:
-                found = json.loads(terminated["message"]).get("progress")
-            except (ValueError, AttributeError):
-                continue
-            if isinstance(found, dict):
-                return progress_fields(found)
-    return None
-
-
-_PROGRESS_KEYS = ("step", "totalSteps", "epoch", "loss", "learningRate", "etaSeconds", "percent", "updated")
-
-
-def progress_fields(found: dict[str, Any]) -> dict[str, Any]:
-    """The keys of status.progress, from what the trainer reported (anything else dropped)."""
-    return {k: found[k] for k in _PROGRESS_KEYS if found.get(k) is not None}

@@ -28,7 +28,7 @@ from modelyard import api
 from modelyard.api import served_names
 from modelyard.builders import deployment, registration, runtime_args, trust
 from modelyard.controllers import cluster, context, model_entry
-from modelyard.registry import catalog, gpus, manifests, resolve
+from modelyard.registry import gpus, manifests, resolve, verdicts
 
 T = TypeVar("T", bound=pydantic.BaseModel)
 
@@ -152,7 +152,7 @@ async def validate_endpoint(ctx: context.Context, body: dict[str, Any], warnings
     options = runtime_args.engine_options(entry, endpoint)
     max_len = options.get("max-model-len")
     utilization = options.get("gpu-memory-utilization")
-    verdict = catalog.validate_inference(
+    verdict = verdicts.validate_inference(
         entry,
         gpu_type=resources.gpu_type,
         gpu_count=max(1, deployment.gpu_count(entry, endpoint)),
@@ -179,7 +179,7 @@ async def validate_training_job(ctx: context.Context, body: dict[str, Any], warn
             memory = gpus.memory_gib(job.spec.resources.gpu_type) * max(1, job.spec.resources.gpus or 1)
         except Exception as exc:
             raise kopf.AdmissionError(f"spec.resources.gpuType: {exc}", code=422) from None
-    verdict = catalog.validate_training(entry, job.spec.method, memory)
+    verdict = verdicts.validate_training(entry, job.spec.method, memory)
     if not verdict.ok:
         raise kopf.AdmissionError(f"spec.model: {verdict.reason}", code=422)
 

@@ -191,7 +191,7 @@ def _labels(text: str) -> tuple[tuple[str, str], ...]:
 
 def _run(args: argparse.Namespace) -> int:
     from modelyard.builders import settings
-    from modelyard.controllers import app, autoscaler
+    from modelyard.controllers import app, autoscaler, options
 
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -211,7 +211,7 @@ def _run(args: argparse.Namespace) -> int:
         )
     prefixes = tuple(p.strip() for p in args.allowed_image_prefix if p.strip())
     builder = dataclasses.replace(builder, allowed_image_prefixes=prefixes)
-    options = app.OperatorOptions(
+    opts = options.OperatorOptions(
         namespace=args.namespace,
         kubeconfig=args.kubeconfig,
         webhook=not args.no_webhook,
@@ -238,12 +238,12 @@ def _run(args: argparse.Namespace) -> int:
             urls=tuple(args.gateway_metrics_url),
         ),
     )
-    if options.status_token is None:
+    if opts.status_token is None:
         logging.getLogger(__name__).warning(
             "the status API is open (read-only): $%s is unset; the chart sets it unless "
             "operator.statusApi.auth.enabled=false",
             args.status_token_env,
         )
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(app.run(options))
+        asyncio.run(app.run(opts))
     return 0

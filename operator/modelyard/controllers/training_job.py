@@ -27,9 +27,9 @@ from modelyard import api
 from modelyard.api import model_entry as entry_api
 from modelyard.api import training_job as job_api
 from modelyard.api import wire
-from modelyard.builders import children, network_policy, registration, training, trust
+from modelyard.builders import children, network_policy, registration, training, training_status, trust
 from modelyard.controllers import cluster, conditions, context, model_entry
-from modelyard.registry import catalog, manifests
+from modelyard.registry import catalog, manifests, verdicts
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ async def _fetch_progress(url: str) -> dict[str, Any] | None:
             found = json.loads(raw)
     except (aiohttp.ClientError, TimeoutError, ValueError, RecursionError):
         return None
-    return training.progress_fields(found) if isinstance(found, dict) else None
+    return training_status.progress_fields(found) if isinstance(found, dict) else None
 
 
 async def _progress(
@@ -98,11 +98,11 @@ async def _progress(
     """Status fields for live progress."""
     found: dict[str, Any] | None = None
     if phase == "Running":
-        url = training.progress_url(pods)
+        url = training_status.progress_url(pods)
         found = await _fetch_progress(url) if url else None
         ctx.touch_training(job.namespace or "", job.name, delay=PROGRESS_POLL_SECONDS)
     elif phase == "Succeeded":
-        found = training.final_progress(pods)
+        found = training_status.final_progress(pods)
     return {"progress": {**(current.get("progress") or {}), **found}} if found else {}
 
 
@@ -147,7 +147,7 @@ async def _decide(
         problem = trust.image_problem(job.spec.image, ctx.settings)
         if problem is not None:  # past admission (webhook down or bypassed): never run it
             return "Failed", "ImageNotAllowed", problem, {}
-        verdict = catalog.validate_training(entry, job.spec.method)
+        verdict = verdicts.validate_training(entry, job.spec.method)
         if not verdict.ok:
             return "Failed", "NotTrainable", verdict.reason or "cannot be trained", {}
     effective = effective_config(job, entry)
@@ -166,7 +166,7 @@ async def _decide(
         if existing is None:  # a Job of the name appeared since the GET: look at it again
             ctx.touch_training(job.namespace or "", job.name, delay=1)
     pods = await ctx.cluster.list(cluster.POD, job.namespace, f"{wire.TRAINING_JOB}={job.name}")
-    phase, reason, message = training.job_phase(existing, pods)
+    phase, reason, message = training_status.job_phase(existing, pods)
     status = (existing or {}).get("status") or {}
     if status.get("startTime"):
         extra["startTime"] = status["startTime"]

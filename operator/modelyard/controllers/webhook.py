@@ -37,8 +37,9 @@ from typing import Any, Literal
 import aiohttp.web
 import kopf
 
+from modelyard import certs
 from modelyard.api import wire
-from modelyard.controllers import cluster, tls, webhook_certs
+from modelyard.controllers import cluster, webhook_certs
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
-def _load(context: ssl.SSLContext, serving: tls.Serving) -> None:
+def _load(context: ssl.SSLContext, serving: certs.Issued) -> None:
     """Put a serving certificate into ``context``: connections after this see it."""
     with tempfile.TemporaryDirectory(prefix="modelyard-tls-") as directory:
         cert, key = pathlib.Path(directory, "tls.crt"), pathlib.Path(directory, "tls.key")

@@ -31,8 +31,9 @@ from typing import Any, Protocol
 
 from kubernetes.dynamic import exceptions
 
+from modelyard import certs
 from modelyard.api import wire
-from modelyard.controllers import cluster, tls
+from modelyard.controllers import cluster
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ DAY = datetime.timedelta(days=1)
 class Material:
     ca_bundle: bytes
     """PEM: the CAs the API server must trust (the ``caBundle``)."""
-    serving: tls.Serving
+    serving: certs.Issued
     next_check: datetime.datetime
     """When the source should be asked again."""
 
@@ -56,21 +57,21 @@ class Source(Protocol):
 class Authorities:
     """The CA that signs, and the one it replaced (still in the bundle until it expires)."""
 
-    current: tls.Authority
+    current: certs.Authority
     previous: Any | None = None  # x509.Certificate
 
     def bundle(self, now: datetime.datetime) -> bytes:
-        certs = [self.current.cert]
+        cas = [self.current.cert]
         if self.previous is not None and self.previous.not_valid_after_utc > now:
-            certs.append(self.previous)
-        return tls.bundle(*certs)
+            cas.append(self.previous)
+        return certs.bundle(*cas)
 
 
 def rotated(found: Authorities | None, now: datetime.datetime, validity: datetime.timedelta) -> Authorities:
     """``found``, or a new CA (keeping the old one as ``previous``) when it is absent or due."""
-    if found is not None and now < tls.renew_at(found.current.cert):
+    if found is not None and now < certs.renew_at(found.current.cert):
         return found
-    fresh = tls.new_authority(now, validity)
+    fresh = certs.new_authority(now, validity, "modelyard-webhook-ca")
     return Authorities(fresh, found.current.cert if found is not None else None)
 
 
@@ -106,12 +107,12 @@ class SecretStore:
         if "ca.crt" not in data or "ca.key" not in data:
             return None
         previous = x509.load_pem_x509_certificate(data["previous.crt"]) if data.get("previous.crt") else None
-        return Authorities(tls.Authority.from_pem(data["ca.crt"], data["ca.key"]), previous)
+        return Authorities(certs.Authority.from_pem(data["ca.crt"], data["ca.key"]), previous)
 
     def _data(self, found: Authorities) -> dict[str, str]:
         data = {"ca.crt": found.current.cert_pem(), "ca.key": found.current.key_pem()}
         if found.previous is not None:
-            data["previous.crt"] = tls.bundle(found.previous)
+            data["previous.crt"] = certs.bundle(found.previous)
         return {k: base64.b64encode(v).decode() for k, v in data.items()}
 
     async def authorities(self, now: datetime.datetime, validity: datetime.timedelta) -> Authorities:
@@ -172,7 +173,7 @@ class Issuing:
         self.grace = min(datetime.timedelta(seconds=30), validity / 10)
         """How long the bundle names a new CA before certificates from it are served."""
         self.recheck = recheck
-        self._serving: tls.Serving | None = None
+        self._serving: certs.Issued | None = None
         self._signer: Any | None = None  # x509.Certificate of the CA last seen signing
         self._retired: Any | None = None  # a CA the store forgot while we still served from it
         self._bundle: bytes = b""
@@ -194,13 +195,13 @@ class Issuing:
         elif serving.cert.issuer != found.current.cert.subject:  # a new CA: once it is trusted
             issue = now - self._bundle_since >= self.grace
         else:
-            issue = now >= tls.renew_at(serving.cert)
+            issue = now >= certs.renew_at(serving.cert)
         if issue or serving is None:
-            serving = self._serving = tls.issue(found.current, self.hosts, now, self.validity)
+            serving = self._serving = certs.issue(found.current, self.hosts, now, self.validity)
         waiting = serving.cert.issuer != found.current.cert.subject  # for the grace to pass
         checks = [
-            self._bundle_since + self.grace if waiting else tls.renew_at(serving.cert),
-            tls.renew_at(found.current.cert),
+            self._bundle_since + self.grace if waiting else certs.renew_at(serving.cert),
+            certs.renew_at(found.current.cert),
             now + self.recheck,
         ]
         return Material(bundle, serving, max(min(checks), now + datetime.timedelta(seconds=1)))
@@ -216,6 +217,6 @@ class Mounted:
     async def load(self, now: datetime.datetime) -> Material:
         read = (self.directory / "tls.crt").read_bytes, (self.directory / "tls.key").read_bytes
         ca = self.directory / "ca.crt"
-        serving = tls.Serving(read[0](), read[1]())
+        serving = certs.Issued(read[0](), read[1]())
         bundle = ca.read_bytes() if ca.exists() else b""
         return Material(bundle, serving, now + self.poll)

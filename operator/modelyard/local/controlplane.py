@@ -6,6 +6,9 @@ the binary that :mod:`modelyard.local.build` makes, plus (optionally) the node a
 Everything a cluster needs to be found again lives in one state directory: PKI, etcd data,
 kubeconfigs, logs and ``state.json`` (ports and process ids), so ``down`` and ``status`` work
 from any later process.
+
+It stays one module (~330 lines): one lifecycle (up, health, restart, down, status) over one
+state directory; the PKI's files are :mod:`.cluster_pki`'s, the build :mod:`.build`'s.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelyard.local import build, certs, kube
+from modelyard.local import build, cluster_pki, kube
 
 SERVICE_CIDR = "10.96.0.0/16"
 SERVICE_IP = "10.96.0.1"
@@ -167,7 +170,7 @@ class ControlPlane:
         time.sleep(down_for)
         self._spawn(name, argvs[name])
         if name == "apiserver":
-            pki = certs.ensure_pki(self.state_dir / "pki", SERVICE_IP)
+            pki = cluster_pki.ensure_pki(self.state_dir / "pki", SERVICE_IP)
             self._wait_http(f"{self.server()}/readyz", name, pki, time.monotonic() + timeout)
         log(f"restarted {name} (pid {self.pids()[name]})")
 
@@ -191,11 +194,11 @@ class ControlPlane:
         bin_dir = build.ensure_built(log)
         exe = str(bin_dir / build.CONTROLPLANE)
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        pki = certs.ensure_pki(self.state_dir / "pki", SERVICE_IP)
+        pki = cluster_pki.ensure_pki(self.state_dir / "pki", SERVICE_IP)
         ports = {n: _free_port() for n in ("etcd", "peer", "apiserver", "cm", "scheduler")}
         server = f"https://127.0.0.1:{ports['apiserver']}"
         self._save({"server": server, "ports": ports, "version": build.K8S_VERSION, "pids": {}})
-        for name in certs.CLIENTS:
+        for name in cluster_pki.CLIENTS:
             crt, key = pki.client(name)
             path = self.kubeconfig if name == "admin" else self.state_dir / f"{name}.kubeconfig"
             write_kubeconfig(path, server, pki.ca_crt, crt, key, name)
@@ -270,7 +273,7 @@ class ControlPlane:
         log(f"control plane {build.K8S_VERSION} ready in {time.monotonic() - started:.1f}s "
             f"at {server}; kubeconfig: {self.kubeconfig}")
 
-    def _wait_http(self, url: str, name: str, pki: certs.Pki | None, deadline: float) -> None:
+    def _wait_http(self, url: str, name: str, pki: cluster_pki.Pki | None, deadline: float) -> None:
         if pki is not None:
             ctx = ssl.create_default_context(cafile=str(pki.ca_crt))
             crt, key = pki.client("admin")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime
 import http.server
-import ipaddress
 import ssl
 import threading
 import time
@@ -20,10 +19,7 @@ import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from modelyard import certs
 
 # (namespace, pod, container) -> log file, or None when the pod is not ours
 LogLocator = Callable[[str, str, str], Path | None]
@@ -36,24 +32,11 @@ def _self_signed(directory: Path) -> tuple[Path, Path]:
     if crt.exists() and key_path.exists():
         return crt, key_path
     directory.mkdir(parents=True, exist_ok=True)
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "modelyard-node-agent")])
     now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=3650))
-        .add_extension(x509.SubjectAlternativeName(
-            [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False)
-        .sign(key, hashes.SHA256())
+    issued = certs.self_signed(
+        "modelyard-node-agent", ["localhost", "127.0.0.1"], now, datetime.timedelta(days=3650)
     )
-    key_path.write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
-    key_path.chmod(0o600)
-    crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    certs.write(crt, key_path, issued.cert_pem, issued.key_pem)
     return crt, key_path
 
 
@@ -69,8 +52,7 @@ class KubeletServer:
         context.load_cert_chain(str(crt), str(key))
         self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
         self.port: int = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
-                                        name="kubelet-api")
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="kubelet-api")
 
     def start(self) -> None:
         self._thread.start()
@@ -96,8 +78,11 @@ def _handler(locate: LogLocator, alive: PodAlive) -> type[http.server.BaseHTTPRe
             self.wfile.write(body)
 
         def do_POST(self) -> None:  # exec, attach, port-forward
-            self._plain(501, "exec/attach/port-forward: not supported by the modelyard node "
-                             "agent; pods are local processes (see their pod directory)\n")
+            self._plain(
+                501,
+                "exec/attach/port-forward: not supported by the modelyard node "
+                "agent; pods are local processes (see their pod directory)\n",
+            )
 
         def do_GET(self) -> None:
             url = urllib.parse.urlsplit(self.path)

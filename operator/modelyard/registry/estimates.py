@@ -17,6 +17,10 @@ Memory model of one serving GPU (vLLM-like), per tensor-parallel rank:
 Checkpoint dtype is the default for weights (``torch_dtype`` / ``dtype``, float32 when absent as
 in transformers); pass ``dtype`` for what the engine will use. Quantized checkpoints store their
 linear layers in ``bits/8`` bytes plus one fp16 scale and zero per group; embeddings stay 16-bit.
+
+It stays one module (~360 lines) on purpose: the formulas above are one memory model, and
+:func:`fit` and :func:`estimate` apply the same weight, KV-cache and overhead terms; kept
+together, a change to one term is seen next to every use of it.
 """
 
 from __future__ import annotations

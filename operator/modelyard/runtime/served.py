@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from modelyard.runtime import admission, batching, errors, options, protocols
+from modelyard.runtime import batching, errors, limiter, options, protocols
 
 FALLBACK = options.GenerationDefaults(temperature=1.0, top_p=1.0, max_tokens=256)
 
@@ -20,7 +20,7 @@ class ServedModel:
     handler: Any
     kind: protocols.Kind
     defaults: options.GenerationDefaults
-    limiter: admission.Limiter
+    limiter: limiter.Limiter
     created: int = dataclasses.field(default_factory=lambda: int(time.time()))
     batcher: batching.Batcher[Any, Any] | None = None
 
@@ -88,7 +88,7 @@ def serve(
         handler=handler,
         kind=kind,
         defaults=defaults,
-        limiter=admission.Limiter(name, int(parallelism), settings.max_queue),
+        limiter=limiter.Limiter(name, int(parallelism), settings.max_queue),
     )
 
 

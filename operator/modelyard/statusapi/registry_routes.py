@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from modelyard.registry import catalog, errors, gpus
+from modelyard.registry import errors, gpus, verdicts
 from modelyard.statusapi import envelope, keys, present, queries, schemas
 
 
@@ -65,7 +65,7 @@ async def validate_training(request: web.Request) -> web.Response:
     body = await envelope.parse_body(schemas.ValidateTrainingRequest, request)
     entry = queries.catalog(request.app[keys.CACHE]).get(body.model_id)
     label, memory = _gpu_memory(body.gpu_type, body.gpu_memory_gb)
-    verdict = catalog.validate_training(entry, body.method, memory)
+    verdict = verdicts.validate_training(entry, body.method, memory)
     answer = schemas.TrainingVerdict(
         is_valid=verdict.ok,
         error_message=None if verdict.ok else verdict.reason,
@@ -84,7 +84,7 @@ async def validate_inference(request: web.Request) -> web.Response:
     index = queries.catalog(request.app[keys.CACHE])
     entry = index.get(body.model_id)
     label, memory = _gpu_memory(body.gpu_type, body.gpu_memory_gb)
-    verdict = catalog.validate_inference(
+    verdict = verdicts.validate_inference(
         entry,
         gpu_type=label,
         gpu_memory_gib=memory,

@@ -1,5 +1,5 @@
 -- Argo CD health of a modelyard.io TrainingJob, from the phase, reason and progress the operator
--- writes (operator/modelyard/builders/training.py job_phase, controllers/training_job.py).
+-- writes (operator/modelyard/builders/training_status.py job_phase, controllers/training_job.py).
 -- Lua 5.1 (gopher-lua); see docs/gitops/README.md.
 -- Argo CD runs health scripts without the string and math libraries (only base, table and a
 -- safe os), so no string.* or math.* here.

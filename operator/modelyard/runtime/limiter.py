@@ -1,4 +1,5 @@
-"""Admission control per model: at most N calls running, at most M waiting, the rest get 429."""
+"""A model's concurrency limiter: at most N calls running, at most M waiting, the rest get 429
+(not the operator's admission webhook, :mod:`modelyard.controllers.admission`)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,100 @@
+"""kopf's own settings for this operator, and how it logs in to the API server.
+
+Progress and diff-base go in annotations under ``wire.GROUP``; the admission server is either
+behind a Service the chart made (in a cluster, the operator patches the chart's
+ValidatingWebhookConfiguration) or at a URL kopf manages (a process on a laptop or in the
+tests). Login: ``--kubeconfig``'s client configuration, else the pod's service account
+(:mod:`modelyard.incluster`), else kopf's own.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from modelyard import incluster
+from modelyard.controllers import context, options, webhook, webhook_certs
+from modelyard.controllers.handlers import common
+
+GROUP = common.GROUP
+
+
+def register(registry: kopf.OperatorRegistry, ctx: context.Context, opts: options.OperatorOptions) -> None:
+    on = kopf.on
+
+    @on.startup(registry=registry)
+    def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+            prefix=GROUP, key="last-handled-configuration"
+        )
+        settings.posting.level = logging.WARNING
+        settings.watching.server_timeout = 120
+        if opts.webhook and opts.webhook_service:
+            service = webhook.ServiceRef.parse(opts.webhook_service, opts.namespace)
+            settings.admission.server = webhook.ServiceWebhookServer(
+                service=service, configuration=opts.webhook_configuration, handlers=common.ADMISSION,
+                kube=ctx.cluster, addr=opts.webhook_host, port=opts.webhook_port,
+                source=certificates(ctx, opts, [*service.dns_names(), opts.webhook_host]),
+                failure_policy=opts.failure_policy,
+            )  # fmt: skip
+        elif opts.webhook:
+            settings.admission.server = webhook.RotatingWebhookServer(
+                source=certificates(ctx, opts, [opts.webhook_host, "localhost"]),
+                addr=opts.webhook_host, port=opts.webhook_port,
+            )  # fmt: skip
+            settings.admission.managed = GROUP
+
+    @on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        if opts.kubeconfig is not None:
+            return kubeconfig_login(ctx.cluster.api.configuration)
+        account = incluster.detect()
+        if account is None:
+            return kopf.login_via_client(**kwargs)
+        return kopf.ConnectionInfo(
+            server=account.server,
+            ca_path=str(account.ca_file),
+            scheme="Bearer",
+            token=account.token(),
+            default_namespace=account.namespace(),
+        )
+
+
+def certificates(
+    ctx: context.Context, opts: options.OperatorOptions, hosts: list[str]
+) -> webhook_certs.Source:
+    """Where the webhook's serving certificate comes from (:mod:`..webhook_certs`)."""
+    if opts.webhook_cert_dir is not None:
+        return webhook_certs.Mounted(opts.webhook_cert_dir)
+    store: webhook_certs.Store = (
+        webhook_certs.SecretStore(ctx.cluster, opts.namespace, opts.webhook_ca_secret)
+        if opts.webhook_ca_secret
+        else webhook_certs.MemoryStore()
+    )
+    return webhook_certs.Issuing(
+        store, hosts, validity=opts.webhook_cert_validity, ca_validity=opts.webhook_ca_validity
+    )
+
+
+def kubeconfig_login(configuration: Any) -> kopf.ConnectionInfo:
+    """kopf's credentials from the client configuration ``--kubeconfig`` loaded. kopf's own
+    login reads ``$KUBECONFIG`` through the kubernetes package, which fixes that path when it is
+    first imported: a later ``--kubeconfig`` would be ignored (or another cluster's used)."""
+    header = configuration.get_api_key_with_prefix("BearerToken") or configuration.get_api_key_with_prefix(
+        "authorization"
+    )
+    scheme, _, token = (header or "").rpartition(" ")
+    return kopf.ConnectionInfo(
+        server=configuration.host,
+        ca_path=configuration.ssl_ca_cert,
+        insecure=not configuration.verify_ssl,
+        username=configuration.username or None,
+        password=configuration.password or None,
+        scheme=scheme or ("Bearer" if token else None),
+        token=token or None,
+        certificate_path=configuration.cert_file,
+        private_key_path=configuration.key_file,
+    )
