@@ -93,7 +93,8 @@ async def run(opts: options.OperatorOptions) -> None:
     stop = asyncio.Event()
     lease = leader.Lease(ctx.cluster.api, opts.namespace) if opts.leader_election else None
     status_cache = cache.Cache()
-    runners = await status_server.serve(ctx, opts, status_cache)  # /healthz answers while a standby waits
+    # /healthz answers while a standby waits
+    runners, traffic = await status_server.serve(ctx, opts, status_cache)
     await leader_label.mark(ctx.cluster, opts.namespace, opts.pod_name, False)
     if lease is not None:
         await lease.acquire()
@@ -105,7 +106,7 @@ async def run(opts: options.OperatorOptions) -> None:
             queue.gate = leading
     keeper = asyncio.create_task(lease.keep(stop, leading)) if lease is not None else None
     seeding = asyncio.create_task(catalog_seed.seed(ctx.cluster)) if opts.apply_builtin_catalog else None
-    scaling = autoscaler.start(ctx, opts.autoscale, leading)
+    scaling = autoscaler.start(ctx, opts.autoscale, leading, on_scrape=traffic.record)
     await _seed_ownership(ctx)
     try:
         await kopf.operator(

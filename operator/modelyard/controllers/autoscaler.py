@@ -23,6 +23,7 @@ import collections
 import dataclasses
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -93,9 +94,16 @@ def slice_urls(slices: list[dict[str, Any]]) -> list[str]:
 
 
 class Autoscaler:
-    def __init__(self, ctx: context.Context, options: Options) -> None:
+    def __init__(
+        self,
+        ctx: context.Context,
+        options: Options,
+        on_scrape: Callable[[list[str]], None] | None = None,
+    ) -> None:
         self.ctx = ctx
         self.options = options
+        self.on_scrape = on_scrape
+        """Given every answering gateway's exposition each round (the dashboard's traffic)."""
         self.memory: dict[Key, _Memory] = {}
 
     async def targets(self) -> list[str]:
@@ -116,7 +124,10 @@ class Autoscaler:
             log.warning("cannot list the gateway metrics endpoints: %s", exc)
             self.ctx.metrics.scrape_errors.inc()
             return {}, False
-        results = await asyncio.gather(*(self._one(session, url) for url in urls))
+        texts = await asyncio.gather(*(self._one(session, url) for url in urls))
+        if self.on_scrape is not None:
+            self.on_scrape([t for t in texts if t is not None])
+        results = [parse_demand(t) if t is not None else None for t in texts]
         total: dict[Key, float] = {}
         for result in results:
             for key, value in (result or {}).items():
@@ -125,11 +136,11 @@ class Autoscaler:
         self.ctx.metrics.gateways_scraped.set(answered)
         return total, bool(urls) and answered == len(urls)
 
-    async def _one(self, session: aiohttp.ClientSession, url: str) -> dict[Key, float] | None:
+    async def _one(self, session: aiohttp.ClientSession, url: str) -> str | None:
         try:
             async with session.get(url) as response:
                 response.raise_for_status()
-                return parse_demand(await response.text())
+                return await response.text()
         except Exception as exc:  # skipped this round: no data is not zero demand
             log.warning("gateway %s did not answer its metrics: %s: %s", url, type(exc).__name__, exc)
             self.ctx.metrics.scrape_errors.inc()
@@ -229,6 +240,12 @@ class Autoscaler:
                 await asyncio.sleep(max(0.0, self.options.interval - (time.monotonic() - started)))
 
 
-def start(ctx: context.Context, options: Options, leading: asyncio.Event) -> asyncio.Task[None]:
-    """Run the autoscaler beside the handlers (the caller cancels the task at shutdown)."""
-    return asyncio.create_task(Autoscaler(ctx, options).run(leading), name="autoscaler")
+def start(
+    ctx: context.Context,
+    options: Options,
+    leading: asyncio.Event,
+    on_scrape: Callable[[list[str]], None] | None = None,
+) -> asyncio.Task[None]:
+    """Run the autoscaler beside the handlers (the caller cancels the task at shutdown);
+    ``on_scrape`` gets the gateways' expositions of each round (the status API's traffic)."""
+    return asyncio.create_task(Autoscaler(ctx, options, on_scrape).run(leading), name="autoscaler")

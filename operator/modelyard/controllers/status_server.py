@@ -1,7 +1,12 @@
 """The operator's HTTP side: the status API and its dashboard (:mod:`modelyard.statusapi`), and
 /metrics, each with /healthz. One port, or two when ``status_port`` is given (the chart's way: a
 scraper needs no status token, and a NetworkPolicy can let it reach /metrics and nothing else).
-It answers while a standby replica waits for the Lease."""
+It answers while a standby replica waits for the Lease.
+
+The dashboard's live traffic (:mod:`modelyard.statusapi.traffic`) is fed by the autoscaler,
+which scrapes every gateway replica each round anyway: :func:`serve` returns the status app's
+:class:`~modelyard.statusapi.traffic.Traffic` for it. So it is live on the leader (which the
+status Service selects); on a standby the dashboard shows the demand written in the status."""
 
 from __future__ import annotations
 
@@ -9,14 +14,14 @@ from aiohttp import web
 
 from modelyard.controllers import context, options
 from modelyard.statusapi import app as status_app
-from modelyard.statusapi import cache
+from modelyard.statusapi import cache, keys, traffic
 from modelyard.statusapi import settings as status_settings
 
 
 async def serve(
     ctx: context.Context, opts: options.OperatorOptions, status_cache: cache.Cache
-) -> list[web.AppRunner]:
-    """Start the servers; the caller cleans up the runners."""
+) -> tuple[list[web.AppRunner], traffic.Traffic]:
+    """Start the servers; the caller cleans up the runners and feeds the traffic."""
 
     async def render(_: web.Request) -> web.Response:
         return web.Response(body=ctx.metrics.render(), content_type="text/plain", charset="utf-8")
@@ -39,4 +44,4 @@ async def serve(
         await runner.setup()
         await web.TCPSite(runner, opts.metrics_host, port).start()
         runners.append(runner)
-    return runners
+    return runners, status[keys.TRAFFIC]
