@@ -1,6 +1,6 @@
 """Continuous batching for causal LMs: one scheduler thread decodes every running sequence at once.
 
-Requests (:class:`Sequence`) are submitted from the server's worker threads, which then block
+Requests (:class:`batchrow.Sequence`) are submitted from the server's worker threads, which then block
 until their sequence ends. The scheduler thread loops:
 
 1. **Admit** waiting sequences in arrival order while the batch has room (``max_seqs``) and
@@ -23,6 +23,7 @@ longest live row. So the cache never outgrows the budget, whatever the requests 
 transformers ships ``ContinuousBatchingManager`` (``generate_batch``); on CPU with the tiny
 Llama it gave the same greedy tokens but ran 60 tokens/s for 16 sequences where sequential
 ``generate`` ran 837, and its sampling settings are per manager, not per request — hence this.
+One row's token choice, streaming and ending live in :mod:`batchrow`.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import logging
-import random
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -38,50 +38,12 @@ from typing import Any
 import torch
 import transformers
 
-from modelyard.runtime import errors, protocols, sampling
-from modelyard.runtime.handlers import prefixcache, streaming
+from modelyard.runtime import errors, protocols
+from modelyard.runtime.handlers import batchrow, prefixcache
 
 log = logging.getLogger(__name__)
 
 KV = prefixcache.KV
-
-
-@dataclasses.dataclass(eq=False)
-class Sequence:
-    """One request's generation: its parameters, its progress, and how it reports."""
-
-    prompt: list[int]
-    sampling: sampling.SamplingParams
-    cancel_event: threading.Event | None = None
-    on_token: protocols.TokenCallback | None = None
-    processor: Callable[[list[int], torch.Tensor], torch.Tensor] | None = None
-    """Masks this sequence's scores given its tokens so far (structured outputs), or None."""
-
-    generated: list[int] = dataclasses.field(default_factory=list)
-    hit_eos: bool = False
-    done: threading.Event = dataclasses.field(default_factory=threading.Event)
-    result: protocols.ChatGeneration | None = None
-    error: BaseException | None = None
-
-    def __post_init__(self) -> None:
-        self.tracker = streaming.StopTracker(self.sampling.stop)
-        self.generator: torch.Generator | None = None
-        self.text = ""
-        self.prefix_offset = 0
-        self.read_offset = 0
-
-    @property
-    def cancelled(self) -> bool:
-        return self.cancel_event is not None and self.cancel_event.is_set()
-
-    @property
-    def max_new_tokens(self) -> int:
-        return self.sampling.max_tokens
-
-    @property
-    def final_length(self) -> int:
-        """Tokens this sequence's KV cache may hold at most."""
-        return len(self.prompt) + self.max_new_tokens
 
 
 def peak_tokens(rows: list[tuple[int, int]]) -> int:
@@ -122,10 +84,10 @@ class Engine:
         self.device = device
         self.bytes_per_token = _bytes_per_token(model)
         self._cond = threading.Condition()
-        self._waiting: collections.deque[Sequence] = collections.deque()
+        self._waiting: collections.deque[batchrow.Sequence] = collections.deque()
         self._thread: threading.Thread | None = None
         # the batch: rows, per-layer KV [B, H, L, D], mask [B, L]; only the scheduler touches it
-        self._rows: list[Sequence] = []
+        self._rows: list[batchrow.Sequence] = []
         self._kv: KV = []
         self._mask = torch.zeros((0, 0), dtype=torch.long)
         self.kv_bytes = 0
@@ -153,7 +115,7 @@ class Engine:
                 param="max_tokens",
             )
 
-    def run(self, seq: Sequence) -> protocols.ChatGeneration:
+    def run(self, seq: batchrow.Sequence) -> protocols.ChatGeneration:
         """Generate ``seq`` in the running batch; blocks the calling thread until it ends."""
         self.check(len(seq.prompt), seq.max_new_tokens)
         with self._cond:
@@ -183,18 +145,18 @@ class Engine:
             except Exception as exc:  # a failed forward pass fails the batch, not the server
                 log.exception("decode step failed")
                 for seq in self._rows:
-                    self._fail(seq, exc)
+                    batchrow.fail(seq, exc)
                 self._set_batch([], [], torch.zeros((0, 0), dtype=torch.long))
 
-    def _admissible(self) -> list[Sequence]:
+    def _admissible(self) -> list[batchrow.Sequence]:
         """The waiting sequences that join now: in arrival order, while the batch has room and
         the KV budget holds the grown batch's worst case."""
-        taken: list[Sequence] = []
+        taken: list[batchrow.Sequence] = []
         with self._cond:
             if any(seq.cancelled for seq in self._waiting):  # a client left while waiting
                 for seq in [s for s in self._waiting if s.cancelled]:
                     self._waiting.remove(seq)
-                    self._finish(seq)
+                    batchrow.finish(seq, self.decode)
             rows = [(len(r.prompt) + len(r.generated), r.final_length) for r in self._rows]
             while self._waiting and len(self._rows) + len(taken) < self.limits.max_seqs:
                 seq = self._waiting[0]
@@ -214,10 +176,12 @@ class Engine:
         if not seqs:
             return
         looked = [(seq, *self.cache.lookup(seq.prompt)) for seq in seqs]
-        groups: list[list[tuple[Sequence, KV | None]]] = [
+        groups: list[list[tuple[batchrow.Sequence, KV | None]]] = [
             [(seq, past)] for seq, reused, past in looked if reused
         ]
-        fresh: list[tuple[Sequence, KV | None]] = [(seq, None) for seq, reused, _ in looked if not reused]
+        fresh: list[tuple[batchrow.Sequence, KV | None]] = [
+            (seq, None) for seq, reused, _ in looked if not reused
+        ]
         if fresh:
             groups.append(fresh)
         for group in groups:
@@ -225,15 +189,19 @@ class Engine:
                 kv, mask, logits = self._prefill(group)
             except Exception as exc:
                 for seq, _ in group:
-                    self._fail(seq, exc)
+                    batchrow.fail(seq, exc)
                 continue
             rows = [seq for seq, _ in group]
-            keep = [i for i, done in enumerate(self._choose(rows, logits)) if not done]
+            keep = [
+                i for i, done in enumerate(batchrow.choose(rows, logits, self.eos, self.decode)) if not done
+            ]
             if keep:
                 index = torch.tensor(keep, dtype=torch.long, device=self.device)
                 self._join([rows[i] for i in keep], [(k[index], v[index]) for k, v in kv], mask[index])
 
-    def _prefill(self, group: list[tuple[Sequence, KV | None]]) -> tuple[KV, torch.Tensor, torch.Tensor]:
+    def _prefill(
+        self, group: list[tuple[batchrow.Sequence, KV | None]]
+    ) -> tuple[KV, torch.Tensor, torch.Tensor]:
         """KV, mask and last logits of a group's prompts: one sequence with its cached prefix,
         or several without, left-padded to the longest."""
         width = max(len(seq.prompt) for seq, _ in group)
@@ -264,7 +232,7 @@ class Engine:
             self.cache.insert(seq.prompt, [(k[i : i + 1, :, pad:], v[i : i + 1, :, pad:]) for k, v in kv])
         return kv, mask, out.logits[:, -1, :]
 
-    def _join(self, seqs: list[Sequence], kv: KV, new_mask: torch.Tensor) -> None:
+    def _join(self, seqs: list[batchrow.Sequence], kv: KV, new_mask: torch.Tensor) -> None:
         if not self._rows:
             self._set_batch(seqs, kv, new_mask)
             return
@@ -287,7 +255,11 @@ class Engine:
             input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True
         )
         kv = _layers(cache)
-        keep = [i for i, done in enumerate(self._choose(rows, out.logits[:, -1, :])) if not done]
+        keep = [
+            i
+            for i, done in enumerate(batchrow.choose(rows, out.logits[:, -1, :], self.eos, self.decode))
+            if not done
+        ]
         if len(keep) == len(rows):
             self._rows, self._kv, self._mask = rows, kv, mask
             self.kv_bytes = prefixcache.nbytes(kv)
@@ -299,7 +271,7 @@ class Engine:
         kv = [(k[index, :, lead:], v[index, :, lead:]) for k, v in kv]
         self._set_batch([rows[i] for i in keep], kv, mask[:, lead:])
 
-    def _set_batch(self, rows: list[Sequence], kv: KV, mask: torch.Tensor) -> None:
+    def _set_batch(self, rows: list[batchrow.Sequence], kv: KV, mask: torch.Tensor) -> None:
         """A new batch composition; its worst case is what the budget now holds reserved."""
         self._rows, self._kv, self._mask = rows, kv, mask
         self.kv_bytes = prefixcache.nbytes(kv) if rows else 0
@@ -309,101 +281,6 @@ class Engine:
         )
         if not rows:
             self._kv = []
-
-    # -- one row's token --------------------------------------------------------------------
-
-    def _choose(self, rows: list[Sequence], logits: torch.Tensor) -> list[bool]:
-        """Each row's next token from its logits [rows, vocab]; which rows ended."""
-        scores = logits.float()
-        greedy = scores.argmax(dim=-1).tolist()
-        done = []
-        for i, seq in enumerate(rows):
-            plain = (
-                seq.sampling.temperature <= 0
-                and seq.processor is None
-                and len(seq.generated) >= seq.sampling.min_tokens
-            )
-            token = greedy[i] if plain else self._pick(seq, scores[i : i + 1])
-            done.append(self._advance(seq, token))
-        return done
-
-    def _pick(self, seq: Sequence, scores: torch.Tensor) -> int:
-        if seq.processor is not None:
-            scores = seq.processor(seq.generated, scores)
-        if len(seq.generated) < seq.sampling.min_tokens:
-            masked = scores.clone()
-            masked[:, list(self.eos)] = float("-inf")
-            if bool(torch.isfinite(masked).any()):  # a finished grammar allows only the end
-                scores = masked
-        return _sample(seq, scores[0])
-
-    def _advance(self, seq: Sequence, token: int) -> bool:
-        """Take ``token``: stream the safe text, then say whether the sequence ended."""
-        seq.generated.append(token)
-        seq.hit_eos = token in self.eos
-        if seq.on_token is not None or seq.tracker.stop:
-            delta = seq.tracker.update(self._text(seq))
-            if delta and seq.on_token is not None:
-                seq.on_token(delta)
-        if seq.hit_eos or seq.tracker.stopped or seq.cancelled or len(seq.generated) >= seq.max_new_tokens:
-            self._finish(seq)
-            return True
-        return False
-
-    def _text(self, seq: Sequence) -> str:
-        """The text so far, decoded incrementally: only the tokens since the last complete
-        character are decoded again (the whole is decoded once, at the end)."""
-        ids = seq.generated
-        before = self.decode(ids[seq.prefix_offset : seq.read_offset])
-        now = self.decode(ids[seq.prefix_offset :])
-        # an unfinished UTF-8 character spans at most 4 byte tokens; past that, the model made
-        # bytes that are no character, and they are shown as such (so a stream never stalls)
-        if len(now) > len(before) and (not now.endswith("\ufffd") or len(ids) - seq.read_offset > 4):
-            seq.text += now[len(before) :]
-            seq.prefix_offset, seq.read_offset = seq.read_offset, len(ids)
-        return seq.text
-
-    def _finish(self, seq: Sequence) -> None:
-        try:
-            delta = seq.tracker.finish(self.decode(seq.generated))
-            if delta and seq.on_token is not None:
-                seq.on_token(delta)
-            count = len(seq.generated)
-            reason: protocols.FinishReason
-            if seq.cancelled:
-                reason = "cancelled"
-            elif seq.tracker.stopped or seq.hit_eos or count < seq.max_new_tokens:
-                reason = "stop"
-            else:
-                reason = "length"
-            seq.result = protocols.ChatGeneration(seq.tracker.text, len(seq.prompt), count, reason)
-        except Exception as exc:
-            seq.error = exc
-        seq.done.set()
-
-    def _fail(self, seq: Sequence, exc: BaseException) -> None:
-        seq.error = (
-            exc
-            if isinstance(exc, errors.RuntimeServingError)
-            else errors.GenerationError(f"generation failed: {exc}")
-        )
-        seq.done.set()
-
-
-def _sample(seq: Sequence, scores: torch.Tensor) -> int:
-    p = seq.sampling
-    if p.temperature <= 0:
-        return int(torch.argmax(scores))
-    if seq.generator is None:
-        seq.generator = torch.Generator(device=scores.device)
-        seq.generator.manual_seed(p.seed if p.seed is not None else random.randrange(2**63))
-    probs = torch.softmax(scores / p.temperature, dim=-1)
-    if p.top_p < 1.0:
-        sorted_probs, order = torch.sort(probs, descending=True)
-        drop = torch.cumsum(sorted_probs, dim=-1) - sorted_probs > p.top_p
-        sorted_probs[drop] = 0.0
-        probs = torch.zeros_like(probs).scatter(0, order, sorted_probs)
-    return int(torch.multinomial(probs, 1, generator=seq.generator))
 
 
 def _pad(t: torch.Tensor, width: int) -> torch.Tensor:

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from modelyard.runtime import errors, protocols, sampling
-from modelyard.runtime.handlers import batchgen, common, prefixcache, structured
+from modelyard.runtime.handlers import batchgen, batchrow, common, prefixcache, structured
 
 _FALLBACK_TEMPLATE = (
     "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
@@ -149,7 +149,7 @@ class TextChatModel:
         processor = None
         if params.response_format is not None:
             processor = self._structured().processor(params.response_format)
-        seq = batchgen.Sequence(
+        seq = batchrow.Sequence(
             prompt=[int(t) for t in input_ids[0]],
             sampling=params,
             cancel_event=cancel_event,

@@ -1,0 +1,159 @@
+"""One row of the continuous batch (:mod:`batchgen`): a request's sequence, how its next token
+is chosen, how its text streams, and how it ends.
+
+The scheduler in :mod:`batchgen` owns the batch's tensors and decides who runs; everything here
+touches one :class:`Sequence` at a time (its sampling parameters, ``torch.Generator``, stop
+strings and incremental decoding), so it reads without the batch's padding arithmetic.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import threading
+from collections.abc import Callable
+
+import torch
+
+from modelyard.runtime import errors, protocols, sampling
+from modelyard.runtime.handlers import streaming
+
+Decode = Callable[[list[int]], str]
+
+
+@dataclasses.dataclass(eq=False)
+class Sequence:
+    """One request's generation: its parameters, its progress, and how it reports."""
+
+    prompt: list[int]
+    sampling: sampling.SamplingParams
+    cancel_event: threading.Event | None = None
+    on_token: protocols.TokenCallback | None = None
+    processor: Callable[[list[int], torch.Tensor], torch.Tensor] | None = None
+    """Masks this sequence's scores given its tokens so far (structured outputs), or None."""
+
+    generated: list[int] = dataclasses.field(default_factory=list)
+    hit_eos: bool = False
+    done: threading.Event = dataclasses.field(default_factory=threading.Event)
+    result: protocols.ChatGeneration | None = None
+    error: BaseException | None = None
+
+    def __post_init__(self) -> None:
+        self.tracker = streaming.StopTracker(self.sampling.stop)
+        self.generator: torch.Generator | None = None
+        self.text = ""
+        self.prefix_offset = 0
+        self.read_offset = 0
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel_event is not None and self.cancel_event.is_set()
+
+    @property
+    def max_new_tokens(self) -> int:
+        return self.sampling.max_tokens
+
+    @property
+    def final_length(self) -> int:
+        """Tokens this sequence's KV cache may hold at most."""
+        return len(self.prompt) + self.max_new_tokens
+
+
+def choose(rows: list[Sequence], logits: torch.Tensor, eos: set[int], decode: Decode) -> list[bool]:
+    """Each row's next token from its logits [rows, vocab]; which rows ended."""
+    scores = logits.float()
+    greedy = scores.argmax(dim=-1).tolist()
+    done = []
+    for i, seq in enumerate(rows):
+        plain = (
+            seq.sampling.temperature <= 0
+            and seq.processor is None
+            and len(seq.generated) >= seq.sampling.min_tokens
+        )
+        token = greedy[i] if plain else _pick(seq, scores[i : i + 1], eos)
+        done.append(_advance(seq, token, eos, decode))
+    return done
+
+
+def finish(seq: Sequence, decode: Decode) -> None:
+    """End ``seq``: flush its held-back text, set its result and wake its caller."""
+    try:
+        delta = seq.tracker.finish(decode(seq.generated))
+        if delta and seq.on_token is not None:
+            seq.on_token(delta)
+        count = len(seq.generated)
+        reason: protocols.FinishReason
+        if seq.cancelled:
+            reason = "cancelled"
+        elif seq.tracker.stopped or seq.hit_eos or count < seq.max_new_tokens:
+            reason = "stop"
+        else:
+            reason = "length"
+        seq.result = protocols.ChatGeneration(seq.tracker.text, len(seq.prompt), count, reason)
+    except Exception as exc:
+        seq.error = exc
+    seq.done.set()
+
+
+def fail(seq: Sequence, exc: BaseException) -> None:
+    seq.error = (
+        exc
+        if isinstance(exc, errors.RuntimeServingError)
+        else errors.GenerationError(f"generation failed: {exc}")
+    )
+    seq.done.set()
+
+
+def _pick(seq: Sequence, scores: torch.Tensor, eos: set[int]) -> int:
+    if seq.processor is not None:
+        scores = seq.processor(seq.generated, scores)
+    if len(seq.generated) < seq.sampling.min_tokens:
+        masked = scores.clone()
+        masked[:, list(eos)] = float("-inf")
+        if bool(torch.isfinite(masked).any()):  # a finished grammar allows only the end
+            scores = masked
+    return _sample(seq, scores[0])
+
+
+def _advance(seq: Sequence, token: int, eos: set[int], decode: Decode) -> bool:
+    """Take ``token``: stream the safe text, then say whether the sequence ended."""
+    seq.generated.append(token)
+    seq.hit_eos = token in eos
+    if seq.on_token is not None or seq.tracker.stop:
+        delta = seq.tracker.update(_text(seq, decode))
+        if delta and seq.on_token is not None:
+            seq.on_token(delta)
+    if seq.hit_eos or seq.tracker.stopped or seq.cancelled or len(seq.generated) >= seq.max_new_tokens:
+        finish(seq, decode)
+        return True
+    return False
+
+
+def _text(seq: Sequence, decode: Decode) -> str:
+    """The text so far, decoded incrementally: only the tokens since the last complete
+    character are decoded again (the whole is decoded once, at the end)."""
+    ids = seq.generated
+    before = decode(ids[seq.prefix_offset : seq.read_offset])
+    now = decode(ids[seq.prefix_offset :])
+    # an unfinished UTF-8 character spans at most 4 byte tokens; past that, the model made
+    # bytes that are no character, and they are shown as such (so a stream never stalls)
+    if len(now) > len(before) and (not now.endswith("\ufffd") or len(ids) - seq.read_offset > 4):
+        seq.text += now[len(before) :]
+        seq.prefix_offset, seq.read_offset = seq.read_offset, len(ids)
+    return seq.text
+
+
+def _sample(seq: Sequence, scores: torch.Tensor) -> int:
+    p = seq.sampling
+    if p.temperature <= 0:
+        return int(torch.argmax(scores))
+    if seq.generator is None:
+        seq.generator = torch.Generator(device=scores.device)
+        seq.generator.manual_seed(p.seed if p.seed is not None else random.randrange(2**63))
+    probs = torch.softmax(scores / p.temperature, dim=-1)
+    if p.top_p < 1.0:
+        sorted_probs, order = torch.sort(probs, descending=True)
+        drop = torch.cumsum(sorted_probs, dim=-1) - sorted_probs > p.top_p
+        sorted_probs[drop] = 0.0
+        probs = torch.zeros_like(probs).scatter(0, order, sorted_probs)
+    return int(torch.multinomial(probs, 1, generator=seq.generator))
