@@ -8,7 +8,8 @@ key's requests and tokens per minute (429 with ``Retry-After``, :mod:`~.ratelimi
 ``--max-in-flight`` → 429, per-key concurrency → 429; all bounds are listed in
 :mod:`modelyard.gateway.limits`), its Content-Type checked (415, the runtime's rule:
 :func:`modelyard.api.openai.media_type_error`), and its model checked (unknown → 404, not
-allowed for the key → 403). Everything else is :mod:`modelyard.gateway.proxy`.
+allowed for the key → 403). Each check and its refusal is in :mod:`~.guards`; everything else
+is :mod:`modelyard.gateway.proxy`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from modelyard.gateway import (
     body,
     discovery,
     exchange,
+    guards,
     hold,
     limits,
     metrics,
@@ -103,12 +105,14 @@ async def _errors(
     except web.HTTPException as exc:
         if exc.status < 400 or not request.path.startswith("/v1/"):
             raise
-        return _error(exc.status, f"{request.method} {request.path}: {exc.reason}")
+        return guards.error(exc.status, f"{request.method} {request.path}: {exc.reason}")
     except (asyncio.CancelledError, ConnectionResetError):
         raise
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return _error(500, "internal error in the gateway (its log has the details)", code="internal_error")
+        return guards.error(
+            500, "internal error in the gateway (its log has the details)", code="internal_error"
+        )
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -144,7 +148,9 @@ async def _readyz(request: web.Request) -> web.Response:
         return web.Response(status=503, text="discovery has not synced yet")
     keys = source.keys()
     if request.app[SETTINGS].auth and not keys.keys:
-        return web.Response(text=f"{NO_KEY}: {keys.why_empty()}; every /v1 request is refused with 401")
+        return web.Response(
+            text=f"{guards.NO_KEY}: {keys.why_empty()}; every /v1 request is refused with 401"
+        )
     return web.Response(text="ok")
 
 
@@ -152,67 +158,11 @@ async def _metrics(request: web.Request) -> web.Response:
     return web.Response(body=request.app[METRICS].exposition(), content_type="text/plain", charset="utf-8")
 
 
-def _error(status: int, message: str, *, param: str | None = None, code: str | None = None) -> web.Response:
-    return web.json_response(openai.error_body(status, message, param=param, code=code), status=status)
-
-
-NO_KEY = "no API key is configured on this gateway"
-
-
-def _limited(request: web.Request, limit: str, status: int, message: str, code: str) -> web.Response:
-    """The answer to a request cut short by a bound of :mod:`modelyard.gateway.limits`."""
-    request.app[METRICS].child(request.app[METRICS].limited, limit).inc()
-    response = _error(status, message, code=code)
-    if status == 429:
-        response.headers["Retry-After"] = str(limits.RETRY_AFTER)
-    elif status in (408, 413):
-        response.force_close()  # the rest of the body is not wanted
-    return response
-
-
-async def _read_body(request: web.Request, config: settings.Settings) -> bytes | web.Response:
-    """The whole body, or the answer when it is too large or too slow to arrive."""
-    too_large = f"request body larger than {config.max_body_bytes} bytes (--max-body-bytes)"
-    if request.content_length is not None and request.content_length > config.max_body_bytes:
-        return _limited(request, "max_body_bytes", 413, too_large, "body_too_large")
-    try:
-        if request.content.is_eof():  # the usual short body came with the headers: no timer
-            return await request.read()
-        async with asyncio.timeout(config.body_timeout):
-            return await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        return _limited(request, "max_body_bytes", 413, too_large, "body_too_large")
-    except TimeoutError:
-        message = f"the request body did not arrive within {config.body_timeout:g}s (--body-timeout)"
-        return _limited(request, "body_timeout", 408, message, "body_timeout")
-
-
 def _authenticate(request: web.Request) -> auth.ApiKey | web.Response | None:
     """The caller's key; None with ``--no-auth``; or the 401 response to send instead."""
     if not request.app[SETTINGS].auth:
         return None
-    keys = request.app[DISCOVERY].keys()
-    if not keys.keys:
-        message = f"{NO_KEY}, so every request is refused; the platform team must add one to its keys Secret"
-        return _error(401, message, code="no_api_key_configured")
-    token = auth.bearer_token(request.headers.get("Authorization"))
-    if token is None:
-        return _error(401, "missing API key: send 'Authorization: Bearer <key>'", code="invalid_api_key")
-    key = keys.lookup(token)
-    if key is None:
-        return _error(401, "invalid API key", code="invalid_api_key")
-    return key
-
-
-def _over_rate(app: web.Application, key: auth.ApiKey) -> web.Response | None:
-    """A 429 with ``Retry-After`` when the key is over its rpm or tpm; else the request counts."""
-    refused = app[RATES].admit(key)
-    if refused is None:
-        return None
-    app[METRICS].child(app[METRICS].key_limited, key.name, refused.limit).inc()
-    response = _error(429, refused.message, code="rate_limit_exceeded")
-    response.headers["Retry-After"] = str(refused.retry_after)
-    return response
+    return guards.authenticate(request.headers.get("Authorization"), request.app[DISCOVERY].keys())
 
 
 async def _models(request: web.Request) -> web.Response:
@@ -231,19 +181,8 @@ async def _model(request: web.Request) -> web.Response:
     name = request.match_info["model"]
     found = request.app[DISCOVERY].table().get(name)
     if found is None or not found.routable or (key is not None and not key.allows(name)):
-        return _error(404, f"model '{name}' not found", param="model", code="model_not_found")
+        return guards.error(404, f"model '{name}' not found", param="model", code="model_not_found")
     return web.json_response(openai.ModelCard(id=name).model_dump())
-
-
-def _not_found(name: str, table_names: list[str], key: auth.ApiKey | None) -> web.Response:
-    visible = [n for n in table_names if key is None or key.allows(n)]
-    shown = ", ".join(visible[:20]) + (", ..." if len(visible) > 20 else "")
-    return _error(
-        404,
-        f"model '{name}' not found; available: {shown or 'none'}",
-        param="model",
-        code="model_not_found",
-    )
 
 
 async def _openai(request: web.Request) -> web.StreamResponse:
@@ -257,15 +196,15 @@ async def _openai(request: web.Request) -> web.StreamResponse:
         if isinstance(key, web.Response):
             response = key
             return key
-        if key is not None and (over := _over_rate(app, key)) is not None:
+        if key is not None and (over := guards.over_rate(app[RATES], stats, key)) is not None:
             response = over
             return over
         content_type = request.headers.get("Content-Type", "")
         refused = openai.media_type_error(content_type, form=request.path.startswith("/v1/audio/"))
         if refused is not None:
-            response = _error(415, refused, code="unsupported_media_type")
+            response = guards.error(415, refused, code="unsupported_media_type")
             return response
-        raw = await _read_body(request, app[SETTINGS])
+        raw = await guards.read_body(request, app[SETTINGS], stats)
         if isinstance(raw, web.Response):
             response = raw
             return response
@@ -274,16 +213,16 @@ async def _openai(request: web.Request) -> web.StreamResponse:
         except body.BodyError as exc:
             if exc.limit is not None:
                 stats.child(stats.limited, exc.limit).inc()
-            response = _error(400, str(exc), param=exc.param)
+            response = guards.error(400, str(exc), param=exc.param)
             return response
         table = app[DISCOVERY].table()
         stats.follow(table)
         if table.get(parsed.model) is None:
-            response = _not_found(parsed.model, table.ready_names(), key)
+            response = guards.not_found(parsed.model, table.ready_names(), key)
             return response
         label = parsed.model
         if key is not None and not key.allows(parsed.model):
-            response = _error(
+            response = guards.error(
                 403, f"this API key may not use model '{parsed.model}'", code="model_not_allowed"
             )
             return response
@@ -293,13 +232,15 @@ async def _openai(request: web.Request) -> web.StreamResponse:
                 f"the gateway is forwarding its limit of {in_flight.limit} requests (--max-in-flight);"
                 f" retry after {limits.RETRY_AFTER}s"
             )
-            response = _limited(request, "max_in_flight", 429, message, "gateway_busy")
+            response = guards.limited(stats, "max_in_flight", 429, message, "gateway_busy")
             return response
         limiter = app[LIMITER]
         if key is not None and not limiter.acquire(key):
             stats.child(stats.key_limited, key.name, "concurrency").inc()
             in_flight.release()
-            response = _error(429, "too many requests in flight for this API key", code="concurrency_limit")
+            response = guards.error(
+                429, "too many requests in flight for this API key", code="concurrency_limit"
+            )
             return response
         suffix = request.path[3:] + (f"?{request.query_string}" if request.query_string else "")
         ex = exchange.Exchange(request, parsed, suffix, started)
