@@ -35,14 +35,13 @@ caches, whatever admission let through: an endpoint in conflict is never routed,
 keep only the names the endpoint's namespace may use, and API keys limited to namespaces
 reach only the served names those namespaces own or share.
 
-The module is over 300 lines because one rebuild reads every cache (endpoints, entries,
-slices, Secrets) together; the pure rules it applies live in :mod:`.readiness`.
+One rebuild reads every cache (endpoints, entries, slices, Secrets) together; what it reads out
+of each object is in :mod:`.endpoint_info`, the pure rules it applies in :mod:`.readiness`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import dataclasses
 import logging
 from collections.abc import Callable
@@ -52,12 +51,9 @@ import pydantic
 
 from modelyard import api
 from modelyard.api import served_names, wire
-from modelyard.gateway import auth, discovery, kube, readiness, routes
+from modelyard.gateway import auth, endpoint_info, kube, routes
 
 log = logging.getLogger(__name__)
-
-# Phases in which an endpoint's ready pods serve (the EndpointSlices say which pods are ready).
-_SERVING_PHASES = frozenset({"Ready", "Degraded", "Progressing"})
 
 
 class KubeDiscovery:
@@ -143,7 +139,7 @@ class KubeDiscovery:
 
     def rebuild(self) -> None:
         self._scheduled = False
-        pods = self._pod_urls()
+        pods = endpoint_info.pod_urls(self.slices.store.values())
         ownership = self._ownership()
         infos: list[routes.EndpointInfo] = []
         wanted: set[tuple[str, str]] = set()
@@ -181,7 +177,7 @@ class KubeDiscovery:
         if secret is None:
             keys = auth.KeyTable.absent(source)
         else:
-            keys = auth.KeyTable.from_data(_secret_data(secret), source)
+            keys = auth.KeyTable.from_data(endpoint_info.secret_data(secret), source)
         self._keys = keys.with_reachable(ownership.names_for)
         said = (keys.problems, bool(keys.keys))
         if said == self._keys_said or not informer.synced:
@@ -213,24 +209,6 @@ class KubeDiscovery:
             informer.start()
         for ref in self._secrets.keys() - wanted:
             asyncio.get_running_loop().create_task(self._secrets.pop(ref).stop())
-
-    def _pod_urls(self) -> dict[str, list[str]]:
-        found: dict[str, list[str]] = {}
-        for obj in self.slices.store.values():
-            meta = obj.get("metadata") or {}
-            endpoint = (meta.get("labels") or {}).get(wire.ENDPOINT)
-            ports = obj.get("ports") or ()
-            port = next((p.get("port") for p in ports if p.get("name") == wire.HTTP_PORT), None)
-            if not endpoint or not port:
-                continue
-            urls = found.setdefault(f"{meta.get('namespace')}/{endpoint}", [])
-            for ep in obj.get("endpoints") or ():
-                if not readiness.routable_address(ep):
-                    continue
-                for address in ep.get("addresses") or ():
-                    host = f"[{address}]" if ":" in address else address
-                    urls.append(f"http://{host}:{port}")
-        return found
 
     def _parse(self, key: str, obj: dict[str, Any], kind: type[api.base.Resource]) -> Any:
         version = str((obj.get("metadata") or {}).get("resourceVersion"))
@@ -281,48 +259,29 @@ class KubeDiscovery:
         endpoint = self._parse(f"ep:{key}", obj, api.ModelEndpoint)
         if not isinstance(endpoint, api.ModelEndpoint):
             return None
-        spec, status = endpoint.spec, endpoint.status or api.model_endpoint.ModelEndpointStatus()
-        entry = self._entry(spec.model)
+        entry = self._entry(endpoint.spec.model)
         facts = served_names.facts_of(endpoint, entry, (obj.get("metadata") or {}).get("creationTimestamp"))
         if facts is None:
             return None
-        served = facts.served_name
         verdict = ownership.verdict(facts.namespace, facts.name)
         if verdict.conflict is not None:
             conflicts.add(key)
             if key not in self._conflicts:
                 log.warning("ModelEndpoint %s is not routed: %s", key, verdict.conflict)
             return None
-        engine = status.engine or spec.engine
-        if engine is None and isinstance(entry, api.ModelEntry) and entry.spec.runtime is not None:
-            engine = entry.spec.runtime.engine
-        upstream: routes.Upstream | None = None
-        serving = status.phase == "Ready"
-        if engine == "upstream":
-            spec_up = entry.spec.upstream if isinstance(entry, api.ModelEntry) else None
-            if spec_up is None:
-                targets: tuple[routes.Target, ...] = ()
-            else:
-                api_key, refused = self._upstream_key(
-                    spec_up.api_key_secret_ref, endpoint.namespace or "", wanted
-                )
-                upstream = routes.Upstream(
-                    model=spec_up.model,
-                    api_key=api_key,
-                    headers=tuple(sorted((spec_up.headers or {}).items())),
-                )
-                targets = (discovery.upstream_target(key, spec_up.base_url),)
-                if refused is not None:
-                    unreadable.append((key, refused))
-                    serving = False
-        else:
-            targets = tuple(discovery.pod_target(key, url) for url in pods.get(key, ()))
-            hold, down = readiness.hold_state(obj, spec.replicas, status)
-            serving = status.phase in _SERVING_PHASES or (hold and down is None)
-            return routes.EndpointInfo(
-                key, served, spec.weight, serving, verdict.fallback, targets, upstream, hold, down
-            )
-        return routes.EndpointInfo(key, served, spec.weight, serving, verdict.fallback, targets, upstream)
+        routed, refused = endpoint_info.info(
+            key,
+            obj,
+            endpoint,
+            entry,
+            facts.served_name,
+            verdict.fallback,
+            pods,
+            lambda ref, namespace: self._upstream_key(ref, namespace, wanted),
+        )
+        if refused is not None:
+            unreadable.append((key, refused))
+        return routed
 
     def _upstream_key(
         self, ref: api.base.SecretKeyRef | None, namespace: str, wanted: set[tuple[str, str]]
@@ -336,16 +295,4 @@ class KubeDiscovery:
         if informer is not None and not informer.synced and informer.error is not None:
             return None, "/".join(where)
         secret = next(iter(informer.store.values()), None) if informer else None
-        return (_secret_data(secret).get(ref.key) if secret else None), None
-
-
-def _secret_data(secret: dict[str, Any]) -> dict[str, str]:
-    data: dict[str, str] = {}
-    for name, value in (secret.get("data") or {}).items():
-        try:
-            data[name] = base64.b64decode(value).decode()
-        except (ValueError, UnicodeDecodeError):
-            log.warning("secret %s: key %s is not UTF-8 text; ignored", kube.object_key(secret), name)
-    for name, value in (secret.get("stringData") or {}).items():
-        data[name] = str(value)
-    return data
+        return (endpoint_info.secret_data(secret).get(ref.key) if secret else None), None
