@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import pytest
 from aiohttp import web
 
-from kit import Loop
+from kit import Loop, install_crds
 from modelyard import gateway
 from modelyard.gateway import auth, balancer, discovery, routes
 
@@ -220,3 +220,9 @@ def make_pods() -> Callable[..., routes.EndpointInfo]:
 @pytest.fixture()
 def key_table() -> Callable[[dict[str, str]], auth.KeyTable]:
     return auth.KeyTable.from_data
+
+
+@pytest.fixture(scope="module")
+def crds(local_cluster: Any) -> None:
+    """The CRDs on the local control plane, for the tests that write custom resources by hand."""
+    install_crds(local_cluster)

@@ -11,115 +11,44 @@ not time how fast it came.
 
 from __future__ import annotations
 
-import base64
-import urllib.parse
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import openai
 import pytest
 
-from kit import install_crds, wait_for
+import handkit
+from kit import wait_for
 from modelyard.gateway import kube, kube_discovery, routes
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(300)]
 
-GROUP = "/apis/modelyard.io/v1alpha1"
-MERGE = "application/merge-patch+json"
-LABELS = {"app.kubernetes.io/managed-by": "modelyard"}
 LIVE = 60  # seconds: a generous bound for a busy machine, far below a relist
 
 
-@pytest.fixture(scope="module")
-def crds(local_cluster: Any) -> None:
-    install_crds(local_cluster)
-
-
-class Cluster:
+class Cluster(handkit.HandOperator):
     """The operator's side of the contract, done by hand."""
-
-    def __init__(self, kube_client: Any, namespace: str) -> None:
-        self.kube = kube_client
-        self.ns = namespace
 
     def endpoint(
         self, name: str, served: str, weight: int = 100, model: str = "tiny", engine: str = "vllm"
     ) -> None:
-        self.kube.request(
-            "POST",
-            f"{GROUP}/namespaces/{self.ns}/modelendpoints",
-            {
-                "apiVersion": "modelyard.io/v1alpha1",
-                "kind": "ModelEndpoint",
-                "metadata": {"name": name},
-                "spec": {"model": model, "servedName": served, "weight": weight},
-            },
-        )
-        self.kube.request(
-            "PATCH",
-            f"{GROUP}/namespaces/{self.ns}/modelendpoints/{name}/status",
-            {"status": {"phase": "Ready", "servedName": served, "engine": engine}},
-            content_type=MERGE,
-        )
+        self.create_endpoint(name, {"model": model, "servedName": served, "weight": weight})
+        self.endpoint_status(name, {"phase": "Ready", "servedName": served, "engine": engine})
         if engine != "upstream":
-            self.kube.request(
-                "POST",
-                f"/api/v1/namespaces/{self.ns}/services",
-                {
-                    "apiVersion": "v1",
-                    "kind": "Service",
-                    "metadata": {"name": name, "labels": {**LABELS, "modelyard.io/endpoint": name}},
-                    "spec": {"ports": [{"name": "http", "port": 8000, "protocol": "TCP"}]},
-                },
-            )
+            self.service(name)
 
     def pods(self, endpoint: str, slice_name: str, url: str) -> None:
         """An EndpointSlice for one fake server (a slice has one port, each fake its own)."""
-        parsed = urllib.parse.urlsplit(url)
-        self.kube.request(
-            "POST",
-            f"/apis/discovery.k8s.io/v1/namespaces/{self.ns}/endpointslices",
-            {
-                "apiVersion": "discovery.k8s.io/v1",
-                "kind": "EndpointSlice",
-                "metadata": {
-                    "name": slice_name,
-                    "labels": {
-                        **LABELS,
-                        "modelyard.io/endpoint": endpoint,
-                        "kubernetes.io/service-name": endpoint,
-                        "endpointslice.kubernetes.io/managed-by": "modelyard-tests",
-                    },
-                },
-                "addressType": "IPv4",
-                "endpoints": [{"addresses": [parsed.hostname], "conditions": {"ready": True}}],
-                "ports": [{"name": "http", "port": parsed.port, "protocol": "TCP"}],
-            },
-        )
-
-    def patch_endpoint(self, name: str, spec: dict[str, Any]) -> None:
-        self.kube.request(
-            "PATCH", f"{GROUP}/namespaces/{self.ns}/modelendpoints/{name}", {"spec": spec}, content_type=MERGE
-        )
+        self.endpoint_slice(endpoint, slice_name, url, {"ready": True}, labels=handkit.MANAGED)
 
     def delete_endpoint(self, name: str) -> None:
-        self.kube.request("DELETE", f"{GROUP}/namespaces/{self.ns}/modelendpoints/{name}")
-
-    def secret(self, name: str, data: dict[str, str], method: str = "POST") -> None:
-        body = {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": name},
-            "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
-        }
-        path = f"/api/v1/namespaces/{self.ns}/secrets" + (f"/{name}" if method == "PUT" else "")
-        self.kube.request(method, path, body)
+        self.kube.request("DELETE", f"{handkit.GROUP}/namespaces/{self.ns}/modelendpoints/{name}")
 
 
 @pytest.fixture()
 def cluster(local_cluster: Any, crds: None, namespace: str) -> Iterator[Cluster]:
     yield Cluster(local_cluster.kube, namespace)
-    entry = f"{GROUP}/modelentries/gw-remote-entry"
+    entry = f"{handkit.GROUP}/modelentries/gw-remote-entry"
     if local_cluster.kube.get(entry):
         local_cluster.kube.request("DELETE", entry)
 
@@ -193,7 +122,7 @@ def test_upstream_endpoint_uses_the_entry_and_its_secret(
     cluster.secret("remote-key", {"apiKey": "sk-upstream-1"})
     local_cluster.kube.request(
         "POST",
-        f"{GROUP}/modelentries",
+        f"{handkit.GROUP}/modelentries",
         {
             "apiVersion": "modelyard.io/v1alpha1",
             "kind": "ModelEntry",

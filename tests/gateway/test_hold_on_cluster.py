@@ -9,7 +9,6 @@ as the operator and the EndpointSlice controller would.
 from __future__ import annotations
 
 import concurrent.futures
-import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,80 +16,30 @@ from typing import Any
 import pytest
 import requests
 
-from kit import Process, free_port, http_get, install_crds, metric, wait_for
+import handkit
+from kit import Process, free_port, http_get, metric, wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(300)]
 
-GROUP = "/apis/modelyard.io/v1alpha1"
-MERGE = "application/merge-patch+json"
 CHAT = {"messages": [{"role": "user", "content": "hi"}]}
 
 
-@pytest.fixture(scope="module")
-def crds(local_cluster: Any) -> None:
-    install_crds(local_cluster)
-
-
-class Plane:
+class Plane(handkit.HandOperator):
     """The operator's side, by hand: endpoints at zero, their status, their EndpointSlices."""
 
-    def __init__(self, kube: Any, namespace: str) -> None:
-        self.kube = kube
-        self.ns = namespace
-
     def at_zero(self, name: str) -> None:
-        self.kube.request(
-            "POST",
-            f"{GROUP}/namespaces/{self.ns}/modelendpoints",
-            {
-                "apiVersion": "modelyard.io/v1alpha1",
-                "kind": "ModelEndpoint",
-                "metadata": {"name": name},
-                "spec": {"model": "tiny", "servedName": name, "replicas": 0},
-            },
-        )
+        self.create_endpoint(name, {"model": "tiny", "servedName": name, "replicas": 0})
         self.status(name, phase="Pending", reason="ScaledToZero", message="replicas is 0")
 
     def wake(self, name: str) -> None:
         """What the operator does on demand: one replica."""
-        self.kube.request(
-            "PATCH",
-            f"{GROUP}/namespaces/{self.ns}/modelendpoints/{name}",
-            {"spec": {"replicas": 1}},
-            content_type=MERGE,
-        )
+        self.patch_endpoint(name, {"replicas": 1})
 
     def status(self, name: str, **status: str) -> None:
-        self.kube.request(
-            "PATCH",
-            f"{GROUP}/namespaces/{self.ns}/modelendpoints/{name}/status",
-            {"status": {**status, "servedName": name, "engine": "vllm"}},
-            content_type=MERGE,
-        )
+        self.endpoint_status(name, {**status, "servedName": name, "engine": "vllm"})
 
     def ready_pod(self, endpoint: str, url: str) -> None:
-        parsed = urllib.parse.urlsplit(url)
-        self.kube.request(
-            "POST",
-            f"/apis/discovery.k8s.io/v1/namespaces/{self.ns}/endpointslices",
-            {
-                "apiVersion": "discovery.k8s.io/v1",
-                "kind": "EndpointSlice",
-                "metadata": {
-                    "name": f"{endpoint}-1",
-                    "labels": {
-                        "modelyard.io/endpoint": endpoint,
-                        "kubernetes.io/service-name": endpoint,
-                        "endpointslice.kubernetes.io/managed-by": "modelyard-tests",
-                    },
-                },
-                "addressType": "IPv4",
-                "endpoints": [
-                    {"addresses": [parsed.hostname], "conditions": {"ready": True, "serving": True}}
-                ],
-                "ports": [{"name": "http", "port": parsed.port, "protocol": "TCP"}],
-            },
-        )
+        self.endpoint_slice(endpoint, f"{endpoint}-1", url, {"ready": True, "serving": True})
 
 
 @pytest.fixture()

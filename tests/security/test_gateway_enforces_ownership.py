@@ -10,9 +10,7 @@ served names.
 
 from __future__ import annotations
 
-import base64
 import time
-import urllib.parse
 import uuid
 from typing import Any
 
@@ -20,62 +18,26 @@ import openai
 import ownershipkit as kit
 import pytest
 
+import handkit
 from modelyard.gateway import kube, kube_discovery
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(300)]
 
 harness = kit.harness  # the fixture: a gateway and fake model servers on a loop of their own
 
-MERGE = "application/merge-patch+json"
-LABELS = {"app.kubernetes.io/managed-by": "modelyard"}
-
 
 def _serving_endpoint(cluster: Any, ns: str, name: str, served: str, url: str | None, **spec: Any) -> None:
     """A ModelEndpoint whose status says Ready, and (given ``url``) one ready pod at that URL."""
-    body = kit.endpoint(name, ns, f"sec-gw-{name}", servedName=served, **spec)
-    cluster.kube.request("POST", f"{kit.GROUP}/namespaces/{ns}/modelendpoints", body)
-    cluster.kube.request(
-        "PATCH",
-        f"{kit.GROUP}/namespaces/{ns}/modelendpoints/{name}/status",
-        {"status": {"phase": "Ready", "servedName": served, "engine": "vllm"}},
-        content_type=MERGE,
-    )
-    if url is None:
-        return
-    parsed = urllib.parse.urlsplit(url)
-    cluster.kube.request(
-        "POST",
-        f"/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices",
-        {
-            "apiVersion": "discovery.k8s.io/v1",
-            "kind": "EndpointSlice",
-            "metadata": {
-                "name": f"{name}-{uuid.uuid4().hex[:5]}",
-                "labels": {
-                    **LABELS,
-                    "modelyard.io/endpoint": name,
-                    "kubernetes.io/service-name": name,
-                    "endpointslice.kubernetes.io/managed-by": "modelyard-tests",
-                },
-            },
-            "addressType": "IPv4",
-            "endpoints": [{"addresses": [parsed.hostname], "conditions": {"ready": True}}],
-            "ports": [{"name": "http", "port": parsed.port, "protocol": "TCP"}],
-        },
-    )
+    hand = handkit.HandOperator(cluster.kube, ns)
+    hand.create_endpoint(name, kit.endpoint(name, ns, f"sec-gw-{name}", servedName=served, **spec)["spec"])
+    hand.endpoint_status(name, {"phase": "Ready", "servedName": served, "engine": "vllm"})
+    if url is not None:
+        slice_name = f"{name}-{uuid.uuid4().hex[:5]}"
+        hand.endpoint_slice(name, slice_name, url, {"ready": True}, labels=handkit.MANAGED)
 
 
 def _keys(cluster: Any, ns: str, data: dict[str, str]) -> None:
-    cluster.kube.request(
-        "POST",
-        f"/api/v1/namespaces/{ns}/secrets",
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": "modelyard-gateway-keys"},
-            "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
-        },
-    )
+    handkit.HandOperator(cluster.kube, ns).secret("modelyard-gateway-keys", data)
 
 
 def test_the_gateway_routes_nothing_to_a_conflicting_endpoint_whatever_its_status(
@@ -100,9 +62,7 @@ def test_the_gateway_routes_nothing_to_a_conflicting_endpoint_whatever_its_statu
     api = kube.KubeApi.load(str(cluster.kubeconfig), a)
     source = kube_discovery.KubeDiscovery(api, "modelyard-gateway-keys")
     url, _ = harness.gateway(source, auth=True)
-    wait(
-        lambda: source.synced and mine in source.table().ready_names() and source.keys().keys, 60, "routes"
-    )
+    wait(lambda: source.synced and mine in source.table().ready_names() and source.keys().keys, 60, "routes")
 
     # 40 requests for alice's name: none reaches mallory's pod
     answers = [kit.chat(url, served, "sk-ops") for _ in range(40)]
@@ -134,11 +94,6 @@ def test_the_gateway_routes_nothing_to_a_conflicting_endpoint_whatever_its_statu
     assert served not in {m.id for m in listed.data} and mine in {m.id for m in listed.data}
 
     # the owner shares its name: mallory's endpoint joins the split (and her key may call it)
-    cluster.kube.request(
-        "PATCH",
-        f"{kit.GROUP}/namespaces/{a}/modelendpoints/chat",
-        {"spec": {"shareServedNameWith": [b]}},
-        content_type=MERGE,
-    )
+    handkit.HandOperator(cluster.kube, a).patch_endpoint("chat", {"shareServedNameWith": [b]})
     wait(lambda: len((source.table().get(served) or model).endpoints) == 2, 30, "the shared split")
     assert kit.chat(url, served, "sk-mallory") in {"hello from alice", "hello from mallory"}
