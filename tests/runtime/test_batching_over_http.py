@@ -8,8 +8,6 @@ vLLM (``vllm:num_requests_running``, ``vllm:num_requests_waiting``,
 from __future__ import annotations
 
 import concurrent.futures
-import functools
-import pathlib
 import time
 from typing import Any
 
@@ -17,27 +15,7 @@ import openai
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from modelyard.runtime import options, providers
-from modelyard.runtime.handlers import chat
-
-
-def _slow_llama(models_dir: pathlib.Path, delay: float, **kwargs: Any) -> Any:
-    handler = chat.TextChatModel(
-        str(models_dir / "llama"),
-        "cpu",
-        name="tiny-llama",
-        provider=providers.create_provider("local"),
-        **kwargs,
-    )
-    forward = handler.model.forward
-
-    @functools.wraps(forward)
-    def slow(*args: Any, **kw: Any) -> Any:
-        time.sleep(delay)
-        return forward(*args, **kw)
-
-    handler.model.forward = slow
-    return handler
+from modelyard.runtime import options
 
 
 def _samples(url: str) -> dict[str, float]:
@@ -81,9 +59,9 @@ def test_concurrent_streams_get_the_text_each_gets_alone(start_server: Any, hand
 
 
 def test_metrics_show_running_and_waiting_and_the_queue_bound_answers_429(
-    start_server: Any, models_dir: pathlib.Path
+    start_server: Any, slow_llama: Any
 ) -> None:
-    handler = _slow_llama(models_dir, 0.01, max_num_seqs=2)
+    handler = slow_llama(0.01, max_num_seqs=2)
     settings = options.ServerSettings(max_queue=2, warmup=False)
     srv = start_server({"tiny-llama": handler}, settings)
     body = {

@@ -9,8 +9,6 @@ decode step had, so the tests know the requests really shared steps.
 from __future__ import annotations
 
 import concurrent.futures
-import functools
-import pathlib
 import threading
 import time
 from typing import Any
@@ -18,8 +16,8 @@ from typing import Any
 import pytest
 import torch
 
-from modelyard.runtime import errors, providers, sampling
-from modelyard.runtime.handlers import batchgen, chat
+from modelyard.runtime import errors, sampling
+from modelyard.runtime.handlers import batchgen
 
 MESSAGES = [
     [{"role": "user", "content": "hi"}],
@@ -29,25 +27,7 @@ MESSAGES = [
 ]
 
 
-def _handler(models_dir: pathlib.Path, **kwargs: Any) -> Any:
-    handler = chat.TextChatModel(
-        str(models_dir / "llama"),
-        "cpu",
-        name="tiny-llama",
-        provider=providers.create_provider("local"),
-        **kwargs,
-    )
-    forward = handler.model.forward
-    handler.rows = []
-
-    @functools.wraps(forward)
-    def counting(*args: Any, **kw: Any) -> Any:
-        handler.rows.append(int(kw["input_ids"].shape[0]))
-        time.sleep(0.002)  # slower than thread start-up, so a burst really overlaps
-        return forward(*args, **kw)
-
-    handler.model.forward = counting
-    return handler
+SLOW = 0.002  # seconds a forward pass: slower than thread start-up, so a burst really overlaps
 
 
 def _reference(handler: Any, messages: Any, max_new_tokens: int) -> str:
@@ -73,8 +53,8 @@ def _greedy(max_new_tokens: int, stop: tuple[str, ...] = (), **extra: Any) -> di
 SAMPLED = sampling.SamplingParams(max_tokens=30, temperature=0.9, top_p=0.9, seed=7)
 
 
-def test_a_request_decodes_the_same_tokens_alone_and_in_a_mixed_batch(models_dir: pathlib.Path) -> None:
-    handler = _handler(models_dir, prefix_cache_bytes=0)
+def test_a_request_decodes_the_same_tokens_alone_and_in_a_mixed_batch(slow_llama: Any) -> None:
+    handler = slow_llama(SLOW, prefix_cache_bytes=0)
     lengths = [40, 17, 29, 5]
     references = [_reference(handler, m, n) for m, n in zip(MESSAGES, lengths, strict=True)]
     assert [
@@ -120,12 +100,12 @@ def test_a_request_decodes_the_same_tokens_alone_and_in_a_mixed_batch(models_dir
     assert handler.engine.running == 0 and handler.engine.kv_bytes == 0
 
 
-def test_the_kv_cache_stays_within_its_budget_under_a_burst(models_dir: pathlib.Path) -> None:
-    probe = _handler(models_dir, prefix_cache_bytes=0)
+def test_the_kv_cache_stays_within_its_budget_under_a_burst(slow_llama: Any) -> None:
+    probe = slow_llama(SLOW, prefix_cache_bytes=0)
     per_token = probe.engine.bytes_per_token
     prompt = len(probe._encode(probe._chat_text(MESSAGES[1]), special=False)[0])
     budget = 3 * (prompt + 24) * per_token  # room for three of the requests below at once
-    handler = _handler(models_dir, prefix_cache_bytes=0, kv_cache_bytes=budget)
+    handler = slow_llama(SLOW, prefix_cache_bytes=0, kv_cache_bytes=budget)
     reference = _reference(handler, MESSAGES[1], 24)
 
     with concurrent.futures.ThreadPoolExecutor(12) as pool:
@@ -143,11 +123,11 @@ def test_the_kv_cache_stays_within_its_budget_under_a_burst(models_dir: pathlib.
     assert "--kv-cache-bytes" in refused.value.message
 
 
-def test_a_cached_prefix_gives_the_same_tokens_as_computing_it(models_dir: pathlib.Path) -> None:
+def test_a_cached_prefix_gives_the_same_tokens_as_computing_it(slow_llama: Any) -> None:
     system = {"role": "system", "content": "you are a helpful assistant for kubernetes and cats " * 6}
     asks = [[system, {"role": "user", "content": q}] for q in ("hi", "how are pods scheduled?", "a hat")]
-    uncached = _handler(models_dir, prefix_cache_bytes=0)
-    cached = _handler(models_dir)
+    uncached = slow_llama(SLOW, prefix_cache_bytes=0)
+    cached = slow_llama(SLOW)
     expected = [uncached.generate(m, **_greedy(30)).text for m in asks]
 
     first = cached.generate(asks[0], **_greedy(30)).text
@@ -164,11 +144,11 @@ def test_a_cached_prefix_gives_the_same_tokens_as_computing_it(models_dir: pathl
 
 
 def test_the_prefix_cache_evicts_least_recently_used_blocks_within_its_bytes(
-    models_dir: pathlib.Path,
+    slow_llama: Any,
 ) -> None:
-    probe = _handler(models_dir, prefix_cache_bytes=0)
+    probe = slow_llama(SLOW, prefix_cache_bytes=0)
     block_bytes = probe.engine.bytes_per_token * 16
-    handler = _handler(models_dir, prefix_cache_bytes=4 * block_bytes)
+    handler = slow_llama(SLOW, prefix_cache_bytes=4 * block_bytes)
     for i in range(6):
         long = [{"role": "user", "content": f"{i} the quick brown fox jumps over the lazy dog " * 4}]
         handler.generate(long, **_greedy(2))
@@ -184,8 +164,8 @@ def test_peak_tokens_counts_the_padded_batch_at_its_widest() -> None:
     assert batchgen.peak_tokens([(1, 100), (1, 100), (1, 100)]) == 300
 
 
-def test_a_request_cancelled_while_waiting_leaves_the_queue_at_once(models_dir: pathlib.Path) -> None:
-    handler = _handler(models_dir, prefix_cache_bytes=0, max_num_seqs=1)
+def test_a_request_cancelled_while_waiting_leaves_the_queue_at_once(slow_llama: Any) -> None:
+    handler = slow_llama(SLOW, prefix_cache_bytes=0, max_num_seqs=1)
     cancel = threading.Event()
     with concurrent.futures.ThreadPoolExecutor(3) as pool:
         running = pool.submit(handler.generate, MESSAGES[0], **_greedy(400))

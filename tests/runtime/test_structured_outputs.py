@@ -41,21 +41,25 @@ def _valid(text: str) -> dict[str, Any]:
     return value
 
 
+def _ask(client: Any, seed: int, **overrides: Any) -> Any:
+    """A sampled request for the schema's JSON (the settings each test changes given as overrides)."""
+    settings: dict[str, Any] = {
+        "messages": MESSAGES,
+        "response_format": SCHEMA_FORMAT,
+        "max_tokens": 400,
+        "temperature": 1.0,
+        **overrides,
+    }
+    return client.chat.completions.create(model="tiny-llama", seed=seed, **settings)
+
+
 @pytest.mark.parametrize(
     ("seed", "temperature", "top_p"), [(1, 1.0, 1.0), (2, 1.3, 1.0), (3, 0.8, 0.9), (4, 1.0, 0.95)]
 )
 def test_every_sampled_answer_validates_against_the_schema(
     client: Any, seed: int, temperature: float, top_p: float
 ) -> None:
-    reply = client.chat.completions.create(
-        model="tiny-llama",
-        messages=MESSAGES,
-        response_format=SCHEMA_FORMAT,
-        max_tokens=400,
-        temperature=temperature,
-        top_p=top_p,
-        seed=seed,
-    )
+    reply = _ask(client, seed, temperature=temperature, top_p=top_p)
     assert reply.choices[0].finish_reason == "stop"
     _valid(reply.choices[0].message.content)
 
@@ -89,15 +93,7 @@ def _parses(text: str) -> bool:
 
 def test_a_streamed_answer_validates_against_the_schema(client: Any) -> None:
     for seed in (5, 6):
-        stream = client.chat.completions.create(
-            model="tiny-llama",
-            messages=MESSAGES,
-            response_format=SCHEMA_FORMAT,
-            max_tokens=400,
-            temperature=1.0,
-            seed=seed,
-            stream=True,
-        )
+        stream = _ask(client, seed, stream=True)
         chunks = [c for c in stream if c.choices]
         assert chunks[-1].choices[0].finish_reason == "stop"
         _valid("".join(c.choices[0].delta.content or "" for c in chunks))
@@ -105,28 +101,18 @@ def test_a_streamed_answer_validates_against_the_schema(client: Any) -> None:
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_json_object_mode_returns_a_json_object(client: Any, seed: int) -> None:
-    reply = client.chat.completions.create(
-        model="tiny-llama",
+    reply = _ask(
+        client,
+        seed,
         messages=[{"role": "user", "content": "give me json"}],
         response_format={"type": "json_object"},
-        max_tokens=400,
-        temperature=1.0,
-        seed=seed,
     )
     assert reply.choices[0].finish_reason == "stop"
     assert isinstance(json.loads(reply.choices[0].message.content), dict)
 
 
 def test_min_tokens_never_pushes_the_answer_past_the_finished_document(client: Any) -> None:
-    reply = client.chat.completions.create(
-        model="tiny-llama",
-        messages=MESSAGES,
-        response_format=SCHEMA_FORMAT,
-        max_tokens=400,
-        temperature=1.0,
-        seed=8,
-        extra_body={"ignore_eos": True},
-    )
+    reply = _ask(client, 8, extra_body={"ignore_eos": True})
     assert reply.choices[0].finish_reason == "stop"
     _valid(reply.choices[0].message.content)
 
