@@ -11,7 +11,8 @@ Prometheus text page. :class:`Process` runs ``python -m modelyard ...`` as users
 output in a log file, and can be killed and started again. :class:`Loop` serves aiohttp apps
 from a background event loop, so tests stay synchronous. :func:`load` loads a helper module of
 another test directory by its path (test directories are not packages). :func:`http_server`
-serves a ``BaseHTTPRequestHandler`` on loopback; :func:`models_server` is an OpenAI-compatible
+serves a ``BaseHTTPRequestHandler`` on loopback, :func:`aiohttp_port` an aiohttp app on the
+running loop; :func:`models_server` is an OpenAI-compatible
 base URL that lists no models. :func:`install_crds` applies ``crds/`` to a cluster.
 """
 
@@ -29,7 +30,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
@@ -208,6 +209,19 @@ def http_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
         yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
+
+
+@contextlib.asynccontextmanager
+async def aiohttp_port(app: web.Application) -> AsyncIterator[int]:
+    """``app`` served on 127.0.0.1 from the running event loop; yields its port."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    finally:
+        await runner.cleanup()
 
 
 class _NoModels(BaseHTTPRequestHandler):

@@ -6,8 +6,7 @@ from __future__ import annotations
 import asyncio
 import socket
 
-from aiohttp import web
-
+import kit
 from modelyard import statusapi
 from modelyard.statusapi import app as status_app
 from modelyard.statusapi import settings
@@ -27,18 +26,11 @@ def _raw_get(port: int, authorization: bytes) -> bytes:
 
 async def _statuses(headers: list[bytes]) -> list[bytes]:
     app = status_app.create_app(settings.StatusApiSettings(token="s3cret"), statusapi.Cache())
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
+    async with kit.aiohttp_port(app) as port:
         answers = []
         for header in headers:
             answers.append(await asyncio.to_thread(_raw_get, port, header))
         return [a.split(b"\r\n", 1)[0] for a in answers]
-    finally:
-        await runner.cleanup()
 
 
 def test_non_utf8_bearer_tokens_are_unauthorized() -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+import kit
 from modelyard.controllers import training_job
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -21,16 +22,9 @@ CHUNK = b" " * 65536
 async def _fetch_from(handler: Handler) -> Any:
     app = web.Application()
     app.router.add_get("/progress", handler)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
+    async with kit.aiohttp_port(app) as port:
         # a hang guard only: the operator's own bound is far shorter
         return await asyncio.wait_for(training_job._fetch_progress(f"http://127.0.0.1:{port}/progress"), 60)
-    finally:
-        await runner.cleanup()
 
 
 def test_an_endless_answer_is_cut_off_after_a_few_kilobytes() -> None:
