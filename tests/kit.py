@@ -13,7 +13,8 @@ from a background event loop, so tests stay synchronous. :func:`load` loads a he
 another test directory by its path (test directories are not packages). :func:`http_server`
 serves a ``BaseHTTPRequestHandler`` on loopback, :func:`aiohttp_port` an aiohttp app on the
 running loop; :func:`models_server` is an OpenAI-compatible
-base URL that lists no models. :func:`install_crds` applies ``crds/`` to a cluster.
+base URL that lists no models. :func:`install_crds` applies ``crds/`` to a cluster;
+:func:`local_binaries` builds (once) the local control plane's binaries or skips saying why.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar
 
+import pytest
 from aiohttp import web
 from prometheus_client import parser
 
@@ -188,6 +190,22 @@ class Loop:
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(5)
+
+
+def local_binaries(what: str = "local control plane binaries") -> Path:
+    """The directory of the local control plane's binaries, built on demand and cached. When they
+    cannot be built the test is skipped with the reason (``what`` names what it needed), except
+    under CI, where that is a failure."""
+    from modelyard.local import build
+
+    try:
+        return build.ensure_built(lambda msg: print(msg, file=sys.stderr, flush=True))
+    except build.BuildError as exc:
+        if os.environ.get("CI"):
+            raise
+        reason = f"{what} cannot be built: {exc}"
+        print(reason, file=sys.stderr)
+        pytest.skip(reason)
 
 
 def load(relative: str, name: str) -> ModuleType:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import os
 import re
 import socket
 import subprocess
@@ -22,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+import kit
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.timeout(1500)]
 
@@ -66,17 +67,10 @@ def _a_model_that_cannot_load_fails_with_its_log(plane: Any, tmp_path: Path) -> 
 
 
 def test_quickstart_answers_through_the_gateway_reruns_and_restarts(tmp_path: Path) -> None:
-    from modelyard.local import build, controlplane
+    from modelyard.local import controlplane
     from modelyard.quickstart import manifests
 
-    try:
-        build.ensure_built(lambda msg: print(msg, file=sys.stderr))
-    except build.BuildError as exc:
-        if os.environ.get("CI"):
-            raise
-        reason = f"local control plane binaries cannot be built: {exc}"
-        print(reason, file=sys.stderr)
-        pytest.skip(reason)
+    kit.local_binaries()
     state_dir = tmp_path / "quickstart"
     plane = controlplane.ControlPlane(state_dir)
     try:

@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 
+import kit
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -82,15 +84,7 @@ def test_gateway_bench_measures_modelyard_and_the_installed_peers_side_by_side(t
 @pytest.mark.slow
 @pytest.mark.cluster
 def test_scale_bench_converges_a_few_endpoints_with_and_without_the_operator(tmp_path: Path) -> None:
-    from modelyard.local import build
-
-    try:
-        build.ensure_built(lambda msg: print(msg, file=sys.stderr))
-    except build.BuildError as exc:
-        if os.environ.get("CI"):
-            raise
-        print(f"skipped: the local control plane binaries cannot be built: {exc}", file=sys.stderr)
-        pytest.skip(f"the local control plane binaries cannot be built: {exc}")
+    kit.local_binaries("the local control plane binaries")
     summary = _run("scale_bench.py", "--entries", "3", "--timeout", "180", "--settle", "1",
                    "--json", str(tmp_path / "scale.json"), timeout=600)  # fmt: skip
     assert json.loads((tmp_path / "scale.json").read_text()) == summary

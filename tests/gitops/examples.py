@@ -3,14 +3,13 @@ for the GitOps tests here and the dry-run apply in tests/controllers."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
+
+import kit
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "docs" / "examples"
@@ -18,16 +17,7 @@ EXAMPLES = ROOT / "docs" / "examples"
 
 def kubectl() -> Path:
     """The cached kubectl, built on demand; a skip that says why when it cannot be built."""
-    from modelyard.local import build
-
-    try:
-        return build.ensure_built(lambda msg: print(msg, file=sys.stderr, flush=True)) / "kubectl"
-    except build.BuildError as exc:
-        if os.environ.get("CI"):
-            raise
-        reason = f"kubectl (local control plane binaries) cannot be built: {exc}"
-        print(reason, file=sys.stderr)
-        pytest.skip(reason)
+    return kit.local_binaries("kubectl (local control plane binaries)") / "kubectl"
 
 
 def render(path: Path = EXAMPLES) -> str:
