@@ -88,6 +88,65 @@ class Metrics:
         return 0.0 if found is None else float(found)
 
 
+def _usage(s: protocols.EngineStats) -> float:
+    return s.kv_cache_reserved_bytes / s.kv_cache_budget_bytes if s.kv_cache_budget_bytes else 0.0
+
+
+_Read = Callable[[protocols.EngineStats], float]
+
+_GAUGES: tuple[tuple[str, str, _Read], ...] = (
+    ("vllm:num_requests_running", "Sequences in the running batch", lambda s: s.running),
+    ("vllm:num_requests_waiting", "Requests accepted, not yet running", lambda s: s.waiting),
+    (
+        "vllm:kv_cache_usage_perc",
+        "Share of the KV budget the running batch has reserved (its worst case; 1 = full)",
+        _usage,
+    ),
+    ("modelyard_runtime_requests_running", "Sequences in the running batch", lambda s: s.running),
+    ("modelyard_runtime_requests_waiting", "Requests accepted, not yet running", lambda s: s.waiting),
+    (
+        "modelyard_runtime_kv_cache_bytes",
+        "Bytes of the running batch's KV tensors",
+        lambda s: s.kv_cache_bytes,
+    ),
+    (
+        "modelyard_runtime_kv_cache_reserved_bytes",
+        "The running batch's worst-case KV size (kept within the budget)",
+        lambda s: s.kv_cache_reserved_bytes,
+    ),
+    ("modelyard_runtime_kv_cache_budget_bytes", "--kv-cache-bytes", lambda s: s.kv_cache_budget_bytes),
+    (
+        "modelyard_runtime_prefix_cache_bytes",
+        "Bytes held by the prefix cache",
+        lambda s: s.prefix_cache_bytes,
+    ),
+)
+_COUNTERS: tuple[tuple[str, str, _Read], ...] = (
+    (
+        "modelyard_runtime_prefix_cache_hits",
+        "Prompts that reused a cached prefix",
+        lambda s: s.prefix_cache_hits,
+    ),
+    (
+        "modelyard_runtime_prefix_cache_misses",
+        "Prompts with no cached prefix",
+        lambda s: s.prefix_cache_misses,
+    ),
+    (
+        "vllm:prefix_cache_hits",
+        "Prompt tokens served from the prefix cache",
+        lambda s: s.prefix_cache_hit_tokens,
+    ),
+    (
+        "vllm:prefix_cache_queries",
+        "Prompt tokens looked up in the prefix cache",
+        lambda s: s.prefix_cache_query_tokens,
+    ),
+)
+"""(name, help, how to read it from a model's figures); a ``vllm:`` name is labelled
+``model_name`` as vLLM labels it, the others ``model``."""
+
+
 class _QueueCollector(prometheus_client.registry.Collector):
     def __init__(self, source: QueueSource) -> None:
         self.source = source
@@ -97,77 +156,13 @@ class _QueueCollector(prometheus_client.registry.Collector):
 
     def collect(self) -> Iterator[prometheus_client.core.Metric]:
         core = prometheus_client.core
-        gauges = {
-            "running": core.GaugeMetricFamily(
-                "vllm:num_requests_running", "Sequences in the running batch", labels=["model_name"]
-            ),
-            "waiting": core.GaugeMetricFamily(
-                "vllm:num_requests_waiting", "Requests accepted, not yet running", labels=["model_name"]
-            ),
-            "usage": core.GaugeMetricFamily(
-                "vllm:kv_cache_usage_perc",
-                "Share of the KV budget the running batch has reserved (its worst case; 1 = full)",
-                labels=["model_name"],
-            ),
-            "own_running": core.GaugeMetricFamily(
-                "modelyard_runtime_requests_running", "Sequences in the running batch", labels=["model"]
-            ),
-            "own_waiting": core.GaugeMetricFamily(
-                "modelyard_runtime_requests_waiting", "Requests accepted, not yet running", labels=["model"]
-            ),
-            "kv": core.GaugeMetricFamily(
-                "modelyard_runtime_kv_cache_bytes",
-                "Bytes of the running batch's KV tensors",
-                labels=["model"],
-            ),
-            "kv_reserved": core.GaugeMetricFamily(
-                "modelyard_runtime_kv_cache_reserved_bytes",
-                "The running batch's worst-case KV size (kept within the budget)",
-                labels=["model"],
-            ),
-            "kv_budget": core.GaugeMetricFamily(
-                "modelyard_runtime_kv_cache_budget_bytes", "--kv-cache-bytes", labels=["model"]
-            ),
-            "prefix_bytes": core.GaugeMetricFamily(
-                "modelyard_runtime_prefix_cache_bytes", "Bytes held by the prefix cache", labels=["model"]
-            ),
-        }
-        counters = {
-            "hits": core.CounterMetricFamily(
-                "modelyard_runtime_prefix_cache_hits", "Prompts that reused a cached prefix", labels=["model"]
-            ),
-            "misses": core.CounterMetricFamily(
-                "modelyard_runtime_prefix_cache_misses", "Prompts with no cached prefix", labels=["model"]
-            ),
-            "hit_tokens": core.CounterMetricFamily(
-                "vllm:prefix_cache_hits", "Prompt tokens served from the prefix cache", labels=["model_name"]
-            ),
-            "query_tokens": core.CounterMetricFamily(
-                "vllm:prefix_cache_queries",
-                "Prompt tokens looked up in the prefix cache",
-                labels=["model_name"],
-            ),
-        }
-        for name, s in self.source():
-            usage = s.kv_cache_reserved_bytes / s.kv_cache_budget_bytes if s.kv_cache_budget_bytes else 0.0
-            for key, value in (
-                ("running", s.running),
-                ("waiting", s.waiting),
-                ("usage", usage),
-                ("own_running", s.running),
-                ("own_waiting", s.waiting),
-                ("kv", s.kv_cache_bytes),
-                ("kv_reserved", s.kv_cache_reserved_bytes),
-                ("kv_budget", s.kv_cache_budget_bytes),
-                ("prefix_bytes", s.prefix_cache_bytes),
-            ):
-                gauges[key].add_metric([name], float(value))
-            for key, value in (
-                ("hits", s.prefix_cache_hits),
-                ("misses", s.prefix_cache_misses),
-                ("hit_tokens", s.prefix_cache_hit_tokens),
-                ("query_tokens", s.prefix_cache_query_tokens),
-            ):
-                counters[key].add_metric([name], float(value))
-        yield from gauges.values()
-        yield from counters.values()
+        families: list[tuple[core.GaugeMetricFamily | core.CounterMetricFamily, _Read]] = []
+        for kind, table in ((core.GaugeMetricFamily, _GAUGES), (core.CounterMetricFamily, _COUNTERS)):
+            for name, text, read in table:
+                label = "model_name" if name.startswith("vllm:") else "model"
+                families.append((kind(name, text, labels=[label]), read))
+        for model, stats in self.source():
+            for metric, read in families:
+                metric.add_metric([model], float(read(stats)))
+        for metric, _ in families:
+            yield metric
