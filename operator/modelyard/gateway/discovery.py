@@ -61,8 +61,9 @@ class Discovery(Protocol):
     async def stop(self) -> None: ...
 
 
-class StaticDiscovery:
-    """A fixed route table and key table; :meth:`set` swaps them (tests use it)."""
+class Tables:
+    """What every discovery holds: the current route and key tables, each swapped whole (readers
+    need no lock), and the callbacks of a route table swap."""
 
     def __init__(self, table: routes.RouteTable | None = None, keys: auth.KeyTable | None = None) -> None:
         self._table = table or routes.RouteTable()
@@ -75,18 +76,25 @@ class StaticDiscovery:
     def keys(self) -> auth.KeyTable:
         return self._keys
 
+    def on_change(self, callback: Callable[[], None]) -> None:
+        self._listeners.append(callback)
+
+    def _swap(self, table: routes.RouteTable) -> None:
+        self._table = table
+        for callback in self._listeners:
+            callback()
+
+
+class StaticDiscovery(Tables):
+    """A fixed route table and key table; :meth:`set` swaps them (tests use it)."""
+
     @property
     def synced(self) -> bool:
         return True
 
-    def on_change(self, callback: Callable[[], None]) -> None:
-        self._listeners.append(callback)
-
     def set(self, table: routes.RouteTable | None = None, keys: auth.KeyTable | None = None) -> None:
         if table is not None:
-            self._table = table
-            for callback in self._listeners:
-                callback()
+            self._swap(table)
         if keys is not None:
             self._keys = keys
 

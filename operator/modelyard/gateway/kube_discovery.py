@@ -44,19 +44,18 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Callable
 from typing import Any
 
 import pydantic
 
 from modelyard import api
 from modelyard.api import served_names, wire
-from modelyard.gateway import auth, endpoint_info, kube, routes
+from modelyard.gateway import auth, discovery, endpoint_info, kube, routes
 
 log = logging.getLogger(__name__)
 
 
-class KubeDiscovery:
+class KubeDiscovery(discovery.Tables):
     """A :class:`~modelyard.gateway.discovery.Discovery` fed by watches on the cluster."""
 
     def __init__(
@@ -65,10 +64,9 @@ class KubeDiscovery:
         keys_secret: str | None = "modelyard-gateway-keys",
         backoff: tuple[float, float] = (0.2, 5.0),
     ) -> None:
+        super().__init__()
         self.api = kube_api
         self.backoff = backoff
-        self._table = routes.RouteTable()
-        self._keys = auth.KeyTable()
         self._keys_said: tuple[tuple[str, ...], bool] | None = None
         self._synced = False
         self._scheduled = False
@@ -83,22 +81,12 @@ class KubeDiscovery:
         self._parsed: dict[str, tuple[str, Any]] = {}
         self._conflicts: set[str] = set()
         self._unreadable: tuple[tuple[str, str], ...] = ()
-        self._listeners: list[Callable[[], None]] = []
 
     # -- Discovery -------------------------------------------------------------------------
-
-    def table(self) -> routes.RouteTable:
-        return self._table
-
-    def keys(self) -> auth.KeyTable:
-        return self._keys
 
     @property
     def synced(self) -> bool:
         return self._synced
-
-    def on_change(self, callback: Callable[[], None]) -> None:
-        self._listeners.append(callback)
 
     async def start(self) -> None:
         for informer in self._base():
@@ -153,10 +141,8 @@ class KubeDiscovery:
         if self._synced or all(i.synced for i in self._base()):
             # not before every endpoint and entry is known: a partial cache could make an
             # intruder look like the first (or miss an entry's servingNamespaces)
-            self._table = dataclasses.replace(routes.build_table(infos), unreadable_keys=self._unreadable)
             self._conflicts = conflicts
-            for callback in self._listeners:
-                callback()
+            self._swap(dataclasses.replace(routes.build_table(infos), unreadable_keys=self._unreadable))
         live = {f"ep:{k}" for k in self.endpoints.store} | {f"entry:{k}" for k in self.entries.store}
         for stale in self._parsed.keys() - live:
             del self._parsed[stale]
