@@ -1,4 +1,5 @@
-"""What every built-in handler shares: the constructor's options, device and dtype choice."""
+"""What every built-in handler shares: the constructor's options, device and dtype choice, and
+(:class:`Pretrained`) the start of every encoder and speech handler's constructor."""
 
 from __future__ import annotations
 
@@ -46,6 +47,31 @@ class HandlerOptions:
             generation_defaults={k: v for k, v in dict(defaults).items() if v is not None},
             supports_structured_outputs=kwargs.get("supports_structured_outputs"),
         )
+
+
+class Pretrained:
+    """A handler of one checkpoint: reads its options, takes its served name, picks its device,
+    then has the subclass load its model (:meth:`_load`)."""
+
+    owned_by = "modelyard"
+
+    def __init__(
+        self, hf_repo_id: str, device: str | None = None, cache_dir: str | None = None, **kwargs: Any
+    ) -> None:
+        self.options = HandlerOptions.from_kwargs(hf_repo_id, cache_dir, kwargs)
+        self.name = self.options.name
+        self.device = resolve_device(device)
+        self._load(hf_repo_id)
+
+    def _load(self, hf_repo_id: str) -> None:
+        raise NotImplementedError
+
+
+def max_length(options: HandlerOptions, model: Any, tokenizer: Any) -> int:
+    """The longest input an encoder takes: ``--max-model-len``, else the model's positions (512
+    when it says none), never above the tokenizer's own limit."""
+    limit = options.max_model_len or getattr(model.config, "max_position_embeddings", None) or 512
+    return int(min(limit, getattr(tokenizer, "model_max_length", limit) or limit))
 
 
 def resolve_device(device: Any) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -46,25 +45,19 @@ def pool(hidden: torch.Tensor, mask: torch.Tensor, how: str, left_padded: bool =
     return (hidden * m).sum(dim=1) / m.sum(dim=1).clamp(min=1e-9)
 
 
-class HFEmbeddingModel:
+class HFEmbeddingModel(common.Pretrained):
     capabilities = ["text-embedding"]
     thread_safe = True
     max_parallelism = 2
-    owned_by = "modelyard"
 
-    def __init__(
-        self, hf_repo_id: str, device: str | None = None, cache_dir: str | None = None, **kwargs: Any
-    ):
-        options = common.HandlerOptions.from_kwargs(hf_repo_id, cache_dir, kwargs)
-        self.name = options.name
-        self.device = common.resolve_device(device)
+    def _load(self, hf_repo_id: str) -> None:
+        options = self.options
         self.tokenizer, self.model = common.load_pretrained(options, hf_repo_id, self.device, "AutoModel")
         self.dim = int(self.model.config.hidden_size)
         self.pooling = options.pooling or self._detect_pooling(hf_repo_id, options)
         if self.pooling not in POOLINGS:
             raise errors.LoadError(f"pooling {self.pooling!r} is not one of {', '.join(POOLINGS)}")
-        limit = options.max_model_len or getattr(self.model.config, "max_position_embeddings", None) or 512
-        self.max_length = int(min(limit, getattr(self.tokenizer, "model_max_length", limit) or limit))
+        self.max_length = common.max_length(options, self.model, self.tokenizer)
         # A fast tokenizer's padding/truncation state is shared: calls must not interleave.
         self._tokenizer_lock = threading.Lock()
 

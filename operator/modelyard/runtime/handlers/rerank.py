@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 
@@ -17,23 +16,17 @@ from modelyard.runtime import protocols
 from modelyard.runtime.handlers import common
 
 
-class CrossEncoderReranker:
+class CrossEncoderReranker(common.Pretrained):
     capabilities = ["rerank"]
     thread_safe = True
     max_parallelism = 2
-    owned_by = "modelyard"
 
-    def __init__(
-        self, hf_repo_id: str, device: str | None = None, cache_dir: str | None = None, **kwargs: Any
-    ):
-        options = common.HandlerOptions.from_kwargs(hf_repo_id, cache_dir, kwargs)
-        self.name = options.name
-        self.device = common.resolve_device(device)
+    def _load(self, hf_repo_id: str) -> None:
+        options = self.options
         self.tokenizer, self.model = common.load_pretrained(
             options, hf_repo_id, self.device, "AutoModelForSequenceClassification"
         )
-        limit = options.max_model_len or getattr(self.model.config, "max_position_embeddings", None) or 512
-        self.max_length = int(min(limit, getattr(self.tokenizer, "model_max_length", limit) or limit))
+        self.max_length = common.max_length(options, self.model, self.tokenizer)
         self._tokenizer_lock = threading.Lock()  # shared padding/truncation state
 
     def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[float]:

@@ -21,18 +21,13 @@ from modelyard.runtime.handlers import common
 WINDOW_SECONDS = 30
 
 
-class WhisperASR:
+class WhisperASR(common.Pretrained):
     capabilities = ["audio-transcription", "audio-translation"]
     thread_safe = False
     max_parallelism = 1
-    owned_by = "modelyard"
 
-    def __init__(
-        self, hf_repo_id: str, device: str | None = None, cache_dir: str | None = None, **kwargs: Any
-    ):
-        options = common.HandlerOptions.from_kwargs(hf_repo_id, cache_dir, kwargs)
-        self.name = options.name
-        self.device = common.resolve_device(device)
+    def _load(self, hf_repo_id: str) -> None:
+        options = self.options
         self.processor, self.model = common.load_pretrained(
             options,
             hf_repo_id,
