@@ -26,6 +26,16 @@ class Metrics:
     @classmethod
     def create(cls) -> Metrics:
         registry = prom.CollectorRegistry()
+
+        def per_endpoint(name: str, documentation: str) -> prom.Gauge:
+            """An autoscaler gauge, one series per ModelEndpoint."""
+            return prom.Gauge(
+                f"modelyard_operator_autoscale_{name}",
+                documentation,
+                ["namespace", "endpoint"],
+                registry=registry,
+            )
+
         return cls(
             registry=registry,
             reconciles=prom.Counter(
@@ -49,23 +59,12 @@ class Metrics:
                 buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800, 3600),
                 registry=registry,
             ),
-            desired_replicas=prom.Gauge(
-                "modelyard_operator_autoscale_desired_replicas",
-                "Replicas the autoscaler wants per ModelEndpoint",
-                ["namespace", "endpoint"],
-                registry=registry,
+            desired_replicas=per_endpoint(
+                "desired_replicas", "Replicas the autoscaler wants per ModelEndpoint"
             ),
-            current_replicas=prom.Gauge(
-                "modelyard_operator_autoscale_current_replicas",
-                "Ready replicas per autoscaled ModelEndpoint",
-                ["namespace", "endpoint"],
-                registry=registry,
-            ),
-            demand=prom.Gauge(
-                "modelyard_operator_autoscale_demand",
-                "Requests in flight + queued + held per ModelEndpoint, summed over the gateways",
-                ["namespace", "endpoint"],
-                registry=registry,
+            current_replicas=per_endpoint("current_replicas", "Ready replicas per autoscaled ModelEndpoint"),
+            demand=per_endpoint(
+                "demand", "Requests in flight + queued + held per ModelEndpoint, summed over the gateways"
             ),
             scale_events=prom.Counter(
                 "modelyard_operator_autoscale_scale_events",
