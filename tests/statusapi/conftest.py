@@ -62,6 +62,26 @@ def training_job(name: str, model: str, phase: str, **progress: Any) -> dict[str
     }
 
 
+def local_entry(uri: str, served: str | None = None) -> dict[str, Any]:
+    """The Valid ModelEntry ``tiny-local`` of a local Llama whose config.json only the operator
+    reads: its size (1.1B parameters) and memory (3 GB minimum, 4 recommended) are in its status."""
+    spec: dict[str, Any] = {"source": {"provider": "local", "uri": uri}, "architecture": "LlamaForCausalLM"}
+    status: dict[str, Any] = {
+        "phase": "Valid",
+        "estimate": {"parameters": 1_100_048_384, "minVramGb": 3.0},
+        "requirements": {"minVramGb": 3.0, "recommendedVramGb": 4.0},
+    }
+    if served is not None:
+        spec["servedName"] = status["servedName"] = served
+    return {
+        "apiVersion": GROUP,
+        "kind": "ModelEntry",
+        "metadata": {"name": "tiny-local"},
+        "spec": spec,
+        "status": status,
+    }
+
+
 def builtin_entries() -> list[dict[str, Any]]:
     return [e.to_wire() for e in manifests.load_entries(catalog.BUILTIN_CATALOG)]
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from modelyard import statusapi
-from statusapi.conftest import Api, endpoint, training_job
+from statusapi.conftest import Api, endpoint, local_entry, training_job
 
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException  # noqa: E402
@@ -136,26 +136,6 @@ def test_dashboard_with_a_token_asks_for_it_then_streams(
            "qwen-c Ready through the fetch stream")  # fmt: skip
 
 
-def _local_entry() -> dict[str, Any]:
-    """A local entry whose config.json only the operator reads: size and memory are in its status."""
-    return {
-        "apiVersion": "modelyard.io/v1alpha1",
-        "kind": "ModelEntry",
-        "metadata": {"name": "tiny-local"},
-        "spec": {
-            "source": {"provider": "local", "uri": "file:///models/tiny-local"},
-            "architecture": "LlamaForCausalLM",
-            "servedName": "tiny-local",
-        },
-        "status": {
-            "phase": "Valid",
-            "servedName": "tiny-local",
-            "estimate": {"parameters": 1_100_048_384, "minVramGb": 3.0},
-            "requirements": {"minVramGb": 3.0, "recommendedVramGb": 4.0},
-        },
-    }
-
-
 def test_dashboard_shows_scaling_live_traffic_and_colours_by_health(
     browser: Any, view: statusapi.Cache, serve: Callable[..., Api], loop: Any
 ) -> None:
@@ -191,7 +171,7 @@ def test_dashboard_shows_scaling_live_traffic_and_colours_by_health(
     view.upsert(auto)
     view.upsert(endpoint("qwen-cold", "qwen3-4b-instruct-2507", phase="Pending", reason="Unschedulable",
                          message="0/1 nodes are available"))  # fmt: skip
-    view.upsert(_local_entry())
+    view.upsert(local_entry("file:///models/tiny-local", served="tiny-local"))
     api = serve(view, gateway_metrics_urls=(gateway + "/metrics",), traffic_interval_s=0.2)
     browser.get(api.base + "/")
     row = 'tr.endpoint-row[data-name="prod/qwen-auto"]'

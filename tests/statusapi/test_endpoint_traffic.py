@@ -9,7 +9,7 @@ from modelyard import statusapi
 from modelyard.gateway import metrics as gateway_metrics
 from modelyard.registry import estimates
 from modelyard.statusapi import present, traffic
-from statusapi.conftest import Api, endpoint
+from statusapi.conftest import Api, endpoint, local_entry
 
 
 class Clock:
@@ -76,21 +76,7 @@ def test_endpoint_fields_come_from_the_autoscaling_status(serve: Any) -> None:
 
 
 def test_size_and_gpu_memory_of_a_local_entry_come_from_its_status(serve: Any) -> None:
-    entry = {
-        "apiVersion": "modelyard.io/v1alpha1",
-        "kind": "ModelEntry",
-        "metadata": {"name": "tiny-local"},
-        "spec": {
-            "source": {"provider": "local", "uri": "pvc://models/tiny"},
-            "architecture": "LlamaForCausalLM",
-        },
-        "status": {
-            "phase": "Valid",
-            "estimate": {"parameters": 1_100_048_384, "minVramGb": 3.0},
-            "requirements": {"minVramGb": 3.0, "recommendedVramGb": 4.0},
-        },
-    }
-    api: Api = serve(statusapi.Cache([entry]))
+    api: Api = serve(statusapi.Cache([local_entry("pvc://models/tiny")]))
     model = api.get("/api/v1/registry/models")[1]["data"][0]
     assert model["parameters"] == estimates.human_count(1_100_048_384)
     assert (model["min_vram_gb"], model["recommended_vram_gb"]) == (3.0, 4.0)
