@@ -10,18 +10,11 @@ pytestmark = pytest.mark.cluster
 
 
 def test_kubectl_logs_shows_the_process_output(
-    local_cluster: Any, namespace: str, wait: Any
+    local_cluster: Any, namespace: str, pods: Any, wait: Any
 ) -> None:
-    kube = local_cluster.kube
-    pods = f"/api/v1/namespaces/{namespace}/pods"
-    kube.request("POST", pods, {
-        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "talker"},
-        "spec": {"restartPolicy": "Never", "containers": [{
-            "name": "main", "image": "ignored",
-            "command": ["python", "-c", "for i in range(3): print('line', i)"]}]},
-    })
-    wait(lambda: kube.request("GET", f"{pods}/talker")["status"].get("phase") == "Succeeded",
-         30, "the pod to succeed")
+    pods.create("talker", {"command": ["python", "-c", "for i in range(3): print('line', i)"]},
+                policy="Never")
+    wait(lambda: pods.status("talker").get("phase") == "Succeeded", 30, "the pod to succeed")
 
     logs = local_cluster.kubectl("logs", "-n", namespace, "talker")
     assert logs.stdout.splitlines() == ["line 0", "line 1", "line 2"]
@@ -40,22 +33,15 @@ time.sleep(300)
 
 
 def test_kubectl_logs_previous_shows_the_run_before_a_restart(
-    local_cluster: Any, namespace: str, wait: Any
+    local_cluster: Any, namespace: str, pods: Any, wait: Any
 ) -> None:
-    kube = local_cluster.kube
-    pods = f"/api/v1/namespaces/{namespace}/pods"
-    kube.request("POST", pods, {
-        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "restarter"},
-        "spec": {"volumes": [{"name": "state", "emptyDir": {}}], "containers": [{
-            "name": "main", "image": "ignored",
-            "volumeMounts": [{"name": "state", "mountPath": "/state"}],
-            # crash once, then stay up: the second run is "current", the first "previous"
-            "command": ["python", "-c", SCRIPT]}]},
-    })
+    pods.create("restarter", {
+        "volumeMounts": [{"name": "state", "mountPath": "/state"}],
+        # crash once, then stay up: the second run is "current", the first "previous"
+        "command": ["python", "-c", SCRIPT]}, volumes=[{"name": "state", "emptyDir": {}}])
 
     def last_run() -> dict[str, Any] | None:
-        status = (kube.request("GET", f"{pods}/restarter")["status"].get("containerStatuses")
-                  or [{}])[0]
+        status = pods.main("restarter")
         terminated = status.get("lastState", {}).get("terminated")
         return terminated if status.get("restartCount", 0) >= 1 and terminated else None
 
