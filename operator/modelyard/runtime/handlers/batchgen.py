@@ -82,7 +82,7 @@ class Engine:
         self.limits = limits
         self.cache = cache
         self.device = device
-        self.bytes_per_token = _bytes_per_token(model)
+        self.bytes_per_token = prefixcache.bytes_per_token(model)
         self._cond = threading.Condition()
         self._waiting: collections.deque[batchrow.Sequence] = collections.deque()
         self._thread: threading.Thread | None = None
@@ -222,7 +222,7 @@ class Engine:
             cache=cache,
             use_cache=True,
         )
-        kv = _layers(cache)
+        kv = prefixcache.layers(cache)
         for i, (seq, _) in enumerate(group):
             pad = width - len(seq.prompt)
             if pad:  # padding's keys and values are never attended to; keep them finite
@@ -254,7 +254,7 @@ class Engine:
         out = self.model(
             input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True
         )
-        kv = _layers(cache)
+        kv = prefixcache.layers(cache)
         keep = [
             i
             for i, done in enumerate(batchrow.choose(rows, out.logits[:, -1, :], self.eos, self.decode))
@@ -292,19 +292,3 @@ def _pad(t: torch.Tensor, width: int) -> torch.Tensor:
     shape = list(t.shape)
     shape[dim] = missing
     return torch.cat([torch.zeros(shape, dtype=t.dtype, device=t.device), t], dim=dim)
-
-
-def _layers(cache: Any) -> KV:
-    return [(layer.keys, layer.values) for layer in cache.layers]
-
-
-def _bytes_per_token(model: Any) -> int:
-    """KV bytes one token takes in every layer (keys and values)."""
-    config = model.config
-    config = getattr(config, "text_config", None) or config
-    heads = getattr(config, "num_attention_heads", 1)
-    kv_heads = getattr(config, "num_key_value_heads", None) or heads
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
-    layers = config.num_hidden_layers
-    element = next(model.parameters()).element_size()
-    return int(2 * layers * kv_heads * head_dim * element)

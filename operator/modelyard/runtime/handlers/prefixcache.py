@@ -20,6 +20,7 @@ import collections
 import dataclasses
 import hashlib
 import threading
+from typing import Any
 
 import torch
 
@@ -46,6 +47,23 @@ class CacheStats:
 
 def nbytes(kv: KV) -> int:
     return sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in kv)
+
+
+def layers(cache: Any) -> KV:
+    """The KV of a transformers ``DynamicCache``, per layer."""
+    return [(layer.keys, layer.values) for layer in cache.layers]
+
+
+def bytes_per_token(model: Any) -> int:
+    """KV bytes one token takes in every layer (keys and values)."""
+    config = model.config
+    config = getattr(config, "text_config", None) or config
+    heads = getattr(config, "num_attention_heads", 1)
+    kv_heads = getattr(config, "num_key_value_heads", None) or heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    n_layers = config.num_hidden_layers
+    element = next(model.parameters()).element_size()
+    return int(2 * n_layers * kv_heads * head_dim * element)
 
 
 class PrefixCache:
