@@ -143,6 +143,10 @@ def _replicas(cluster: Any, namespace: str, name: str) -> int:
     return int(endpoint(cluster, namespace, name).get("spec", {}).get("replicas", -1))
 
 
+def _scaling(cluster: Any, namespace: str, name: str) -> dict[str, Any]:
+    return dict((status_of(cluster, namespace, name) or {}).get("autoscaling") or {})
+
+
 def test_operator_follows_gateway_demand(
     local_cluster: Any, scaling_operator: Operator, namespace: str
 ) -> None:
@@ -159,13 +163,22 @@ spec:
 """
     assert apply(local_cluster, manifest).returncode == 0
     kit.wait_for(lambda: _replicas(local_cluster, namespace, "chat") == 0, 60, "idle -> 0 replicas")
-    scaled = status_of(local_cluster, namespace, "chat")["autoscaling"]
-    assert scaled["lastScaleReason"] == "demand at most 0 for 2s: 1 -> 0"
+    # spec.replicas is patched first and the status a moment later: wait for both.
+    scaled = kit.wait_for(
+        lambda: (s := _scaling(local_cluster, namespace, "chat")).get("lastScaleReason")
+        == "demand at most 0 for 2s: 1 -> 0" and s,
+        30,
+        "status.autoscaling to say why it scaled to 0",
+    )
     assert scaled["lastScaleTime"]
 
     FakeGateway.set(namespace, "chat", 5)
     kit.wait_for(lambda: _replicas(local_cluster, namespace, "chat") == 1, 30, "demand 5 -> 1 replica")
-    assert "waking" in status_of(local_cluster, namespace, "chat")["autoscaling"]["lastScaleReason"]
+    kit.wait_for(
+        lambda: "waking" in _scaling(local_cluster, namespace, "chat").get("lastScaleReason", ""),
+        30,
+        "status.autoscaling to say it woke the endpoint",
+    )
 
     FakeGateway.set(namespace, "chat", 20)
     kit.wait_for(lambda: _replicas(local_cluster, namespace, "chat") == 3, 30, "demand 20 -> 3 replicas")

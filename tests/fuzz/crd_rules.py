@@ -105,10 +105,21 @@ def _lora_rank_too_large(draw: st.DrawFn) -> dict[str, Any]:
     }
 
 
+@st.composite
+def _min_above_max(draw: st.DrawFn) -> dict[str, Any]:
+    most = draw(st.integers(1, 999))
+    return {
+        "model": "fuzz-no-such-entry",
+        "replicas": 0,
+        "autoscaling": {"minReplicas": draw(st.integers(most + 1, 1000)), "maxReplicas": most},
+    }
+
+
 Case = tuple[str, str, base.Rule, Callable[[], st.SearchStrategy[dict[str, Any]]]]
 
 CASES: list[Case] = [
     ("ModelEndpoint", "spec", _rule(model_endpoint.ModelEndpointSpec), _fallback_names_itself),
+    ("ModelEndpoint", "spec.autoscaling", _rule(model_endpoint.Autoscaling), _min_above_max),
     ("ModelEntry", "spec.source", _rule(model_entry.ModelSource), _source_without_location),
     ("ModelEntry", "spec.config", _rule(model_entry.ModelConfigSource), _config_both),
     ("ModelEntry", "spec.requirements", _rule(model_entry.Requirements), _recommended_below_min),
