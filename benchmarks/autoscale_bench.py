@@ -200,12 +200,15 @@ spec:
         self.kubectl("apply", "-f", "-", input=manifest)
 
     def endpoint(self, name: str, model: str, max_replicas: int, delay: int) -> None:
+        """An autoscaled endpoint at zero, served as ``name`` (one endpoint per served name: two
+        would split its traffic)."""
         self.apply(f"""
 apiVersion: modelyard.io/v1alpha1
 kind: ModelEndpoint
 metadata: {{name: {name}, namespace: {NS}}}
 spec:
   model: {model}
+  servedName: {name}
   replicas: 0
   resources: {{gpus: 0, cpu: "1", memory: 2Gi}}
   env: [{{name: OMP_NUM_THREADS, value: "1"}}]
@@ -301,7 +304,7 @@ def run_async(coro: Any) -> Any:
 # --- 1. cold start ------------------------------------------------------------------------------
 
 
-def cold_start(bench: Bench, name: str, kind: str, served: str, cycles: int) -> dict[str, Any]:
+def cold_start(bench: Bench, name: str, kind: str, cycles: int) -> dict[str, Any]:
     bench.endpoint(name, f"bench-{'minilm' if kind == 'embed' else 'tiny'}", 1, 2)
     rows = []
     for cycle in range(cycles):
@@ -320,7 +323,7 @@ def cold_start(bench: Bench, name: str, kind: str, served: str, cycles: int) -> 
                         session,
                         bench.urls[cycle % 2],
                         kind,
-                        served,
+                        name,
                         first=lambda: marks.setdefault("first", time.monotonic()),
                     )
                 )
@@ -344,7 +347,7 @@ def cold_start(bench: Bench, name: str, kind: str, served: str, cycles: int) -> 
             "schedule_s": marks["scheduled"] - sent,
             "load_s": marks["runtime_ready"] - marks["scheduled"],
             "probe_s": max(0.0, marks["pod_ready"] - marks["runtime_ready"]),
-            "answer_s": marks["first"] - max(marks["pod_ready"], marks["runtime_ready"]),
+            "answer_s": max(0.0, marks["first"] - max(marks["pod_ready"], marks["runtime_ready"])),
             "total_s": marks["first"] - sent,
             "lost": int(result != [""]),
         }
@@ -450,7 +453,7 @@ def ramp(bench: Bench, seconds: float, max_clients: int) -> dict[str, Any]:
     async def client(index: int, stop: threading.Event) -> None:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as session:
             while not stop.is_set():
-                outcomes.append(await send(session, bench.urls[index % 2], "chat", "tiny", STREAM_TOKENS))
+                outcomes.append(await send(session, bench.urls[index % 2], "chat", name, STREAM_TOKENS))
 
     futures = []
     samples = []
@@ -470,10 +473,15 @@ def ramp(bench: Bench, seconds: float, max_clients: int) -> dict[str, Any]:
                 in_flight[pod["metadata"]["name"]] = metric(
                     get(f"http://{ip}:8000/metrics")[1], "modelyard_runtime_queue_depth"
                 )
+        demand = sum(
+            metric(get(f"{u}/metrics")[1], "modelyard_gateway_endpoint_demand", namespace=NS, endpoint=name)
+            for u in bench.urls
+        )
         samples.append(
             {
                 "t": round(t, 1),
                 "clients": want,
+                "demand": demand,
                 "replicas": bench.spec_replicas(name),
                 "ready": len(in_flight),
                 "in_flight": in_flight,
@@ -483,7 +491,14 @@ def ramp(bench: Bench, seconds: float, max_clients: int) -> dict[str, Any]:
     loop.call_soon_threadsafe(loop.stop)
     wait(lambda: bench.at_zero(name), 120, "the ramp endpoint back at zero")
     samples.append(
-        {"t": round(time.monotonic() - start, 1), "clients": 0, "replicas": 0, "ready": 0, "in_flight": {}}
+        {
+            "t": round(time.monotonic() - start, 1),
+            "clients": 0,
+            "demand": 0,
+            "replicas": 0,
+            "ready": 0,
+            "in_flight": {},
+        }
     )
     lost = [o for o in outcomes if o]
     return {
@@ -504,6 +519,7 @@ def draw(samples: list[dict[str, Any]], png: pathlib.Path, load: str) -> None:
     t = [s["t"] for s in samples]
     fig, (top, bottom) = pyplot.subplots(2, 1, sharex=True, figsize=(9, 6))
     top.step(t, [s["clients"] for s in samples], where="post", label="clients (closed loop)")
+    top.step(t, [s["demand"] for s in samples], where="post", label="demand (both gateways)", alpha=0.6)
     top.step(t, [s["replicas"] for s in samples], where="post", label="spec.replicas (operator)")
     top.step(t, [s["ready"] for s in samples], where="post", label="ready replicas", linestyle="--")
     top.set_ylabel("count")
@@ -530,35 +546,40 @@ def main() -> int:
     parser.add_argument("--ramp", type=float, default=210.0, help="seconds of the ramp")
     parser.add_argument("--max-clients", type=int, default=6)
     parser.add_argument("--png", type=pathlib.Path, default=None)
+    parser.add_argument("--parts", default="cold,ramp", help="cold (with by hand), ramp, or both")
+    parser.add_argument("--keep", type=pathlib.Path, default=None, help="work here and keep the logs")
     parser.add_argument("--quick", action="store_true", help="1 cycle, chat only, a 30 s ramp of 3 clients")
     args = parser.parse_args()
     if args.quick:
         args.cycles, args.ramp, args.max_clients = 1, 30.0, 3
     load_before = os.getloadavg()
-    with tempfile.TemporaryDirectory(prefix="autoscale-bench-") as tmp, contextlib.ExitStack() as stack:
+    with contextlib.ExitStack() as stack:
+        tmp = args.keep or stack.enter_context(tempfile.TemporaryDirectory(prefix="autoscale-bench-"))
         bench = Bench(pathlib.Path(tmp), stack)
         summary: dict[str, Any] = {"cycles": args.cycles, "cold_start": {}, "by_hand": {}}
         models = [("chat", "cold-chat", "bench-tiny", "tiny")]
         if not args.quick:
             models.append(("embed", "cold-minilm", "bench-minilm", "minilm"))
-        for kind, name, model, served in models:
-            summary["cold_start"][served] = cold_start(bench, name, kind, served, args.cycles)
+        for kind, name, model, served in models if "cold" in args.parts else ():
+            summary["cold_start"][served] = cold_start(bench, name, kind, args.cycles)
             summary["by_hand"][served] = by_hand(bench, model, kind, args.cycles)
-        summary["ramp"] = ramp(bench, args.ramp, args.max_clients)
+        if "ramp" in args.parts:
+            summary["ramp"] = ramp(bench, args.ramp, args.max_clients)
         load_after = os.getloadavg()
         summary["load_average"] = {
             "before": [round(x, 2) for x in load_before],
             "after": [round(x, 2) for x in load_after],
             "cpus": os.cpu_count(),
         }
-        if args.png:
+        if args.png and "ramp" in summary:
             draw(
                 summary["ramp"]["samples"],
                 args.png,
                 f"load average {load_before[0]:.1f} before, {load_after[0]:.1f} after, {os.cpu_count()} CPUs",
             )
-    print(json.dumps({k: v for k, v in summary.items()}))
-    lost = sum(sum(c["lost_per_cycle"]) for c in summary["cold_start"].values()) + summary["ramp"]["lost"]
+    print(json.dumps(summary))
+    lost = sum(sum(c["lost_per_cycle"]) for c in summary["cold_start"].values())
+    lost += summary.get("ramp", {}).get("lost", 0)
     return 1 if lost else 0
 
 
