@@ -26,8 +26,8 @@ packaged all-MiniLM-L6-v2 (nothing is downloaded).
 
 Every answer is checked (200, finish_reason ``length`` with every token asked, a stream ends with
 ``[DONE]`` and no error event); the ones that are not count as lost, per cycle. The last line
-printed is one JSON object with every figure. Long (about 400 lines) because the three parts share
-one cluster and its fixtures, which a reader should see in one place.
+printed is one JSON object with every figure. Long (about 600 lines as formatted) because the
+three parts share one cluster and its fixtures, which a reader should see in one place.
 """
 
 from __future__ import annotations
