@@ -93,3 +93,28 @@ def test_scale_bench_converges_a_few_endpoints_with_and_without_the_operator(tmp
     assert operator["ready_count"] == 3 and operator["entries_valid"] == 3
     assert operator["reconciles"].get("ModelEndpoint/Ready", 0) >= 3
     assert operator["rss_peak_mib"] > 0 and operator["cluster_cpu_s_to_ready"]["apiserver"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.cluster
+@pytest.mark.model
+def test_autoscale_bench_cold_starts_and_ramps_losing_nothing(tmp_path: Path) -> None:
+    """``--quick``: one cold start of the tiny Llama from zero, the runtime by hand, a 30 s ramp."""
+    from modelyard.local import build
+
+    try:
+        build.ensure_built(lambda msg: print(msg, file=sys.stderr))
+    except build.BuildError as exc:
+        if os.environ.get("CI"):
+            raise
+        print(f"skipped: the local control plane binaries cannot be built: {exc}", file=sys.stderr)
+        pytest.skip(f"the local control plane binaries cannot be built: {exc}")
+    png = tmp_path / "ramp.png"
+    summary = _run("autoscale_bench.py", "--quick", "--png", str(png), timeout=900)
+    cold = summary["cold_start"]["tiny"]
+    assert cold["lost_per_cycle"] == [0]
+    assert all(cold[k]["p50"] >= 0 for k in ("schedule_s", "load_s", "probe_s", "answer_s"))
+    assert cold["total_s"]["p50"] > 0 and summary["by_hand"]["tiny"]["first_answer_s"]["p50"] > 0
+    ramp = summary["ramp"]
+    assert ramp["requests"] > 0 and ramp["lost"] == 0 and ramp["max_replicas"] >= 1
+    assert png.read_bytes().startswith(b"\x89PNG")
