@@ -60,19 +60,33 @@ class Sequence:
 
 
 def choose(rows: list[Sequence], logits: torch.Tensor, eos: set[int], decode: Decode) -> list[bool]:
-    """Each row's next token from its logits [rows, vocab]; which rows ended."""
+    """Each row's next token from its logits [rows, vocab]; which rows ended.
+
+    Greedy rows without a grammar take the batch's argmax, computed once for all of them;
+    those that may not end yet (``min_tokens``, ``ignore_eos``) take the argmax with the EOS
+    columns masked, also once for the batch. Only sampled or grammar rows go one by one."""
     scores = logits.float()
     greedy = scores.argmax(dim=-1).tolist()
+    early: list[int] | None = None
     done = []
     for i, seq in enumerate(rows):
-        plain = (
-            seq.sampling.temperature <= 0
-            and seq.processor is None
-            and len(seq.generated) >= seq.sampling.min_tokens
-        )
-        token = greedy[i] if plain else _pick(seq, scores[i : i + 1], eos)
+        if seq.sampling.temperature > 0 or seq.processor is not None:
+            token = _pick(seq, scores[i : i + 1], eos)
+        elif len(seq.generated) >= seq.sampling.min_tokens or not eos:
+            token = greedy[i]
+        else:
+            if early is None:
+                early = _argmax_without(scores, eos)
+            token = early[i]
         done.append(_advance(seq, token, eos, decode))
     return done
+
+
+def _argmax_without(scores: torch.Tensor, eos: set[int]) -> list[int]:
+    """Each row's argmax with the EOS columns out (a vocabulary is more than its EOS tokens)."""
+    masked = scores.clone()
+    masked[:, sorted(eos)] = float("-inf")
+    return masked.argmax(dim=-1).tolist()
 
 
 def finish(seq: Sequence, decode: Decode) -> None:

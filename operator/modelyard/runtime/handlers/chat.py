@@ -54,6 +54,7 @@ class TextChatModel:
         self.tokenizer, self.model = common.load_pretrained(
             options, hf_repo_id, self.device, self.model_class
         )
+        self._text_of = common.text_decoder(self.tokenizer)
         config_len = getattr(self.model.config, "max_position_embeddings", None)
         self.max_model_len: int | None = options.max_model_len or config_len
         self._grammars: structured.Grammars | None = None
@@ -131,7 +132,7 @@ class TextChatModel:
             )
 
     def _decode(self, ids: Any) -> str:
-        return str(self.tokenizer.decode(ids, skip_special_tokens=True))
+        return self._text_of(ids)
 
     def _run(
         self,

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from modelyard.runtime import errors, providers
@@ -107,3 +107,24 @@ def load_pretrained(
     model = options.provider.load_model(hf_repo_id, model_class, **model_kwargs(options.dtype))
     model.to(device).eval()
     return tokenizer, model
+
+
+def text_decoder(tokenizer: Any) -> Callable[[Any], str]:
+    """Token ids to text without special tokens: ``tokenizer.decode(ids, skip_special_tokens=True)``.
+
+    Streaming decodes the newest tokens of every sequence after every step, so this runs twice
+    per token per sequence. A fast tokenizer's Rust decoder is called directly when
+    transformers' Python layer would not change its text (no clean-up of tokenization spaces):
+    that layer costs several times the decoding itself for a few tokens.
+    """
+    backend = getattr(tokenizer, "_tokenizer", None)
+    rust_decode = getattr(backend, "decode", None)
+    if not callable(rust_decode) or getattr(tokenizer, "clean_up_tokenization_spaces", False):
+        return lambda ids: str(tokenizer.decode(ids, skip_special_tokens=True))
+
+    def decode(ids: Any) -> str:
+        if not isinstance(ids, list):  # a tensor or another sequence of ids
+            ids = ids.tolist() if hasattr(ids, "tolist") else list(ids)
+        return str(rust_decode(ids, skip_special_tokens=True))
+
+    return decode

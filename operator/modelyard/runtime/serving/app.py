@@ -18,7 +18,7 @@ from aiohttp import web
 
 from modelyard.api import openai
 from modelyard.runtime import batching, errors, metrics, options, served
-from modelyard.runtime.serving import audio, chat, embeddings, http, keys, system
+from modelyard.runtime.serving import audio, chat, embeddings, http, keys, system, tokenpipe
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,7 @@ async def _start(app: web.Application) -> None:
     app[keys.EXECUTOR] = concurrent.futures.ThreadPoolExecutor(
         max_workers=settings.worker_threads + slots, thread_name_prefix="modelyard-worker"
     )
+    app[keys.TOKENS] = tokenpipe.TokenPipe(asyncio.get_running_loop())
     m = app[keys.METRICS]
     for model in app[keys.MODELS]:
         fn = model.batch_function()

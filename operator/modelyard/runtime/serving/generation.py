@@ -140,11 +140,7 @@ async def stream(
     queue: asyncio.Queue[str | None] = asyncio.Queue()
     response = http.stream_response()
     began = time.monotonic()
-
-    def on_token(text: str) -> None:
-        loop.call_soon_threadsafe(queue.put_nowait, text)
-
-    call = _call(method, first, p, cancel_event=cancel, on_token=on_token)
+    call = _call(method, first, p, cancel_event=cancel, on_token=app[keys.TOKENS].sender(queue))
     async with model.limiter.slot():
         future = loop.run_in_executor(app[keys.EXECUTOR], call)
         future.add_done_callback(lambda _: queue.put_nowait(None))

@@ -8,6 +8,7 @@ import dataclasses
 from aiohttp import web
 
 from modelyard.runtime import metrics, options, served
+from modelyard.runtime.serving import tokenpipe
 
 
 @dataclasses.dataclass
@@ -21,3 +22,4 @@ MODELS = web.AppKey("models", served.ModelSet)
 METRICS = web.AppKey("metrics", metrics.Metrics)
 READINESS = web.AppKey("readiness", Readiness)
 EXECUTOR = web.AppKey("executor", concurrent.futures.ThreadPoolExecutor)
+TOKENS = web.AppKey("tokens", tokenpipe.TokenPipe)
