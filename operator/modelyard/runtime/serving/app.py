@@ -62,7 +62,7 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         if exc.status == 413:
             limit = request.app[keys.SETTINGS].max_request_bytes
             message = f"the request is larger than the limit of {limit} bytes"
-        return web.json_response(openai.error_body(exc.status, message), status=exc.status)
+        return http.json_response(openai.error_body(exc.status, message), status=exc.status)
     except (ConnectionResetError, asyncio.CancelledError):
         raise
     except Exception as exc:

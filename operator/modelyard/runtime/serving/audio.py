@@ -99,7 +99,7 @@ async def _speech(request: web.Request, task: Literal["transcribe", "translate"]
     if fmt in ("srt", "vtt"):
         return web.Response(text=_subtitles(result, fmt), content_type="text/plain")
     if fmt == "json":
-        return web.json_response({"text": result.text})
+        return http.json_response({"text": result.text})
     body: dict[str, Any] = {
         "task": task,
         "language": result.language or ("english" if task == "translate" else "unknown"),
@@ -123,7 +123,7 @@ async def _speech(request: web.Request, task: Literal["transcribe", "translate"]
     }
     if granularity == "word":
         body["words"] = [{"word": w.word, "start": w.start, "end": w.end} for w in result.words]
-    return web.json_response(body)
+    return http.json_response(body)
 
 
 async def transcriptions(request: web.Request) -> web.Response:

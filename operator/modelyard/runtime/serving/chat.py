@@ -122,7 +122,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         return await generation.stream(request, model, "generate", messages, p, chunks, include_usage)
 
     gen = await generation.run(request, model, "generate", messages, p)
-    return web.json_response(
+    return http.json_response(
         {
             "id": ident,
             "object": "chat.completion",
@@ -180,7 +180,7 @@ async def completions(request: web.Request) -> web.StreamResponse:
         choices.append({"index": index, "text": text, "logprobs": None, "finish_reason": _finish_reason(gen)})
         prompt_tokens += gen.prompt_tokens
         completion_tokens += gen.completion_tokens
-    return web.json_response(
+    return http.json_response(
         {
             "id": ident,
             "object": "text_completion",

@@ -87,7 +87,7 @@ async def embeddings(request: web.Request) -> web.Response:
             else v.tolist()
         )
         data.append({"object": "embedding", "index": i, "embedding": encoded})
-    return web.json_response(
+    return http.json_response(
         {
             "object": "list",
             "data": data,
@@ -136,7 +136,7 @@ async def rerank(request: web.Request) -> web.Response:
         if req.return_documents:
             item["document"] = {"text": req.documents[i]}
         results.append(item)
-    return web.json_response(
+    return http.json_response(
         {
             "id": f"rerank-{uuid.uuid4().hex}",
             "object": "rerank",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any, TypeVar
 
+import msgspec
 import pydantic
 from aiohttp import hdrs, web
 
@@ -15,10 +16,16 @@ from modelyard.runtime import errors, protocols, served
 M = TypeVar("M", bound=pydantic.BaseModel)
 
 
+def json_response(body: Any, status: int = 200) -> web.Response:
+    """``body`` as a JSON response, encoded by msgspec: an embedding response (hundreds of floats
+    per vector) encodes ~20x faster than with ``json.dumps``, off the event loop's budget."""
+    return web.Response(body=msgspec.json.encode(body), status=status, content_type="application/json")
+
+
 def error_response(
     status: int, message: str, *, param: str | None = None, code: str | None = None
 ) -> web.Response:
-    return web.json_response(openai.error_body(status, message, param=param, code=code), status=status)
+    return json_response(openai.error_body(status, message, param=param, code=code), status=status)
 
 
 def field_path(loc: tuple[int | str, ...]) -> str:
@@ -71,8 +78,8 @@ def parse(model: type[M], body: dict[str, Any]) -> M:
 
 
 def sse(payload: dict[str, Any] | str) -> bytes:
-    data = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))
-    return f"data: {data}\n\n".encode()
+    data = payload.encode() if isinstance(payload, str) else msgspec.json.encode(payload)
+    return b"data: " + data + b"\n\n"
 
 
 def stream_response() -> web.StreamResponse:

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from modelyard.api import openai
 from modelyard.runtime import invoke, sampling, served
-from modelyard.runtime.serving import keys
+from modelyard.runtime.serving import http, keys
 
 log = logging.getLogger(__name__)
 
@@ -29,22 +29,22 @@ def _card(model: served.ServedModel) -> dict[str, object]:
 
 async def list_models(request: web.Request) -> web.Response:
     cards = [_card(m) for m in request.app[keys.MODELS]]
-    return web.json_response({"object": "list", "data": cards})
+    return http.json_response({"object": "list", "data": cards})
 
 
 async def get_model(request: web.Request) -> web.Response:
-    return web.json_response(_card(request.app[keys.MODELS].get(request.match_info["model"])))
+    return http.json_response(_card(request.app[keys.MODELS].get(request.match_info["model"])))
 
 
 async def health(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    return http.json_response({"status": "ok"})
 
 
 async def ready(request: web.Request) -> web.Response:
     state = request.app[keys.READINESS]
     if state.ready:
-        return web.json_response({"status": "ready", "models": request.app[keys.MODELS].names()})
-    return web.json_response({"status": "not ready", "reason": state.reason}, status=503)
+        return http.json_response({"status": "ready", "models": request.app[keys.MODELS].names()})
+    return http.json_response({"status": "not ready", "reason": state.reason}, status=503)
 
 
 async def metrics(request: web.Request) -> web.Response:
