@@ -242,7 +242,7 @@ def main() -> None:
     if not args.rebuild_only:
         big, one = results[str(args.models)], results["1"]
         ratio = {"p50": big["p50_us"] / one["p50_us"], "mean": big["mean_us"] / one["mean_us"]}
-        print(f"decision time {args.models} names / 1 name: p50 {ratio['p50']:.2f}x, mean {ratio['mean']:.2f}x")
+        print(f"decisions, {args.models} names / 1: p50 {ratio['p50']:.2f}x, mean {ratio['mean']:.2f}x")
     print(json.dumps({"args": vars(args), "results": results, "ratio_big_over_one": ratio}))
 
 if __name__ == "__main__":

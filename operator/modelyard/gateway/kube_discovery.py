@@ -42,7 +42,6 @@ of each object is in :mod:`.endpoint_info`, the pure rules it applies in :mod:`.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 from typing import Any
 
@@ -81,6 +80,23 @@ class KubeDiscovery(discovery.Tables):
         self._parsed: dict[str, tuple[str, Any]] = {}
         self._conflicts: set[str] = set()
         self._unreadable: tuple[tuple[str, str], ...] = ()
+        # What the last rebuilds derived, kept so that the next one reads only what changed:
+        self._full = True
+        self._keys_stale = True
+        self._pods = endpoint_info.PodIndex()
+        self._index = routes.RouteIndex()
+        self._ownership: served_names.Ownership | None = None
+        self._facts: dict[str, served_names.EndpointFacts | None] = {}
+        self._claims: dict[str, served_names.EntryClaim | None] = {}
+        self._model_of: dict[str, str] = {}
+        self._deploying: dict[str, set[str]] = {}
+        """Entry name -> the endpoints that deploy it."""
+        self._wants: dict[str, set[tuple[str, str]]] = {}
+        self._wanted_by: dict[tuple[str, str], set[str]] = {}
+        """Upstream key Secret -> the endpoints that use it."""
+        self._secret_seen: dict[tuple[str, str], tuple[bool, bool]] = {}
+        self._refused: dict[str, str] = {}
+        """Endpoint -> the key Secret it may not read."""
 
     # -- Discovery -------------------------------------------------------------------------
 
@@ -126,35 +142,148 @@ class KubeDiscovery(discovery.Tables):
             asyncio.get_running_loop().call_soon(self.rebuild)
 
     def rebuild(self) -> None:
+        """Bring the routes up to date with what the informers changed since the last call.
+
+        Only the endpoints a change touches are read again (a slice: its endpoint; an entry: the
+        endpoints that deploy it; a key Secret: the endpoints that use it; an ownership verdict
+        that changed: its endpoint), and only their served names' models are rebuilt. A relist
+        of a base informer (and the first call) reads everything, as a restart would.
+        """
         self._scheduled = False
-        pods = endpoint_info.pod_urls(self.slices.store.values())
-        ownership = self._ownership()
-        infos: list[routes.EndpointInfo] = []
-        wanted: set[tuple[str, str]] = set()
-        conflicts: set[str] = set()
-        unreadable: list[tuple[str, str]] = []
-        for key, obj in list(self.endpoints.store.items()):
-            info = self._endpoint_info(key, obj, pods, wanted, ownership, conflicts, unreadable)
-            if info is not None:
-                infos.append(info)
-        self._report_unreadable(tuple(sorted(unreadable)))
+        (eps, ep_full), (names, entry_full), (slices, slice_full) = (
+            self.endpoints.take(),
+            self.entries.take(),
+            self.slices.take(),
+        )
+        full = self._full or ep_full or entry_full or slice_full
+        self._full = False
+        keys_changed = self._keys_stale or (self.key_secret is not None and any(self.key_secret.take()))
+        if full:
+            self._pods.reset(self.slices.store)
+            eps = {*self.endpoints.store, *self._facts, *self._index.names(), *self._wants, *self._refused}
+            names = {*self.entries.store, *self._claims}
+        for key in slices if not full else ():
+            eps |= self._pods.update(key, self.slices.store.get(key))
+        rule_changed = full or self._ownership is None
+        for name in names:
+            rule_changed |= self._claim(name)
+            eps |= self._deploying.get(name, set())
+        for ref in self._secrets_changed():
+            eps |= self._wanted_by.get(ref, set())
+        for key in eps:
+            rule_changed |= self._facts_changed(key)
+        if rule_changed:
+            eps, keys_changed = self._decide(eps, keys_changed)
+        assert self._ownership is not None
+        for key in eps:
+            self._route(key, self._ownership)
+        self._report_unreadable(tuple(sorted(self._refused.items())))
         if self._synced or all(i.synced for i in self._base()):
             # not before every endpoint and entry is known: a partial cache could make an
             # intruder look like the first (or miss an entry's servingNamespaces)
-            self._conflicts = conflicts
-            self._swap(dataclasses.replace(routes.build_table(infos), unreadable_keys=self._unreadable))
-        live = {f"ep:{k}" for k in self.endpoints.store} | {f"entry:{k}" for k in self.entries.store}
-        for stale in self._parsed.keys() - live:
-            del self._parsed[stale]
-        if self.key_secret is not None:
-            self._load_keys(self.key_secret, ownership)
-        self._sync_secret_informers(wanted)
+            self._swap(self._index.table(self._unreadable))
+        self._forget_parsed(full, eps, names)
+        if self.key_secret is not None and keys_changed:
+            self._load_keys(self.key_secret, self._ownership)
+        self._keys_stale = False
+        self._sync_secret_informers(set(self._wanted_by))
         # An upstream key Secret counts once it is read or refused: a refusal never keeps a
         # new gateway unready (its endpoints are reported instead).
         settled = all(i.synced or i.error is not None for i in self._secrets.values())
         if not self._synced and settled and all(i.synced for i in self._base()):
             self._synced = True
             log.info("discovery synced: %d served names", len(self._table.models))
+
+    def _claim(self, name: str) -> bool:
+        """Re-read the entry ``name``'s platform claim; whether it changed."""
+        entry = self._entry(name) if name in self.entries.store else None
+        claim = served_names.claim_of(entry) if entry is not None else None
+        before = self._claims.pop(name, None)
+        if entry is not None:
+            self._claims[name] = claim
+        return claim != before
+
+    def _facts_changed(self, key: str) -> bool:
+        """Re-read the ownership facts of the endpoint ``key``; whether they changed."""
+        obj = self.endpoints.store.get(key)
+        endpoint = self._parse(f"ep:{key}", obj, api.ModelEndpoint) if obj else None
+        model = self._model_of.pop(key, None)
+        if model is not None:
+            self._deploying[model].discard(key)
+        before = self._facts.pop(key, None)
+        if not isinstance(endpoint, api.ModelEndpoint):
+            return before is not None
+        assert obj is not None
+        self._model_of[key] = endpoint.spec.model
+        self._deploying.setdefault(endpoint.spec.model, set()).add(key)
+        created = (obj.get("metadata") or {}).get("creationTimestamp")
+        facts = served_names.facts_of(endpoint, self._entry(endpoint.spec.model), created)
+        self._facts[key] = facts
+        return facts != before
+
+    def _decide(self, eps: set[str], keys_changed: bool) -> tuple[set[str], bool]:
+        """Apply the ownership rule again; ``eps`` with the endpoints whose verdict changed, and
+        whether the served names that namespaces reach changed (the key table's limits)."""
+        claims = [c for c in self._claims.values() if c is not None]
+        before = self._ownership
+        after = served_names.decide([f for f in self._facts.values() if f is not None], claims)
+        self._ownership = after
+        if before is None:
+            return {*eps, *self.endpoints.store}, True
+        for namespace, name in before.verdicts.keys() | after.verdicts.keys():
+            if before.verdict(namespace, name) != after.verdict(namespace, name):
+                eps.add(f"{namespace}/{name}")
+        return eps, keys_changed or before.owners != after.owners
+
+    def _secrets_changed(self) -> list[tuple[str, str]]:
+        """Upstream key Secrets whose content or readability changed since the last rebuild."""
+        changed = []
+        for ref, informer in self._secrets.items():
+            seen = (informer.synced, informer.error is not None)
+            if any(informer.take()) or self._secret_seen.get(ref) != seen:
+                changed.append(ref)
+            self._secret_seen[ref] = seen
+        for ref in self._secret_seen.keys() - self._secrets.keys():
+            del self._secret_seen[ref]
+        return changed
+
+    def _route(self, key: str, ownership: served_names.Ownership) -> None:
+        """Re-derive the routing facts of the endpoint ``key`` and what they depend on."""
+        obj = self.endpoints.store.get(key)
+        wanted: set[tuple[str, str]] = set()
+        conflicts: set[str] = set()
+        unreadable: list[tuple[str, str]] = []
+        info = None
+        if obj is not None:
+            pods = {key: self._pods.urls(key)}
+            info = self._endpoint_info(key, obj, pods, wanted, ownership, conflicts, unreadable)
+        self._index.put(key, info)
+        for ref in self._wants.pop(key, set()) - wanted:
+            self._wanted_by[ref].discard(key)
+            if not self._wanted_by[ref]:
+                del self._wanted_by[ref]
+        for ref in wanted:
+            self._wanted_by.setdefault(ref, set()).add(key)
+        if wanted:
+            self._wants[key] = wanted
+        if conflicts:
+            self._conflicts.add(key)
+        else:
+            self._conflicts.discard(key)
+        self._refused.pop(key, None)
+        for _, secret in unreadable:
+            self._refused[key] = secret
+
+    def _forget_parsed(self, full: bool, eps: set[str], names: set[str]) -> None:
+        """Drop the parse cache of objects gone from the caches."""
+        if full:
+            live = {f"ep:{k}" for k in self.endpoints.store} | {f"entry:{k}" for k in self.entries.store}
+            gone = self._parsed.keys() - live
+        else:
+            gone = {f"ep:{k}" for k in eps if k not in self.endpoints.store}
+            gone |= {f"entry:{n}" for n in names if n not in self.entries.store}
+        for stale in gone:
+            self._parsed.pop(stale, None)
 
     def _load_keys(self, informer: kube.Informer, ownership: served_names.Ownership) -> None:
         """Swap in the keys Secret's table; log when what makes keys unusable changes."""
@@ -213,24 +342,6 @@ class KubeDiscovery(discovery.Tables):
         obj = self.entries.store.get(name)
         entry = self._parse(f"entry:{name}", obj, api.ModelEntry) if obj else None
         return entry if isinstance(entry, api.ModelEntry) else None
-
-    def _ownership(self) -> served_names.Ownership:
-        """The ownership rule over every endpoint and entry in the caches, ready or not."""
-        claims = []
-        for name in list(self.entries.store):
-            entry = self._entry(name)
-            claim = served_names.claim_of(entry) if entry is not None else None
-            if claim is not None:
-                claims.append(claim)
-        facts = []
-        for key, obj in list(self.endpoints.store.items()):
-            endpoint = self._parse(f"ep:{key}", obj, api.ModelEndpoint)
-            if isinstance(endpoint, api.ModelEndpoint):
-                created = (obj.get("metadata") or {}).get("creationTimestamp")
-                fact = served_names.facts_of(endpoint, self._entry(endpoint.spec.model), created)
-                if fact is not None:
-                    facts.append(fact)
-        return served_names.decide(facts, claims)
 
     def _endpoint_info(
         self,
