@@ -235,7 +235,7 @@ def test_incremental_rebuilds_equal_a_full_rebuild(seed: int) -> None:
 
 def test_random_changes_do_route_something() -> None:
     """The generator is not vacuous: served names become routable along the way."""
-    assert asyncio.run(_run(7, changes=60)) > 0
+    assert sum(asyncio.run(_run(seed, changes=60)) for seed in range(5)) > 0
 
 
 def test_a_change_rebuilds_only_the_models_it_touches() -> None:
