@@ -27,16 +27,22 @@ logged with the Secret and the grant they need, and counted in
 ``modelyard_gateway_upstream_key_unreadable{endpoint,secret}`` (``RouteTable.unreadable_keys``).
 Sending the request without its key would only earn an upstream 401.
 
-Every change rebuilds the route table from the caches (coalesced to once per loop turn) and
-swaps it in. A failing watch keeps its cache, so the last-known routes keep serving.
+Changes are coalesced to one :meth:`KubeDiscovery.rebuild` per loop turn, which costs what
+they touch, not what the caches hold (it runs on the serving loop): the informers say which
+objects changed, only the endpoints those touch are read again, only their served names'
+:class:`~.routes.Model` objects are rebuilt (:class:`~.routes.RouteIndex`), and the new
+immutable table shares every other Model with the last one. A relist reads everything again.
+A failing watch keeps its cache, so the last-known routes keep serving.
 
 Served-name ownership (:mod:`modelyard.api.served_names`) is applied here, from the same
 caches, whatever admission let through: an endpoint in conflict is never routed, fallbacks
 keep only the names the endpoint's namespace may use, and API keys limited to namespaces
 reach only the served names those namespaces own or share.
 
-One rebuild reads every cache (endpoints, entries, slices, Secrets) together; what it reads out
-of each object is in :mod:`.endpoint_info`, the pure rules it applies in :mod:`.readiness`.
+What a rebuild reads out of each object is in :mod:`.endpoint_info`, the pure rules it applies
+in :mod:`.readiness`, the ownership it keeps current in :mod:`.ownership_index`. The module is
+longer than most: the watches, the dependencies between their objects (a slice, an entry or a
+key Secret to the endpoints it touches) and the key table are one state machine.
 """
 
 from __future__ import annotations
@@ -49,7 +55,7 @@ import pydantic
 
 from modelyard import api
 from modelyard.api import served_names, wire
-from modelyard.gateway import auth, discovery, endpoint_info, kube, routes
+from modelyard.gateway import auth, discovery, endpoint_info, kube, ownership_index, routes
 
 log = logging.getLogger(__name__)
 
@@ -85,12 +91,7 @@ class KubeDiscovery(discovery.Tables):
         self._keys_stale = True
         self._pods = endpoint_info.PodIndex()
         self._index = routes.RouteIndex()
-        self._ownership: served_names.Ownership | None = None
-        self._facts: dict[str, served_names.EndpointFacts | None] = {}
-        self._claims: dict[str, served_names.EntryClaim | None] = {}
-        self._model_of: dict[str, str] = {}
-        self._deploying: dict[str, set[str]] = {}
-        """Entry name -> the endpoints that deploy it."""
+        self._owners = ownership_index.OwnershipIndex()
         self._wants: dict[str, set[tuple[str, str]]] = {}
         self._wanted_by: dict[tuple[str, str], set[str]] = {}
         """Upstream key Secret -> the endpoints that use it."""
@@ -160,23 +161,29 @@ class KubeDiscovery(discovery.Tables):
         keys_changed = self._keys_stale or (self.key_secret is not None and any(self.key_secret.take()))
         if full:
             self._pods.reset(self.slices.store)
-            eps = {*self.endpoints.store, *self._facts, *self._index.names(), *self._wants, *self._refused}
-            names = {*self.entries.store, *self._claims}
+            known, entries = self._owners.known()
+            eps = {*self.endpoints.store, *known, *self._index.names(), *self._wants, *self._refused}
+            names = {*self.entries.store, *entries}
         for key in slices if not full else ():
             eps |= self._pods.update(key, self.slices.store.get(key))
-        rule_changed = full or self._ownership is None
         for name in names:
-            rule_changed |= self._claim(name)
-            eps |= self._deploying.get(name, set())
+            self._owners.entry(name, self._entry(name))
+            eps |= self._owners.deploying(name)
         for ref in self._secrets_changed():
             eps |= self._wanted_by.get(ref, set())
         for key in eps:
-            rule_changed |= self._facts_changed(key)
-        if rule_changed:
-            eps, keys_changed = self._decide(eps, keys_changed)
-        assert self._ownership is not None
+            obj = self.endpoints.store.get(key)
+            endpoint = self._parse(f"ep:{key}", obj, api.ModelEndpoint) if obj else None
+            if isinstance(endpoint, api.ModelEndpoint) and obj is not None:
+                created = (obj.get("metadata") or {}).get("creationTimestamp")
+                self._owners.endpoint(key, endpoint, self._entry(endpoint.spec.model), created)
+            else:
+                self._owners.endpoint(key, None, None, None)
+        verdicts, owners = self._owners.decide(force=full)
+        eps |= verdicts
+        keys_changed |= owners
         for key in eps:
-            self._route(key, self._ownership)
+            self._route(key, self._owners.ownership)
         self._report_unreadable(tuple(sorted(self._refused.items())))
         if self._synced or all(i.synced for i in self._base()):
             # not before every endpoint and entry is known: a partial cache could make an
@@ -184,7 +191,7 @@ class KubeDiscovery(discovery.Tables):
             self._swap(self._index.table(self._unreadable))
         self._forget_parsed(full, eps, names)
         if self.key_secret is not None and keys_changed:
-            self._load_keys(self.key_secret, self._ownership)
+            self._load_keys(self.key_secret, self._owners.ownership)
         self._keys_stale = False
         self._sync_secret_informers(set(self._wanted_by))
         # An upstream key Secret counts once it is read or refused: a refusal never keeps a
@@ -193,47 +200,6 @@ class KubeDiscovery(discovery.Tables):
         if not self._synced and settled and all(i.synced for i in self._base()):
             self._synced = True
             log.info("discovery synced: %d served names", len(self._table.models))
-
-    def _claim(self, name: str) -> bool:
-        """Re-read the entry ``name``'s platform claim; whether it changed."""
-        entry = self._entry(name) if name in self.entries.store else None
-        claim = served_names.claim_of(entry) if entry is not None else None
-        before = self._claims.pop(name, None)
-        if entry is not None:
-            self._claims[name] = claim
-        return claim != before
-
-    def _facts_changed(self, key: str) -> bool:
-        """Re-read the ownership facts of the endpoint ``key``; whether they changed."""
-        obj = self.endpoints.store.get(key)
-        endpoint = self._parse(f"ep:{key}", obj, api.ModelEndpoint) if obj else None
-        model = self._model_of.pop(key, None)
-        if model is not None:
-            self._deploying[model].discard(key)
-        before = self._facts.pop(key, None)
-        if not isinstance(endpoint, api.ModelEndpoint):
-            return before is not None
-        assert obj is not None
-        self._model_of[key] = endpoint.spec.model
-        self._deploying.setdefault(endpoint.spec.model, set()).add(key)
-        created = (obj.get("metadata") or {}).get("creationTimestamp")
-        facts = served_names.facts_of(endpoint, self._entry(endpoint.spec.model), created)
-        self._facts[key] = facts
-        return facts != before
-
-    def _decide(self, eps: set[str], keys_changed: bool) -> tuple[set[str], bool]:
-        """Apply the ownership rule again; ``eps`` with the endpoints whose verdict changed, and
-        whether the served names that namespaces reach changed (the key table's limits)."""
-        claims = [c for c in self._claims.values() if c is not None]
-        before = self._ownership
-        after = served_names.decide([f for f in self._facts.values() if f is not None], claims)
-        self._ownership = after
-        if before is None:
-            return {*eps, *self.endpoints.store}, True
-        for namespace, name in before.verdicts.keys() | after.verdicts.keys():
-            if before.verdict(namespace, name) != after.verdict(namespace, name):
-                eps.add(f"{namespace}/{name}")
-        return eps, keys_changed or before.owners != after.owners
 
     def _secrets_changed(self) -> list[tuple[str, str]]:
         """Upstream key Secrets whose content or readability changed since the last rebuild."""
