@@ -14,7 +14,8 @@ with ``--endpoints`` weighted endpoints per name and ``--pods`` ready pods per e
   informer caches (ModelEndpoint, ModelEntry and EndpointSlice objects as the API server sends
   them): cold (every object parsed), and after one change, as the informers apply a watch event:
   one endpoint's status, one pod going unready in an EndpointSlice, one endpoint (with its slice)
-  created. Median of ``--repeat``.
+  created; and the gateway metrics following the new table after one pod change (the first
+  request after a change, or a scrape, pays it). Median of ``--repeat``.
 
     .venv/bin/python benchmarks/routing_bench.py [--models 1000 --endpoints 3 --pods 2] [--rebuild-only]
 """
@@ -31,10 +32,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import prometheus_client
 from kubernetes import client
 
 from modelyard.api import wire
-from modelyard.gateway import balancer, discovery, kube, kube_discovery, routes
+from modelyard.gateway import balancer, discovery, kube, kube_discovery, metrics, routes
 
 
 def _infos(models: int, endpoints: int, pods: int) -> list[routes.EndpointInfo]:
@@ -197,12 +199,21 @@ def _rebuilds(models: int, endpoints: int, pods: int, repeat: int) -> dict[str, 
         _event(source.slices, "DELETED", new_slice)
         source.rebuild()
 
+    stats = metrics.Metrics(prometheus_client.CollectorRegistry())
+
+    def follow_after_change() -> None:
+        stats.follow(source.table())
+        pod_change()  # the first request after it, or a scrape, follows the new table
+
     result = {
         "build_table_ms": _median_ms(lambda: routes.build_table(infos), repeat),
         "discovery_rebuild_cold_ms": _median_ms(source.rebuild, repeat, cold),
         "discovery_rebuild_one_change_ms": _median_ms(status_change, repeat),
         "discovery_rebuild_pod_change_ms": _median_ms(pod_change, repeat),
         "discovery_rebuild_created_ms": _median_ms(created, repeat, remove_created),
+        "metrics_follow_one_change_ms": _median_ms(
+            lambda: stats.follow(source.table()), repeat, follow_after_change
+        ),
     }
     assert len(source.table().models) == models + 1 and source.table().ready_names()
     return result
@@ -232,11 +243,12 @@ def main() -> None:
         "p50 µs": "p50_us", "p99 µs": "p99_us", "mean µs": "mean_us", "build_table ms": "build_table_ms",
         "rebuild cold ms": "discovery_rebuild_cold_ms", "1 status ms": "discovery_rebuild_one_change_ms",
         "1 pod ms": "discovery_rebuild_pod_change_ms", "1 created ms": "discovery_rebuild_created_ms",
+        "follow ms": "metrics_follow_one_change_ms",
     }  # fmt: skip
     shown = {h: k for h, k in columns.items() if k in results["1"]}
     print(" ".join(f"{h:>{max(len(h), 8)}}" for h in ["models", *shown]))
     for models, r in results.items():
-        cells = " ".join(f"{r[k]:>{max(len(h), 8)}.2f}" for h, k in shown.items())
+        cells = " ".join(f"{r[k]:>{max(len(h), 8)}.3f}" for h, k in shown.items())
         print(f"{models:>8} {cells}")
     ratio: dict[str, float] = {}
     if not args.rebuild_only:
@@ -244,6 +256,7 @@ def main() -> None:
         ratio = {"p50": big["p50_us"] / one["p50_us"], "mean": big["mean_us"] / one["mean_us"]}
         print(f"decisions, {args.models} names / 1: p50 {ratio['p50']:.2f}x, mean {ratio['mean']:.2f}x")
     print(json.dumps({"args": vars(args), "results": results, "ratio_big_over_one": ratio}))
+
 
 if __name__ == "__main__":
     main()
