@@ -210,6 +210,8 @@ def _assert_same(source: FakeDiscovery, oracle: FakeDiscovery) -> None:
     assert source.table().unreadable_keys == oracle.table().unreadable_keys
     assert source.keys() == oracle.keys()
     assert source._conflicts == oracle._conflicts
+    assert dict(source._owners.ownership.owners) == dict(oracle._owners.ownership.owners)
+    assert dict(source._owners.ownership.verdicts) == dict(oracle._owners.ownership.verdicts)
     assert source._secrets.keys() == oracle._secrets.keys()
 
 
