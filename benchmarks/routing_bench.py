@@ -12,15 +12,18 @@ with ``--endpoints`` weighted endpoints per name and ``--pods`` ready pods per e
 * **rebuild**: what one change costs before the new table is live. ``build_table`` from the
   endpoint facts alone, and the cluster discovery's whole ``KubeDiscovery.rebuild`` from its
   informer caches (ModelEndpoint, ModelEntry and EndpointSlice objects as the API server sends
-  them): cold (every object parsed) and after one endpoint's status changed (the parse cache
-  keeps the others). Median of ``--repeat``.
+  them): cold (every object parsed), and after one change, as the informers apply a watch event:
+  one endpoint's status, one pod going unready in an EndpointSlice, one endpoint (with its slice)
+  created; and the gateway metrics following the new table after one pod change (the first
+  request after a change, or a scrape, pays it). Median of ``--repeat``.
 
-    .venv/bin/python benchmarks/routing_bench.py [--models 1000 --endpoints 3 --pods 2]
+    .venv/bin/python benchmarks/routing_bench.py [--models 1000 --endpoints 3 --pods 2] [--rebuild-only]
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import gc
 import json
 import random
@@ -29,10 +32,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import prometheus_client
 from kubernetes import client
 
 from modelyard.api import wire
-from modelyard.gateway import balancer, discovery, kube, kube_discovery, routes
+from modelyard.gateway import balancer, discovery, kube, kube_discovery, metrics, routes
 
 
 def _infos(models: int, endpoints: int, pods: int) -> list[routes.EndpointInfo]:
@@ -141,6 +145,12 @@ def _median_ms(action: Callable[[], Any], repeat: int, before: Callable[[], Any]
     return statistics.median(times)
 
 
+def _event(informer: kube.Informer, kind: str, obj: dict[str, Any]) -> None:
+    """Apply one watch event to an informer's cache as its watch does (without the loop)."""
+    informer._on_change = lambda: None
+    informer._apply({"type": kind, "object": copy.deepcopy(obj)}, "")
+
+
 def _rebuilds(models: int, endpoints: int, pods: int, repeat: int) -> dict[str, float]:
     infos = _infos(models, endpoints, pods)
     configuration = client.Configuration()
@@ -152,22 +162,60 @@ def _rebuilds(models: int, endpoints: int, pods: int, repeat: int) -> dict[str, 
     source.slices.store = {kube.object_key(o): o for o in slices}
     for informer in (source.entries, source.endpoints, source.slices):
         informer.synced = True  # as after the first listing: routes are built only then
-    changed = eps[len(eps) // 2]
+    changed, pod_slice = copy.deepcopy(eps[len(eps) // 2]), copy.deepcopy(slices[len(slices) // 3])
+    _, (new_ep,), (new_slice,) = _objects(1, 1, pods)
+    new_ep["metadata"].update(name="late-0", namespace="ns-late", creationTimestamp="2030-01-01T00:00:00Z")
+    new_ep["spec"]["servedName"] = new_ep["status"]["servedName"] = "late-model"  # a name of its own
+    new_slice["metadata"].update(name="late-0-abcde", namespace="ns-late")
+    new_slice["metadata"]["labels"][wire.ENDPOINT] = "late-0"
 
     def cold() -> None:
         source._parsed.clear()
+        for informer in (source.entries, source.endpoints, source.slices):
+            informer.store = dict(informer.store)  # as a relist: every object may have changed
+            informer.relisted = True
 
-    def one_change() -> None:
+    def status_change() -> None:
         version = int(changed["metadata"]["resourceVersion"]) + 1
         changed["metadata"]["resourceVersion"] = str(version)
         changed["status"]["readyReplicas"] = version % (pods + 1)
+        _event(source.endpoints, "MODIFIED", changed)
+        source.rebuild()
+
+    def pod_change() -> None:
+        version = int(pod_slice["metadata"]["resourceVersion"]) + 1
+        pod_slice["metadata"]["resourceVersion"] = str(version)
+        pod_slice["endpoints"][0]["conditions"]["ready"] = bool(version % 2)
+        _event(source.slices, "MODIFIED", pod_slice)
+        source.rebuild()
+
+    def created() -> None:
+        _event(source.endpoints, "ADDED", new_ep)
+        _event(source.slices, "ADDED", new_slice)
+        source.rebuild()
+
+    def remove_created() -> None:
+        _event(source.endpoints, "DELETED", new_ep)
+        _event(source.slices, "DELETED", new_slice)
+        source.rebuild()
+
+    stats = metrics.Metrics(prometheus_client.CollectorRegistry())
+
+    def follow_after_change() -> None:
+        stats.follow(source.table())
+        pod_change()  # the first request after it, or a scrape, follows the new table
 
     result = {
         "build_table_ms": _median_ms(lambda: routes.build_table(infos), repeat),
         "discovery_rebuild_cold_ms": _median_ms(source.rebuild, repeat, cold),
-        "discovery_rebuild_one_change_ms": _median_ms(source.rebuild, repeat, one_change),
+        "discovery_rebuild_one_change_ms": _median_ms(status_change, repeat),
+        "discovery_rebuild_pod_change_ms": _median_ms(pod_change, repeat),
+        "discovery_rebuild_created_ms": _median_ms(created, repeat, remove_created),
+        "metrics_follow_one_change_ms": _median_ms(
+            lambda: stats.follow(source.table()), repeat, follow_after_change
+        ),
     }
-    assert len(source.table().models) == models and source.table().ready_names()
+    assert len(source.table().models) == models + 1 and source.table().ready_names()
     return result
 
 
@@ -181,33 +229,32 @@ def main() -> None:
     parser.add_argument("--decisions", type=int, default=100_000, help="routing decisions per table")
     parser.add_argument("--repeat", type=int, default=5, help="rebuilds per measurement (median)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--rebuild-only", action="store_true", help="skip the decision timings")
     args = parser.parse_args()
     results: dict[str, dict[str, float]] = {}
     for models in dict.fromkeys((args.models, 1)):
         table = routes.build_table(_infos(models, args.endpoints, args.pods))
         results[str(models)] = {
-            **_decisions(table, args.decisions, args.seed),
+            **({} if args.rebuild_only else _decisions(table, args.decisions, args.seed)),
             **_rebuilds(models, args.endpoints, args.pods, args.repeat),
         }
     print(f"\n{args.endpoints} endpoints x {args.pods} pods per served name, {args.decisions} decisions")
-    header = [
-        "models",
-        "p50 µs",
-        "p99 µs",
-        "mean µs",
-        "build_table ms",
-        "rebuild cold ms",
-        "rebuild 1 change ms",
-    ]
-    print(" ".join(f"{h:>{max(len(h), 8)}}" for h in header))
+    columns = {
+        "p50 µs": "p50_us", "p99 µs": "p99_us", "mean µs": "mean_us", "build_table ms": "build_table_ms",
+        "rebuild cold ms": "discovery_rebuild_cold_ms", "1 status ms": "discovery_rebuild_one_change_ms",
+        "1 pod ms": "discovery_rebuild_pod_change_ms", "1 created ms": "discovery_rebuild_created_ms",
+        "follow ms": "metrics_follow_one_change_ms",
+    }  # fmt: skip
+    shown = {h: k for h, k in columns.items() if k in results["1"]}
+    print(" ".join(f"{h:>{max(len(h), 8)}}" for h in ["models", *shown]))
     for models, r in results.items():
-        cells = [models, r["p50_us"], r["p99_us"], r["mean_us"], r["build_table_ms"],
-                 r["discovery_rebuild_cold_ms"], r["discovery_rebuild_one_change_ms"]]  # fmt: skip
-        print(" ".join(f"{c:>{max(len(h), 8)}.2f}" if isinstance(c, float) else f"{c:>{max(len(h), 8)}}"
-                       for h, c in zip(header, cells, strict=True)))  # fmt: skip
-    big, one = results[str(args.models)], results["1"]
-    ratio = {"p50": big["p50_us"] / one["p50_us"], "mean": big["mean_us"] / one["mean_us"]}
-    print(f"decision time {args.models} names / 1 name: p50 {ratio['p50']:.2f}x, mean {ratio['mean']:.2f}x")
+        cells = " ".join(f"{r[k]:>{max(len(h), 8)}.3f}" for h, k in shown.items())
+        print(f"{models:>8} {cells}")
+    ratio: dict[str, float] = {}
+    if not args.rebuild_only:
+        big, one = results[str(args.models)], results["1"]
+        ratio = {"p50": big["p50_us"] / one["p50_us"], "mean": big["mean_us"] / one["mean_us"]}
+        print(f"decisions, {args.models} names / 1: p50 {ratio['p50']:.2f}x, mean {ratio['mean']:.2f}x")
     print(json.dumps({"args": vars(args), "results": results, "ratio_big_over_one": ratio}))
 
 

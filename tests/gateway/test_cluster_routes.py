@@ -114,6 +114,22 @@ def test_routes_follow_the_cluster_live(
     cluster.secret("modelyard-gateway-keys", {"alice": "sk-alice-rotated"}, method="PUT")
     _live(lambda: source.keys().lookup("sk-alice-rotated") is not None, "key rotation")
 
+    # what the watches built one change at a time is what a fresh read of the cluster builds
+    fresh = kube_discovery.KubeDiscovery(
+        kube.KubeApi.load(str(local_cluster.kubeconfig), ns), "modelyard-gateway-keys"
+    )
+    harness.gateway(fresh, auth=True)
+
+    def same() -> bool:
+        return (
+            fresh.synced
+            and dict(fresh.table().models) == dict(source.table().models)
+            and fresh.keys() == source.keys()
+        )
+
+    wait(same, 30, "the same routes and keys as a fresh read of the cluster")
+    assert f"{ns}/llama-a" in _endpoints(fresh, "llama")
+
 
 def test_upstream_endpoint_uses_the_entry_and_its_secret(
     cluster: Cluster, local_cluster: Any, harness: Any, wait: Any

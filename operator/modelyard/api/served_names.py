@@ -175,15 +175,14 @@ def decide(endpoints: Iterable[EndpointFacts], claims: Iterable[EntryClaim]) -> 
                 _names(entry_claim.namespaces),
             )
     first: dict[str, EndpointFacts] = {}
+    serving: dict[str, list[EndpointFacts]] = {}
     for fact in facts:  # rule 2: the oldest endpoint's namespace owns an unclaimed name
+        serving.setdefault(fact.served_name, []).append(fact)
         if fact.key not in conflicts and fact.served_name not in owners:
             first.setdefault(fact.served_name, fact)
     for served, oldest in first.items():
         shared = frozenset(
-            ns
-            for fact in facts
-            if fact.served_name == served and fact.namespace == oldest.namespace
-            for ns in fact.share_with
+            ns for fact in serving[served] if fact.namespace == oldest.namespace for ns in fact.share_with
         )
         owners[served] = Owner(
             served, frozenset({oldest.namespace}), shared, first=f"{oldest.namespace}/{oldest.name}"

@@ -3,14 +3,14 @@ one ModelEndpoint (with its ModelEntry) into the :class:`~.routes.EndpointInfo` 
 is built from.
 
 Pure reads of already-parsed objects; :mod:`.kube_discovery` owns the watches, their caches and
-the served-name ownership, and calls these on every rebuild.
+the served-name ownership, and calls these for the objects each change touches.
 """
 
 from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from modelyard import api
@@ -27,24 +27,59 @@ UpstreamKey = Callable[[api.base.SecretKeyRef | None, str], tuple[str | None, st
 the gateway may not read."""
 
 
-def pod_urls(slices: Iterable[dict[str, Any]]) -> dict[str, list[str]]:
-    """``namespace/endpoint`` -> the URLs of its routable pods, from the EndpointSlices."""
-    found: dict[str, list[str]] = {}
-    for obj in slices:
-        meta = obj.get("metadata") or {}
-        endpoint = (meta.get("labels") or {}).get(wire.ENDPOINT)
-        ports = obj.get("ports") or ()
-        port = next((p.get("port") for p in ports if p.get("name") == wire.HTTP_PORT), None)
-        if not endpoint or not port:
+def slice_urls(obj: dict[str, Any]) -> tuple[str | None, list[str]]:
+    """An EndpointSlice's ``namespace/endpoint`` (None: not an endpoint's) and its routable pod URLs
+    (none without a port named ``http``)."""
+    meta = obj.get("metadata") or {}
+    endpoint = (meta.get("labels") or {}).get(wire.ENDPOINT)
+    if not endpoint:
+        return None, []
+    ports = obj.get("ports") or ()
+    port = next((p.get("port") for p in ports if p.get("name") == wire.HTTP_PORT), None)
+    urls: list[str] = []
+    for ep in (obj.get("endpoints") or ()) if port else ():
+        if not readiness.routable_address(ep):
             continue
-        urls = found.setdefault(f"{meta.get('namespace')}/{endpoint}", [])
-        for ep in obj.get("endpoints") or ():
-            if not readiness.routable_address(ep):
-                continue
-            for address in ep.get("addresses") or ():
-                host = f"[{address}]" if ":" in address else address
-                urls.append(f"http://{host}:{port}")
-    return found
+        for address in ep.get("addresses") or ():
+            host = f"[{address}]" if ":" in address else address
+            urls.append(f"http://{host}:{port}")
+    return f"{meta.get('namespace')}/{endpoint}", urls
+
+
+class PodIndex:
+    """``namespace/endpoint`` -> the URLs of its routable pods, kept current one EndpointSlice at
+    a time: an endpoint's slices in name order (so every gateway replica lists them alike), each
+    slice's pods in the order the API server gives."""
+
+    def __init__(self) -> None:
+        self._endpoint: dict[str, str] = {}
+        self._slices: dict[str, dict[str, list[str]]] = {}
+
+    def reset(self, slices: Mapping[str, dict[str, Any]]) -> None:
+        self._endpoint, self._slices = {}, {}
+        for key, obj in slices.items():
+            self.update(key, obj)
+
+    def update(self, key: str, obj: dict[str, Any] | None) -> set[str]:
+        """Take the slice ``key`` as it is now (None: deleted); the endpoints whose pods it touched."""
+        endpoint, urls = slice_urls(obj) if obj is not None else (None, [])
+        touched = set()
+        before = self._endpoint.pop(key, None)
+        if before is not None:
+            group = self._slices[before]
+            del group[key]
+            if not group:
+                del self._slices[before]
+            touched.add(before)
+        if endpoint is not None:
+            self._endpoint[key] = endpoint
+            self._slices.setdefault(endpoint, {})[key] = urls
+            touched.add(endpoint)
+        return touched
+
+    def urls(self, endpoint: str) -> list[str]:
+        group = self._slices.get(endpoint, {})
+        return [url for key in sorted(group) for url in group[key]]
 
 
 def info(

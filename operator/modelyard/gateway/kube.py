@@ -6,7 +6,8 @@ plugin) and then talks to the API server with the gateway's own aiohttp, so watc
 plain coroutines on the serving loop.
 
 An :class:`Informer` keeps a cache of one kind of object: it lists, then watches from the
-list's resourceVersion, applies every event, and calls ``on_change``. When the API is away
+list's resourceVersion, applies every event, and calls ``on_change``; :meth:`Informer.take`
+says which objects changed since the consumer last looked. When the API is away
 it retries with capped exponential backoff and **keeps its cache** (the gateway keeps
 serving the last-known routes); a ``410 Gone`` relists.
 """
@@ -151,6 +152,10 @@ class Informer:
         self.synced = False
         self.error: str | None = None
         """Why the last list or watch failed (e.g. ``403: ...``), until a list succeeds."""
+        self.changed: set[str] = set()
+        """Keys of the objects added, modified or deleted since the consumer last :meth:`take`-s."""
+        self.relisted = False
+        """A listing replaced the whole cache since the consumer last :meth:`take`-s."""
         self._on_change = on_change
         self._selectors = {"labelSelector": label_selector, "fieldSelector": field_selector}
         self._backoff = backoff
@@ -160,6 +165,13 @@ class Informer:
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self.run(), name=f"informer {self.path}")
+
+    def take(self) -> tuple[set[str], bool]:
+        """What changed since the last call: (keys of changed objects, whether the cache was
+        replaced by a listing, so that any object may have changed); forgets it."""
+        changed, relisted = self.changed, self.relisted
+        self.changed, self.relisted = set(), False
+        return changed, relisted
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -190,6 +202,7 @@ class Informer:
     async def _list(self) -> str:
         listing = await self.api.get(self.path, **self._selectors)
         self.store = {object_key(item): item for item in listing.get("items") or ()}
+        self.changed, self.relisted = set(), True
         self.synced = True
         self.error = None
         self._on_change()
@@ -226,6 +239,7 @@ class Informer:
             self.store.pop(key, None)
         else:
             self.store[key] = obj
+        self.changed.add(key)
         self._on_change()
         return version
 

@@ -27,22 +27,27 @@ logged with the Secret and the grant they need, and counted in
 ``modelyard_gateway_upstream_key_unreadable{endpoint,secret}`` (``RouteTable.unreadable_keys``).
 Sending the request without its key would only earn an upstream 401.
 
-Every change rebuilds the route table from the caches (coalesced to once per loop turn) and
-swaps it in. A failing watch keeps its cache, so the last-known routes keep serving.
+Changes are coalesced to one :meth:`KubeDiscovery.rebuild` per loop turn, which costs what
+they touch, not what the caches hold (it runs on the serving loop): the informers say which
+objects changed, only the endpoints those touch are read again, only their served names'
+:class:`~.routes.Model` objects are rebuilt (:class:`~.routes.RouteIndex`), and the new
+immutable table shares every other Model with the last one. A relist reads everything again.
+A failing watch keeps its cache, so the last-known routes keep serving.
 
 Served-name ownership (:mod:`modelyard.api.served_names`) is applied here, from the same
 caches, whatever admission let through: an endpoint in conflict is never routed, fallbacks
 keep only the names the endpoint's namespace may use, and API keys limited to namespaces
 reach only the served names those namespaces own or share.
 
-One rebuild reads every cache (endpoints, entries, slices, Secrets) together; what it reads out
-of each object is in :mod:`.endpoint_info`, the pure rules it applies in :mod:`.readiness`.
+What a rebuild reads out of each object is in :mod:`.endpoint_info`, the pure rules it applies
+in :mod:`.readiness`, the ownership it keeps current in :mod:`.ownership_index`. The module is
+longer than most: the watches, the dependencies between their objects (a slice, an entry or a
+key Secret to the endpoints it touches) and the key table are one state machine.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 from typing import Any
 
@@ -50,7 +55,7 @@ import pydantic
 
 from modelyard import api
 from modelyard.api import served_names, wire
-from modelyard.gateway import auth, discovery, endpoint_info, kube, routes
+from modelyard.gateway import auth, discovery, endpoint_info, kube, ownership_index, routes
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +86,18 @@ class KubeDiscovery(discovery.Tables):
         self._parsed: dict[str, tuple[str, Any]] = {}
         self._conflicts: set[str] = set()
         self._unreadable: tuple[tuple[str, str], ...] = ()
+        # What the last rebuilds derived, kept so that the next one reads only what changed:
+        self._full = True
+        self._keys_stale = True
+        self._pods = endpoint_info.PodIndex()
+        self._index = routes.RouteIndex()
+        self._owners = ownership_index.OwnershipIndex()
+        self._wants: dict[str, set[tuple[str, str]]] = {}
+        self._wanted_by: dict[tuple[str, str], set[str]] = {}
+        """Upstream key Secret -> the endpoints that use it."""
+        self._secret_seen: dict[tuple[str, str], tuple[bool, bool]] = {}
+        self._refused: dict[str, str] = {}
+        """Endpoint -> the key Secret it may not read."""
 
     # -- Discovery -------------------------------------------------------------------------
 
@@ -126,35 +143,113 @@ class KubeDiscovery(discovery.Tables):
             asyncio.get_running_loop().call_soon(self.rebuild)
 
     def rebuild(self) -> None:
+        """Bring the routes up to date with what the informers changed since the last call.
+
+        Only the endpoints a change touches are read again (a slice: its endpoint; an entry: the
+        endpoints that deploy it; a key Secret: the endpoints that use it; an ownership verdict
+        that changed: its endpoint), and only their served names' models are rebuilt. A relist
+        of a base informer (and the first call) reads everything, as a restart would.
+        """
         self._scheduled = False
-        pods = endpoint_info.pod_urls(self.slices.store.values())
-        ownership = self._ownership()
-        infos: list[routes.EndpointInfo] = []
-        wanted: set[tuple[str, str]] = set()
-        conflicts: set[str] = set()
-        unreadable: list[tuple[str, str]] = []
-        for key, obj in list(self.endpoints.store.items()):
-            info = self._endpoint_info(key, obj, pods, wanted, ownership, conflicts, unreadable)
-            if info is not None:
-                infos.append(info)
-        self._report_unreadable(tuple(sorted(unreadable)))
+        (eps, ep_full), (names, entry_full), (slices, slice_full) = (
+            self.endpoints.take(),
+            self.entries.take(),
+            self.slices.take(),
+        )
+        full = self._full or ep_full or entry_full or slice_full
+        self._full = False
+        keys_changed = self._keys_stale or (self.key_secret is not None and any(self.key_secret.take()))
+        if full:
+            self._pods.reset(self.slices.store)
+            known, entries = self._owners.known()
+            eps = {*self.endpoints.store, *known, *self._index.names(), *self._wants, *self._refused}
+            names = {*self.entries.store, *entries}
+        for key in slices if not full else ():
+            eps |= self._pods.update(key, self.slices.store.get(key))
+        for name in names:
+            self._owners.entry(name, self._entry(name))
+            eps |= self._owners.deploying(name)
+        for ref in self._secrets_changed():
+            eps |= self._wanted_by.get(ref, set())
+        for key in eps:
+            obj = self.endpoints.store.get(key)
+            endpoint = self._parse(f"ep:{key}", obj, api.ModelEndpoint) if obj else None
+            if isinstance(endpoint, api.ModelEndpoint) and obj is not None:
+                created = (obj.get("metadata") or {}).get("creationTimestamp")
+                self._owners.endpoint(key, endpoint, self._entry(endpoint.spec.model), created)
+            else:
+                self._owners.endpoint(key, None, None, None)
+        verdicts, owners = self._owners.decide(force=full)
+        eps |= verdicts
+        keys_changed |= owners
+        for key in eps:
+            self._route(key, self._owners.ownership)
+        self._report_unreadable(tuple(sorted(self._refused.items())))
         if self._synced or all(i.synced for i in self._base()):
             # not before every endpoint and entry is known: a partial cache could make an
             # intruder look like the first (or miss an entry's servingNamespaces)
-            self._conflicts = conflicts
-            self._swap(dataclasses.replace(routes.build_table(infos), unreadable_keys=self._unreadable))
-        live = {f"ep:{k}" for k in self.endpoints.store} | {f"entry:{k}" for k in self.entries.store}
-        for stale in self._parsed.keys() - live:
-            del self._parsed[stale]
-        if self.key_secret is not None:
-            self._load_keys(self.key_secret, ownership)
-        self._sync_secret_informers(wanted)
+            self._swap(self._index.table(self._unreadable))
+        self._forget_parsed(full, eps, names)
+        if self.key_secret is not None and keys_changed:
+            self._load_keys(self.key_secret, self._owners.ownership)
+        self._keys_stale = False
+        self._sync_secret_informers(set(self._wanted_by))
         # An upstream key Secret counts once it is read or refused: a refusal never keeps a
         # new gateway unready (its endpoints are reported instead).
         settled = all(i.synced or i.error is not None for i in self._secrets.values())
         if not self._synced and settled and all(i.synced for i in self._base()):
             self._synced = True
             log.info("discovery synced: %d served names", len(self._table.models))
+
+    def _secrets_changed(self) -> list[tuple[str, str]]:
+        """Upstream key Secrets whose content or readability changed since the last rebuild."""
+        changed = []
+        for ref, informer in self._secrets.items():
+            seen = (informer.synced, informer.error is not None)
+            if any(informer.take()) or self._secret_seen.get(ref) != seen:
+                changed.append(ref)
+            self._secret_seen[ref] = seen
+        for ref in self._secret_seen.keys() - self._secrets.keys():
+            del self._secret_seen[ref]
+        return changed
+
+    def _route(self, key: str, ownership: served_names.Ownership) -> None:
+        """Re-derive the routing facts of the endpoint ``key`` and what they depend on."""
+        obj = self.endpoints.store.get(key)
+        wanted: set[tuple[str, str]] = set()
+        conflicts: set[str] = set()
+        unreadable: list[tuple[str, str]] = []
+        info = None
+        if obj is not None:
+            pods = {key: self._pods.urls(key)}
+            info = self._endpoint_info(key, obj, pods, wanted, ownership, conflicts, unreadable)
+        self._index.put(key, info)
+        for ref in self._wants.pop(key, set()) - wanted:
+            self._wanted_by[ref].discard(key)
+            if not self._wanted_by[ref]:
+                del self._wanted_by[ref]
+        for ref in wanted:
+            self._wanted_by.setdefault(ref, set()).add(key)
+        if wanted:
+            self._wants[key] = wanted
+        if conflicts:
+            self._conflicts.add(key)
+        else:
+            self._conflicts.discard(key)
+        self._refused.pop(key, None)
+        for _, secret in unreadable:
+            self._refused[key] = secret
+
+    def _forget_parsed(self, full: bool, eps: set[str], names: set[str]) -> None:
+        """Drop the parse cache of objects gone from the caches."""
+        if full:
+            live = {f"ep:{k}" for k in self.endpoints.store} | {f"entry:{k}" for k in self.entries.store}
+            gone = self._parsed.keys() - live
+        else:
+            gone = {f"ep:{k}" for k in eps if k not in self.endpoints.store}
+            gone |= {f"entry:{n}" for n in names if n not in self.entries.store}
+        for stale in gone:
+            self._parsed.pop(stale, None)
 
     def _load_keys(self, informer: kube.Informer, ownership: served_names.Ownership) -> None:
         """Swap in the keys Secret's table; log when what makes keys unusable changes."""
@@ -213,24 +308,6 @@ class KubeDiscovery(discovery.Tables):
         obj = self.entries.store.get(name)
         entry = self._parse(f"entry:{name}", obj, api.ModelEntry) if obj else None
         return entry if isinstance(entry, api.ModelEntry) else None
-
-    def _ownership(self) -> served_names.Ownership:
-        """The ownership rule over every endpoint and entry in the caches, ready or not."""
-        claims = []
-        for name in list(self.entries.store):
-            entry = self._entry(name)
-            claim = served_names.claim_of(entry) if entry is not None else None
-            if claim is not None:
-                claims.append(claim)
-        facts = []
-        for key, obj in list(self.endpoints.store.items()):
-            endpoint = self._parse(f"ep:{key}", obj, api.ModelEndpoint)
-            if isinstance(endpoint, api.ModelEndpoint):
-                created = (obj.get("metadata") or {}).get("creationTimestamp")
-                fact = served_names.facts_of(endpoint, self._entry(endpoint.spec.model), created)
-                if fact is not None:
-                    facts.append(fact)
-        return served_names.decide(facts, claims)
 
     def _endpoint_info(
         self,

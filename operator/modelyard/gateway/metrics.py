@@ -116,6 +116,11 @@ class Metrics:
         self._children: dict[tuple[object, tuple[str, ...]], Any] = {}
         self._endpoints: dict[str, tuple[Any, Any]] = {}
         self._table: routes.RouteTable | None = None
+        self._live_targets: dict[tuple[str, str], int] = {}
+        self._live_endpoints: dict[str, int] = {}
+        self._fresh_targets: list[tuple[str, ...]] = []
+        """``in_flight`` children made since the last :meth:`follow` (maybe for a target gone)."""
+        self._fresh_endpoints: list[str] = []
         self._source: Callable[[], routes.RouteTable] | None = None
 
     def child(self, metric: prometheus_client.metrics.MetricWrapperBase, *values: str) -> Any:
@@ -124,6 +129,8 @@ class Metrics:
         found = self._children.get(key)
         if found is None:
             found = self._children[key] = metric.labels(*values)
+            if metric is self.in_flight:
+                self._fresh_targets.append(values)
         return found
 
     def endpoint(self, name: str) -> tuple[Any, Any]:
@@ -136,27 +143,64 @@ class Metrics:
                 self.endpoint_demand.labels(*labels),
                 self.endpoint_requests.labels(*labels),
             )
+            self._fresh_endpoints.append(name)
         return found
 
     def follow(self, table: routes.RouteTable) -> None:
         """Drop the ``in_flight`` series of targets gone from the routes (pods come and go);
-        give every endpoint in the routes its demand series, and drop those of endpoints gone."""
+        give every endpoint in the routes its demand series, and drop those of endpoints gone.
+
+        Costs what changed since the table last followed: discovery rebuilds only the Models of
+        the served names a change touches, so a Model that is the same object is skipped after
+        one identity check, and live targets and endpoints are counted, not collected again.
+        """
         if table is self._table:
             return
+        before = self._table.models if self._table is not None else {}
         self._table = table
-        live = {(e.name, t.key) for m in table.models.values() for e in m.endpoints for t in e.targets}
-        for key in [k for k in self._children if k[0] is self.in_flight and k[1] not in live]:
+        dropped_targets, dropped_endpoints = set(self._fresh_targets), set(self._fresh_endpoints)
+        self._fresh_targets, self._fresh_endpoints = [], []
+        for name, model in table.models.items():
+            old = before.get(name)
+            if old is not model:
+                if old is not None:
+                    self._count(old, -1, dropped_targets, dropped_endpoints)
+                self._count(model, 1, dropped_targets, dropped_endpoints)
+        for name, old in before.items():
+            if name not in table.models:
+                self._count(old, -1, dropped_targets, dropped_endpoints)
+        for target in dropped_targets - self._live_targets.keys():
             # requests still in flight keep their (now unexported) child until they end
-            del self._children[key]
-            self.in_flight.remove(*key[1])
-        endpoints = {e.name for m in table.models.values() for e in m.endpoints}
-        for name in endpoints:
-            self.endpoint(name)
-        for name in [n for n in self._endpoints if n not in endpoints]:
-            del self._endpoints[name]
-            labels = name.split("/", 1) if "/" in name else ["", name]
-            self.endpoint_demand.remove(*labels)
-            self.endpoint_requests.remove(*labels)
+            if self._children.pop((self.in_flight, target), None) is not None:
+                self.in_flight.remove(*target)
+        for name in dropped_endpoints - self._live_endpoints.keys():
+            if self._endpoints.pop(name, None) is not None:
+                labels = name.split("/", 1) if "/" in name else ["", name]
+                self.endpoint_demand.remove(*labels)
+                self.endpoint_requests.remove(*labels)
+        self._fresh_targets, self._fresh_endpoints = [], []
+
+    def _count(self, model: routes.Model, step: int, targets: set[Any], endpoints: set[str]) -> None:
+        """Count ``model``'s endpoints and targets in (1) or out (-1) of the live ones; note those
+        counted out (the caller drops those no longer live) and give those counted in a series."""
+        for e in model.endpoints:
+            live = self._live_endpoints.get(e.name, 0) + step
+            if live:
+                self._live_endpoints[e.name] = live
+            else:
+                del self._live_endpoints[e.name]
+            if step > 0:
+                self.endpoint(e.name)
+            else:
+                endpoints.add(e.name)
+            for t in e.targets:
+                pair = (e.name, t.key)
+                live = self._live_targets.get(pair, 0) + step
+                if live:
+                    self._live_targets[pair] = live
+                else:
+                    del self._live_targets[pair]
+                    targets.add(pair)
 
     def watch_routes(self, table: Callable[[], routes.RouteTable]) -> None:
         """Export what the current route table says about unreadable upstream key Secrets, and

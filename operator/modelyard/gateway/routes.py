@@ -124,15 +124,71 @@ def build_table(endpoints: Iterable[EndpointInfo]) -> RouteTable:
     grouped: dict[str, list[EndpointInfo]] = {}
     for info in sorted(endpoints, key=lambda e: e.name):
         grouped.setdefault(info.served_name, []).append(info)
-    models: dict[str, Model] = {}
-    for served, infos in grouped.items():
-        fallback: list[str] = []
-        for info in infos:
-            fallback.extend(f for f in info.fallback if f != served and f not in fallback)
-        routable = tuple(
-            Endpoint(i.name, served, i.weight, i.targets if i.ready else (), i.upstream, i.hold, i.down)
-            for i in infos
-            if i.weight > 0 and ((i.ready and i.targets) or i.hold or i.down)
-        )
-        models[served] = Model(served, routable, tuple(fallback))
-    return RouteTable(models)
+    return RouteTable({served: build_model(served, infos) for served, infos in grouped.items()})
+
+
+def build_model(served: str, infos: Iterable[EndpointInfo]) -> Model:
+    """One served name's model from the facts of its endpoints, given in endpoint-name order."""
+    fallback: list[str] = []
+    routable: list[Endpoint] = []
+    for i in infos:
+        fallback.extend(f for f in i.fallback if f != served and f not in fallback)
+        if i.weight > 0 and ((i.ready and i.targets) or i.hold or i.down):
+            targets = i.targets if i.ready else ()
+            routable.append(Endpoint(i.name, served, i.weight, targets, i.upstream, i.hold, i.down))
+    return Model(served, tuple(routable), tuple(fallback))
+
+
+class RouteIndex:
+    """The endpoint facts behind a table, by served name, so that a change costs what it touches.
+
+    :meth:`put` records one endpoint's facts (None: it is gone or not routed); :meth:`table`
+    rebuilds the :class:`Model` of each served name touched since the last table and returns a
+    new table that shares every other Model object with the last one (a copy-on-write dict:
+    copying the mapping of references is the only part that grows with the table, a C-level
+    copy). Tables already handed out never change. The result always equals
+    :func:`build_table` over the facts put, which the tests check on random changes.
+    """
+
+    def __init__(self) -> None:
+        self._infos: dict[str, EndpointInfo] = {}
+        self._served: dict[str, dict[str, EndpointInfo]] = {}
+        self._touched: set[str] = set()
+        self._models: dict[str, Model] = {}
+
+    def put(self, name: str, info: EndpointInfo | None) -> None:
+        """Set (or, with None, drop) the facts of the endpoint ``name`` (``info.name``)."""
+        old = self._infos.get(name)
+        if old == info:
+            return
+        if old is not None:
+            group = self._served[old.served_name]
+            del group[name]
+            if not group:
+                del self._served[old.served_name]
+            self._touched.add(old.served_name)
+            del self._infos[name]
+        if info is not None:
+            self._infos[name] = info
+            self._served.setdefault(info.served_name, {})[name] = info
+            self._touched.add(info.served_name)
+
+    def names(self) -> list[str]:
+        """The endpoints whose facts are in the index."""
+        return list(self._infos)
+
+    def table(self, unreadable_keys: tuple[tuple[str, str], ...] = ()) -> RouteTable:
+        """The table of the facts put so far; untouched served names keep their Model objects."""
+        if self._touched:
+            models = dict(self._models)
+            for served in self._touched:
+                group = self._served.get(served)
+                if group is None:
+                    models.pop(served, None)
+                    continue
+                model = build_model(served, (group[n] for n in sorted(group)))
+                if models.get(served) != model:
+                    models[served] = model
+            self._models = models
+            self._touched = set()
+        return RouteTable(self._models, unreadable_keys)
