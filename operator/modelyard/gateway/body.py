@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from typing import Any
 
 import msgspec
 
@@ -55,6 +56,21 @@ class RequestBody:
         start, end = _model_span(self.raw, self.model_json)
         return self.raw[:start] + msgspec.json.encode(model) + self.raw[end:]
 
+    def prompt_and_user(self, chars: int) -> tuple[str, str | None]:
+        """The first ``chars`` characters of the rendered prompt and the OpenAI ``user`` field,
+        for prefix-aware routing (:mod:`modelyard.gateway.prefixhash`). Read only on demand.
+
+        The prompt is the chat messages' contents in order (the text parts of a list content),
+        each followed by a newline, or a completion's ``prompt`` (strings joined, token ids
+        written out). A body where they are not where OpenAI puts them gives ``""``: it is
+        routed by the empty prefix, never refused here (the model server judges the body).
+        """
+        if self.boundary is not None:
+            return "", None
+        found = _AFFINITY.decode(self.raw)  # the body parsed as a JSON object already
+        user = _decode_or(_STRING, found.user, None)
+        return _rendered(found, chars), user
+
 
 def parse(raw: bytes, content_type: str) -> RequestBody:
     """Find ``model`` (and ``stream``) in a JSON or multipart/form-data body."""
@@ -87,6 +103,55 @@ class _Routing(msgspec.Struct):
 
 _ROUTING = msgspec.json.Decoder(_Routing)
 _STRING = msgspec.json.Decoder(str)
+
+
+class _Affinity(msgspec.Struct):
+    """What a prompt prefix and a session are read from, kept as JSON text until needed."""
+
+    messages: msgspec.Raw = _ABSENT
+    prompt: msgspec.Raw = _ABSENT
+    user: msgspec.Raw = _ABSENT
+
+
+class _Message(msgspec.Struct):
+    content: msgspec.Raw = _ABSENT
+
+
+class _Part(msgspec.Struct):
+    text: str | None = None
+
+
+_AFFINITY = msgspec.json.Decoder(_Affinity)
+_MESSAGES = msgspec.json.Decoder(list[_Message])
+_CONTENT = msgspec.json.Decoder(str | list[_Part] | None)
+_PROMPT = msgspec.json.Decoder(str | list[str | int | list[int]])
+
+
+def _decode_or(decoder: msgspec.json.Decoder[Any], raw: msgspec.Raw, default: Any) -> Any:
+    if raw is _ABSENT:
+        return default
+    try:
+        return decoder.decode(raw)
+    except msgspec.DecodeError:  # ValidationError too: a field of another type has no text
+        return default
+
+
+def _rendered(found: _Affinity, chars: int) -> str:
+    pieces: list[str] = []
+    size = 0
+    if found.messages is not _ABSENT:
+        for message in _decode_or(_MESSAGES, found.messages, []):
+            content = _decode_or(_CONTENT, message.content, None)
+            if isinstance(content, list):
+                content = "".join(part.text for part in content if part.text)
+            pieces.append(f"{content or ''}\n")
+            size += len(pieces[-1])
+            if size >= chars:
+                break
+    else:
+        prompt = _decode_or(_PROMPT, found.prompt, "")
+        pieces = [prompt] if isinstance(prompt, str) else [f"{p}\n" for p in prompt]
+    return "".join(pieces)[:chars]
 
 
 def _parse_json(raw: bytes, content_type: str) -> RequestBody:
