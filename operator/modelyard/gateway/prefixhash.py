@@ -43,7 +43,7 @@ def digest(text: str) -> int:
 class Ring:
     """The points of a set of target keys; immutable once built."""
 
-    __slots__ = ("_points", "_owners", "size")
+    __slots__ = ("_owners", "_points", "size")
 
     def __init__(self, keys: Iterable[str], vnodes: int = VNODES) -> None:
         unique = set(keys)
