@@ -109,10 +109,8 @@ def gateway(routes: Path, port: int, core: str | None = None) -> tuple[list[str]
 def routes_file(path: Path, strategy: str, urls: list[str], prefix_chars: int) -> Path:
     routing = f"{{strategy: {strategy}, prefixCharLength: {prefix_chars}}}"
     listed = ", ".join(f"'{u}'" for u in urls)
-    path.write_text(
-        f"models:\n  - name: m\n    endpoints:\n      - {{name: bench/m, urls: [{listed}], routing: {routing}}}\n"
-        f"apiKeys: {{bench: {KEY}}}\n"
-    )
+    endpoint = f"{{name: bench/m, urls: [{listed}], routing: {routing}}}"
+    path.write_text(f"models:\n  - name: m\n    endpoints:\n      - {endpoint}\napiKeys: {{bench: {KEY}}}\n")
     return path
 
 
@@ -181,7 +179,8 @@ def chat_section(args: argparse.Namespace, tmp: Path) -> dict[str, dict[str, flo
         commands.append(gateway(path, port))
         gateways[strategy] = f"http://127.0.0.1:{port}"
     print(
-        f"multi-tenant chat: {args.tenants} system prompts of ~{args.system_tokens} tokens x {args.users} users, "
+        f"multi-tenant chat: {args.tenants} system prompts of ~{args.system_tokens} tokens "
+        f"x {args.users} users, "
         f"{args.concurrency} streams at a time, 3 replicas (prefix cache {cache / 2**20:.1f} MiB each, "
         f"~{args.cache_prompts:g} prompts), {args.rounds} round(s) per strategy",
         flush=True,
@@ -218,7 +217,8 @@ def chat_section(args: argparse.Namespace, tmp: Path) -> dict[str, dict[str, flo
     for strategy, r in results.items():
         print(
             f"  {strategy:<11} TTFT p50 {r['ttft_p50_ms']:7.1f} ms, p95 {r['ttft_p95_ms']:7.1f} ms; "
-            f"prefix cache hits {r['hit_rate']:4.0%} of requests, {r['token_hit_rate']:4.0%} of prompt tokens",
+            f"prefix cache hits {r['hit_rate']:4.0%} of requests, "
+            f"{r['token_hit_rate']:4.0%} of prompt tokens",
             flush=True,
         )
     return results
@@ -270,7 +270,7 @@ def latency_section(args: argparse.Namespace, tmp: Path) -> dict[str, dict[str, 
     )
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in urls}
     with processes(commands, tmp / "latency.log"):
-        for name, url in urls.items():  # warm-up: connections, caches, the ring
+        for url in urls.values():  # warm-up: connections, caches, the ring
             args_warm = argparse.Namespace(**{**vars(args), "duration": 1, "rate": min(args.rate, 100)})
             _loadgen(url, bodies, args_warm)
         for _ in range(args.repeat):
