@@ -20,12 +20,17 @@ PrefixHash, side by side in one run.
    prompts, but it also serves far more tenants. With LeastBusy every replica sees every tenant,
    and their prompts evict each other; with PrefixHash each replica sees its share.
 
-2. **Gateway cost.** The same gateway, once per strategy, in front of a fast fake model server
+2. **Gateway cost.** In this process, the gateway's own work per request under each strategy
+   (read the body, compute the key when PrefixHash, pick the pod; mean microseconds over
+   ``--decisions`` requests, median of 3). Then the gateway, once per strategy, in front of a fast
+   fake model server
    (``fake_upstream.py``, 3 processes = 3 pods), against that server directly: latency at
    ``--rate`` (500) requests/s, open loop (``loadgen.py``), bodies with the same system prompts
    (so PrefixHash reads and hashes a real prefix); the *added* p50/p99 over the direct path,
    median of ``--repeat`` runs, alternating targets. Gateway pinned to one core, the rest to the
-   other (``--proxy-core``/``--load-core``), as in ``gateway_bench.py``.
+   other (``--proxy-core``/``--load-core``), as in ``gateway_bench.py``. A target that cannot keep
+   up with the rate (fewer than 95% of the requests/s, or errors) is marked saturated: its
+   latency is a queue's, not the gateway's cost.
 
 The last line printed is a JSON summary.
 """
@@ -57,13 +62,18 @@ KEY = gateway_bench.KEY
 STRATEGIES = ("LeastBusy", "PrefixHash")
 
 
-def tenant_prompt(tokens: int, seed: int) -> str:
-    """A system prompt of ~``tokens`` tokens that differs from other seeds from its first word."""
+def tenant_prompt(tokens: int, seed: int, tokenizer: Any = None) -> str:
+    """A system prompt that differs from other seeds' from its first word: ``tokens`` tokens of
+    ``tokenizer``, or ~4 characters a token (a real model's tokenizer) without one."""
     rng = random.Random(seed)
     words = [f"Tenant {seed}."]
-    while sum(len(w) + 1 for w in words) < tokens * 4:  # ~4 characters a token
+    while sum(len(w) + 1 for w in words) < tokens * 4:
         words.append(rng.choice(runtime_bench.WORDS))
-    return " ".join(words)
+    text = " ".join(words)
+    if tokenizer is None:
+        return text
+    offsets = tokenizer(text, return_offsets_mapping=True, add_special_tokens=False)["offset_mapping"]
+    return text[: offsets[min(tokens, len(offsets)) - 1][1]]
 
 
 def _wait(url: str, process: subprocess.Popen[bytes], timeout: float = 180) -> None:
@@ -160,6 +170,9 @@ def chat_section(args: argparse.Namespace, tmp: Path) -> dict[str, dict[str, flo
     from modelyard.local import tinymodels
 
     llama = str(tinymodels.build_llama(tmp / "llama"))
+    import transformers
+
+    tokenizer = transformers.AutoTokenizer.from_pretrained(llama)  # ~1.8 characters a token
     config = json.loads((tmp / "llama" / "config.json").read_text())
     head_dim = config["hidden_size"] // config["num_attention_heads"]
     per_token = 2 * config["num_hidden_layers"] * config["num_key_value_heads"] * head_dim * 4  # float32
@@ -185,13 +198,14 @@ def chat_section(args: argparse.Namespace, tmp: Path) -> dict[str, dict[str, flo
         f"~{args.cache_prompts:g} prompts), {args.rounds} round(s) per strategy",
         flush=True,
     )
+    tenants = range(args.tenants)
     ttfts: dict[str, list[float]] = {s: [] for s in STRATEGIES}
     counts: dict[str, dict[str, float]] = {s: {} for s in STRATEGIES}
     with processes(commands, tmp / "chat.log"):
         for round_ in range(args.rounds):
             for index, strategy in enumerate(STRATEGIES):
                 seed = 1000 * (round_ * len(STRATEGIES) + index + 1)
-                prompts = [tenant_prompt(args.system_tokens, seed + t) for t in range(args.tenants)]
+                prompts = [tenant_prompt(args.system_tokens, seed + t, tokenizer) for t in tenants]
                 before = _replica_stats(replicas)
                 ttfts[strategy] += asyncio.run(
                     chat_round(gateways[strategy], prompts, args.users, args.concurrency, seed)
@@ -234,6 +248,36 @@ def _loadgen(url: str, bodies: Path, args: argparse.Namespace) -> dict[str, floa
     return result
 
 
+def decision_cost(lines: list[str], args: argparse.Namespace) -> dict[str, float]:
+    """Mean microseconds of the gateway's per-request work under each strategy, in this process."""
+    from modelyard.gateway import balancer, body, discovery, proxy, routes
+
+    raws = [line.encode() for line in lines]
+    costs: dict[str, list[float]] = {s: [] for s in STRATEGIES}
+    for _ in range(3):
+        for strategy in STRATEGIES:
+            routing = routes.Routing(strategy, args.prefix_chars)
+            pods = tuple(discovery.pod_target("bench/m", f"http://10.0.0.{i}:8000") for i in range(3))
+            model = routes.build_table(
+                [routes.EndpointInfo("bench/m", "m", targets=pods, routing=routing)]
+            ).get("m")
+            assert model is not None
+            chooser = balancer.WeightedLeastBusy()
+            began = time.perf_counter()
+            for i in range(args.decisions):
+                parsed = body.parse(raws[i % len(raws)], "application/json")
+                affinity = model.affinity
+                request = argparse.Namespace(headers={})
+                exchange = argparse.Namespace(body=parsed, request=request)
+                key = proxy.affinity_key(exchange, affinity) if affinity is not None else None  # type: ignore[arg-type]
+                choice = chooser.choose(model, (), key)
+                assert choice is not None and choice[1] is not None
+                chooser.started(choice[1])
+                chooser.finished(choice[1], ok=True)
+            costs[strategy].append((time.perf_counter() - began) / args.decisions * 1e6)
+    return {s: statistics.median(v) for s, v in costs.items()}
+
+
 def latency_section(args: argparse.Namespace, tmp: Path) -> dict[str, dict[str, float]]:
     bodies = tmp / "bodies.jsonl"
     prompts = [tenant_prompt(args.system_tokens, 7 + t) for t in range(args.tenants)]
@@ -245,6 +289,13 @@ def latency_section(args: argparse.Namespace, tmp: Path) -> dict[str, dict[str, 
         ]
         lines.append(json.dumps({"model": "m", "messages": messages, "max_tokens": 16}))
     bodies.write_text("\n".join(lines) + "\n")
+    size = sum(len(line) for line in lines) // len(lines)
+    cost = decision_cost(lines, args)
+    print(
+        f"gateway work per request (body of ~{size // 1024} KiB read, key, pick): "
+        + ", ".join(f"{s} {us:.1f} us" for s, us in cost.items()),
+        flush=True,
+    )
     ports = [gateway_bench._free_port() for _ in range(3)]
     fakes = [f"http://127.0.0.1:{p}" for p in ports]
     commands = [
@@ -262,9 +313,8 @@ def latency_section(args: argparse.Namespace, tmp: Path) -> dict[str, dict[str, 
         path = routes_file(tmp / f"fake-{strategy}.yaml", strategy, fakes, args.prefix_chars)
         commands.append(gateway(path, port, args.proxy_core))
         urls[strategy] = f"http://127.0.0.1:{port}/v1/chat/completions"
-    size = sum(len(line) for line in lines) // len(lines)
     print(
-        f"gateway cost: {args.rate:g} req/s for {args.duration:g} s, bodies of ~{size // 1024} KiB, "
+        f"gateway latency: {args.rate:g} req/s for {args.duration:g} s, bodies of ~{size // 1024} KiB, "
         f"3 fake pods, median of {args.repeat}",
         flush=True,
     )
@@ -281,9 +331,12 @@ def latency_section(args: argparse.Namespace, tmp: Path) -> dict[str, dict[str, 
         for name, found in runs.items()
     }
     direct = results["direct"]
+    for r in results.values():
+        r["saturated"] = float(r["achieved_rps"] < 0.95 * args.rate or r["errors"] > 0)
     for name in STRATEGIES:
         results[name]["added_p50_ms"] = results[name]["p50_ms"] - direct["p50_ms"]
         results[name]["added_p99_ms"] = results[name]["p99_ms"] - direct["p99_ms"]
+        results[name]["work_us"] = cost[name]
     for name, r in results.items():
         added = (
             f", added p50 {r['added_p50_ms']:.2f} ms, p99 {r['added_p99_ms']:.2f} ms"
@@ -292,7 +345,8 @@ def latency_section(args: argparse.Namespace, tmp: Path) -> dict[str, dict[str, 
         )
         print(
             f"  {name:<11} p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, "
-            f"{r['achieved_rps']:.0f} req/s, {r['errors']:.0f} errors{added}",
+            f"{r['achieved_rps']:.0f} req/s, {r['errors']:.0f} errors{added}"
+            + (" (SATURATED: a queue, not the gateway's cost)" if r["saturated"] else ""),
             flush=True,
         )
     return results
@@ -321,6 +375,7 @@ def main() -> None:
     parser.add_argument(
         "--repeat", type=int, default=None, help="latency runs per target (default 3; quick 1)"
     )
+    parser.add_argument("--decisions", type=int, default=20000, help="requests for the in-process cost")
     parser.add_argument("--skip-chat", action="store_true")
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--proxy-core", default="0")

@@ -80,7 +80,8 @@ class WeightedLeastBusy:
         self._failures: dict[str, int] = {}
         self._ejected_until: dict[str, float] = {}
         self._tiebreak = 0
-        self._rings: dict[tuple[routes.Target, ...], prefixhash.Ring] = {}
+        self._rings: dict[int, tuple[tuple[routes.Target, ...], prefixhash.Ring]] = {}
+        self._rings_by_set: dict[frozenset[str], prefixhash.Ring] = {}
         self._spills: dict[str, int] = {}
 
     def choose(
@@ -146,11 +147,17 @@ class WeightedLeastBusy:
 
     def _pick_by_key(self, endpoint: routes.Endpoint, usable: list[routes.Target], key: str) -> routes.Target:
         """CHWBL over the ring of all the endpoint's targets, among the usable ones."""
-        ring = self._rings.get(endpoint.targets)
-        if ring is None:
+        targets = endpoint.targets  # the same tuple until the route table changes: keyed by identity
+        cached = self._rings.get(id(targets))
+        if cached is not None and cached[0] is targets:
+            ring = cached[1]
+        else:  # a new route table: the same pods keep their ring, a new set of pods gets one
             if len(self._rings) >= _RINGS:
                 self._rings.clear()
-            ring = self._rings[endpoint.targets] = prefixhash.Ring(t.key for t in endpoint.targets)
+                self._rings_by_set.clear()
+            keys = frozenset(t.key for t in targets)
+            ring = self._rings_by_set.get(keys) or self._rings_by_set.setdefault(keys, prefixhash.Ring(keys))
+            self._rings[id(targets)] = (targets, ring)  # holding the tuple keeps its id unique
         by_key = {t.key: t for t in usable}
         picked = prefixhash.choose(ring, key, by_key, self.load, endpoint.routing.load_factor)
         assert picked is not None  # usable is not empty
