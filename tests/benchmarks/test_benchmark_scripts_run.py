@@ -120,6 +120,8 @@ def test_autoscale_bench_cold_starts_and_ramps_losing_nothing(tmp_path: Path) ->
     assert png.read_bytes().startswith(b"\x89PNG")
 
 
+@pytest.mark.slow
+@pytest.mark.model
 def test_prefix_routing_bench_runs_both_strategies_side_by_side() -> None:
     """Requests one at a time: PrefixHash sends each tenant's later users to the replica that
     cached the tenant's prompt, so they hit; the counts, not the timings, are checked."""
