@@ -13,8 +13,11 @@ import pathlib
 import subprocess
 import sys
 
+import msgspec
 import pydantic
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from modelyard import api
 from modelyard.gateway import balancer, body, discovery, prefixhash, routes
@@ -163,6 +166,25 @@ def test_the_key_is_the_rendered_prompt_prefix_and_the_user_field() -> None:
     assert completion.prompt_and_user(4) == ("Once", None)
     odd = body.parse(b'{"model": "m", "messages": {"not": "a list"}, "user": 5}', "application/json")
     assert odd.prompt_and_user(10) == ("", None)  # routed by the empty prefix, not refused
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(["content", "text", "x"]), inner)
+    ),
+    max_leaves=12,
+)
+
+
+@given(messages=_JSON, prompt=_JSON, user=_JSON, chars=st.integers(1, 50))
+def test_any_body_gives_a_key_never_an_error(
+    messages: object, prompt: object, user: object, chars: int
+) -> None:
+    raw = msgspec.json.encode({"model": "m", "messages": messages, "prompt": prompt, "user": user})
+    text, found = body.parse(raw, "application/json").prompt_and_user(chars)
+    assert isinstance(text, str) and len(text) <= chars
+    assert found == (user if isinstance(user, str) else None)
 
 
 @pytest.mark.parametrize(

@@ -1,14 +1,16 @@
 """Reading just enough of a request body to route it, and rewriting the model when needed.
 
 The gateway forwards the client's original bytes, so fields it does not know reach the
-model server untouched. It reads a JSON body once, only to learn ``model`` and ``stream``,
-with msgspec: a strict, linear parser that validates the whole body but skips every other
-field without building Python objects for it. So a body costs the gateway its bytes and a
-pass over them (about 2 ms per MiB of dense ``[[],[],...]``, far less for a long prompt),
-never memory or time that grows with how many values it holds; one nested deeper than
-about 1000 levels is refused (:data:`MAX_DEPTH`). A multipart body (audio) is scanned for its ``model``
-part without copying the file. When the model name must change (an upstream rewrite or a
-fallback model) only the model value is replaced.
+model server untouched. It reads a JSON body once, only to learn ``model`` and ``stream``
+(and where ``messages``, ``prompt`` and ``user`` are, which prefix-aware routing decodes on
+demand: :meth:`RequestBody.prompt_and_user`), with msgspec: a strict, linear parser that
+validates the whole body but skips every other field without building Python objects for it.
+So a body costs the gateway its bytes and a pass over them (about 2 ms per MiB of dense
+``[[],[],...]``, far less for a long prompt), never memory or time that grows with how many
+values it holds; one nested deeper than about 1000 levels is refused (:data:`MAX_DEPTH`). A
+multipart body (audio) is scanned for its ``model`` part without copying the file. When the
+model name must change (an upstream rewrite or a fallback model) only the model value is
+replaced.
 """
 
 from __future__ import annotations
@@ -42,6 +44,9 @@ class RequestBody:
     """The multipart boundary, for a multipart body."""
     model_json: bytes = b""
     """The JSON text of ``model`` as it is in ``raw``, for a JSON body."""
+    fields: _Routing | None = None
+    """Where the fields prefix-aware routing reads are in ``raw`` (found by the same pass that
+    found ``model``), for a JSON body."""
 
     def with_model(self, model: str) -> bytes:
         """The body with ``model`` replaced; the original bytes when it is unchanged.
@@ -65,9 +70,9 @@ class RequestBody:
         written out). A body where they are not where OpenAI puts them gives ``""``: it is
         routed by the empty prefix, never refused here (the model server judges the body).
         """
-        if self.boundary is not None:
+        found = self.fields
+        if found is None:  # multipart
             return "", None
-        found = _AFFINITY.decode(self.raw)  # the body parsed as a JSON object already
         user = _decode_or(_STRING, found.user, None)
         return _rendered(found, chars), user
 
@@ -95,22 +100,18 @@ _TRUE = msgspec.Raw(b"true")
 
 
 class _Routing(msgspec.Struct):
-    """The two fields routing needs, kept as their JSON text; every other field is skipped."""
+    """The fields routing needs, kept as their JSON text (views of the body, decoded only when
+    needed: the last three for prefix-aware routing); every other field is skipped."""
 
     model: msgspec.Raw = _ABSENT
     stream: msgspec.Raw = _ABSENT
+    messages: msgspec.Raw = _ABSENT
+    prompt: msgspec.Raw = _ABSENT
+    user: msgspec.Raw = _ABSENT
 
 
 _ROUTING = msgspec.json.Decoder(_Routing)
 _STRING = msgspec.json.Decoder(str)
-
-
-class _Affinity(msgspec.Struct):
-    """What a prompt prefix and a session are read from, kept as JSON text until needed."""
-
-    messages: msgspec.Raw = _ABSENT
-    prompt: msgspec.Raw = _ABSENT
-    user: msgspec.Raw = _ABSENT
 
 
 class _Message(msgspec.Struct):
@@ -121,7 +122,6 @@ class _Part(msgspec.Struct):
     text: str | None = None
 
 
-_AFFINITY = msgspec.json.Decoder(_Affinity)
 _MESSAGES = msgspec.json.Decoder(list[_Message])
 _CONTENT = msgspec.json.Decoder(str | list[_Part] | None)
 _PROMPT = msgspec.json.Decoder(str | list[str | int | list[int]])
@@ -136,7 +136,7 @@ def _decode_or(decoder: msgspec.json.Decoder[Any], raw: msgspec.Raw, default: An
         return default
 
 
-def _rendered(found: _Affinity, chars: int) -> str:
+def _rendered(found: _Routing, chars: int) -> str:
     pieces: list[str] = []
     size = 0
     if found.messages is not _ABSENT:
@@ -172,7 +172,8 @@ def _parse_json(raw: bytes, content_type: str) -> RequestBody:
         raise BodyError(f"the request body is not valid JSON: {exc}", "model") from None
     if not model:
         raise BodyError("you must provide a model parameter", "model")
-    return RequestBody(raw, content_type, model, found.stream == _TRUE, model_json=bytes(found.model))
+    stream = found.stream == _TRUE
+    return RequestBody(raw, content_type, model, stream, model_json=bytes(found.model), fields=found)
 
 
 _MODEL_KEY = re.compile(rb'(?<=[{,\s])"model"\s*:\s*')
