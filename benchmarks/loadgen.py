@@ -5,6 +5,8 @@ Sending on a fixed schedule (not after the previous answer) avoids coordinated o
 slow answer shows up in the percentiles instead of slowing the load down. Prints one JSON line.
 
     python benchmarks/loadgen.py --url http://127.0.0.1:8000/v1/chat/completions --rate 500 --duration 10
+
+``--bodies FILE`` sends the JSON bodies of FILE (one a line) in turn instead of one short chat.
 """
 
 from __future__ import annotations
@@ -23,7 +25,14 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 async def run(
-    url: str, rate: float, duration: float, stream: bool, model: str, key: str | None, max_in_flight: int = 0
+    url: str,
+    rate: float,
+    duration: float,
+    stream: bool,
+    model: str,
+    key: str | None,
+    max_in_flight: int = 0,
+    bodies: list[bytes] | None = None,
 ) -> dict[str, float]:
     body = json.dumps(
         {
@@ -33,6 +42,7 @@ async def run(
             "max_tokens": 16,
         }
     ).encode()
+    bodies = bodies or [body]
     headers = {"Content-Type": "application/json"}
     if key:
         headers["Authorization"] = f"Bearer {key}"
@@ -41,7 +51,7 @@ async def run(
     connector = aiohttp.TCPConnector(limit=0, force_close=False)
     async with aiohttp.ClientSession(connector=connector) as session:
 
-        async def one(scheduled: float) -> None:
+        async def one(scheduled: float, body: bytes) -> None:
             nonlocal errors, in_flight
             try:
                 async with session.post(url, data=body, headers=headers) as response:
@@ -56,10 +66,10 @@ async def run(
             else:
                 errors += 1
 
-        def send(scheduled: float) -> asyncio.Future[None]:
+        def send(scheduled: float, index: int = 0) -> asyncio.Future[None]:
             nonlocal in_flight
             in_flight += 1
-            return asyncio.ensure_future(one(scheduled))
+            return asyncio.ensure_future(one(scheduled, bodies[index % len(bodies)]))
 
         # warm the connection pool
         await asyncio.gather(*(send(time.perf_counter()) for _ in range(20)))
@@ -75,7 +85,7 @@ async def run(
             if max_in_flight and in_flight >= max_in_flight:
                 shed += 1  # not sent: the target is that far behind
                 continue
-            tasks.append(send(scheduled))
+            tasks.append(send(scheduled, i))
         await asyncio.gather(*tasks)
         elapsed = time.perf_counter() - start
     return {
@@ -103,9 +113,16 @@ def main() -> None:
         default=0,
         help="skip (count as shed) sends beyond this many open (0: no cap)",
     )
+    parser.add_argument(
+        "--bodies", help="a file of JSON request bodies, one a line, sent in turn (default: one short chat)"
+    )
     args = parser.parse_args()
+    bodies = None
+    if args.bodies:
+        with open(args.bodies, "rb") as lines:
+            bodies = [line.strip() for line in lines if line.strip()]
     result = asyncio.run(
-        run(args.url, args.rate, args.duration, args.stream, args.model, args.key, args.max_in_flight)
+        run(args.url, args.rate, args.duration, args.stream, args.model, args.key, args.max_in_flight, bodies)
     )
     print(json.dumps(result))
 

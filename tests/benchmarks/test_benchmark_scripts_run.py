@@ -118,3 +118,19 @@ def test_autoscale_bench_cold_starts_and_ramps_losing_nothing(tmp_path: Path) ->
     ramp = summary["ramp"]
     assert ramp["requests"] > 0 and ramp["lost"] == 0 and ramp["max_replicas"] >= 1
     assert png.read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.slow
+@pytest.mark.model
+def test_prefix_routing_bench_runs_both_strategies_side_by_side() -> None:
+    """Requests one at a time: PrefixHash sends each tenant's later users to the replica that
+    cached the tenant's prompt, so they hit; the counts, not the timings, are checked."""
+    summary = _run("prefix_routing_bench.py", "--tenants", "2", "--users", "3", "--system-tokens", "300",
+                   "--concurrency", "1", "--rounds", "1", "--rate", "20", "--duration", "1", "--repeat", "1",
+                   timeout=600)  # fmt: skip
+    chat, latency = summary["chat"], summary["latency"]
+    assert {name: r["requests"] for name, r in chat.items()} == {"LeastBusy": 6, "PrefixHash": 6}
+    assert chat["PrefixHash"]["hit_rate"] >= 4 / 6  # every tenant misses once, on its own replica
+    assert all(0 < r["ttft_p50_ms"] <= r["ttft_p95_ms"] for r in chat.values())
+    assert set(latency) == {"direct", "LeastBusy", "PrefixHash"}
+    assert all(r["errors"] == 0 and r["requests"] == 20 for r in latency.values())

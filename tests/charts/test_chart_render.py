@@ -199,7 +199,9 @@ def _metric_names() -> set[str]:
     from modelyard.gateway import metrics as gateway_metrics
 
     names: set[str] = set()
-    registries = [operator_metrics.Metrics.create().registry, gateway_metrics.Metrics().registry]
+    gateway = gateway_metrics.Metrics()
+    gateway.watch_spills(dict)  # the collector of the balancer's PrefixHash spills
+    registries = [operator_metrics.Metrics.create().registry, gateway.registry]
     by_type = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"]}
     for registry in registries:
         for family in registry.collect():

@@ -59,6 +59,7 @@ VALID_FOR_PATTERN = {
     "^\\d+\\.\\d+$": "8.0",
     "^(True|False|Unknown)$": "True",
     "^[A-Za-z_][\\w.]*$": "fuzz.Handler",
+    "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$": "X-Session-Id",
 }
 
 # The smallest valid spec of each kind; its model names no entry (the webhook only warns).

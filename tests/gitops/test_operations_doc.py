@@ -51,6 +51,7 @@ def test_every_emitted_reason_is_in_the_troubleshooting_table(kind: str) -> None
 def _exported() -> set[str]:
     gateway = gateway_metrics.Metrics()
     gateway.watch_routes(routes.RouteTable)  # the collector of what the route table says
+    gateway.watch_spills(dict)  # the collector of the balancer's PrefixHash spills
     registries = [
         operator_metrics.Metrics.create().registry,
         gateway.registry,

@@ -82,6 +82,28 @@ class Autoscaling(base.ApiModel):
     )
 
 
+class Routing(base.ApiModel):
+    """How the gateway picks one of the endpoint's ready pods for a request."""
+
+    strategy: Literal["LeastBusy", "PrefixHash"] = "LeastBusy"
+    """LeastBusy: the pod with the fewest requests in flight. PrefixHash: consistent hashing
+    with bounded loads on the prompt's prefix (or the session), so requests that share a
+    prefix reach the pod whose prefix cache holds it, while that pod is not overloaded."""
+    prefix_char_length: int = pydantic.Field(default=512, ge=1, le=100000)
+    """PrefixHash: how many characters of the rendered prompt are hashed (1-100000)."""
+    load_factor: float = pydantic.Field(default=1.25, gt=1.0, le=100.0)
+    """PrefixHash: a pod takes a prefix only while its load is under loadFactor x the mean
+    load of the endpoint's pods (over 1.0, at most 100); else the prefix spills to the next pod."""
+    session_header: str | None = pydantic.Field(
+        default=None, min_length=1, max_length=128, pattern="^[A-Za-z0-9!#$%&'*+.^_`|~-]+$"
+    )
+    """PrefixHash: a request header (e.g. X-Session-Id) whose value, when present, is hashed
+    instead of the prompt, so one session keeps reaching one pod."""
+    session_user: bool = False
+    """PrefixHash: hash the OpenAI "user" field of the request, when present, instead of the
+    prompt (after sessionHeader)."""
+
+
 class ModelEndpointSpec(base.ApiModel):
     """A deployment of a ModelEntry."""
 
@@ -95,6 +117,8 @@ class ModelEndpointSpec(base.ApiModel):
     """Serving engine; defaults to the entry's runtime.engine."""
     replicas: int = pydantic.Field(default=1, ge=0, le=1000)
     """Number of runtime pods (with autoscaling: the starting size; the operator then owns it)."""
+    routing: Routing | None = None
+    """How the gateway balances among the endpoint's pods (default: LeastBusy)."""
     autoscaling: Autoscaling | None = None
     """Scale on the gateways' demand (requests in flight + queued); unset: replicas stays as set."""
     resources: EndpointResources | None = None

@@ -75,6 +75,7 @@ def create_app(
     app[BALANCER] = chooser
     app[METRICS] = metrics.Metrics()
     app[METRICS].watch_routes(source.table)
+    app[METRICS].watch_spills(chooser.spills)
     app[HOLDS] = hold.Holds(config, app[METRICS], source.table)
     source.on_change(app[HOLDS].table_changed)
     app[LIMITER] = auth.ConcurrencyLimiter(config.max_concurrency_per_key)

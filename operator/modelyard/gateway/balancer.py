@@ -1,4 +1,4 @@
-"""Choosing where a request goes: a weighted pick of an endpoint, then its least-busy pod.
+"""Choosing where a request goes: a weighted pick of an endpoint, then one of its pods.
 
 The proxy depends on the :class:`Balancer` Protocol only. :class:`WeightedLeastBusy`:
 
@@ -6,8 +6,12 @@ The proxy depends on the :class:`Balancer` Protocol only. :class:`WeightedLeastB
    served name that still have a usable target. It is deterministic and keeps the split
    within one request of the weights over any window, so 10k requests land within a
    fraction of a point of the configured shares.
-2. Target: the one with the fewest requests in flight; ties are broken round-robin, so idle
-   pods share the load evenly.
+2. Target, by the endpoint's :class:`routes.Routing`: ``LeastBusy``, the one with the least
+   :meth:`WeightedLeastBusy.load` (ties broken round-robin, so idle pods share the load
+   evenly); ``PrefixHash`` with a request key (the proxy computes it only for a model with a
+   PrefixHash endpoint), consistent hashing with bounded loads over the endpoint's targets
+   (:mod:`modelyard.gateway.prefixhash`), with the same load. The endpoint is picked first,
+   by weight alone, so the split between endpoints is the same under either strategy.
 3. Passive outlier ejection: a target that fails ``eject_after`` times in a row (connect
    error, 5xx, timeout) is skipped for ``eject_cooldown`` seconds. When every target of a
    model is ejected or already tried, ejected ones are used anyway (better a likely failure
@@ -22,22 +26,26 @@ The proxy depends on the :class:`Balancer` Protocol only. :class:`WeightedLeastB
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from typing import Protocol
 
-from modelyard.gateway import routes
+from modelyard.gateway import prefixhash, routes
+
+_RINGS = 1024
+"""Rings kept (one per distinct target set); past that the cache starts over."""
 
 
 class Balancer(Protocol):
     """Picks targets and learns from their outcomes."""
 
     def choose(
-        self, model: routes.Model, tried: Collection[str]
+        self, model: routes.Model, tried: Collection[str], key: str | None = None
     ) -> tuple[routes.Endpoint, routes.Target | None] | None:
         """An endpoint and target of ``model`` not in ``tried`` (target keys), or None.
 
-        The target is None when the endpoint picked has none yet and holds requests (only
-        when ``tried`` is empty)."""
+        ``key`` is the request's affinity key (prompt prefix or session), used when the
+        endpoint picked has the PrefixHash strategy. The target is None when the endpoint
+        picked has none yet and holds requests (only when ``tried`` is empty)."""
         ...
 
     def started(self, target: routes.Target) -> None:
@@ -49,6 +57,10 @@ class Balancer(Protocol):
         ...
 
     def in_flight(self, target_key: str) -> int: ...
+
+    def spills(self) -> Mapping[str, int]:
+        """Per endpoint, how many PrefixHash picks passed over a key's pod at its load bound."""
+        ...
 
 
 class WeightedLeastBusy:
@@ -68,9 +80,12 @@ class WeightedLeastBusy:
         self._failures: dict[str, int] = {}
         self._ejected_until: dict[str, float] = {}
         self._tiebreak = 0
+        self._rings: dict[int, tuple[tuple[routes.Target, ...], prefixhash.Ring]] = {}
+        self._rings_by_set: dict[frozenset[str], prefixhash.Ring] = {}
+        self._spills: dict[str, int] = {}
 
     def choose(
-        self, model: routes.Model, tried: Collection[str]
+        self, model: routes.Model, tried: Collection[str], key: str | None = None
     ) -> tuple[routes.Endpoint, routes.Target | None] | None:
         now = self._clock()
         for honour_ejection in (True, False):
@@ -85,7 +100,11 @@ class WeightedLeastBusy:
                     candidates.append((endpoint, usable))
             if candidates:
                 endpoint, usable = self._pick_endpoint(model.name, candidates)
-                return endpoint, self._pick_target(usable) if usable else None
+                if not usable:
+                    return endpoint, None
+                if key is not None and endpoint.routing.prefix_hash and len(usable) > 1:
+                    return endpoint, self._pick_by_key(endpoint, usable, key)
+                return endpoint, self._pick_target(usable)
         return None
 
     def _pick_endpoint(
@@ -118,13 +137,40 @@ class WeightedLeastBusy:
         self._tiebreak += 1
         start = self._tiebreak % len(usable)
         best = usable[start]
-        best_load = self._in_flight.get(best.key, 0)
+        best_load = self.load(best.key)
         for offset in range(1, len(usable)):
             target = usable[(start + offset) % len(usable)]
-            load = self._in_flight.get(target.key, 0)
+            load = self.load(target.key)
             if load < best_load:
                 best, best_load = target, load
         return best
+
+    def _pick_by_key(self, endpoint: routes.Endpoint, usable: list[routes.Target], key: str) -> routes.Target:
+        """CHWBL over the ring of all the endpoint's targets, among the usable ones."""
+        targets = endpoint.targets  # the same tuple until the route table changes: keyed by identity
+        cached = self._rings.get(id(targets))
+        if cached is not None and cached[0] is targets:
+            ring = cached[1]
+        else:  # a new route table: the same pods keep their ring, a new set of pods gets one
+            if len(self._rings) >= _RINGS:
+                self._rings.clear()
+                self._rings_by_set.clear()
+            keys = frozenset(t.key for t in targets)
+            ring = self._rings_by_set.get(keys) or self._rings_by_set.setdefault(keys, prefixhash.Ring(keys))
+            self._rings[id(targets)] = (targets, ring)  # holding the tuple keeps its id unique
+        by_key = {t.key: t for t in usable}
+        picked = prefixhash.choose(ring, key, by_key, self.load, endpoint.routing.load_factor)
+        assert picked is not None  # usable is not empty
+        if picked[1]:
+            self._spills[endpoint.name] = self._spills.get(endpoint.name, 0) + 1
+        return by_key[picked[0]]
+
+    def load(self, target_key: str) -> float:
+        """How busy a target is, as both strategies weigh it: the requests in flight to it."""
+        return float(self._in_flight.get(target_key, 0))
+
+    def spills(self) -> Mapping[str, int]:
+        return self._spills
 
     def _is_ejected(self, key: str, now: float) -> bool:
         until = self._ejected_until.get(key)

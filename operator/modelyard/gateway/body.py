@@ -1,20 +1,23 @@
 """Reading just enough of a request body to route it, and rewriting the model when needed.
 
 The gateway forwards the client's original bytes, so fields it does not know reach the
-model server untouched. It reads a JSON body once, only to learn ``model`` and ``stream``,
-with msgspec: a strict, linear parser that validates the whole body but skips every other
-field without building Python objects for it. So a body costs the gateway its bytes and a
-pass over them (about 2 ms per MiB of dense ``[[],[],...]``, far less for a long prompt),
-never memory or time that grows with how many values it holds; one nested deeper than
-about 1000 levels is refused (:data:`MAX_DEPTH`). A multipart body (audio) is scanned for its ``model``
-part without copying the file. When the model name must change (an upstream rewrite or a
-fallback model) only the model value is replaced.
+model server untouched. It reads a JSON body once, only to learn ``model`` and ``stream``
+(and where ``messages``, ``prompt`` and ``user`` are, which prefix-aware routing decodes on
+demand: :meth:`RequestBody.prompt_and_user`), with msgspec: a strict, linear parser that
+validates the whole body but skips every other field without building Python objects for it.
+So a body costs the gateway its bytes and a pass over them (about 2 ms per MiB of dense
+``[[],[],...]``, far less for a long prompt), never memory or time that grows with how many
+values it holds; one nested deeper than about 1000 levels is refused (:data:`MAX_DEPTH`). A
+multipart body (audio) is scanned for its ``model`` part without copying the file. When the
+model name must change (an upstream rewrite or a fallback model) only the model value is
+replaced.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
+from typing import Any
 
 import msgspec
 
@@ -41,6 +44,9 @@ class RequestBody:
     """The multipart boundary, for a multipart body."""
     model_json: bytes = b""
     """The JSON text of ``model`` as it is in ``raw``, for a JSON body."""
+    fields: _Routing | None = None
+    """Where the fields prefix-aware routing reads are in ``raw`` (found by the same pass that
+    found ``model``), for a JSON body."""
 
     def with_model(self, model: str) -> bytes:
         """The body with ``model`` replaced; the original bytes when it is unchanged.
@@ -54,6 +60,21 @@ class RequestBody:
             return _rewrite_multipart_model(self.raw, self.boundary, model)
         start, end = _model_span(self.raw, self.model_json)
         return self.raw[:start] + msgspec.json.encode(model) + self.raw[end:]
+
+    def prompt_and_user(self, chars: int) -> tuple[str, str | None]:
+        """The first ``chars`` characters of the rendered prompt and the OpenAI ``user`` field,
+        for prefix-aware routing (:mod:`modelyard.gateway.prefixhash`). Read only on demand.
+
+        The prompt is the chat messages' contents in order (the text parts of a list content),
+        each followed by a newline, or a completion's ``prompt`` (strings joined, token ids
+        written out). A body where they are not where OpenAI puts them gives ``""``: it is
+        routed by the empty prefix, never refused here (the model server judges the body).
+        """
+        found = self.fields
+        if found is None:  # multipart
+            return "", None
+        user = _decode_or(_STRING, found.user, None)
+        return _rendered(found, chars), user
 
 
 def parse(raw: bytes, content_type: str) -> RequestBody:
@@ -79,14 +100,58 @@ _TRUE = msgspec.Raw(b"true")
 
 
 class _Routing(msgspec.Struct):
-    """The two fields routing needs, kept as their JSON text; every other field is skipped."""
+    """The fields routing needs, kept as their JSON text (views of the body, decoded only when
+    needed: the last three for prefix-aware routing); every other field is skipped."""
 
     model: msgspec.Raw = _ABSENT
     stream: msgspec.Raw = _ABSENT
+    messages: msgspec.Raw = _ABSENT
+    prompt: msgspec.Raw = _ABSENT
+    user: msgspec.Raw = _ABSENT
 
 
 _ROUTING = msgspec.json.Decoder(_Routing)
 _STRING = msgspec.json.Decoder(str)
+
+
+class _Message(msgspec.Struct):
+    content: msgspec.Raw = _ABSENT
+
+
+class _Part(msgspec.Struct):
+    text: str | None = None
+
+
+_MESSAGES = msgspec.json.Decoder(list[_Message])
+_CONTENT = msgspec.json.Decoder(str | list[_Part] | None)
+_PROMPT = msgspec.json.Decoder(str | list[str | int | list[int]])
+
+
+def _decode_or(decoder: msgspec.json.Decoder[Any], raw: msgspec.Raw, default: Any) -> Any:
+    if raw is _ABSENT:
+        return default
+    try:
+        return decoder.decode(raw)
+    except msgspec.DecodeError:  # ValidationError too: a field of another type has no text
+        return default
+
+
+def _rendered(found: _Routing, chars: int) -> str:
+    pieces: list[str] = []
+    size = 0
+    if found.messages is not _ABSENT:
+        for message in _decode_or(_MESSAGES, found.messages, []):
+            content = _decode_or(_CONTENT, message.content, None)
+            if isinstance(content, list):
+                content = "".join(part.text for part in content if part.text)
+            pieces.append(f"{content or ''}\n")
+            size += len(pieces[-1])
+            if size >= chars:
+                break
+    else:
+        prompt = _decode_or(_PROMPT, found.prompt, "")
+        pieces = [prompt] if isinstance(prompt, str) else [f"{p}\n" for p in prompt]
+    return "".join(pieces)[:chars]
 
 
 def _parse_json(raw: bytes, content_type: str) -> RequestBody:
@@ -107,7 +172,8 @@ def _parse_json(raw: bytes, content_type: str) -> RequestBody:
         raise BodyError(f"the request body is not valid JSON: {exc}", "model") from None
     if not model:
         raise BodyError("you must provide a model parameter", "model")
-    return RequestBody(raw, content_type, model, found.stream == _TRUE, model_json=bytes(found.model))
+    stream = found.stream == _TRUE
+    return RequestBody(raw, content_type, model, stream, model_json=bytes(found.model), fields=found)
 
 
 _MODEL_KEY = re.compile(rb'(?<=[{,\s])"model"\s*:\s*')

@@ -19,6 +19,9 @@ Static routes file (YAML or JSON)::
             weight: 100
             urls: ["https://api.example.com/v1"]   # upstream base URL (no /v1 appended)
             upstream: {model: gpt-4o-mini, apiKeyEnv: EXAMPLE_API_KEY, headers: {X-Org: a}}
+          - name: default/llama-b
+            urls: ["http://10.0.0.7:8000", "http://10.0.0.8:8000"]
+            routing: {strategy: PrefixHash, prefixCharLength: 512, loadFactor: 1.25}  # as spec.routing
     apiKeys:                             # same format as the keys Secret's data (see auth)
       alice: sk-alice-123
       alice.models: llama
@@ -31,8 +34,10 @@ import pathlib
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+import pydantic
 import yaml
 
+from modelyard import api
 from modelyard.gateway import auth, routes
 
 
@@ -117,6 +122,26 @@ def upstream_target(endpoint: str, base_url: str) -> routes.Target:
     return routes.Target(f"{endpoint}@upstream", base_url.rstrip("/"))
 
 
+def routing_of(spec: api.model_endpoint.Routing | None) -> routes.Routing:
+    """The balancer's view of a ModelEndpoint's ``spec.routing`` (unset: LeastBusy)."""
+    if spec is None:
+        return routes.LEAST_BUSY
+    return routes.Routing(
+        spec.strategy, spec.prefix_char_length, spec.load_factor, spec.session_header, spec.session_user
+    )
+
+
+def _routing_entry(value: Any, where: str) -> routes.Routing:
+    try:
+        return routing_of(api.model_endpoint.Routing.model_validate(value))
+    except pydantic.ValidationError as exc:
+        problems = "; ".join(
+            f"routing.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" if e["loc"] else e["msg"]
+            for e in exc.errors()
+        )
+        raise ValueError(f"{where}: {problems}") from None
+
+
 def load_routes_file(path: pathlib.Path, env: Mapping[str, str] | None = None) -> StaticDiscovery:
     """Read a routes file (format in the module docstring)."""
     env = os.environ if env is None else env
@@ -153,6 +178,9 @@ def load_routes_file(path: pathlib.Path, env: Mapping[str, str] | None = None) -
                     fallback,
                     targets,
                     upstream,
+                    routing=_routing_entry(ep["routing"], f"{path}: endpoint {name}")
+                    if ep.get("routing") is not None
+                    else routes.LEAST_BUSY,
                 )
             )
     data = {str(k): str(v) for k, v in (doc.get("apiKeys") or {}).items()}

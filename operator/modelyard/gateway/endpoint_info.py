@@ -101,8 +101,9 @@ def info(
         targets = tuple(discovery.pod_target(key, url) for url in pods.get(key, ()))
         hold, down = readiness.hold_state(obj, spec.replicas, status)
         serving = status.phase in SERVING_PHASES or (hold and down is None)
+        routing = discovery.routing_of(spec.routing)
         return routes.EndpointInfo(
-            key, served, spec.weight, serving, fallback, targets, None, hold, down
+            key, served, spec.weight, serving, fallback, targets, None, hold, down, routing
         ), None
     spec_up = entry.spec.upstream if entry is not None else None
     if spec_up is None:

@@ -24,6 +24,8 @@ Names (all prefixed ``modelyard_gateway_``):
   requests held for it; a series exists (0 allowed) for every endpoint in the routes. The
   operator sums it over the gateway replicas to scale the endpoint;
 * ``endpoint_requests_total`` by namespace and endpoint: requests sent to it (each attempt);
+* ``prefix_spills_total`` by endpoint: PrefixHash picks that passed over the pod a request's
+  key belongs to because it was at its load bound (read from the balancer when scraped);
 * ``held_requests`` by model: requests waiting for an endpoint at zero to come up;
   ``held_total`` by model and outcome (``sent``, ``timeout``, ``queue_full``, ``unavailable``,
   ``cancelled``): how held requests ended (:mod:`modelyard.gateway.hold`).
@@ -31,7 +33,7 @@ Names (all prefixed ``modelyard_gateway_``):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import prometheus_client
@@ -208,6 +210,10 @@ class Metrics:
         self._source = table
         self.registry.register(_UnreadableKeys(table))
 
+    def watch_spills(self, spills: Callable[[], Mapping[str, int]]) -> None:
+        """Export the balancer's PrefixHash spill counts (``prefix_spills_total``)."""
+        self.registry.register(_Spills(spills))
+
     def exposition(self) -> bytes:
         if self._source is not None:
             self.follow(self._source())
@@ -242,4 +248,26 @@ class _UnreadableKeys(prometheus_client.registry.Collector):
         family = self._family()
         for endpoint, secret in self._table().unreadable_keys:
             family.add_metric([endpoint, secret], 1.0)
+        yield family
+
+
+class _Spills(prometheus_client.registry.Collector):
+    def __init__(self, spills: Callable[[], Mapping[str, int]]) -> None:
+        self._spills = spills
+
+    @staticmethod
+    def _family() -> prometheus_client.core.CounterMetricFamily:
+        return prometheus_client.core.CounterMetricFamily(
+            "modelyard_gateway_prefix_spills",
+            "PrefixHash picks that passed over the key's pod at its load bound",
+            labels=["endpoint"],
+        )
+
+    def describe(self) -> Iterator[prometheus_client.core.CounterMetricFamily]:
+        yield self._family()
+
+    def collect(self) -> Iterator[prometheus_client.core.CounterMetricFamily]:
+        family = self._family()
+        for endpoint, count in sorted(self._spills().items()):
+            family.add_metric([endpoint], float(count))
         yield family

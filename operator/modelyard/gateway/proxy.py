@@ -16,6 +16,9 @@ What a model server sends is bounded too: a non-streamed answer by ``--max-respo
 one event by ``--max-event-bytes``; going over fails the attempt (and is retried like any
 failure before the first byte).
 
+A model with a PrefixHash endpoint gets the request's affinity key (:func:`affinity_key`),
+which the balancer hashes to pick that endpoint's pod (:mod:`modelyard.gateway.prefixhash`).
+
 A pick that lands on an endpoint with no ready pod that holds requests waits in
 :mod:`modelyard.gateway.hold` (before anything is committed, so a failure is still a plain
 503 with ``Retry-After``), then goes to the endpoint's first ready pod.
@@ -46,6 +49,20 @@ from modelyard.gateway import (
 )
 
 log = logging.getLogger(__name__)
+
+
+def affinity_key(ex: exchange.Exchange, routing: routes.Routing) -> str:
+    """What a request is hashed by: the session header's value, else the ``user`` field (when
+    ``routing`` opts in to them and the request has them), else its prompt prefix. A tag in
+    front keeps a session id from landing where a prompt of the same text does."""
+    if routing.session_header:
+        session = ex.request.headers.get(routing.session_header)
+        if session:
+            return "s:" + session
+    prompt, user = ex.body.prompt_and_user(routing.prefix_chars)
+    if routing.session_user and user:
+        return "u:" + user
+    return "p:" + prompt
 
 
 class Proxy:
@@ -135,12 +152,14 @@ class Proxy:
     async def _try_model(self, ex: exchange.Exchange, model: routes.Model) -> web.StreamResponse:
         tried: set[str] = set()
         last: upstream.AttemptFailed | None = None
+        routing = model.affinity
+        key = affinity_key(ex, routing) if routing is not None else None
         for attempt in range(1 + max(0, self.settings.retry_attempts)):
-            choice = self.balancer.choose(model, tried)
+            choice = self.balancer.choose(model, tried, key)
             if choice is None:
                 tried.clear()
                 await asyncio.sleep(self.settings.retry_delay)
-                choice = self.balancer.choose(model, tried)
+                choice = self.balancer.choose(model, tried, key)
                 if choice is None:
                     break
             if attempt and last is not None:
@@ -150,7 +169,7 @@ class Proxy:
                 model = await self.holds.wait(model, endpoint)
                 woken = model.endpoint(endpoint.name)
                 assert woken is not None
-                choice = self.balancer.choose(dataclasses.replace(model, endpoints=(woken,)), tried)
+                choice = self.balancer.choose(dataclasses.replace(model, endpoints=(woken,)), tried, key)
                 assert choice is not None
                 endpoint, target = choice
             assert target is not None

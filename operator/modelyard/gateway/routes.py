@@ -39,6 +39,29 @@ class Upstream:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Routing:
+    """How the balancer picks a target of one endpoint (``spec.routing`` of the ModelEndpoint)."""
+
+    strategy: str = "LeastBusy"
+    """``LeastBusy`` or ``PrefixHash`` (:mod:`modelyard.gateway.prefixhash`)."""
+    prefix_chars: int = 512
+    """PrefixHash: characters of the rendered prompt hashed."""
+    load_factor: float = 1.25
+    """PrefixHash: a target takes a key only while under this times the mean load."""
+    session_header: str | None = None
+    """PrefixHash: a header whose value, when present, is the key instead of the prompt."""
+    session_user: bool = False
+    """PrefixHash: the OpenAI ``user`` field, when present, is the key (after the header)."""
+
+    @property
+    def prefix_hash(self) -> bool:
+        return self.strategy == "PrefixHash"
+
+
+LEAST_BUSY = Routing()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Endpoint:
     """One ModelEndpoint that can answer: its weight and the targets that can answer for it.
 
@@ -57,6 +80,8 @@ class Endpoint:
     """With no target, requests wait for one (scaled to zero, autoscaled, or coming up)."""
     down: str | None = None
     """Why the endpoint cannot come up (``reason: message`` of its status), or None."""
+    routing: Routing = LEAST_BUSY
+    """How a target of this endpoint is picked."""
 
     @property
     def waits(self) -> bool:
@@ -73,6 +98,12 @@ class Model:
     """Endpoints with weight > 0 and at least one target, or held for (see :class:`Endpoint`)."""
     fallback: tuple[str, ...] = ()
     """Fallback served names from every endpoint of this name (ready or not), in order."""
+
+    @property
+    def affinity(self) -> Routing | None:
+        """The routing of the first PrefixHash endpoint (by name), whose settings say what the
+        request's affinity key is; None when no endpoint hashes (no key is computed)."""
+        return next((e.routing for e in self.endpoints if e.routing.prefix_hash), None)
 
     @property
     def routable(self) -> bool:
@@ -117,6 +148,7 @@ class EndpointInfo:
     upstream: Upstream | None = None
     hold: bool = False
     down: str | None = None
+    routing: Routing = LEAST_BUSY
 
 
 def build_table(endpoints: Iterable[EndpointInfo]) -> RouteTable:
@@ -135,7 +167,9 @@ def build_model(served: str, infos: Iterable[EndpointInfo]) -> Model:
         fallback.extend(f for f in i.fallback if f != served and f not in fallback)
         if i.weight > 0 and ((i.ready and i.targets) or i.hold or i.down):
             targets = i.targets if i.ready else ()
-            routable.append(Endpoint(i.name, served, i.weight, targets, i.upstream, i.hold, i.down))
+            routable.append(
+                Endpoint(i.name, served, i.weight, targets, i.upstream, i.hold, i.down, i.routing)
+            )
     return Model(served, tuple(routable), tuple(fallback))
 
 
