@@ -6,8 +6,10 @@ The proxy depends on the :class:`Balancer` Protocol only. :class:`WeightedLeastB
    served name that still have a usable target. It is deterministic and keeps the split
    within one request of the weights over any window, so 10k requests land within a
    fraction of a point of the configured shares.
-2. Target: the one with the fewest requests in flight; ties are broken round-robin, so idle
-   pods share the load evenly.
+2. Target: the least loaded (:meth:`WeightedLeastBusy.load`: the requests this gateway has in
+   flight to it, or what the pod itself reports running and waiting when that is more, see
+   :mod:`modelyard.gateway.podload`); ties are broken round-robin, so idle pods share the load
+   evenly.
 3. Passive outlier ejection: a target that fails ``eject_after`` times in a row (connect
    error, 5xx, timeout) is skipped for ``eject_cooldown`` seconds. When every target of a
    model is ejected or already tried, ejected ones are used anyway (better a likely failure
@@ -59,8 +61,11 @@ class WeightedLeastBusy:
         eject_after: int = 3,
         eject_cooldown: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
+        reported: Callable[[str], float | None] | None = None,
     ) -> None:
         self.eject_after = eject_after
+        self._reported = reported
+        """A pod's own queue length (:meth:`modelyard.gateway.podload.PodLoad.reported`)."""
         self.eject_cooldown = eject_cooldown
         self._clock = clock
         self._current: dict[str, dict[str, int]] = {}  # served name -> endpoint -> SWRR weight
@@ -118,10 +123,10 @@ class WeightedLeastBusy:
         self._tiebreak += 1
         start = self._tiebreak % len(usable)
         best = usable[start]
-        best_load = self._in_flight.get(best.key, 0)
+        best_load = self.load(best.key)
         for offset in range(1, len(usable)):
             target = usable[(start + offset) % len(usable)]
-            load = self._in_flight.get(target.key, 0)
+            load = self.load(target.key)
             if load < best_load:
                 best, best_load = target, load
         return best
@@ -158,6 +163,16 @@ class WeightedLeastBusy:
 
     def in_flight(self, target_key: str) -> int:
         return self._in_flight.get(target_key, 0)
+
+    def load(self, target_key: str) -> float:
+        """How busy a target is: the requests this gateway has in flight to it, or what the pod
+        reports running and waiting (every client's, other gateway replicas' included) when that
+        is more. The max, not the sum: the pod's figure already counts this gateway's requests."""
+        own = float(self._in_flight.get(target_key, 0))
+        if self._reported is None:
+            return own
+        reported = self._reported(target_key)
+        return own if reported is None or reported < own else reported
 
     def ejected(self, target_key: str) -> bool:
         return self._is_ejected(target_key, self._clock())
