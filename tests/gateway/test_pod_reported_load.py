@@ -90,7 +90,7 @@ def test_a_stale_or_missing_figure_leaves_the_own_count_alone() -> None:
     chooser = balancer.WeightedLeastBusy(clock=clock, reported=pods.reported)
     pods.record("a", 9.0)
     assert chooser.load("a") == 9.0 and chooser.load("b") == 0.0
-    clock.now += podload.STALE_INTERVALS * 1.0 + 0.1
+    clock.now += podload.STALE_INTERVALS * 1.0 + 0.1  # three 1 s intervals
     assert pods.reported("a") is None and pods.known() == []
     assert chooser.load("a") == 0.0
     assert sorted(_picks(chooser, _model("a", "b"), 10).values()) == [5, 5]  # back to round-robin

@@ -38,9 +38,11 @@ SIGNALS = ("vllm:num_requests_running", "vllm:num_requests_waiting")
 CONCURRENCY = 16
 """Scrapes in flight at once (and the size of the scraper's own connection pool)."""
 MAX_TIMEOUT = 1.0
-"""Seconds one scrape may take at most (less when the interval is shorter)."""
+MIN_TIMEOUT = 0.5
+"""Seconds one scrape may take: the interval, within these bounds (a busy pod's event loop
+may take a while to answer, and a round waits for its slowest pod)."""
 STALE_INTERVALS = 3
-"""A value older than this many intervals counts as unknown."""
+"""A value older than this many intervals (or timeouts, when longer) counts as unknown."""
 MAX_BYTES = 4 * 1024 * 1024
 """A /metrics page larger than this is an error (a pod is not a metrics aggregator)."""
 
@@ -92,7 +94,8 @@ class PodLoad:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.interval = interval
-        self.timeout = min(MAX_TIMEOUT, interval) if interval > 0 else MAX_TIMEOUT
+        self.timeout = min(MAX_TIMEOUT, max(MIN_TIMEOUT, interval))
+        self.stale_after = STALE_INTERVALS * max(interval, self.timeout)
         self._on_error: OnError = lambda _endpoint: None
         self._clock = clock
         self._values: dict[str, tuple[float, float, str]] = {}  # key -> (queue length, when, endpoint)
@@ -113,7 +116,7 @@ class PodLoad:
         if found is None:
             return None
         value, when, _ = found
-        if self._clock() - when > STALE_INTERVALS * self.interval:
+        if self._clock() - when > self.stale_after:
             return None
         return value
 
@@ -124,8 +127,8 @@ class PodLoad:
     def known(self) -> list[tuple[str, str, float]]:
         """(endpoint, target key, queue length) of every pod whose figure is not stale
         (exported as ``modelyard_gateway_pod_queue``)."""
-        now, limit = self._clock(), STALE_INTERVALS * self.interval
-        return [(e, key, v) for key, (v, when, e) in self._values.items() if now - when <= limit]
+        now = self._clock()
+        return [(e, key, v) for key, (v, when, e) in self._values.items() if now - when <= self.stale_after]
 
     async def start(self, table: Callable[[], routes.RouteTable]) -> None:
         """Scrape the pods of the current route table every interval, in the background."""
