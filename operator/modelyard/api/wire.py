@@ -55,6 +55,10 @@ COMPONENT = "app.kubernetes.io/component"
 ENDPOINT = f"{GROUP}/endpoint"
 """The ModelEndpoint's name on its pods and Service; EndpointSlices inherit it from the Service,
 and the gateway watches the slices that carry it."""
+SERVED_NAME = f"{GROUP}/served-name"
+"""On runtime pods (with ``--inference-pools``) and their InferencePool: the served name as a
+label value (:func:`modelyard.builders.inference_pool.served_name_label`); the pool selects its
+pods by it. The pool's annotation of the same key holds the served name verbatim."""
 MODEL = f"{GROUP}/model"
 """The ModelEntry an endpoint's or a training job's pods run (a label value, shortened)."""
 TRAINING_JOB = f"{GROUP}/training-job"
