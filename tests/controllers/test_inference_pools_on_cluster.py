@@ -83,9 +83,11 @@ def test_without_the_crd_the_operator_logs_one_error_and_serves_on(
         entry = f"pool-absent-{namespace}"
         result = apply(cluster, _manifests(namespace, entry, "absent-chat", {"a": None, "b": None}))
         assert result.returncode == 0, result.stderr
-        for name in ("a", "b"):
-            served = lambda n=name: status_of(cluster, namespace, n).get("servedName")  # noqa: E731
-            wait_for(served, 30, f"{name}'s status")
+        wait_for(
+            lambda: all(status_of(cluster, namespace, n).get("servedName") for n in ("a", "b")),
+            30,
+            "the endpoints' status",
+        )
         deployment = wait_for(
             lambda: get(cluster, f"/apis/apps/v1/namespaces/{namespace}/deployments/a"), 30, "a's Deployment"
         )
