@@ -123,6 +123,9 @@ class Metrics:
             registry=r,
         )
 
+        self._pods: Callable[[], Iterable[tuple[str, str, float]]] = tuple
+        r.register(_PodQueues(lambda: self._pods()))
+
         self._children: dict[tuple[object, tuple[str, ...]], Any] = {}
         self._endpoints: dict[str, tuple[Any, Any]] = {}
         self._table: routes.RouteTable | None = None
@@ -176,7 +179,7 @@ class Metrics:
 
     def watch_pods(self, known: Callable[[], Iterable[tuple[str, str, float]]]) -> None:
         """Export each pod's reported queue, (endpoint, target, value) from ``known()``."""
-        self.registry.register(_PodQueues(known))
+        self._pods = known
 
     def exposition(self) -> bytes:
         if self._source is not None:
