@@ -9,7 +9,8 @@ label, or another served name) is left untouched, logged once.
 
 The InferencePool CRD comes with the user's Gateway stack. While it is not installed the option
 does nothing: one clear error is logged, the endpoints reconcile as ever, and the CRD is looked
-for again every ``RETRY_SECONDS``, so pools appear on the endpoints' next reconciles once it is.
+for again (on a reconcile) at most every ``RETRY_SECONDS``; when it is found, every endpoint is
+reconciled once, so every pool appears.
 A pool deleted by hand comes back on its endpoints' next change or at the operator's restart.
 """
 
@@ -21,7 +22,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from kubernetes.client import exceptions as client_exceptions
@@ -51,7 +52,9 @@ class Pools:
     locks: dict[Key, asyncio.Lock] = dataclasses.field(default_factory=dict)
     missing_until: float = 0.0
     """While the clock is before this, the CRD is taken as absent (no API call is made)."""
+    missing: bool = False
     warned: set[Key] = dataclasses.field(default_factory=set)
+    clock: Callable[[], float] = time.monotonic
 
     async def sync(
         self,
@@ -59,19 +62,23 @@ class Pools:
         cfg: settings.Settings,
         key: Key,
         members: Sequence[tuple[str, str]],
-    ) -> None:
+    ) -> bool:
         """Make the pool of ``key`` match ``members`` ((name, uid) of its endpoints); never
-        raises for the pool's sake (an endpoint's reconcile must not fail because of it)."""
+        raises for the pool's sake (an endpoint's reconcile must not fail because of it).
+        True when the CRD was missing and is there now (every endpoint's pool is then due)."""
         pools = cfg.inference_pools
-        if pools is None or time.monotonic() < self.missing_until:
-            return
+        if pools is None or self.clock() < self.missing_until:
+            return False
         lock = self.locks.setdefault(key, asyncio.Lock())
         async with lock:
             try:
                 await self._sync(api, cfg, pools, key, members)
             except exceptions.ResourceNotFoundError:
-                self.missing_until = time.monotonic() + RETRY_SECONDS
+                self.missing_until = self.clock() + RETRY_SECONDS
                 self.applied.clear()
+                if self.missing:
+                    return False
+                self.missing = True
                 log.error(
                     "--inference-pools: the InferencePool CRD (%s) is not installed, so no "
                     "InferencePool is kept; install it with your Gateway's inference extension "
@@ -79,6 +86,7 @@ class Pools:
                     inference_pool.API_VERSION,
                     RETRY_SECONDS,
                 )
+                return False
             except client_exceptions.ApiException as exc:
                 log.error(
                     "InferencePool %s for served name %r in %s: %s %s",
@@ -87,6 +95,10 @@ class Pools:
             finally:
                 if not members:
                     self.locks.pop(key, None)
+        appeared, self.missing = self.missing, False
+        if appeared:
+            log.info("the InferencePool CRD is installed now: keeping InferencePools")
+        return appeared
 
     async def _sync(
         self,
@@ -135,4 +147,5 @@ async def follow(ctx: context.Context, namespace: str, *served_names: str | None
             for (ns, name), state in ctx.endpoints.items()
             if ns == namespace and state.pods_serve == served
         )
-        await ctx.pools.sync(ctx.cluster, ctx.settings, (namespace, served), members)
+        if await ctx.pools.sync(ctx.cluster, ctx.settings, (namespace, served), members):
+            ctx.touch_endpoints(set(ctx.endpoints))  # the CRD came: every pool is due
