@@ -56,9 +56,12 @@ def test_the_queue_length_sums_running_and_waiting_over_every_model() -> None:
     assert podload.queue_length(PAGE) == 7.0
 
 
-def test_a_page_without_the_protocol_is_an_error() -> None:
+def test_a_page_without_the_protocol_or_with_nonsense_is_an_error() -> None:
     with pytest.raises(ValueError, match="vllm:num_requests_running"):
         podload.queue_length('modelyard_runtime_queue_depth{model="chat"} 3.0\n')
+    for value in ("NaN", "+Inf", "-1"):
+        with pytest.raises(ValueError, match="vllm:num_requests_waiting"):
+            podload.queue_length(f'vllm:num_requests_waiting{{model_name="chat"}} {value}\n')
 
 
 def test_a_pod_that_reports_a_queue_gets_no_new_requests_while_another_is_idle() -> None:
@@ -125,3 +128,47 @@ def test_pods_gone_from_the_routes_are_forgotten() -> None:
     pods.record("gone", 3.0)
     asyncio.run(pods.scrape(routes.RouteTable()))
     assert pods.reported("gone") is None
+
+
+def test_a_pod_that_hangs_or_speaks_another_protocol_is_unknown_and_counted() -> None:
+    from aiohttp import web
+
+    async def page(_: web.Request) -> web.Response:
+        return web.Response(text=PAGE)
+
+    async def hang(_: web.Request) -> web.Response:
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+    async def other(_: web.Request) -> web.Response:
+        return web.Response(text="# nothing of the protocol\nup 1\n")
+
+    async def scenario() -> tuple[dict[str, float | None], list[str]]:
+        runners, urls = [], []
+        for handler in (page, hang, other):
+            app = web.Application()
+            app.router.add_get("/metrics", handler)
+            runner = web.AppRunner(app, shutdown_timeout=0.1)
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            runners.append(runner)
+            urls.append(f"http://127.0.0.1:{runner.addresses[0][1]}")
+        endpoints = tuple(
+            routes.Endpoint(f"ns/{name}", "chat", 1, (routes.Target(f"ns/{name}@pod", f"{url}/v1"),))
+            for name, url in zip(("page", "hang", "other"), urls, strict=True)
+        )
+        table = routes.RouteTable({"chat": routes.Model("chat", endpoints)})
+        errors: list[str] = []
+        pods = podload.PodLoad(0.2)
+        pods.on_error(errors.append)
+        await pods.start(lambda: table)  # its session, and its loop (scraping the same pods)
+        await pods.scrape(table)
+        await pods.stop()
+        for runner in runners:
+            await runner.cleanup()
+        return {t.key: pods.reported(t.key) for e in endpoints for t in e.targets}, errors
+
+    reported, errors = asyncio.run(scenario())
+    assert reported == {"ns/page@pod": 7.0, "ns/hang@pod": None, "ns/other@pod": None}
+    assert set(errors) == {"ns/hang", "ns/other"}  # once per round (the loop ran one too)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Callable
 
@@ -64,8 +65,11 @@ def queue_length(text: str) -> float:
     for family in prometheus_client.parser.text_string_to_metric_families("\n".join(kept) + "\n"):
         for sample in family.samples:
             if sample.name in SIGNALS:
+                value = float(sample.value)
+                if not math.isfinite(value) or value < 0:
+                    raise ValueError(f"{sample.name} is {sample.value}")
                 seen = True
-                total += float(sample.value)
+                total += value
     if not seen:
         raise ValueError(f"no {' or '.join(SIGNALS)} on the page")
     return total
@@ -182,10 +186,14 @@ class PodLoad:
             async with self._session.get(url) as response:
                 if response.status != 200:
                     raise ValueError(f"HTTP {response.status}")
-                raw = await response.content.read(MAX_BYTES + 1)
-                if len(raw) > MAX_BYTES:
-                    raise ValueError(f"page over {MAX_BYTES} bytes")
-            value = queue_length(raw.decode("utf-8", "replace"))
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in response.content.iter_any():
+                    size += len(chunk)
+                    if size > MAX_BYTES:
+                        raise ValueError(f"page over {MAX_BYTES} bytes")
+                    chunks.append(chunk)
+            value = queue_length(b"".join(chunks).decode("utf-8", "replace"))
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             self._values.pop(key, None)
             self._on_error(endpoint)
