@@ -14,6 +14,7 @@ fact                                written by                           read by
 :data:`ENDPOINT` label              builders (pods, Service)             gateway (EndpointSlices),
                                                                          controllers, quickstart
 :data:`HTTP_PORT` port name         builders (container, Service)        gateway (EndpointSlices)
+:data:`SERVED_NAME` label           builders (pods, InferencePool)       Gateways' endpoint pickers
 :data:`TRAINER_CONFIG` annotation   builders (trainer pod template)      trainer (downward API file)
 :data:`PROGRESS_PORT`, ``_ENV``     builders (trainer pod)               trainer, controllers
 :data:`EXIT_UNRECOVERABLE`          trainer (exit status)                builders (podFailurePolicy)
