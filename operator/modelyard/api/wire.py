@@ -14,6 +14,7 @@ fact                                written by                           read by
 :data:`ENDPOINT` label              builders (pods, Service)             gateway (EndpointSlices),
                                                                          controllers, quickstart
 :data:`HTTP_PORT` port name         builders (container, Service)        gateway (EndpointSlices)
+:data:`SERVED_NAME` label           builders (pods, InferencePool)       Gateways' endpoint pickers
 :data:`TRAINER_CONFIG` annotation   builders (trainer pod template)      trainer (downward API file)
 :data:`PROGRESS_PORT`, ``_ENV``     builders (trainer pod)               trainer, controllers
 :data:`EXIT_UNRECOVERABLE`          trainer (exit status)                builders (podFailurePolicy)
@@ -55,6 +56,10 @@ COMPONENT = "app.kubernetes.io/component"
 ENDPOINT = f"{GROUP}/endpoint"
 """The ModelEndpoint's name on its pods and Service; EndpointSlices inherit it from the Service,
 and the gateway watches the slices that carry it."""
+SERVED_NAME = f"{GROUP}/served-name"
+"""On runtime pods (with ``--inference-pools``) and their InferencePool: the served name as a
+label value (:func:`modelyard.builders.inference_pool.served_name_label`); the pool selects its
+pods by it. The pool's annotation of the same key holds the served name verbatim."""
 MODEL = f"{GROUP}/model"
 """The ModelEntry an endpoint's or a training job's pods run (a label value, shortened)."""
 TRAINING_JOB = f"{GROUP}/training-job"

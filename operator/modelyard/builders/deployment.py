@@ -8,7 +8,7 @@ from typing import Any
 
 from modelyard import api
 from modelyard.api import wire
-from modelyard.builders import labels, runtime_args, security, settings
+from modelyard.builders import inference_pool, labels, runtime_args, security, settings
 
 TERMINATION_GRACE_SECONDS = wire.PRESTOP_SECONDS + wire.DRAIN_SECONDS + 5
 """preStop sleep, then the runtime's drain of in-flight requests and streams, then a margin."""
@@ -107,6 +107,8 @@ def build_deployment(
     engine = resolved_engine(entry, endpoint)
     gpus = gpu_count(entry, endpoint)
     pod_labels = labels.endpoint_labels(name, entry.name)
+    if cfg.inference_pools is not None:  # the InferencePool of the served name selects on it
+        pod_labels[wire.SERVED_NAME] = inference_pool.served_name_label(served_name(entry, endpoint))
     args = runtime_args.runtime_args(
         entry, endpoint, served_name=served_name(entry, endpoint), engine=engine, port=cfg.runtime_port
     )

@@ -7,8 +7,23 @@ from typing import Literal
 
 from modelyard.api import wire
 
+FailureMode = Literal["FailOpen", "FailClose"]
+
 RegistrationMode = Literal["prefixed", "exact", "off"]
 REGISTRATION_MODES: tuple[RegistrationMode, ...] = ("prefixed", "exact", "off")
+
+
+@dataclasses.dataclass(frozen=True)
+class InferencePools:
+    """How the InferencePools the operator keeps reach their endpoint picker (``--inference-pools``)."""
+
+    endpoint_picker: str = "{pool}-epp"
+    """The EPP Service in the pool's namespace; ``{pool}`` is replaced by the pool's name (the
+    extension's own inferencepool chart names its EPP ``<pool>-epp``)."""
+    port: int = 9002
+    """The EPP Service's port (the extension's ext-proc gRPC port)."""
+    failure_mode: FailureMode = "FailClose"
+    """What the Gateway does when the EPP does not answer (the CRD's default: FailClose)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +64,8 @@ class Settings:
     (registration refused)."""
     registration_namespaces: tuple[str, ...] = ()
     """The namespaces whose TrainingJobs may register ModelEntries; empty: every namespace."""
+    inference_pools: InferencePools | None = None
+    """Keep an InferencePool per served name and namespace (:mod:`.inference_pool`); None: off."""
     gateway_secret_grants: frozenset[str] | None = None
     """``namespace/name`` of the Secrets the gateway may read (chart ``gateway.upstreamKeySecrets``,
     ``--gateway-secret-grants``); None: not known here, so not checked."""

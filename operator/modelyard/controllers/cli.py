@@ -174,6 +174,29 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="URL",
         help="a gateway's /metrics URL, scraped as given (repeatable; gateways outside the cluster)",
     )
+    parser.add_argument(
+        "--inference-pools",
+        action="store_true",
+        help="keep one InferencePool (inference.networking.k8s.io/v1) per served name and namespace, "
+        "selecting the runtime pods of its endpoints (the CRD and the endpoint pickers come with your "
+        "Gateway stack)",
+    )
+    parser.add_argument(
+        "--inference-pool-epp",
+        default="{pool}-epp",
+        metavar="NAME",
+        help="the pools' endpointPickerRef: the EPP Service in the pool's namespace; {pool} is the "
+        "pool's name (default: {pool}-epp)",
+    )
+    parser.add_argument(
+        "--inference-pool-epp-port", type=int, default=9002, metavar="PORT", help="the EPP Service's port"
+    )
+    parser.add_argument(
+        "--inference-pool-failure-mode",
+        choices=["FailOpen", "FailClose"],
+        default="FailClose",
+        help="what the Gateway does when the EPP does not answer (default FailClose)",
+    )
     parser.add_argument("--log-level", default="INFO")
     parser.set_defaults(func=_run)
 
@@ -209,6 +232,19 @@ def _run(args: argparse.Namespace) -> int:
             network_policy_from=_labels(args.network_policy_from),
             network_policy_namespace=args.namespace,
         )
+    if args.inference_pools:
+        if not 1 <= args.inference_pool_epp_port <= 65535:
+            raise SystemExit(
+                f"error: --inference-pool-epp-port: {args.inference_pool_epp_port} is not 1-65535"
+            )
+        if not args.inference_pool_epp.strip():
+            raise SystemExit(
+                "error: --inference-pool-epp: a Service name (or a pattern with {pool}) is needed"
+            )
+        pools = settings.InferencePools(
+            args.inference_pool_epp, args.inference_pool_epp_port, args.inference_pool_failure_mode
+        )
+        builder = dataclasses.replace(builder, inference_pools=pools)
     prefixes = tuple(p.strip() for p in args.allowed_image_prefix if p.strip())
     builder = dataclasses.replace(builder, allowed_image_prefixes=prefixes)
     opts = options.OperatorOptions(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 from modelyard.builders import settings
-from modelyard.controllers import cluster, debounce, metrics, ownership
+from modelyard.controllers import cluster, debounce, inference_pool, metrics, ownership
 
 
 @dataclasses.dataclass(frozen=True)
@@ -14,6 +14,10 @@ class EndpointState:
     model: str
     ready: bool
     phase: str
+    pods_serve: str | None = None
+    """The served name its runtime pods serve, while the operator keeps its Deployment (None:
+    upstream, or nothing deployed); the InferencePools follow it (:mod:`.inference_pool`)."""
+    uid: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +49,8 @@ class Context:
     """(generation, phase) of each entry when its endpoints were last woken."""
     ownership: ownership.Index = dataclasses.field(default_factory=ownership.Index)
     """Every endpoint and entry, from the watches: who owns which served name."""
+    pools: inference_pool.Pools = dataclasses.field(default_factory=inference_pool.Pools)
+    """The InferencePools as last applied (``--inference-pools``)."""
 
     def endpoints_of(self, model: str) -> list[tuple[str, str]]:
         return sorted(key for key, state in self.endpoints.items() if state.model == model)

@@ -30,7 +30,7 @@ import pydantic
 from modelyard import api
 from modelyard.api import wire
 from modelyard.builders import children, deployment, endpoint_status, labels, network_policy, service, trust
-from modelyard.controllers import cluster, conditions, context, model_entry
+from modelyard.controllers import cluster, conditions, context, inference_pool, model_entry
 from modelyard.registry import manifests
 
 log = logging.getLogger(__name__)
@@ -232,6 +232,7 @@ async def reconcile(ctx: context.Context, key: tuple[str, str]) -> None:
         gone = ctx.endpoints.pop(key, None)
         if gone is not None:
             ctx.touch_entry(gone.model)
+            await inference_pool.follow(ctx, namespace, gone.pods_serve)
         return
     generation = int(body["metadata"].get("generation", 0))
     current = body.get("status") or {}
@@ -252,9 +253,10 @@ async def reconcile(ctx: context.Context, key: tuple[str, str]) -> None:
     }
     model = str(body["spec"].get("model", ""))
     before = ctx.endpoints.get(key)
-    ctx.endpoints[key] = context.EndpointState(
-        model=model, ready=observed.phase == "Ready", phase=observed.phase
-    )
+    serves = extra.get("servedName") if key in ctx.applied else None  # its pods serve this name
+    uid = str(body["metadata"]["uid"])
+    ctx.endpoints[key] = context.EndpointState(model, observed.phase == "Ready", observed.phase, serves, uid)
+    await inference_pool.follow(ctx, namespace, before.pods_serve if before else None, serves)
     if before is None or before.ready != (observed.phase == "Ready") or before.model != model:
         ctx.touch_entry(model)
         if before is not None and before.model != model:

@@ -32,6 +32,7 @@ from modelyard.gateway import (
     hold,
     limits,
     metrics,
+    podload,
     proxy,
     ratelimit,
     settings,
@@ -48,6 +49,7 @@ RATES = web.AppKey("rates", ratelimit.RateLimiter)
 IN_FLIGHT = web.AppKey("in_flight", limits.InFlight)
 PROXY = web.AppKey("proxy", proxy.Proxy)
 HOLDS = web.AppKey("holds", hold.Holds)
+POD_LOAD = web.AppKey("pod_load", podload.PodLoad)
 
 # OpenAI paths relayed as they are (the suffix after /v1 is appended to a target's base URL).
 OPENAI_PATHS = (
@@ -66,9 +68,10 @@ def create_app(
     chooser: balancer.Balancer,
     *,
     metrics_route: bool = True,
+    pod_load: podload.PodLoad | None = None,
 ) -> web.Application:
     """The gateway; ``metrics_route=False`` leaves /metrics to a port of its own (the CLI's
-    ``--metrics-port``)."""
+    ``--metrics-port``); ``pod_load`` (the one ``chooser`` reads) is scraped while it runs."""
     app = web.Application(client_max_size=config.max_body_bytes + 1, middlewares=[_errors])
     app[SETTINGS] = config
     app[DISCOVERY] = source
@@ -76,6 +79,11 @@ def create_app(
     app[METRICS] = metrics.Metrics()
     app[METRICS].watch_routes(source.table)
     app[METRICS].watch_spills(chooser.spills)
+    if pod_load is not None:
+        stats = app[METRICS]
+        pod_load.on_error(lambda endpoint: stats.child(stats.pod_metrics_errors, endpoint).inc())
+        stats.watch_pods(pod_load.known)
+        app[POD_LOAD] = pod_load
     app[HOLDS] = hold.Holds(config, app[METRICS], source.table)
     source.on_change(app[HOLDS].table_changed)
     app[LIMITER] = auth.ConcurrencyLimiter(config.max_concurrency_per_key)
@@ -129,9 +137,14 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     )
     app[PROXY] = proxy.Proxy(config, app[BALANCER], app[METRICS], session, app[HOLDS])
     await app[DISCOVERY].start()
+    pods = app.get(POD_LOAD)
+    if pods is not None:
+        await pods.start(app[DISCOVERY].table)
     try:
         yield
     finally:
+        if pods is not None:
+            await pods.stop()
         await app[DISCOVERY].stop()
         await session.close()
 

@@ -7,11 +7,13 @@ The proxy depends on the :class:`Balancer` Protocol only. :class:`WeightedLeastB
    within one request of the weights over any window, so 10k requests land within a
    fraction of a point of the configured shares.
 2. Target, by the endpoint's :class:`routes.Routing`: ``LeastBusy``, the one with the least
-   :meth:`WeightedLeastBusy.load` (ties broken round-robin, so idle pods share the load
-   evenly); ``PrefixHash`` with a request key (the proxy computes it only for a model with a
-   PrefixHash endpoint), consistent hashing with bounded loads over the endpoint's targets
-   (:mod:`modelyard.gateway.prefixhash`), with the same load. The endpoint is picked first,
-   by weight alone, so the split between endpoints is the same under either strategy.
+   :meth:`WeightedLeastBusy.load` (the requests this gateway has in flight to it, or what the
+   pod itself reports running and waiting when that is more, see :mod:`modelyard.gateway.podload`;
+   ties broken round-robin, so idle pods share the load evenly); ``PrefixHash`` with a request
+   key (the proxy computes it only for a model with a PrefixHash endpoint), consistent hashing
+   with bounded loads over the endpoint's targets (:mod:`modelyard.gateway.prefixhash`), with
+   the same load. The endpoint is picked first, by weight alone, so the split between endpoints
+   is the same under either strategy.
 3. Passive outlier ejection: a target that fails ``eject_after`` times in a row (connect
    error, 5xx, timeout) is skipped for ``eject_cooldown`` seconds. When every target of a
    model is ejected or already tried, ejected ones are used anyway (better a likely failure
@@ -71,8 +73,11 @@ class WeightedLeastBusy:
         eject_after: int = 3,
         eject_cooldown: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
+        reported: Callable[[str], float | None] | None = None,
     ) -> None:
         self.eject_after = eject_after
+        self._reported = reported
+        """A pod's own queue length (:meth:`modelyard.gateway.podload.PodLoad.reported`)."""
         self.eject_cooldown = eject_cooldown
         self._clock = clock
         self._current: dict[str, dict[str, int]] = {}  # served name -> endpoint -> SWRR weight
@@ -166,8 +171,15 @@ class WeightedLeastBusy:
         return by_key[picked[0]]
 
     def load(self, target_key: str) -> float:
-        """How busy a target is, as both strategies weigh it: the requests in flight to it."""
-        return float(self._in_flight.get(target_key, 0))
+        """How busy a target is, as both strategies weigh it: the requests this gateway has in
+        flight to it, or what the pod reports running and waiting (every client's, other gateway
+        replicas' included) when that is more. The max, not the sum: the pod's figure already
+        counts this gateway's requests."""
+        own = float(self._in_flight.get(target_key, 0))
+        if self._reported is None:
+            return own
+        reported = self._reported(target_key)
+        return own if reported is None or reported < own else reported
 
     def spills(self) -> Mapping[str, int]:
         return self._spills

@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from modelyard.gateway import app, balancer, discovery, settings
+from modelyard.gateway import app, balancer, discovery, podload, settings
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,7 @@ _OVERRIDES: dict[str, tuple[str, Any]] = {
     "max_connections": ("max_connections", int),
     "hold_timeout": ("hold_timeout", float),
     "hold_queue": ("hold_queue", int),
+    "pod_metrics_interval": ("pod_metrics_interval", float),
 }
 
 
@@ -119,6 +120,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="requests held per served name while its endpoint comes up (default 100; 503 beyond)",
     )
+    parser.add_argument(
+        "--pod-metrics-interval",
+        type=float,
+        metavar="S",
+        help="seconds between scrapes of each pod's /metrics queue signal for least-busy (default 1; 0: off)",
+    )
     parser.add_argument("--log-level", default="INFO", help="logging level (default: INFO)")
     parser.add_argument("--access-log", action="store_true", help="log every request (never logs keys)")
     parser.set_defaults(func=serve, group_parser=parser)
@@ -187,7 +194,8 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     if not config.auth:
         log.warning("authentication is OFF (--no-auth): anyone who reaches the gateway may use every model")
-    chooser = balancer.WeightedLeastBusy(config.eject_after, config.eject_cooldown)
+    pods = podload.PodLoad(config.pod_metrics_interval)
+    chooser = balancer.WeightedLeastBusy(config.eject_after, config.eject_cooldown, reported=pods.reported)
     try:
         source = build_discovery(args)
     except Exception as exc:  # kubernetes' ConfigException, a bad routes file
@@ -197,7 +205,9 @@ def serve(args: argparse.Namespace) -> int:
     keys = source.keys()
     if config.auth and args.routes is not None and not keys.keys:
         log.error("no API key is configured: %s; every /v1 request is refused with 401", keys.why_empty())
-    application = app.create_app(config, source, chooser, metrics_route=args.metrics_port is None)
+    application = app.create_app(
+        config, source, chooser, metrics_route=args.metrics_port is None, pod_load=pods
+    )
     application.on_startup.append(_freeze_heap)
     if args.metrics_port is not None:
         application.cleanup_ctx.append(_metrics_server(args.host, args.metrics_port))

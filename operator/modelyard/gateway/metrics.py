@@ -28,12 +28,16 @@ Names (all prefixed ``modelyard_gateway_``):
   key belongs to because it was at its load bound (read from the balancer when scraped);
 * ``held_requests`` by model: requests waiting for an endpoint at zero to come up;
   ``held_total`` by model and outcome (``sent``, ``timeout``, ``queue_full``, ``unavailable``,
-  ``cancelled``): how held requests ended (:mod:`modelyard.gateway.hold`).
+  ``cancelled``): how held requests ended (:mod:`modelyard.gateway.hold`);
+* ``pod_queue`` by endpoint and target: running + waiting as the pod last reported it (pods not
+  heard from lately have no series; read when scraped, :meth:`Metrics.watch_pods`);
+* ``pod_metrics_errors_total`` by endpoint: scrapes of a pod's ``/metrics`` queue signal that
+  failed (no answer in time, not 200, no ``vllm:num_requests_*``; :mod:`modelyard.gateway.podload`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import prometheus_client
@@ -114,6 +118,15 @@ class Metrics:
         self.held_outcomes = prometheus_client.Counter(
             p + "held", "Held requests by how they ended", ["model", "outcome"], registry=r
         )
+        self.pod_metrics_errors = prometheus_client.Counter(
+            p + "pod_metrics_errors",
+            "Failed scrapes of a pod's /metrics queue signal",
+            ["endpoint"],
+            registry=r,
+        )
+
+        self._pods: Callable[[], Iterable[tuple[str, str, float]]] = tuple
+        r.register(_PodQueues(lambda: self._pods()))
 
         self._children: dict[tuple[object, tuple[str, ...]], Any] = {}
         self._endpoints: dict[str, tuple[Any, Any]] = {}
@@ -214,6 +227,10 @@ class Metrics:
         """Export the balancer's PrefixHash spill counts (``prefix_spills_total``)."""
         self.registry.register(_Spills(spills))
 
+    def watch_pods(self, known: Callable[[], Iterable[tuple[str, str, float]]]) -> None:
+        """Export each pod's reported queue, (endpoint, target, value) from ``known()``."""
+        self._pods = known
+
     def exposition(self) -> bytes:
         if self._source is not None:
             self.follow(self._source())
@@ -270,4 +287,26 @@ class _Spills(prometheus_client.registry.Collector):
         family = self._family()
         for endpoint, count in sorted(self._spills().items()):
             family.add_metric([endpoint], float(count))
+        yield family
+
+
+class _PodQueues(prometheus_client.registry.Collector):
+    def __init__(self, known: Callable[[], Iterable[tuple[str, str, float]]]) -> None:
+        self._known = known
+
+    @staticmethod
+    def _family() -> prometheus_client.core.GaugeMetricFamily:
+        return prometheus_client.core.GaugeMetricFamily(
+            "modelyard_gateway_pod_queue",
+            "Requests running plus waiting, as the pod last reported them on its /metrics",
+            labels=["endpoint", "target"],
+        )
+
+    def describe(self) -> Iterator[prometheus_client.core.GaugeMetricFamily]:
+        yield self._family()
+
+    def collect(self) -> Iterator[prometheus_client.core.GaugeMetricFamily]:
+        family = self._family()
+        for endpoint, target, value in self._known():
+            family.add_metric([endpoint, target], value)
         yield family

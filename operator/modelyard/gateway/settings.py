@@ -20,6 +20,7 @@ GATEWAY_EJECT_AFTER        consecutive failures that eject a target             
 GATEWAY_EJECT_COOLDOWN     seconds an ejected target is skipped                    10
 GATEWAY_HOLD_TIMEOUT       seconds a request waits for an endpoint at zero (503)   120
 GATEWAY_HOLD_QUEUE         requests held per served name (503 beyond)              100
+GATEWAY_POD_METRICS        seconds between scrapes of the pods' /metrics (0 = off)  1
 =========================  =====================================================  =========
 
 Authentication has no environment variable: it is on unless ``modelyard gateway --no-auth``
@@ -58,6 +59,8 @@ class Settings:
     """Seconds a request waits for an endpoint with no ready pod to get one (503 after)."""
     hold_queue: int = 100
     """Requests held at once per served name (503 + Retry-After beyond)."""
+    pod_metrics_interval: float = 1.0
+    """Seconds between scrapes of each pod's queue signal (:mod:`~.podload`); 0 = off."""
     max_connections: int = 0
     """Upstream connection pool size (0 = unlimited)."""
     auth: bool = True
@@ -91,6 +94,7 @@ class Settings:
             eject_cooldown=num("GATEWAY_EJECT_COOLDOWN", cls.eject_cooldown),
             hold_timeout=num("GATEWAY_HOLD_TIMEOUT", cls.hold_timeout),
             hold_queue=int(num("GATEWAY_HOLD_QUEUE", cls.hold_queue)),
+            pod_metrics_interval=num("GATEWAY_POD_METRICS", cls.pod_metrics_interval),
         )
 
     @property
