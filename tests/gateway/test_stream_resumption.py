@@ -96,6 +96,7 @@ def test_a_completion_stream_continues_its_prompt(harness: Any, make_table: Any,
     url, _, good = _gateway(harness, make_table, make_pods, dying)
     body = {"model": "llama", "prompt": "once upon", "max_tokens": 5, "min_tokens": 3, "stream": True}
     status, raw = _post(url, "/completions", body)
+    assert status == 200
     chunks, events = _chunks(raw)
     assert _text(chunks) == "dying-0 dying-1 good-0 good-1 good-2 "
     assert events.count(b"data: [DONE]") == 1
