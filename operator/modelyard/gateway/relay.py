@@ -74,10 +74,10 @@ async def relay(
     otherwise the stream ends with an error event."""
     await ex.commit_sse()
     tracker = ex.resume
-    usage = sse.find_usage(first) if b'"usage"' in first else None
     try:
         if tracker is not None:
             first = tracker.take(first)
+        usage = sse.find_usage(first) if b'"usage"' in first else None
         await ex.write(sse.for_client(first, ex.hide_usage))
         while chunk := await _read(response, stall):
             events = splitter.feed(chunk)

@@ -62,9 +62,9 @@ class _Choice(msgspec.Struct):
 
 
 class _Chunk(msgspec.Struct):
-    id: str | None = None
-    created: int | None = None
-    model: str | None = None
+    id: Any = None
+    created: Any = None
+    model: Any = None
     choices: list[_Choice] = []
     usage: dict[str, Any] | None = None
 
@@ -106,9 +106,9 @@ class Tracker:
         """Chunks with text seen: a lower bound of the tokens streamed."""
         self.before = 0
         """:attr:`tokens` at the last break: the continuation's usage adds them."""
-        self.id: str | None = None
-        self.created: int | None = None
-        self.model: str | None = None
+        self.id: Any = None
+        self.created: Any = None
+        self.model: Any = None
         self.finish: str | None = None
         self.done = False
         """``data: [DONE]`` came: the stream is over."""
