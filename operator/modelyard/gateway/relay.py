@@ -125,6 +125,7 @@ async def _broken(ex: exchange.Exchange, stats: metrics.Metrics, reason: str, wh
     """After a break: end the stream if nothing was missing, else resume it, else the error event."""
     tracker = ex.resume
     step = tracker.plan() if tracker is not None else "unsupported"
+    ex.failed_mid_stream = True  # the target failed, whatever the client sees
     if tracker is not None and step == "done":
         if not tracker.done:
             await ex.write(sse.DONE)
@@ -137,7 +138,6 @@ async def _broken(ex: exchange.Exchange, stats: metrics.Metrics, reason: str, wh
         return ex.committed
     if step == "resume":
         raise resume.Interrupted(reason, f"the model server {why}")
-    ex.failed_mid_stream = True
     stats.resumptions.labels(ex.body.model, "unsupported").inc()
     if tracker is not None:
         log.info("model %r: the stream is not resumed: %s", ex.body.model, tracker.unsupported)
