@@ -146,3 +146,22 @@ def test_a_plain_answer_cut_mid_body_is_retried(harness: Any, make_table: Any, m
     assert json.loads(raw)["choices"][0]["message"]["content"] == "hello from good"
     assert len(dying.requests) == 1 and len(good.requests) == 1
     assert "continue_final_message" not in good.requests[0]["body"]  # the same request again
+
+
+def test_a_stream_that_breaks_on_every_attempt_ends_with_the_error_event(
+    harness: Any, make_table: Any, make_pods: Any
+) -> None:
+    dying = harness.fake("dying")
+    dying.mode = "die"
+    url, _ = harness.gateway(discovery.StaticDiscovery(make_table(make_pods("ns/a", "llama", dying))))
+    body = {"model": "llama", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    _, raw = _post(url, "/chat/completions", body)
+    chunks, events = _chunks(raw)
+    assert chunks[-1]["error"]["code"] == "upstream_interrupted" and events[-1] == b"data: [DONE]"
+    assert _text(chunks[:-1]) == "dying-0 dying-1 " * 3  # the first attempt and two retries
+    assert [r["body"]["messages"][-1]["content"] for r in dying.requests[1:]] == [
+        "dying-0 dying-1 ",
+        "dying-0 dying-1 dying-0 dying-1 ",
+    ]
+    _, exposition = _get_metrics(url)
+    assert metric(exposition, "modelyard_gateway_stream_resumptions_total", outcome="failed") == 1
