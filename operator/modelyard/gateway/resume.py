@@ -223,7 +223,7 @@ class Tracker:
         """What to do now that the stream broke: ``done`` (only ``[DONE]`` was missing),
         ``length`` (every token asked for was streamed), ``resume``, or ``unsupported``
         (:attr:`unsupported` says why)."""
-        if self.finish is not None:
+        if self.finish is not None or self.done:
             return "done"
         if not self.unsupported:
             self.unsupported = self._check_body()
