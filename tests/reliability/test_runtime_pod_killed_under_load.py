@@ -57,7 +57,7 @@ def _restarted(cluster: Any, pod: str) -> bool:
     return any(s.get("restartCount", 0) >= 1 for s in statuses)
 
 
-def test_killed_runtime_pod_cuts_only_its_streams_and_fails_no_request(
+def test_killed_runtime_pod_fails_no_request_and_cuts_no_stream(
     fault_cluster: Any, chat_endpoint: str, start_gateway: Callable[..., faultkit.Gateway]
 ) -> None:
     kit.wait_for(lambda: faultkit.ready(fault_cluster), 240, "the endpoint Ready with 2 replicas")
