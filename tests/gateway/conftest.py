@@ -28,7 +28,9 @@ class FakeUpstream:
 
     Modes: ``ok``; ``error`` (500); ``hang`` (never answers); ``slow_first`` (streams after
     ``delay`` seconds); ``die`` (streams two events and half a third, then drops the
-    connection); ``slow`` (answers after ``delay`` seconds); ``bad_request`` (400).
+    connection; a plain answer: half of it, then the same); ``stall`` (streams two events,
+    then sends nothing more); ``slow`` (answers after ``delay`` seconds); ``bad_request`` (400).
+    ``/v1/completions`` streams text choices, the chat route deltas.
     A stream sends its first event and then waits for :attr:`hold` when a test sets one.
     """
 
@@ -86,6 +88,14 @@ class FakeUpstream:
             return bad
         if body.get("stream"):
             return await self._stream(request, body)
+        if self.mode == "die":
+            response = web.StreamResponse(headers={"Content-Type": "application/json"})
+            response.content_length = 200
+            await response.prepare(request)
+            await response.write(b'{"id": "chatcmpl-1", "choi')
+            assert request.transport is not None
+            request.transport.abort()
+            return response
         usage = {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12}
         if request.path.endswith("/embeddings"):
             return web.json_response(
@@ -131,15 +141,21 @@ class FakeUpstream:
     async def _events(
         self, request: web.Request, response: web.StreamResponse, body: dict[str, Any]
     ) -> web.StreamResponse:
+        text = request.path.endswith("/v1/completions")
         for i in range(self.chunks):
+            piece: dict[str, Any] = (
+                {"text": f"{self.name}-{i} "} if text else {"delta": {"content": f"{self.name}-{i} "}}
+            )
             chunk = {
                 "id": "chatcmpl-1",
                 "object": "chat.completion.chunk",
                 "created": 1,
                 "model": body["model"],
-                "choices": [{"index": 0, "delta": {"content": f"{self.name}-{i} "}, "finish_reason": None}],
+                "choices": [{"index": 0, **piece, "finish_reason": None}],
             }
             await response.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+            if self.mode == "stall" and i == 1:
+                await asyncio.sleep(3600)
             if self.mode == "die" and i == 1:
                 await response.write(b'data: {"id": "chatcmpl-1", "choi')
                 assert request.transport is not None

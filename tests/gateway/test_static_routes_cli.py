@@ -57,6 +57,15 @@ def test_flags_override_environment(monkeypatch: Any) -> None:
     assert (config.retry_attempts, config.retry_delay, config.fallback_model) == (5, 0.05, "small")
 
 
+def test_stream_stall_timeout_from_flag_or_environment(monkeypatch: Any) -> None:
+    parser = argparse.ArgumentParser()
+    cli.configure(parser)
+    assert cli.build_settings(parser.parse_args([])).stream_stall_timeout == 30
+    monkeypatch.setenv("GATEWAY_STREAM_STALL", "12")
+    assert cli.build_settings(parser.parse_args([])).stream_stall_timeout == 12
+    assert cli.build_settings(parser.parse_args(["--stream-stall-timeout", "0"])).stream_stall_timeout == 0
+
+
 def test_modelyard_gateway_serves_a_routes_file(tmp_path: Path, harness: Any) -> None:
     pod = harness.fake("pod")
     path = tmp_path / "routes.yaml"

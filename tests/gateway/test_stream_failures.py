@@ -81,12 +81,14 @@ def test_stream_hanging_before_first_event_is_retried_behind_keepalives(
     assert len(hung.requests) == 1
 
 
-def test_failure_mid_stream_ends_with_an_error_event_and_done(
+def test_failure_mid_stream_that_cannot_be_resumed_ends_with_an_error_event_and_done(
     harness: Any, make_table: Any, make_pods: Any
 ) -> None:
     dying = harness.fake("dying")
     dying.mode = "die"
-    url, _ = harness.gateway(discovery.StaticDiscovery(make_table(make_pods("ns/a", "llama", dying))))
+    url, _ = harness.gateway(
+        discovery.StaticDiscovery(make_table(make_pods("ns/a", "llama", dying))), retry_attempts=0
+    )
     raw = _raw_stream(url)
     events = _events(raw)
     assert raw.endswith(b"\n\n")
@@ -96,7 +98,7 @@ def test_failure_mid_stream_ends_with_an_error_event_and_done(
     assert events[-1] == b"data: [DONE]"
     error = json.loads(events[-2][6:])["error"]
     assert error["code"] == "upstream_interrupted" and error["type"] == "server_error"
-    assert len(dying.requests) == 1  # never retried after the first byte
+    assert len(dying.requests) == 1  # no attempt left to resume it
 
     client = openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0, timeout=10)
     with pytest.raises(openai.APIError):

@@ -209,6 +209,25 @@ class Stream:
         return bool(self.events) and self.events[-1] == "[DONE]"
 
     @property
+    def chunks(self) -> list[dict[str, Any]]:
+        """The JSON chunks, in order (not the error event, not ``[DONE]``)."""
+        found = [json.loads(e) for e in self.events if e.startswith("{")]
+        return [c for c in found if "error" not in c]
+
+    @property
+    def text(self) -> str:
+        return "".join(
+            (c.get("delta") or {}).get("content") or ""
+            for chunk in self.chunks
+            for c in chunk.get("choices") or []
+        )
+
+    @property
+    def usage(self) -> dict[str, Any] | None:
+        found = [c["usage"] for c in self.chunks if c.get("usage")]
+        return found[-1] if found else None
+
+    @property
     def finish_reason(self) -> str | None:
         for event in reversed(self.events):
             if event.startswith("{") and '"choices"' in event:

@@ -1,11 +1,14 @@
-"""A runtime pod SIGKILLed under steady load: no non-streaming request fails, only its streams are cut.
+"""A runtime pod SIGKILLed under steady load: no request fails and no stream is cut.
 
 Two ``modelyard runtime`` pods serve the tiny Llama (one generation at a time each). Four long
 streams are opened one by one and each is traced to the pod that took it (the pod's own
 ``modelyard_runtime_queue_depth`` rises), then non-streaming requests arrive at a fixed rate.
 One pod's process is SIGKILLed while it streams. The gateway retries every non-streaming request
 the dead pod held or was sent (before their first byte), retries streams that had not started
-there, and ends the stream that was under way there with its SSE error event and ``[DONE]``.
+there, and resumes the stream that was under way there on the other pod (docs/gateway.md#stream-resumption):
+the client sees one whole stream, its usage counting every token asked for. (That the resumed text
+is the uninterrupted text, token for token, is tests/gateway/test_resume_through_runtime.py: the
+untaught tiny Llama writes byte tokens whose decoded text does not tokenise back to them.)
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ def _restarted(cluster: Any, pod: str) -> bool:
     return any(s.get("restartCount", 0) >= 1 for s in statuses)
 
 
-def test_killed_runtime_pod_cuts_only_its_streams_and_fails_no_request(
+def test_killed_runtime_pod_fails_no_request_and_cuts_no_stream(
     fault_cluster: Any, chat_endpoint: str, start_gateway: Callable[..., faultkit.Gateway]
 ) -> None:
     kit.wait_for(lambda: faultkit.ready(fault_cluster), 240, "the endpoint Ready with 2 replicas")
@@ -69,7 +72,13 @@ def test_killed_runtime_pod_cuts_only_its_streams_and_fails_no_request(
         for _ in range(STREAMS):
             before = _depths(ips)
             record = traffic.stream(
-                faultkit.chat_body(chat_endpoint, STREAM_TOKENS, stream=True, ignore_eos=True)
+                faultkit.chat_body(
+                    chat_endpoint,
+                    STREAM_TOKENS,
+                    stream=True,
+                    ignore_eos=True,
+                    stream_options={"include_usage": True},
+                )
             )
             served_by[record.index] = kit.wait_for(
                 lambda before=before: next((p for p, d in _depths(ips).items() if d > before[p]), None),
@@ -89,17 +98,19 @@ def test_killed_runtime_pod_cuts_only_its_streams_and_fails_no_request(
             return min(going, key=lambda s: s.content_chunks) if going else None
 
         victim = served_by[kit.wait_for(early_stream, 60, "a stream just under way").index]
-        under_way = {
-            s.index for s in traffic.streams if s.first_content_at and s.finished_at is None
-        }
-        cut_expected = {i for i in under_way if served_by[i] == victim}
+        under_way = {s.index for s in traffic.streams if s.first_content_at and s.finished_at is None}
+        broken = {i for i in under_way if served_by[i] == victim}
+        before_kill = {i: traffic.streams[i].content_chunks for i in broken}
         pid = fault_cluster.agent.pids()[f"{faultkit.NAMESPACE}/{victim}"][0]
         os.kill(pid, signal.SIGKILL)
         killed_at = time.monotonic()
 
         back = kit.wait_for(
-            lambda: _restarted(fault_cluster, victim) and victim in faultkit.pod_ips(fault_cluster)
-            and time.monotonic(),
+            lambda: (
+                _restarted(fault_cluster, victim)
+                and victim in faultkit.pod_ips(fault_cluster)
+                and time.monotonic()
+            ),
             120,
             "the killed pod's container restarted and Ready",
         )
@@ -113,15 +124,22 @@ def test_killed_runtime_pod_cuts_only_its_streams_and_fails_no_request(
     assert failed == [], f"{len(failed)} of {len(outcomes)} requests failed: {failed[:5]}"
 
     cut = {s.index for s in traffic.streams if s.error is not None}
-    assert cut_expected, "no stream was under way on the killed pod"
-    assert cut == cut_expected, f"cut {cut}, expected {cut_expected} (served by {served_by}, killed {victim})"
+    assert broken, "no stream was under way on the killed pod"
+    assert cut == set(), f"cut {cut} (served by {served_by}, killed {victim})"
     for stream in traffic.streams:
         assert stream.status == 200 and stream.failure == "" and stream.done, stream
-        if stream.index in cut:
-            assert stream.error is not None and stream.error["code"] == "upstream_interrupted"
-            assert stream.events[-2].startswith('{"error"')  # the error event, then [DONE]
-        else:
-            assert stream.finish_reason == "length", f"stream {stream.index} did not complete"
+        assert stream.events.count("[DONE]") == 1, f"stream {stream.index}: {stream.events[-3:]}"
+        assert stream.finish_reason == "length", f"stream {stream.index} did not complete"
+        # whole: one answer (one id, one opening role), every token asked for, more text than
+        # the client had when the pod died
+        chunks = stream.chunks
+        assert len({c["id"] for c in chunks}) == 1, f"stream {stream.index} mixes ids"
+        roles = [c["delta"]["role"] for chunk in chunks for c in chunk["choices"] if c["delta"].get("role")]
+        assert roles == ["assistant"], f"stream {stream.index}: roles {roles}"
+        usage = stream.usage
+        assert usage is not None and usage["completion_tokens"] == STREAM_TOKENS, (stream.index, usage)
+        if stream.index in broken:
+            assert stream.content_chunks > before_kill[stream.index] and stream.text
 
     # the restarted pod takes traffic again
     text = gw.metrics()
@@ -144,7 +162,8 @@ def test_killed_runtime_pod_cuts_only_its_streams_and_fails_no_request(
         "retries": kit.metric(text, "modelyard_gateway_retries_total"),
         "streams": len(traffic.streams),
         "streams_cut": len(cut),
-        "streams_completed": len(traffic.streams) - len(cut),
+        "streams_resumed": len(broken),
+        "resumptions": kit.metric(text, "modelyard_gateway_stream_resumptions_total", outcome="resumed"),
         "latency_p50_s": round(statistics.median(latencies), 2),
         "latency_max_s": round(latencies[-1], 2),
         "pod_ready_again_s": round(back - killed_at, 1),

@@ -58,3 +58,30 @@ class SlowChat:
 
     def count_tokens(self, messages: Any, *, add_generation_prompt: bool = True) -> int:
         return 1
+
+
+class SlowTextChat:
+    """The built-in chat handler, sleeping ``SLOW_TOKEN_SECONDS`` after each token it streams:
+    a real model whose stream is still running when a test kills its process."""
+
+    def __new__(cls, hf_repo_id: str, device: Any, cache_dir: str | None = None, **kwargs: Any) -> Any:
+        import functools
+        import os
+        import time
+
+        from modelyard.runtime.handlers import chat
+
+        handler = chat.TextChatModel(hf_repo_id, device, cache_dir, **kwargs)
+        delay = float(os.environ.get("SLOW_TOKEN_SECONDS", "0.02"))
+        generate = handler.generate
+
+        @functools.wraps(generate)
+        def slow(*args: Any, on_token: Any = None, **kw: Any) -> Any:
+            def paced(text: str) -> None:
+                on_token(text)
+                time.sleep(delay)
+
+            return generate(*args, on_token=paced if on_token is not None else None, **kw)
+
+        handler.generate = slow  # type: ignore[method-assign]
+        return handler

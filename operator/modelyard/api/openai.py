@@ -128,6 +128,11 @@ class ChatCompletionRequest(OpenAIModel):
     n: int = pydantic.Field(default=1, ge=1, le=1)
     response_format: ResponseFormat | None = None
     user: str | None = None
+    add_generation_prompt: bool = True
+    """vLLM's extension: open an assistant turn after the messages (the usual chat)."""
+    continue_final_message: bool = False
+    """vLLM's extension: the last message is an assistant turn to continue, left open (the
+    gateway resumes a broken stream this way); needs ``add_generation_prompt: false``."""
 
 
 class CompletionRequest(OpenAIModel):

@@ -37,6 +37,7 @@ _OVERRIDES: dict[str, tuple[str, Any]] = {
     "max_event_bytes": ("max_event_bytes", int),
     "max_concurrency_per_key": ("max_concurrency_per_key", int),
     "keepalive_interval": ("keepalive_interval", float),
+    "stream_stall_timeout": ("stream_stall_timeout", float),
     "eject_after": ("eject_after", int),
     "eject_cooldown": ("eject_cooldown", float),
     "max_connections": ("max_connections", int),
@@ -101,6 +102,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--max-concurrency-per-key", type=int, metavar="N", help="in flight per API key (429)"
     )
     parser.add_argument("--keepalive-interval", type=float, metavar="S", help="SSE keepalive period")
+    parser.add_argument(
+        "--stream-stall-timeout",
+        type=float,
+        metavar="S",
+        help="seconds a started stream may send nothing before it is resumed on another pod "
+        "(default 30; 0: never)",
+    )
     parser.add_argument(
         "--eject-after", type=int, metavar="N", help="consecutive failures that eject a target"
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from modelyard.api import openai
-from modelyard.gateway import body, sse
+from modelyard.gateway import body, resume, sse
 
 
 class ClientGone(Exception):
@@ -29,6 +29,7 @@ class Exchange:
         "failed_mid_stream",
         "hide_usage",
         "request",
+        "resume",
         "started",
         "suffix",
         "usage",
@@ -49,6 +50,8 @@ class Exchange:
         """Ask a stream for its usage chunk (the key has a tpm limit)."""
         self.hide_usage = False
         """Drop that chunk on the way to the client (it was asked for by the gateway only)."""
+        self.resume = resume.Tracker.start(suffix, parsed.raw) if parsed.stream else None
+        """Follows a chat or completion stream, to continue it elsewhere if it breaks."""
 
     async def commit_sse(self) -> web.StreamResponse:
         if self.committed is None:

@@ -10,6 +10,9 @@ Names (all prefixed ``modelyard_gateway_``):
   body scan, routing);
 * ``retries_total`` by model and reason, ``fallbacks_total`` by model and fallback,
   ``ejections_total`` by endpoint;
+* ``stream_resumptions_total`` by model and outcome: streams that broke mid-answer, by how
+  they ended (``resumed`` on another target, ``failed``: every attempt to continue failed,
+  ``unsupported``: not resumable, :mod:`modelyard.gateway.resume`);
 * ``tokens_total`` by model and kind (prompt, completion), from the ``usage`` of responses;
 * ``in_flight`` by endpoint and target (series of targets gone from the routes are dropped);
   ``requests_in_flight``: requests being forwarded, all together (``--max-in-flight``);
@@ -80,6 +83,12 @@ class Metrics:
         )
         self.retries = prometheus_client.Counter(
             p + "retries", "Attempts retried", ["model", "reason"], registry=r
+        )
+        self.resumptions = prometheus_client.Counter(
+            p + "stream_resumptions",
+            "Streams broken mid-answer, by how they ended",
+            ["model", "outcome"],
+            registry=r,
         )
         self.fallbacks = prometheus_client.Counter(
             p + "fallbacks", "Requests sent to a fallback model", ["model", "fallback"], registry=r

@@ -9,8 +9,10 @@ retried (see :mod:`modelyard.gateway.upstream`).
 
 Streaming answers are relayed event by event (:mod:`modelyard.gateway.relay`); while waiting
 for the first event the gateway commits a ``200 text/event-stream`` response and sends
-comment keepalives, and retries continue behind them. A failure after that point ends the
-stream with an OpenAI error event and ``data: [DONE]``.
+comment keepalives, and retries continue behind them. A chat or completion stream that breaks
+after that point (or stalls for ``--stream-stall-timeout``) is continued by the next attempt
+of the same chain (:mod:`modelyard.gateway.resume`); any other failure, or one that cannot
+be resumed, ends the stream with an OpenAI error event and ``data: [DONE]``.
 
 What a model server sends is bounded too: a non-streamed answer by ``--max-response-bytes``,
 one event by ``--max-event-bytes``; going over fails the attempt (and is retried like any
@@ -42,6 +44,7 @@ from modelyard.gateway import (
     hold,
     metrics,
     relay,
+    resume,
     routes,
     settings,
     sse,
@@ -136,6 +139,9 @@ class Proxy:
             )
         if isinstance(last, hold.HoldFailed):
             return await self._unavailable(ex, str(last))
+        if isinstance(last, resume.Interrupted) or (ex.resume is not None and ex.resume.resumed):
+            self.metrics.resumptions.labels(requested, "failed").inc()
+            return await ex.fail(502, f"the model server failed mid-stream: {last}", "upstream_interrupted")
         if isinstance(last, upstream.ServerError) and ex.committed is None:
             ex.code = last.status
             return web.Response(
@@ -188,7 +194,9 @@ class Proxy:
         self, ex: exchange.Exchange, model: routes.Model, endpoint: routes.Endpoint, target: routes.Target
     ) -> web.StreamResponse:
         up = endpoint.upstream
-        payload = ex.body.with_model(up.model if up is not None and up.model else model.name)
+        name = up.model if up is not None and up.model else model.name
+        tracker = ex.resume
+        payload = tracker.body_for(name) if tracker and tracker.resumed else ex.body.with_model(name)
         if ex.ask_usage:
             payload, asked = body.ask_stream_usage(payload)
             ex.hide_usage = not asked
@@ -274,4 +282,5 @@ class Proxy:
                     status=response.status, body=data, headers=upstream.response_headers(response.headers)
                 )
             return await ex.fail(response.status, relay.error_message(data, response.status))
-        return await relay.relay(ex, response, first, splitter, self.metrics, target)
+        stall = self.settings.stream_stall_timeout
+        return await relay.relay(ex, response, first, splitter, self.metrics, target, stall)

@@ -1,9 +1,10 @@
 """Relaying a streamed answer: up to its first event, then event by event to the end.
 
 :func:`open_stream` is one attempt's first half (connect, headers, the first complete event)
-and may still fail retryably; :func:`relay` is the second half, after which a failure can
-only end the stream with an error event (see :mod:`modelyard.gateway.sse`). An event larger
-than ``--max-event-bytes`` is such a failure (retried when it is the first event).
+and may still fail retryably; :func:`relay` is the second half, after which a failure either
+resumes the stream on another target (:mod:`modelyard.gateway.resume`) or ends it with an
+error event (see :mod:`modelyard.gateway.sse`). An event larger than ``--max-event-bytes``
+ends it so (retried when it is the first event).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import aiohttp
 from aiohttp import web
 
 from modelyard.api import openai
-from modelyard.gateway import exchange, metrics, routes, settings, sse, upstream
+from modelyard.gateway import exchange, metrics, resume, routes, settings, sse, upstream
 
 log = logging.getLogger(__name__)
 
@@ -64,26 +65,39 @@ async def relay(
     splitter: sse.EventSplitter,
     stats: metrics.Metrics,
     target: routes.Target,
+    stall: float = 0.0,
 ) -> web.StreamResponse:
-    """Write the first events, then every complete event as it arrives; count the usage."""
+    """Write the first events, then every complete event as it arrives; count the usage.
+
+    A break (the connection fails, or no byte comes for ``stall`` seconds, 0 = never) raises
+    :class:`~modelyard.gateway.resume.Interrupted` when the stream can be resumed elsewhere;
+    otherwise the stream ends with an error event."""
     await ex.commit_sse()
-    usage = sse.find_usage(first) if b'"usage"' in first else None
+    tracker = ex.resume
     try:
+        if tracker is not None:
+            first = tracker.take(first)
+        usage = sse.find_usage(first) if b'"usage"' in first else None
         await ex.write(sse.for_client(first, ex.hide_usage))
-        async for chunk in response.content.iter_any():
+        while chunk := await _read(response, stall):
             events = splitter.feed(chunk)
             if events:
+                if tracker is not None:
+                    events = tracker.take(events)
                 await ex.write(sse.for_client(events, ex.hide_usage))
                 if b'"usage"' in events:
                     usage = sse.find_usage(events) or usage
+        if tracker is not None and not tracker.done:
+            raise aiohttp.ClientPayloadError("the stream ended without data: [DONE]")
     except exchange.ClientGone:
         response.close()
         raise
-    except (aiohttp.ClientError, asyncio.IncompleteReadError) as exc:
+    except (aiohttp.ClientError, asyncio.IncompleteReadError, TimeoutError) as exc:
         response.close()
-        ex.failed_mid_stream = True
-        log.warning("model %r: %s broke off mid-stream: %s", ex.body.model, target.key, exc)
-        return await ex.fail(502, "the model server failed mid-stream", "upstream_interrupted")
+        stalled = isinstance(exc, TimeoutError)
+        why = f"sent nothing for {stall:g}s" if stalled else f"broke off mid-stream: {exc}"
+        log.warning("model %r: %s %s", ex.body.model, target.key, why)
+        return await _broken(ex, stats, "stalled" if stalled else "interrupted", why)
     except sse.EventTooLarge as exc:
         response.close()
         ex.failed_mid_stream = True
@@ -94,8 +108,40 @@ async def relay(
     if usage is not None:
         ex.usage = usage
         stats.count_usage(ex.body.model, usage)
+    if tracker is not None and tracker.resumed:
+        stats.resumptions.labels(ex.body.model, "resumed").inc()
     assert ex.committed is not None
     return ex.committed
+
+
+async def _read(response: aiohttp.ClientResponse, stall: float) -> bytes:
+    if not stall:
+        return await response.content.readany()
+    async with asyncio.timeout(stall):  # only the read: a slow client is not a stalled server
+        return await response.content.readany()
+
+
+async def _broken(ex: exchange.Exchange, stats: metrics.Metrics, reason: str, why: str) -> web.StreamResponse:
+    """After a break: end the stream if nothing was missing, else resume it, else the error event."""
+    tracker = ex.resume
+    step = tracker.plan() if tracker is not None else "unsupported"
+    ex.failed_mid_stream = True  # the target failed, whatever the client sees
+    if tracker is not None and step == "done":
+        if not tracker.done:
+            await ex.write(sse.DONE)
+        assert ex.committed is not None
+        return ex.committed
+    if tracker is not None and step == "length":
+        await ex.write(tracker.closing())
+        stats.resumptions.labels(ex.body.model, "resumed").inc()
+        assert ex.committed is not None
+        return ex.committed
+    if step == "resume":
+        raise resume.Interrupted(reason, f"the model server {why}")
+    stats.resumptions.labels(ex.body.model, "unsupported").inc()
+    if tracker is not None:
+        log.info("model %r: the stream is not resumed: %s", ex.body.model, tracker.unsupported)
+    return await ex.fail(502, "the model server failed mid-stream", "upstream_interrupted")
 
 
 def error_message(data: bytes, status: int) -> str:

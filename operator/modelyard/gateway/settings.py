@@ -16,6 +16,8 @@ GATEWAY_MAX_RESPONSE_BYTES largest non-streamed answer from a model server (502)
 GATEWAY_MAX_EVENT_BYTES    largest server-sent event from a model server (502)     4 MiB
 GATEWAY_MAX_CONCURRENCY    requests in flight per API key (429 beyond; 0 = off)    0
 GATEWAY_KEEPALIVE          seconds between SSE keepalives before the first byte    5
+GATEWAY_STREAM_STALL       seconds a stream may send nothing before it is resumed  30
+                           elsewhere (0 = never; not the first-byte wait)
 GATEWAY_EJECT_AFTER        consecutive failures that eject a target                3
 GATEWAY_EJECT_COOLDOWN     seconds an ejected target is skipped                    10
 GATEWAY_HOLD_TIMEOUT       seconds a request waits for an endpoint at zero (503)   120
@@ -53,6 +55,9 @@ class Settings:
     max_event_bytes: int = 4 * 1024 * 1024
     max_concurrency_per_key: int = 0
     keepalive_interval: float = 5.0
+    stream_stall_timeout: float = 30.0
+    """Seconds a committed stream may send nothing before it counts as broken and is resumed
+    on another target (0 = never); the wait for the first byte is ``attempt_timeout``."""
     eject_after: int = 3
     eject_cooldown: float = 10.0
     hold_timeout: float = 120.0
@@ -90,6 +95,7 @@ class Settings:
             max_event_bytes=int(num("GATEWAY_MAX_EVENT_BYTES", cls.max_event_bytes)),
             max_concurrency_per_key=int(num("GATEWAY_MAX_CONCURRENCY", cls.max_concurrency_per_key)),
             keepalive_interval=num("GATEWAY_KEEPALIVE", cls.keepalive_interval),
+            stream_stall_timeout=num("GATEWAY_STREAM_STALL", cls.stream_stall_timeout),
             eject_after=int(num("GATEWAY_EJECT_AFTER", cls.eject_after)),
             eject_cooldown=num("GATEWAY_EJECT_COOLDOWN", cls.eject_cooldown),
             hold_timeout=num("GATEWAY_HOLD_TIMEOUT", cls.hold_timeout),

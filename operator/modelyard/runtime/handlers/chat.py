@@ -72,15 +72,22 @@ class TextChatModel:
 
     # -- prompts -----------------------------------------------------------------------------
 
-    def _chat_text(self, messages: Sequence[dict[str, Any]], add_generation_prompt: bool = True) -> str:
+    def _chat_text(
+        self,
+        messages: Sequence[dict[str, Any]],
+        add_generation_prompt: bool = True,
+        continue_final_message: bool = False,
+    ) -> str:
         template = None if getattr(self.tokenizer, "chat_template", None) else _FALLBACK_TEMPLATE
-        text = self.tokenizer.apply_chat_template(
-            list(messages),
-            tokenize=False,
-            add_generation_prompt=add_generation_prompt,
-            chat_template=template,
+        text = str(
+            self.tokenizer.apply_chat_template(
+                list(messages),
+                tokenize=False,
+                add_generation_prompt=add_generation_prompt and not continue_final_message,
+                chat_template=template,
+            )
         )
-        return str(text)
+        return _open_final(text, messages[-1]) if continue_final_message else text
 
     def _encode(self, text: str, *, special: bool) -> torch.Tensor:
         ids = self.tokenizer(text, return_tensors="pt", add_special_tokens=special)["input_ids"]
@@ -99,8 +106,13 @@ class TextChatModel:
         sampling_params: sampling.SamplingParams,
         cancel_event: threading.Event | None = None,
         on_token: protocols.TokenCallback | None = None,
+        add_generation_prompt: bool = True,
+        continue_final_message: bool = False,
     ) -> protocols.ChatGeneration:
-        input_ids = self._encode(self._chat_text(messages), special=False)
+        """``continue_final_message``: the last message is an assistant turn that the answer
+        continues (vLLM's switch; the template is rendered without closing it)."""
+        text = self._chat_text(messages, add_generation_prompt, continue_final_message)
+        input_ids = self._encode(text, special=False)
         return self._run(input_ids, sampling_params, cancel_event, on_token, param="messages")
 
     def complete(
@@ -179,6 +191,25 @@ class TextChatModel:
             prefix_cache_query_tokens=c.query_tokens,
             prefix_cache_bytes=c.bytes,
         )
+
+
+def _open_final(text: str, final: dict[str, Any]) -> str:
+    """``text`` (the rendered conversation) cut right after the last message's content, so the
+    model goes on writing that message. As transformers' ``continue_final_message`` does, but
+    the content is matched as it is first (a prefix ending in a space keeps its space) and
+    stripped only when the template stripped it."""
+    content = final.get("content")
+    if not isinstance(content, str) or not content.strip():
+        raise errors.BadRequestError(
+            "continue_final_message: the last message needs text content to continue", param="messages"
+        )
+    for piece in (content, content.strip()):
+        at = text.rfind(piece)
+        if at != -1:
+            return text[: at + len(piece)]
+    raise errors.BadRequestError(
+        "continue_final_message: the chat template does not keep the last message's text", param="messages"
+    )
 
 
 def _eos_ids(model: Any, tokenizer: Any) -> set[int]:

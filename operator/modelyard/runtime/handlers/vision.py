@@ -18,7 +18,12 @@ class VisionChatModel(chat.TextChatModel):
     capabilities = ["chat-completion", "vision"]
     model_class = "AutoModelForImageTextToText"
 
-    def _chat_text(self, messages: Sequence[dict[str, Any]], add_generation_prompt: bool = True) -> str:
+    def _chat_text(
+        self,
+        messages: Sequence[dict[str, Any]],
+        add_generation_prompt: bool = True,
+        continue_final_message: bool = False,
+    ) -> str:
         for message in messages:
             content = message.get("content")
             if isinstance(content, list) and any(p.get("type") != "text" for p in content):
@@ -26,4 +31,4 @@ class VisionChatModel(chat.TextChatModel):
                     "image inputs are not served by the transformers engine yet; deploy with --engine vllm",
                     param="messages",
                 )
-        return super()._chat_text(messages, add_generation_prompt)
+        return super()._chat_text(messages, add_generation_prompt, continue_final_message)

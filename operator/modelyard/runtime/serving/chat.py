@@ -1,5 +1,9 @@
 """``/v1/chat/completions`` and ``/v1/completions``: thin routes over :mod:`generation`.
 
+A chat request may set vLLM's ``add_generation_prompt: false`` and ``continue_final_message:
+true`` to continue its last (assistant) message instead of opening a new turn: the gateway
+resumes a broken stream so (docs/gateway.md#stream-resumption).
+
 Structured outputs (``response_format``) go only to handlers with
 ``supports_structured_outputs``; a json_schema is checked here (``jsonschema``: a 400 naming
 ``response_format.json_schema.schema``) and enforced by the handler (the built-in one
@@ -17,7 +21,7 @@ import jsonschema
 from aiohttp import web
 
 from modelyard.api import openai
-from modelyard.runtime import errors, protocols, served
+from modelyard.runtime import errors, invoke, protocols, served
 from modelyard.runtime.serving import generation, http
 
 
@@ -41,6 +45,35 @@ def _messages(req: openai.ChatCompletionRequest, model: served.ServedModel) -> l
             item["name"] = message.name
         out.append(item)
     return out
+
+
+def template_options(req: openai.ChatCompletionRequest, model: served.ServedModel) -> dict[str, Any]:
+    """vLLM's chat-template switches as handler keywords: empty for the usual chat (so a
+    handler that never heard of them is called as before); a 400 naming the field when they
+    contradict each other or the handler cannot take them."""
+    if req.continue_final_message and req.add_generation_prompt:
+        raise errors.BadRequestError(
+            "continue_final_message: cannot be true while add_generation_prompt is true "
+            "(send add_generation_prompt: false)",
+            param="continue_final_message",
+        )
+    if req.continue_final_message and req.messages[-1].role != "assistant":
+        raise errors.BadRequestError(
+            "continue_final_message: the last message must be an assistant message to continue",
+            param="messages",
+        )
+    wanted: dict[str, Any] = {}
+    if not req.add_generation_prompt:
+        wanted["add_generation_prompt"] = False
+    if req.continue_final_message:
+        wanted["continue_final_message"] = True
+    method = getattr(model.handler, "generate", None)
+    for name in wanted:
+        if callable(method) and not invoke.accepts(method, name):
+            raise errors.UnsupportedError(
+                f"{name}: the model {model.name!r}'s handler does not accept {name!r}", param=name
+            )
+    return wanted
 
 
 def _response_format(req: openai.ChatCompletionRequest, model: served.ServedModel) -> dict[str, Any] | None:
@@ -97,6 +130,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     model = http.lookup(request, req.model, "chat")
     messages = _messages(req, model)
     fmt = _response_format(req, model)
+    template = template_options(req, model)
     p = generation.params(req, model, fmt)
     if fmt is not None:
         messages = _schema_hint(messages, fmt)
@@ -119,9 +153,11 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             end=lambda reason: chunk({}, "length" if reason == "length" else "stop"),
             usage=lambda u: {**chunk({}, None), "choices": [], "usage": u.model_dump()},
         )
-        return await generation.stream(request, model, "generate", messages, p, chunks, include_usage)
+        return await generation.stream(
+            request, model, "generate", messages, p, chunks, include_usage, template
+        )
 
-    gen = await generation.run(request, model, "generate", messages, p)
+    gen = await generation.run(request, model, "generate", messages, p, template)
     return http.json_response(
         {
             "id": ident,

@@ -14,7 +14,7 @@ import dataclasses
 import functools
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -68,13 +68,19 @@ async def _finish(future: asyncio.Future[Any], cancel: threading.Event) -> None:
 
 
 async def run(
-    request: web.Request, model: served.ServedModel, method_name: str, first: Any, p: sampling.SamplingParams
+    request: web.Request,
+    model: served.ServedModel,
+    method_name: str,
+    first: Any,
+    p: sampling.SamplingParams,
+    template: Mapping[str, Any] | None = None,
 ) -> protocols.ChatGeneration:
-    """A whole generation; the client going away cancels it."""
+    """A whole generation; the client going away cancels it. ``template``: the chat-template
+    keywords the request set (:func:`modelyard.runtime.serving.chat.template_options`)."""
     method = _method(model, method_name)
     app = request.app
     cancel = threading.Event()
-    call = _call(method, first, p, cancel_event=cancel)
+    call = _call(method, first, p, cancel_event=cancel, **(template or {}))
     loop = asyncio.get_running_loop()
     async with model.limiter.slot():
         future = loop.run_in_executor(app[keys.EXECUTOR], call)
@@ -131,6 +137,7 @@ async def stream(
     p: sampling.SamplingParams,
     chunks: Chunks,
     include_usage: bool,
+    template: Mapping[str, Any] | None = None,
 ) -> web.StreamResponse:
     method = _method(model, method_name)
     app = request.app
@@ -140,7 +147,9 @@ async def stream(
     queue: asyncio.Queue[str | None] = asyncio.Queue()
     response = http.stream_response()
     began = time.monotonic()
-    call = _call(method, first, p, cancel_event=cancel, on_token=app[keys.TOKENS].sender(queue))
+    call = _call(
+        method, first, p, cancel_event=cancel, on_token=app[keys.TOKENS].sender(queue), **(template or {})
+    )
     async with model.limiter.slot():
         future = loop.run_in_executor(app[keys.EXECUTOR], call)
         future.add_done_callback(lambda _: queue.put_nowait(None))
