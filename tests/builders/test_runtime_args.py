@@ -37,6 +37,16 @@ def test_vllm_gets_every_serving_option_and_lora_modules() -> None:
     assert _args(e, ep, "vllm") == args
 
 
+def test_vllm_with_prefix_hash_routing_turns_prefix_caching_on_unless_told_otherwise() -> None:
+    e = entry(runtime={"engine": "vllm"})
+    hashed = _args(e, endpoint(routing={"strategy": "PrefixHash"}), "vllm")
+    assert hashed[-2:] == ["--engine-arg", "enable-prefix-caching=true"]
+    assert "enable-prefix-caching=true" not in _args(e, endpoint(), "vllm")
+    assert "enable-prefix-caching=true" not in _args(e, endpoint(routing={"strategy": "PrefixHash"}), "transformers")
+    off = endpoint(routing={"strategy": "PrefixHash"}, engineArgs={"enablePrefixCaching": False})
+    assert _args(e, off, "vllm")[-2:] == ["--engine-arg", "enable-prefix-caching=false"]
+
+
 def test_transformers_gets_handler_pooling_and_generation_defaults_but_no_vllm_options() -> None:
     e = entry(
         runtime={"engine": "transformers", "handler": "my.pkg.Handler", "pooling": "cls"},

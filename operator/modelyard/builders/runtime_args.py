@@ -96,6 +96,11 @@ def runtime_args(
             if value is not None:
                 args += [f"--{name}", str(value)]
     options = engine_options(entry, endpoint)
+    routing = endpoint.spec.routing
+    if engine == "vllm" and routing is not None and routing.strategy == "PrefixHash":
+        # PrefixHash sends alike prompts to one pod so that its prefix cache can reuse them;
+        # vLLM's is on by default in its V1 engine, said explicitly unless the user set it.
+        options.setdefault("enable-prefix-caching", True)
     for key in _KNOWN:
         if key in options and (engine == "vllm" or key not in _VLLM_ONLY):
             args += _flag(key, options[key])
