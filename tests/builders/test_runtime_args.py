@@ -42,7 +42,8 @@ def test_vllm_with_prefix_hash_routing_turns_prefix_caching_on_unless_told_other
     hashed = _args(e, endpoint(routing={"strategy": "PrefixHash"}), "vllm")
     assert hashed[-2:] == ["--engine-arg", "enable-prefix-caching=true"]
     assert "enable-prefix-caching=true" not in _args(e, endpoint(), "vllm")
-    assert "enable-prefix-caching=true" not in _args(e, endpoint(routing={"strategy": "PrefixHash"}), "transformers")
+    transformers = _args(e, endpoint(routing={"strategy": "PrefixHash"}), "transformers")
+    assert "enable-prefix-caching=true" not in transformers
     off = endpoint(routing={"strategy": "PrefixHash"}, engineArgs={"enablePrefixCaching": False})
     assert _args(e, off, "vllm")[-2:] == ["--engine-arg", "enable-prefix-caching=false"]
 

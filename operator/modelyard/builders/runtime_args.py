@@ -24,6 +24,7 @@ _KNOWN = (
 # Options only the vLLM engine understands.
 _VLLM_ONLY = ("gpu-memory-utilization", "tensor-parallel-size")
 
+
 def kebab(key: str) -> str:
     """``maxModelLen`` / ``max_model_len`` -> ``max-model-len``."""
     return re.sub(r"(?<!^)(?=[A-Z])", "-", key).replace("_", "-").lower()
