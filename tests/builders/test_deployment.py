@@ -42,6 +42,17 @@ def test_non_root_read_only_root_and_probes() -> None:
     assert {m["mountPath"] for m in container["volumeMounts"]} >= {"/cache", "/tmp"}
 
 
+def test_probes_run_every_second_within_the_same_startup_budget() -> None:
+    """A cold start waits on the startup and readiness probes: each second, not each five, and
+    the startup probe still allows ``startup_seconds`` in all."""
+    cfg = settings.Settings(startup_seconds=600)
+    container = _pod(deployment.build_deployment(endpoint(), entry(), cfg, owner_uid="u"))["containers"][0]
+    startup, ready = container["startupProbe"], container["readinessProbe"]
+    assert startup["periodSeconds"] == 1 and startup["periodSeconds"] * startup["failureThreshold"] == 600
+    assert ready["periodSeconds"] == 1
+    assert ready["periodSeconds"] * ready["failureThreshold"] >= 10  # a busy pod is not dropped at once
+
+
 def test_hf_token_comes_from_a_secret_and_env_overrides_apply() -> None:
     ep = endpoint(
         hfTokenSecretRef={"name": "hf", "key": "token"},
