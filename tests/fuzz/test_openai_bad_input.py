@@ -141,7 +141,7 @@ def check(r: requests.Response, body: openai_bodies.Body, where: str) -> None:
             assert str(error["param"]).startswith(body.field), f"{where}: {error} for {body!r}"
         return
     if r.headers.get("Content-Type", "").startswith("text/event-stream"):
-        events = [line[6:] for line in r.text.splitlines() if line.startswith("data: ")]
+        events = [line[6:] for line in r.text.split("\n") if line.startswith("data: ")]
         assert events and events[-1] == "[DONE]", (
             f"{where}: stream without [DONE] for {body!r}: {r.text[-500:]}"
         )
