@@ -8,6 +8,10 @@ Structured outputs (``response_format``) go only to handlers with
 ``supports_structured_outputs``; a json_schema is checked here (``jsonschema``: a 400 naming
 ``response_format.json_schema.schema``) and enforced by the handler (the built-in one
 decodes under the schema's grammar, :mod:`modelyard.runtime.handlers.structured`).
+
+``n`` choices and ``logprobs`` go to handlers that support them (``--max-n`` bounds ``n``,
+:func:`modelyard.runtime.serving.generation.params`); each choice carries its ``index`` and its
+logprobs in the shape of its endpoint (:mod:`~modelyard.runtime.serving.choices`), streamed or not.
 """
 
 from __future__ import annotations
