@@ -185,12 +185,14 @@ class FakeUpstream:
         await response.write_eof()
         return response
 
-
-    async def _response_events(self, response: web.StreamResponse, body: dict[str, Any]) -> web.StreamResponse:
+    async def _response_events(
+        self, response: web.StreamResponse, body: dict[str, Any]
+    ) -> web.StreamResponse:
         """The Responses API's stream: named events, no ``[DONE]``; usage in the last one."""
         pieces = [f"{self.name}-{i} " for i in range(self.chunks)]
+        opening = _response(self.name, body["model"], "", 0, 0, "in_progress")
         events: list[dict[str, Any]] = [
-            {"type": "response.created", "response": _response(self.name, body["model"], "", 0, 0, "in_progress")},
+            {"type": "response.created", "response": opening},
             *({"type": "response.output_text.delta", "item_id": "msg_1", "output_index": 0,
                "content_index": 0, "delta": piece} for piece in pieces),
             {"type": "response.completed",

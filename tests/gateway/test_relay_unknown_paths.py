@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from modelyard.gateway import app as gateway_app
-from modelyard.gateway import auth, discovery
+from modelyard.gateway import auth, discovery, sse
 
 KEY = "sk-relay"
 
@@ -50,7 +50,9 @@ def test_responses_api_with_the_openai_sdk_plain_and_streamed(setup: tuple[Any, 
     assert deltas == "pod-a-0 pod-a-1 pod-a-2 pod-a-3 "
     assert "stream_options" not in fake.requests[-1]["body"]  # only chat/completions are asked
 
-    assert _value(app, "modelyard_gateway_requests_total", model="llama", endpoint="ns/llama", code="200") == 2
+    assert (
+        _value(app, "modelyard_gateway_requests_total", model="llama", endpoint="ns/llama", code="200") == 2
+    )
     # usage read as OpenAI's Responses API writes it: input/output tokens, the stream's in response.completed
     assert _value(app, "modelyard_gateway_tokens_total", model="llama", kind="prompt") == 5 + 3
     assert _value(app, "modelyard_gateway_tokens_total", model="llama", kind="completion") == 7 + 4
@@ -69,7 +71,9 @@ def test_a_path_the_gateway_does_not_know_is_relayed_to_the_model_it_names(
     assert r.headers["Content-Type"].startswith("text/event-stream")
     assert r.text.endswith("data: [DONE]\n\n") and "pod-a-2" in r.text
     assert fake.requests[-1]["path"] == "/v1/some/new/thing"
-    assert _value(app, "modelyard_gateway_requests_total", model="llama", endpoint="ns/llama", code="200") == 2
+    assert (
+        _value(app, "modelyard_gateway_requests_total", model="llama", endpoint="ns/llama", code="200") == 2
+    )
 
     missing = requests.post(f"{url}/v1/some/new/thing", json={"model": "nope"}, timeout=10)
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "model_not_found"
@@ -78,9 +82,13 @@ def test_a_path_the_gateway_does_not_know_is_relayed_to_the_model_it_names(
 @pytest.mark.parametrize(
     "raw", [b'{"prompt": "x"}', b'{"model": ""}', b'{"model": 3}', b"not json", b"[1]", b""]
 )
-def test_an_unknown_path_without_a_model_is_404_naming_the_path(setup: tuple[Any, str, Any], raw: bytes) -> None:
+def test_an_unknown_path_without_a_model_is_404_naming_the_path(
+    setup: tuple[Any, str, Any], raw: bytes
+) -> None:
     fake, url, _ = setup
-    r = requests.post(f"{url}/v1/frobnicate", data=raw, headers={"Content-Type": "application/json"}, timeout=10)
+    r = requests.post(
+        f"{url}/v1/frobnicate", data=raw, headers={"Content-Type": "application/json"}, timeout=10
+    )
     assert r.status_code == 404
     error = r.json()["error"]
     assert "/v1/frobnicate" in error["message"] and error["code"] == "unknown_path"
@@ -146,10 +154,37 @@ def test_logprobs_top_logprobs_and_n_reach_the_model_server_untouched(setup: tup
 def test_an_unknown_path_counts_against_a_keys_rpm(harness: Any, make_table: Any, make_pods: Any) -> None:
     fake = harness.fake("pod-a")
     keys = auth.KeyTable.from_data({"alice": KEY, "alice.rpm": "2"})
-    url, _ = harness.gateway(discovery.StaticDiscovery(make_table(make_pods("ns/a", "llama", fake)), keys=keys))
+    url, _ = harness.gateway(
+        discovery.StaticDiscovery(make_table(make_pods("ns/a", "llama", fake)), keys=keys)
+    )
     headers = {"Authorization": f"Bearer {KEY}"}
     codes = [
-        requests.post(f"{url}/v1/x", data=json.dumps({"model": "llama"}), headers=headers, timeout=10).status_code
+        requests.post(
+            f"{url}/v1/x", data=json.dumps({"model": "llama"}), headers=headers, timeout=10
+        ).status_code
         for _ in range(3)
     ]
     assert codes == [200, 200, 429]
+
+
+def test_usage_is_read_from_responses_events_and_objects() -> None:
+    completed = {
+        "type": "response.completed",
+        "response": {"id": "r", "usage": {"input_tokens": 4, "output_tokens": 6}},
+    }
+    events = (
+        b"event: response.output_text.delta\n"
+        b'data: {"type": "response.output_text.delta", "delta": "usage"}\n\n'
+        b"event: response.completed\ndata: " + json.dumps(completed).encode() + b"\n\n"
+    )
+    usage = sse.find_usage(events)
+    assert usage is not None and (usage["prompt_tokens"], usage["completion_tokens"]) == (4, 6)
+    body = json.dumps({"id": "r", "output": [], "usage": {"input_tokens": 2, "output_tokens": 3}}).encode()
+    assert sse.find_json_usage(body) == {
+        "input_tokens": 2,
+        "output_tokens": 3,
+        "prompt_tokens": 2,
+        "completion_tokens": 3,
+    }
+    chat = {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}
+    assert sse.counted(chat) == chat

@@ -13,11 +13,57 @@ import pytest
 import requests
 import torch
 
-from modelyard.runtime import options, sampling
+from modelyard.api import openai as wire
+from modelyard.runtime import options, protocols, sampling
 from modelyard.runtime.handlers import batchrow
+from modelyard.runtime.serving import choices
 
 MESSAGES = [{"role": "user", "content": "tell me about kubernetes pods"}]
 TOL = 2e-4  # float32: the batch's cached KV vs one forward pass of the whole sequence
+
+
+def test_requests_become_logprobs_and_n_parameters() -> None:
+    defaults = options.GenerationDefaults(max_tokens=8)
+
+    def chat(**body: Any) -> sampling.SamplingParams:
+        req = wire.ChatCompletionRequest.model_validate({"model": "m", "messages": MESSAGES, **body})
+        return sampling.from_request(req, defaults)
+
+    def legacy(**body: Any) -> sampling.SamplingParams:
+        return sampling.from_request(
+            wire.CompletionRequest.model_validate({"model": "m", "prompt": "x", **body}), defaults
+        )
+
+    assert (chat().logprobs, chat().n, chat().set_by) == (None, 1, {})
+    assert chat(logprobs=True).logprobs == 0
+    p = chat(logprobs=True, top_logprobs=20, n=3)
+    assert (p.logprobs, p.n) == (20, 3) and {"logprobs", "n"} <= set(p.set_by)
+    assert chat(logprobs=False).logprobs is None
+    assert (legacy().logprobs, legacy(logprobs=0).logprobs, legacy(logprobs=5, n=2).n) == (None, 0, 2)
+
+
+def test_the_two_logprobs_shapes() -> None:
+    lps = [
+        protocols.TokenLogprob("Hé", -0.5, (("Hé", -0.5), ("x", -1.0))),
+        protocols.TokenLogprob(" y", float("-inf"), (("z", -0.1),)),
+    ]
+    shaped = choices.chat(lps)
+    assert shaped is not None and shaped["refusal"] is None
+    first, second = shaped["content"]
+    assert first == {
+        "token": "Hé", "logprob": -0.5, "bytes": [72, 195, 169],
+        "top_logprobs": [{"token": "Hé", "logprob": -0.5, "bytes": [72, 195, 169]},
+                         {"token": "x", "logprob": -1.0, "bytes": [120]}],
+    }  # fmt: skip
+    assert second["logprob"] == choices.FLOOR  # JSON has no -inf
+    assert choices.legacy(lps, 3) == {
+        "tokens": ["Hé", " y"],
+        "token_logprobs": [-0.5, choices.FLOOR],
+        "top_logprobs": [{"Hé": -0.5, "x": -1.0}, {"z": -0.1, " y": choices.FLOOR}],
+        "text_offset": [3, 5],
+    }
+    assert choices.legacy_end(lps, 3) == 7
+    assert choices.chat(None) is None and choices.legacy(None) is None
 
 
 def _prompt_ids(handler: Any, messages: Any = MESSAGES) -> list[int]:
@@ -44,12 +90,15 @@ def _check_against_reference(handler: Any, seq: batchrow.Sequence, k: int) -> No
     reference = _reference(handler, seq.prompt, seq.generated)
     kept = [(t, ref) for t, ref in zip(seq.generated, reference, strict=True) if t not in handler.engine.eos]
     assert seq.logprobs is not None and len(seq.logprobs) == len(kept) > 0
+    ids_of: dict[str, list[int]] = {}  # a text may be several tokens' (byte tokens: U+FFFD)
+    for i in range(int(reference[0].shape[0])):
+        ids_of.setdefault(handler._token_text(i), []).append(i)
     for lp, (token, ref) in zip(seq.logprobs, kept, strict=True):
         assert lp.token == handler._token_text(token)
         assert lp.logprob == pytest.approx(float(ref[token]), abs=TOL)
-        values, ids = torch.topk(ref, k)
-        assert [t for t, _ in lp.top] == [handler._token_text(int(i)) for i in ids]
-        assert [v for _, v in lp.top] == pytest.approx(values.tolist(), abs=TOL)
+        assert [v for _, v in lp.top] == pytest.approx(torch.topk(ref, k).values.tolist(), abs=TOL)
+        for text, value in lp.top:  # each alternative is a token with that logprob
+            assert any(abs(float(ref[i]) - value) <= TOL for i in ids_of[text]), (text, value)
 
 
 def test_greedy_logprobs_are_the_models_log_softmax_and_the_chosen_token_leads(handlers: Any) -> None:
@@ -66,7 +115,9 @@ def test_greedy_logprobs_are_the_models_log_softmax_and_the_chosen_token_leads(h
 
 def test_sampled_logprobs_are_before_temperature_top_p_and_min_tokens(handlers: Any) -> None:
     handler = handlers["tiny-llama"]
-    params = sampling.SamplingParams(max_tokens=20, temperature=1.7, top_p=0.8, seed=11, min_tokens=20, logprobs=3)
+    params = sampling.SamplingParams(
+        max_tokens=20, temperature=1.7, top_p=0.8, seed=11, min_tokens=20, logprobs=3
+    )
     seq = _run(handler, params, _prompt_ids(handler))
     _check_against_reference(handler, seq, 3)
 
@@ -136,7 +187,12 @@ def test_chat_logprobs_shape_through_the_openai_client(client: Any) -> None:
         assert len(entry.top_logprobs) == 4 and entry.top_logprobs[0].token == entry.token
     bare = client.chat.completions.create(model="tiny-llama", messages=MESSAGES, max_tokens=4, logprobs=True)
     assert all(e.top_logprobs == [] for e in bare.choices[0].logprobs.content)
-    assert client.chat.completions.create(model="tiny-llama", messages=MESSAGES, max_tokens=4).choices[0].logprobs is None
+    assert (
+        client.chat.completions.create(model="tiny-llama", messages=MESSAGES, max_tokens=4)
+        .choices[0]
+        .logprobs
+        is None
+    )
 
 
 def _events(response: requests.Response) -> list[dict[str, Any]]:
@@ -175,10 +231,8 @@ def test_streamed_chat_n_with_logprobs_matches_the_whole_answer(server: Any) -> 
 
 
 def _complete(server: Any, **body: Any) -> requests.Response:
-    payload = {
-        "model": "tiny-llama", "prompt": "the quick brown fox", "max_tokens": 9, "min_tokens": 9, "temperature": 0,
-        **body,
-    }  # fmt: skip
+    base = {"model": "tiny-llama", "prompt": "the quick brown fox", "temperature": 0}
+    payload = {**base, "max_tokens": 9, "min_tokens": 9, **body}
     return requests.post(server.url + "/v1/completions", json=payload, timeout=60)
 
 
@@ -193,8 +247,8 @@ def test_completions_legacy_logprobs_plain_streamed_and_with_n(server: Any) -> N
 
     events = _events(_complete(server, logprobs=3, stream=True))
     pieces = [e["choices"][0] for e in events if e["choices"][0]["logprobs"] is not None]
-    assert sum((p["logprobs"]["tokens"] for p in pieces), []) == lp["tokens"]
-    assert sum((p["logprobs"]["text_offset"] for p in pieces), []) == lp["text_offset"]
+    assert [t for p in pieces for t in p["logprobs"]["tokens"]] == lp["tokens"]
+    assert [o for p in pieces for o in p["logprobs"]["text_offset"]] == lp["text_offset"]
 
     many = _complete(server, prompt=["a b", "c d"], n=2, logprobs=0).json()
     assert [c["index"] for c in many["choices"]] == [0, 1, 2, 3]

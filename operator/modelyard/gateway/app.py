@@ -243,7 +243,10 @@ async def _openai(request: web.Request, known: bool = True) -> web.StreamRespons
         except body.BodyError as exc:
             if exc.limit is not None:
                 stats.child(stats.limited, exc.limit).inc()
-            response = guards.error(400, str(exc), param=exc.param) if known else guards.unknown_path(request)
+            if known or exc.limit is not None:
+                response = guards.error(400, str(exc), param=exc.param)
+            else:  # no model to relay an unknown path to
+                response = guards.unknown_path(request)
             return response
         table = app[DISCOVERY].table()
         stats.follow(table)
@@ -276,7 +279,9 @@ async def _openai(request: web.Request, known: bool = True) -> web.StreamRespons
         ex = exchange.Exchange(request, parsed, suffix, started)
         # a stream is counted against tpm by its usage chunk: ask for it (the client sees it
         # only when it asked too)
-        ex.ask_usage = bool(key is not None and key.tpm and parsed.stream and request.path[3:] in resume.KINDS)
+        ex.ask_usage = bool(
+            key is not None and key.tpm and parsed.stream and request.path[3:] in resume.KINDS
+        )
         try:
             response = await app[PROXY].forward(ex, table, key)
         except exchange.ClientGone:

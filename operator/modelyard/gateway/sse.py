@@ -147,4 +147,8 @@ def counted(usage: dict[str, Any]) -> dict[str, Any]:
     ``input_tokens``/``output_tokens`` when it has only those."""
     if "prompt_tokens" in usage or "input_tokens" not in usage:
         return usage
-    return {**usage, "prompt_tokens": usage.get("input_tokens"), "completion_tokens": usage.get("output_tokens")}
+    return {
+        **usage,
+        "prompt_tokens": usage.get("input_tokens"),
+        "completion_tokens": usage.get("output_tokens"),
+    }

@@ -175,7 +175,9 @@ class TextChatModel:
         prompt_len = int(input_ids.shape[1])
         self._check_length(prompt_len, params.max_tokens, param)
         if cancel_event is not None and cancel_event.is_set():
-            cancelled = [protocols.ChatGeneration("", prompt_len, 0, "cancelled", index=i) for i in range(params.n)]
+            cancelled = [
+                protocols.ChatGeneration("", prompt_len, 0, "cancelled", index=i) for i in range(params.n)
+            ]
             return cancelled[0] if params.n == 1 else cancelled
         prompt = [int(t) for t in input_ids[0]]
         seqs = [
