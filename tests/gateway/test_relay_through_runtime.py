@@ -1,6 +1,7 @@
 """The gateway in front of a real ``modelyard runtime`` serving a tiny Llama the test builds:
-``n`` and logprobs come back through it with the official client, and a /v1 path the gateway
-does not know reaches the runtime (whose own 404 comes back, counted under the model)."""
+``n`` and logprobs come back through it with the official client (``n`` over the runtime's
+``--max-n`` a 400 naming it), and a /v1 path the gateway does not know reaches the runtime
+(whose own 404 comes back, counted under the model)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,8 @@ def runtime(tmp_path: Path) -> Iterator[str]:
     with log_path.open("w") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "modelyard", "runtime", "--model", str(model), "--served-name", "tiny",
-             "--host", "127.0.0.1", "--port", str(port), "--device", "cpu", "--torch-threads", "1"],
+             "--host", "127.0.0.1", "--port", str(port), "--device", "cpu", "--torch-threads", "1",
+             "--max-n", "2"],
             stdout=log, stderr=log,
         )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
@@ -58,6 +60,10 @@ def test_n_logprobs_and_unknown_paths_through_the_gateway(harness: Any, runtime:
     assert reply.choices[0].message.content == reply.choices[1].message.content  # greedy
     assert all(len(c.logprobs.content) == 5 for c in reply.choices)
     assert reply.usage is not None and reply.usage.completion_tokens == 10
+
+    with pytest.raises(openai.BadRequestError) as refused:  # over the runtime's --max-n 2
+        client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "hi"}], n=3)
+    assert refused.value.body["param"] == "n" and "--max-n" in refused.value.body["message"]  # type: ignore[index]
 
     r = requests.post(f"{url}/v1/no-such-route", json={"model": "tiny"}, timeout=30)
     assert r.status_code == 404

@@ -196,7 +196,7 @@ def test_chat_logprobs_shape_through_the_openai_client(client: Any) -> None:
 
 
 def _events(response: requests.Response) -> list[dict[str, Any]]:
-    lines = [line[6:] for line in response.text.splitlines() if line.startswith("data: ")]
+    lines = [line[6:] for line in response.content.decode().split("\n") if line.startswith("data: ")]
     assert lines[-1] == "[DONE]"
     return [json.loads(line) for line in lines[:-1]]
 
@@ -243,7 +243,8 @@ def test_completions_legacy_logprobs_plain_streamed_and_with_n(server: Any) -> N
     assert len(lp["tokens"]) == len(lp["token_logprobs"]) == len(lp["top_logprobs"]) == 9
     assert lp["text_offset"] == [sum(len(t) for t in lp["tokens"][:i]) for i in range(9)]
     for token, value, top in zip(lp["tokens"], lp["token_logprobs"], lp["top_logprobs"], strict=True):
-        assert top[token] == value and 3 <= len(top) <= 4 and max(top.values()) == value
+        # 3 alternatives and the chosen token, fewer when their texts coincide (byte tokens: U+FFFD)
+        assert top[token] == value and 1 <= len(top) <= 4 and max(top.values()) == value
 
     events = _events(_complete(server, logprobs=3, stream=True))
     pieces = [e["choices"][0] for e in events if e["choices"][0]["logprobs"] is not None]

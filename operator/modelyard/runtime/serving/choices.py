@@ -13,7 +13,8 @@ Completions (legacy, ``logprobs: k``)::
 
 A token's ``bytes`` are its text's UTF-8 bytes, its text the tokenizer's decoding of that one
 token (as vLLM does), so a token holding part of a character reads as U+FFFD. The legacy
-``top_logprobs`` hold the ``k`` most likely tokens and the chosen one; ``text_offset`` counts the
+``top_logprobs`` hold the ``k`` most likely tokens and the chosen one (keyed by text, so tokens
+of the same text are one entry, the chosen token's logprob winning); ``text_offset`` counts the
 characters of the tokens before it. A logprob below :data:`FLOOR` (``-inf`` in float32) is
 reported as the floor, so the JSON stays numbers.
 """

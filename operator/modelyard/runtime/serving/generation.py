@@ -122,7 +122,7 @@ async def run(
         except BaseException:
             await _finish(future, cancel)
             if future.done() and not future.cancelled() and future.exception() is None:
-                _record(app, model, _cancelled(future.result()))
+                _record(app, model, _cancelled(_result(future, p)))
             raise
         gens = _result(future, p)
     if cancel.is_set():
