@@ -281,3 +281,52 @@ def test_cases_the_fuzz_found(
         if status >= 400:
             error = error_of(r)
             assert error["param"] == param and param in error["message"], error
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize(
+    ("route", "extra", "param"),
+    [
+        ("/v1/chat/completions", {"n": 9}, "n"),  # over the runtime's --max-n (8)
+        ("/v1/chat/completions", {"n": 0}, "n"),
+        ("/v1/chat/completions", {"n": "2"}, "n"),
+        ("/v1/chat/completions", {"logprobs": True, "top_logprobs": 21}, "top_logprobs"),
+        ("/v1/chat/completions", {"top_logprobs": 3}, "top_logprobs"),  # without logprobs
+        ("/v1/chat/completions", {"logprobs": "yes"}, "logprobs"),
+        ("/v1/completions", {"logprobs": 6}, "logprobs"),
+        ("/v1/completions", {"logprobs": True}, "logprobs"),
+        ("/v1/completions", {"n": 2**31}, "n"),
+    ],
+)
+def test_n_and_logprobs_out_of_bounds_are_400_naming_the_field_at_both(
+    servers: Servers, route: str, extra: dict[str, Any], param: str, stream: bool
+) -> None:
+    raw = json.dumps({**valid_body(servers, route), **extra, "stream": stream}).encode()
+    for base in (servers.runtime, servers.gateway):
+        r = post(base + route, raw)
+        assert r.status_code == 400, (base, r.status_code, r.text[:300])
+        error = error_of(r)
+        assert error["param"] == param and param in error["message"], error
+
+
+PATH_PART = st.text(st.sampled_from("abcxyz-_.0123456789/"), min_size=1, max_size=20).filter(
+    lambda p: not p.startswith(("models", "/")) and "//" not in p and "/." not in p and ".." not in p
+)
+
+
+@bounded(40)
+@given(path=PATH_PART, named=st.booleans(), stream=st.booleans())
+def test_a_v1_path_the_gateway_does_not_know_is_relayed_or_404_never_5xx(
+    servers: Servers, path: str, named: bool, stream: bool
+) -> None:
+    """Relayed to the model the body names (the runtime then answers, 404 for a path it lacks
+    too); without a model, the gateway's own 404 naming the path."""
+    body: dict[str, Any] = {"stream": stream, "prompt": "hi", "max_tokens": 2}
+    if named:
+        body["model"] = servers.llama
+    r = post(f"{servers.gateway}/v1/{path}", json.dumps(body).encode())
+    assert r.status_code < 500, (path, r.status_code, r.text[:300])
+    if not named:
+        assert r.status_code == 404, (path, r.status_code, r.text[:300])
+        error = error_of(r)
+        assert error["code"] == "unknown_path" and f"/v1/{path}" in error["message"], error

@@ -98,6 +98,11 @@ def media_type_error(content_type: str | None, *, form: bool = False) -> str | N
 SEED_MIN, SEED_MAX = -(2**63), 2**64 - 1
 """The seeds torch takes (a larger one was an overflow, a 500)."""
 
+MAX_TOP_LOGPROBS = 20
+"""Chat's ``top_logprobs`` bound (OpenAI's)."""
+MAX_COMPLETION_LOGPROBS = 5
+"""The legacy completions' ``logprobs`` bound (OpenAI's)."""
+
 
 class ChatMessage(OpenAIModel):
     role: Literal["system", "user", "assistant", "tool", "developer"]
@@ -125,7 +130,11 @@ class ChatCompletionRequest(OpenAIModel):
     max_completion_tokens: int | None = pydantic.Field(default=None, ge=1)
     stop: str | list[str] | None = None
     seed: int | None = pydantic.Field(default=None, ge=SEED_MIN, le=SEED_MAX)
-    n: int = pydantic.Field(default=1, ge=1, le=1)
+    n: int = pydantic.Field(default=1, ge=1, strict=True)
+    """Choices to generate; the server's bound (the runtime's ``--max-n``) is checked where it is known."""
+    logprobs: bool | None = pydantic.Field(default=None, strict=True)
+    top_logprobs: int | None = pydantic.Field(default=None, ge=0, le=MAX_TOP_LOGPROBS, strict=True)
+    """Most likely alternatives per token; needs ``logprobs: true``."""
     response_format: ResponseFormat | None = None
     user: str | None = None
     add_generation_prompt: bool = True
@@ -146,7 +155,9 @@ class CompletionRequest(OpenAIModel):
     stop: str | list[str] | None = None
     seed: int | None = pydantic.Field(default=None, ge=SEED_MIN, le=SEED_MAX)
     echo: bool = False
-    n: int = pydantic.Field(default=1, ge=1, le=1)
+    n: int = pydantic.Field(default=1, ge=1, strict=True)
+    logprobs: int | None = pydantic.Field(default=None, ge=0, le=MAX_COMPLETION_LOGPROBS, strict=True)
+    """The legacy shape: the chosen token's logprob and this many alternatives per token."""
 
 
 class EmbeddingRequest(OpenAIModel):

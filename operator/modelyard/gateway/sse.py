@@ -3,7 +3,9 @@
 The relay writes complete events only (text up to a blank line), so a failure mid-stream
 never leaves the client with half a line; it then ends the stream with an OpenAI error event
 and ``data: [DONE]``. Usage is read from the last event carrying a ``usage`` object (sent by
-OpenAI-compatible servers with ``stream_options.include_usage``). An event is held until its
+OpenAI-compatible servers with ``stream_options.include_usage``; in a Responses API stream, the
+``response`` of ``response.completed``), its ``input_tokens``/``output_tokens`` read as prompt
+and completion tokens. An event is held until its
 blank line arrives, at most ``--max-event-bytes`` of it: a model server that sends more without
 ending the event fails the stream (:class:`EventTooLarge`). The splitter looks at each byte a
 bounded number of times, however small the pieces an event arrives in.
@@ -99,9 +101,10 @@ def find_usage(events: bytes) -> dict[str, Any] | None:
                 event = json.loads(events[start + 5 : end if end != -1 else None])
             except ValueError:
                 event = None
+            if isinstance(event, dict) and isinstance(event.get("response"), dict):
+                event = event["response"]  # a Responses API event
             if isinstance(event, dict) and isinstance(event.get("usage"), dict):
-                usage: dict[str, Any] = event["usage"]
-                return usage
+                return counted(event["usage"])
         index = events.rfind(b'"usage"', 0, max(start, 0))
     return None
 
@@ -136,4 +139,16 @@ def find_json_usage(body: bytes) -> dict[str, Any] | None:
         usage, _ = json.JSONDecoder().raw_decode(body[start:].decode(errors="replace"))
     except ValueError:
         return None
-    return usage if isinstance(usage, dict) else None
+    return counted(usage) if isinstance(usage, dict) else None
+
+
+def counted(usage: dict[str, Any]) -> dict[str, Any]:
+    """``usage`` with ``prompt_tokens``/``completion_tokens``, taken from the Responses API's
+    ``input_tokens``/``output_tokens`` when it has only those."""
+    if "prompt_tokens" in usage or "input_tokens" not in usage:
+        return usage
+    return {
+        **usage,
+        "prompt_tokens": usage.get("input_tokens"),
+        "completion_tokens": usage.get("output_tokens"),
+    }

@@ -144,6 +144,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="BYTES",
         help="KV of recent prompt prefixes kept for reuse (LRU; 0: off)",
     )
+    parser.add_argument(
+        "--max-n",
+        type=_positive,
+        default=8,
+        metavar="N",
+        help="the most choices (n) one chat/completion request may ask for",
+    )
     parser.add_argument("--no-warmup", action="store_true", help="ready at once, without a warm-up request")
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument(
@@ -257,6 +264,7 @@ def _serve(args: argparse.Namespace) -> int:
             max_num_seqs=args.max_num_seqs,
             kv_cache_bytes=args.kv_cache_bytes,
             prefix_cache_bytes=args.prefix_cache_bytes,
+            max_n=args.max_n,
         )
         if args.torch_threads:
             import torch

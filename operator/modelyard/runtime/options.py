@@ -78,3 +78,5 @@ class ServerSettings:
     """The running batch's KV cache may never exceed this; requests wait until it fits."""
     prefix_cache_bytes: int = 512 * 1024**2
     """KV of recent prompt prefixes kept for reuse (LRU); 0 turns the prefix cache off."""
+    max_n: int = 8
+    """The most choices (``n``) one chat or completion request may ask for."""

@@ -23,6 +23,9 @@ class ServedModel:
     limiter: limiter.Limiter
     created: int = dataclasses.field(default_factory=lambda: int(time.time()))
     batcher: batching.Batcher[Any, Any] | None = None
+    max_n: int = 1
+    """The most choices (``n``) a request may ask of this model: ``--max-n`` when its handler
+    supports ``n``, else 1."""
 
     @property
     def owned_by(self) -> str:
@@ -31,6 +34,10 @@ class ServedModel:
     @property
     def supports_structured_outputs(self) -> bool:
         return bool(protocols.attribute(self.handler, "supports_structured_outputs"))
+
+    @property
+    def supports_logprobs(self) -> bool:
+        return bool(protocols.attribute(self.handler, "supports_logprobs"))
 
     def queue_stats(self) -> protocols.EngineStats:
         """Requests running and waiting, and KV figures when the handler batches generation.
@@ -89,6 +96,7 @@ def serve(
         kind=kind,
         defaults=defaults,
         limiter=limiter.Limiter(name, int(parallelism), settings.max_queue),
+        max_n=settings.max_n if protocols.attribute(handler, "supports_n") else 1,
     )
 
 

@@ -6,7 +6,8 @@ until their sequence ends. The scheduler thread loops:
 1. **Admit** waiting sequences in arrival order while the batch has room (``max_seqs``) and
    the KV budget holds the new batch's worst case (below). Those whose prompt starts with a
    cached prefix are prefilled one by one from the prefix cache's blocks; the others together
-   in one left-padded pass. Each one's first token comes from its prefill's logits.
+   in one left-padded pass. Each one's first token comes from its prefill's logits. Sequences
+   with the same prompt (a request's ``n`` choices) are prefilled once; their rows copy it.
 2. **Join** it to the running batch: the batch's KV cache is left-padded, so rows of different
    lengths line up at the right; a 2-D attention mask hides the padding and each row's
    ``position_ids`` count only its real tokens, so every row computes what it would alone.
@@ -117,18 +118,25 @@ class Engine:
 
     def run(self, seq: batchrow.Sequence) -> protocols.ChatGeneration:
         """Generate ``seq`` in the running batch; blocks the calling thread until it ends."""
-        self.check(len(seq.prompt), seq.max_new_tokens)
+        return self.run_many([seq])[0]
+
+    def run_many(self, seqs: list[batchrow.Sequence]) -> list[protocols.ChatGeneration]:
+        """Generate ``seqs`` (queued together, in order) in the running batch; blocks the
+        calling thread until all of them end."""
+        for seq in seqs:
+            self.check(len(seq.prompt), seq.max_new_tokens)
         with self._cond:
-            self._waiting.append(seq)
+            self._waiting.extend(seqs)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name="modelyard-decode", daemon=True)
                 self._thread.start()
             self._cond.notify()
-        seq.done.wait()
-        if seq.error is not None:
-            raise seq.error
-        assert seq.result is not None
-        return seq.result
+        for seq in seqs:
+            seq.done.wait()
+        for seq in seqs:
+            if seq.error is not None:
+                raise seq.error
+        return [seq.result for seq in seqs if seq.result is not None]
 
     # -- the scheduler thread ---------------------------------------------------------------
 
@@ -175,23 +183,31 @@ class Engine:
         seqs = self._admissible()
         if not seqs:
             return
-        looked = [(seq, *self.cache.lookup(seq.prompt)) for seq in seqs]
-        groups: list[list[tuple[batchrow.Sequence, KV | None]]] = [
-            [(seq, past)] for seq, reused, past in looked if reused
+        same: dict[tuple[int, ...], list[batchrow.Sequence]] = {}
+        for seq in seqs:  # the n choices of a request share their prompt: one prefill
+            same.setdefault(tuple(seq.prompt), []).append(seq)
+        looked = [(members, *self.cache.lookup(members[0].prompt)) for members in same.values()]
+        groups: list[list[tuple[list[batchrow.Sequence], KV | None]]] = [
+            [(members, past)] for members, reused, past in looked if reused
         ]
-        fresh: list[tuple[batchrow.Sequence, KV | None]] = [
-            (seq, None) for seq, reused, _ in looked if not reused
+        fresh: list[tuple[list[batchrow.Sequence], KV | None]] = [
+            (members, None) for members, reused, _ in looked if not reused
         ]
         if fresh:
             groups.append(fresh)
         for group in groups:
             try:
-                kv, mask, logits = self._prefill(group)
+                kv, mask, logits = self._prefill([(members[0], past) for members, past in group])
             except Exception as exc:
-                for seq, _ in group:
-                    batchrow.fail(seq, exc)
+                for members, _ in group:
+                    for seq in members:
+                        batchrow.fail(seq, exc)
                 continue
-            rows = [seq for seq, _ in group]
+            rows = [seq for members, _ in group for seq in members]
+            if len(rows) > len(group):  # copy each prefilled row for its siblings
+                copies = [i for i, (members, _) in enumerate(group) for _ in members]
+                at = torch.tensor(copies, dtype=torch.long, device=self.device)
+                kv, mask, logits = [(k[at], v[at]) for k, v in kv], mask[at], logits[at]
             keep = [
                 i for i, done in enumerate(batchrow.choose(rows, logits, self.eos, self.decode)) if not done
             ]

@@ -6,16 +6,22 @@ requests decode together, each with its own :class:`~modelyard.runtime.sampling.
 engine decodes the text so far and hands the new, safe part to ``on_token`` (streaming), ends
 the generation at a stop string, and ends it when ``cancel_event`` is set (the client went
 away). So a disconnect costs at most one more decode step.
+
+``sampling_params.n`` > 1 runs that many sequences of the same prompt in the batch (prefilled
+once) and returns their generations as a list. Choice ``i`` is seeded ``seed + i`` when the
+request has a seed, so the choices differ yet repeat; greedy choices are all the same.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 
+from modelyard.api import openai
 from modelyard.runtime import errors, protocols, sampling
 from modelyard.runtime.handlers import batchgen, batchrow, common, prefixcache, structured
 
@@ -30,6 +36,8 @@ class TextChatModel:
 
     capabilities = ["chat-completion", "completion"]
     thread_safe = True
+    supports_logprobs = True
+    supports_n = True
     owned_by = "modelyard"
     model_class = "AutoModelForCausalLM"
 
@@ -55,6 +63,7 @@ class TextChatModel:
             options, hf_repo_id, self.device, self.model_class
         )
         self._text_of = common.text_decoder(self.tokenizer)
+        self._token_texts: dict[int, str] = {}
         config_len = getattr(self.model.config, "max_position_embeddings", None)
         self.max_model_len: int | None = options.max_model_len or config_len
         self._grammars: structured.Grammars | None = None
@@ -108,7 +117,7 @@ class TextChatModel:
         on_token: protocols.TokenCallback | None = None,
         add_generation_prompt: bool = True,
         continue_final_message: bool = False,
-    ) -> protocols.ChatGeneration:
+    ) -> protocols.ChatGeneration | list[protocols.ChatGeneration]:
         """``continue_final_message``: the last message is an assistant turn that the answer
         continues (vLLM's switch; the template is rendered without closing it)."""
         text = self._chat_text(messages, add_generation_prompt, continue_final_message)
@@ -122,7 +131,7 @@ class TextChatModel:
         sampling_params: sampling.SamplingParams,
         cancel_event: threading.Event | None = None,
         on_token: protocols.TokenCallback | None = None,
-    ) -> protocols.ChatGeneration:
+    ) -> protocols.ChatGeneration | list[protocols.ChatGeneration]:
         return self._run(
             self._encode(prompt, special=True), sampling_params, cancel_event, on_token, param="prompt"
         )
@@ -146,6 +155,14 @@ class TextChatModel:
     def _decode(self, ids: Any) -> str:
         return self._text_of(ids)
 
+    def _token_text(self, token: int) -> str:
+        """One token's own text, special tokens included (logprobs name every token); kept,
+        as the vocabulary is (only the scheduler thread calls this)."""
+        text = self._token_texts.get(token)
+        if text is None:
+            text = self._token_texts[token] = str(self.tokenizer.decode([token], skip_special_tokens=False))
+        return text
+
     def _run(
         self,
         input_ids: torch.Tensor,
@@ -154,22 +171,33 @@ class TextChatModel:
         on_token: protocols.TokenCallback | None,
         *,
         param: str,
-    ) -> protocols.ChatGeneration:
+    ) -> protocols.ChatGeneration | list[protocols.ChatGeneration]:
         prompt_len = int(input_ids.shape[1])
         self._check_length(prompt_len, params.max_tokens, param)
         if cancel_event is not None and cancel_event.is_set():
-            return protocols.ChatGeneration("", prompt_len, 0, "cancelled")
-        processor = None
-        if params.response_format is not None:
-            processor = self._structured().processor(params.response_format)
-        seq = batchrow.Sequence(
-            prompt=[int(t) for t in input_ids[0]],
-            sampling=params,
-            cancel_event=cancel_event,
-            on_token=on_token,
-            processor=processor,
-        )
-        return self.engine.run(seq)
+            cancelled = [
+                protocols.ChatGeneration("", prompt_len, 0, "cancelled", index=i) for i in range(params.n)
+            ]
+            return cancelled[0] if params.n == 1 else cancelled
+        prompt = [int(t) for t in input_ids[0]]
+        seqs = [
+            batchrow.Sequence(
+                prompt=prompt,
+                sampling=_choice(params, i),
+                cancel_event=cancel_event,
+                on_token=on_token,
+                processor=(
+                    None
+                    if params.response_format is None
+                    else self._structured().processor(params.response_format)
+                ),
+                index=i,
+                token_text=None if params.logprobs is None else self._token_text,
+            )
+            for i in range(params.n)
+        ]
+        results = self.engine.run_many(seqs)
+        return results[0] if params.n == 1 else results
 
     def _structured(self) -> structured.Grammars:
         with self._grammars_lock:  # made on first use: most deployments never ask for JSON
@@ -191,6 +219,16 @@ class TextChatModel:
             prefix_cache_query_tokens=c.query_tokens,
             prefix_cache_bytes=c.bytes,
         )
+
+
+def _choice(params: sampling.SamplingParams, index: int) -> sampling.SamplingParams:
+    """Choice ``index``'s parameters: its own seed (``seed + index``, wrapped into torch's range)."""
+    if index == 0 or params.seed is None:
+        return params
+    seed = params.seed + index
+    if seed > openai.SEED_MAX:
+        seed -= 2**64
+    return dataclasses.replace(params, seed=seed)
 
 
 def _open_final(text: str, final: dict[str, Any]) -> str:

@@ -8,6 +8,10 @@ Structured outputs (``response_format``) go only to handlers with
 ``supports_structured_outputs``; a json_schema is checked here (``jsonschema``: a 400 naming
 ``response_format.json_schema.schema``) and enforced by the handler (the built-in one
 decodes under the schema's grammar, :mod:`modelyard.runtime.handlers.structured`).
+
+``n`` choices and ``logprobs`` go to handlers that support them (``--max-n`` bounds ``n``,
+:func:`modelyard.runtime.serving.generation.params`); each choice carries its ``index`` and its
+logprobs in the shape of its endpoint (:mod:`~modelyard.runtime.serving.choices`), streamed or not.
 """
 
 from __future__ import annotations
@@ -21,8 +25,8 @@ import jsonschema
 from aiohttp import web
 
 from modelyard.api import openai
-from modelyard.runtime import errors, invoke, protocols, served
-from modelyard.runtime.serving import generation, http
+from modelyard.runtime import errors, invoke, served
+from modelyard.runtime.serving import choices, generation, http
 
 
 def _messages(req: openai.ChatCompletionRequest, model: served.ServedModel) -> list[dict[str, Any]]:
@@ -113,18 +117,6 @@ def _schema_hint(messages: list[dict[str, Any]], fmt: dict[str, Any]) -> list[di
     return [{"role": "system", "content": hint}, *messages]
 
 
-def _usage(gen: protocols.ChatGeneration) -> dict[str, int]:
-    return {
-        "prompt_tokens": gen.prompt_tokens,
-        "completion_tokens": gen.completion_tokens,
-        "total_tokens": gen.prompt_tokens + gen.completion_tokens,
-    }
-
-
-def _finish_reason(gen: protocols.ChatGeneration) -> str:
-    return "length" if gen.finish_reason == "length" else "stop"
-
-
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     req = http.parse(openai.ChatCompletionRequest, await http.read_json(request))
     model = http.lookup(request, req.model, "chat")
@@ -136,28 +128,31 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         messages = _schema_hint(messages, fmt)
     ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
 
-    def chunk(delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
+    def chunk(
+        delta: dict[str, Any], finish: str | None, index: int = 0, logprobs: choices.Logprobs = None
+    ) -> dict[str, Any]:
+        choice = {"index": index, "delta": delta, "logprobs": choices.chat(logprobs), "finish_reason": finish}
         return {
             "id": ident,
             "object": "chat.completion.chunk",
             "created": created,
             "model": model.name,
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+            "choices": [choice],
         }
 
     if req.stream:
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
         chunks = generation.Chunks(
-            start=lambda: chunk({"role": "assistant", "content": ""}, None),
-            content=lambda text: chunk({"content": text}, None),
-            end=lambda reason: chunk({}, "length" if reason == "length" else "stop"),
+            start=lambda n: [chunk({"role": "assistant", "content": ""}, None, i) for i in range(n)],
+            content=lambda text, index, logprobs: chunk({"content": text}, None, index, logprobs),
+            end=lambda gen: chunk({}, choices.finish_reason(gen), gen.index),
             usage=lambda u: {**chunk({}, None), "choices": [], "usage": u.model_dump()},
         )
         return await generation.stream(
             request, model, "generate", messages, p, chunks, include_usage, template
         )
 
-    gen = await generation.run(request, model, "generate", messages, p, template)
+    gens = await generation.run(request, model, "generate", messages, p, template)
     return http.json_response(
         {
             "id": ident,
@@ -166,33 +161,42 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             "model": model.name,
             "choices": [
                 {
-                    "index": 0,
+                    "index": gen.index,
                     "message": {"role": "assistant", "content": gen.text},
-                    "logprobs": None,
-                    "finish_reason": _finish_reason(gen),
+                    "logprobs": choices.chat(gen.logprobs),
+                    "finish_reason": choices.finish_reason(gen),
                 }
+                for gen in gens
             ],
-            "usage": _usage(gen),
+            "usage": generation.usage(gens).model_dump(),
         }
     )
 
 
 async def completions(request: web.Request) -> web.StreamResponse:
+    """Legacy completions; with several prompts, choice ``i * n + j`` is prompt ``i``'s ``j``-th."""
     req = http.parse(openai.CompletionRequest, await http.read_json(request))
     model = http.lookup(request, req.model, "chat")
     p = generation.params(req, model)
     prompts = [req.prompt] if isinstance(req.prompt, str) else list(req.prompt)
     if not prompts:
         raise errors.BadRequestError("prompt: at least one prompt is required", param="prompt")
+    if req.echo and p.logprobs is not None:
+        raise errors.UnsupportedError(
+            "logprobs: not with echo on this server (the prompt's own logprobs are not computed)",
+            param="logprobs",
+        )
     ident, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
 
-    def chunk(text: str, finish: str | None, index: int = 0) -> dict[str, Any]:
+    def chunk(
+        text: str, finish: str | None, index: int = 0, logprobs: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         return {
             "id": ident,
             "object": "text_completion",
             "created": created,
             "model": model.name,
-            "choices": [{"index": index, "text": text, "logprobs": None, "finish_reason": finish}],
+            "choices": [{"index": index, "text": text, "logprobs": logprobs, "finish_reason": finish}],
         }
 
     if req.stream:
@@ -200,29 +204,45 @@ async def completions(request: web.Request) -> web.StreamResponse:
             raise errors.BadRequestError("prompt: streaming takes exactly one prompt", param="prompt")
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
         echo = prompts[0] if req.echo else None
+        offsets: dict[int, int] = {}  # each choice's characters streamed so far (text_offset)
+
+        def content(text: str, index: int, logprobs: choices.Logprobs) -> dict[str, Any]:
+            at = offsets.get(index, 0)
+            offsets[index] = choices.legacy_end(logprobs, at)
+            return chunk(text, None, index, choices.legacy(logprobs, at))
+
         chunks = generation.Chunks(
-            start=lambda: chunk(echo, None) if echo else None,
-            content=lambda text: chunk(text, None),
-            end=lambda reason: chunk("", "length" if reason == "length" else "stop"),
+            start=lambda n: [chunk(echo, None, i) for i in range(n)] if echo else [],
+            content=content,
+            end=lambda gen: chunk("", choices.finish_reason(gen), gen.index),
             usage=lambda u: {**chunk("", None), "choices": [], "usage": u.model_dump()},
         )
         return await generation.stream(request, model, "complete", prompts[0], p, chunks, include_usage)
 
-    choices: list[dict[str, Any]] = []
+    out: list[dict[str, Any]] = []
     prompt_tokens = completion_tokens = 0
-    for index, prompt in enumerate(prompts):
-        gen = await generation.run(request, model, "complete", prompt, p)
-        text = prompt + gen.text if req.echo else gen.text
-        choices.append({"index": index, "text": text, "logprobs": None, "finish_reason": _finish_reason(gen)})
-        prompt_tokens += gen.prompt_tokens
-        completion_tokens += gen.completion_tokens
+    for number, prompt in enumerate(prompts):
+        gens = await generation.run(request, model, "complete", prompt, p)
+        for gen in gens:
+            text = prompt + gen.text if req.echo else gen.text
+            out.append(
+                {
+                    "index": number * p.n + gen.index,
+                    "text": text,
+                    "logprobs": choices.legacy(gen.logprobs),
+                    "finish_reason": choices.finish_reason(gen),
+                }
+            )
+        used = generation.usage(gens)
+        prompt_tokens += used.prompt_tokens
+        completion_tokens += used.completion_tokens
     return http.json_response(
         {
             "id": ident,
             "object": "text_completion",
             "created": created,
             "model": model.name,
-            "choices": choices,
+            "choices": out,
             "usage": {
                 "prompt_tokens": prompt_tokens,
                 "completion_tokens": completion_tokens,
