@@ -31,6 +31,9 @@ class Sequence:
     on_token: protocols.TokenCallback | None = None
     processor: Callable[[list[int], torch.Tensor], torch.Tensor] | None = None
     """Masks this sequence's scores given its tokens so far (structured outputs), or None."""
+    adapter: str | None = None
+    """The LoRA adapter (its :class:`~modelyard.runtime.handlers.peftlora.LoraSet` key) this
+    sequence decodes with; None: the base model."""
 
     generated: list[int] = dataclasses.field(default_factory=list)
     hit_eos: bool = False

@@ -6,6 +6,9 @@ requests decode together, each with its own :class:`~modelyard.runtime.sampling.
 engine decodes the text so far and hands the new, safe part to ``on_token`` (streaming), ends
 the generation at a stop string, and ends it when ``cancel_event`` is set (the client went
 away). So a disconnect costs at most one more decode step.
+
+LoRA adapters load into and unload from the running model (:meth:`TextChatModel.load_adapter`,
+:mod:`peftlora`); ``adapter=KEY`` generates with one of them.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any
 import torch
 
 from modelyard.runtime import errors, protocols, sampling
-from modelyard.runtime.handlers import batchgen, batchrow, common, prefixcache, structured
+from modelyard.runtime.handlers import batchgen, batchrow, common, peftlora, prefixcache, structured
 
 _FALLBACK_TEMPLATE = (
     "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
@@ -61,6 +64,7 @@ class TextChatModel:
         self._grammars_lock = threading.Lock()
         self.max_parallelism = max(1, max_num_seqs)
         """The limiter lets this many requests run: the batch size."""
+        self.adapters = peftlora.LoraSet(self.model, self.name)
         self.engine = batchgen.Engine(
             self.model,
             self._decode,
@@ -68,7 +72,22 @@ class TextChatModel:
             batchgen.EngineLimits(max_seqs=self.max_parallelism, kv_cache_bytes=kv_cache_bytes),
             prefixcache.PrefixCache(prefix_cache_bytes),
             self.device,
+            self.adapters,
         )
+
+    # -- adapters ----------------------------------------------------------------------------
+
+    def load_adapter(self, key: str, path: str, *, max_rank: int) -> None:
+        """Add the LoRA adapter at ``path`` under ``key`` (a 400 naming what is wrong with it)."""
+        self.adapters.load(key, path, max_rank=max_rank)
+
+    def unload_adapter(self, key: str) -> None:
+        """Remove adapter ``key`` once the sequences using it have finished."""
+        self.adapters.remove(key)
+
+    def adapter_use(self) -> tuple[list[str], list[str]]:
+        """Adapter keys in the running batch, and among the waiting sequences."""
+        return self.engine.adapter_use()
 
     # -- prompts -----------------------------------------------------------------------------
 
@@ -108,12 +127,16 @@ class TextChatModel:
         on_token: protocols.TokenCallback | None = None,
         add_generation_prompt: bool = True,
         continue_final_message: bool = False,
+        adapter: str | None = None,
     ) -> protocols.ChatGeneration:
         """``continue_final_message``: the last message is an assistant turn that the answer
-        continues (vLLM's switch; the template is rendered without closing it)."""
+        continues (vLLM's switch; the template is rendered without closing it). ``adapter``: a
+        loaded adapter's key (None: the base model)."""
         text = self._chat_text(messages, add_generation_prompt, continue_final_message)
         input_ids = self._encode(text, special=False)
-        return self._run(input_ids, sampling_params, cancel_event, on_token, param="messages")
+        return self._run(
+            input_ids, sampling_params, cancel_event, on_token, param="messages", adapter=adapter
+        )
 
     def complete(
         self,
@@ -122,10 +145,10 @@ class TextChatModel:
         sampling_params: sampling.SamplingParams,
         cancel_event: threading.Event | None = None,
         on_token: protocols.TokenCallback | None = None,
+        adapter: str | None = None,
     ) -> protocols.ChatGeneration:
-        return self._run(
-            self._encode(prompt, special=True), sampling_params, cancel_event, on_token, param="prompt"
-        )
+        ids = self._encode(prompt, special=True)
+        return self._run(ids, sampling_params, cancel_event, on_token, param="prompt", adapter=adapter)
 
     def _check_length(self, prompt_len: int, max_new_tokens: int, param: str) -> None:
         limit = self.max_model_len
@@ -154,6 +177,7 @@ class TextChatModel:
         on_token: protocols.TokenCallback | None,
         *,
         param: str,
+        adapter: str | None = None,
     ) -> protocols.ChatGeneration:
         prompt_len = int(input_ids.shape[1])
         self._check_length(prompt_len, params.max_tokens, param)
@@ -168,6 +192,7 @@ class TextChatModel:
             cancel_event=cancel_event,
             on_token=on_token,
             processor=processor,
+            adapter=adapter,
         )
         return self.engine.run(seq)
 
