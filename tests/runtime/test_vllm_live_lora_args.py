@@ -5,6 +5,7 @@ built from the runtime's own ``--max-adapters`` / ``--max-lora-rank`` / ``--adap
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import shlex
 from typing import Any
@@ -49,11 +50,9 @@ def test_static_adapters_alone_keep_the_runtime_update_off() -> None:
 
 
 def test_exec_sets_the_env_for_vllm(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("VLLM_ALLOW_RUNTIME_LORA_UPDATING", raising=False)
+    monkeypatch.setenv("VLLM_ALLOW_RUNTIME_LORA_UPDATING", "False")  # restored after the test
     seen: list[Any] = []
     vllm.exec_vllm(vllm.VllmOptions(model="m", live_lora=True), execvp=lambda p, a: seen.append(a))
-    import os
-
     assert os.environ["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] == "True"
     assert "--enable-lora" in seen[0]
 

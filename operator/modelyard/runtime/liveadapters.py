@@ -31,6 +31,7 @@ import json
 import logging
 import pathlib
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -119,7 +120,15 @@ class Registry:
         key = f"adapter_{next(self._keys)}"
         base.handler.load_adapter(key, path, max_rank=self.max_rank)
         self.models.add_adapter(
-            dataclasses.replace(base, name=name, adapter=key, parent=base.name, root=path, batcher=None)
+            dataclasses.replace(
+                base,
+                name=name,
+                adapter=key,
+                parent=base.name,
+                root=path,
+                batcher=None,
+                created=int(time.time()),
+            )
         )
         log.info("adapter %s loaded from %s over %s", name, path, base.name)
         return Loaded(name, path, base.name, key)
@@ -159,15 +168,16 @@ class Registry:
         log.info("adapter %s unloaded", name)
 
     def status(self) -> lora.AdapterStatus:
+        loaded, failed = dict(self.loaded), dict(self.errors)  # copied at once: loads run on other threads
         return lora.AdapterStatus(
-            loaded=[lora.LoadedAdapter(name=a.name, path=a.path) for a in self.loaded.values()],
-            errors=[lora.AdapterError(name=n, path=p, message=m) for n, (p, m) in self.errors.items()],
+            loaded=[lora.LoadedAdapter(name=a.name, path=a.path) for a in loaded.values()],
+            errors=[lora.AdapterError(name=n, path=p, message=m) for n, (p, m) in failed.items()],
             maxAdapters=self.max_adapters,
         )
 
     def activity(self) -> tuple[list[str], list[str]]:
         """Adapter names with sequences running, and with sequences waiting (vLLM's lora info)."""
-        by_key = {a.key: a.name for a in self.loaded.values()}
+        by_key = {a.key: a.name for a in dict(self.loaded).values()}
         running: set[str] = set()
         waiting: set[str] = set()
         for model in self.models:
