@@ -172,7 +172,7 @@ class Registry:
         return lora.AdapterStatus(
             loaded=[lora.LoadedAdapter(name=a.name, path=a.path) for a in loaded.values()],
             errors=[lora.AdapterError(name=n, path=p, message=m) for n, (p, m) in failed.items()],
-            maxAdapters=self.max_adapters,
+            max_adapters=self.max_adapters,
         )
 
     def activity(self) -> tuple[list[str], list[str]]:
