@@ -27,6 +27,7 @@ import json
 import logging
 import pathlib
 import threading
+import warnings
 from typing import Any
 
 import torch
@@ -193,7 +194,9 @@ class LoraSet:
             self.base = self.peft.unload()
             self.peft = None
         else:
-            self.peft.delete_adapter(key)
+            with warnings.catch_warnings():  # "adapter_N was active ...": no adapter is active here
+                warnings.simplefilter("ignore", UserWarning)
+                self.peft.delete_adapter(key)
 
     def forward(self, adapters: list[str | None], **inputs: Any) -> Any:
         """One forward pass of the batch, row ``i`` with ``adapters[i]`` (None: the base)."""
