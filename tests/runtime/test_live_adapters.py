@@ -262,6 +262,34 @@ def test_unloading_one_adapter_404s_it_and_leaves_the_other(
     assert runtime.answer("tiny", PROMPTS[0]) == expected["base"][0]
 
 
+def test_an_unload_lets_the_adapters_running_request_finish(
+    runtime: Runtime, made: dict[str, pathlib.Path]
+) -> None:
+    assert runtime.load("busy", made["a"]).status_code == 200
+    body = {
+        "model": "busy",
+        "messages": [{"role": "user", "content": "go on"}],
+        "max_tokens": 400,
+        "ignore_eos": True,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    with (
+        concurrent.futures.ThreadPoolExecutor(1) as pool,
+        requests.post(runtime.url + "/v1/chat/completions", json=body, stream=True, timeout=120) as stream,
+    ):
+        lines = stream.iter_lines(decode_unicode=True)
+        next(line for line in lines if line.startswith("data: "))  # it runs
+        unloading = pool.submit(runtime.unload, "busy")
+        kit.wait_for(lambda: "busy" not in runtime.models(), 30, "busy to leave /v1/models")
+        assert runtime.ask("busy", PROMPTS[0]).status_code == 404  # no new requests for it
+        events = [line.removeprefix("data: ") for line in lines if line.startswith("data: ")]
+        assert unloading.result(timeout=60).status_code == 200
+    assert events[-1] == "[DONE]"
+    usage = json.loads(events[-2])["usage"]
+    assert usage["completion_tokens"] == 400  # the running request finished with the adapter
+
+
 def test_the_adapters_file_is_followed_when_it_changes(
     runtime: Runtime, made: dict[str, pathlib.Path], expected: dict[str, Any]
 ) -> None:
