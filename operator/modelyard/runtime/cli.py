@@ -3,7 +3,8 @@
 ``modelyard runtime --model PATH_OR_REPO`` serves one model; ``MODELS=a,b modelyard runtime``
 several. ``--engine vllm`` replaces this process with vLLM's OpenAI server, built from the
 same flags. ``modelyard runtime download`` fills the model cache ahead of time. Heavy imports
-(torch, aiohttp) happen inside the functions, so ``modelyard --help`` stays fast.
+(torch, aiohttp) happen inside the functions, so ``modelyard --help`` stays fast. (Over 300
+lines: most of it is the one table of flags.)
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pathlib
 import shlex
 import sys
 
-from modelyard.api import wire
+from modelyard.api import lora, wire
 from modelyard.runtime import errors, options
 
 _POOLINGS = ("mean", "cls", "last", "max")
@@ -94,6 +95,30 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="NAME=URI",
         help="LoRA adapter (vllm: repeatable; transformers: one, merged into its base)",
+    )
+    parser.add_argument(
+        "--adapters-file",
+        metavar="FILE",
+        help='live LoRA adapters, a JSON list of {"name", "path"}: loaded before ready, re-read for changes',
+    )
+    parser.add_argument(
+        "--max-adapters",
+        type=_positive,
+        metavar="N",
+        help=f"live LoRA adapters loaded at once (default {lora.DEFAULT_MAX_ADAPTERS}; vllm: --max-loras)",
+    )
+    parser.add_argument(
+        "--max-lora-rank",
+        type=_positive,
+        metavar="R",
+        help=f"largest rank of a live adapter (default {lora.DEFAULT_MAX_LORA_RANK})",
+    )
+    parser.add_argument(
+        "--adapters-sync-seconds",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="how often --adapters-file is read again",
     )
     parser.add_argument("--pooling", choices=_POOLINGS, help="embedding pooling")
     parser.add_argument("--temperature", type=float, metavar="F", help="default temperature")
@@ -202,6 +227,20 @@ def _specs(args: argparse.Namespace) -> list[options.ModelSpec]:
     return specs
 
 
+def _file_adapters(path: str | None) -> list[tuple[str, str]]:
+    """vLLM reads no adapters file: its adapters at start become ``--lora-modules`` (later ones
+    come over its HTTP API)."""
+    if path is None:
+        return []
+    import pydantic
+
+    try:
+        entries = lora.parse_adapters_file(pathlib.Path(path).read_bytes())
+    except (OSError, pydantic.ValidationError) as exc:
+        raise errors.LoadError(f"--adapters-file {path}: {exc}") from exc
+    return [(e.name, e.path) for e in entries]
+
+
 def _vllm(args: argparse.Namespace, spec: options.ModelSpec) -> int:
     from modelyard.runtime import vllm
 
@@ -217,13 +256,17 @@ def _vllm(args: argparse.Namespace, spec: options.ModelSpec) -> int:
         gpu_memory_utilization=args.gpu_memory_utilization,
         quantization=args.quantization,
         tensor_parallel_size=args.tensor_parallel_size,
-        lora=tuple(args.lora),
+        lora=(*args.lora, *_file_adapters(args.adapters_file)),
+        live_lora=args.adapters_file is not None or args.max_adapters is not None,
+        max_loras=args.max_adapters,
+        max_lora_rank=args.max_lora_rank,
         pooling=spec.pooling,
         generation=spec.generation,
         engine_args=tuple(args.engine_arg),
     )
     if args.dry_run:
-        print(shlex.join(vllm.command(o, python="python")))
+        env = [f"{k}={v}" for k, v in sorted(vllm.environment(o).items())]
+        print(shlex.join([*env, *vllm.command(o, python="python")]))
         return 0
     vllm.exec_vllm(o)
     return 0
@@ -265,6 +308,10 @@ def _serve(args: argparse.Namespace) -> int:
             kv_cache_bytes=args.kv_cache_bytes,
             prefix_cache_bytes=args.prefix_cache_bytes,
             max_n=args.max_n,
+            max_adapters=args.max_adapters or lora.DEFAULT_MAX_ADAPTERS,
+            max_lora_rank=args.max_lora_rank or lora.DEFAULT_MAX_LORA_RANK,
+            adapters_file=args.adapters_file,
+            adapters_sync_seconds=args.adapters_sync_seconds,
         )
         if args.torch_threads:
             import torch

@@ -80,3 +80,11 @@ class ServerSettings:
     """KV of recent prompt prefixes kept for reuse (LRU); 0 turns the prefix cache off."""
     max_n: int = 8
     """The most choices (``n``) one chat or completion request may ask for."""
+    max_adapters: int = 8
+    """Live LoRA adapters loaded at once; one more is refused (409), never evicted."""
+    max_lora_rank: int = 64
+    """The largest LoRA rank an adapter may have."""
+    adapters_file: str | None = None
+    """A JSON list of ``{"name", "path"}``: loaded before ready, then followed by change."""
+    adapters_sync_seconds: float = 5.0
+    """How often the adapters file is read again."""

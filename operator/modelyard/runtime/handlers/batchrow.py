@@ -44,6 +44,9 @@ class Sequence:
     """Which of its request's ``n`` choices this is."""
     token_text: Callable[[int], str] | None = None
     """One token's own text, for logprobs (needed when ``sampling.logprobs`` is set)."""
+    adapter: str | None = None
+    """The LoRA adapter (its :class:`~modelyard.runtime.handlers.peftlora.LoraSet` key) this
+    sequence decodes with; None: the base model."""
 
     generated: list[int] = dataclasses.field(default_factory=list)
     hit_eos: bool = False

@@ -10,6 +10,9 @@ away). So a disconnect costs at most one more decode step.
 ``sampling_params.n`` > 1 runs that many sequences of the same prompt in the batch (prefilled
 once) and returns their generations as a list. Choice ``i`` is seeded ``seed + i`` when the
 request has a seed, so the choices differ yet repeat; greedy choices are all the same.
+
+LoRA adapters load into and unload from the running model (:meth:`TextChatModel.load_adapter`,
+:mod:`peftlora`); ``adapter=KEY`` generates with one of them.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import torch
 
 from modelyard.api import openai
 from modelyard.runtime import errors, protocols, sampling
-from modelyard.runtime.handlers import batchgen, batchrow, common, prefixcache, structured
+from modelyard.runtime.handlers import batchgen, batchrow, common, peftlora, prefixcache, structured
 
 _FALLBACK_TEMPLATE = (
     "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
@@ -70,6 +73,7 @@ class TextChatModel:
         self._grammars_lock = threading.Lock()
         self.max_parallelism = max(1, max_num_seqs)
         """The limiter lets this many requests run: the batch size."""
+        self.adapters = peftlora.LoraSet(self.model, self.name)
         self.engine = batchgen.Engine(
             self.model,
             self._decode,
@@ -77,7 +81,22 @@ class TextChatModel:
             batchgen.EngineLimits(max_seqs=self.max_parallelism, kv_cache_bytes=kv_cache_bytes),
             prefixcache.PrefixCache(prefix_cache_bytes),
             self.device,
+            self.adapters,
         )
+
+    # -- adapters ----------------------------------------------------------------------------
+
+    def load_adapter(self, key: str, path: str, *, max_rank: int) -> None:
+        """Add the LoRA adapter at ``path`` under ``key`` (a 400 naming what is wrong with it)."""
+        self.adapters.load(key, path, max_rank=max_rank)
+
+    def unload_adapter(self, key: str) -> None:
+        """Remove adapter ``key`` once the sequences using it have finished."""
+        self.adapters.remove(key)
+
+    def adapter_use(self) -> tuple[list[str], list[str]]:
+        """Adapter keys in the running batch, and among the waiting sequences."""
+        return self.engine.adapter_use()
 
     # -- prompts -----------------------------------------------------------------------------
 
@@ -117,12 +136,16 @@ class TextChatModel:
         on_token: protocols.TokenCallback | None = None,
         add_generation_prompt: bool = True,
         continue_final_message: bool = False,
+        adapter: str | None = None,
     ) -> protocols.ChatGeneration | list[protocols.ChatGeneration]:
         """``continue_final_message``: the last message is an assistant turn that the answer
-        continues (vLLM's switch; the template is rendered without closing it)."""
+        continues (vLLM's switch; the template is rendered without closing it). ``adapter``: a
+        loaded adapter's key (None: the base model)."""
         text = self._chat_text(messages, add_generation_prompt, continue_final_message)
         input_ids = self._encode(text, special=False)
-        return self._run(input_ids, sampling_params, cancel_event, on_token, param="messages")
+        return self._run(
+            input_ids, sampling_params, cancel_event, on_token, param="messages", adapter=adapter
+        )
 
     def complete(
         self,
@@ -131,10 +154,10 @@ class TextChatModel:
         sampling_params: sampling.SamplingParams,
         cancel_event: threading.Event | None = None,
         on_token: protocols.TokenCallback | None = None,
+        adapter: str | None = None,
     ) -> protocols.ChatGeneration | list[protocols.ChatGeneration]:
-        return self._run(
-            self._encode(prompt, special=True), sampling_params, cancel_event, on_token, param="prompt"
-        )
+        ids = self._encode(prompt, special=True)
+        return self._run(ids, sampling_params, cancel_event, on_token, param="prompt", adapter=adapter)
 
     def _check_length(self, prompt_len: int, max_new_tokens: int, param: str) -> None:
         limit = self.max_model_len
@@ -171,6 +194,7 @@ class TextChatModel:
         on_token: protocols.TokenCallback | None,
         *,
         param: str,
+        adapter: str | None = None,
     ) -> protocols.ChatGeneration | list[protocols.ChatGeneration]:
         prompt_len = int(input_ids.shape[1])
         self._check_length(prompt_len, params.max_tokens, param)
@@ -193,6 +217,7 @@ class TextChatModel:
                 ),
                 index=i,
                 token_text=None if params.logprobs is None else self._token_text,
+                adapter=adapter,
             )
             for i in range(params.n)
         ]

@@ -57,9 +57,16 @@ Item = tokenpipe.Item
 
 
 def _call(
-    method: Callable[..., Any], first: Any, p: sampling.SamplingParams, **extra: Any
+    model: served.ServedModel,
+    method: Callable[..., Any],
+    first: Any,
+    p: sampling.SamplingParams,
+    **extra: Any,
 ) -> Callable[[], protocols.ChatGeneration | list[protocols.ChatGeneration]]:
-    """The handler call, its sampling keywords checked now (a 400 before any work)."""
+    """The handler call, its sampling keywords checked now (a 400 before any work); a live
+    adapter's requests name its key."""
+    if model.adapter is not None:
+        extra["adapter"] = model.adapter
     return functools.partial(invoke.call, method, first, **extra, **sampling.handler_kwargs(method, p))
 
 
@@ -110,7 +117,7 @@ async def run(
     method = _method(model, method_name)
     app = request.app
     cancel = threading.Event()
-    call = _call(method, first, p, cancel_event=cancel, **(template or {}))
+    call = _call(model, method, first, p, cancel_event=cancel, **(template or {}))
     loop = asyncio.get_running_loop()
     async with model.limiter.slot():
         future = loop.run_in_executor(app[keys.EXECUTOR], call)
@@ -199,7 +206,13 @@ async def stream(
     response = http.stream_response()
     began = time.monotonic()
     call = _call(
-        method, first, p, cancel_event=cancel, on_token=app[keys.TOKENS].sender(queue), **(template or {})
+        model,
+        method,
+        first,
+        p,
+        cancel_event=cancel,
+        on_token=app[keys.TOKENS].sender(queue),
+        **(template or {}),
     )
     async with model.limiter.slot():
         future = loop.run_in_executor(app[keys.EXECUTOR], call)
