@@ -31,10 +31,8 @@ def test_vllm_gets_every_serving_option_and_runtime_lora() -> None:
         "--provider", "huggingface", "--host", "$(POD_IP)", "--port", "8000",
         "--max-model-len", "8192", "--dtype", "bfloat16", "--gpu-memory-utilization", "0.85",
         "--quantization", "fp8", "--tensor-parallel-size", "2",
-        "--engine-arg", "enable-lora",
+        "--adapters-file", "/etc/modelyard/adapters/adapters.json", "--max-adapters", "8",
         "--engine-arg", "enable-prefix-caching=true",
-        "--engine-arg", "max-lora-rank=64",
-        "--engine-arg", "max-loras=8",
     ]  # fmt: skip
     assert _args(e, ep, "vllm") == args
 

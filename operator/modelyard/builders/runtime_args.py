@@ -82,10 +82,11 @@ def runtime_args(
 ) -> list[str]:
     """Arguments of ``modelyard runtime`` for this endpoint, in a stable order.
 
-    Live adapters (:mod:`.adapters`): the transformers runtime gets ``--adapters-file`` (the
-    mounted ConfigMap) and ``--max-adapters``; vLLM gets ``--enable-lora --max-loras N
-    --max-lora-rank 64`` as engine args (engineArgs may override them) and loads through its
-    runtime LoRA API. Neither depends on the set, so changing it never changes the pod."""
+    Live adapters (:mod:`.adapters`): both engines get ``--adapters-file`` (the mounted
+    ConfigMap) and ``--max-adapters``; the transformers runtime re-reads the file, the vLLM one
+    turns them into ``--enable-lora --max-loras N --max-lora-rank R`` (and the adapters there at
+    start into ``--lora-modules``), later adapters coming over vLLM's runtime LoRA API. Neither
+    flag depends on the set, so changing it never changes the pod."""
     provider, model = model_reference(entry.spec.source)
     adapter = entry.spec.adapter
     # A fine-tuned entry runs its base model's source (copied into it) with the adapter on top:
@@ -115,12 +116,8 @@ def runtime_args(
             args += _flag(key, options[key])
     if adapter is not None:
         args += ["--lora", f"{served_name}={_in_pod(adapter.uri) or adapter.uri}"]
-    if engine == "transformers":  # live adapters: the set is a file, re-read; the bound a flag
+    if engine in ("transformers", "vllm"):  # live adapters: the set is a file, the bound a flag
         args += ["--adapters-file", adapters.ADAPTERS_FILE, "--max-adapters", str(max_adapters)]
-    elif engine == "vllm":  # vLLM's runtime LoRA API (and VLLM_ALLOW_RUNTIME_LORA_UPDATING)
-        if "enable-lora" not in options:
-            args += ["--engine-arg", "enable-lora"]
-        options = {"max-loras": max_adapters, "max-lora-rank": 64, **options}
     for key in sorted(k for k in options if k not in _KNOWN):
         value = options[key]
         args += ["--engine-arg", f"{key}={str(value).lower() if isinstance(value, bool) else value}"]
