@@ -19,8 +19,7 @@ An adapter not yet everywhere, or a pod that did not answer, looks again after
 queue, like every other recheck); a settled set is rechecked every :data:`RESYNC_SECONDS`.
 A refused load is not sent again for the same path until the pod unloads something (room for
 one refused at ``maxAdapters``): the runtime's error stays in the status until then, or until
-the adapter's path changes. The pods run the tenant's image, so their answers are
-read bounded (:data:`MAX_ANSWER_BYTES`) and parsed defensively.
+the adapter's path changes. The calls themselves are :mod:`.adapter_client`.
 """
 
 from __future__ import annotations
@@ -36,7 +35,7 @@ import pydantic
 
 from modelyard import api
 from modelyard.builders import adapters, children
-from modelyard.controllers import cluster, conditions, context, model_entry
+from modelyard.controllers import adapter_client, cluster, conditions, context, model_entry
 
 log = logging.getLogger(__name__)
 
@@ -44,83 +43,6 @@ RETRY_MAX_SECONDS = 30.0
 RESYNC_SECONDS = 60.0
 TIMEOUT_SECONDS = 10.0
 """One call to a pod (a load reads the adapter's files: seconds, not minutes)."""
-MAX_ANSWER_BYTES = 1024 * 1024
-
-
-class PodError(Exception):
-    """A pod did not answer as the contract says."""
-
-
-async def _call(
-    session: aiohttp.ClientSession, method: str, url: str, payload: dict[str, Any] | None = None
-) -> tuple[int, Any]:
-    try:
-        async with session.request(method, url, json=payload) as response:
-            raw = await response.content.read(MAX_ANSWER_BYTES + 1)
-            if len(raw) > MAX_ANSWER_BYTES:
-                raise PodError(f"{url}: answer over {MAX_ANSWER_BYTES} bytes")
-            try:
-                return response.status, json.loads(raw) if raw else None
-            except ValueError:
-                return response.status, raw.decode(errors="replace")[:500]
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        raise PodError(f"{url}: {exc.__class__.__name__}: {exc}") from exc
-
-
-def _message(answer: Any) -> str:
-    """The OpenAI error shape's message, or the answer as text."""
-    if isinstance(answer, dict):
-        error = answer.get("error")
-        if isinstance(error, dict) and error.get("message"):
-            return str(error["message"])[:1000]
-        if answer.get("message"):
-            return str(answer["message"])[:1000]
-    return str(answer)[:1000]
-
-
-def parse_report(engine: str, answer: Any) -> adapters.PodReport:
-    """A pod's answer to ``GET /v1/adapters`` (transformers) or ``GET /v1/models`` (vLLM)."""
-    if not isinstance(answer, dict):
-        raise PodError(f"not a JSON object: {str(answer)[:200]}")
-    loaded: dict[str, str] = {}
-    errors: dict[str, tuple[str, str]] = {}
-    if engine == "vllm":
-        for model in answer.get("data") or ():
-            if isinstance(model, dict) and model.get("parent") and model.get("id"):
-                loaded[str(model["id"])] = str(model.get("root") or "")
-        return adapters.PodReport(loaded, errors)
-    for item in answer.get("loaded") or ():
-        if isinstance(item, dict) and item.get("name"):
-            loaded[str(item["name"])] = str(item.get("path") or "")
-    for item in answer.get("errors") or ():
-        if isinstance(item, dict) and item.get("name"):
-            errors[str(item["name"])] = (str(item.get("path") or ""), str(item.get("message") or "")[:1000])
-    return adapters.PodReport(loaded, errors)
-
-
-async def pod_report(session: aiohttp.ClientSession, base: str, engine: str) -> adapters.PodReport:
-    path = "/v1/models" if engine == "vllm" else "/v1/adapters"
-    status, answer = await _call(session, "GET", base + path)
-    if status != 200:
-        raise PodError(f"GET {path}: HTTP {status}: {_message(answer)}")
-    return parse_report(engine, answer)
-
-
-async def push(
-    session: aiohttp.ClientSession, base: str, load: Iterable[adapters.Wanted], unload: Iterable[str]
-) -> dict[str, tuple[str, str]]:
-    """Unload, then load (vLLM's documented bodies); the refused loads: name -> (path, message)."""
-    for name in unload:
-        status, answer = await _call(session, "POST", base + "/v1/unload_lora_adapter", {"lora_name": name})
-        if status not in (200, 404):
-            log.warning("%s: unload %s: HTTP %s: %s", base, name, status, _message(answer))
-    refused: dict[str, tuple[str, str]] = {}
-    for wanted in load:
-        body = {"lora_name": wanted.name, "lora_path": wanted.path}
-        status, answer = await _call(session, "POST", base + "/v1/load_lora_adapter", body)
-        if status != 200:
-            refused[wanted.name] = (wanted.path, f"HTTP {status}: {_message(answer)}")
-    return refused
 
 
 def ready_pods(pods: Iterable[dict[str, Any]], port: int) -> dict[str, str]:
@@ -232,7 +154,7 @@ async def sync(
             for pod, base in sorted(targets.items()):
                 try:
                     reports[pod] = await _sync_pod(session, base, engine, wanted, pod, memory)
-                except PodError as exc:
+                except adapter_client.PodError as exc:
                     log.info("endpoint %s/%s: pod %s: %s", *key, pod, exc)
                     unsettled = True
     items, ready = adapters.status(wanted, reports)
@@ -258,17 +180,17 @@ async def _sync_pod(
     pod: str,
     memory: context.AdapterMemory,
 ) -> adapters.PodReport:
-    report = _with_refused(await pod_report(session, base, engine), pod, memory)
+    report = _with_refused(await adapter_client.pod_report(session, base, engine), pod, memory)
     load, unload = adapters.plan(wanted, report)
     if not load and not unload:
         return report
     if unload:  # room was made: what was refused (maxAdapters) may fit now
         for refused_key in [k for k in memory.refused if k[0] == pod]:
             del memory.refused[refused_key]
-    refused = await push(session, base, load, unload)
+    refused = await adapter_client.push(session, base, load, unload)
     for name, error in refused.items():
         memory.refused[(pod, name)] = error
-    return _with_refused(await pod_report(session, base, engine), pod, memory)
+    return _with_refused(await adapter_client.pod_report(session, base, engine), pod, memory)
 
 
 def _with_refused(report: adapters.PodReport, pod: str, memory: context.AdapterMemory) -> adapters.PodReport:

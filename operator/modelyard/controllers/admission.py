@@ -27,7 +27,7 @@ import kopf
 import pydantic
 
 from modelyard import api
-from modelyard.api import served_names
+from modelyard.api import served_names, wire
 from modelyard.builders import adapters, deployment, registration, runtime_args, trust
 from modelyard.controllers import cluster, context, model_entry
 from modelyard.registry import gpus, manifests, resolve, verdicts
@@ -201,15 +201,7 @@ async def validate_training_job(ctx: context.Context, body: dict[str, Any], warn
     job = _parse(api.TrainingJob, body)
     _deny(trust.image_problem(job.spec.image, ctx.settings))
     await _registration_warnings(ctx, job, str(body.get("metadata", {}).get("uid", "")), warnings)
-    serve_on = job.spec.output.serve_on
-    if (
-        serve_on is not None
-        and await ctx.cluster.get(cluster.MODEL_ENDPOINT, serve_on.endpoint, job.namespace) is None
-    ):
-        warnings.append(
-            f"spec.output.serveOn.endpoint: ModelEndpoint {serve_on.endpoint!r} does not exist (yet) in "
-            f"namespace {job.namespace}: the adapter is loaded once it does"
-        )
+    await _serve_on_warnings(ctx, job, warnings)
     entry = await _entry(ctx, job.spec.model)
     if entry is None:
         warnings.append(
@@ -225,6 +217,27 @@ async def validate_training_job(ctx: context.Context, body: dict[str, Any], warn
     verdict = verdicts.validate_training(entry, job.spec.method, memory)
     if not verdict.ok:
         raise kopf.AdmissionError(f"spec.model: {verdict.reason}", code=422)
+
+
+async def _serve_on_warnings(ctx: context.Context, job: api.TrainingJob, warnings: list[str]) -> None:
+    """``output.serveOn``: say now when its endpoint is missing or will not see the output."""
+    serve_on = job.spec.output.serve_on
+    if serve_on is None:
+        return
+    where = f"spec.output.serveOn.endpoint: ModelEndpoint {serve_on.endpoint!r}"
+    body = await ctx.cluster.get(cluster.MODEL_ENDPOINT, serve_on.endpoint, job.namespace)
+    if body is None:
+        warnings.append(
+            f"{where} does not exist (yet) in namespace {job.namespace}: the adapter loads once it does"
+        )
+        return
+    claim = wire.pvc_claim(job.spec.output.uri)
+    claims = (body.get("spec") or {}).get("adapterClaims") or []
+    if claim is not None and claim not in claims:
+        warnings.append(
+            f"{where} does not list claim {claim!r} in spec.adapterClaims: unless it is its model's "
+            "claim, the adapter will be ClaimNotMounted (add it there: one rollout)"
+        )
 
 
 async def _registration_warnings(
