@@ -137,11 +137,25 @@ def test_kubectl_get_shows_model_served_weight_ready_scale_phase_age(
     apply(local_cluster, _endpoint(namespace, model))
     wait_for(lambda: status_of(local_cluster, namespace, "ep").get("ready"), 15, "status")
     out = local_cluster.kubectl("get", "modelendpoints", "-n", namespace).stdout.splitlines()
-    header = ["NAME", "MODEL", "SERVED", "WEIGHT", "READY", "DESIRED", "CURRENT", "DEMAND", "PHASE", "AGE"]
+    header = [
+        "NAME",
+        "MODEL",
+        "SERVED",
+        "WEIGHT",
+        "READY",
+        "ADAPTERS",
+        "DESIRED",
+        "CURRENT",
+        "DEMAND",
+        "PHASE",
+        "AGE",
+    ]
     assert out[0].split() == header
     row = out[1].split()
     assert row[:5] == ["ep", model, "cols", "100", "0/1"]
-    assert len(row) == len(header) - 3  # no spec.autoscaling: Desired, Current and Demand are blank
+    assert (
+        len(row) == len(header) - 4
+    )  # no adapters, no spec.autoscaling: Adapters, Desired, Current, Demand blank
     assert local_cluster.kubectl("get", "modelyard", "-n", namespace).returncode == 0
     local_cluster.kubectl("delete", "modelentry", model)
 

@@ -110,26 +110,30 @@ async def _apply_config_map(
     return None
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass
 class Prepared:
-    """The effective set (ConfigMap applied) and the serveOn jobs read for it."""
+    """The effective set and the serveOn jobs read for it."""
 
     wanted: list[adapters.Wanted]
     jobs: list[api.TrainingJob]
 
 
-async def prepare(
-    ctx: context.Context, endpoint: api.ModelEndpoint, entry: api.ModelEntry, uid: str
-) -> Prepared:
-    """Read the effective set and apply its ConfigMap (before the Deployment, so a first pod
-    starts with the file there)."""
+async def prepare(ctx: context.Context, endpoint: api.ModelEndpoint, entry: api.ModelEntry) -> Prepared:
+    """Read the effective set."""
+    return Prepared(*await _wanted(ctx, endpoint, entry))
+
+
+async def apply_set(ctx: context.Context, endpoint: api.ModelEndpoint, prepared: Prepared, uid: str) -> None:
+    """Apply the set's ConfigMap when it changed (called before the Deployment, so a first pod
+    starts with the file there, and only once the endpoint's children are known to be its own);
+    a ConfigMap of the name that is someone else's marks every adapter."""
     key = (endpoint.namespace or "", endpoint.name)
     memory = ctx.adapters.setdefault(key, context.AdapterMemory())
-    wanted, jobs = await _wanted(ctx, endpoint, entry)
-    taken = await _apply_config_map(ctx, endpoint, wanted, uid, memory)
+    taken = await _apply_config_map(ctx, endpoint, prepared.wanted, uid, memory)
     if taken:
-        wanted = [dataclasses.replace(w, problem=w.problem or (children.CONFLICT, taken)) for w in wanted]
-    return Prepared(wanted, jobs)
+        prepared.wanted = [
+            dataclasses.replace(w, problem=w.problem or (children.CONFLICT, taken)) for w in prepared.wanted
+        ]
 
 
 async def sync(

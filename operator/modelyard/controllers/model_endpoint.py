@@ -70,7 +70,11 @@ def _ids(obj: dict[str, Any] | None, field: str) -> tuple[str, Any]:
 
 
 async def _observe_children(
-    ctx: context.Context, endpoint: api.ModelEndpoint, entry: api.ModelEntry, uid: str
+    ctx: context.Context,
+    endpoint: api.ModelEndpoint,
+    entry: api.ModelEntry,
+    uid: str,
+    prepared: adapters.Prepared,
 ) -> tuple[endpoint_status.Observed, list[dict[str, Any]]]:
     """Apply the Deployment and Service unless they are as last applied, then observe the pods.
 
@@ -110,6 +114,7 @@ async def _observe_children(
             return endpoint_status.Observed(
                 "Pending", "OwnershipConflict", message, endpoint.spec.replicas, 0
             ), []
+        await adapters.apply_set(ctx, endpoint, prepared, uid)  # the adapters file, before the pods
         if policy is not None:  # before the pods exist, so none is ever reachable from elsewhere
             await ctx.cluster.apply(policy)
         current = await ctx.cluster.apply(built)  # the Deployment as it is now, status included
@@ -117,6 +122,7 @@ async def _observe_children(
         ctx.applied[key] = context.Applied(
             digest, _ids(current, "generation"), _ids(applied_service, "resourceVersion")
         )
+    await adapters.apply_set(ctx, endpoint, prepared, uid)  # the set changed, the pods did not
     pods = await ctx.cluster.list(cluster.POD, endpoint.namespace, f"{wire.ENDPOINT}={endpoint.name}")
     return endpoint_status.observe(endpoint.spec.replicas, current, pods), pods
 
@@ -221,8 +227,8 @@ async def _serve(
             return endpoint_status.Observed("Pending", "UpstreamUnreachable", problem, 0, 0), extra
         return endpoint_status.Observed("Ready", "UpstreamAnswers", f"{base_url} answers", 0, 0), extra
     extra["url"] = service.service_url(endpoint, ctx.settings)
-    prepared = await adapters.prepare(ctx, endpoint, entry, uid)
-    observed, pods = await _observe_children(ctx, endpoint, entry, uid)
+    prepared = await adapters.prepare(ctx, endpoint, entry)
+    observed, pods = await _observe_children(ctx, endpoint, entry, uid, prepared)
     if observed.reason != children.CONFLICT:
         extra |= await adapters.sync(ctx, endpoint, prepared, extra["engine"], pods, had_adapters)
     return observed, extra
