@@ -94,6 +94,16 @@ def _pod(cluster: Any, namespace: str) -> tuple[str, int]:
     return pod["metadata"]["uid"], restarts
 
 
+def _ready(cluster: Any, namespace: str) -> None:
+    def ready() -> bool:
+        return status_of(cluster, namespace, "chat").get("phase") == "Ready"
+
+    try:
+        wait_for(ready, 300, "the endpoint to be Ready")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: {status_of(cluster, namespace, 'chat')}") from None
+
+
 def _adapters(cluster: Any, namespace: str) -> dict[str, dict[str, Any]]:
     return {a["name"]: a for a in status_of(cluster, namespace, "chat").get("adapters") or []}
 
@@ -140,8 +150,8 @@ spec: {{model: {entry}, resources: {{gpus: 0, cpu: 100m, memory: 1Gi}}}}
 """,
     )
     assert result.returncode == 0, result.stderr
+    _ready(local_cluster, namespace)
     _job(local_cluster, namespace, "apples", entry, output_root / "apples")
-    wait_for(lambda: status_of(local_cluster, namespace, "chat").get("phase") == "Ready", 180, "Ready")
     before = _pod(local_cluster, namespace)
     _succeeded(local_cluster, namespace, "apples")
     with _gateway(local_cluster.kubeconfig, output_root / "gateway.log") as base_url:
