@@ -11,7 +11,7 @@ def _args(e, ep, engine: str) -> list[str]:  # type: ignore[no-untyped-def]
     return runtime_args.runtime_args(e, ep, served_name="llama", engine=engine, port=8000)
 
 
-def test_vllm_gets_every_serving_option_and_lora_modules() -> None:
+def test_vllm_gets_every_serving_option_and_runtime_lora() -> None:
     e = entry(
         inferenceDefaults={
             "maxModelLen": 4096,
@@ -31,7 +31,7 @@ def test_vllm_gets_every_serving_option_and_lora_modules() -> None:
         "--provider", "huggingface", "--host", "$(POD_IP)", "--port", "8000",
         "--max-model-len", "8192", "--dtype", "bfloat16", "--gpu-memory-utilization", "0.85",
         "--quantization", "fp8", "--tensor-parallel-size", "2",
-        "--lora", "sql=/models/adapters/sql",
+        "--adapters-file", "/etc/modelyard/adapters/adapters.json", "--max-adapters", "8",
         "--engine-arg", "enable-prefix-caching=true",
     ]  # fmt: skip
     assert _args(e, ep, "vllm") == args

@@ -43,7 +43,7 @@ def _scheduled(ctx: context.Context) -> dict[str, list[Any]]:
     return {name: list(queue.scheduled) for name, queue in queues.items()}  # type: ignore[union-attr]
 
 
-@pytest.mark.parametrize("plural", ["deployments", "services", "pods"])
+@pytest.mark.parametrize("plural", ["deployments", "services", "pods", "configmaps"])
 def test_an_endpoint_childs_event_wakes_that_endpoint_only(plural: str) -> None:
     ctx = make_context(FakeCluster())
     registry = handlers.build_registry(ctx, options.OperatorOptions(webhook=False))

@@ -57,7 +57,10 @@ log = logging.getLogger(__name__)
 def affinity_key(ex: exchange.Exchange, routing: routes.Routing) -> str:
     """What a request is hashed by: the session header's value, else the ``user`` field (when
     ``routing`` opts in to them and the request has them), else its prompt prefix. A tag in
-    front keeps a session id from landing where a prompt of the same text does."""
+    front keeps a session id from landing where a prompt of the same text does. A live
+    adapter's routing has one key for all its requests: its name."""
+    if routing.key is not None:
+        return "a:" + routing.key
     if routing.session_header:
         session = ex.request.headers.get(routing.session_header)
         if session:

@@ -1,6 +1,6 @@
 """ModelEndpoint's handlers: a change to the endpoint reconciles it at once, an event of one of
-its children (Deployment, Service, Pod: labelled with ``wire.ENDPOINT``) a little later, so a
-burst of pod events costs one reconcile."""
+its children (Deployment, Service, Pod, the live adapter ConfigMap: labelled with
+``wire.ENDPOINT``) a little later, so a burst of pod events costs one reconcile."""
 
 from __future__ import annotations
 
@@ -46,6 +46,17 @@ def register(
     @on.event("v1", "pods", labels=CHILDREN, registry=registry)
     async def child_event(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
         ctx.touch_endpoint(namespace or "", labels[wire.ENDPOINT], delay=0.3)
+
+    @on.event("v1", "configmaps", labels=CHILDREN, registry=registry)
+    async def adapter_set_event(
+        type: str | None, namespace: str | None, labels: Mapping[str, str], **_: Any
+    ) -> None:
+        """The live adapter ConfigMap (:mod:`..adapters`): deleted or edited, it is applied again."""
+        key = (namespace or "", labels[wire.ENDPOINT])
+        memory = ctx.adapters.get(key)
+        if memory is not None and type in ("DELETED", "MODIFIED"):
+            memory.config_map = ""  # compare with the built one at the next reconcile
+        ctx.touch_endpoint(*key, delay=0.3)
 
     common.mirror(registry, wire.MODEL_ENDPOINTS, status_cache)
     common.validation(registry, ctx, opts, common.ENDPOINT_WEBHOOK, admission.validate_endpoint)
