@@ -59,6 +59,7 @@ OPENAI_PATHS = (
     "/audio/transcriptions",
     "/audio/translations",
     "/rerank",
+    "/responses",
 )
 
 

@@ -48,6 +48,9 @@ class SamplingParams:
     """End-of-sequence is not allowed before this many tokens (``ignore_eos``: all of them)."""
     response_format: Mapping[str, Any] | None = None
     """The request's ``response_format`` when it is json_object or json_schema (read-only)."""
+    tool_call: Mapping[str, Any] | None = None
+    """The one function call the answer must be (``tool_choice`` required or named): the
+    format and JSON schema of :meth:`modelyard.runtime.toolcalls.Plan.grammar`."""
     set_by: Mapping[str, str] = dataclasses.field(default_factory=dict)
     """For each field the client set explicitly, the request field that set it
     (``max_tokens`` may come from ``max_completion_tokens``, ``min_tokens`` from ``ignore_eos``);

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from modelyard.runtime import errors, protocols, sampling
+from modelyard.runtime import errors, protocols, sampling, toolcalls
 from modelyard.runtime.handlers import batchgen, batchrow, common, prefixcache, structured
 
 _FALLBACK_TEMPLATE = (
@@ -55,6 +55,11 @@ class TextChatModel:
             options, hf_repo_id, self.device, self.model_class
         )
         self._text_of = common.text_decoder(self.tokenizer)
+        self.tool_format, self.tools_unsupported = toolcalls.detect(
+            getattr(self.tokenizer, "chat_template", None), kwargs.get("tool_call_parser")
+        )
+        """How this model writes function calls (:mod:`modelyard.runtime.toolcalls`), or None
+        and why it cannot (a request with ``tools`` gets a 400 saying so)."""
         config_len = getattr(self.model.config, "max_position_embeddings", None)
         self.max_model_len: int | None = options.max_model_len or config_len
         self._grammars: structured.Grammars | None = None
@@ -77,14 +82,17 @@ class TextChatModel:
         messages: Sequence[dict[str, Any]],
         add_generation_prompt: bool = True,
         continue_final_message: bool = False,
+        tools: Sequence[dict[str, Any]] | None = None,
     ) -> str:
         template = None if getattr(self.tokenizer, "chat_template", None) else _FALLBACK_TEMPLATE
+        extra: dict[str, Any] = {"tools": list(tools)} if tools else {}
         text = str(
             self.tokenizer.apply_chat_template(
                 list(messages),
                 tokenize=False,
                 add_generation_prompt=add_generation_prompt and not continue_final_message,
                 chat_template=template,
+                **extra,
             )
         )
         return _open_final(text, messages[-1]) if continue_final_message else text
@@ -108,10 +116,12 @@ class TextChatModel:
         on_token: protocols.TokenCallback | None = None,
         add_generation_prompt: bool = True,
         continue_final_message: bool = False,
+        tools: Sequence[dict[str, Any]] | None = None,
     ) -> protocols.ChatGeneration:
         """``continue_final_message``: the last message is an assistant turn that the answer
-        continues (vLLM's switch; the template is rendered without closing it)."""
-        text = self._chat_text(messages, add_generation_prompt, continue_final_message)
+        continues (vLLM's switch; the template is rendered without closing it). ``tools``: the
+        request's function tools, rendered by the chat template."""
+        text = self._chat_text(messages, add_generation_prompt, continue_final_message, tools)
         input_ids = self._encode(text, special=False)
         return self._run(input_ids, sampling_params, cancel_event, on_token, param="messages")
 
@@ -160,7 +170,9 @@ class TextChatModel:
         if cancel_event is not None and cancel_event.is_set():
             return protocols.ChatGeneration("", prompt_len, 0, "cancelled")
         processor = None
-        if params.response_format is not None:
+        if params.tool_call is not None:
+            processor = self._structured().tool_processor(params.tool_call)
+        elif params.response_format is not None:
             processor = self._structured().processor(params.response_format)
         seq = batchrow.Sequence(
             prompt=[int(t) for t in input_ids[0]],

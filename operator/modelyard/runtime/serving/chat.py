@@ -8,10 +8,16 @@ Structured outputs (``response_format``) go only to handlers with
 ``supports_structured_outputs``; a json_schema is checked here (``jsonschema``: a 400 naming
 ``response_format.json_schema.schema``) and enforced by the handler (the built-in one
 decodes under the schema's grammar, :mod:`modelyard.runtime.handlers.structured`).
+
+``tools`` go to handlers with a ``tool_format`` (:mod:`tools`, :mod:`modelyard.runtime.toolcalls`):
+the template renders them, calls in the answer become ``message.tool_calls`` (streamed as
+``delta.tool_calls``) and ``finish_reason`` ``tool_calls``. :func:`prepare` is shared with the
+Responses API (:mod:`responses`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import uuid
@@ -21,8 +27,8 @@ import jsonschema
 from aiohttp import web
 
 from modelyard.api import openai
-from modelyard.runtime import errors, invoke, protocols, served
-from modelyard.runtime.serving import generation, http
+from modelyard.runtime import errors, invoke, protocols, sampling, served, toolcalls
+from modelyard.runtime.serving import generation, http, tools
 
 
 def _messages(req: openai.ChatCompletionRequest, model: served.ServedModel) -> list[dict[str, Any]]:
@@ -43,6 +49,7 @@ def _messages(req: openai.ChatCompletionRequest, model: served.ServedModel) -> l
         item: dict[str, Any] = {"role": role, "content": content or ""}
         if message.name:
             item["name"] = message.name
+        item.update(tools.history(message, i))
         out.append(item)
     return out
 
@@ -121,19 +128,51 @@ def _usage(gen: protocols.ChatGeneration) -> dict[str, int]:
     }
 
 
-def _finish_reason(gen: protocols.ChatGeneration) -> str:
-    return "length" if gen.finish_reason == "length" else "stop"
+def _finish_reason(gen: protocols.ChatGeneration, calls: bool = False) -> str:
+    if gen.finish_reason == "length":
+        return "length"
+    return "tool_calls" if calls else "stop"
+
+
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+    """A chat request made ready to generate: the handler's messages and keywords."""
+
+    messages: list[dict[str, Any]]
+    params: sampling.SamplingParams
+    template: dict[str, Any]
+    """Keywords of the handler's ``generate`` beyond sampling (chat-template switches, tools)."""
+    plan: toolcalls.Plan | None
+
+
+def prepare(req: openai.ChatCompletionRequest, model: served.ServedModel) -> Prepared:
+    messages = _messages(req, model)
+    fmt = _response_format(req, model)
+    template = template_options(req, model)
+    plan = tools.plan(req.tools, req.tool_choice, req.parallel_tool_calls, model)
+    p = generation.params(req, model, fmt)
+    if fmt is not None:
+        if plan is not None and plan.enforced:
+            raise errors.BadRequestError(
+                "response_format: cannot be combined with tool_choice required or a named function "
+                "(the answer is the call)",
+                param="response_format",
+            )
+        messages = _schema_hint(messages, fmt)
+    if plan is not None:
+        template["tools"] = list(plan.tools)
+        if plan.enforced:
+            p = dataclasses.replace(
+                p, tool_call=plan.grammar(), set_by={**p.set_by, "tool_call": "tool_choice"}
+            )
+    return Prepared(messages, p, template, plan)
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     req = http.parse(openai.ChatCompletionRequest, await http.read_json(request))
     model = http.lookup(request, req.model, "chat")
-    messages = _messages(req, model)
-    fmt = _response_format(req, model)
-    template = template_options(req, model)
-    p = generation.params(req, model, fmt)
-    if fmt is not None:
-        messages = _schema_hint(messages, fmt)
+    prep = prepare(req, model)
+    messages, p, template, plan = prep.messages, prep.params, prep.template, prep.plan
     ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
 
     def chunk(delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
@@ -147,10 +186,22 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
     if req.stream:
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
+        splitter = toolcalls.StreamSplitter(plan) if plan is not None and plan.parses else None
+
+        def content(text: str) -> dict[str, Any] | None:
+            text = splitter.feed(text) if splitter is not None else text
+            return chunk({"content": text}, None) if text else None
+
+        def end(gen: protocols.ChatGeneration) -> list[dict[str, Any]]:
+            rest, calls = splitter.finish() if splitter is not None else ("", [])
+            events = [chunk({"content": rest}, None)] if rest else []
+            events += [chunk({"tool_calls": d}, None) for d in tools.deltas(calls)]
+            return [*events, chunk({}, _finish_reason(gen, bool(calls)))]
+
         chunks = generation.Chunks(
             start=lambda: chunk({"role": "assistant", "content": ""}, None),
-            content=lambda text: chunk({"content": text}, None),
-            end=lambda reason: chunk({}, "length" if reason == "length" else "stop"),
+            content=content,
+            end=end,
             usage=lambda u: {**chunk({}, None), "choices": [], "usage": u.model_dump()},
         )
         return await generation.stream(
@@ -158,6 +209,10 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         )
 
     gen = await generation.run(request, model, "generate", messages, p, template)
+    text, calls = tools.calls_of(plan, gen.text)
+    message: dict[str, Any] = {"role": "assistant", "content": text}
+    if calls:
+        message["tool_calls"] = [tools.as_openai(c) for c in calls]
     return http.json_response(
         {
             "id": ident,
@@ -167,9 +222,9 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": gen.text},
+                    "message": message,
                     "logprobs": None,
-                    "finish_reason": _finish_reason(gen),
+                    "finish_reason": _finish_reason(gen, bool(calls)),
                 }
             ],
             "usage": _usage(gen),
@@ -203,7 +258,7 @@ async def completions(request: web.Request) -> web.StreamResponse:
         chunks = generation.Chunks(
             start=lambda: chunk(echo, None) if echo else None,
             content=lambda text: chunk(text, None),
-            end=lambda reason: chunk("", "length" if reason == "length" else "stop"),
+            end=lambda gen: chunk("", _finish_reason(gen)),
             usage=lambda u: {**chunk("", None), "choices": [], "usage": u.model_dump()},
         )
         return await generation.stream(request, model, "complete", prompts[0], p, chunks, include_usage)

@@ -119,14 +119,27 @@ def _cancelled(gen: protocols.ChatGeneration) -> protocols.ChatGeneration:
     return dataclasses.replace(gen, finish_reason="cancelled")
 
 
+Events = dict[str, Any] | list[dict[str, Any]] | None
+"""What a :class:`Chunks` callback returns: one event, several, or none."""
+
+
 @dataclasses.dataclass
 class Chunks:
-    """How one endpoint shapes its stream events."""
+    """How one endpoint shapes its stream events. ``content`` gets each new piece of text
+    (it may hold it back: tool calls), ``end`` the whole generation. ``encode`` writes one
+    event (``data: ...`` by default) and ``done`` says whether ``data: [DONE]`` ends the
+    stream (the Responses API sends none)."""
 
-    start: Callable[[], dict[str, Any] | None]
-    content: Callable[[str], dict[str, Any]]
-    end: Callable[[str], dict[str, Any]]
-    usage: Callable[[openai.Usage], dict[str, Any]]
+    start: Callable[[], Events]
+    content: Callable[[str], Events]
+    end: Callable[[protocols.ChatGeneration], Events]
+    usage: Callable[[openai.Usage], Events]
+    encode: Callable[[dict[str, Any]], bytes] = http.sse
+    done: bool = True
+
+    async def write(self, response: web.StreamResponse, events: Events) -> None:
+        for event in [events] if isinstance(events, dict) else events or []:
+            await response.write(self.encode(event))
 
 
 async def stream(
@@ -173,12 +186,10 @@ async def stream(
                     prepared = True
                     metrics.ttft.labels(model.name).observe(time.monotonic() - began)
                     await response.prepare(request)
-                    opening = chunks.start()
-                    if opening is not None:
-                        await response.write(http.sse(opening))
+                    await chunks.write(response, chunks.start())
                 if http.client_gone(request):
                     raise ConnectionResetError("client went away")
-                await response.write(http.sse(chunks.content(item)))
+                await chunks.write(response, chunks.content(item))
             gen = _result(future, p)  # a handler error before any token: JSON error
         except BaseException as exc:
             await _finish(future, cancel)
@@ -193,21 +204,20 @@ async def stream(
     try:
         if not prepared:
             await response.prepare(request)
-            opening = chunks.start()
-            if opening is not None:
-                await response.write(http.sse(opening))
+            await chunks.write(response, chunks.start())
         if gen.text and not invoke.accepts(method, "on_token"):
             # a handler that cannot stream: its whole answer is one chunk
-            await response.write(http.sse(chunks.content(gen.text)))
-        await response.write(http.sse(chunks.end(gen.finish_reason)))
+            await chunks.write(response, chunks.content(gen.text))
+        await chunks.write(response, chunks.end(gen))
         if include_usage:
             usage = openai.Usage(
                 prompt_tokens=gen.prompt_tokens,
                 completion_tokens=gen.completion_tokens,
                 total_tokens=gen.prompt_tokens + gen.completion_tokens,
             )
-            await response.write(http.sse(chunks.usage(usage)))
-        await response.write(http.sse("[DONE]"))
+            await chunks.write(response, chunks.usage(usage))
+        if chunks.done:
+            await response.write(http.sse("[DONE]"))
         await response.write_eof()
     except ConnectionResetError:
         pass
