@@ -184,7 +184,7 @@ def plan(tools: Sequence[Any] | None, choice: Any, parallel: bool | None, fmt: s
     is not one of the four forms or names a function that is not among the tools."""
     if not tools:
         if choice not in (None, "none", "auto"):
-            raise _bad("tool_choice needs tools", "tool_choice")
+            raise _bad(f"{choice!r} needs tools, and the request has none", "tool_choice")
         return None
     checked = check_tools(tools)
     named = None

@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+import pydantic
 from aiohttp import web
 
 from modelyard.api import openai
@@ -142,16 +143,18 @@ def _chat_request(req: openai.ResponsesRequest) -> openai.ChatCompletionRequest:
     body.update({k: extra[k] for k in _SAMPLING_EXTRAS if k in extra})
     try:
         return openai.ChatCompletionRequest.model_validate({k: v for k, v in body.items() if v is not None})
-    except Exception as exc:  # pydantic: a field this module built from the request's
-        raise errors.BadRequestError(f"input: {exc}", param="input") from exc
+    except pydantic.ValidationError as exc:  # a field this module built from the request's
+        raise _renamed(http.validation_error(exc)) from None
 
 
 def _renamed(exc: errors.RuntimeServingError) -> errors.RuntimeServingError:
-    """A chat error's field as the Responses request names it."""
+    """A chat error's field as the Responses request names it (a message's index counts the
+    system message ``instructions`` makes)."""
     param = exc.param or ""
     new = param.replace(".function.", ".") if param.startswith("tools[") else param
     new = new.replace("response_format.json_schema", "text.format").replace("response_format", "text.format")
     new = new.replace("max_tokens", "max_output_tokens")
+    new = "input" + new.removeprefix("messages") if new.startswith("messages") else new
     if new != param:
         exc.message, exc.param = exc.message.replace(param, new), new
     return exc

@@ -18,14 +18,16 @@ from modelyard.runtime import errors, served, toolcalls
 def plan(
     tools: Sequence[Any] | None, choice: Any, parallel: bool | None, model: served.ServedModel
 ) -> toolcalls.Plan | None:
-    """The request's tool plan; a 400 naming ``tools`` when the model cannot call tools."""
+    """The request's tool plan: the tools checked first (a 400 naming the bad field), then a
+    400 naming ``tools`` when the model cannot call tools."""
     fmt = getattr(model.handler, "tool_format", None)
-    if tools and fmt is None:
+    checked = toolcalls.plan(tools, choice, parallel, fmt or "hermes")
+    if checked is not None and fmt is None:
         why = getattr(model.handler, "tools_unsupported", None) or "its handler does not serve tools"
         raise errors.UnsupportedError(
             f"tools: the model {model.name!r} cannot call tools: {why}", param="tools"
         )
-    return toolcalls.plan(tools, choice, parallel, fmt or "hermes")
+    return checked
 
 
 def history(message: openai.ChatMessage, i: int) -> dict[str, Any]:
