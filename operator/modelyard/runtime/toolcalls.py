@@ -168,11 +168,12 @@ def check_tools(tools: Sequence[Any]) -> tuple[dict[str, Any], ...]:
             where = f"tools[{i}].function.parameters"
             if not isinstance(params, Mapping):
                 raise _bad("a JSON schema object is required", where)
+            params = dict(params)
             try:
                 jsonschema.validators.validator_for(params).check_schema(params)
             except jsonschema.SchemaError as exc:
                 raise _bad(f"not a valid JSON schema: {exc.message}", where) from exc
-        function = {"name": name, "parameters": dict(params) if params is not None else None}
+        function = {"name": name, "parameters": params}
         if isinstance(fn.get("description"), str):
             function["description"] = fn["description"]
         out.append({"type": "function", "function": {k: v for k, v in function.items() if v is not None}})
