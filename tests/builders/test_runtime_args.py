@@ -87,3 +87,11 @@ def test_a_fine_tuned_entry_runs_its_base_with_the_adapter_under_the_served_name
     assert args[:6] == ["--model", "/models/llama", "--served-name", "llama", "--engine", "transformers"]
     assert args[args.index("--lora") : args.index("--lora") + 2] == ["--lora", "tuned=/out/tuned"]
     assert args.count("--lora") == 1
+
+
+def test_the_entry_s_tool_call_parser_reaches_the_runtime_for_both_engines() -> None:
+    e = entry(runtime={"engine": "vllm", "toolCallParser": "llama3_json"})
+    for engine in ("vllm", "transformers"):
+        args = _args(e, endpoint(), engine)
+        assert args[args.index("--tool-call-parser") + 1] == "llama3_json"
+    assert "--tool-call-parser" not in _args(entry(runtime={"engine": "vllm"}), endpoint(), "vllm")

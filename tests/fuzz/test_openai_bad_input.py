@@ -330,3 +330,30 @@ def test_a_v1_path_the_gateway_does_not_know_is_relayed_or_404_never_5xx(
         assert r.status_code == 404, (path, r.status_code, r.text[:300])
         error = error_of(r)
         assert error["code"] == "unknown_path" and f"/v1/{path}" in error["message"], error
+
+
+@pytest.mark.parametrize(
+    ("extra", "param"),
+    [
+        ({"tools": [{"type": "web_search"}]}, "tools[0].type"),
+        (
+            {"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": 12}}}]},
+            "tools[0].function.parameters",
+        ),
+        (
+            {"tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": "sometimes"},
+            "tool_choice",
+        ),
+        ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),  # no tool template
+        ({"tool_choice": "required"}, "tool_choice"),
+    ],
+)
+def test_bad_tools_are_a_400_naming_the_field_at_both(
+    servers: Servers, extra: dict[str, Any], param: str
+) -> None:
+    raw = json.dumps({**valid_body(servers, "/v1/chat/completions"), **extra}).encode()
+    for base in (servers.runtime, servers.gateway):
+        r = post(base + "/v1/chat/completions", raw)
+        assert r.status_code == 400, (base, r.status_code, r.text[:300])
+        error = error_of(r)
+        assert error["param"] == param and param in error["message"], error

@@ -108,6 +108,10 @@ class ChatMessage(OpenAIModel):
     role: Literal["system", "user", "assistant", "tool", "developer"]
     content: str | list[dict[str, Any]] | None = None
     name: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    """An assistant turn's calls: ``{"id", "type": "function", "function": {"name", "arguments"}}``."""
+    tool_call_id: str | None = None
+    """A ``tool`` message: the call it answers."""
 
 
 class StreamOptions(OpenAIModel):
@@ -136,6 +140,11 @@ class ChatCompletionRequest(OpenAIModel):
     top_logprobs: int | None = pydantic.Field(default=None, ge=0, le=MAX_TOP_LOGPROBS, strict=True)
     """Most likely alternatives per token; needs ``logprobs: true``."""
     response_format: ResponseFormat | None = None
+    tools: list[dict[str, Any]] | None = None
+    """Function tools (checked by the runtime: a 400 naming ``tools[i]...``)."""
+    tool_choice: str | dict[str, Any] | None = None
+    """``auto``, ``none``, ``required`` or ``{"type": "function", "function": {"name": ...}}``."""
+    parallel_tool_calls: bool | None = None
     user: str | None = None
     add_generation_prompt: bool = True
     """vLLM's extension: open an assistant turn after the messages (the usual chat)."""
@@ -158,6 +167,24 @@ class CompletionRequest(OpenAIModel):
     n: int = pydantic.Field(default=1, ge=1, strict=True)
     logprobs: int | None = pydantic.Field(default=None, ge=0, le=MAX_COMPLETION_LOGPROBS, strict=True)
     """The legacy shape: the chosen token's logprob and this many alternatives per token."""
+
+
+class ResponsesRequest(OpenAIModel):
+    """``POST /v1/responses``: the fields the runtime reads (others are kept and ignored)."""
+
+    model: str = pydantic.Field(min_length=1)
+    input: str | list[dict[str, Any]]
+    instructions: str | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    stream: bool = False
+    max_output_tokens: int | None = pydantic.Field(default=None, ge=1)
+    temperature: float | None = pydantic.Field(default=None, ge=0, le=2)
+    top_p: float | None = pydantic.Field(default=None, gt=0, le=1)
+    previous_response_id: str | None = None
+    store: bool | None = None
+    metadata: dict[str, Any] | None = None
 
 
 class EmbeddingRequest(OpenAIModel):

@@ -101,6 +101,8 @@ def runtime_args(
         args += ["--handler", runtime.handler]
     if runtime is not None and runtime.pooling:
         args += ["--pooling", runtime.pooling]
+    if runtime is not None and runtime.tool_call_parser:
+        args += ["--tool-call-parser", runtime.tool_call_parser]
     generation = entry.spec.generation_defaults
     if generation is not None:
         for name, value in (

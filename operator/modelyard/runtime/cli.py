@@ -121,6 +121,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="how often --adapters-file is read again",
     )
     parser.add_argument("--pooling", choices=_POOLINGS, help="embedding pooling")
+    parser.add_argument(
+        "--tool-call-parser",
+        metavar="NAME",
+        help="how the model writes function calls (vllm: any of its parsers, with auto tool choice; "
+        "transformers: hermes or llama3_json; default: read from the chat template)",
+    )
     parser.add_argument("--temperature", type=float, metavar="F", help="default temperature")
     parser.add_argument("--top-p", type=float, metavar="F", help="default top_p")
     parser.add_argument("--max-tokens", type=int, metavar="N", help="default max_tokens")
@@ -221,6 +227,7 @@ def _specs(args: argparse.Namespace) -> list[options.ModelSpec]:
             pooling=getattr(args, "pooling", None),
             dtype=getattr(args, "dtype", None),
             max_model_len=getattr(args, "max_model_len", None),
+            tool_call_parser=getattr(args, "tool_call_parser", None),
             generation=generation,
         )
         specs.append(spec)
@@ -261,6 +268,7 @@ def _vllm(args: argparse.Namespace, spec: options.ModelSpec) -> int:
         max_loras=args.max_adapters,
         max_lora_rank=args.max_lora_rank,
         pooling=spec.pooling,
+        tool_call_parser=spec.tool_call_parser,
         generation=spec.generation,
         engine_args=tuple(args.engine_arg),
     )

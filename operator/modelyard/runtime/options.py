@@ -51,6 +51,8 @@ class ModelSpec:
     max_model_len: int | None = None
     generation: GenerationDefaults = dataclasses.field(default_factory=GenerationDefaults)
     supports_structured_outputs: bool | None = None
+    tool_call_parser: str | None = None
+    """How the model writes function calls (the entry's ``runtime.toolCallParser``)."""
 
 
 @dataclasses.dataclass(frozen=True)

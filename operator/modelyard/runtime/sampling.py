@@ -52,6 +52,9 @@ class SamplingParams:
     """None: no logprobs; k: each token's logprob and its step's k most likely alternatives."""
     n: int = 1
     """Choices to generate for the request (each its own sequence)."""
+    tool_call: Mapping[str, Any] | None = None
+    """The one function call the answer must be (``tool_choice`` required or named): the
+    format and JSON schema of :meth:`modelyard.runtime.toolcalls.Plan.grammar`."""
     set_by: Mapping[str, str] = dataclasses.field(default_factory=dict)
     """For each field the client set explicitly, the request field that set it
     (``max_tokens`` may come from ``max_completion_tokens``, ``min_tokens`` from ``ignore_eos``);

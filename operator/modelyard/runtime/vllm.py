@@ -44,6 +44,8 @@ class VllmOptions:
     max_loras: int | None = None
     max_lora_rank: int | None = None
     pooling: options.Pooling | None = None
+    tool_call_parser: str | None = None
+    """vLLM's ``--tool-call-parser`` (with ``--enable-auto-tool-choice``): tools served."""
     generation: options.GenerationDefaults = dataclasses.field(default_factory=options.GenerationDefaults)
     engine_args: tuple[tuple[str, str | None], ...] = ()
     """(key, value) pairs passed as ``--key value``; value None passes ``--key`` alone."""
@@ -94,6 +96,8 @@ def build_vllm_args(o: VllmOptions) -> list[str]:
         if o.pooling not in _POOLING:
             raise errors.LoadError(f"vLLM has no {o.pooling!r} pooling; use one of {', '.join(_POOLING)}")
         args += ["--pooler-config", json.dumps({"pooling_type": _POOLING[o.pooling]}, separators=(",", ":"))]
+    if o.tool_call_parser:
+        args += ["--enable-auto-tool-choice", "--tool-call-parser", o.tool_call_parser]
     generation = {
         key: value
         for key, value in (

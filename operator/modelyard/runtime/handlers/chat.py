@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from modelyard.api import openai
-from modelyard.runtime import errors, protocols, sampling
+from modelyard.runtime import errors, protocols, sampling, toolcalls
 from modelyard.runtime.handlers import batchgen, batchrow, common, peftlora, prefixcache, structured
 
 _FALLBACK_TEMPLATE = (
@@ -67,6 +67,11 @@ class TextChatModel:
         )
         self._text_of = common.text_decoder(self.tokenizer)
         self._token_texts: dict[int, str] = {}
+        self.tool_format, self.tools_unsupported = toolcalls.detect(
+            getattr(self.tokenizer, "chat_template", None), kwargs.get("tool_call_parser")
+        )
+        """How this model writes function calls (:mod:`modelyard.runtime.toolcalls`), or None
+        and why it cannot (a request with ``tools`` gets a 400 saying so)."""
         config_len = getattr(self.model.config, "max_position_embeddings", None)
         self.max_model_len: int | None = options.max_model_len or config_len
         self._grammars: structured.Grammars | None = None
@@ -105,14 +110,17 @@ class TextChatModel:
         messages: Sequence[dict[str, Any]],
         add_generation_prompt: bool = True,
         continue_final_message: bool = False,
+        tools: Sequence[dict[str, Any]] | None = None,
     ) -> str:
         template = None if getattr(self.tokenizer, "chat_template", None) else _FALLBACK_TEMPLATE
+        extra: dict[str, Any] = {"tools": list(tools)} if tools else {}
         text = str(
             self.tokenizer.apply_chat_template(
                 list(messages),
                 tokenize=False,
                 add_generation_prompt=add_generation_prompt and not continue_final_message,
                 chat_template=template,
+                **extra,
             )
         )
         return _open_final(text, messages[-1]) if continue_final_message else text
@@ -137,11 +145,13 @@ class TextChatModel:
         add_generation_prompt: bool = True,
         continue_final_message: bool = False,
         adapter: str | None = None,
+        tools: Sequence[dict[str, Any]] | None = None,
     ) -> protocols.ChatGeneration | list[protocols.ChatGeneration]:
         """``continue_final_message``: the last message is an assistant turn that the answer
         continues (vLLM's switch; the template is rendered without closing it). ``adapter``: a
-        loaded adapter's key (None: the base model)."""
-        text = self._chat_text(messages, add_generation_prompt, continue_final_message)
+        loaded adapter's key (None: the base model). ``tools``: the request's function tools,
+        rendered by the chat template."""
+        text = self._chat_text(messages, add_generation_prompt, continue_final_message, tools)
         input_ids = self._encode(text, special=False)
         return self._run(
             input_ids, sampling_params, cancel_event, on_token, param="messages", adapter=adapter
@@ -210,11 +220,7 @@ class TextChatModel:
                 sampling=_choice(params, i),
                 cancel_event=cancel_event,
                 on_token=on_token,
-                processor=(
-                    None
-                    if params.response_format is None
-                    else self._structured().processor(params.response_format)
-                ),
+                processor=self._processor(params),
                 index=i,
                 token_text=None if params.logprobs is None else self._token_text,
                 adapter=adapter,
@@ -223,6 +229,15 @@ class TextChatModel:
         ]
         results = self.engine.run_many(seqs)
         return results[0] if params.n == 1 else results
+
+    def _processor(self, params: sampling.SamplingParams) -> structured.GrammarProcessor | None:
+        """The grammar one sequence decodes under: a forced tool call's, the response format's,
+        or none."""
+        if params.tool_call is not None:
+            return self._structured().tool_processor(params.tool_call)
+        if params.response_format is not None:
+            return self._structured().processor(params.response_format)
+        return None
 
     def _structured(self) -> structured.Grammars:
         with self._grammars_lock:  # made on first use: most deployments never ask for JSON

@@ -18,7 +18,17 @@ from aiohttp import web
 
 from modelyard.api import openai
 from modelyard.runtime import batching, errors, liveadapters, metrics, options, served
-from modelyard.runtime.serving import adapters, audio, chat, embeddings, http, keys, system, tokenpipe
+from modelyard.runtime.serving import (
+    adapters,
+    audio,
+    chat,
+    embeddings,
+    http,
+    keys,
+    responses,
+    system,
+    tokenpipe,
+)
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +154,7 @@ def create_app(
     r = app.router
     r.add_post("/v1/chat/completions", chat.chat_completions)
     r.add_post("/v1/completions", chat.completions)
+    r.add_post("/v1/responses", responses.create)
     r.add_post("/v1/embeddings", embeddings.embeddings)
     r.add_post("/v1/rerank", embeddings.rerank)
     r.add_post("/rerank", embeddings.rerank)

@@ -12,10 +12,16 @@ decodes under the schema's grammar, :mod:`modelyard.runtime.handlers.structured`
 ``n`` choices and ``logprobs`` go to handlers that support them (``--max-n`` bounds ``n``,
 :func:`modelyard.runtime.serving.generation.params`); each choice carries its ``index`` and its
 logprobs in the shape of its endpoint (:mod:`~modelyard.runtime.serving.choices`), streamed or not.
+
+``tools`` go to handlers with a ``tool_format`` (:mod:`tools`, :mod:`modelyard.runtime.toolcalls`):
+the template renders them, calls in the answer become ``message.tool_calls`` (streamed as
+``delta.tool_calls``) and ``finish_reason`` ``tool_calls``. :func:`prepare` is shared with the
+Responses API (:mod:`responses`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import uuid
@@ -25,8 +31,8 @@ import jsonschema
 from aiohttp import web
 
 from modelyard.api import openai
-from modelyard.runtime import errors, invoke, served
-from modelyard.runtime.serving import choices, generation, http
+from modelyard.runtime import errors, invoke, protocols, sampling, served, toolcalls
+from modelyard.runtime.serving import choices, generation, http, tools
 
 
 def _messages(req: openai.ChatCompletionRequest, model: served.ServedModel) -> list[dict[str, Any]]:
@@ -47,6 +53,7 @@ def _messages(req: openai.ChatCompletionRequest, model: served.ServedModel) -> l
         item: dict[str, Any] = {"role": role, "content": content or ""}
         if message.name:
             item["name"] = message.name
+        item.update(tools.history(message, i))
         out.append(item)
     return out
 
@@ -117,15 +124,59 @@ def _schema_hint(messages: list[dict[str, Any]], fmt: dict[str, Any]) -> list[di
     return [{"role": "system", "content": hint}, *messages]
 
 
-async def chat_completions(request: web.Request) -> web.StreamResponse:
-    req = http.parse(openai.ChatCompletionRequest, await http.read_json(request))
-    model = http.lookup(request, req.model, "chat")
+def _finish_reason(gen: protocols.ChatGeneration, calls: bool = False) -> str:
+    reason = choices.finish_reason(gen)
+    return "tool_calls" if calls and reason != "length" else reason
+
+
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+    """A chat request made ready to generate: the handler's messages and keywords."""
+
+    messages: list[dict[str, Any]]
+    params: sampling.SamplingParams
+    template: dict[str, Any]
+    """Keywords of the handler's ``generate`` beyond sampling (chat-template switches, tools)."""
+    plan: toolcalls.Plan | None
+
+
+def prepare(req: openai.ChatCompletionRequest, model: served.ServedModel) -> Prepared:
     messages = _messages(req, model)
     fmt = _response_format(req, model)
     template = template_options(req, model)
+    plan = tools.plan(req.tools, req.tool_choice, req.parallel_tool_calls, model)
     p = generation.params(req, model, fmt)
     if fmt is not None:
+        if plan is not None and plan.enforced:
+            raise errors.BadRequestError(
+                "response_format: cannot be combined with tool_choice required or a named function "
+                "(the answer is the call)",
+                param="response_format",
+            )
         messages = _schema_hint(messages, fmt)
+    if plan is not None:
+        if p.n > 1:
+            raise errors.BadRequestError("n: must be 1 when tools are given", param="n")
+        template["tools"] = list(plan.tools)
+        if plan.enforced:
+            p = dataclasses.replace(
+                p, tool_call=plan.grammar(), set_by={**p.set_by, "tool_call": "tool_choice"}
+            )
+    return Prepared(messages, p, template, plan)
+
+
+def _message(text: str | None, calls: list[toolcalls.Call]) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": text}
+    if calls:
+        message["tool_calls"] = [tools.as_openai(c) for c in calls]
+    return message
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    req = http.parse(openai.ChatCompletionRequest, await http.read_json(request))
+    model = http.lookup(request, req.model, "chat")
+    prep = prepare(req, model)
+    messages, p, template, plan = prep.messages, prep.params, prep.template, prep.plan
     ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
 
     def chunk(
@@ -142,10 +193,24 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
     if req.stream:
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
+        splitter = toolcalls.StreamSplitter(plan) if plan is not None and plan.parses else None
+
+        def content(text: str, index: int, logprobs: choices.Logprobs) -> dict[str, Any] | None:
+            if splitter is None:
+                return chunk({"content": text}, None, index, logprobs)
+            text = splitter.feed(text)  # tools: one choice (n is 1)
+            return chunk({"content": text}, None, index, logprobs) if text else None
+
+        def end(gen: protocols.ChatGeneration) -> list[dict[str, Any]]:
+            rest, calls = splitter.finish() if splitter is not None else ("", [])
+            events = [chunk({"content": rest}, None, gen.index)] if rest else []
+            events += [chunk({"tool_calls": d}, None, gen.index) for d in tools.deltas(calls)]
+            return [*events, chunk({}, _finish_reason(gen, bool(calls)), gen.index)]
+
         chunks = generation.Chunks(
             start=lambda n: [chunk({"role": "assistant", "content": ""}, None, i) for i in range(n)],
-            content=lambda text, index, logprobs: chunk({"content": text}, None, index, logprobs),
-            end=lambda gen: chunk({}, choices.finish_reason(gen), gen.index),
+            content=content,
+            end=end,
             usage=lambda u: {**chunk({}, None), "choices": [], "usage": u.model_dump()},
         )
         return await generation.stream(
@@ -153,6 +218,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         )
 
     gens = await generation.run(request, model, "generate", messages, p, template)
+    answers = [(gen, *tools.calls_of(plan, gen.text)) for gen in gens]
     return http.json_response(
         {
             "id": ident,
@@ -162,11 +228,11 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             "choices": [
                 {
                     "index": gen.index,
-                    "message": {"role": "assistant", "content": gen.text},
+                    "message": _message(text, calls),
                     "logprobs": choices.chat(gen.logprobs),
-                    "finish_reason": choices.finish_reason(gen),
+                    "finish_reason": _finish_reason(gen, bool(calls)),
                 }
-                for gen in gens
+                for gen, text, calls in answers
             ],
             "usage": generation.usage(gens).model_dump(),
         }

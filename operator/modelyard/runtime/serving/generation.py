@@ -156,21 +156,38 @@ def _cancelled(gens: list[protocols.ChatGeneration]) -> list[protocols.ChatGener
     return [dataclasses.replace(gen, finish_reason="cancelled") for gen in gens]
 
 
+Events = dict[str, Any] | list[dict[str, Any]] | None
+"""What a :class:`Chunks` callback returns: one event, several, or none."""
+
+
 @dataclasses.dataclass
 class Chunks:
     """How one endpoint shapes its stream events: the opening ones (for ``n`` choices), a
-    piece of one choice (its text, index and logprobs), a choice's end, the usage."""
+    piece of one choice (its text, index and logprobs; it may hold text back: tool calls), a
+    choice's end (the whole generation), the usage. Each returns one event, several or none.
+    ``encode`` writes one event (``data: ...`` by default) and ``done`` says whether
+    ``data: [DONE]`` ends the stream (the Responses API sends none)."""
 
-    start: Callable[[int], list[dict[str, Any]]]
-    content: Callable[[str, int, tuple[protocols.TokenLogprob, ...] | None], dict[str, Any]]
-    end: Callable[[protocols.ChatGeneration], dict[str, Any]]
-    usage: Callable[[openai.Usage], dict[str, Any]]
+    start: Callable[[int], Events]
+    content: Callable[[str, int, tuple[protocols.TokenLogprob, ...] | None], Events]
+    end: Callable[[protocols.ChatGeneration], Events]
+    usage: Callable[[openai.Usage], Events]
+    encode: Callable[[dict[str, Any]], bytes] = http.sse
+    done: bool = True
+
+    def bytes_of(self, events: Events) -> bytes:
+        return b"".join(self.encode(e) for e in ([events] if isinstance(events, dict) else events or []))
+
+    async def write(self, response: web.StreamResponse, events: Events) -> None:
+        data = self.bytes_of(events)
+        if data:
+            await response.write(data)
 
     def pieces(self, items: list[Item]) -> bytes:
         """Events for ``items``: text alone (one choice, no logprobs) joined into one; pieces
         merged per choice, in the order the choices first appear."""
         if all(isinstance(item, str) for item in items):
-            return http.sse(self.content("".join(items), 0, None))  # type: ignore[arg-type]
+            return self.bytes_of(self.content("".join(items), 0, None))  # type: ignore[arg-type]
         merged: dict[int, tuple[str, list[protocols.TokenLogprob] | None]] = {}
         for item in items:
             piece = item if isinstance(item, protocols.Piece) else protocols.Piece(0, item)
@@ -179,12 +196,9 @@ class Chunks:
                 logprobs = [*(logprobs or []), *piece.logprobs]
             merged[piece.index] = (text + piece.text, logprobs)
         return b"".join(
-            http.sse(self.content(text, index, None if lp is None else tuple(lp)))
+            self.bytes_of(self.content(text, index, None if lp is None else tuple(lp)))
             for index, (text, lp) in merged.items()
         )
-
-    def opening(self, n: int) -> bytes:
-        return b"".join(http.sse(event) for event in self.start(n))
 
 
 async def stream(
@@ -236,10 +250,12 @@ async def stream(
                     prepared = True
                     metrics.ttft.labels(model.name).observe(time.monotonic() - began)
                     await response.prepare(request)
-                    await response.write(chunks.opening(p.n))
+                    await chunks.write(response, chunks.start(p.n))
                 if http.client_gone(request):
                     raise ConnectionResetError("client went away")
-                await response.write(chunks.pieces([item, *rest]))
+                data = chunks.pieces([item, *rest])
+                if data:
+                    await response.write(data)
             gens = _result(future, p)  # a handler error before any token: JSON error
         except BaseException as exc:
             await _finish(future, cancel)
@@ -254,16 +270,18 @@ async def stream(
     try:
         if not prepared:
             await response.prepare(request)
-            await response.write(chunks.opening(p.n))
+            await chunks.write(response, chunks.start(p.n))
         if not invoke.accepts(method, "on_token"):
             # a handler that cannot stream: its whole answer is one chunk
             for gen in gens:
                 if gen.text:
-                    await response.write(http.sse(chunks.content(gen.text, gen.index, None)))
-        await response.write(b"".join(http.sse(chunks.end(gen)) for gen in gens))
+                    await chunks.write(response, chunks.content(gen.text, gen.index, None))
+        for gen in gens:
+            await chunks.write(response, chunks.end(gen))
         if include_usage:
-            await response.write(http.sse(chunks.usage(usage(gens))))
-        await response.write(http.sse("[DONE]"))
+            await chunks.write(response, chunks.usage(usage(gens)))
+        if chunks.done:
+            await response.write(http.sse("[DONE]"))
         await response.write_eof()
     except ConnectionResetError:
         pass
