@@ -224,7 +224,7 @@ class Proxy:
                 return result
             limit = self.settings.max_response_bytes
             response = await upstream.send(
-                self.session, target, ex.suffix, payload, headers, self.settings.first_byte_timeout, limit
+                self.session, target, ex.suffix, payload, headers, self.settings.attempt_timeout, limit
             )
             self.metrics.child(self.metrics.first_byte, ex.body.model, endpoint.name).observe(
                 loop.time() - sent

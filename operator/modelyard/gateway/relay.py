@@ -31,7 +31,7 @@ async def open_stream(
     config: settings.Settings,
 ) -> tuple[aiohttp.ClientResponse, bytes, sse.EventSplitter | None]:
     """Send, then read up to the first complete event (or the whole answer if not SSE)."""
-    timeout = config.first_byte_timeout
+    timeout = config.attempt_timeout  # None: the request's own timeout bounds the attempt
     response = await upstream.send(
         session, target, suffix, payload, headers, timeout, config.max_response_bytes
     )
@@ -39,7 +39,7 @@ async def open_stream(
         return response, b"", None
     splitter = sse.EventSplitter(config.max_event_bytes)
     try:
-        async with asyncio.timeout(timeout):
+        async with upstream.within(timeout):
             while True:
                 chunk = await response.content.readany()
                 if not chunk:
@@ -49,7 +49,7 @@ async def open_stream(
                     return response, events, splitter
     except TimeoutError:
         response.close()
-        raise upstream.AttemptFailed("timeout", f"no first event within {timeout:g}s", 504) from None
+        raise upstream.AttemptFailed("timeout", f"no first event{upstream.seconds(timeout)}", 504) from None
     except aiohttp.ClientError as exc:
         response.close()
         raise upstream.AttemptFailed("read", f"the stream broke off ({type(exc).__name__})") from None

@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import msgspec
+
 from modelyard.api import openai
 
 KEEPALIVE = b": keepalive\n\n"
@@ -88,6 +90,16 @@ def error_event(status: int, message: str, code: str | None = None) -> bytes:
     return b"data: " + json.dumps(body).encode() + b"\n\n" + DONE
 
 
+class _Usage(msgspec.Struct):
+    """An event's ``usage`` (any other field is skipped, not decoded)."""
+
+    usage: Any = None
+
+
+_USAGE = msgspec.json.Decoder(_Usage)
+_JSON = json.JSONDecoder()
+
+
 def find_usage(events: bytes) -> dict[str, Any] | None:
     """The ``usage`` object of the last event in ``events`` that has a non-null one."""
     index = events.rfind(b'"usage"')
@@ -96,11 +108,10 @@ def find_usage(events: bytes) -> dict[str, Any] | None:
         end = events.find(b"\n", index)
         if start != -1:
             try:
-                event = json.loads(events[start + 5 : end if end != -1 else None])
-            except ValueError:
-                event = None
-            if isinstance(event, dict) and isinstance(event.get("usage"), dict):
-                usage: dict[str, Any] = event["usage"]
+                usage = _USAGE.decode(events[start + 5 : end if end != -1 else None]).usage
+            except msgspec.DecodeError:  # not JSON, or not an object
+                usage = None
+            if isinstance(usage, dict):
                 return usage
         index = events.rfind(b'"usage"', 0, max(start, 0))
     return None
@@ -133,7 +144,7 @@ def find_json_usage(body: bytes) -> dict[str, Any] | None:
     if start == -1:
         return None
     try:
-        usage, _ = json.JSONDecoder().raw_decode(body[start:].decode(errors="replace"))
+        usage, _ = _JSON.raw_decode(body[start:].decode(errors="replace"))
     except ValueError:
         return None
     return usage if isinstance(usage, dict) else None
