@@ -33,7 +33,9 @@ server):
 * vllm-router: ``--policy round_robin`` over two worker URLs, Prometheus metrics on a port of
   its own, its default retries and circuit breaker; it has no client authentication (its
   ``--api-key`` is the key it sends to workers) and no weights;
-* LiteLLM: master-key auth, two deployments weighted 3:1 (``simple-shuffle``), no database.
+* LiteLLM: master-key auth, two deployments weighted 3:1 (``simple-shuffle``), no database;
+* aiohttp-bare (only when named in ``--targets``): ``bare_aiohttp_proxy.py``, aiohttp's server
+  and client with nothing else, the floor of any gateway built on them.
 
 The last line printed is a JSON summary: the results, each target's version, features and
 load averages, the throughput ratios, and why an absent peer is absent.
@@ -162,6 +164,13 @@ def _litellm(binary: str, port: int, upstream: str, tmp: Path) -> Target:
     return Target("litellm", _chat_url(port), command, _package_version(binary, "litellm"), features)
 
 
+def _bare(port: int, upstream: str) -> Target:
+    command = [sys.executable, str(HERE / "bare_aiohttp_proxy.py"), "--port", str(port),
+               "--upstream", upstream]  # fmt: skip
+    features = "none: aiohttp's server and client relaying bytes (a reference floor)"
+    return Target("aiohttp-bare", _chat_url(port), command, "bare_aiohttp_proxy.py", features)
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -221,7 +230,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64, help="wrk connections at saturation")
     parser.add_argument("--repeat", type=int, default=3, help="latency runs per case; the median is reported")
     parser.add_argument("--targets", default="direct,modelyard,vllm-router,litellm",
-                        help="comma-separated subset ('modelyard': every --modelyard label)")  # fmt: skip
+                        help="comma-separated subset ('modelyard': every --modelyard label; "
+                        "add 'aiohttp-bare' for the bare aiohttp proxy)")  # fmt: skip
     parser.add_argument("--proxy-core", default="0")
     parser.add_argument("--load-core", default="1")
     args = parser.parse_args()
@@ -249,6 +259,8 @@ def main() -> None:
     litellm, absent["litellm"] = _peer(args.litellm, args.peers_dir, "litellm-venv", "litellm")
     if litellm and "litellm" in wanted:
         targets.append(_litellm(litellm, _free_port(), upstream, tmp))
+    if "aiohttp-bare" in wanted:
+        targets.append(_bare(_free_port(), upstream))
     absent = {name: why for name, why in absent.items() if why and name in wanted}
     for name, why in absent.items():
         print(f"{name}: left out, {why}", flush=True)
@@ -360,7 +372,7 @@ def _report(
     print(f"load average (1, 5, 15 min) at the start and after each round: {loads}")
     ratios: dict[str, dict[str, float | None]] = {}
     for mine in (name for name in ours if name in results):
-        for peer in (name for name in ("vllm-router", "litellm") if name in results):
+        for peer in (name for name in ("vllm-router", "litellm", "aiohttp-bare") if name in results):
             # None: the peer completed no request within a saturation run
             ratio = {
                 kind: results[mine][kind]["rps"] / results[peer][kind]["rps"]
