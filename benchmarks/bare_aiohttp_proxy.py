@@ -60,6 +60,7 @@ def main() -> None:
     app[UPSTREAM] = args.upstream.rstrip("/")
     app.cleanup_ctx.append(_session)
     app.router.add_post("/v1/{path:.+}", _forward)
+    loop: asyncio.AbstractEventLoop
     try:
         import uvloop
 

@@ -411,8 +411,8 @@ def _report(
             print(f"throughput {mine} / {peer}: {shown['plain']} plain, {shown['stream']} stream")
             # per core, from CPU time per request: theirs over ours
             for kind in list(ratio):
-                cpu = results[mine][kind].get("cpu_us"), results[peer][kind].get("cpu_us")
-                ratio[f"{kind}_per_cpu"] = cpu[1] / cpu[0] if cpu[0] and cpu[1] else None
+                own_cpu, peer_cpu = results[mine][kind].get("cpu_us"), results[peer][kind].get("cpu_us")
+                ratio[f"{kind}_per_cpu"] = peer_cpu / own_cpu if own_cpu and peer_cpu else None
             ratios[f"{mine}/{peer}"] = ratio
             per = {k: "n/a" if ratio[f"{k}_per_cpu"] is None else f"{ratio[f'{k}_per_cpu']:.3g}x"
                    for k in ("plain", "stream")}  # fmt: skip

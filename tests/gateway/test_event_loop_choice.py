@@ -107,9 +107,9 @@ def test_every_feature_stays_on_whatever_the_loop(tmp_path: Path, harness: Any, 
             anonymous.chat.completions.create(model="llama", messages=[{"role": "user", "content": "x"}])
         client = openai.OpenAI(base_url=f"{base}/v1", api_key="sk-alice", max_retries=0)
 
-        def ask(model: str) -> str | None:
+        def ask(model: str) -> str:
             reply = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "x"}])
-            return reply.choices[0].message.content
+            return str(reply.choices[0].message.content)
 
         assert sorted(ask("llama") for _ in range(8)) == ["hello from a"] * 6 + ["hello from b"] * 2
         assert [ask("flaky") for _ in range(4)] == ["hello from c"] * 4  # the broken pod retried past
