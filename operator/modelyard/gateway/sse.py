@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import msgspec
+
 from modelyard.api import openai
 
 KEEPALIVE = b": keepalive\n\n"
@@ -90,6 +92,18 @@ def error_event(status: int, message: str, code: str | None = None) -> bytes:
     return b"data: " + json.dumps(body).encode() + b"\n\n" + DONE
 
 
+class _Usage(msgspec.Struct):
+    """An event's ``usage``, or its ``response`` (a Responses API event, whose usage is inside
+    it); any other field is skipped, not decoded."""
+
+    usage: Any = None
+    response: Any = None
+
+
+_USAGE = msgspec.json.Decoder(_Usage)
+_JSON = json.JSONDecoder()
+
+
 def find_usage(events: bytes) -> dict[str, Any] | None:
     """The ``usage`` object of the last event in ``events`` that has a non-null one."""
     index = events.rfind(b'"usage"')
@@ -98,13 +112,14 @@ def find_usage(events: bytes) -> dict[str, Any] | None:
         end = events.find(b"\n", index)
         if start != -1:
             try:
-                event = json.loads(events[start + 5 : end if end != -1 else None])
-            except ValueError:
-                event = None
-            if isinstance(event, dict) and isinstance(event.get("response"), dict):
-                event = event["response"]  # a Responses API event
-            if isinstance(event, dict) and isinstance(event.get("usage"), dict):
-                return counted(event["usage"])
+                decoded = _USAGE.decode(events[start + 5 : end if end != -1 else None])
+            except msgspec.DecodeError:  # not JSON, or not an object
+                decoded = None
+            usage = None if decoded is None else decoded.usage
+            if decoded is not None and usage is None and isinstance(decoded.response, dict):
+                usage = decoded.response.get("usage")  # a Responses API event
+            if isinstance(usage, dict):
+                return counted(usage)
         index = events.rfind(b'"usage"', 0, max(start, 0))
     return None
 
@@ -136,7 +151,7 @@ def find_json_usage(body: bytes) -> dict[str, Any] | None:
     if start == -1:
         return None
     try:
-        usage, _ = json.JSONDecoder().raw_decode(body[start:].decode(errors="replace"))
+        usage, _ = _JSON.raw_decode(body[start:].decode(errors="replace"))
     except ValueError:
         return None
     return counted(usage) if isinstance(usage, dict) else None
