@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 import pydantic
 
-from modelyard.api import base, model_entry
+from modelyard.api import base, lora, model_entry
 
 EndpointPhase = Literal["Pending", "Progressing", "Ready", "Degraded", "Failed"]
 
@@ -40,8 +40,9 @@ class ModelCache(base.ApiModel):
     """Sub-directory inside the claim."""
 
 
-DEFAULT_MAX_ADAPTERS = 8
-"""Adapters one runtime pod holds at once when ``spec.maxAdapters`` is unset."""
+DEFAULT_MAX_ADAPTERS = lora.DEFAULT_MAX_ADAPTERS
+"""Adapters one runtime pod holds at once when ``spec.maxAdapters`` is unset (the runtime's
+``--max-adapters`` default)."""
 
 
 class LoraAdapter(base.ApiModel):

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from modelyard import api
-from modelyard.api import wire
+from modelyard.api import lora, wire
 from modelyard.builders import adapters, inference_pool, labels, runtime_args, security, settings
 
 TERMINATION_GRACE_SECONDS = wire.PRESTOP_SECONDS + wire.DRAIN_SECONDS + 5
@@ -42,7 +42,7 @@ def _env(endpoint: api.ModelEndpoint, cfg: settings.Settings, engine: str) -> li
         "HOME": {"name": "HOME", "value": "/tmp"},
     }
     if engine == "vllm":  # load_lora_adapter / unload_lora_adapter answer only with this
-        name = runtime_args.VLLM_RUNTIME_LORA_ENV
+        name = lora.VLLM_RUNTIME_LORA_ENV
         env[name] = {"name": name, "value": "True"}
     token = endpoint.spec.hf_token_secret_ref
     if token is not None:

@@ -22,7 +22,6 @@ _KNOWN = (
     "quantization",
     "tensor-parallel-size",
 )
-VLLM_RUNTIME_LORA_ENV = "VLLM_ALLOW_RUNTIME_LORA_UPDATING"
 # Options only the vLLM engine understands.
 _VLLM_ONLY = ("gpu-memory-utilization", "tensor-parallel-size")
 
