@@ -120,3 +120,32 @@ def test_a_missing_or_invalid_file_changes_nothing(tmp_path: pathlib.Path) -> No
     path.write_text(json.dumps([{"name": "bad-one", "path": "/x/bad"}, {"name": "a", "path": "/x/a"}]))
     watched.apply(r)  # a failed entry is recorded; the others still apply
     assert list(r.loaded) == ["a"] and [e.name for e in r.status().errors] == ["bad-one"]
+
+
+def _hf_cache(root: pathlib.Path, repo: str) -> str:
+    """A Hugging Face cache holding ``repo`` (as huggingface_hub lays it out); its snapshot dir."""
+    revision = "0123456789abcdef0123456789abcdef01234567"
+    folder = root / f"models--{repo.replace('/', '--')}"
+    snapshot = folder / "snapshots" / revision
+    snapshot.mkdir(parents=True)
+    (snapshot / "adapter_config.json").write_text("{}")
+    (folder / "refs").mkdir()
+    (folder / "refs" / "main").write_text(revision)
+    return str(snapshot)
+
+
+def test_an_hf_adapter_loads_from_the_model_cache_and_keeps_its_uri(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    snapshot = _hf_cache(tmp_path, "acme/sql-lora")
+    handler = FakeChat()
+    models = served.ModelSet([served.serve("base", handler, options.ServerSettings())])
+    r = liveadapters.Registry(models, max_adapters=2, max_rank=8, cache_dir=str(tmp_path))
+    assert r.load("sql", "hf://acme/sql-lora") is True
+    assert handler.calls == [("load", r.loaded["sql"].key, snapshot)]
+    assert r.models.get("sql", "chat").root == "hf://acme/sql-lora"  # what the operator sent
+    assert r.load("sql", "hf://acme/sql-lora") is False
+    with pytest.raises(errors.BadRequestError, match=r"lora_path hf://acme/missing: .*HF_HUB_OFFLINE") as bad:
+        r.load("gone", "hf://acme/missing")
+    assert bad.value.param == "lora_path" and "gone" in r.errors

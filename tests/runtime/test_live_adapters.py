@@ -13,6 +13,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import pathlib
+import shutil
 from collections.abc import Iterator
 from typing import Any
 
@@ -145,12 +146,17 @@ def runtime(
     work = tmp_path_factory.mktemp("runtime")
     adapters_file = work / "adapters.json"
     adapters_file.write_text(json.dumps([{"name": "file-a", "path": str(made["a"])}]))
+    hub = work / "hf"  # a Hugging Face cache holding adapter B as the repo acme/b (hf://)
+    snapshot = hub / "models--acme--b" / "snapshots" / ("0" * 40)
+    shutil.copytree(made["b"], snapshot)
+    (hub / "models--acme--b" / "refs").mkdir()
+    (hub / "models--acme--b" / "refs" / "main").write_text("0" * 40)
     port = kit.free_port()
     process = kit.Process(
         ["runtime", "--host", "127.0.0.1", "--port", str(port), "--device", "cpu",
          "--model", str(models_dir / "llama"), "--served-name", "tiny",
          "--adapters-file", str(adapters_file), "--adapters-sync-seconds", "0.5",
-         "--max-adapters", "3", "--max-lora-rank", "8", "--torch-threads", "2"],
+         "--max-adapters", "3", "--max-lora-rank", "8", "--torch-threads", "2", "--cache-dir", str(hub)],
         work / "runtime.log", env={"HF_HUB_OFFLINE": "1"},
     )  # fmt: skip
     process.start()
@@ -329,3 +335,16 @@ def test_lora_requests_info_names_the_adapter_of_a_running_request(runtime: Runt
         next(stream.iter_lines())
         line = kit.wait_for(lambda: 'running_lora_adapters="file-b"' in running() and running(), 30, "file-b")
         assert 'max_lora="3"' in line
+
+
+def test_an_hf_adapter_is_read_from_the_model_cache(runtime: Runtime, expected: dict[str, Any]) -> None:
+    """``hf://acme/b`` is adapter B's files in the runtime's Hugging Face cache (offline here)."""
+    for name in [n for n, m in runtime.models().items() if m.get("parent") and n != "file-a"]:
+        runtime.unload(name)  # room under --max-adapters, whatever the tests before left
+    loaded = runtime.load("hub-b", "hf://acme/b")
+    assert loaded.status_code == 200, loaded.text
+    assert runtime.models()["hub-b"]["root"] == "hf://acme/b"
+    assert [runtime.answer("hub-b", p) for p in PROMPTS] == expected["b"]
+    missing = runtime.load("hub-x", "hf://acme/missing")
+    assert missing.status_code == 400 and "hf://acme/missing" in missing.text, missing.text
+    assert runtime.unload("hub-b").status_code == 200

@@ -39,6 +39,7 @@ import pydantic
 
 from modelyard.api import lora
 from modelyard.runtime import adapters, errors, served
+from modelyard.runtime.providers import huggingface
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +60,12 @@ class Registry:
         max_adapters: int,
         max_rank: int,
         observe: Callable[[str], None] | None = None,
+        cache_dir: str | None = None,
     ) -> None:
-        """``observe(outcome)``: called after each load that did something (``loaded``, ``failed``)."""
+        """``observe(outcome)``: called after each load that did something (``loaded``, ``failed``);
+        ``cache_dir``: the Hugging Face cache that ``hf://`` adapters are read from (``--cache-dir``)."""
         self.models = models
+        self.cache_dir = cache_dir
         self.observe = observe
         self.max_adapters = max_adapters
         self.max_rank = max_rank
@@ -116,9 +120,10 @@ class Registry:
                 param="lora_name",
                 code="max_adapters",
             )
-        base = self._base(path)
+        files = self._files(path)
+        base = self._base(files)
         key = f"adapter_{next(self._keys)}"
-        base.handler.load_adapter(key, path, max_rank=self.max_rank)
+        base.handler.load_adapter(key, files, max_rank=self.max_rank)
         self.models.add_adapter(
             dataclasses.replace(
                 base,
@@ -132,6 +137,20 @@ class Registry:
         )
         log.info("adapter %s loaded from %s over %s", name, path, base.name)
         return Loaded(name, path, base.name, key)
+
+    def _files(self, path: str) -> str:
+        """The directory the adapter's files are in: ``path`` itself, or for
+        ``hf://org/name[@revision]`` its snapshot in the Hugging Face cache, downloaded when the
+        environment allows it, as for models (``HF_HUB_OFFLINE``, ``AUTO_DOWNLOAD_MODELS``). The
+        adapter keeps ``path`` as its name for the operator; a download holds other loads back."""
+        if not path.startswith("hf://"):
+            return path
+        repo, _, revision = path.removeprefix("hf://").partition("@")
+        provider = huggingface.HuggingFaceProvider(cache_dir=self.cache_dir, revision=revision or None)
+        try:
+            return str(provider.locate(repo))
+        except errors.ProviderError as exc:
+            raise errors.BadRequestError(f"lora_path {path}: {exc}", param="lora_path") from None
 
     def _base(self, path: str) -> served.ServedModel:
         """The served model an adapter goes over."""

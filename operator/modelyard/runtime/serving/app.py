@@ -144,6 +144,7 @@ def create_app(
         max_adapters=settings.max_adapters,
         max_rank=settings.max_lora_rank,
         observe=lambda outcome: m.adapter_loads.labels(outcome).inc(),
+        cache_dir=settings.cache_dir,
     )
     app[keys.METRICS].watch_queues(lambda: [(model.name, model.queue_stats()) for model in models])
     app[keys.METRICS].watch_adapters(app[keys.ADAPTERS])
