@@ -112,7 +112,7 @@ async def _pods(fake: FakeCluster, ctx: context.Context, runtimes: list[FakeRunt
                 },
             }
         )
-    ctx.settings = dataclasses.replace(ctx.settings, runtime_port=port)
+    ctx.settings = dataclasses.replace(ctx.settings, runtime_port=port, adapter_config_maps=True)
     try:
         yield
     finally:
@@ -137,6 +137,22 @@ async def _status(ctx: context.Context) -> dict[str, Any]:
 
 def _fake(*objects: dict[str, Any]) -> FakeCluster:
     return FakeCluster(config_map("qwen3-config"), entry("qwen3", QWEN3_CONFIG), *objects)
+
+
+def test_without_adapter_config_maps_the_set_is_pushed_and_no_configmap_is_written() -> None:
+    """The default (the chart's operator.adapterConfigMaps off): no ConfigMap rights are needed."""
+    fake = _fake(_endpoint(adapters=[{"name": "a", "uri": "file:///srv/a"}]))
+    ctx = make_context(fake)
+    runtimes = [FakeRuntime(False)]
+
+    async def run() -> None:
+        async with _pods(fake, ctx, runtimes):
+            ctx.settings = dataclasses.replace(ctx.settings, adapter_config_maps=False)
+            status = await _status(ctx)
+            assert runtimes[0].loaded == {"a": "/srv/a"} and status["adaptersReady"] == "1/1"
+            assert await fake.get(cluster.CONFIG_MAP, "chat-adapters", TEAM) is None
+
+    asyncio.run(run())
 
 
 @pytest.mark.parametrize("vllm", [False, True], ids=["transformers", "vllm"])

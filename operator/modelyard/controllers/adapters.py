@@ -127,6 +127,8 @@ async def apply_set(ctx: context.Context, endpoint: api.ModelEndpoint, prepared:
     """Apply the set's ConfigMap when it changed (called before the Deployment, so a first pod
     starts with the file there, and only once the endpoint's children are known to be its own);
     a ConfigMap of the name that is someone else's marks every adapter."""
+    if not ctx.settings.adapter_config_maps:
+        return  # pushed to each Ready pod only (:func:`sync`)
     key = (endpoint.namespace or "", endpoint.name)
     memory = ctx.adapters.setdefault(key, context.AdapterMemory())
     taken = await _apply_config_map(ctx, endpoint, prepared.wanted, uid, memory)

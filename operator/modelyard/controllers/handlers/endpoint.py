@@ -47,16 +47,18 @@ def register(
     async def child_event(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
         ctx.touch_endpoint(namespace or "", labels[wire.ENDPOINT], delay=0.3)
 
-    @on.event("v1", "configmaps", labels=CHILDREN, registry=registry)
-    async def adapter_set_event(
-        type: str | None, namespace: str | None, labels: Mapping[str, str], **_: Any
-    ) -> None:
-        """The live adapter ConfigMap (:mod:`..adapters`): deleted or edited, it is applied again."""
-        key = (namespace or "", labels[wire.ENDPOINT])
-        memory = ctx.adapters.get(key)
-        if memory is not None and type in ("DELETED", "MODIFIED"):
-            memory.config_map = ""  # compare with the built one at the next reconcile
-        ctx.touch_endpoint(*key, delay=0.3)
+    if opts.builder.adapter_config_maps:  # watched only with the rights to (see Settings)
+
+        @on.event("v1", "configmaps", labels=CHILDREN, registry=registry)
+        async def adapter_set_event(
+            type: str | None, namespace: str | None, labels: Mapping[str, str], **_: Any
+        ) -> None:
+            """The live adapter ConfigMap (:mod:`..adapters`): deleted or edited, it is applied again."""
+            key = (namespace or "", labels[wire.ENDPOINT])
+            memory = ctx.adapters.get(key)
+            if memory is not None and type in ("DELETED", "MODIFIED"):
+                memory.config_map = ""  # compare with the built one at the next reconcile
+            ctx.touch_endpoint(*key, delay=0.3)
 
     common.mirror(registry, wire.MODEL_ENDPOINTS, status_cache)
     common.validation(registry, ctx, opts, common.ENDPOINT_WEBHOOK, admission.validate_endpoint)
