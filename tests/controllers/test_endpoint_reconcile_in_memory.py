@@ -45,8 +45,7 @@ def test_an_endpoint_applies_its_deployment_and_service_once(fake: FakeCluster) 
     ctx = make_context(fake)
     status = _reconcile(ctx)
     applied = [w for w in fake.writes if w[0] == "apply"]
-    assert applied == [
-        ("apply", "ConfigMap", "chat-adapters"),
+    assert applied == [  # no adapter ConfigMap unless the chart opts in (adapter_config_maps)
         ("apply", "Deployment", "chat"),
         ("apply", "Service", "chat"),
     ]
