@@ -261,6 +261,16 @@ def test_any_authorization_header_but_a_key_is_401(servers: Servers, authorizati
     assert error_of(r)["type"] == "authentication_error"
 
 
+@pytest.mark.parametrize("tokens", [[-1], [[3, -1]]])
+def test_a_negative_token_id_is_a_400_naming_input(servers: Servers, tokens: list[Any]) -> None:
+    """Found by the fuzz: ``input: [-1]`` on /v1/embeddings was a 500 (an index error)."""
+    raw = json.dumps({**valid_body(servers, "/v1/embeddings"), "input": tokens}).encode()
+    for base in (servers.runtime, servers.gateway):
+        r = post(base + "/v1/embeddings", raw)
+        assert r.status_code == 400, (base, r.status_code, r.text[:300])
+        assert error_of(r)["param"].startswith("input"), error_of(r)
+
+
 @pytest.mark.parametrize("stream", [False, True])
 @pytest.mark.parametrize(
     ("extra", "status", "param"),

@@ -10,7 +10,7 @@ have the OpenAI shape::
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pydantic
 
@@ -187,9 +187,13 @@ class ResponsesRequest(OpenAIModel):
     metadata: dict[str, Any] | None = None
 
 
+TokenId = Annotated[int, pydantic.Field(ge=0)]
+"""A token id in a request (a negative one is a 400 naming the field, never an index error)."""
+
+
 class EmbeddingRequest(OpenAIModel):
     model: str = pydantic.Field(min_length=1)
-    input: str | list[str] | list[int] | list[list[int]]
+    input: str | list[str] | list[TokenId] | list[list[TokenId]]
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = pydantic.Field(default=None, ge=1)
     user: str | None = None
