@@ -261,9 +261,10 @@ def test_any_authorization_header_but_a_key_is_401(servers: Servers, authorizati
     assert error_of(r)["type"] == "authentication_error"
 
 
-@pytest.mark.parametrize("tokens", [[-1], [[3, -1]]])
-def test_a_negative_token_id_is_a_400_naming_input(servers: Servers, tokens: list[Any]) -> None:
-    """Found by the fuzz: ``input: [-1]`` on /v1/embeddings was a 500 (an index error)."""
+@pytest.mark.parametrize("tokens", [[-1], [[3, -1]], [4294967296], [[3, 10**9]]])
+def test_a_token_id_out_of_the_vocabulary_is_a_400_naming_input(servers: Servers, tokens: list[Any]) -> None:
+    """Found by the fuzz: ``input: [-1]`` and ``input: [4294967296]`` on /v1/embeddings were 500s
+    (an index error, an overflow in the tokenizer)."""
     raw = json.dumps({**valid_body(servers, "/v1/embeddings"), "input": tokens}).encode()
     for base in (servers.runtime, servers.gateway):
         r = post(base + "/v1/embeddings", raw)
