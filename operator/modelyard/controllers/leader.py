@@ -36,6 +36,8 @@ class Lease:
         self.duration = duration
         self.renew = renew
         self.identity = f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
+        # when another replica's hold runs out, by its last renewal (None: unknown or ours)
+        self.expires: datetime.datetime | None = None
 
     def _body(self, existing: Any | None) -> dict[str, Any]:
         now = _now().isoformat()
@@ -57,6 +59,7 @@ class Lease:
 
     def try_acquire(self) -> bool:
         """Take or renew the Lease if it is free, expired or ours."""
+        self.expires = None
         try:
             existing = self.coordination.read_namespaced_lease(LEASE_NAME, self.namespace)
         except exceptions.ApiException as exc:
@@ -75,11 +78,14 @@ class Lease:
                 raise
         spec = existing.spec
         renewed = spec.renew_time or spec.acquire_time
-        expired = (
-            renewed is None
-            or renewed + datetime.timedelta(seconds=spec.lease_duration_seconds or 15) < _now()
+        expires = (
+            None
+            if renewed is None
+            else renewed + datetime.timedelta(seconds=spec.lease_duration_seconds or 15)
         )
+        expired = expires is None or expires < _now()
         if spec.holder_identity not in (None, "", self.identity) and not expired:
+            self.expires = expires
             return False
         body = self._body(existing)
         body["metadata"]["resourceVersion"] = existing.metadata.resource_version
@@ -105,10 +111,21 @@ class Lease:
         except exceptions.ApiException:
             log.warning("could not release the Lease", exc_info=True)
 
+    def retry_in(self) -> float:
+        """Seconds until a standby asks again: every ``renew`` seconds, but just past the holder's
+        expiry when that comes sooner, so a dead holder is replaced within ``duration`` seconds
+        of its last renewal rather than up to ``renew`` seconds later. (A skewed clock only moves
+        when the standby asks; whether the hold has run out is decided by :meth:`try_acquire`.)"""
+        if self.expires is None:
+            return float(self.renew)
+        until = (self.expires - _now()).total_seconds() + 0.2
+        return min(float(self.renew), max(0.2, until))
+
     async def acquire(self) -> None:
         while not await asyncio.to_thread(self.try_acquire):
             log.info("waiting for the Lease %s/%s held by another replica", self.namespace, LEASE_NAME)
-            await asyncio.sleep(self.renew)
+            await asyncio.sleep(self.retry_in())
+        self.expires = None
         log.info("holding the Lease %s/%s as %s", self.namespace, LEASE_NAME, self.identity)
 
     async def keep(self, stop: asyncio.Event, leading: asyncio.Event | None = None) -> None:
