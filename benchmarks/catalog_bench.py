@@ -83,6 +83,11 @@ def list_latency(base: str, requests: int) -> dict[str, Any]:
     return figures
 
 
+def _cache_version(base: str) -> int:
+    with urllib.request.urlopen(f"{base}/api/v1/healthz", timeout=30) as response:
+        return int(json.loads(response.read())["data"]["version"])
+
+
 def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     made = entries(args.entries)
     cidr = 30 + os.getpid() % 150
@@ -124,8 +129,14 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                     "api_requests": requests,
                     "api_requests_per_entry": round(sum(requests.values()) / max(1, len(batch)), 2),
                     "rss_mib": round(sampler.process.memory_info().rss / 2**20, 1),
-                    "model_list": list_latency(base, args.requests),
                 }
+                time.sleep(args.settle)
+                version = _cache_version(base)
+                cpu = sampler.cpu()
+                out[name]["model_list"] = list_latency(base, args.requests)
+                # churn: cache changes and operator CPU while the list was measured (nothing changes)
+                out[name]["cache_changes_while_measuring"] = _cache_version(base) - version
+                out[name]["operator_cpu_s_while_measuring"] = round(sampler.cpu() - cpu, 2)
             sampler.halt.set()
             sampler.join()
             out["rss_peak_mib"] = round(max(sampler.rss) / 2**20, 1)
@@ -149,6 +160,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=300, help="model-list requests per measurement")
     parser.add_argument("--threads", type=int, default=8, help="client threads creating objects")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait for all Valid, per step")
+    parser.add_argument("--settle", type=float, default=5, help="seconds after all Valid before the list")
     parser.add_argument("--json", type=Path, help="also write the summary here")
     args = parser.parse_args()
     build.ensure_built(lambda msg: print(msg, file=sys.stderr))
@@ -160,7 +172,8 @@ def main() -> int:
         lists = ", ".join(f"{k} p50 {v['p50_ms']} / p99 {v['p99_ms']} ms" for k, v in s["model_list"].items())
         print(f"{s['entries']:>5} entries: all Valid {s['all_valid_s']} s ({s['valid']}), "
               f"{s['api_requests_per_entry']} API requests per entry, RSS {s['rss_mib']} MiB")  # fmt: skip
-        print(f"      model list: {lists}")
+        print(f"      model list: {lists}; meanwhile {s['cache_changes_while_measuring']} cache changes, "
+              f"operator CPU {s['operator_cpu_s_while_measuring']} s")  # fmt: skip
     print(f"operator RSS idle {summary['rss_idle_mib']} MiB, peak {summary['rss_peak_mib']} MiB, "
           f"end {summary['rss_end_mib']} MiB")  # fmt: skip
     text = json.dumps(summary)
