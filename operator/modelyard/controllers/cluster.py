@@ -124,11 +124,12 @@ class Cluster:
 
     async def patch_status(
         self, kind: Kind, name: str, namespace: str | None, status: dict[str, Any]
-    ) -> None:
-        """Merge-patch the status subresource (None values delete fields)."""
+    ) -> dict[str, Any] | None:
+        """Merge-patch the status subresource (None values delete fields); the object as
+        patched, None when it does not exist."""
         resource = self._resource(kind)
         with contextlib.suppress(exceptions.NotFoundError):
-            await self._call(
+            patched = await self._call(
                 self._dynamic.patch,
                 resource.status,
                 body={"status": status},
@@ -136,6 +137,8 @@ class Cluster:
                 namespace=namespace,
                 content_type="application/merge-patch+json",
             )
+            return dict(patched.to_dict())
+        return None
 
     async def merge_patch(self, kind: Kind, name: str, namespace: str | None, body: dict[str, Any]) -> bool:
         """JSON merge patch (lists are replaced whole); False when the object does not exist."""

@@ -3,10 +3,14 @@ which endpoints serve which entry (rebuilt from the cluster when the operator st
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 
 from modelyard.builders import settings
-from modelyard.controllers import cluster, debounce, inference_pool, metrics, ownership
+from modelyard.controllers import cluster, debounce, inference_pool, informer, metrics, ownership
+
+CREATING = 4
+"""How many endpoints apply their children at the same time."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +55,11 @@ class Context:
     """Every endpoint and entry, from the watches: who owns which served name."""
     pools: inference_pool.Pools = dataclasses.field(default_factory=inference_pool.Pools)
     """The InferencePools as last applied (``--inference-pools``)."""
+    informer: informer.Informer = dataclasses.field(default_factory=informer.Informer)
+    creating: asyncio.Semaphore = dataclasses.field(default_factory=lambda: asyncio.Semaphore(CREATING))
+    """Endpoints applying their children at once: a few, so each is done soon (and its pods start)
+    instead of all finishing together, and a reconcile that only observes never waits on them."""
+    """What the watches report: reconciles read entries, endpoints and children from it."""
 
     def endpoints_of(self, model: str) -> list[tuple[str, str]]:
         return sorted(key for key, state in self.endpoints.items() if state.model == model)

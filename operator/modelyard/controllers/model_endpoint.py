@@ -94,40 +94,62 @@ async def _observe_children(
         if seen != (last.deployment, last.service):
             last = None
     if last is None or last.digest != digest:
-        live = live or await _live_children(ctx, endpoint)
-        live_policy = (
-            await ctx.cluster.get(cluster.NETWORK_POLICY, endpoint.name, endpoint.namespace)
-            if policy is not None
-            else None
-        )
-        taken = [
-            children.conflict(child, "ModelEndpoint", endpoint.name, uid) for child in (*live, live_policy)
-        ]
-        message = "; ".join(m for m in taken if m)
-        if message:
-            ctx.applied.pop(key, None)
-            ctx.touch_endpoint(key[0], key[1], delay=CONFLICT_RECHECK_SECONDS)
-            return endpoint_status.Observed(
-                "Pending", "OwnershipConflict", message, endpoint.spec.replicas, 0
-            )
-        if policy is not None:  # before the pods exist, so none is ever reachable from elsewhere
-            await ctx.cluster.apply(policy)
-        current = await ctx.cluster.apply(built)  # the Deployment as it is now, status included
-        applied_service = await ctx.cluster.apply(built_service)
-        ctx.applied[key] = context.Applied(
-            digest, _ids(current, "generation"), _ids(applied_service, "resourceVersion")
-        )
-    pods = await ctx.cluster.list(cluster.POD, endpoint.namespace, f"{wire.ENDPOINT}={endpoint.name}")
-    return endpoint_status.observe(endpoint.spec.replicas, current, pods)
+        async with ctx.creating:  # a few at a time: each finishes soon, none starves observing
+            return await _apply_children(ctx, endpoint, (built, built_service, policy), digest, uid, live)
+    return endpoint_status.observe(endpoint.spec.replicas, current, await _pods(ctx, endpoint))
+
+
+async def _pods(ctx: context.Context, endpoint: api.ModelEndpoint) -> list[dict[str, Any]]:
+    """The endpoint's pods as the watch has them (a listing before the informer is attached)."""
+    pods = ctx.informer.pods(endpoint.namespace or "", endpoint.name)
+    if pods is None:
+        pods = await ctx.cluster.list(cluster.POD, endpoint.namespace, f"{wire.ENDPOINT}={endpoint.name}")
+    return pods
+
+
+async def _apply_children(
+    ctx: context.Context,
+    endpoint: api.ModelEndpoint,
+    objects: tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None],
+    digest: str,
+    uid: str,
+    live: tuple[dict[str, Any] | None, dict[str, Any] | None] | None,
+) -> endpoint_status.Observed:
+    """Apply the children after the ownership check (fresh reads where the watch knows of none)."""
+    key = (endpoint.namespace or "", endpoint.name)
+    built, built_service, policy = objects
+    live = live or await _live_children(ctx, endpoint)
+    live_policy = (
+        await ctx.cluster.get(cluster.NETWORK_POLICY, endpoint.name, endpoint.namespace)
+        if policy is not None
+        else None
+    )
+    taken = [children.conflict(child, "ModelEndpoint", endpoint.name, uid) for child in (*live, live_policy)]
+    message = "; ".join(m for m in taken if m)
+    if message:
+        ctx.applied.pop(key, None)
+        ctx.touch_endpoint(key[0], key[1], delay=CONFLICT_RECHECK_SECONDS)
+        return endpoint_status.Observed("Pending", "OwnershipConflict", message, endpoint.spec.replicas, 0)
+    if policy is not None:  # before the pods exist, so none is ever reachable from elsewhere
+        await ctx.cluster.apply(policy)
+    current = await ctx.cluster.apply(built)  # the Deployment as it is now, status included
+    applied_service = await ctx.cluster.apply(built_service)
+    ctx.informer.wrote(current)
+    ctx.informer.wrote(applied_service)
+    ctx.applied[key] = context.Applied(
+        digest, _ids(current, "generation"), _ids(applied_service, "resourceVersion")
+    )
+    return endpoint_status.observe(endpoint.spec.replicas, current, await _pods(ctx, endpoint))
 
 
 async def _live_children(
     ctx: context.Context, endpoint: api.ModelEndpoint
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """The Deployment and Service named like the endpoint, as they are now (one GET each)."""
+    """The Deployment and Service named like the endpoint, as the watch has them; a GET for one
+    it does not (a same-named object of anyone else's has none of our labels: never watched)."""
     return (
-        await ctx.cluster.get(cluster.DEPLOYMENT, endpoint.name, endpoint.namespace),
-        await ctx.cluster.get(cluster.SERVICE, endpoint.name, endpoint.namespace),
+        await ctx.informer.read(ctx.cluster, cluster.DEPLOYMENT, endpoint.name, endpoint.namespace),
+        await ctx.informer.read(ctx.cluster, cluster.SERVICE, endpoint.name, endpoint.namespace),
     )
 
 
@@ -150,7 +172,7 @@ async def _decide(
     if problem is not None:  # past admission (webhook down or bypassed): never run it
         await _remove_children(ctx, endpoint, uid)
         return endpoint_status.Observed("Failed", "ImageNotAllowed", problem, endpoint.spec.replicas, 0), {}
-    entry_body = await ctx.cluster.get(cluster.MODEL_ENTRY, endpoint.spec.model)
+    entry_body = await ctx.informer.read(ctx.cluster, cluster.MODEL_ENTRY, endpoint.spec.model)
     if entry_body is not None:
         ctx.touch_endpoints(ctx.ownership.entry_event(entry_body))
     verdict = ctx.ownership.verdict(endpoint.namespace or "", endpoint.name)
@@ -183,7 +205,7 @@ async def _serve(
         ), {}
     if entry.spec.adapter is not None:  # a fine-tune: serve the base model's source + the adapter
         base_name = entry.spec.adapter.base_model
-        base_body = await ctx.cluster.get(cluster.MODEL_ENTRY, base_name)
+        base_body = await ctx.informer.read(ctx.cluster, cluster.MODEL_ENTRY, base_name)
         if base_body is None:
             message = f"ModelEntry {entry.name} adapts {base_name!r}, which does not exist (yet)"
             ctx.touch_endpoint(endpoint.namespace or "", endpoint.name, delay=10)
@@ -223,7 +245,7 @@ async def _serve(
 async def reconcile(ctx: context.Context, key: tuple[str, str]) -> None:
     namespace, name = key
     started = time.monotonic()
-    body = await ctx.cluster.get(cluster.MODEL_ENDPOINT, name, namespace)
+    body = await ctx.informer.read(ctx.cluster, cluster.MODEL_ENDPOINT, name, namespace)
     if body is None or body["metadata"].get("deletionTimestamp"):
         ctx.applied.pop(key, None)
         ctx.touch_endpoints(
@@ -262,7 +284,7 @@ async def reconcile(ctx: context.Context, key: tuple[str, str]) -> None:
         if before is not None and before.model != model:
             ctx.touch_entry(before.model)
     if conditions.status_changed(current, status):
-        await ctx.cluster.patch_status(cluster.MODEL_ENDPOINT, name, namespace, status)
+        ctx.informer.wrote(await ctx.cluster.patch_status(cluster.MODEL_ENDPOINT, name, namespace, status))
     if current.get("phase") != observed.phase:
         _on_transition(ctx, body, current.get("phase"), observed)
     ctx.metrics.reconciles.labels("ModelEndpoint", observed.phase).inc()

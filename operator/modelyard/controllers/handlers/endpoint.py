@@ -1,6 +1,10 @@
 """ModelEndpoint's handlers: a change to the endpoint reconciles it at once, an event of one of
 its children (Deployment, Service, Pod: labelled with ``wire.ENDPOINT``) a little later, so a
-burst of pod events costs one reconcile."""
+burst of pod events costs one reconcile.
+
+Watching handlers only: kopf's create/update/resume handlers would have kopf patch a
+last-handled-configuration annotation onto every endpoint (two requests each); which events
+are changes of the endpoint itself the informer tells (:meth:`.informer.Informer.changed`)."""
 
 from __future__ import annotations
 
@@ -27,24 +31,21 @@ def register(
 ) -> None:
     on = kopf.on
 
-    @on.resume(GROUP, wire.MODEL_ENDPOINTS, registry=registry)
-    @on.create(GROUP, wire.MODEL_ENDPOINTS, registry=registry)
-    @on.update(GROUP, wire.MODEL_ENDPOINTS, registry=registry)
-    async def endpoint_changed(namespace: str | None, name: str, **_: Any) -> None:
-        ctx.touch_endpoint(namespace or "", name, delay=0)
-
-    @on.delete(GROUP, wire.MODEL_ENDPOINTS, registry=registry, optional=True)
-    async def endpoint_deleted(namespace: str | None, name: str, **_: Any) -> None:
-        ctx.touch_endpoint(namespace or "", name, delay=0)
-
     @on.event(GROUP, wire.MODEL_ENDPOINTS, registry=registry)
-    async def endpoint_seen(type: str | None, body: Any, **_: Any) -> None:
-        ctx.touch_endpoints(ctx.ownership.endpoint_event(ownership.plain(body), deleted=type == "DELETED"))
+    async def endpoint_seen(type: str | None, body: Any, **kwargs: Any) -> None:
+        ctx.informer.attach(kwargs)
+        plain = ownership.plain(body)
+        deleted = type == "DELETED"
+        ctx.touch_endpoints(ctx.ownership.endpoint_event(plain, deleted=deleted))
+        if ctx.informer.changed(wire.MODEL_ENDPOINTS, plain, deleted):  # new, changed, gone: at once
+            meta = plain.get("metadata") or {}
+            ctx.touch_endpoint(str(meta.get("namespace") or ""), str(meta.get("name")), delay=0)
 
     @on.event("apps/v1", "deployments", labels=CHILDREN, registry=registry)
     @on.event("v1", "services", labels=CHILDREN, registry=registry)
     @on.event("v1", "pods", labels=CHILDREN, registry=registry)
-    async def child_event(namespace: str | None, labels: Mapping[str, str], **_: Any) -> None:
+    async def child_event(namespace: str | None, labels: Mapping[str, str], **kwargs: Any) -> None:
+        ctx.informer.attach(kwargs)
         ctx.touch_endpoint(namespace or "", labels[wire.ENDPOINT], delay=0.3)
 
     common.mirror(registry, wire.MODEL_ENDPOINTS, status_cache)

@@ -1,7 +1,8 @@
 """kopf's own settings for this operator, and how it logs in to the API server.
 
-Progress and diff-base go in annotations under ``wire.GROUP``; the admission server is either
-behind a Service the chart made (in a cluster, the operator patches the chart's
+Progress and diff-base go in annotations under ``wire.GROUP`` (only TrainingJobs have kopf
+change handlers; endpoints and entries are watched only, so kopf writes nothing on them); the
+admission server is either behind a Service the chart made (in a cluster, the operator patches the chart's
 ValidatingWebhookConfiguration) or at a URL kopf manages (a process on a laptop or in the
 tests). Login: ``--kubeconfig``'s client configuration, else the pod's service account
 (:mod:`modelyard.incluster`), else kopf's own.
