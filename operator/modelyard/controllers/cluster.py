@@ -8,6 +8,7 @@ Built on the ``kubernetes`` dynamic client; in a pod it uses the service account
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import functools
 import json
@@ -36,6 +37,7 @@ MODEL_ENDPOINT = (wire.API_VERSION, "ModelEndpoint")
 TRAINING_JOB = (wire.API_VERSION, "TrainingJob")
 
 Kind = tuple[str, str]
+STATUS_THREADS = 2
 
 
 def api_client(kubeconfig: str | None = None) -> client.ApiClient:
@@ -69,6 +71,9 @@ class Cluster:
     def __init__(self, api: client.ApiClient) -> None:
         self.api = api
         self._dynamic = dynamic.DynamicClient(api)
+        self._status_lane = concurrent.futures.ThreadPoolExecutor(STATUS_THREADS, "status-patch")
+        """Status patches run on threads of their own: telling that an endpoint is Ready never
+        queues behind a backlog of applies and reads on the default pool."""
 
     @functools.cache  # noqa: B019 - one Cluster per process; resources never change
     def _resource(self, kind: Kind) -> Any:
@@ -76,6 +81,10 @@ class Cluster:
 
     async def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         return await asyncio.to_thread(fn, *args, **kwargs)
+
+    async def _status_call(self, fn: Any, **kwargs: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._status_lane, functools.partial(fn, **kwargs))
 
     async def get(self, kind: Kind, name: str, namespace: str | None = None) -> dict[str, Any] | None:
         try:
@@ -129,9 +138,9 @@ class Cluster:
         patched, None when it does not exist."""
         resource = self._resource(kind)
         with contextlib.suppress(exceptions.NotFoundError):
-            patched = await self._call(
+            patched = await self._status_call(
                 self._dynamic.patch,
-                resource.status,
+                resource=resource.status,
                 body={"status": status},
                 name=name,
                 namespace=namespace,

@@ -9,7 +9,7 @@ import dataclasses
 from modelyard.builders import settings
 from modelyard.controllers import cluster, debounce, inference_pool, informer, metrics, ownership
 
-CREATING = 4
+CREATING = 6
 """How many endpoints apply their children at the same time."""
 
 

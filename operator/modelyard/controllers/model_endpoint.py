@@ -132,8 +132,8 @@ async def _apply_children(
         return endpoint_status.Observed("Pending", "OwnershipConflict", message, endpoint.spec.replicas, 0)
     if policy is not None:  # before the pods exist, so none is ever reachable from elsewhere
         await ctx.cluster.apply(policy)
-    current = await ctx.cluster.apply(built)  # the Deployment as it is now, status included
-    applied_service = await ctx.cluster.apply(built_service)
+    applies = ctx.cluster.apply(built), ctx.cluster.apply(built_service)
+    current, applied_service = await asyncio.gather(*applies)  # the Deployment as it is now, status included
     ctx.informer.wrote(current)
     ctx.informer.wrote(applied_service)
     ctx.applied[key] = context.Applied(
@@ -147,10 +147,11 @@ async def _live_children(
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """The Deployment and Service named like the endpoint, as the watch has them; a GET for one
     it does not (a same-named object of anyone else's has none of our labels: never watched)."""
-    return (
-        await ctx.informer.read(ctx.cluster, cluster.DEPLOYMENT, endpoint.name, endpoint.namespace),
-        await ctx.informer.read(ctx.cluster, cluster.SERVICE, endpoint.name, endpoint.namespace),
+    deployment, svc = await asyncio.gather(
+        ctx.informer.read(ctx.cluster, cluster.DEPLOYMENT, endpoint.name, endpoint.namespace),
+        ctx.informer.read(ctx.cluster, cluster.SERVICE, endpoint.name, endpoint.namespace),
     )
+    return deployment, svc
 
 
 async def _remove_children(ctx: context.Context, endpoint: api.ModelEndpoint, uid: str) -> None:
