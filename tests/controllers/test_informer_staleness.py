@@ -46,13 +46,13 @@ def test_a_hand_edit_of_a_child_is_undone(local_cluster: Any, operator: Any, nam
     wait_for(lambda: _args(get(local_cluster, path)) == built, 15, "the Deployment's args restored")
 
     service_path = f"/api/v1/namespaces/{namespace}/services/chat"
-    ports = get(local_cluster, service_path)["spec"]["ports"]  # type: ignore[index]
-    edit = '[{"op": "replace", "path": "/spec/ports/0/port", "value": 9999}]'
+    selector = get(local_cluster, service_path)["spec"]["selector"]  # type: ignore[index]
+    edit = '[{"op": "replace", "path": "/spec/selector", "value": {"app": "elsewhere"}}]'
     local_cluster.kubectl("patch", "service", "chat", "-n", namespace, "--type", "json", "-p", edit)
     wait_for(
-        lambda: (get(local_cluster, service_path) or {}).get("spec", {}).get("ports") == ports,
+        lambda: (get(local_cluster, service_path) or {}).get("spec", {}).get("selector") == selector,
         15,
-        "the Service's port restored",
+        "the Service's selector restored",
     )
     local_cluster.kubectl("delete", "modelentry", entry)
 
