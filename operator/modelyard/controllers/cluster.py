@@ -37,7 +37,7 @@ MODEL_ENDPOINT = (wire.API_VERSION, "ModelEndpoint")
 TRAINING_JOB = (wire.API_VERSION, "TrainingJob")
 
 Kind = tuple[str, str]
-STATUS_THREADS = 2
+STATUS_THREADS = 4
 
 
 def api_client(kubeconfig: str | None = None) -> client.ApiClient:
@@ -72,8 +72,8 @@ class Cluster:
         self.api = api
         self._dynamic = dynamic.DynamicClient(api)
         self._status_lane = concurrent.futures.ThreadPoolExecutor(STATUS_THREADS, "status-patch")
-        """Status patches run on threads of their own: telling that an endpoint is Ready never
-        queues behind a backlog of applies and reads on the default pool."""
+        """Endpoints' status patches run on threads of their own: telling that an endpoint is
+        Ready never queues behind a backlog of applies, reads and entry writes."""
 
     @functools.cache  # noqa: B019 - one Cluster per process; resources never change
     def _resource(self, kind: Kind) -> Any:
@@ -82,9 +82,9 @@ class Cluster:
     async def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         return await asyncio.to_thread(fn, *args, **kwargs)
 
-    async def _status_call(self, fn: Any, **kwargs: Any) -> Any:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._status_lane, functools.partial(fn, **kwargs))
+    async def _status_call(self, kind: Kind, fn: Any, **kwargs: Any) -> Any:
+        lane = self._status_lane if kind == MODEL_ENDPOINT else None  # None: the default pool
+        return await asyncio.get_running_loop().run_in_executor(lane, functools.partial(fn, **kwargs))
 
     async def get(self, kind: Kind, name: str, namespace: str | None = None) -> dict[str, Any] | None:
         try:
@@ -139,6 +139,7 @@ class Cluster:
         resource = self._resource(kind)
         with contextlib.suppress(exceptions.NotFoundError):
             patched = await self._status_call(
+                kind,
                 self._dynamic.patch,
                 resource=resource.status,
                 body={"status": status},
