@@ -1,16 +1,18 @@
 """ModelEndpoint: apply its Deployment, Service and NetworkPolicy, and say honestly how its pods are doing.
 
-One reconcile reads the endpoint, its entry, its Deployment and pods, applies the desired
-children (server-side apply: a deleted or hand-edited child is restored) and writes status
-once. Upstream endpoints run no pods: they are Ready when the upstream base URL answers.
+One reconcile reads the endpoint, its entry, its Deployment and pods (from the watches'
+indices, :mod:`.informer`), applies the desired children (server-side apply: a deleted or
+hand-edited child is restored) and writes status once. Upstream endpoints run no pods: they are
+Ready when the upstream base URL answers. (Over 300 lines: the apply and observe paths share
+their reads and the ownership rule below; split, each would carry both.)
 
 Children are only ever the endpoint's own (:mod:`modelyard.builders.children`): before an
-apply, the live Deployment and Service (one GET each, or the GETs this reconcile already made)
-and, with NetworkPolicies on, the NetworkPolicy (one GET) must be absent or controlled by this
-endpoint's uid; a same-named object of anyone else's is left untouched and the endpoint waits,
-``Pending``/``OwnershipConflict``, rechecked every ``CONFLICT_RECHECK_SECONDS``. An upstream
-endpoint, or one in ``ServedNameConflict``, deletes only its own Deployment and Service, with
-the child's uid as a precondition.
+apply, the live Deployment and Service (from the index, else one GET each: an object of anyone
+else's is never watched) and, with NetworkPolicies on, the NetworkPolicy (one GET) must be
+absent or controlled by this endpoint's uid; a same-named object of anyone else's is left
+untouched and the endpoint waits, ``Pending``/``OwnershipConflict``, rechecked every
+``CONFLICT_RECHECK_SECONDS``. An upstream endpoint, or one in ``ServedNameConflict``, deletes
+only its own Deployment and Service, with the child's uid as a precondition.
 """
 
 from __future__ import annotations
