@@ -4,7 +4,10 @@ gateway, through vLLM's Rust router and through LiteLLM's proxy, one after the o
 Measured for each, non-streaming and streaming (10 SSE chunks):
 
 * throughput at saturation: ``wrk`` (Debian's ``apt-get install -y wrk``), POST via a Lua
-  script, one thread, ``--connections`` connections;
+  script, one thread, ``--connections`` connections; with it the proxy's CPU time per request
+  (user + system of its process and its children over the run, per request wrk completed),
+  which a shared machine disturbs far less than requests per second: its inverse is the
+  throughput per core;
 * latency at a fixed rate (default 500 requests/s, open loop, see ``loadgen.py``): p50/p99
   (the median of ``--repeat`` runs, as the machine may be shared), and the latency *added*
   over the direct path.
@@ -33,7 +36,9 @@ server):
 * vllm-router: ``--policy round_robin`` over two worker URLs, Prometheus metrics on a port of
   its own, its default retries and circuit breaker; it has no client authentication (its
   ``--api-key`` is the key it sends to workers) and no weights;
-* LiteLLM: master-key auth, two deployments weighted 3:1 (``simple-shuffle``), no database.
+* LiteLLM: master-key auth, two deployments weighted 3:1 (``simple-shuffle``), no database;
+* aiohttp-bare (only when named in ``--targets``): ``bare_aiohttp_proxy.py``, aiohttp's server
+  and client with nothing else, the floor of any gateway built on them.
 
 The last line printed is a JSON summary: the results, each target's version, features and
 load averages, the throughput ratios, and why an absent peer is absent.
@@ -98,7 +103,22 @@ def _wrk(
     out = subprocess.run(_pinned(core, command), capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"rps": rps, "non_2xx": float(errors.group(1)) if errors else 0.0}
+    done = float(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    return {"rps": rps, "non_2xx": float(errors.group(1)) if errors else 0.0, "requests": done}
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` and its descendants (Linux /proc)."""
+    total = 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                total += _cpu_seconds(int(child))
+    except (OSError, IndexError, ValueError):  # gone meanwhile
+        pass
+    return total
 
 
 def _loadgen(url: str, stream: bool, rate: float, duration: float, core: str | None) -> dict[str, float]:
@@ -117,6 +137,7 @@ class Target:
     version: str
     features: str
     env: dict[str, str] = dataclasses.field(default_factory=dict)
+    pids: list[int] = dataclasses.field(default_factory=list)  # its process, once started
 
 
 def _modelyard(label: str, tree: str | None, port: int, upstream: str, tmp: Path) -> Target:
@@ -160,6 +181,13 @@ def _litellm(binary: str, port: int, upstream: str, tmp: Path) -> Target:
                "--num_workers", "1"]  # fmt: skip
     features = "master-key auth, 2 deployments weighted 3:1 (simple-shuffle), no database"
     return Target("litellm", _chat_url(port), command, _package_version(binary, "litellm"), features)
+
+
+def _bare(port: int, upstream: str) -> Target:
+    command = [sys.executable, str(HERE / "bare_aiohttp_proxy.py"), "--port", str(port),
+               "--upstream", upstream]  # fmt: skip
+    features = "none: aiohttp's server and client relaying bytes (a reference floor)"
+    return Target("aiohttp-bare", _chat_url(port), command, "bare_aiohttp_proxy.py", features)
 
 
 def _free_port() -> int:
@@ -221,7 +249,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64, help="wrk connections at saturation")
     parser.add_argument("--repeat", type=int, default=3, help="latency runs per case; the median is reported")
     parser.add_argument("--targets", default="direct,modelyard,vllm-router,litellm",
-                        help="comma-separated subset ('modelyard': every --modelyard label)")  # fmt: skip
+                        help="comma-separated subset ('modelyard': every --modelyard label; "
+                        "add 'aiohttp-bare' for the bare aiohttp proxy)")  # fmt: skip
     parser.add_argument("--proxy-core", default="0")
     parser.add_argument("--load-core", default="1")
     args = parser.parse_args()
@@ -249,6 +278,8 @@ def main() -> None:
     litellm, absent["litellm"] = _peer(args.litellm, args.peers_dir, "litellm-venv", "litellm")
     if litellm and "litellm" in wanted:
         targets.append(_litellm(litellm, _free_port(), upstream, tmp))
+    if "aiohttp-bare" in wanted:
+        targets.append(_bare(_free_port(), upstream))
     absent = {name: why for name, why in absent.items() if why and name in wanted}
     for name, why in absent.items():
         print(f"{name}: left out, {why}", flush=True)
@@ -260,6 +291,7 @@ def main() -> None:
                 log = (tmp / f"{target.name}.log").open("w")
                 command = _pinned(args.proxy_core, target.command)
                 processes.append(subprocess.Popen(command, stdout=log, stderr=log, env={**env, **target.env}))
+                target.pids.append(processes[-1].pid)
         for target in targets:
             _wait_ready(target.url)
         time.sleep(1)
@@ -285,7 +317,11 @@ def _measure(
     starts: a proxy still working off a queue (LiteLLM) would take the proxy core from the next."""
 
     def saturate(target: Target, stream: bool, duration: int) -> dict[str, float]:
+        used = sum(_cpu_seconds(pid) for pid in target.pids)
         result = _wrk(target.url, stream, duration, args.connections, args.load_core, tmp)
+        if target.pids and result["requests"]:
+            used = sum(_cpu_seconds(pid) for pid in target.pids) - used
+            result["cpu_us"] = used / result["requests"] * 1e6
         _wait_ready(target.url, timeout=600)
         return result
 
@@ -327,6 +363,8 @@ def _measure(
             "low_p50_ms": low[name, kind]["p50_ms"],
             "low_p99_ms": low[name, kind]["p99_ms"],
         }
+        if all("cpu_us" in run for run in runs):
+            result["cpu_us"] = statistics.median(run["cpu_us"] for run in runs)
         if latency[name, kind]:
             runs = latency[name, kind]
             result.update({k: statistics.median(run[k] for run in runs) for k in runs[0]})
@@ -344,23 +382,24 @@ def _report(
 ) -> dict[str, dict[str, float | None]]:
     """Print the table; return each modelyard target's throughput over each peer's."""
     nan = float("nan")
-    print(f"\n{'target':<12} {'kind':<7} {'req/s sat':>10} {'idle p50':>9} | {'p50 ms':>7} {'p99 ms':>7} "
-          f"{'+p50 ms':>8} {'+p99 ms':>8}  (at {rate:g} req/s)")  # fmt: skip
+    print(f"\n{'target':<12} {'kind':<7} {'req/s sat':>10} {'CPU us/req':>10} {'idle p50':>9} | "
+          f"{'p50 ms':>7} {'p99 ms':>7} {'+p50 ms':>8} {'+p99 ms':>8}  (at {rate:g} req/s)")  # fmt: skip
     direct = results.get("direct", {})
     for name, kinds in results.items():
         for kind, r in kinds.items():
             base = direct.get(kind, {})
             p50, p99 = r.get("p50_ms", nan), r.get("p99_ms", nan)
             added50, added99 = p50 - base.get("p50_ms", nan), p99 - base.get("p99_ms", nan)
-            print(f"{name:<12} {kind:<7} {r['rps']:>10.0f} {r['low_p50_ms']:>9.2f} | {p50:>7.2f} {p99:>7.2f} "
-                  f"{added50:>8.2f} {added99:>8.2f}")  # fmt: skip
+            cpu = r.get("cpu_us", nan)
+            print(f"{name:<12} {kind:<7} {r['rps']:>10.0f} {cpu:>10.0f} {r['low_p50_ms']:>9.2f} | "
+                  f"{p50:>7.2f} {p99:>7.2f} {added50:>8.2f} {added99:>8.2f}")  # fmt: skip
     print("(nan: the target saturates below that rate; 'idle p50': latency at --low-rate)")
     for name, facts in about.items():
         print(f"{name}: {facts['version']}")
     print(f"load average (1, 5, 15 min) at the start and after each round: {loads}")
     ratios: dict[str, dict[str, float | None]] = {}
     for mine in (name for name in ours if name in results):
-        for peer in (name for name in ("vllm-router", "litellm") if name in results):
+        for peer in (name for name in ("vllm-router", "litellm", "aiohttp-bare") if name in results):
             # None: the peer completed no request within a saturation run
             ratio = {
                 kind: results[mine][kind]["rps"] / results[peer][kind]["rps"]
@@ -368,9 +407,17 @@ def _report(
                 else None
                 for kind in results[mine]
             }
-            ratios[f"{mine}/{peer}"] = ratio
             shown = {kind: "n/a" if r is None else f"{r:.3g}x" for kind, r in ratio.items()}
             print(f"throughput {mine} / {peer}: {shown['plain']} plain, {shown['stream']} stream")
+            # per core, from CPU time per request: theirs over ours
+            for kind in list(ratio):
+                own_cpu, peer_cpu = results[mine][kind].get("cpu_us"), results[peer][kind].get("cpu_us")
+                ratio[f"{kind}_per_cpu"] = peer_cpu / own_cpu if own_cpu and peer_cpu else None
+            ratios[f"{mine}/{peer}"] = ratio
+            per = {k: "n/a" if ratio[f"{k}_per_cpu"] is None else f"{ratio[f'{k}_per_cpu']:.3g}x"
+                   for k in ("plain", "stream")}  # fmt: skip
+            print(f"  per CPU second (CPU us/request, {peer} / {mine}): {per['plain']} plain, "
+                  f"{per['stream']} stream")  # fmt: skip
     return ratios
 
 

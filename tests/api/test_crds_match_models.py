@@ -61,7 +61,9 @@ def test_modelendpoint_columns_show_model_served_weight_ready_scale_phase_age() 
     columns = [
         c["name"] for c in obj["spec"]["versions"][0]["additionalPrinterColumns"] if not c.get("priority")
     ]
-    assert columns == ["Model", "Served", "Weight", "Ready", "Desired", "Current", "Demand", "Phase", "Age"]
+    assert columns == [
+        "Model", "Served", "Weight", "Ready", "Adapters", "Desired", "Current", "Demand", "Phase", "Age"
+    ]  # fmt: skip
 
 
 def test_api_reference_is_current() -> None:

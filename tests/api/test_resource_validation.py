@@ -46,6 +46,23 @@ def test_wire_format_is_camel_case_and_round_trips() -> None:
         ({"model": ""}, "model", "at least 1 character"),
         ({"model": "m", "servedName": "a", "fallback": ["a"]}, "spec", "fallback must not name"),
         ({"model": "m", "colour": "blue"}, "colour", "Extra inputs are not permitted"),
+        ({"model": "m", "adapters": [{"name": "a"}]}, "adapters", "exactly one of entry or uri"),
+        (
+            {"model": "m", "adapters": [{"name": "a", "entry": "e", "uri": "file:///a"}]},
+            "adapters",
+            "exactly one of entry or uri",
+        ),
+        (
+            {"model": "m", "adapters": [{"name": "a", "uri": "file:///a"}, {"name": "a", "entry": "e"}]},
+            "spec",
+            "adapters must have unique names",
+        ),
+        (
+            {"model": "m", "servedName": "a", "adapters": [{"name": "a", "uri": "file:///a"}]},
+            "spec",
+            "must not be the endpoint's own servedName",
+        ),
+        ({"model": "m", "maxAdapters": 0}, "maxAdapters", "greater than or equal to 1"),
     ],
 )
 def test_bad_endpoint_names_the_field(spec: dict[str, Any], field: str, words: str) -> None:
@@ -80,3 +97,16 @@ def test_output_register_keeps_its_wire_name() -> None:
     out = api.training_job.Output.model_validate({"uri": "pvc://o/x", "register": {"name": "tuned"}})
     assert out.register_as is not None and out.register_as.name == "tuned"
     assert out.to_wire() == {"uri": "pvc://o/x", "register": {"name": "tuned"}}
+
+
+def test_serve_on_needs_an_adapter_the_pods_can_read() -> None:
+    base = {"model": "m", "dataset": {"uri": "pvc://d/train.jsonl"}}
+    serve = {"serveOn": {"endpoint": "chat"}}
+    with pytest.raises(pydantic.ValidationError, match="serveOn needs a pvc:// or file://"):
+        api.training_job.TrainingJobSpec.model_validate({**base, "output": {"uri": "s3://b/x", **serve}})
+    with pytest.raises(pydantic.ValidationError, match="serveOn needs method lora or qlora"):
+        api.training_job.TrainingJobSpec.model_validate(
+            {**base, "method": "full", "output": {"uri": "pvc://o/x", **serve}}
+        )
+    ok = api.training_job.TrainingJobSpec.model_validate({**base, "output": {"uri": "pvc://o/x", **serve}})
+    assert ok.output.to_wire() == {"uri": "pvc://o/x", "serveOn": {"endpoint": "chat"}}

@@ -53,7 +53,8 @@ def test_routing_bench_compares_a_large_table_with_one_model() -> None:
 
 def test_gateway_bench_measures_modelyard_and_the_installed_peers_side_by_side(tmp_path: Path) -> None:
     """Peers are optional: the run uses vllm-router where install_peers.sh put it and says why
-    it is absent otherwise (LiteLLM, far slower to start, is left to the full runs)."""
+    it is absent otherwise (LiteLLM, far slower to start, is left to the full runs); the bare
+    aiohttp proxy, part of the repository, runs when named."""
     if not shutil.which("wrk"):
         if os.environ.get("CI"):
             raise AssertionError("wrk is missing: .ci/setup installs it")
@@ -61,13 +62,14 @@ def test_gateway_bench_measures_modelyard_and_the_installed_peers_side_by_side(t
         pytest.skip("wrk is not installed (apt-get install -y wrk)")
     tree = str(ROOT / "operator")
     summary = _run("gateway_bench.py", "--duration", "1", "--repeat", "1", "--rate", "20", "--low-rate", "10",
-                   "--connections", "4", "--targets", "direct,modelyard,vllm-router",
+                   "--connections", "4", "--targets", "direct,modelyard,vllm-router,aiohttp-bare",
                    "--modelyard", f"before={tree}", "--modelyard", f"after={tree}", timeout=600)  # fmt: skip
     mine = ["direct", "before", "after"]
     peers = ["vllm-router"] if "vllm-router" in summary["results"] else []
     if not peers:
         print(f"vllm-router absent: {summary['absent']['vllm-router']}", file=sys.stderr)
         assert "install_peers.sh" in summary["absent"]["vllm-router"]
+    peers += ["aiohttp-bare"]  # the reference floor: bare_aiohttp_proxy.py, always there
     assert list(summary["results"]) == mine + peers and "litellm" not in summary["absent"]
     for name in mine + peers:
         for kind in ("plain", "stream"):

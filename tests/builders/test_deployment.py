@@ -42,6 +42,17 @@ def test_non_root_read_only_root_and_probes() -> None:
     assert {m["mountPath"] for m in container["volumeMounts"]} >= {"/cache", "/tmp"}
 
 
+def test_probes_run_every_second_within_the_same_startup_budget() -> None:
+    """A cold start waits on the startup and readiness probes: each second, not each five, and
+    the startup probe still allows ``startup_seconds`` in all."""
+    cfg = settings.Settings(startup_seconds=600)
+    container = _pod(deployment.build_deployment(endpoint(), entry(), cfg, owner_uid="u"))["containers"][0]
+    startup, ready = container["startupProbe"], container["readinessProbe"]
+    assert startup["periodSeconds"] == 1 and startup["periodSeconds"] * startup["failureThreshold"] == 600
+    assert ready["periodSeconds"] == 1
+    assert ready["periodSeconds"] * ready["failureThreshold"] >= 10  # a busy pod is not dropped at once
+
+
 def test_hf_token_comes_from_a_secret_and_env_overrides_apply() -> None:
     ep = endpoint(
         hfTokenSecretRef={"name": "hf", "key": "token"},
@@ -78,27 +89,31 @@ def test_service_selects_the_pods_and_carries_discovery_labels() -> None:
     assert service.service_url(endpoint(), CFG) == "http://chat.ml.svc.cluster.local:8000/v1"
 
 
-def test_adapters_on_claims_are_mounted_where_their_lora_paths_point() -> None:
-    """A fine-tuned entry's adapter and the endpoint's extra adapters on PVCs: each claim is
-    mounted read-only once, at the path its ``--lora`` argument names."""
+def test_adapter_claims_are_mounted_once_and_the_live_set_is_a_config_map() -> None:
+    """A fine-tuned entry's adapter claim and spec.adapterClaims are mounted read-only once each
+    at /models/<claim>; the live adapters themselves are not in the pod: a ConfigMap volume
+    (no subPath, so updates reach the running pod) holds them."""
     tuned = entry(
         "llama-tuned",
         source={"provider": "local", "uri": "pvc://weights/llama"},
         adapter={"baseModel": "llama", "uri": "pvc://out/run1"},
     )
     ep = endpoint(adapters=[{"name": "sql", "uri": "pvc://adapters/sql"},
-                            {"name": "sql2", "uri": "pvc://out/run2"}])
+                            {"name": "sql2", "uri": "pvc://out/run2"}],
+                  adapterClaims=["adapters", "out"])
     pod = _pod(deployment.build_deployment(ep, tuned, CFG, owner_uid="u"))
     claims = {v["name"]: v["persistentVolumeClaim"]["claimName"]
               for v in pod["volumes"] if "persistentVolumeClaim" in v}
     assert claims == {"weights": "weights", "adapters-0": "adapters", "adapters-1": "out"}
     container = pod["containers"][0]
     mounted = {m["mountPath"] for m in container["volumeMounts"] if m.get("readOnly")}
-    assert mounted == {"/models/weights", "/models/adapters", "/models/out"}
+    assert mounted == {"/models/weights", "/models/adapters", "/models/out", "/etc/modelyard/adapters"}
+    assert {"name": "adapter-set", "configMap": {"name": "chat-adapters", "optional": True}} in pod["volumes"]
+    assert not any(m.get("subPath") for m in container["volumeMounts"] if m["name"] == "adapter-set")
     args = container["args"]
     loras = [args[i + 1] for i, a in enumerate(args) if a == "--lora"]
-    assert loras == ["llama-tuned=/models/out/run1", "sql=/models/adapters/sql", "sql2=/models/out/run2"]
-    assert all(any(lora.split("=")[1].startswith(m + "/") for m in mounted) for lora in loras)
+    assert loras == ["llama-tuned=/models/out/run1"]
+    assert "sql" not in " ".join(args)
 
 
 def test_scale_down_drains_a_pod_before_it_stops() -> None:

@@ -11,7 +11,7 @@ def _args(e, ep, engine: str) -> list[str]:  # type: ignore[no-untyped-def]
     return runtime_args.runtime_args(e, ep, served_name="llama", engine=engine, port=8000)
 
 
-def test_vllm_gets_every_serving_option_and_lora_modules() -> None:
+def test_vllm_gets_every_serving_option_and_runtime_lora() -> None:
     e = entry(
         inferenceDefaults={
             "maxModelLen": 4096,
@@ -31,7 +31,7 @@ def test_vllm_gets_every_serving_option_and_lora_modules() -> None:
         "--provider", "huggingface", "--host", "$(POD_IP)", "--port", "8000",
         "--max-model-len", "8192", "--dtype", "bfloat16", "--gpu-memory-utilization", "0.85",
         "--quantization", "fp8", "--tensor-parallel-size", "2",
-        "--lora", "sql=/models/adapters/sql",
+        "--adapters-file", "/etc/modelyard/adapters/adapters.json", "--max-adapters", "8",
         "--engine-arg", "enable-prefix-caching=true",
     ]  # fmt: skip
     assert _args(e, ep, "vllm") == args
@@ -87,3 +87,11 @@ def test_a_fine_tuned_entry_runs_its_base_with_the_adapter_under_the_served_name
     assert args[:6] == ["--model", "/models/llama", "--served-name", "llama", "--engine", "transformers"]
     assert args[args.index("--lora") : args.index("--lora") + 2] == ["--lora", "tuned=/out/tuned"]
     assert args.count("--lora") == 1
+
+
+def test_the_entry_s_tool_call_parser_reaches_the_runtime_for_both_engines() -> None:
+    e = entry(runtime={"engine": "vllm", "toolCallParser": "llama3_json"})
+    for engine in ("vllm", "transformers"):
+        args = _args(e, endpoint(), engine)
+        assert args[args.index("--tool-call-parser") + 1] == "llama3_json"
+    assert "--tool-call-parser" not in _args(entry(runtime={"engine": "vllm"}), endpoint(), "vllm")

@@ -137,10 +137,60 @@ def test_kubectl_get_shows_model_served_weight_ready_scale_phase_age(
     apply(local_cluster, _endpoint(namespace, model))
     wait_for(lambda: status_of(local_cluster, namespace, "ep").get("ready"), 15, "status")
     out = local_cluster.kubectl("get", "modelendpoints", "-n", namespace).stdout.splitlines()
-    header = ["NAME", "MODEL", "SERVED", "WEIGHT", "READY", "DESIRED", "CURRENT", "DEMAND", "PHASE", "AGE"]
+    header = [
+        "NAME",
+        "MODEL",
+        "SERVED",
+        "WEIGHT",
+        "READY",
+        "ADAPTERS",
+        "DESIRED",
+        "CURRENT",
+        "DEMAND",
+        "PHASE",
+        "AGE",
+    ]
     assert out[0].split() == header
     row = out[1].split()
     assert row[:5] == ["ep", model, "cols", "100", "0/1"]
-    assert len(row) == len(header) - 3  # no spec.autoscaling: Desired, Current and Demand are blank
+    assert (
+        len(row) == len(header) - 4
+    )  # no adapters, no spec.autoscaling: Adapters, Desired, Current, Demand blank
     assert local_cluster.kubectl("get", "modelyard", "-n", namespace).returncode == 0
     local_cluster.kubectl("delete", "modelentry", model)
+
+
+def test_bad_adapters_are_denied_naming_the_field(local_cluster: Any, operator: Any, namespace: str) -> None:
+    base, other = f"abase-{namespace}", f"aother-{namespace}"
+    plain, misfit, good = f"aplain-{namespace}", f"amisfit-{namespace}", f"agood-{namespace}"
+    for name, extra in (
+        (base, {}),
+        (other, {}),
+        (plain, {}),
+        (misfit, {"adapter": f'{{baseModel: {other}, uri: "file:///a"}}'}),
+        (good, {"adapter": f'{{baseModel: {base}, uri: "file:///a"}}'}),
+    ):
+        assert apply(local_cluster, _entry(name, category="text-llm", **extra)).returncode == 0
+    taken = apply(local_cluster, _endpoint(namespace, base, name="taken"))
+    assert taken.returncode == 0, taken.stderr
+    served = base  # "taken" serves its entry's name
+
+    def adapters(items: str) -> str:
+        return _endpoint(namespace, base, name="ep").replace("resources:", f"adapters: {items}, resources:")
+
+    cases = [
+        (f"[{{name: x, entry: nope-{namespace}}}]", "spec.adapters[0].entry: ModelEntry 'nope-"),
+        (f"[{{name: x, entry: {plain}}}]", "is not an adapter"),
+        (f"[{{name: x, entry: {misfit}}}]", f"adapts '{other}', not this endpoint's base '{base}'"),
+        (f"[{{name: {served}, uri: 'file:///a'}}]", "spec.adapters[0].name"),
+        ("[{name: x, uri: 'file:///a'}, {name: x, uri: 'file:///b'}]", "adapters must have unique names"),
+        ("[{name: x}]", "exactly one of entry or uri"),
+    ]
+    for items, words in cases:
+        result = apply(local_cluster, adapters(items))
+        assert result.returncode != 0, items
+        assert words in result.stderr, (items, result.stderr)
+    ok = apply(local_cluster, adapters(f"[{{name: tuned-{namespace}, entry: {good}}}]"))
+    assert ok.returncode == 0, ok.stderr
+    local_cluster.kubectl("delete", "modelendpoint", "ep", "taken", "-n", namespace)
+    local_cluster.kubectl("delete", "modelentry", base, other, plain, misfit, good)

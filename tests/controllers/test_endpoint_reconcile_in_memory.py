@@ -45,7 +45,10 @@ def test_an_endpoint_applies_its_deployment_and_service_once(fake: FakeCluster) 
     ctx = make_context(fake)
     status = _reconcile(ctx)
     applied = [w for w in fake.writes if w[0] == "apply"]
-    assert applied == [("apply", "Deployment", "chat"), ("apply", "Service", "chat")]
+    assert applied == [  # no adapter ConfigMap unless the chart opts in (adapter_config_maps)
+        ("apply", "Deployment", "chat"),
+        ("apply", "Service", "chat"),
+    ]
     deployment = asyncio.run(fake.get(cluster.DEPLOYMENT, "chat", TEAM))
     assert deployment is not None
     owner = deployment["metadata"]["ownerReferences"][0]

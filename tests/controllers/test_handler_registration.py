@@ -13,6 +13,7 @@ import pytest
 from fakecluster import FakeCluster, make_context
 
 from modelyard.api import wire
+from modelyard.builders import settings
 from modelyard.controllers import context, handlers, options
 from modelyard.controllers.handlers import common
 from modelyard.statusapi import cache
@@ -43,10 +44,11 @@ def _scheduled(ctx: context.Context) -> dict[str, list[Any]]:
     return {name: list(queue.scheduled) for name, queue in queues.items()}  # type: ignore[union-attr]
 
 
-@pytest.mark.parametrize("plural", ["deployments", "services", "pods"])
+@pytest.mark.parametrize("plural", ["deployments", "services", "pods", "configmaps"])
 def test_an_endpoint_childs_event_wakes_that_endpoint_only(plural: str) -> None:
     ctx = make_context(FakeCluster())
-    registry = handlers.build_registry(ctx, options.OperatorOptions(webhook=False))
+    builder = settings.Settings(adapter_config_maps=True)  # adapter ConfigMaps are watched only then
+    registry = handlers.build_registry(ctx, options.OperatorOptions(webhook=False, builder=builder))
     _fire(registry, plural, {**MANAGED, wire.ENDPOINT: "chat"}, namespace="team", type="MODIFIED", body={})
     assert _scheduled(ctx) == {"endpoint": [("team", "chat")], "entry": [], "training": []}
 
@@ -59,6 +61,12 @@ def test_a_training_childs_event_wakes_that_job_only(plural: str) -> None:
         registry, plural, {**MANAGED, wire.TRAINING_JOB: "tune"}, namespace="team", type="MODIFIED", body={}
     )
     assert _scheduled(ctx) == {"endpoint": [], "entry": [], "training": [("team", "tune")]}
+
+
+def test_without_adapter_config_maps_no_configmap_is_watched() -> None:
+    """The operator has no ConfigMap rights outside its namespace unless the chart opts in."""
+    registry = handlers.build_registry(make_context(FakeCluster()), options.OperatorOptions(webhook=False))
+    assert not _watchers(registry, "configmaps")
 
 
 def test_objects_someone_else_manages_wake_nothing() -> None:

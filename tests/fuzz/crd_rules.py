@@ -115,6 +115,50 @@ def _min_above_max(draw: st.DrawFn) -> dict[str, Any]:
     }
 
 
+ADAPTER_NAMES = st.from_regex(r"\A[a-z][a-z0-9-]{0,15}\Z")
+
+
+@st.composite
+def _adapter_names_repeat(draw: st.DrawFn) -> dict[str, Any]:
+    name = draw(ADAPTER_NAMES)
+    items = [{"name": name, "uri": f"file:///fuzz/{i}"} for i in range(draw(st.integers(2, 4)))]
+    return {"model": "fuzz-no-such-entry", "replicas": 0, "adapters": items}
+
+
+@st.composite
+def _adapter_named_like_endpoint(draw: st.DrawFn) -> dict[str, Any]:
+    served = draw(ADAPTER_NAMES)
+    return {
+        "model": "fuzz-no-such-entry",
+        "replicas": 0,
+        "servedName": served,
+        "adapters": [{"name": served, "uri": "file:///fuzz/a"}],
+    }
+
+
+@st.composite
+def _adapter_not_exactly_one(draw: st.DrawFn) -> dict[str, Any]:
+    adapter: dict[str, Any] = {"name": draw(ADAPTER_NAMES)}
+    if draw(st.booleans()):
+        adapter |= {"entry": "fuzz-entry", "uri": "file:///fuzz/a"}
+    return {"model": "fuzz-no-such-entry", "replicas": 0, "adapters": [adapter]}
+
+
+def _job(output: dict[str, Any], method: str = "lora") -> dict[str, Any]:
+    return {"model": "fuzz-no-such-entry", "method": method, "dataset": {"uri": "file:///fuzz/train.jsonl"},
+            "output": output}  # fmt: skip
+
+
+@st.composite
+def _serve_on_remote_output(draw: st.DrawFn) -> dict[str, Any]:
+    return _job({"uri": f"s3://{draw(ADAPTER_NAMES)}/out", "serveOn": {"endpoint": "chat"}})
+
+
+@st.composite
+def _serve_on_full(draw: st.DrawFn) -> dict[str, Any]:
+    return _job({"uri": "file:///fuzz/out", "serveOn": {"endpoint": draw(ADAPTER_NAMES)}}, method="full")
+
+
 Case = tuple[str, str, base.Rule, Callable[[], st.SearchStrategy[dict[str, Any]]]]
 
 CASES: list[Case] = [
@@ -127,6 +171,11 @@ CASES: list[Case] = [
     ("ModelEntry", "spec", _rule(model_entry.ModelEntrySpec, 1), _upstream_without_engine),
     ("TrainingJob", "spec.dataset", _rule(training_job.Dataset), _dataset_not_exactly_one),
     ("TrainingJob", "spec", _rule(training_job.TrainingJobSpec), _lora_rank_too_large),
+    ("ModelEndpoint", "spec", _rule(model_endpoint.ModelEndpointSpec, 1), _adapter_names_repeat),
+    ("ModelEndpoint", "spec", _rule(model_endpoint.ModelEndpointSpec, 2), _adapter_named_like_endpoint),
+    ("ModelEndpoint", "spec.adapters[0]", _rule(model_endpoint.LoraAdapter), _adapter_not_exactly_one),
+    ("TrainingJob", "spec.output", _rule(training_job.Output), _serve_on_remote_output),
+    ("TrainingJob", "spec", _rule(training_job.TrainingJobSpec, 1), _serve_on_full),
 ]
 
 

@@ -50,6 +50,15 @@ EDGES = st.sampled_from(
      "", "a", "0", [], [""], ["a", "b"], [1, 2], [[1]], {}, {"a": 1}, None, float("nan"), float("inf")]
 )  # fmt: skip
 """Boundary values and plausible types: the values most likely to pass validation oddly."""
+FIELD_EDGES = {
+    "n": st.sampled_from([0, 1, 2, 8, 9, 2**31, -1, "2", 2.0, True, None]),
+    "logprobs": st.sampled_from([True, False, 0, 1, 5, 6, 20, -1, "yes", 2.5, None]),
+    "top_logprobs": st.sampled_from([0, 1, 5, 20, 21, -1, 1.5, "3", True, None]),
+}
+"""The bounds of the fields that ask for more than one answer's worth of work: ``n`` (the
+runtime's ``--max-n`` is 8 by default), chat's ``top_logprobs`` (0..20, with ``logprobs``),
+completions' ``logprobs`` (0..5)."""
+LOGPROB_ROUTES = ("/v1/chat/completions", "/v1/completions")
 SCALARS = st.none() | st.booleans() | NUMBERS | st.text(max_size=30)
 JUNK = st.recursive(
     SCALARS,
@@ -116,14 +125,20 @@ def bodies(draw: st.DrawFn, route: str, valid: dict[str, Any], pad: bool = False
     model = ROUTES[route]
     fields = sorted(model.model_fields)
     required = sorted(n for n, f in model.model_fields.items() if f.is_required())
-    how = draw(st.sampled_from(["junk", "junk", "junk", "nested", "drop", "extra", "whole"]))
+    hows = ["junk", "junk", "junk", "nested", "drop", "extra", "whole"]
+    how = draw(st.sampled_from([*hows, "choices"] if route in LOGPROB_ROUTES else hows))
+    if how == "choices":  # several of them at once: any may be at fault
+        picked: dict[str, Any] = {}
+        for name in draw(st.lists(st.sampled_from(sorted(FIELD_EDGES)), min_size=2, max_size=3, unique=True)):
+            picked[name] = draw(FIELD_EDGES[name])
+        return Body(encode({**valid, **picked}), None, f"choices {picked!r}")
     if how == "drop":
         field = draw(st.sampled_from(required))
         body = {k: v for k, v in valid.items() if k != field}
         return Body(encode(body), field, f"without {field}")
     if how == "junk":
         field = draw(st.sampled_from(fields))
-        value = draw(EDGES | JUNK)
+        value = draw(FIELD_EDGES[field] | EDGES | JUNK if field in FIELD_EDGES else EDGES | JUNK)
         return Body(encode({**valid, field: value}), field, f"{field}={value!r}")
     if how == "nested":
         path = draw(st.sampled_from(NESTED[route]))

@@ -141,7 +141,7 @@ def check(r: requests.Response, body: openai_bodies.Body, where: str) -> None:
             assert str(error["param"]).startswith(body.field), f"{where}: {error} for {body!r}"
         return
     if r.headers.get("Content-Type", "").startswith("text/event-stream"):
-        events = [line[6:] for line in r.text.splitlines() if line.startswith("data: ")]
+        events = [line[6:] for line in r.text.split("\n") if line.startswith("data: ")]
         assert events and events[-1] == "[DONE]", (
             f"{where}: stream without [DONE] for {body!r}: {r.text[-500:]}"
         )
@@ -261,6 +261,17 @@ def test_any_authorization_header_but_a_key_is_401(servers: Servers, authorizati
     assert error_of(r)["type"] == "authentication_error"
 
 
+@pytest.mark.parametrize("tokens", [[-1], [[3, -1]], [4294967296], [[3, 10**9]]])
+def test_a_token_id_out_of_the_vocabulary_is_a_400_naming_input(servers: Servers, tokens: list[Any]) -> None:
+    """Found by the fuzz: ``input: [-1]`` and ``input: [4294967296]`` on /v1/embeddings were 500s
+    (an index error, an overflow in the tokenizer)."""
+    raw = json.dumps({**valid_body(servers, "/v1/embeddings"), "input": tokens}).encode()
+    for base in (servers.runtime, servers.gateway):
+        r = post(base + "/v1/embeddings", raw)
+        assert r.status_code == 400, (base, r.status_code, r.text[:300])
+        assert error_of(r)["param"].startswith("input"), error_of(r)
+
+
 @pytest.mark.parametrize("stream", [False, True])
 @pytest.mark.parametrize(
     ("extra", "status", "param"),
@@ -281,3 +292,79 @@ def test_cases_the_fuzz_found(
         if status >= 400:
             error = error_of(r)
             assert error["param"] == param and param in error["message"], error
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize(
+    ("route", "extra", "param"),
+    [
+        ("/v1/chat/completions", {"n": 9}, "n"),  # over the runtime's --max-n (8)
+        ("/v1/chat/completions", {"n": 0}, "n"),
+        ("/v1/chat/completions", {"n": "2"}, "n"),
+        ("/v1/chat/completions", {"logprobs": True, "top_logprobs": 21}, "top_logprobs"),
+        ("/v1/chat/completions", {"top_logprobs": 3}, "top_logprobs"),  # without logprobs
+        ("/v1/chat/completions", {"logprobs": "yes"}, "logprobs"),
+        ("/v1/completions", {"logprobs": 6}, "logprobs"),
+        ("/v1/completions", {"logprobs": True}, "logprobs"),
+        ("/v1/completions", {"n": 2**31}, "n"),
+    ],
+)
+def test_n_and_logprobs_out_of_bounds_are_400_naming_the_field_at_both(
+    servers: Servers, route: str, extra: dict[str, Any], param: str, stream: bool
+) -> None:
+    raw = json.dumps({**valid_body(servers, route), **extra, "stream": stream}).encode()
+    for base in (servers.runtime, servers.gateway):
+        r = post(base + route, raw)
+        assert r.status_code == 400, (base, r.status_code, r.text[:300])
+        error = error_of(r)
+        assert error["param"] == param and param in error["message"], error
+
+
+PATH_PART = st.text(st.sampled_from("abcxyz-_.0123456789/"), min_size=1, max_size=20).filter(
+    lambda p: not p.startswith(("models", "/")) and "//" not in p and "/." not in p and ".." not in p
+)
+
+
+@bounded(40)
+@given(path=PATH_PART, named=st.booleans(), stream=st.booleans())
+def test_a_v1_path_the_gateway_does_not_know_is_relayed_or_404_never_5xx(
+    servers: Servers, path: str, named: bool, stream: bool
+) -> None:
+    """Relayed to the model the body names (the runtime then answers, 404 for a path it lacks
+    too); without a model, the gateway's own 404 naming the path."""
+    body: dict[str, Any] = {"stream": stream, "prompt": "hi", "max_tokens": 2}
+    if named:
+        body["model"] = servers.llama
+    r = post(f"{servers.gateway}/v1/{path}", json.dumps(body).encode())
+    assert r.status_code < 500, (path, r.status_code, r.text[:300])
+    if not named:
+        assert r.status_code == 404, (path, r.status_code, r.text[:300])
+        error = error_of(r)
+        assert error["code"] == "unknown_path" and f"/v1/{path}" in error["message"], error
+
+
+@pytest.mark.parametrize(
+    ("extra", "param"),
+    [
+        ({"tools": [{"type": "web_search"}]}, "tools[0].type"),
+        (
+            {"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": 12}}}]},
+            "tools[0].function.parameters",
+        ),
+        (
+            {"tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": "sometimes"},
+            "tool_choice",
+        ),
+        ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),  # no tool template
+        ({"tool_choice": "required"}, "tool_choice"),
+    ],
+)
+def test_bad_tools_are_a_400_naming_the_field_at_both(
+    servers: Servers, extra: dict[str, Any], param: str
+) -> None:
+    raw = json.dumps({**valid_body(servers, "/v1/chat/completions"), **extra}).encode()
+    for base in (servers.runtime, servers.gateway):
+        r = post(base + "/v1/chat/completions", raw)
+        assert r.status_code == 400, (base, r.status_code, r.text[:300])
+        error = error_of(r)
+        assert error["param"] == param and param in error["message"], error

@@ -30,7 +30,9 @@ class FakeUpstream:
     ``delay`` seconds); ``die`` (streams two events and half a third, then drops the
     connection; a plain answer: half of it, then the same); ``stall`` (streams two events,
     then sends nothing more); ``slow`` (answers after ``delay`` seconds); ``bad_request`` (400).
-    ``/v1/completions`` streams text choices, the chat route deltas.
+    ``/v1/completions`` streams text choices, the chat route deltas, ``/v1/responses`` the
+    Responses API's events (and answers a Responses object); any other ``/v1/...`` path answers
+    as chat does.
     A stream sends its first event and then waits for :attr:`hold` when a test sets one.
     """
 
@@ -51,6 +53,7 @@ class FakeUpstream:
             app.router.add_post("/v1" + path, self._json)
         app.router.add_post("/v1/audio/transcriptions", self._audio)
         app.router.add_post("/v1/audio/translations", self._audio)
+        app.router.add_post("/v1/{path:.+}", self._json)
         return app
 
     async def _misbehave(self) -> web.Response | None:
@@ -106,6 +109,8 @@ class FakeUpstream:
                     "data": [{"object": "embedding", "index": 0, "embedding": [0.1, 0.2]}],
                 }
             )
+        if request.path.endswith("/responses"):
+            return web.json_response(_response(self.name, body["model"], f"hello from {self.name}", 5, 7))
         if request.path.endswith("/rerank"):
             return web.json_response(
                 {"model": body["model"], "results": [{"index": 0, "relevance_score": 0.9}]}
@@ -141,6 +146,8 @@ class FakeUpstream:
     async def _events(
         self, request: web.Request, response: web.StreamResponse, body: dict[str, Any]
     ) -> web.StreamResponse:
+        if request.path.endswith("/v1/responses"):
+            return await self._response_events(response, body)
         text = request.path.endswith("/v1/completions")
         for i in range(self.chunks):
             piece: dict[str, Any] = (
@@ -177,6 +184,55 @@ class FakeUpstream:
         await response.write(b"data: " + json.dumps(last).encode() + b"\n\ndata: [DONE]\n\n")
         await response.write_eof()
         return response
+
+    async def _response_events(
+        self, response: web.StreamResponse, body: dict[str, Any]
+    ) -> web.StreamResponse:
+        """The Responses API's stream: named events, no ``[DONE]``; usage in the last one."""
+        pieces = [f"{self.name}-{i} " for i in range(self.chunks)]
+        opening = _response(self.name, body["model"], "", 0, 0, "in_progress")
+        events: list[dict[str, Any]] = [
+            {"type": "response.created", "response": opening},
+            *({"type": "response.output_text.delta", "item_id": "msg_1", "output_index": 0,
+               "content_index": 0, "delta": piece} for piece in pieces),
+            {"type": "response.completed",
+             "response": _response(self.name, body["model"], "".join(pieces), 3, self.chunks)},
+        ]  # fmt: skip
+        for event in events:
+            await response.write(f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode())
+            if self.chunk_delay:
+                await asyncio.sleep(self.chunk_delay)
+        await response.write_eof()
+        return response
+
+
+def _response(
+    name: str, model: str, text: str, input_tokens: int, output_tokens: int, status: str = "completed"
+) -> dict[str, Any]:
+    """A Responses API object with one output message."""
+    message = {
+        "type": "message",
+        "id": "msg_1",
+        "role": "assistant",
+        "status": "completed",
+        "content": [{"type": "output_text", "text": text, "annotations": []}],
+    }
+    return {
+        "id": f"resp_{name}",
+        "object": "response",
+        "created_at": 1,
+        "model": model,
+        "status": status,
+        "output": [message] if text else [],
+        "parallel_tool_calls": True,
+        "tool_choice": "auto",
+        "tools": [],
+        "usage": {
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+            "total_tokens": input_tokens + output_tokens,
+        },
+    }
 
 
 class Harness:

@@ -8,6 +8,7 @@ from typing import Any
 
 import openai
 
+from kit import wait_for
 from modelyard.gateway import app as gateway_app
 from modelyard.gateway import discovery
 
@@ -38,6 +39,10 @@ def test_requests_latency_and_tokens_are_counted(harness: Any, make_table: Any, 
     def value(name: str, **labels: str) -> float:
         return registry.get_sample_value(name, labels) or 0.0
 
+    # the stream's last bytes reach the client a moment before its handler counts it (the
+    # duration last of all)
+    duration = "modelyard_gateway_request_duration_seconds_count"
+    wait_for(lambda: value(duration, model="llama", endpoint="ns/a", code="200") == 2, 10, "both counted")
     assert value("modelyard_gateway_requests_total", model="llama", endpoint="ns/a", code="200") == 2
     assert (
         value("modelyard_gateway_request_duration_seconds_count", model="llama", endpoint="ns/a", code="200")

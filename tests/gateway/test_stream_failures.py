@@ -152,3 +152,43 @@ def test_client_leaving_mid_stream_closes_the_upstream(harness: Any, make_table:
     assert (
         registry.get_sample_value("modelyard_gateway_in_flight", {"endpoint": "ns/a", "target": target}) == 0
     )
+
+
+def test_client_leaving_during_keepalives_stops_the_wait(
+    harness: Any, make_table: Any, make_pods: Any
+) -> None:
+    """The keepalive that finds the client gone ends the attempt at once (499), not when the
+    model server's first event finally comes."""
+    slow = harness.fake("slow")
+    slow.mode, slow.delay = "slow_first", 120
+    url, app = harness.gateway(
+        discovery.StaticDiscovery(make_table(make_pods("ns/a", "llama", slow))), keepalive_interval=0.1
+    )
+    address = urllib.parse.urlsplit(url)
+    body = json.dumps(
+        {"model": "llama", "messages": [{"role": "user", "content": "x"}], "stream": True}
+    ).encode()
+    with socket.create_connection((address.hostname, address.port), timeout=5) as sock:
+        sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        received = b""
+        while b": keepalive" not in received:
+            received += sock.recv(65536)
+        assert received.startswith(b"HTTP/1.1 200")
+    registry = app[gateway_app.METRICS].registry
+    target = f"ns/a@{slow.url.split('://')[1]}"
+    wait_for(
+        lambda: (
+            registry.get_sample_value(
+                "modelyard_gateway_requests_total", {"model": "llama", "endpoint": "ns/a", "code": "499"}
+            )
+            and registry.get_sample_value(
+                "modelyard_gateway_in_flight", {"endpoint": "ns/a", "target": target}
+            )
+            == 0
+        ),
+        30,  # the model server would send its first event only after 120 s
+        "the request counted as 499 and nothing left in flight",
+    )

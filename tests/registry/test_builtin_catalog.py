@@ -166,3 +166,24 @@ def test_quantized_entries_name_their_engine_quantization(entry: api.ModelEntry)
     if method == "fp8":
         assert spec.requirements and spec.requirements.cuda_compute_capability == "8.9"
         assert "quantized" in (spec.tags or [])
+
+
+TOOL_PARSERS = {"qwen": "hermes", "qwen-vl": "hermes", "llama": "llama3_json", "mistral": "mistral"}
+"""The vLLM tool-call parser of each family's instruct models (their chat templates' format)."""
+
+
+def test_instruct_chat_models_carry_their_family_s_tool_call_parser() -> None:
+    from modelyard.registry import architectures
+
+    chat = [e for e in ENTRIES if e.spec.category in ("text-llm", "vision-vlm") and "instruct" in e.name]
+    assert chat, "no instruct chat model in the catalog"
+    for e in chat:
+        assert (
+            e.spec.architecture is not None and e.spec.runtime is not None and e.spec.capabilities is not None
+        )
+        family = architectures.lookup(e.spec.architecture).family
+        assert e.spec.runtime.tool_call_parser == TOOL_PARSERS[family], e.name
+        assert e.spec.capabilities.function_calling, e.name
+    for e in ENTRIES:
+        if e not in chat:
+            assert e.spec.runtime is None or e.spec.runtime.tool_call_parser is None, e.name

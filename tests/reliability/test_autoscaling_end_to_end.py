@@ -216,7 +216,8 @@ def _check(text: str, stream: bool, tokens: int) -> str:
         body = json.loads(text)
         finish, usage = body["choices"][0]["finish_reason"], body.get("usage") or {}
     else:
-        events = [line[6:] for line in text.splitlines() if line.startswith("data: ")]
+        # SSE lines end at LF: str.splitlines() would also split at U+2028, U+0085... in a token
+        events = [line[6:] for line in text.split("\n") if line.startswith("data: ")]
         if not events or events[-1] != "[DONE]":
             return f"stream cut: last events {events[-2:]}"
         chunks = [json.loads(e) for e in events[:-1]]

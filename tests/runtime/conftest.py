@@ -182,3 +182,29 @@ def client(server: BackgroundServer) -> Any:
     import openai
 
     return openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0, timeout=60)
+
+
+@pytest.fixture(scope="session")
+def tool_client(
+    start_server: StartServer, handlers: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> Any:
+    """The official client of a server with the tiny Llama built with a tool template, as
+    ``tools-hermes`` (its format read from the template) and ``tools-llama3`` (the entry's
+    ``toolCallParser`` llama3_json), and the plain ``tiny-llama`` (no tool template)."""
+    import openai
+
+    from modelyard.runtime import providers
+    from modelyard.runtime.handlers import chat
+
+    path = tinymodels.build_llama(tmp_path_factory.mktemp("tools") / "llama", tinymodels.TOOL_CHAT_TEMPLATE)
+    local = providers.create_provider("local")
+    server = start_server(
+        {
+            "tools-hermes": chat.TextChatModel(str(path), "cpu", name="tools-hermes", provider=local),
+            "tools-llama3": chat.TextChatModel(
+                str(path), "cpu", name="tools-llama3", provider=local, tool_call_parser="llama3_json"
+            ),
+            "tiny-llama": handlers["tiny-llama"],
+        }
+    )
+    return openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0, timeout=120)

@@ -69,3 +69,10 @@ def test_exec_replaces_the_process_with_the_vllm_server() -> None:
     assert argv[0] == program
     assert argv[1:3] == ["-m", "vllm.entrypoints.openai.api_server"]
     assert argv[3:] == ["--model", "m", "--host", "0.0.0.0", "--port", "9000"]
+
+
+def test_a_tool_call_parser_turns_on_auto_tool_choice() -> None:
+    args = vllm.build_vllm_args(vllm.VllmOptions(model="m", tool_call_parser="hermes"))
+    at = args.index("--enable-auto-tool-choice")
+    assert args[at : at + 3] == ["--enable-auto-tool-choice", "--tool-call-parser", "hermes"]
+    assert "--enable-auto-tool-choice" not in vllm.build_vllm_args(vllm.VllmOptions(model="m"))

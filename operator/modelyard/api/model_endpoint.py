@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 import pydantic
 
-from modelyard.api import base, model_entry
+from modelyard.api import base, lora, model_entry
 
 EndpointPhase = Literal["Pending", "Progressing", "Ready", "Degraded", "Failed"]
 
@@ -40,13 +40,32 @@ class ModelCache(base.ApiModel):
     """Sub-directory inside the claim."""
 
 
-class LoraAdapter(base.ApiModel):
-    """A LoRA adapter served next to the base model under its own name."""
+DEFAULT_MAX_ADAPTERS = lora.DEFAULT_MAX_ADAPTERS
+"""Adapters one runtime pod holds at once when ``spec.maxAdapters`` is unset (the runtime's
+``--max-adapters`` default)."""
 
-    name: str = pydantic.Field(min_length=1)
-    """Served name of the adapter."""
-    uri: str = pydantic.Field(pattern="^(pvc|s3|file|hf)://.+")
-    """Where the adapter weights are."""
+
+class LoraAdapter(base.ApiModel):
+    """A LoRA adapter loaded live into the endpoint's running pods, served under its own name.
+
+    Exactly one of ``entry`` (a ModelEntry with ``spec.adapter`` over the endpoint's base) or
+    ``uri`` (the adapter's files). Adding or removing one never restarts a pod."""
+
+    name: str = pydantic.Field(min_length=1, max_length=256)
+    """Served name of the adapter (clients ask for it as ``model``)."""
+    entry: str | None = pydantic.Field(default=None, min_length=1, max_length=253)
+    """A ModelEntry that is an adapter (``spec.adapter``) over the endpoint's base model."""
+    uri: str | None = pydantic.Field(default=None, pattern="^(pvc|s3|file|hf)://.+")
+    """Where the adapter files are: ``pvc://claim/path`` (the claim must be the model's or in
+    ``spec.adapterClaims``), ``file://``, or ``hf://repo`` (s3:// is not supported yet)."""
+
+    rules = (
+        base.Rule(
+            cel="has(self.entry) != has(self.uri)",
+            message="an adapter needs exactly one of entry or uri",
+            check=lambda s: (s.entry is None) != (s.uri is None),
+        ),
+    )
 
 
 class EnvVar(base.ApiModel):
@@ -138,7 +157,14 @@ class ModelEndpointSpec(base.ApiModel):
     hf_token_secret_ref: base.SecretKeyRef | None = None
     """Secret key with a Hugging Face token for gated repositories."""
     adapters: list[LoraAdapter] | None = pydantic.Field(default=None, max_length=64)
-    """LoRA adapters served by this endpoint."""
+    """LoRA adapters loaded live into the running pods, each under its own served name (names
+    unique; see docs/concepts.md, live adapters)."""
+    max_adapters: int | None = pydantic.Field(default=None, ge=1, le=256)
+    """Adapters a pod holds at once (1-256, default 8): the runtime's ``--max-adapters``; one
+    more is refused with an error in ``status.adapters``, never evicted."""
+    adapter_claims: list[str] | None = pydantic.Field(default=None, max_length=16)
+    """PersistentVolumeClaims mounted read-only at ``/models/<claim>`` in every pod, so adapters
+    on them (``pvc://claim/...``, a TrainingJob's output) load without a rollout."""
     fallback: list[str] | None = pydantic.Field(default=None, max_length=16)
     """Served names the gateway tries when this model cannot answer (only names this namespace
     may serve, or that nobody owns: see docs/concepts.md, served-name ownership)."""
@@ -153,6 +179,19 @@ class ModelEndpointSpec(base.ApiModel):
             message="fallback must not name the endpoint's own servedName",
             field_path=".fallback",
             check=lambda s: not s.fallback or not s.served_name or s.served_name not in s.fallback,
+        ),
+        base.Rule(
+            cel="!has(self.adapters) || self.adapters.all(a, self.adapters.exists_one(b, b.name == a.name))",
+            message="adapters must have unique names",
+            field_path=".adapters",
+            check=lambda s: len({a.name for a in s.adapters or []}) == len(s.adapters or []),
+        ),
+        base.Rule(
+            cel="!has(self.adapters) || !has(self.servedName) || "
+            "!self.adapters.exists(a, a.name == self.servedName)",
+            message="an adapter's name must not be the endpoint's own servedName",
+            field_path=".adapters",
+            check=lambda s: not s.served_name or all(a.name != s.served_name for a in s.adapters or []),
         ),
     )
 
@@ -170,6 +209,27 @@ class AutoscalingStatus(base.ApiModel):
     """When the autoscaler last changed spec.replicas (RFC 3339)."""
     last_scale_reason: str | None = None
     """Why, e.g. "demand 17 > 8 x 2 ready: 2 -> 3"."""
+
+
+class AdapterStatus(base.ApiModel):
+    """One adapter of the endpoint's effective set (``spec.adapters`` and TrainingJobs whose
+    ``output.serveOn`` names the endpoint), as its pods report it."""
+
+    name: str
+    """Served name of the adapter."""
+    source: str | None = None
+    """Where it comes from: ``spec``, ``entry <name>`` or ``trainingjob <name>``."""
+    path: str | None = None
+    """The path the pods load it from."""
+    pods: list[str] | None = None
+    """Ready pods that have it loaded (the gateway routes its name to these)."""
+    ready: bool = False
+    """Loaded on every ready pod."""
+    reason: str | None = None
+    """Why not, one CamelCase word: AdapterLoadFailed, EntryNotFound, NotAnAdapter, WrongBase,
+    ClaimNotMounted, NameNotAllowed."""
+    message: str | None = None
+    """The runtime's own error (bad path, wrong base, rank too large, maxAdapters reached)."""
 
 
 class ModelEndpointStatus(base.ApiModel):
@@ -197,6 +257,10 @@ class ModelEndpointStatus(base.ApiModel):
     """Desired vs current replicas, the demand last seen and why the last scale happened."""
     url: str | None = None
     """In-cluster URL of the endpoint's Service (or the upstream base URL)."""
+    adapters: list[AdapterStatus] | None = None
+    """Each live adapter: the pods that have it loaded, or the runtime's error."""
+    adapters_ready: str | None = None
+    """loaded/desired adapters (loaded on every ready pod), for kubectl get."""
     conditions: list[base.Condition] | None = None
     """Available, Progressing, Degraded."""
     observed_generation: int | None = None

@@ -134,6 +134,10 @@ class RuntimeSpec(base.ApiModel):
     """Handler class path for the transformers engine; detected from the category when absent."""
     pooling: Pooling | None = None
     """Embedding pooling: mean, cls, last or max."""
+    tool_call_parser: str | None = pydantic.Field(default=None, pattern=r"^[a-z][a-z0-9_]{0,62}$")
+    """How the model writes function calls: vLLM's tool-call parser (hermes, llama3_json,
+    mistral, ...; vLLM then runs with --enable-auto-tool-choice); the transformers engine reads
+    hermes and llama3_json, and otherwise detects the format from the chat template."""
     allow_trust_remote_code: bool | None = None
     """true: endpoints of this entry may pass engine arguments that run code from outside the
     image (trustRemoteCode, parser plugins, classes by import path; docs/security.md lists

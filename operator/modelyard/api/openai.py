@@ -10,7 +10,7 @@ have the OpenAI shape::
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pydantic
 
@@ -98,11 +98,20 @@ def media_type_error(content_type: str | None, *, form: bool = False) -> str | N
 SEED_MIN, SEED_MAX = -(2**63), 2**64 - 1
 """The seeds torch takes (a larger one was an overflow, a 500)."""
 
+MAX_TOP_LOGPROBS = 20
+"""Chat's ``top_logprobs`` bound (OpenAI's)."""
+MAX_COMPLETION_LOGPROBS = 5
+"""The legacy completions' ``logprobs`` bound (OpenAI's)."""
+
 
 class ChatMessage(OpenAIModel):
     role: Literal["system", "user", "assistant", "tool", "developer"]
     content: str | list[dict[str, Any]] | None = None
     name: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    """An assistant turn's calls: ``{"id", "type": "function", "function": {"name", "arguments"}}``."""
+    tool_call_id: str | None = None
+    """A ``tool`` message: the call it answers."""
 
 
 class StreamOptions(OpenAIModel):
@@ -125,8 +134,17 @@ class ChatCompletionRequest(OpenAIModel):
     max_completion_tokens: int | None = pydantic.Field(default=None, ge=1)
     stop: str | list[str] | None = None
     seed: int | None = pydantic.Field(default=None, ge=SEED_MIN, le=SEED_MAX)
-    n: int = pydantic.Field(default=1, ge=1, le=1)
+    n: int = pydantic.Field(default=1, ge=1, strict=True)
+    """Choices to generate; the server's bound (the runtime's ``--max-n``) is checked where it is known."""
+    logprobs: bool | None = pydantic.Field(default=None, strict=True)
+    top_logprobs: int | None = pydantic.Field(default=None, ge=0, le=MAX_TOP_LOGPROBS, strict=True)
+    """Most likely alternatives per token; needs ``logprobs: true``."""
     response_format: ResponseFormat | None = None
+    tools: list[dict[str, Any]] | None = None
+    """Function tools (checked by the runtime: a 400 naming ``tools[i]...``)."""
+    tool_choice: str | dict[str, Any] | None = None
+    """``auto``, ``none``, ``required`` or ``{"type": "function", "function": {"name": ...}}``."""
+    parallel_tool_calls: bool | None = None
     user: str | None = None
     add_generation_prompt: bool = True
     """vLLM's extension: open an assistant turn after the messages (the usual chat)."""
@@ -146,12 +164,36 @@ class CompletionRequest(OpenAIModel):
     stop: str | list[str] | None = None
     seed: int | None = pydantic.Field(default=None, ge=SEED_MIN, le=SEED_MAX)
     echo: bool = False
-    n: int = pydantic.Field(default=1, ge=1, le=1)
+    n: int = pydantic.Field(default=1, ge=1, strict=True)
+    logprobs: int | None = pydantic.Field(default=None, ge=0, le=MAX_COMPLETION_LOGPROBS, strict=True)
+    """The legacy shape: the chosen token's logprob and this many alternatives per token."""
+
+
+class ResponsesRequest(OpenAIModel):
+    """``POST /v1/responses``: the fields the runtime reads (others are kept and ignored)."""
+
+    model: str = pydantic.Field(min_length=1)
+    input: str | list[dict[str, Any]]
+    instructions: str | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    stream: bool = False
+    max_output_tokens: int | None = pydantic.Field(default=None, ge=1)
+    temperature: float | None = pydantic.Field(default=None, ge=0, le=2)
+    top_p: float | None = pydantic.Field(default=None, gt=0, le=1)
+    previous_response_id: str | None = None
+    store: bool | None = None
+    metadata: dict[str, Any] | None = None
+
+
+TokenId = Annotated[int, pydantic.Field(ge=0)]
+"""A token id in a request (a negative one is a 400 naming the field, never an index error)."""
 
 
 class EmbeddingRequest(OpenAIModel):
     model: str = pydantic.Field(min_length=1)
-    input: str | list[str] | list[int] | list[list[int]]
+    input: str | list[str] | list[TokenId] | list[list[TokenId]]
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = pydantic.Field(default=None, ge=1)
     user: str | None = None

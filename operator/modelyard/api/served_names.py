@@ -13,7 +13,10 @@ The rule (docs/concepts.md, "Served-name ownership"):
 3. **Sharing.** ``spec.shareServedNameWith`` on any endpoint of the owning namespace that
    serves the name lets the listed namespaces' endpoints join its weighted split (first-come
    names only; a platform name is opened by the entry's ``servingNamespaces``).
-4. **Fallbacks.** An endpoint's ``spec.fallback`` may name only served names its namespace
+4. **Adapters.** The names of an endpoint's ``spec.adapters`` are served names of its
+   namespace too: rules 1-3 apply to them as to the endpoint's own (an adapter whose name
+   another namespace owns is not loaded, ``NameNotAllowed``).
+5. **Fallbacks.** An endpoint's ``spec.fallback`` may name only served names its namespace
    may serve, or that nobody owns; the others are ignored.
 
 An endpoint that breaks rule 1 (a claimed entry) does not count for rule 2, so it cannot take
@@ -49,6 +52,8 @@ class EndpointFacts:
     model: str
     share_with: tuple[str, ...] = ()
     fallback: tuple[str, ...] = ()
+    adapters: tuple[str, ...] = ()
+    """Served names of its live adapters (``spec.adapters[].name``): owned like served names."""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -177,9 +182,10 @@ def decide(endpoints: Iterable[EndpointFacts], claims: Iterable[EntryClaim]) -> 
     first: dict[str, EndpointFacts] = {}
     serving: dict[str, list[EndpointFacts]] = {}
     for fact in facts:  # rule 2: the oldest endpoint's namespace owns an unclaimed name
-        serving.setdefault(fact.served_name, []).append(fact)
-        if fact.key not in conflicts and fact.served_name not in owners:
-            first.setdefault(fact.served_name, fact)
+        for name in (fact.served_name, *fact.adapters):
+            serving.setdefault(name, []).append(fact)
+            if fact.key not in conflicts and name not in owners:
+                first.setdefault(name, fact)
     for served, oldest in first.items():
         shared = frozenset(
             ns for fact in serving[served] if fact.namespace == oldest.namespace for ns in fact.share_with
@@ -238,4 +244,5 @@ def facts_of(
         model=spec.model,
         share_with=tuple(spec.share_served_name_with or ()),
         fallback=tuple(spec.fallback or ()),
+        adapters=tuple(a.name for a in spec.adapters or ()),
     )

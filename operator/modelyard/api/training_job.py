@@ -41,6 +41,13 @@ class Registration(base.ApiModel):
     """Served name of the new entry; defaults to its name."""
 
 
+class ServeOn(base.ApiModel):
+    """Load the trained adapter into a running ModelEndpoint of the job's namespace."""
+
+    endpoint: str = pydantic.Field(pattern="^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=253)
+    """Name of the ModelEndpoint (same namespace) whose pods load the adapter on success."""
+
+
 class Output(base.ApiModel):
     """Where the result goes."""
 
@@ -48,6 +55,18 @@ class Output(base.ApiModel):
     """Output location for checkpoints, the adapter (or weights) and the manifest."""
     register_as: Registration | None = pydantic.Field(default=None, alias="register")
     """Create a ModelEntry for the result."""
+    serve_on: ServeOn | None = None
+    """On success, load the adapter live into this endpoint's pods (no restart), served under
+    ``register.servedName`` (else the registered entry's name, else the job's name)."""
+
+    rules = (
+        base.Rule(
+            cel="!has(self.serveOn) || self.uri.startsWith('pvc://') || self.uri.startsWith('file://')",
+            message="output.serveOn needs a pvc:// or file:// output.uri (the endpoint's pods read it)",
+            field_path=".serveOn",
+            check=lambda s: s.serve_on is None or s.uri.startswith(("pvc://", "file://")),
+        ),
+    )
 
 
 class Progress(base.ApiModel):
@@ -112,6 +131,12 @@ class TrainingJobSpec(base.ApiModel):
             message="lora.r must be at most 1024",
             check=lambda s: s.method == "full" or s.lora is None or s.lora.r is None or s.lora.r <= 1024,
         ),
+        base.Rule(
+            cel="self.method != 'full' || !has(self.output.serveOn)",
+            message="output.serveOn needs method lora or qlora (a full fine-tune is no adapter)",
+            field_path=".output.serveOn",
+            check=lambda s: s.method != "full" or s.output.serve_on is None,
+        ),
     )
 
 
@@ -132,6 +157,10 @@ class TrainingJobStatus(base.ApiModel):
     """The merged configuration the trainer runs with."""
     registered_model: str | None = None
     """The ModelEntry created for the result."""
+    served_at: str | None = None
+    """When the adapter first answered on ``output.serveOn``'s endpoint (RFC 3339)."""
+    served_name: str | None = None
+    """The served name the adapter answers to on ``output.serveOn``'s endpoint."""
     start_time: str | None = None
     """When training started."""
     completion_time: str | None = None

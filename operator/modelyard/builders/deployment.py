@@ -7,8 +7,8 @@ import json
 from typing import Any
 
 from modelyard import api
-from modelyard.api import wire
-from modelyard.builders import inference_pool, labels, runtime_args, security, settings
+from modelyard.api import lora, wire
+from modelyard.builders import adapters, inference_pool, labels, runtime_args, security, settings
 
 TERMINATION_GRACE_SECONDS = wire.PRESTOP_SECONDS + wire.DRAIN_SECONDS + 5
 """preStop sleep, then the runtime's drain of in-flight requests and streams, then a margin."""
@@ -35,12 +35,15 @@ def spec_hash(obj: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _env(endpoint: api.ModelEndpoint, cfg: settings.Settings) -> list[dict[str, Any]]:
+def _env(endpoint: api.ModelEndpoint, cfg: settings.Settings, engine: str) -> list[dict[str, Any]]:
     env: dict[str, dict[str, Any]] = {
         wire.POD_IP_ENV: {"name": wire.POD_IP_ENV, "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
         "HF_HOME": {"name": "HF_HOME", "value": f"{cfg.cache_dir}/huggingface"},
         "HOME": {"name": "HOME", "value": "/tmp"},
     }
+    if engine == "vllm":  # load_lora_adapter / unload_lora_adapter answer only with this
+        name = lora.VLLM_RUNTIME_LORA_ENV
+        env[name] = {"name": name, "value": "True"}
     token = endpoint.spec.hf_token_secret_ref
     if token is not None:
         env["HF_TOKEN"] = {
@@ -85,17 +88,25 @@ def _volumes(
         },
         {"name": "tmp", "mountPath": "/tmp"},
     ]
-    # Every claim the weights or an adapter live on, mounted read-only at wire.MODELS_ROOT/<claim>
-    # (where runtime_args points the runtime): the source's as "weights", the others as
-    # "adapters-<i>" in name order.
+    # Every claim the weights or an adapter may live on, mounted read-only at
+    # wire.MODELS_ROOT/<claim> (where runtime_args points the runtime): the source's as
+    # "weights", the others (a served adapter entry's, spec.adapterClaims) as "adapters-<i>" in
+    # name order. Never the live adapter set itself, so changing it rolls nothing.
+    claims = adapters.mounted_claims(entry, endpoint)
     weights = wire.pvc_claim(entry.spec.source.uri or "")
-    adapter_uris = [entry.spec.adapter.uri] if entry.spec.adapter is not None else []
-    adapter_uris += [a.uri for a in endpoint.spec.adapters or []]
-    others = sorted({c for c in map(wire.pvc_claim, adapter_uris) if c and c != weights})
+    others = [c for c in claims if c != weights]
     named = ([("weights", weights)] if weights else []) + [(f"adapters-{i}", c) for i, c in enumerate(others)]
     for volume, claim in named:
         volumes.append({"name": volume, "persistentVolumeClaim": {"claimName": claim, "readOnly": True}})
         mounts.append({"name": volume, "mountPath": f"{wire.MODELS_ROOT}/{claim}", "readOnly": True})
+    # The live adapter set: a ConfigMap the runtime re-reads (no subPath: those never update).
+    volumes.append(
+        {
+            "name": "adapter-set",
+            "configMap": {"name": adapters.config_map_name(endpoint.name), "optional": True},
+        }
+    )
+    mounts.append({"name": "adapter-set", "mountPath": adapters.ADAPTERS_DIR, "readOnly": True})
     return volumes, mounts
 
 
@@ -110,23 +121,36 @@ def build_deployment(
     if cfg.inference_pools is not None:  # the InferencePool of the served name selects on it
         pod_labels[wire.SERVED_NAME] = inference_pool.served_name_label(served_name(entry, endpoint))
     args = runtime_args.runtime_args(
-        entry, endpoint, served_name=served_name(entry, endpoint), engine=engine, port=cfg.runtime_port
+        entry,
+        endpoint,
+        served_name=served_name(entry, endpoint),
+        engine=engine,
+        port=cfg.runtime_port,
+        max_adapters=adapters.max_adapters(endpoint),
     )
     volumes, mounts = _volumes(entry, endpoint, cfg)
-    probe = {"httpGet": {"path": "/ready", "port": wire.HTTP_PORT}, "periodSeconds": 5, "timeoutSeconds": 3}
+    # Probed every second, so a pod turns Ready within a second of its model answering (a cold
+    # start from zero waits on this); ten failures in a row, not three, before a busy pod whose
+    # event loop answers late is taken out of the Service.
+    probe = {
+        "httpGet": {"path": "/ready", "port": wire.HTTP_PORT},
+        "periodSeconds": 1,
+        "timeoutSeconds": 3,
+        "failureThreshold": 10,
+    }
     container = {
         "name": "runtime",
         "image": endpoint.spec.image or cfg.runtime_image,
         "command": list(cfg.runtime_command),
         "args": args,
-        "env": _env(endpoint, cfg),
+        "env": _env(endpoint, cfg, engine),
         "ports": [{"name": wire.HTTP_PORT, "containerPort": cfg.runtime_port, "protocol": "TCP"}],
         "resources": _resources(endpoint, gpus, cfg),
         "volumeMounts": mounts,
         "startupProbe": {
             "httpGet": {"path": "/health", "port": wire.HTTP_PORT},
-            "periodSeconds": 5,
-            "failureThreshold": max(1, cfg.startup_seconds // 5),
+            "periodSeconds": 1,
+            "failureThreshold": max(1, cfg.startup_seconds),
         },
         "readinessProbe": probe,
         "livenessProbe": {

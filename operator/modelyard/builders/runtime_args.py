@@ -12,6 +12,7 @@ from typing import Any
 
 from modelyard import api
 from modelyard.api import model_entry, wire
+from modelyard.builders import adapters
 
 # Runtime flags for known options; the value of a True boolean is the bare flag.
 _KNOWN = (
@@ -70,9 +71,21 @@ def _flag(name: str, value: Any) -> list[str]:
 
 
 def runtime_args(
-    entry: api.ModelEntry, endpoint: api.ModelEndpoint, *, served_name: str, engine: str, port: int
+    entry: api.ModelEntry,
+    endpoint: api.ModelEndpoint,
+    *,
+    served_name: str,
+    engine: str,
+    port: int,
+    max_adapters: int = 8,
 ) -> list[str]:
-    """Arguments of ``modelyard runtime`` for this endpoint, in a stable order."""
+    """Arguments of ``modelyard runtime`` for this endpoint, in a stable order.
+
+    Live adapters (:mod:`.adapters`): both engines get ``--adapters-file`` (the mounted
+    ConfigMap) and ``--max-adapters``; the transformers runtime re-reads the file, the vLLM one
+    turns them into ``--enable-lora --max-loras N --max-lora-rank R`` (and the adapters there at
+    start into ``--lora-modules``), later adapters coming over vLLM's runtime LoRA API. Neither
+    flag depends on the set, so changing it never changes the pod."""
     provider, model = model_reference(entry.spec.source)
     adapter = entry.spec.adapter
     # A fine-tuned entry runs its base model's source (copied into it) with the adapter on top:
@@ -87,6 +100,8 @@ def runtime_args(
         args += ["--handler", runtime.handler]
     if runtime is not None and runtime.pooling:
         args += ["--pooling", runtime.pooling]
+    if runtime is not None and runtime.tool_call_parser:
+        args += ["--tool-call-parser", runtime.tool_call_parser]
     generation = entry.spec.generation_defaults
     if generation is not None:
         for name, value in (
@@ -107,8 +122,8 @@ def runtime_args(
             args += _flag(key, options[key])
     if adapter is not None:
         args += ["--lora", f"{served_name}={_in_pod(adapter.uri) or adapter.uri}"]
-    for extra in endpoint.spec.adapters or []:
-        args += ["--lora", f"{extra.name}={_in_pod(extra.uri) or extra.uri}"]
+    if engine in ("transformers", "vllm"):  # live adapters: the set is a file, the bound a flag
+        args += ["--adapters-file", adapters.ADAPTERS_FILE, "--max-adapters", str(max_adapters)]
     for key in sorted(k for k in options if k not in _KNOWN):
         value = options[key]
         args += ["--engine-arg", f"{key}={str(value).lower() if isinstance(value, bool) else value}"]

@@ -31,6 +31,11 @@ class Settings:
     """Operator-wide defaults for the objects it builds."""
 
     runtime_image: str = "ghcr.io/modelyard/runtime:0.1.0"
+    adapter_config_maps: bool = False
+    """Keep each endpoint's live adapter set in a ConfigMap its pods mount, so that a new replica
+    loads the set before it turns Ready. Off by default: it needs cluster-wide ConfigMap rights
+    (RBAC cannot say "ConfigMaps I created"); without it the operator pushes the set to each
+    Ready pod over HTTP only (docs/security.md)."""
     """Image of runtime and trainer pods when the resource names none."""
     allowed_image_prefixes: tuple[str, ...] = ()
     """What ``spec.image`` of endpoints and training jobs may name (:mod:`.trust`); empty:

@@ -7,12 +7,14 @@ may still make things right. CEL in the CRDs covers what one object says about i
                          spec.image outside allowedImagePrefixes; trust-changing engineArgs
                          the entry does not allow (:mod:`modelyard.builders.trust`);
                          the entry cannot serve inference, is invalid, or does not fit
-                         spec.resources.gpuType at its maxModelLen
+                         spec.resources.gpuType at its maxModelLen; an adapter
+                         entry that does not exist, is no adapter or adapts another base;
+                         an adapter name another endpoint serves or another namespace owns
                    warn: the entry does not exist yet; the entry is deprecated
     TrainingJob    deny: spec.image outside allowedImagePrefixes;
                          the entry cannot be trained (capabilities, upstream, deprecated),
                          or the GPU type is too small for the method
-                   warn: the entry does not exist yet
+                   warn: the entry does not exist yet; output.serveOn's endpoint does not
     ModelEntry     warn: the registry cannot resolve it (its status will say Invalid); its
                          servingNamespaces shut endpoints out (they go to ServedNameConflict)
 """
@@ -25,8 +27,8 @@ import kopf
 import pydantic
 
 from modelyard import api
-from modelyard.api import served_names
-from modelyard.builders import deployment, registration, runtime_args, trust
+from modelyard.api import served_names, wire
+from modelyard.builders import adapters, deployment, registration, runtime_args, trust
 from modelyard.controllers import cluster, context, model_entry
 from modelyard.registry import gpus, manifests, resolve, verdicts
 
@@ -84,17 +86,48 @@ def _ownership(
 
 
 async def _check_ownership(ctx: context.Context, endpoint: api.ModelEndpoint, body: dict[str, Any]) -> None:
-    """Deny what served-name ownership forbids (:mod:`modelyard.api.served_names`)."""
+    """Deny what served-name ownership forbids (:mod:`modelyard.api.served_names`), for the
+    endpoint's served name and for its adapters' names."""
     entries, endpoints = await _cluster_now(ctx)
     key = (endpoint.namespace or "", endpoint.name)
     others = [(e, created) for e, created in endpoints if (e.namespace or "", e.name) != key]
     created = (body.get("metadata") or {}).get("creationTimestamp")
-    verdict = _ownership(entries, [*others, (endpoint, created)]).verdict(*key)
+    ownership = _ownership(entries, [*others, (endpoint, created)])
+    verdict = ownership.verdict(*key)
     if verdict.conflict is not None:
         raise kopf.AdmissionError(verdict.conflict, code=403)
     ignored = verdict.fallback_message()
     if ignored is not None:
         raise kopf.AdmissionError(ignored, code=403)
+    served = {
+        f.served_name: f"{f.namespace}/{f.name}"
+        for e, when in others
+        if (f := served_names.facts_of(e, entries.get(e.spec.model), when)) is not None
+    }
+    for i, adapter in enumerate(endpoint.spec.adapters or ()):
+        where = f"spec.adapters[{i}].name"
+        if adapter.name in served:
+            raise kopf.AdmissionError(
+                f"{where}: {adapter.name!r} is the served name of ModelEndpoint {served[adapter.name]}; "
+                "an adapter needs a served name of its own",
+                code=403,
+            )
+        if not ownership.may_serve(key[0], adapter.name):
+            owner = ownership.owners[adapter.name].describe()
+            raise kopf.AdmissionError(
+                f"{where}: served name {adapter.name!r} belongs to {owner} ({served_names.RULE})", code=403
+            )
+
+
+async def _check_adapter_entries(ctx: context.Context, endpoint: api.ModelEndpoint, base: str | None) -> None:
+    """Each ``spec.adapters[].entry`` must be an adapter over the endpoint's base (``base``:
+    None while the endpoint's own entry does not exist, so the base is not known yet)."""
+    for i, adapter in enumerate(endpoint.spec.adapters or ()):
+        if adapter.entry is None:
+            continue
+        problem = adapters.entry_problem(adapter.entry, await _entry(ctx, adapter.entry), base or "")
+        if problem is not None and (base is not None or problem[0] != "WrongBase"):
+            raise kopf.AdmissionError(f"spec.adapters[{i}].entry: {problem[1]}", code=422)
 
 
 async def _warn_shut_out(ctx: context.Context, entry: api.ModelEntry, warnings: list[str]) -> None:
@@ -120,6 +153,7 @@ async def validate_endpoint(ctx: context.Context, body: dict[str, Any], warnings
     await _check_ownership(ctx, endpoint, body)
     entry = await _entry(ctx, endpoint.spec.model)
     _deny(trust.engine_args_problem(endpoint.spec.engine_args, entry))
+    await _check_adapter_entries(ctx, endpoint, adapters.base_of(entry) if entry is not None else None)
     if entry is None:
         model = endpoint.spec.model
         warnings.append(
@@ -167,6 +201,7 @@ async def validate_training_job(ctx: context.Context, body: dict[str, Any], warn
     job = _parse(api.TrainingJob, body)
     _deny(trust.image_problem(job.spec.image, ctx.settings))
     await _registration_warnings(ctx, job, str(body.get("metadata", {}).get("uid", "")), warnings)
+    await _serve_on_warnings(ctx, job, warnings)
     entry = await _entry(ctx, job.spec.model)
     if entry is None:
         warnings.append(
@@ -182,6 +217,27 @@ async def validate_training_job(ctx: context.Context, body: dict[str, Any], warn
     verdict = verdicts.validate_training(entry, job.spec.method, memory)
     if not verdict.ok:
         raise kopf.AdmissionError(f"spec.model: {verdict.reason}", code=422)
+
+
+async def _serve_on_warnings(ctx: context.Context, job: api.TrainingJob, warnings: list[str]) -> None:
+    """``output.serveOn``: say now when its endpoint is missing or will not see the output."""
+    serve_on = job.spec.output.serve_on
+    if serve_on is None:
+        return
+    where = f"spec.output.serveOn.endpoint: ModelEndpoint {serve_on.endpoint!r}"
+    body = await ctx.cluster.get(cluster.MODEL_ENDPOINT, serve_on.endpoint, job.namespace)
+    if body is None:
+        warnings.append(
+            f"{where} does not exist (yet) in namespace {job.namespace}: the adapter loads once it does"
+        )
+        return
+    claim = wire.pvc_claim(job.spec.output.uri)
+    claims = (body.get("spec") or {}).get("adapterClaims") or []
+    if claim is not None and claim not in claims:
+        warnings.append(
+            f"{where} does not list claim {claim!r} in spec.adapterClaims: unless it is its model's "
+            "claim, the adapter will be ClaimNotMounted (add it there: one rollout)"
+        )
 
 
 async def _registration_warnings(

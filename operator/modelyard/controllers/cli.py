@@ -125,6 +125,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--runtime-image", default=None, help="image of runtime and trainer pods")
     parser.add_argument(
+        "--adapter-configmaps",
+        action="store_true",
+        help="keep each endpoint's live adapter set in a ConfigMap its pods mount (new replicas load "
+        "it before Ready); needs cluster-wide ConfigMap rights. Default: pushed over HTTP only",
+    )
+    parser.add_argument(
         "--allowed-image-prefix",
         action="append",
         default=[],
@@ -226,6 +232,8 @@ def _run(args: argparse.Namespace) -> int:
         builder = dataclasses.replace(builder, gateway_secret_grants=grants)
     if args.runtime_image:
         builder = dataclasses.replace(builder, runtime_image=args.runtime_image)
+    if args.adapter_configmaps:
+        builder = dataclasses.replace(builder, adapter_config_maps=True)
     if args.network_policy_from is not None:
         builder = dataclasses.replace(
             builder,

@@ -36,6 +36,22 @@ class Applied:
     """uid and resourceVersion of the Service right after the apply."""
 
 
+RETRY_SECONDS = 1.0
+"""The first recheck of an endpoint whose adapters are not settled (:mod:`.adapters`)."""
+
+
+@dataclasses.dataclass
+class AdapterMemory:
+    """What the adapter sync remembers per endpoint between reconciles (:mod:`.adapters`)."""
+
+    config_map: str = ""
+    """The adapter ConfigMap as last applied."""
+    retry: float = RETRY_SECONDS
+    """The next recheck's delay while the set is not settled (doubles, bounded)."""
+    refused: dict[tuple[str, str], tuple[str, str]] = dataclasses.field(default_factory=dict)
+    """(pod, adapter) -> (path, message) of a load the pod refused (vLLM keeps no list of its own)."""
+
+
 @dataclasses.dataclass
 class Context:
     cluster: cluster.Cluster
@@ -53,13 +69,15 @@ class Context:
     """(generation, phase) of each entry when its endpoints were last woken."""
     ownership: ownership.Index = dataclasses.field(default_factory=ownership.Index)
     """Every endpoint and entry, from the watches: who owns which served name."""
+    adapters: dict[tuple[str, str], AdapterMemory] = dataclasses.field(default_factory=dict)
+    """Per endpoint, the live adapters' sync state (:mod:`.adapters`)."""
     pools: inference_pool.Pools = dataclasses.field(default_factory=inference_pool.Pools)
     """The InferencePools as last applied (``--inference-pools``)."""
     informer: informer.Informer = dataclasses.field(default_factory=informer.Informer)
+    """What the watches report: reconciles read entries, endpoints and children from it."""
     creating: asyncio.Semaphore = dataclasses.field(default_factory=lambda: asyncio.Semaphore(CREATING))
     """Endpoints applying their children at once: a few, so each is done soon (and its pods start)
     instead of all finishing together, and a reconcile that only observes never waits on them."""
-    """What the watches report: reconciles read entries, endpoints and children from it."""
 
     def endpoints_of(self, model: str) -> list[tuple[str, str]]:
         return sorted(key for key, state in self.endpoints.items() if state.model == model)

@@ -32,7 +32,7 @@ import pydantic
 from modelyard import api
 from modelyard.api import wire
 from modelyard.builders import children, deployment, endpoint_status, labels, network_policy, service, trust
-from modelyard.controllers import cluster, conditions, context, inference_pool, model_entry
+from modelyard.controllers import adapters, cluster, conditions, context, inference_pool, model_entry
 from modelyard.registry import manifests
 
 log = logging.getLogger(__name__)
@@ -72,8 +72,12 @@ def _ids(obj: dict[str, Any] | None, field: str) -> tuple[str, Any]:
 
 
 async def _observe_children(
-    ctx: context.Context, endpoint: api.ModelEndpoint, entry: api.ModelEntry, uid: str
-) -> endpoint_status.Observed:
+    ctx: context.Context,
+    endpoint: api.ModelEndpoint,
+    entry: api.ModelEntry,
+    uid: str,
+    prepared: adapters.Prepared,
+) -> tuple[endpoint_status.Observed, list[dict[str, Any]]]:
     """Apply the Deployment and Service unless they are as last applied, then observe the pods.
 
     Pod and Deployment status events wake most reconciles; re-applying unchanged children on
@@ -97,8 +101,15 @@ async def _observe_children(
             last = None
     if last is None or last.digest != digest:
         async with ctx.creating:  # a few at a time: each finishes soon, none starves observing
-            return await _apply_children(ctx, endpoint, (built, built_service, policy), digest, uid, live)
-    return endpoint_status.observe(endpoint.spec.replicas, current, await _pods(ctx, endpoint))
+            taken, current = await _apply_children(
+                ctx, endpoint, (built, built_service, policy), digest, uid, live, prepared
+            )
+        if taken is not None:  # a child's name is someone else's
+            return taken, []
+    else:
+        await adapters.apply_set(ctx, endpoint, prepared, uid)  # the set changed, the pods did not
+    pods = await _pods(ctx, endpoint)
+    return endpoint_status.observe(endpoint.spec.replicas, current, pods), pods
 
 
 async def _pods(ctx: context.Context, endpoint: api.ModelEndpoint) -> list[dict[str, Any]]:
@@ -116,8 +127,10 @@ async def _apply_children(
     digest: str,
     uid: str,
     live: tuple[dict[str, Any] | None, dict[str, Any] | None] | None,
-) -> endpoint_status.Observed:
-    """Apply the children after the ownership check (fresh reads where the watch knows of none)."""
+    prepared: adapters.Prepared,
+) -> tuple[endpoint_status.Observed | None, dict[str, Any] | None]:
+    """Apply the children after the ownership check (fresh reads where the watch knows of none):
+    the Pending status when a child's name is someone else's, else the Deployment as applied."""
     key = (endpoint.namespace or "", endpoint.name)
     built, built_service, policy = objects
     live = live or await _live_children(ctx, endpoint)
@@ -131,7 +144,10 @@ async def _apply_children(
     if message:
         ctx.applied.pop(key, None)
         ctx.touch_endpoint(key[0], key[1], delay=CONFLICT_RECHECK_SECONDS)
-        return endpoint_status.Observed("Pending", "OwnershipConflict", message, endpoint.spec.replicas, 0)
+        return endpoint_status.Observed(
+            "Pending", "OwnershipConflict", message, endpoint.spec.replicas, 0
+        ), None
+    await adapters.apply_set(ctx, endpoint, prepared, uid)  # the adapters file, before the pods
     if policy is not None:  # before the pods exist, so none is ever reachable from elsewhere
         await ctx.cluster.apply(policy)
     applies = ctx.cluster.apply(built), ctx.cluster.apply(built_service)
@@ -141,7 +157,7 @@ async def _apply_children(
     ctx.applied[key] = context.Applied(
         digest, _ids(current, "generation"), _ids(applied_service, "resourceVersion")
     )
-    return endpoint_status.observe(endpoint.spec.replicas, current, await _pods(ctx, endpoint))
+    return None, current
 
 
 async def _live_children(
@@ -168,7 +184,7 @@ async def _remove_children(ctx: context.Context, endpoint: api.ModelEndpoint, ui
 
 
 async def _decide(
-    ctx: context.Context, endpoint: api.ModelEndpoint, uid: str
+    ctx: context.Context, endpoint: api.ModelEndpoint, uid: str, had_adapters: bool = False
 ) -> tuple[endpoint_status.Observed, dict[str, Any]]:
     """The observed state and the extra status fields (servedName, engine, url)."""
     problem = trust.image_problem(endpoint.spec.image, ctx.settings)
@@ -184,7 +200,7 @@ async def _decide(
         return endpoint_status.Observed(
             "Failed", "ServedNameConflict", verdict.conflict, endpoint.spec.replicas, 0
         ), {}
-    observed, extra = await _serve(ctx, endpoint, entry_body, uid)
+    observed, extra = await _serve(ctx, endpoint, entry_body, uid, had_adapters)
     ignored = verdict.fallback_message()
     if ignored is not None:
         observed = dataclasses.replace(observed, message=f"{observed.message}; {ignored}")
@@ -192,7 +208,11 @@ async def _decide(
 
 
 async def _serve(
-    ctx: context.Context, endpoint: api.ModelEndpoint, entry_body: dict[str, Any] | None, uid: str
+    ctx: context.Context,
+    endpoint: api.ModelEndpoint,
+    entry_body: dict[str, Any] | None,
+    uid: str,
+    had_adapters: bool = False,
 ) -> tuple[endpoint_status.Observed, dict[str, Any]]:
     """The endpoint may serve its name: deploy it (or wait for its entry)."""
     if entry_body is None:
@@ -242,7 +262,11 @@ async def _serve(
             return endpoint_status.Observed("Pending", "UpstreamUnreachable", problem, 0, 0), extra
         return endpoint_status.Observed("Ready", "UpstreamAnswers", f"{base_url} answers", 0, 0), extra
     extra["url"] = service.service_url(endpoint, ctx.settings)
-    return await _observe_children(ctx, endpoint, entry, uid), extra
+    prepared = await adapters.prepare(ctx, endpoint, entry)
+    observed, pods = await _observe_children(ctx, endpoint, entry, uid, prepared)
+    if observed.reason != children.CONFLICT:
+        extra |= await adapters.sync(ctx, endpoint, prepared, extra["engine"], pods, had_adapters)
+    return observed, extra
 
 
 async def reconcile(ctx: context.Context, key: tuple[str, str]) -> None:
@@ -251,6 +275,7 @@ async def reconcile(ctx: context.Context, key: tuple[str, str]) -> None:
     body = await ctx.informer.read(ctx.cluster, cluster.MODEL_ENDPOINT, name, namespace)
     if body is None or body["metadata"].get("deletionTimestamp"):
         ctx.applied.pop(key, None)
+        adapters.forget(ctx, key)
         ctx.touch_endpoints(
             ctx.ownership.endpoint_event({"metadata": {"namespace": namespace, "name": name}}, True)
         )
@@ -270,7 +295,7 @@ async def reconcile(ctx: context.Context, key: tuple[str, str]) -> None:
         )
         extra: dict[str, Any] = {}
     else:
-        observed, extra = await _decide(ctx, endpoint, body["metadata"]["uid"])
+        observed, extra = await _decide(ctx, endpoint, body["metadata"]["uid"], bool(current.get("adapters")))
     status = {
         **endpoint_status.status(observed, generation, conditions.now(), current.get("conditions") or []),
         **extra,

@@ -11,6 +11,9 @@ registration, ``RegistrationConflict``. Its Job and NetworkPolicy are only ever 
 (:mod:`modelyard.builders.children`): a same-named one of anyone else's is left untouched and
 the job waits, ``Pending``/``OwnershipConflict`` (the Job's GET is the one the reconcile makes
 anyway; the NetworkPolicy, when policies are on, costs one GET before the Job is created).
+
+A Succeeded job with ``output.serveOn`` wakes that endpoint, whose adapter sync
+(:mod:`.adapters`) loads the adapter live and writes ``status.servedAt`` once it answers.
 """
 
 from __future__ import annotations
@@ -219,5 +222,9 @@ async def reconcile(ctx: context.Context, key: tuple[str, str]) -> None:
     ]
     if conditions.status_changed(current, status):
         await ctx.cluster.patch_status(cluster.TRAINING_JOB, name, namespace, status)
+    serve_on = ((body.get("spec") or {}).get("output") or {}).get("serveOn") or {}
+    if phase == "Succeeded" and serve_on.get("endpoint") and not current.get("servedAt"):
+        # the endpoint's adapter sync loads it and writes status.servedAt when it answers
+        ctx.touch_endpoint(namespace, str(serve_on["endpoint"]), delay=0)
     ctx.metrics.reconciles.labels("TrainingJob", phase).inc()
     ctx.metrics.duration.labels("TrainingJob").observe(time.monotonic() - started)

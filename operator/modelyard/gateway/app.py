@@ -10,6 +10,12 @@ key's requests and tokens per minute (429 with ``Retry-After``, :mod:`~.ratelimi
 :func:`modelyard.api.openai.media_type_error`), and its model checked (unknown → 404, not
 allowed for the key → 403). Each check and its refusal is in :mod:`~.guards`; everything else
 is :mod:`modelyard.gateway.proxy`.
+
+Besides the OpenAI paths it knows (:data:`OPENAI_PATHS`), the gateway relays any other POST
+under ``/v1/`` whose JSON body names a ``model``, to that model's endpoints by the same path
+(auth, bounds, retries, weighted split, metrics and streaming as for chat), so a new OpenAI
+path works without a gateway release; such a path without a ``model`` is a 404 naming it.
+``/v1/models`` stays the gateway's own.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from modelyard.gateway import (
     podload,
     proxy,
     ratelimit,
+    resume,
     settings,
 )
 
@@ -59,6 +66,7 @@ OPENAI_PATHS = (
     "/audio/transcriptions",
     "/audio/translations",
     "/rerank",
+    "/responses",
 )
 
 
@@ -99,6 +107,7 @@ def create_app(
     app.router.add_get("/v1/models/{model:.+}", _model)
     for suffix in OPENAI_PATHS:
         app.router.add_post("/v1" + suffix, _openai)
+    app.router.add_post("/v1/{path:.+}", _relay)  # after the known paths: they match first
     return app
 
 
@@ -199,7 +208,14 @@ async def _model(request: web.Request) -> web.Response:
     return web.json_response(openai.ModelCard(id=name).model_dump())
 
 
-async def _openai(request: web.Request) -> web.StreamResponse:
+async def _relay(request: web.Request) -> web.StreamResponse:
+    """A POST to a /v1 path the gateway does not know: relayed when its body names a model."""
+    if request.path == "/v1/models" or request.path.startswith("/v1/models/"):
+        return guards.error(405, f"{request.method} {request.path}: Method Not Allowed (the gateway's own)")
+    return await _openai(request, known=False)
+
+
+async def _openai(request: web.Request, known: bool = True) -> web.StreamResponse:
     started = asyncio.get_running_loop().time()
     app = request.app
     stats = app[METRICS]
@@ -227,7 +243,10 @@ async def _openai(request: web.Request) -> web.StreamResponse:
         except body.BodyError as exc:
             if exc.limit is not None:
                 stats.child(stats.limited, exc.limit).inc()
-            response = guards.error(400, str(exc), param=exc.param)
+            if known or exc.limit is not None:
+                response = guards.error(400, str(exc), param=exc.param)
+            else:  # no model to relay an unknown path to
+                response = guards.unknown_path(request)
             return response
         table = app[DISCOVERY].table()
         stats.follow(table)
@@ -260,7 +279,9 @@ async def _openai(request: web.Request) -> web.StreamResponse:
         ex = exchange.Exchange(request, parsed, suffix, started)
         # a stream is counted against tpm by its usage chunk: ask for it (the client sees it
         # only when it asked too)
-        ex.ask_usage = bool(key is not None and key.tpm and parsed.stream and parsed.boundary is None)
+        ex.ask_usage = bool(
+            key is not None and key.tpm and parsed.stream and request.path[3:] in resume.KINDS
+        )
         try:
             response = await app[PROXY].forward(ex, table, key)
         except exchange.ClientGone:

@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import gc
 import logging
+import os
 import pathlib
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -18,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from modelyard.gateway import app, balancer, discovery, podload, settings
+from modelyard.gateway import app, balancer, discovery, eventloop, podload, settings
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +135,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="seconds between scrapes of each pod's /metrics queue signal for least-busy (default 1; 0: off)",
     )
+    parser.add_argument(
+        "--event-loop",
+        choices=eventloop.CHOICES,
+        help="auto: uvloop when installed, else asyncio's; uvloop: refuse to start without it; "
+        f"asyncio (env {eventloop.ENV}; default auto)",
+    )
     parser.add_argument("--log-level", default="INFO", help="logging level (default: INFO)")
     parser.add_argument("--access-log", action="store_true", help="log every request (never logs keys)")
     parser.set_defaults(func=serve, group_parser=parser)
@@ -197,6 +204,11 @@ def serve(args: argparse.Namespace) -> int:
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     config = build_settings(args)
+    try:
+        loop_choice = eventloop.resolve(args.event_loop, os.environ.get(eventloop.ENV))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if config.auth and args.routes is None and not args.keys_secret:
         print("error: --keys-secret '' leaves the gateway without keys; --no-auth opens it", file=sys.stderr)
         return 2
@@ -219,8 +231,15 @@ def serve(args: argparse.Namespace) -> int:
     application.on_startup.append(_freeze_heap)
     if args.metrics_port is not None:
         application.cleanup_ctx.append(_metrics_server(args.host, args.metrics_port))
+    try:
+        loop, loop_kind = eventloop.new_loop(loop_choice)
+    except eventloop.Unavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    log.info("event loop: %s", loop_kind)
     web.run_app(
         application,
+        loop=loop,
         host=args.host,
         port=args.port,
         access_log=logging.getLogger("modelyard.gateway.access") if args.access_log else None,

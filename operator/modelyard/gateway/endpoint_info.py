@@ -9,6 +9,7 @@ the served-name ownership, and calls these for the objects each change touches.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -30,20 +31,27 @@ the gateway may not read."""
 def slice_urls(obj: dict[str, Any]) -> tuple[str | None, list[str]]:
     """An EndpointSlice's ``namespace/endpoint`` (None: not an endpoint's) and its routable pod URLs
     (none without a port named ``http``)."""
+    endpoint, pods = slice_pods(obj)
+    return endpoint, [url for _, url in pods]
+
+
+def slice_pods(obj: dict[str, Any]) -> tuple[str | None, list[tuple[str, str]]]:
+    """Like :func:`slice_urls`, each URL with its pod's name (``targetRef``; empty if none)."""
     meta = obj.get("metadata") or {}
     endpoint = (meta.get("labels") or {}).get(wire.ENDPOINT)
     if not endpoint:
         return None, []
     ports = obj.get("ports") or ()
     port = next((p.get("port") for p in ports if p.get("name") == wire.HTTP_PORT), None)
-    urls: list[str] = []
+    pods: list[tuple[str, str]] = []
     for ep in (obj.get("endpoints") or ()) if port else ():
         if not readiness.routable_address(ep):
             continue
+        pod = str((ep.get("targetRef") or {}).get("name") or "")
         for address in ep.get("addresses") or ():
             host = f"[{address}]" if ":" in address else address
-            urls.append(f"http://{host}:{port}")
-    return f"{meta.get('namespace')}/{endpoint}", urls
+            pods.append((pod, f"http://{host}:{port}"))
+    return f"{meta.get('namespace')}/{endpoint}", pods
 
 
 class PodIndex:
@@ -53,7 +61,7 @@ class PodIndex:
 
     def __init__(self) -> None:
         self._endpoint: dict[str, str] = {}
-        self._slices: dict[str, dict[str, list[str]]] = {}
+        self._slices: dict[str, dict[str, list[tuple[str, str]]]] = {}
 
     def reset(self, slices: Mapping[str, dict[str, Any]]) -> None:
         self._endpoint, self._slices = {}, {}
@@ -62,7 +70,7 @@ class PodIndex:
 
     def update(self, key: str, obj: dict[str, Any] | None) -> set[str]:
         """Take the slice ``key`` as it is now (None: deleted); the endpoints whose pods it touched."""
-        endpoint, urls = slice_urls(obj) if obj is not None else (None, [])
+        endpoint, urls = slice_pods(obj) if obj is not None else (None, [])
         touched = set()
         before = self._endpoint.pop(key, None)
         if before is not None:
@@ -78,8 +86,12 @@ class PodIndex:
         return touched
 
     def urls(self, endpoint: str) -> list[str]:
+        return [url for _, url in self.pods(endpoint)]
+
+    def pods(self, endpoint: str) -> list[tuple[str, str]]:
+        """(pod name, URL) of the endpoint's routable pods, in :meth:`urls` order."""
         group = self._slices.get(endpoint, {})
-        return [url for key in sorted(group) for url in group[key]]
+        return [pod for key in sorted(group) for pod in group[key]]
 
 
 def info(
@@ -117,6 +129,37 @@ def info(
     targets = (discovery.upstream_target(key, spec_up.base_url),)
     serving = status.phase == "Ready" and refused is None
     return routes.EndpointInfo(key, served, spec.weight, serving, fallback, targets, upstream), refused
+
+
+def adapter_infos(
+    base: routes.EndpointInfo,
+    endpoint: api.ModelEndpoint,
+    pods: list[tuple[str, str]],
+    allowed: Callable[[str], bool],
+) -> tuple[routes.EndpointInfo, ...]:
+    """One info per live adapter of a pod endpoint (``status.adapters``), under the adapter's
+    served name: the base's pods that have it loaded, its weight, fallbacks and hold; a
+    PrefixHash routing keyed by the adapter's name, so one adapter's requests concentrate on
+    few pods while those stay under the load bound. Adapters the namespace may not serve
+    (``allowed``) and adapters on no pod (unless the endpoint holds requests) are left out."""
+    status = endpoint.status
+    if base.upstream is not None or status is None or not status.adapters:
+        return ()
+    found = []
+    for adapter in status.adapters:
+        loaded = set(adapter.pods or ())
+        if adapter.name == base.served_name or not allowed(adapter.name) or not (loaded or base.hold):
+            continue
+        targets = tuple(discovery.pod_target(base.name, url) for pod, url in pods if pod and pod in loaded)
+        found.append(
+            dataclasses.replace(
+                base,
+                served_name=adapter.name,
+                targets=targets,
+                routing=routes.Routing("PrefixHash", load_factor=base.routing.load_factor, key=adapter.name),
+            )
+        )
+    return tuple(found)
 
 
 def secret_data(secret: dict[str, Any]) -> dict[str, str]:

@@ -77,6 +77,15 @@ def over_rate(rates: ratelimit.RateLimiter, stats: metrics.Metrics, key: auth.Ap
     return response
 
 
+def unknown_path(request: web.Request) -> web.Response:
+    """A POST to a path the gateway does not know, whose body names no model to relay it to."""
+    message = (
+        f"{request.method} {request.path}: no such path on this gateway; a /v1 path it does not know"
+        " is relayed to the model that a JSON body names in 'model'"
+    )
+    return error(404, message, code="unknown_path")
+
+
 def not_found(name: str, table_names: list[str], key: auth.ApiKey | None) -> web.Response:
     visible = [n for n in table_names if key is None or key.allows(n)]
     shown = ", ".join(visible[:20]) + (", ..." if len(visible) > 20 else "")

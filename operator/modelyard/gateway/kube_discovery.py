@@ -8,6 +8,8 @@ the API server sends it):
   endpoint is routed only when ``Ready``; a pod endpoint also while ``Degraded`` or
   ``Progressing``, through the pods that are still ready (a crashed replica or a rolling
   update must not take the whole model away);
+* ``status.adapters`` of a pod endpoint: each live adapter's served name routes to the pods
+  that have it loaded (:func:`.endpoint_info.adapter_infos`);
 * ``endpointslices`` labelled ``modelyard.io/endpoint`` (``wire.ENDPOINT``, all namespaces):
   the addresses of endpoints whose ``conditions.ready`` is true (and ``terminating`` not true)
   on the port named ``http`` are the endpoint's pods; a pod being drained (terminating, still
@@ -220,10 +222,17 @@ class KubeDiscovery(discovery.Tables):
         conflicts: set[str] = set()
         unreadable: list[tuple[str, str]] = []
         info = None
+        infos: tuple[routes.EndpointInfo, ...] = ()
         if obj is not None:
-            pods = {key: self._pods.urls(key)}
+            named = self._pods.pods(key)
+            pods = {key: [url for _, url in named]}
             info = self._endpoint_info(key, obj, pods, wanted, ownership, conflicts, unreadable)
-        self._index.put(key, info)
+            endpoint = self._parse(f"ep:{key}", obj, api.ModelEndpoint)
+            if info is not None and isinstance(endpoint, api.ModelEndpoint):
+                namespace = endpoint.namespace or ""
+                allowed = lambda name: ownership.may_serve(namespace, name)  # noqa: E731
+                infos = (info, *endpoint_info.adapter_infos(info, endpoint, named, allowed))
+        self._index.put(key, infos or None)
         for ref in self._wants.pop(key, set()) - wanted:
             self._wanted_by[ref].discard(key)
             if not self._wanted_by[ref]:

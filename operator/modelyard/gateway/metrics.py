@@ -251,7 +251,7 @@ class Metrics:
         for kind in ("prompt", "completion"):
             value = usage.get(f"{kind}_tokens")
             if isinstance(value, int) and value > 0:
-                self.tokens.labels(model, kind).inc(value)
+                self.child(self.tokens, model, kind).inc(value)
 
 
 class _UnreadableKeys(prometheus_client.registry.Collector):

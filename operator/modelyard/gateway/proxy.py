@@ -57,7 +57,10 @@ log = logging.getLogger(__name__)
 def affinity_key(ex: exchange.Exchange, routing: routes.Routing) -> str:
     """What a request is hashed by: the session header's value, else the ``user`` field (when
     ``routing`` opts in to them and the request has them), else its prompt prefix. A tag in
-    front keeps a session id from landing where a prompt of the same text does."""
+    front keeps a session id from landing where a prompt of the same text does. A live
+    adapter's routing has one key for all its requests: its name."""
+    if routing.key is not None:
+        return "a:" + routing.key
     if routing.session_header:
         session = ex.request.headers.get(routing.session_header)
         if session:
@@ -224,7 +227,7 @@ class Proxy:
                 return result
             limit = self.settings.max_response_bytes
             response = await upstream.send(
-                self.session, target, ex.suffix, payload, headers, self.settings.first_byte_timeout, limit
+                self.session, target, ex.suffix, payload, headers, self.settings.attempt_timeout, limit
             )
             self.metrics.child(self.metrics.first_byte, ex.body.model, endpoint.name).observe(
                 loop.time() - sent
@@ -254,23 +257,19 @@ class Proxy:
         headers: Mapping[str, str],
         sent: float,
     ) -> web.StreamResponse:
-        opening = asyncio.ensure_future(
-            relay.open_stream(self.session, target, ex.suffix, payload, headers, self.settings)
-        )
+        keepalive = relay.Keepalive(ex, self.settings.keepalive_interval)
         try:
-            while True:
-                done, _ = await asyncio.wait({opening}, timeout=self.settings.keepalive_interval)
-                if done:
-                    break
-                await ex.commit_sse()
-                await ex.write(sse.KEEPALIVE)
-        except BaseException:  # the client left (or the request timed out) while waiting
-            if not opening.done():
-                opening.cancel()
-            elif not opening.cancelled() and opening.exception() is None:
-                opening.result()[0].close()
-            raise
-        response, first, splitter = opening.result()
+            opened = await relay.open_stream(self.session, target, ex.suffix, payload, headers, self.settings)
+        except asyncio.CancelledError:
+            await keepalive.stop()
+            current = asyncio.current_task()
+            if keepalive.gone is None or current is None:
+                raise
+            current.uncancel()  # the keepalive found the client gone and stopped the wait
+            raise keepalive.gone from None
+        finally:
+            await keepalive.stop()
+        response, first, splitter = opened
         self.metrics.child(self.metrics.first_byte, ex.body.model, endpoint.name).observe(
             asyncio.get_running_loop().time() - sent
         )

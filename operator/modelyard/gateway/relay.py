@@ -22,6 +22,64 @@ from modelyard.gateway import exchange, metrics, resume, routes, settings, sse, 
 log = logging.getLogger(__name__)
 
 
+class Keepalive:
+    """Comment keepalives to the client while an attempt waits for its first event.
+
+    Armed as one timer: a stream whose first event comes within ``interval`` (the usual case)
+    costs no task and no wait of its own. When the timer fires, a task commits the ``200
+    text/event-stream`` response and sends ``: keepalive`` every ``interval`` seconds until
+    :meth:`stop`; if the client is gone it cancels the waiting attempt, which then raises
+    :class:`~modelyard.gateway.exchange.ClientGone` (:attr:`gone`). ``interval`` <= 0: none.
+    """
+
+    __slots__ = ("_ex", "_interval", "_owner", "_stopping", "_task", "_timer", "_writing", "gone")
+
+    def __init__(self, ex: exchange.Exchange, interval: float) -> None:
+        self._ex = ex
+        self._interval = interval
+        self._owner = asyncio.current_task()
+        self._task: asyncio.Task[None] | None = None
+        self._writing = False
+        self._stopping = False
+        self.gone: exchange.ClientGone | None = None
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(interval, self._start) if interval > 0 else None
+
+    def _start(self) -> None:
+        self._timer = None
+        self._task = asyncio.get_running_loop().create_task(self._send())
+
+    async def _send(self) -> None:
+        while not self._stopping:
+            self._writing = True
+            try:
+                await self._ex.commit_sse()
+                await self._ex.write(sse.KEEPALIVE)
+            except exchange.ClientGone as exc:
+                self.gone = exc
+                if not self._stopping and self._owner is not None:
+                    self._owner.cancel()
+                return
+            finally:
+                self._writing = False
+            if not self._stopping:
+                await asyncio.sleep(self._interval)
+
+    async def stop(self) -> None:
+        """No more keepalives; a write under way is let finish (a cancelled one could leave
+        the response half-prepared)."""
+        self._stopping = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        task, self._task = self._task, None
+        if task is None or task.done():
+            return
+        if not self._writing:
+            task.cancel()
+        await asyncio.wait({task})
+
+
 async def open_stream(
     session: aiohttp.ClientSession,
     target: routes.Target,
@@ -31,7 +89,7 @@ async def open_stream(
     config: settings.Settings,
 ) -> tuple[aiohttp.ClientResponse, bytes, sse.EventSplitter | None]:
     """Send, then read up to the first complete event (or the whole answer if not SSE)."""
-    timeout = config.first_byte_timeout
+    timeout = config.attempt_timeout  # None: the request's own timeout bounds the attempt
     response = await upstream.send(
         session, target, suffix, payload, headers, timeout, config.max_response_bytes
     )
@@ -39,7 +97,7 @@ async def open_stream(
         return response, b"", None
     splitter = sse.EventSplitter(config.max_event_bytes)
     try:
-        async with asyncio.timeout(timeout):
+        async with upstream.within(timeout):
             while True:
                 chunk = await response.content.readany()
                 if not chunk:
@@ -49,13 +107,16 @@ async def open_stream(
                     return response, events, splitter
     except TimeoutError:
         response.close()
-        raise upstream.AttemptFailed("timeout", f"no first event within {timeout:g}s", 504) from None
+        raise upstream.AttemptFailed("timeout", f"no first event{upstream.seconds(timeout)}", 504) from None
     except aiohttp.ClientError as exc:
         response.close()
         raise upstream.AttemptFailed("read", f"the stream broke off ({type(exc).__name__})") from None
     except sse.EventTooLarge as exc:
         response.close()
         raise upstream.TooLarge("max_event_bytes", str(exc)) from None
+    except asyncio.CancelledError:  # the request timed out, or the client left
+        response.close()
+        raise
 
 
 async def relay(

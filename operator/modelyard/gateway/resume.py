@@ -77,6 +77,8 @@ _DONE = b"[DONE]"
 
 def _data(event: bytes) -> bytes | None:
     """The data of one event (lines joined), None for a comment-only event."""
+    if event.startswith(b"data: ") and b"\n" not in event:  # the usual one-line event
+        return event[6:]
     lines = [line[5:].removeprefix(b" ") for line in event.split(b"\n") if line.startswith(b"data:")]
     return b"\n".join(lines) if lines else None
 

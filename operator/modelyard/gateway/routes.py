@@ -9,7 +9,7 @@ flight, ejections) belong to the balancer, keyed by :attr:`Target.key`.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -52,6 +52,8 @@ class Routing:
     """PrefixHash: a header whose value, when present, is the key instead of the prompt."""
     session_user: bool = False
     """PrefixHash: the OpenAI ``user`` field, when present, is the key (after the header)."""
+    key: str | None = None
+    """PrefixHash: one key for every request (a live adapter's name), before all the others."""
 
     @property
     def prefix_hash(self) -> bool:
@@ -185,27 +187,30 @@ class RouteIndex:
     """
 
     def __init__(self) -> None:
-        self._infos: dict[str, EndpointInfo] = {}
+        self._infos: dict[str, tuple[EndpointInfo, ...]] = {}
         self._served: dict[str, dict[str, EndpointInfo]] = {}
         self._touched: set[str] = set()
         self._models: dict[str, Model] = {}
 
-    def put(self, name: str, info: EndpointInfo | None) -> None:
-        """Set (or, with None, drop) the facts of the endpoint ``name`` (``info.name``)."""
-        old = self._infos.get(name)
-        if old == info:
+    def put(self, name: str, info: EndpointInfo | Sequence[EndpointInfo] | None) -> None:
+        """Set (or, with None, drop) the facts of the endpoint ``name`` (``info.name``): one
+        info, or several under different served names (its own and its live adapters')."""
+        infos = () if info is None else (info,) if isinstance(info, EndpointInfo) else tuple(info)
+        old = self._infos.get(name, ())
+        if old == infos:
             return
-        if old is not None:
-            group = self._served[old.served_name]
+        for before in old:
+            group = self._served[before.served_name]
             del group[name]
             if not group:
-                del self._served[old.served_name]
-            self._touched.add(old.served_name)
-            del self._infos[name]
-        if info is not None:
-            self._infos[name] = info
-            self._served.setdefault(info.served_name, {})[name] = info
-            self._touched.add(info.served_name)
+                del self._served[before.served_name]
+            self._touched.add(before.served_name)
+        self._infos.pop(name, None)
+        if infos:
+            self._infos[name] = infos
+        for now in infos:
+            self._served.setdefault(now.served_name, {})[name] = now
+            self._touched.add(now.served_name)
 
     def names(self) -> list[str]:
         """The endpoints whose facts are in the index."""

@@ -44,7 +44,8 @@ class Settings:
     fallback_model: str | None = None
     request_timeout: float = 600.0
     attempt_timeout: float | None = None
-    """Seconds to the first byte of one attempt; None = the request timeout."""
+    """Seconds to the first byte of one attempt; None = the request timeout (which, started
+    before any attempt, always strikes first: an attempt then arms no timer of its own)."""
     connect_timeout: float = 5.0
     max_body_bytes: int = 32 * 1024 * 1024
     body_timeout: float = 60.0
@@ -102,7 +103,3 @@ class Settings:
             hold_queue=int(num("GATEWAY_HOLD_QUEUE", cls.hold_queue)),
             pod_metrics_interval=num("GATEWAY_POD_METRICS", cls.pod_metrics_interval),
         )
-
-    @property
-    def first_byte_timeout(self) -> float:
-        return self.attempt_timeout if self.attempt_timeout is not None else self.request_timeout

@@ -3,7 +3,9 @@
 The relay writes complete events only (text up to a blank line), so a failure mid-stream
 never leaves the client with half a line; it then ends the stream with an OpenAI error event
 and ``data: [DONE]``. Usage is read from the last event carrying a ``usage`` object (sent by
-OpenAI-compatible servers with ``stream_options.include_usage``). An event is held until its
+OpenAI-compatible servers with ``stream_options.include_usage``; in a Responses API stream, the
+``response`` of ``response.completed``), its ``input_tokens``/``output_tokens`` read as prompt
+and completion tokens. An event is held until its
 blank line arrives, at most ``--max-event-bytes`` of it: a model server that sends more without
 ending the event fails the stream (:class:`EventTooLarge`). The splitter looks at each byte a
 bounded number of times, however small the pieces an event arrives in.
@@ -13,6 +15,8 @@ from __future__ import annotations
 
 import json
 from typing import Any
+
+import msgspec
 
 from modelyard.api import openai
 
@@ -88,6 +92,18 @@ def error_event(status: int, message: str, code: str | None = None) -> bytes:
     return b"data: " + json.dumps(body).encode() + b"\n\n" + DONE
 
 
+class _Usage(msgspec.Struct):
+    """An event's ``usage``, or its ``response`` (a Responses API event, whose usage is inside
+    it); any other field is skipped, not decoded."""
+
+    usage: Any = None
+    response: Any = None
+
+
+_USAGE = msgspec.json.Decoder(_Usage)
+_JSON = json.JSONDecoder()
+
+
 def find_usage(events: bytes) -> dict[str, Any] | None:
     """The ``usage`` object of the last event in ``events`` that has a non-null one."""
     index = events.rfind(b'"usage"')
@@ -96,12 +112,14 @@ def find_usage(events: bytes) -> dict[str, Any] | None:
         end = events.find(b"\n", index)
         if start != -1:
             try:
-                event = json.loads(events[start + 5 : end if end != -1 else None])
-            except ValueError:
-                event = None
-            if isinstance(event, dict) and isinstance(event.get("usage"), dict):
-                usage: dict[str, Any] = event["usage"]
-                return usage
+                decoded = _USAGE.decode(events[start + 5 : end if end != -1 else None])
+            except msgspec.DecodeError:  # not JSON, or not an object
+                decoded = None
+            usage = None if decoded is None else decoded.usage
+            if decoded is not None and usage is None and isinstance(decoded.response, dict):
+                usage = decoded.response.get("usage")  # a Responses API event
+            if isinstance(usage, dict):
+                return counted(usage)
         index = events.rfind(b'"usage"', 0, max(start, 0))
     return None
 
@@ -133,7 +151,19 @@ def find_json_usage(body: bytes) -> dict[str, Any] | None:
     if start == -1:
         return None
     try:
-        usage, _ = json.JSONDecoder().raw_decode(body[start:].decode(errors="replace"))
+        usage, _ = _JSON.raw_decode(body[start:].decode(errors="replace"))
     except ValueError:
         return None
-    return usage if isinstance(usage, dict) else None
+    return counted(usage) if isinstance(usage, dict) else None
+
+
+def counted(usage: dict[str, Any]) -> dict[str, Any]:
+    """``usage`` with ``prompt_tokens``/``completion_tokens``, taken from the Responses API's
+    ``input_tokens``/``output_tokens`` when it has only those."""
+    if "prompt_tokens" in usage or "input_tokens" not in usage:
+        return usage
+    return {
+        **usage,
+        "prompt_tokens": usage.get("input_tokens"),
+        "completion_tokens": usage.get("output_tokens"),
+    }

@@ -9,6 +9,7 @@ than ``--max-response-bytes`` is not read to its end: the attempt fails (and is 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 from collections.abc import Mapping
 
@@ -111,6 +112,19 @@ def _too_large(limit: int) -> TooLarge:
     return TooLarge("max_response_bytes", message)
 
 
+_UNTIMED = contextlib.nullcontext()
+
+
+def within(timeout: float | None) -> contextlib.AbstractAsyncContextManager[object]:
+    """``asyncio.timeout(timeout)``, or nothing at all for None: a timer armed and cancelled per
+    request is a measurable share of the gateway's cost (docs/benchmarks.md, "Gateway hot path")."""
+    return asyncio.timeout(timeout) if timeout is not None else _UNTIMED
+
+
+def seconds(timeout: float | None) -> str:
+    return f" within {timeout:g}s" if timeout is not None else " in time"
+
+
 @functools.lru_cache(maxsize=4096)
 def _url(text: str) -> yarl.URL:
     """Parsed once per target and path, not once per request."""
@@ -148,18 +162,19 @@ async def send(
     suffix: str,
     payload: bytes,
     headers: Mapping[str, str],
-    timeout: float,
+    timeout: float | None,
     limit: int,
 ) -> aiohttp.ClientResponse:
     """POST to the target and wait for the response headers; 5xx and errors raise AttemptFailed
-    (a 5xx body is read up to ``limit`` bytes)."""
+    (a 5xx body is read up to ``limit`` bytes). ``timeout`` None: no timer of the attempt's own
+    (the request's timeout, started earlier, bounds it)."""
     try:
-        async with asyncio.timeout(timeout):
+        async with within(timeout):
             response = await session.post(_url(target.base + suffix), data=payload, headers=headers)
             if response.status >= 500:
                 raise ServerError(response.status, await read_body(response, limit), response.headers)
-    except TimeoutError:
-        raise AttemptFailed("timeout", f"no answer within {timeout:g}s", 504) from None
+    except TimeoutError:  # the attempt's timer, or aiohttp's connect timeout
+        raise AttemptFailed("timeout", f"no answer{seconds(timeout)}", 504) from None
     except aiohttp.ClientError as exc:
         raise AttemptFailed("connect", f"cannot reach the model server ({type(exc).__name__})") from None
     return response

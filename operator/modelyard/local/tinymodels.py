@@ -20,6 +20,7 @@ from typing import Any
 __all__ = [
     "CHAT_TEMPLATE",
     "CORPUS",
+    "TOOL_CHAT_TEMPLATE",
     "WHISPER_SPECIALS",
     "build_bert_embedding",
     "build_cross_encoder",
@@ -45,6 +46,22 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}<|assistant|>{% endif %}"
 )
 
+TOOL_CHAT_TEMPLATE = (
+    "{% if tools %}<|system|>You may call these functions; write each call as "
+    '<tool_call>{"name": ..., "arguments": {...}}</tool_call>'
+    "{% for tool in tools %}\n{{ tool | tojson }}{% endfor %}</s>{% endif %}"
+    "{% for m in messages %}"
+    "{% if m['role'] == 'assistant' and m['tool_calls'] is defined and m['tool_calls'] %}"
+    "<|assistant|>{{ m['content'] or '' }}{% for c in m['tool_calls'] %}<tool_call>"
+    "{{ {'name': c['function']['name'], 'arguments': c['function']['arguments']} | tojson }}"
+    "</tool_call>{% endfor %}</s>"
+    "{% elif m['role'] == 'tool' %}<|user|><tool_response>{{ m['content'] }}</tool_response></s>"
+    "{% else %}<|{{ m['role'] }}|>{{ m['content'] }}</s>{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+"""A Hermes-style template (as Qwen's): the tools in a system turn, calls in ``<tool_call>``
+tags, tool results in ``<tool_response>``."""
+
 
 def _transformers() -> Any:
     return importlib.import_module("transformers")
@@ -57,15 +74,18 @@ def _bpe(vocab_size: int, specials: list[str]) -> Any:
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        vocab_size=vocab_size,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
     tok.train_from_iterator(CORPUS, trainer)
     return tok
 
 
-def build_llama(path: pathlib.Path) -> pathlib.Path:
-    """A two-layer Llama with a byte-level BPE tokenizer and a chat template, saved at ``path``."""
+def build_llama(path: pathlib.Path, chat_template: str = CHAT_TEMPLATE) -> pathlib.Path:
+    """A two-layer Llama with a byte-level BPE tokenizer and a chat template, saved at ``path``
+    (:data:`TOOL_CHAT_TEMPLATE` for one that calls tools)."""
     import torch
 
     tf = _transformers()
@@ -73,7 +93,7 @@ def build_llama(path: pathlib.Path) -> pathlib.Path:
     tokenizer = tf.PreTrainedTokenizerFast(
         tokenizer_object=_bpe(400, specials), bos_token="<s>", eos_token="</s>", pad_token="<pad>"
     )
-    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.chat_template = chat_template
     torch.manual_seed(0)
     config = tf.LlamaConfig(
         vocab_size=len(tokenizer),

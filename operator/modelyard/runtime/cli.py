@@ -3,7 +3,8 @@
 ``modelyard runtime --model PATH_OR_REPO`` serves one model; ``MODELS=a,b modelyard runtime``
 several. ``--engine vllm`` replaces this process with vLLM's OpenAI server, built from the
 same flags. ``modelyard runtime download`` fills the model cache ahead of time. Heavy imports
-(torch, aiohttp) happen inside the functions, so ``modelyard --help`` stays fast.
+(torch, aiohttp) happen inside the functions, so ``modelyard --help`` stays fast. (Over 300
+lines: most of it is the one table of flags.)
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pathlib
 import shlex
 import sys
 
-from modelyard.api import wire
+from modelyard.api import lora, wire
 from modelyard.runtime import errors, options
 
 _POOLINGS = ("mean", "cls", "last", "max")
@@ -95,7 +96,37 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="NAME=URI",
         help="LoRA adapter (vllm: repeatable; transformers: one, merged into its base)",
     )
+    parser.add_argument(
+        "--adapters-file",
+        metavar="FILE",
+        help='live LoRA adapters, a JSON list of {"name", "path"}: loaded before ready, re-read for changes',
+    )
+    parser.add_argument(
+        "--max-adapters",
+        type=_positive,
+        metavar="N",
+        help=f"live LoRA adapters loaded at once (default {lora.DEFAULT_MAX_ADAPTERS}; vllm: --max-loras)",
+    )
+    parser.add_argument(
+        "--max-lora-rank",
+        type=_positive,
+        metavar="R",
+        help=f"largest rank of a live adapter (default {lora.DEFAULT_MAX_LORA_RANK})",
+    )
+    parser.add_argument(
+        "--adapters-sync-seconds",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="how often --adapters-file is read again",
+    )
     parser.add_argument("--pooling", choices=_POOLINGS, help="embedding pooling")
+    parser.add_argument(
+        "--tool-call-parser",
+        metavar="NAME",
+        help="how the model writes function calls (vllm: any of its parsers, with auto tool choice; "
+        "transformers: hermes or llama3_json; default: read from the chat template)",
+    )
     parser.add_argument("--temperature", type=float, metavar="F", help="default temperature")
     parser.add_argument("--top-p", type=float, metavar="F", help="default top_p")
     parser.add_argument("--max-tokens", type=int, metavar="N", help="default max_tokens")
@@ -144,6 +175,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="BYTES",
         help="KV of recent prompt prefixes kept for reuse (LRU; 0: off)",
     )
+    parser.add_argument(
+        "--max-n",
+        type=_positive,
+        default=8,
+        metavar="N",
+        help="the most choices (n) one chat/completion request may ask for",
+    )
     parser.add_argument("--no-warmup", action="store_true", help="ready at once, without a warm-up request")
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument(
@@ -189,10 +227,25 @@ def _specs(args: argparse.Namespace) -> list[options.ModelSpec]:
             pooling=getattr(args, "pooling", None),
             dtype=getattr(args, "dtype", None),
             max_model_len=getattr(args, "max_model_len", None),
+            tool_call_parser=getattr(args, "tool_call_parser", None),
             generation=generation,
         )
         specs.append(spec)
     return specs
+
+
+def _file_adapters(path: str | None) -> list[tuple[str, str]]:
+    """vLLM reads no adapters file: its adapters at start become ``--lora-modules`` (later ones
+    come over its HTTP API)."""
+    if path is None:
+        return []
+    import pydantic
+
+    try:
+        entries = lora.parse_adapters_file(pathlib.Path(path).read_bytes())
+    except (OSError, pydantic.ValidationError) as exc:
+        raise errors.LoadError(f"--adapters-file {path}: {exc}") from exc
+    return [(e.name, e.path) for e in entries]
 
 
 def _vllm(args: argparse.Namespace, spec: options.ModelSpec) -> int:
@@ -210,13 +263,18 @@ def _vllm(args: argparse.Namespace, spec: options.ModelSpec) -> int:
         gpu_memory_utilization=args.gpu_memory_utilization,
         quantization=args.quantization,
         tensor_parallel_size=args.tensor_parallel_size,
-        lora=tuple(args.lora),
+        lora=(*args.lora, *_file_adapters(args.adapters_file)),
+        live_lora=args.adapters_file is not None or args.max_adapters is not None,
+        max_loras=args.max_adapters,
+        max_lora_rank=args.max_lora_rank,
         pooling=spec.pooling,
+        tool_call_parser=spec.tool_call_parser,
         generation=spec.generation,
         engine_args=tuple(args.engine_arg),
     )
     if args.dry_run:
-        print(shlex.join(vllm.command(o, python="python")))
+        env = [f"{k}={v}" for k, v in sorted(vllm.environment(o).items())]
+        print(shlex.join([*env, *vllm.command(o, python="python")]))
         return 0
     vllm.exec_vllm(o)
     return 0
@@ -257,6 +315,11 @@ def _serve(args: argparse.Namespace) -> int:
             max_num_seqs=args.max_num_seqs,
             kv_cache_bytes=args.kv_cache_bytes,
             prefix_cache_bytes=args.prefix_cache_bytes,
+            max_n=args.max_n,
+            max_adapters=args.max_adapters or lora.DEFAULT_MAX_ADAPTERS,
+            max_lora_rank=args.max_lora_rank or lora.DEFAULT_MAX_LORA_RANK,
+            adapters_file=args.adapters_file,
+            adapters_sync_seconds=args.adapters_sync_seconds,
         )
         if args.torch_threads:
             import torch

@@ -5,6 +5,8 @@
     │   └── UnsupportedError       the model cannot do what was asked (e.g. response_format)
     ├── UnsupportedMediaError      the body's Content-Type is not what the route reads; 415
     ├── ModelNotFoundError         no served model has that name; 404
+    ├── ConflictError              the request contradicts the server's state (an adapter's name
+    │                              taken by another path, --max-adapters reached); 409
     ├── OverloadedError            the model's queue is full; 429
     ├── NotReadyError              warm-up has not finished; 503
     ├── GenerationError            the model produced no usable answer; 500
@@ -49,6 +51,10 @@ class UnsupportedMediaError(RuntimeServingError):
 
 class ModelNotFoundError(RuntimeServingError):
     status = 404
+
+
+class ConflictError(RuntimeServingError):
+    status = 409
 
 
 class OverloadedError(RuntimeServingError):

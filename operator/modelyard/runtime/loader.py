@@ -58,6 +58,7 @@ def spec_from_entry(entry: api.ModelEntry) -> options.ModelSpec:
             max_tokens=gen.max_tokens if gen else None,
         ),
         supports_structured_outputs=s.capabilities.structured_outputs if s.capabilities else None,
+        tool_call_parser=s.runtime.tool_call_parser if s.runtime else None,
     )
 
 
@@ -146,6 +147,7 @@ def load(spec: options.ModelSpec, settings: options.ServerSettings) -> served.Se
         max_model_len=spec.max_model_len,
         generation_defaults={k: v for k, v in dataclasses.asdict(spec.generation).items() if v is not None},
         supports_structured_outputs=spec.supports_structured_outputs,
+        tool_call_parser=spec.tool_call_parser,
         max_num_seqs=settings.max_num_seqs,
         kv_cache_bytes=settings.kv_cache_bytes,
         prefix_cache_bytes=settings.prefix_cache_bytes,

@@ -3,12 +3,15 @@
 Queue and KV-cache signals are read when ``/metrics`` is scraped (:class:`_QueueCollector`),
 under modelyard's names and under the names the Gateway API Inference Extension's model-server
 protocol reads from vLLM (``vllm:num_requests_running``, ``vllm:num_requests_waiting``,
-``vllm:kv_cache_usage_perc``), so routers and autoscalers read either engine alike.
+``vllm:kv_cache_usage_perc``), so routers and autoscalers read either engine alike. Live
+adapters export vLLM's ``vllm:lora_requests_info`` the same way (:class:`_LoraCollector`).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Iterator
+from typing import Protocol
 
 import prometheus_client
 import prometheus_client.core
@@ -18,6 +21,17 @@ from modelyard.runtime import protocols
 
 QueueSource = Callable[[], Iterable[tuple[str, protocols.EngineStats]]]
 """(model name, its queue and cache figures) for every served model, read at scrape time."""
+
+
+class AdapterSource(Protocol):
+    """What the live adapters' registry shows the metrics (:mod:`modelyard.runtime.liveadapters`)."""
+
+    max_adapters: int
+
+    def count(self) -> int: ...
+
+    def activity(self) -> tuple[list[str], list[str]]: ...
+
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -75,9 +89,22 @@ class Metrics:
         self.ready = prometheus_client.Gauge(
             "modelyard_runtime_ready", "1 once warm-up succeeded", registry=r
         )
+        self.adapters_loaded = prometheus_client.Gauge(
+            "modelyard_runtime_adapters_loaded", "Live LoRA adapters loaded", registry=r
+        )
+        self.adapter_loads = prometheus_client.Counter(
+            "modelyard_runtime_adapter_loads",
+            "Adapter loads by outcome (loaded, failed)",
+            ["outcome"],
+            registry=r,
+        )
 
     def watch_queues(self, source: QueueSource) -> None:
         self.registry.register(_QueueCollector(source))
+
+    def watch_adapters(self, source: AdapterSource) -> None:
+        self.adapters_loaded.set_function(source.count)
+        self.registry.register(_LoraCollector(source))
 
     def render(self) -> bytes:
         return prometheus_client.generate_latest(self.registry)
@@ -166,3 +193,25 @@ class _QueueCollector(prometheus_client.registry.Collector):
                 metric.add_metric([model], float(read(stats)))
         for metric, _ in families:
             yield metric
+
+
+class _LoraCollector(prometheus_client.registry.Collector):
+    """``vllm:lora_requests_info``, as vLLM exports it: one sample whose labels name the adapters
+    with running and with waiting requests (comma-separated) and the bound; its value is the
+    time of the scrape."""
+
+    def __init__(self, source: AdapterSource) -> None:
+        self.source = source
+
+    def describe(self) -> list[prometheus_client.core.Metric]:
+        return []
+
+    def collect(self) -> Iterator[prometheus_client.core.Metric]:
+        running, waiting = self.source.activity()
+        family = prometheus_client.core.GaugeMetricFamily(
+            "vllm:lora_requests_info",
+            "Running stats on LoRA requests",
+            labels=["max_lora", "running_lora_adapters", "waiting_lora_adapters"],
+        )
+        family.add_metric([str(self.source.max_adapters), ",".join(running), ",".join(waiting)], time.time())
+        yield family

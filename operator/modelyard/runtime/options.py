@@ -51,6 +51,8 @@ class ModelSpec:
     max_model_len: int | None = None
     generation: GenerationDefaults = dataclasses.field(default_factory=GenerationDefaults)
     supports_structured_outputs: bool | None = None
+    tool_call_parser: str | None = None
+    """How the model writes function calls (the entry's ``runtime.toolCallParser``)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,3 +80,13 @@ class ServerSettings:
     """The running batch's KV cache may never exceed this; requests wait until it fits."""
     prefix_cache_bytes: int = 512 * 1024**2
     """KV of recent prompt prefixes kept for reuse (LRU); 0 turns the prefix cache off."""
+    max_n: int = 8
+    """The most choices (``n``) one chat or completion request may ask for."""
+    max_adapters: int = 8
+    """Live LoRA adapters loaded at once; one more is refused (409), never evicted."""
+    max_lora_rank: int = 64
+    """The largest LoRA rank an adapter may have."""
+    adapters_file: str | None = None
+    """A JSON list of ``{"name", "path"}``: loaded before ready, then followed by change."""
+    adapters_sync_seconds: float = 5.0
+    """How often the adapters file is read again."""

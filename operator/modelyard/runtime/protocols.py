@@ -11,6 +11,8 @@ Optional attributes that change how the server drives a handler:
 ``max_parallelism``              cap of in-flight calls per handler (None: 1, or 4 if thread safe)
 ``generation_defaults``          {"temperature", "top_p", "max_tokens"}; requests override them
 ``supports_structured_outputs``  accept ``response_format`` (json_object / json_schema)
+``supports_logprobs``            accept ``logprobs`` / ``top_logprobs`` (``sampling_params.logprobs``)
+``supports_n``                   accept ``n`` > 1: return a list of ``sampling_params.n`` generations
 ``owned_by``                     shown in ``/v1/models``
 ``engine_stats()``               an :class:`EngineStats` of a batching engine (queue and KV signals)
 
@@ -18,7 +20,9 @@ Chat methods receive sampling one of two ways (:mod:`modelyard.runtime.sampling`
 that declares ``sampling_params`` gets one :class:`~modelyard.runtime.sampling.SamplingParams`;
 otherwise it gets the document's keywords below plus, when its signature accepts them,
 ``seed``, ``min_new_tokens`` and ``response_format``. A setting the client set that the
-signature cannot receive is a 400 naming it. ``on_token`` (streaming) is passed when accepted.
+signature cannot receive is a 400 naming it. ``on_token`` (streaming) is passed when accepted;
+it takes text (``str``), or a :class:`Piece` (text, choice index and logprobs) from a handler
+that supports ``n`` or logprobs and was asked for them.
 """
 
 from __future__ import annotations
@@ -33,7 +37,6 @@ import numpy.typing as npt
 
 Kind = Literal["chat", "embedding", "speech", "rerank"]
 FinishReason = Literal["stop", "length", "cancelled"]
-TokenCallback = Callable[[str], None]
 
 __all__ = [
     "ChatGeneration",
@@ -43,11 +46,13 @@ __all__ = [
     "EngineStats",
     "FinishReason",
     "Kind",
+    "Piece",
     "RerankModel",
     "RerankResult",
     "Segment",
     "SpeechModel",
     "SpeechResult",
+    "TokenLogprob",
     "Word",
     "attribute",
     "kind_of",
@@ -74,6 +79,29 @@ class EngineStats:
     prefix_cache_bytes: int = 0
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    """One generated token: its text, its log-probability, and the most likely tokens at its
+    step (``top``: (text, logprob) pairs, most likely first)."""
+
+    token: str
+    logprob: float
+    top: tuple[tuple[str, float], ...] = ()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Piece:
+    """Streamed text of one choice, with the logprobs of the tokens it completes (None when
+    the request did not ask for them)."""
+
+    index: int
+    text: str
+    logprobs: tuple[TokenLogprob, ...] | None = None
+
+
+TokenCallback = Callable[[str | Piece], None]
+
+
 @dataclasses.dataclass
 class ChatGeneration:
     """One finished generation. ``text`` excludes the stop string that ended it."""
@@ -82,6 +110,10 @@ class ChatGeneration:
     prompt_tokens: int
     completion_tokens: int
     finish_reason: FinishReason = "stop"
+    logprobs: list[TokenLogprob] | None = None
+    """Every generated token's logprobs (the end-of-sequence token excepted), when asked for."""
+    index: int = 0
+    """Which of the request's ``n`` choices this is."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -204,6 +236,8 @@ _DEFAULTS: dict[str, Any] = {
     "max_parallelism": None,
     "generation_defaults": None,
     "supports_structured_outputs": False,
+    "supports_logprobs": False,
+    "supports_n": False,
     "owned_by": "modelyard",
 }
 

@@ -48,6 +48,13 @@ class SamplingParams:
     """End-of-sequence is not allowed before this many tokens (``ignore_eos``: all of them)."""
     response_format: Mapping[str, Any] | None = None
     """The request's ``response_format`` when it is json_object or json_schema (read-only)."""
+    logprobs: int | None = None
+    """None: no logprobs; k: each token's logprob and its step's k most likely alternatives."""
+    n: int = 1
+    """Choices to generate for the request (each its own sequence)."""
+    tool_call: Mapping[str, Any] | None = None
+    """The one function call the answer must be (``tool_choice`` required or named): the
+    format and JSON schema of :meth:`modelyard.runtime.toolcalls.Plan.grammar`."""
     set_by: Mapping[str, str] = dataclasses.field(default_factory=dict)
     """For each field the client set explicitly, the request field that set it
     (``max_tokens`` may come from ``max_completion_tokens``, ``min_tokens`` from ``ignore_eos``);
@@ -145,6 +152,11 @@ def from_request(
         set_by["min_tokens"] = "ignore_eos"
     if response_format is not None:
         set_by["response_format"] = "response_format"
+    logprobs = _logprobs(req)
+    if logprobs is not None:
+        set_by["logprobs"] = "logprobs"
+    if req.n > 1:
+        set_by["n"] = "n"
     temperature = req.temperature if req.temperature is not None else defaults.temperature
     top_p = req.top_p if req.top_p is not None else defaults.top_p
     return SamplingParams(
@@ -155,5 +167,19 @@ def from_request(
         seed=req.seed,
         min_tokens=min(int(min_tokens or 0), max_tokens),
         response_format=response_format,
+        logprobs=logprobs,
+        n=req.n,
         set_by=set_by,
     )
+
+
+def _logprobs(req: openai.ChatCompletionRequest | openai.CompletionRequest) -> int | None:
+    """How many alternatives per token the request wants, None for no logprobs: chat's
+    ``logprobs: true`` with ``top_logprobs`` (0 when absent), completions' ``logprobs: k``."""
+    if isinstance(req, openai.CompletionRequest):
+        return req.logprobs
+    if req.top_logprobs is not None and not req.logprobs:
+        raise errors.BadRequestError(
+            "top_logprobs: needs logprobs: true (send both, or neither)", param="top_logprobs"
+        )
+    return (req.top_logprobs or 0) if req.logprobs else None

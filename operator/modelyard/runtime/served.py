@@ -1,4 +1,10 @@
-"""The models one server serves: each handler with its kind, defaults, limiter and batcher."""
+"""The models one server serves: each handler with its kind, defaults, limiter and batcher.
+
+A live LoRA adapter is served as a model of its own name that shares its base's handler and
+limiter (one batch, one queue) and carries the adapter's key (``adapter``). Adapters come and
+go while the server runs: the set of them is replaced whole on every change, never mutated, so
+a reader iterating it in the event loop never sees it change under it.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +29,15 @@ class ServedModel:
     limiter: limiter.Limiter
     created: int = dataclasses.field(default_factory=lambda: int(time.time()))
     batcher: batching.Batcher[Any, Any] | None = None
+    max_n: int = 1
+    """The most choices (``n``) a request may ask of this model: ``--max-n`` when its handler
+    supports ``n``, else 1."""
+    adapter: str | None = None
+    """A live adapter's key in its handler; None for a model loaded at startup."""
+    parent: str | None = None
+    """A live adapter's base model (its served name)."""
+    root: str | None = None
+    """A live adapter's path."""
 
     @property
     def owned_by(self) -> str:
@@ -31,6 +46,10 @@ class ServedModel:
     @property
     def supports_structured_outputs(self) -> bool:
         return bool(protocols.attribute(self.handler, "supports_structured_outputs"))
+
+    @property
+    def supports_logprobs(self) -> bool:
+        return bool(protocols.attribute(self.handler, "supports_logprobs"))
 
     def queue_stats(self) -> protocols.EngineStats:
         """Requests running and waiting, and KV figures when the handler batches generation.
@@ -89,6 +108,7 @@ def serve(
         kind=kind,
         defaults=defaults,
         limiter=limiter.Limiter(name, int(parallelism), settings.max_queue),
+        max_n=settings.max_n if protocols.attribute(handler, "supports_n") else 1,
     )
 
 
@@ -99,9 +119,20 @@ class ModelSet:
             if model.name in self._models:
                 raise errors.LoadError(f"two models are served as {model.name!r}; give one a --served-name")
             self._models[model.name] = model
+        self._adapters: dict[str, ServedModel] = {}
 
     def __iter__(self) -> Iterator[ServedModel]:
+        """The models loaded at startup (live adapters: :meth:`adapters`)."""
         return iter(self._models.values())
+
+    def adapters(self) -> list[ServedModel]:
+        return list(self._adapters.values())
+
+    def add_adapter(self, model: ServedModel) -> None:
+        self._adapters = {**self._adapters, model.name: model}
+
+    def remove_adapter(self, name: str) -> None:
+        self._adapters = {k: v for k, v in self._adapters.items() if k != name}
 
     def __len__(self) -> int:
         return len(self._models)
@@ -110,10 +141,11 @@ class ModelSet:
         return list(self._models)
 
     def get(self, name: str, kind: protocols.Kind | None = None) -> ServedModel:
-        model = self._models.get(name)
+        model = self._models.get(name) or self._adapters.get(name)
         if model is None:
+            served = [*self._models, *self._adapters]
             raise errors.ModelNotFoundError(
-                f"the model {name!r} does not exist; served here: {', '.join(self._models) or 'nothing'}",
+                f"the model {name!r} does not exist; served here: {', '.join(served) or 'nothing'}",
                 param="model",
                 code="model_not_found",
             )

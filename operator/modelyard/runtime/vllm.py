@@ -1,7 +1,10 @@
 """The vLLM engine: the runtime's options as a vLLM OpenAI-server command line, then exec.
 
 ``build_vllm_args`` is pure and deterministic (fixed order; engine args sorted by key) so the
-operator's builders and the tests can rely on its output. ``exec_vllm`` replaces this
+operator's builders and the tests can rely on its output. Live adapters
+(:func:`vllm_lora_args`, :func:`environment`): ``--enable-lora --max-loras N --max-lora-rank R``
+and ``VLLM_ALLOW_RUNTIME_LORA_UPDATING=True``, so adapters load over vLLM's
+``/v1/load_lora_adapter`` while it serves. ``exec_vllm`` replaces this
 process with ``python -m vllm.entrypoints.openai.api_server`` so vLLM owns the pod's PID 1
 signals and its ``/health`` and ``/v1/*`` routes.
 """
@@ -14,6 +17,7 @@ import os
 import sys
 from collections.abc import Callable
 
+from modelyard.api import lora as lora_api
 from modelyard.runtime import errors, options
 
 MODULE = "vllm.entrypoints.openai.api_server"
@@ -35,7 +39,13 @@ class VllmOptions:
     tensor_parallel_size: int | None = None
     lora: tuple[tuple[str, str], ...] = ()
     """(name, uri) pairs; file:// URIs become paths."""
+    live_lora: bool = False
+    """Adapters may be loaded while vLLM serves (LoRA on, the runtime-update env set)."""
+    max_loras: int | None = None
+    max_lora_rank: int | None = None
     pooling: options.Pooling | None = None
+    tool_call_parser: str | None = None
+    """vLLM's ``--tool-call-parser`` (with ``--enable-auto-tool-choice``): tools served."""
     generation: options.GenerationDefaults = dataclasses.field(default_factory=options.GenerationDefaults)
     engine_args: tuple[tuple[str, str | None], ...] = ()
     """(key, value) pairs passed as ``--key value``; value None passes ``--key`` alone."""
@@ -69,14 +79,25 @@ def build_vllm_args(o: VllmOptions) -> list[str]:
         args += ["--quantization", o.quantization]
     if o.tensor_parallel_size is not None:
         args += ["--tensor-parallel-size", str(o.tensor_parallel_size)]
-    if o.lora:
-        args += ["--enable-lora", "--lora-modules", *(f"{name}={_lora_path(uri)}" for name, uri in o.lora)]
-        if len(o.lora) > 1:
-            args += ["--max-loras", str(len(o.lora))]
+    if o.lora or o.live_lora:
+        args.append("--enable-lora")
+        if o.lora:
+            args += ["--lora-modules", *(f"{name}={_lora_path(uri)}" for name, uri in o.lora)]
+        if o.live_lora or o.max_loras is not None:
+            max_loras = o.max_loras or lora_api.DEFAULT_MAX_ADAPTERS
+            max_rank = o.max_lora_rank or lora_api.DEFAULT_MAX_LORA_RANK
+            args += vllm_lora_args(max(max_loras, len(o.lora)), max_rank)[1:]
+        else:
+            if len(o.lora) > 1:
+                args += ["--max-loras", str(len(o.lora))]
+            if o.max_lora_rank is not None:
+                args += ["--max-lora-rank", str(o.max_lora_rank)]
     if o.pooling is not None:
         if o.pooling not in _POOLING:
             raise errors.LoadError(f"vLLM has no {o.pooling!r} pooling; use one of {', '.join(_POOLING)}")
         args += ["--pooler-config", json.dumps({"pooling_type": _POOLING[o.pooling]}, separators=(",", ":"))]
+    if o.tool_call_parser:
+        args += ["--enable-auto-tool-choice", "--tool-call-parser", o.tool_call_parser]
     generation = {
         key: value
         for key, value in (
@@ -95,6 +116,21 @@ def build_vllm_args(o: VllmOptions) -> list[str]:
     return args
 
 
+def vllm_lora_args(max_adapters: int, max_rank: int) -> list[str]:
+    """vLLM's flags for up to ``max_adapters`` LoRA adapters of rank up to ``max_rank`` at once."""
+    if max_adapters < 1 or max_rank < 1:
+        raise errors.LoadError(
+            f"max adapters ({max_adapters}) and max LoRA rank ({max_rank}) must be positive"
+        )
+    return ["--enable-lora", "--max-loras", str(max_adapters), "--max-lora-rank", str(max_rank)]
+
+
+def environment(o: VllmOptions) -> dict[str, str]:
+    """Variables vLLM's process needs on top of the pod's: the runtime LoRA switch when adapters
+    may come while it serves."""
+    return {lora_api.VLLM_RUNTIME_LORA_ENV: "True"} if o.live_lora else {}
+
+
 def command(o: VllmOptions, python: str | None = None) -> list[str]:
     return [python or sys.executable, "-m", MODULE, *build_vllm_args(o)]
 
@@ -102,5 +138,6 @@ def command(o: VllmOptions, python: str | None = None) -> list[str]:
 def exec_vllm(o: VllmOptions, execvp: Callable[[str, list[str]], object] | None = None) -> None:
     """Replace this process with vLLM's server (returns only when ``execvp`` is a stand-in)."""
     argv = command(o)
+    os.environ.update(environment(o))
     print("exec:", " ".join(argv), file=sys.stderr, flush=True)
     (execvp or os.execvp)(argv[0], argv)

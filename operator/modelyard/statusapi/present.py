@@ -208,9 +208,27 @@ def endpoints(
                 gpu_type=_str(resources.get("gpuType")),
                 fallback=[str(f) for f in fallback] if isinstance(fallback, list) else [],
                 created=_str(_dig(obj, "metadata", "creationTimestamp")),
+                adapters=_adapters(status.get("adapters")),
             )
         )
     return out
+
+
+def _adapters(value: Any) -> list[schemas.AdapterSummary]:
+    found = []
+    for item in value if isinstance(value, list) else ():
+        if isinstance(item, Mapping) and _str(item.get("name")):
+            pods = item.get("pods")
+            found.append(
+                schemas.AdapterSummary(
+                    name=str(item["name"]),
+                    pods=[str(p) for p in pods] if isinstance(pods, list) else [],
+                    ready=item.get("ready") is True,
+                    reason=_str(item.get("reason")),
+                    message=_str(item.get("message")),
+                )
+            )
+    return found
 
 
 def training_job(obj: Mapping[str, Any]) -> schemas.TrainingJobSummary:
@@ -241,6 +259,7 @@ def training_job(obj: Mapping[str, Any]) -> schemas.TrainingJobSummary:
         message=_str(status.get("message")),
         progress=shown,
         registered_model=_str(status.get("registeredModel")),
+        served_at=_str(status.get("servedAt")),
         job_name=_str(status.get("jobName")),
         start_time=_str(status.get("startTime")),
         completion_time=_str(status.get("completionTime")),

@@ -129,6 +129,20 @@ class ModelSummary(Response):
     recommended_vram_gb: float | None
 
 
+class AdapterSummary(Response):
+    """A live adapter of an endpoint (``status.adapters``)."""
+
+    name: str
+    """Its served name."""
+    pods: list[str]
+    """Ready pods that have it loaded."""
+    ready: bool
+    """Loaded on every ready pod."""
+    reason: str | None = None
+    message: str | None = None
+    """The runtime's error when a load failed."""
+
+
 class EndpointSummary(Response):
     """A ModelEndpoint: where it stands and its share of its served name's traffic."""
 
@@ -175,6 +189,8 @@ class EndpointSummary(Response):
     gpu_type: str | None
     fallback: list[str]
     created: str | None
+    adapters: list[AdapterSummary] = []
+    """Its live adapters, each with the pods that have it loaded or the runtime's error."""
 
 
 class ModelDetail(ModelSummary):
@@ -232,6 +248,8 @@ class TrainingJobSummary(Response):
     message: str | None
     progress: TrainingProgress
     registered_model: str | None
+    served_at: str | None = None
+    """When its adapter first answered on ``output.serveOn``'s endpoint."""
     job_name: str | None
     start_time: str | None
     completion_time: str | None

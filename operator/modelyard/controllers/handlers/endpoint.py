@@ -1,6 +1,6 @@
 """ModelEndpoint's handlers: a change to the endpoint reconciles it at once, an event of one of
-its children (Deployment, Service, Pod: labelled with ``wire.ENDPOINT``) a little later, so a
-burst of pod events costs one reconcile.
+its children (Deployment, Service, Pod, the live adapter ConfigMap: labelled with
+``wire.ENDPOINT``) a little later, so a burst of pod events costs one reconcile.
 
 Watching handlers only: kopf's create/update/resume handlers would have kopf patch a
 last-handled-configuration annotation onto every endpoint (two requests each); which events
@@ -47,6 +47,19 @@ def register(
     async def child_event(namespace: str | None, labels: Mapping[str, str], **kwargs: Any) -> None:
         ctx.informer.attach(kwargs)
         ctx.touch_endpoint(namespace or "", labels[wire.ENDPOINT], delay=0.3)
+
+    if opts.builder.adapter_config_maps:  # watched only with the rights to (see Settings)
+
+        @on.event("v1", "configmaps", labels=CHILDREN, registry=registry)
+        async def adapter_set_event(
+            type: str | None, namespace: str | None, labels: Mapping[str, str], **_: Any
+        ) -> None:
+            """The live adapter ConfigMap (:mod:`..adapters`): deleted or edited, it is applied again."""
+            key = (namespace or "", labels[wire.ENDPOINT])
+            memory = ctx.adapters.get(key)
+            if memory is not None and type in ("DELETED", "MODIFIED"):
+                memory.config_map = ""  # compare with the built one at the next reconcile
+            ctx.touch_endpoint(*key, delay=0.3)
 
     common.mirror(registry, wire.MODEL_ENDPOINTS, status_cache)
     common.validation(registry, ctx, opts, common.ENDPOINT_WEBHOOK, admission.validate_endpoint)

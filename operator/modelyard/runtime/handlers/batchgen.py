@@ -6,7 +6,8 @@ until their sequence ends. The scheduler thread loops:
 1. **Admit** waiting sequences in arrival order while the batch has room (``max_seqs``) and
    the KV budget holds the new batch's worst case (below). Those whose prompt starts with a
    cached prefix are prefilled one by one from the prefix cache's blocks; the others together
-   in one left-padded pass. Each one's first token comes from its prefill's logits.
+   in one left-padded pass. Each one's first token comes from its prefill's logits. Sequences
+   with the same prompt (a request's ``n`` choices) are prefilled once; their rows copy it.
 2. **Join** it to the running batch: the batch's KV cache is left-padded, so rows of different
    lengths line up at the right; a 2-D attention mask hides the padding and each row's
    ``position_ids`` count only its real tokens, so every row computes what it would alone.
@@ -24,6 +25,11 @@ transformers ships ``ContinuousBatchingManager`` (``generate_batch``); on CPU wi
 Llama it gave the same greedy tokens but ran 60 tokens/s for 16 sequences where sequential
 ``generate`` ran 837, and its sampling settings are per manager, not per request — hence this.
 One row's token choice, streaming and ending live in :mod:`batchrow`.
+
+LoRA adapters (:mod:`peftlora`): each row names its adapter (or none), every forward pass
+applies each row's own, so rows of different adapters share the batch; the prefix cache is
+looked up in the row's adapter's space. The scheduler holds the adapter set's lock for each
+admit-and-step, so adapters load and unload between steps, never during one.
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ import torch
 import transformers
 
 from modelyard.runtime import errors, protocols
-from modelyard.runtime.handlers import batchrow, prefixcache
+from modelyard.runtime.handlers import batchrow, peftlora, prefixcache
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +81,10 @@ class Engine:
         limits: EngineLimits,
         cache: prefixcache.PrefixCache,
         device: str,
+        adapters: peftlora.LoraSet | None = None,
     ) -> None:
         self.model = model
+        self.adapters = adapters or peftlora.LoraSet(model, "model")
         self.decode = decode
         self.eos = eos
         self.limits = limits
@@ -115,20 +123,41 @@ class Engine:
                 param="max_tokens",
             )
 
+    def adapter_use(self) -> tuple[list[str], list[str]]:
+        """The adapter keys of the running rows and of the waiting sequences (each once)."""
+        rows, waiting = list(self._rows), list(self._waiting)
+        running = sorted({s.adapter for s in rows if s.adapter})
+        return running, sorted({s.adapter for s in waiting if s.adapter})
+
     def run(self, seq: batchrow.Sequence) -> protocols.ChatGeneration:
         """Generate ``seq`` in the running batch; blocks the calling thread until it ends."""
-        self.check(len(seq.prompt), seq.max_new_tokens)
-        with self._cond:
-            self._waiting.append(seq)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name="modelyard-decode", daemon=True)
-                self._thread.start()
-            self._cond.notify()
-        seq.done.wait()
-        if seq.error is not None:
-            raise seq.error
-        assert seq.result is not None
-        return seq.result
+        return self.run_many([seq])[0]
+
+    def run_many(self, seqs: list[batchrow.Sequence]) -> list[protocols.ChatGeneration]:
+        """Generate ``seqs`` (queued together, in order: a request's ``n`` choices, which share
+        its adapter) in the running batch; blocks the calling thread until all of them end. A
+        live adapter is held while they run, so an unload waits for them."""
+        for seq in seqs:
+            self.check(len(seq.prompt), seq.max_new_tokens)
+        adapter = seqs[0].adapter
+        if adapter is not None and not self.adapters.acquire(adapter):
+            raise errors.ModelNotFoundError("the adapter was unloaded", param="model", code="model_not_found")
+        try:
+            with self._cond:
+                self._waiting.extend(seqs)
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._loop, name="modelyard-decode", daemon=True)
+                    self._thread.start()
+                self._cond.notify()
+            for seq in seqs:
+                seq.done.wait()
+        finally:
+            if adapter is not None:
+                self.adapters.release(adapter)
+        for seq in seqs:
+            if seq.error is not None:
+                raise seq.error
+        return [seq.result for seq in seqs if seq.result is not None]
 
     # -- the scheduler thread ---------------------------------------------------------------
 
@@ -138,7 +167,7 @@ class Engine:
                 while not self._waiting and not self._rows:
                     self._cond.wait()
             try:
-                with torch.inference_mode():
+                with self.adapters.lock, torch.inference_mode():
                     self._admit()
                     if self._rows:
                         self._step()
@@ -175,23 +204,34 @@ class Engine:
         seqs = self._admissible()
         if not seqs:
             return
-        looked = [(seq, *self.cache.lookup(seq.prompt)) for seq in seqs]
-        groups: list[list[tuple[batchrow.Sequence, KV | None]]] = [
-            [(seq, past)] for seq, reused, past in looked if reused
+        same: dict[tuple[str, tuple[int, ...]], list[batchrow.Sequence]] = {}
+        for seq in seqs:  # the n choices of a request share their prompt: one prefill
+            same.setdefault((seq.adapter or "", tuple(seq.prompt)), []).append(seq)
+        looked = [
+            (members, *self.cache.lookup(members[0].prompt, members[0].adapter or ""))
+            for members in same.values()
         ]
-        fresh: list[tuple[batchrow.Sequence, KV | None]] = [
-            (seq, None) for seq, reused, _ in looked if not reused
+        groups: list[list[tuple[list[batchrow.Sequence], KV | None]]] = [
+            [(members, past)] for members, reused, past in looked if reused
+        ]
+        fresh: list[tuple[list[batchrow.Sequence], KV | None]] = [
+            (members, None) for members, reused, _ in looked if not reused
         ]
         if fresh:
             groups.append(fresh)
         for group in groups:
             try:
-                kv, mask, logits = self._prefill(group)
+                kv, mask, logits = self._prefill([(members[0], past) for members, past in group])
             except Exception as exc:
-                for seq, _ in group:
-                    batchrow.fail(seq, exc)
+                for members, _ in group:
+                    for seq in members:
+                        batchrow.fail(seq, exc)
                 continue
-            rows = [seq for seq, _ in group]
+            rows = [seq for members, _ in group for seq in members]
+            if len(rows) > len(group):  # copy each prefilled row for its siblings
+                copies = [i for i, (members, _) in enumerate(group) for _ in members]
+                at = torch.tensor(copies, dtype=torch.long, device=self.device)
+                kv, mask, logits = [(k[at], v[at]) for k, v in kv], mask[at], logits[at]
             keep = [
                 i for i, done in enumerate(batchrow.choose(rows, logits, self.eos, self.decode)) if not done
             ]
@@ -215,7 +255,8 @@ class Engine:
         reused = 0 if past is None else int(past[0][0].shape[2])
         cache = transformers.DynamicCache(past) if past is not None else transformers.DynamicCache()
         positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
-        out = self.model(
+        out = self.adapters.forward(
+            [seq.adapter for seq, _ in group],
             input_ids=ids[:, reused:],
             attention_mask=mask,
             position_ids=positions[:, reused:],
@@ -229,7 +270,10 @@ class Engine:
                 for k, v in kv:
                     k[i, :, :pad] = 0
                     v[i, :, :pad] = 0
-            self.cache.insert(seq.prompt, [(k[i : i + 1, :, pad:], v[i : i + 1, :, pad:]) for k, v in kv])
+            space = seq.adapter or ""
+            self.cache.insert(
+                seq.prompt, [(k[i : i + 1, :, pad:], v[i : i + 1, :, pad:]) for k, v in kv], space
+            )
         return kv, mask, out.logits[:, -1, :]
 
     def _join(self, seqs: list[batchrow.Sequence], kv: KV, new_mask: torch.Tensor) -> None:
@@ -251,8 +295,13 @@ class Engine:
         positions = mask.sum(dim=1, keepdim=True)
         mask = torch.cat([mask, torch.ones((len(rows), 1), dtype=torch.long, device=self.device)], dim=1)
         cache = transformers.DynamicCache(self._kv)
-        out = self.model(
-            input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True
+        out = self.adapters.forward(
+            [seq.adapter for seq in rows],
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            cache=cache,
+            use_cache=True,
         )
         kv = prefixcache.layers(cache)
         keep = [

@@ -4,6 +4,15 @@ is chosen, how its text streams, and how it ends.
 The scheduler in :mod:`batchgen` owns the batch's tensors and decides who runs; everything here
 touches one :class:`Sequence` at a time (its sampling parameters, ``torch.Generator``, stop
 strings and incremental decoding), so it reads without the batch's padding arithmetic.
+
+Logprobs, for a row that asks for them (and only then: a row without them costs one attribute
+test a step), are the log-softmax of the model's logits at the step the token was chosen,
+before temperature, ``top_p``, ``min_tokens`` or a grammar shape them: the model's own
+distribution, as OpenAI reports it and as vLLM does by default (``raw_logprobs``). So a greedy
+token is the first of its step's ``top_logprobs``. Every token but the end-of-sequence one has
+an entry (a stop string's tokens too, though its text is cut). A streamed row that asked for
+logprobs, or that is one of ``n`` choices, streams :class:`~modelyard.runtime.protocols.Piece`
+values (its index, its text, the logprobs of the tokens that text completes) instead of text.
 """
 
 from __future__ import annotations
@@ -31,6 +40,13 @@ class Sequence:
     on_token: protocols.TokenCallback | None = None
     processor: Callable[[list[int], torch.Tensor], torch.Tensor] | None = None
     """Masks this sequence's scores given its tokens so far (structured outputs), or None."""
+    index: int = 0
+    """Which of its request's ``n`` choices this is."""
+    token_text: Callable[[int], str] | None = None
+    """One token's own text, for logprobs (needed when ``sampling.logprobs`` is set)."""
+    adapter: str | None = None
+    """The LoRA adapter (its :class:`~modelyard.runtime.handlers.peftlora.LoraSet` key) this
+    sequence decodes with; None: the base model."""
 
     generated: list[int] = dataclasses.field(default_factory=list)
     hit_eos: bool = False
@@ -44,6 +60,11 @@ class Sequence:
         self.text = ""
         self.prefix_offset = 0
         self.read_offset = 0
+        self.logprobs: list[protocols.TokenLogprob] | None = None if self.sampling.logprobs is None else []
+        self.sent_logprobs = 0
+        """How many of :attr:`logprobs` have been streamed."""
+        self.pieces = self.logprobs is not None or self.sampling.n > 1
+        """Stream :class:`~modelyard.runtime.protocols.Piece` values rather than text."""
 
     @property
     def cancelled(self) -> bool:
@@ -70,6 +91,8 @@ def choose(rows: list[Sequence], logits: torch.Tensor, eos: set[int], decode: De
     early: list[int] | None = None
     done = []
     for i, seq in enumerate(rows):
+        # the model's distribution, before a sampler or a grammar shapes the scores
+        logp = None if seq.logprobs is None else torch.log_softmax(scores[i], dim=-1)
         if seq.sampling.temperature > 0 or seq.processor is not None:
             token = _pick(seq, scores[i : i + 1], eos)
         elif len(seq.generated) >= seq.sampling.min_tokens or not eos:
@@ -78,8 +101,34 @@ def choose(rows: list[Sequence], logits: torch.Tensor, eos: set[int], decode: De
             if early is None:
                 early = _argmax_without(scores, eos)
             token = early[i]
+        if logp is not None and token not in eos:
+            _note(seq, logp, token)
         done.append(_advance(seq, token, eos, decode))
     return done
+
+
+def _note(seq: Sequence, logp: torch.Tensor, token: int) -> None:
+    """Record ``token``'s logprob and its step's ``sampling.logprobs`` most likely tokens."""
+    assert seq.logprobs is not None and seq.token_text is not None and seq.sampling.logprobs is not None
+    text = seq.token_text
+    top: tuple[tuple[str, float], ...] = ()
+    if seq.sampling.logprobs:
+        values, ids = torch.topk(logp, min(seq.sampling.logprobs, int(logp.shape[-1])))
+        top = tuple((text(t), v) for t, v in zip(ids.tolist(), values.tolist(), strict=True))
+    seq.logprobs.append(protocols.TokenLogprob(text(token), float(logp[token]), top))
+
+
+def _send(seq: Sequence, delta: str) -> None:
+    """Stream ``delta``: as text, or as a piece with the logprobs not streamed yet."""
+    assert seq.on_token is not None
+    if not seq.pieces:
+        seq.on_token(delta)
+        return
+    logprobs = None
+    if seq.logprobs is not None:
+        logprobs = tuple(seq.logprobs[seq.sent_logprobs :])
+        seq.sent_logprobs = len(seq.logprobs)
+    seq.on_token(protocols.Piece(seq.index, delta, logprobs))
 
 
 def _argmax_without(scores: torch.Tensor, eos: set[int]) -> list[int]:
@@ -93,8 +142,9 @@ def finish(seq: Sequence, decode: Decode) -> None:
     """End ``seq``: flush its held-back text, set its result and wake its caller."""
     try:
         delta = seq.tracker.finish(decode(seq.generated))
-        if delta and seq.on_token is not None:
-            seq.on_token(delta)
+        unsent = seq.logprobs is not None and seq.sent_logprobs < len(seq.logprobs)
+        if (delta or unsent) and seq.on_token is not None:
+            _send(seq, delta)
         count = len(seq.generated)
         reason: protocols.FinishReason
         if seq.cancelled:
@@ -103,7 +153,9 @@ def finish(seq: Sequence, decode: Decode) -> None:
             reason = "stop"
         else:
             reason = "length"
-        seq.result = protocols.ChatGeneration(seq.tracker.text, len(seq.prompt), count, reason)
+        seq.result = protocols.ChatGeneration(
+            seq.tracker.text, len(seq.prompt), count, reason, seq.logprobs, seq.index
+        )
     except Exception as exc:
         seq.error = exc
     seq.done.set()
@@ -136,7 +188,7 @@ def _advance(seq: Sequence, token: int, eos: set[int], decode: Decode) -> bool:
     if seq.on_token is not None or seq.tracker.stop:
         delta = seq.tracker.update(_text(seq, decode))
         if delta and seq.on_token is not None:
-            seq.on_token(delta)
+            _send(seq, delta)
     if seq.hit_eos or seq.tracker.stopped or seq.cancelled or len(seq.generated) >= seq.max_new_tokens:
         finish(seq, decode)
         return True

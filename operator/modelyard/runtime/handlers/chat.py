@@ -6,18 +6,27 @@ requests decode together, each with its own :class:`~modelyard.runtime.sampling.
 engine decodes the text so far and hands the new, safe part to ``on_token`` (streaming), ends
 the generation at a stop string, and ends it when ``cancel_event`` is set (the client went
 away). So a disconnect costs at most one more decode step.
+
+``sampling_params.n`` > 1 runs that many sequences of the same prompt in the batch (prefilled
+once) and returns their generations as a list. Choice ``i`` is seeded ``seed + i`` when the
+request has a seed, so the choices differ yet repeat; greedy choices are all the same.
+
+LoRA adapters load into and unload from the running model (:meth:`TextChatModel.load_adapter`,
+:mod:`peftlora`); ``adapter=KEY`` generates with one of them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 
-from modelyard.runtime import errors, protocols, sampling
-from modelyard.runtime.handlers import batchgen, batchrow, common, prefixcache, structured
+from modelyard.api import openai
+from modelyard.runtime import errors, protocols, sampling, toolcalls
+from modelyard.runtime.handlers import batchgen, batchrow, common, peftlora, prefixcache, structured
 
 _FALLBACK_TEMPLATE = (
     "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
@@ -30,6 +39,8 @@ class TextChatModel:
 
     capabilities = ["chat-completion", "completion"]
     thread_safe = True
+    supports_logprobs = True
+    supports_n = True
     owned_by = "modelyard"
     model_class = "AutoModelForCausalLM"
 
@@ -55,12 +66,19 @@ class TextChatModel:
             options, hf_repo_id, self.device, self.model_class
         )
         self._text_of = common.text_decoder(self.tokenizer)
+        self._token_texts: dict[int, str] = {}
+        self.tool_format, self.tools_unsupported = toolcalls.detect(
+            getattr(self.tokenizer, "chat_template", None), kwargs.get("tool_call_parser")
+        )
+        """How this model writes function calls (:mod:`modelyard.runtime.toolcalls`), or None
+        and why it cannot (a request with ``tools`` gets a 400 saying so)."""
         config_len = getattr(self.model.config, "max_position_embeddings", None)
         self.max_model_len: int | None = options.max_model_len or config_len
         self._grammars: structured.Grammars | None = None
         self._grammars_lock = threading.Lock()
         self.max_parallelism = max(1, max_num_seqs)
         """The limiter lets this many requests run: the batch size."""
+        self.adapters = peftlora.LoraSet(self.model, self.name)
         self.engine = batchgen.Engine(
             self.model,
             self._decode,
@@ -68,7 +86,22 @@ class TextChatModel:
             batchgen.EngineLimits(max_seqs=self.max_parallelism, kv_cache_bytes=kv_cache_bytes),
             prefixcache.PrefixCache(prefix_cache_bytes),
             self.device,
+            self.adapters,
         )
+
+    # -- adapters ----------------------------------------------------------------------------
+
+    def load_adapter(self, key: str, path: str, *, max_rank: int) -> None:
+        """Add the LoRA adapter at ``path`` under ``key`` (a 400 naming what is wrong with it)."""
+        self.adapters.load(key, path, max_rank=max_rank)
+
+    def unload_adapter(self, key: str) -> None:
+        """Remove adapter ``key`` once the sequences using it have finished."""
+        self.adapters.remove(key)
+
+    def adapter_use(self) -> tuple[list[str], list[str]]:
+        """Adapter keys in the running batch, and among the waiting sequences."""
+        return self.engine.adapter_use()
 
     # -- prompts -----------------------------------------------------------------------------
 
@@ -77,14 +110,17 @@ class TextChatModel:
         messages: Sequence[dict[str, Any]],
         add_generation_prompt: bool = True,
         continue_final_message: bool = False,
+        tools: Sequence[dict[str, Any]] | None = None,
     ) -> str:
         template = None if getattr(self.tokenizer, "chat_template", None) else _FALLBACK_TEMPLATE
+        extra: dict[str, Any] = {"tools": list(tools)} if tools else {}
         text = str(
             self.tokenizer.apply_chat_template(
                 list(messages),
                 tokenize=False,
                 add_generation_prompt=add_generation_prompt and not continue_final_message,
                 chat_template=template,
+                **extra,
             )
         )
         return _open_final(text, messages[-1]) if continue_final_message else text
@@ -108,12 +144,18 @@ class TextChatModel:
         on_token: protocols.TokenCallback | None = None,
         add_generation_prompt: bool = True,
         continue_final_message: bool = False,
-    ) -> protocols.ChatGeneration:
+        adapter: str | None = None,
+        tools: Sequence[dict[str, Any]] | None = None,
+    ) -> protocols.ChatGeneration | list[protocols.ChatGeneration]:
         """``continue_final_message``: the last message is an assistant turn that the answer
-        continues (vLLM's switch; the template is rendered without closing it)."""
-        text = self._chat_text(messages, add_generation_prompt, continue_final_message)
+        continues (vLLM's switch; the template is rendered without closing it). ``adapter``: a
+        loaded adapter's key (None: the base model). ``tools``: the request's function tools,
+        rendered by the chat template."""
+        text = self._chat_text(messages, add_generation_prompt, continue_final_message, tools)
         input_ids = self._encode(text, special=False)
-        return self._run(input_ids, sampling_params, cancel_event, on_token, param="messages")
+        return self._run(
+            input_ids, sampling_params, cancel_event, on_token, param="messages", adapter=adapter
+        )
 
     def complete(
         self,
@@ -122,10 +164,10 @@ class TextChatModel:
         sampling_params: sampling.SamplingParams,
         cancel_event: threading.Event | None = None,
         on_token: protocols.TokenCallback | None = None,
-    ) -> protocols.ChatGeneration:
-        return self._run(
-            self._encode(prompt, special=True), sampling_params, cancel_event, on_token, param="prompt"
-        )
+        adapter: str | None = None,
+    ) -> protocols.ChatGeneration | list[protocols.ChatGeneration]:
+        ids = self._encode(prompt, special=True)
+        return self._run(ids, sampling_params, cancel_event, on_token, param="prompt", adapter=adapter)
 
     def _check_length(self, prompt_len: int, max_new_tokens: int, param: str) -> None:
         limit = self.max_model_len
@@ -146,6 +188,14 @@ class TextChatModel:
     def _decode(self, ids: Any) -> str:
         return self._text_of(ids)
 
+    def _token_text(self, token: int) -> str:
+        """One token's own text, special tokens included (logprobs name every token); kept,
+        as the vocabulary is (only the scheduler thread calls this)."""
+        text = self._token_texts.get(token)
+        if text is None:
+            text = self._token_texts[token] = str(self.tokenizer.decode([token], skip_special_tokens=False))
+        return text
+
     def _run(
         self,
         input_ids: torch.Tensor,
@@ -154,22 +204,40 @@ class TextChatModel:
         on_token: protocols.TokenCallback | None,
         *,
         param: str,
-    ) -> protocols.ChatGeneration:
+        adapter: str | None = None,
+    ) -> protocols.ChatGeneration | list[protocols.ChatGeneration]:
         prompt_len = int(input_ids.shape[1])
         self._check_length(prompt_len, params.max_tokens, param)
         if cancel_event is not None and cancel_event.is_set():
-            return protocols.ChatGeneration("", prompt_len, 0, "cancelled")
-        processor = None
+            cancelled = [
+                protocols.ChatGeneration("", prompt_len, 0, "cancelled", index=i) for i in range(params.n)
+            ]
+            return cancelled[0] if params.n == 1 else cancelled
+        prompt = [int(t) for t in input_ids[0]]
+        seqs = [
+            batchrow.Sequence(
+                prompt=prompt,
+                sampling=_choice(params, i),
+                cancel_event=cancel_event,
+                on_token=on_token,
+                processor=self._processor(params),
+                index=i,
+                token_text=None if params.logprobs is None else self._token_text,
+                adapter=adapter,
+            )
+            for i in range(params.n)
+        ]
+        results = self.engine.run_many(seqs)
+        return results[0] if params.n == 1 else results
+
+    def _processor(self, params: sampling.SamplingParams) -> structured.GrammarProcessor | None:
+        """The grammar one sequence decodes under: a forced tool call's, the response format's,
+        or none."""
+        if params.tool_call is not None:
+            return self._structured().tool_processor(params.tool_call)
         if params.response_format is not None:
-            processor = self._structured().processor(params.response_format)
-        seq = batchrow.Sequence(
-            prompt=[int(t) for t in input_ids[0]],
-            sampling=params,
-            cancel_event=cancel_event,
-            on_token=on_token,
-            processor=processor,
-        )
-        return self.engine.run(seq)
+            return self._structured().processor(params.response_format)
+        return None
 
     def _structured(self) -> structured.Grammars:
         with self._grammars_lock:  # made on first use: most deployments never ask for JSON
@@ -191,6 +259,16 @@ class TextChatModel:
             prefix_cache_query_tokens=c.query_tokens,
             prefix_cache_bytes=c.bytes,
         )
+
+
+def _choice(params: sampling.SamplingParams, index: int) -> sampling.SamplingParams:
+    """Choice ``index``'s parameters: its own seed (``seed + index``, wrapped into torch's range)."""
+    if index == 0 or params.seed is None:
+        return params
+    seed = params.seed + index
+    if seed > openai.SEED_MAX:
+        seed -= 2**64
+    return dataclasses.replace(params, seed=seed)
 
 
 def _open_final(text: str, final: dict[str, Any]) -> str:

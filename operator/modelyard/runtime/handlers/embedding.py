@@ -92,5 +92,10 @@ class HFEmbeddingModel(common.Pretrained):
             encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
         return sum(len(ids) for ids in encoded)
 
+    @property
+    def vocab_size(self) -> int:
+        """Token ids this model knows are ``0 .. vocab_size - 1``."""
+        return len(self.tokenizer)
+
     def detokenize(self, ids: list[int]) -> str:
         return str(self.tokenizer.decode(ids, skip_special_tokens=True))

@@ -10,6 +10,10 @@ Eviction is least-recently-used by bytes. A hit touches its blocks last-to-first
 block of a prefix is the most recent: a prefix is evicted from its tail, and a cached block
 never outlives the blocks before it for long (an orphan can no longer match and ages out).
 
+Keys are per *space*: a LoRA adapter's prompts chain from a seed of its own (the base's from
+none), so a prefix computed with one adapter never serves another adapter or the base: its keys
+and values differ from theirs.
+
 Keys and values are stored as they came out of the model (position-encoded at their absolute
 positions 0..n-1), which is exactly where a prompt with the same prefix needs them.
 """
@@ -80,24 +84,24 @@ class PrefixCache:
     def enabled(self) -> bool:
         return self.max_bytes > 0
 
-    def _keys(self, ids: list[int], blocks: int) -> list[bytes]:
+    def _keys(self, ids: list[int], blocks: int, space: str) -> list[bytes]:
         keys: list[bytes] = []
-        digest = b""
+        digest = hashlib.sha256(b"space|" + space.encode()).digest() if space else b""
         for i in range(blocks):
             chunk = ids[i * self.block : (i + 1) * self.block]
             digest = hashlib.sha256(digest + b"|" + ",".join(map(str, chunk)).encode()).digest()
             keys.append(digest)
         return keys
 
-    def lookup(self, ids: list[int]) -> tuple[int, KV | None]:
+    def lookup(self, ids: list[int], space: str = "") -> tuple[int, KV | None]:
         """(tokens reused, their KV joined) for the longest cached prefix of ``ids`` that leaves
-        at least one token to compute; (0, None) on a miss."""
+        at least one token to compute; (0, None) on a miss. ``space``: the adapter's, "" the base's."""
         if not self.enabled:
             return 0, None
         usable = (len(ids) - 1) // self.block
         with self._lock:
             found: list[tuple[bytes, _Block]] = []
-            for key in self._keys(ids, usable):
+            for key in self._keys(ids, usable, space):
                 entry = self._blocks.get(key)
                 if entry is None:
                     break
@@ -120,12 +124,12 @@ class PrefixCache:
         ]
         return len(found) * self.block, joined
 
-    def insert(self, ids: list[int], kv: KV) -> None:
+    def insert(self, ids: list[int], kv: KV, space: str = "") -> None:
         """Cache the whole blocks of a prompt whose KV (batch 1, covering ``ids``) was computed."""
         if not self.enabled:
             return
         blocks = min(len(ids), int(kv[0][0].shape[2])) // self.block
-        keys = self._keys(ids, blocks)
+        keys = self._keys(ids, blocks, space)
         with self._lock:
             for i, key in enumerate(keys):
                 if key in self._blocks:

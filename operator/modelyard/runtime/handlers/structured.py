@@ -178,3 +178,30 @@ class Grammars:
 
     def processor(self, response_format: Mapping[str, Any]) -> GrammarProcessor:
         return GrammarProcessor(self.compile(response_format), self.vocab_size, self.eos, self.control)
+
+    def tool_processor(self, tool_call: Mapping[str, Any]) -> GrammarProcessor:
+        """The grammar of exactly one function call (``tool_choice`` required or named):
+        ``{"format", "schema", "param"}`` from :meth:`modelyard.runtime.toolcalls.Plan.grammar`;
+        a hermes call is wrapped in its ``<tool_call>`` tags. A 400 naming the tool's
+        parameters when the grammar cannot enforce them."""
+        schema, param = tool_call["schema"], str(tool_call.get("param") or "tools")
+        for where, parameters in tool_call.get("parts") or [(param, schema)]:
+            keyword = unenforced(parameters)
+            if keyword:
+                raise errors.BadRequestError(
+                    f"{where}: {keyword} cannot be enforced while decoding "
+                    f"(unsupported: {', '.join(UNENFORCED)}, uniqueItems)",
+                    param=where,
+                )
+        try:
+            grammar = xgrammar.Grammar.from_json_schema(json.dumps(schema), any_whitespace=False)
+            if tool_call.get("format") == "hermes":
+                grammar = xgrammar.Grammar.concat(
+                    xgrammar.Grammar.from_ebnf('root ::= "<tool_call>"'),
+                    grammar,
+                    xgrammar.Grammar.from_ebnf('root ::= "</tool_call>"'),
+                )
+            compiled = self.compiler.compile_grammar(grammar)
+        except Exception as exc:  # xgrammar raises RuntimeError or its own errors
+            raise errors.BadRequestError(f"{param}: cannot be enforced: {exc}", param=param) from exc
+        return GrammarProcessor(compiled, self.vocab_size, self.eos, self.control)

@@ -23,6 +23,7 @@ class VisionChatModel(chat.TextChatModel):
         messages: Sequence[dict[str, Any]],
         add_generation_prompt: bool = True,
         continue_final_message: bool = False,
+        tools: Sequence[dict[str, Any]] | None = None,
     ) -> str:
         for message in messages:
             content = message.get("content")
@@ -31,4 +32,4 @@ class VisionChatModel(chat.TextChatModel):
                     "image inputs are not served by the transformers engine yet; deploy with --engine vllm",
                     param="messages",
                 )
-        return super()._chat_text(messages, add_generation_prompt, continue_final_message)
+        return super()._chat_text(messages, add_generation_prompt, continue_final_message, tools)

@@ -1,9 +1,9 @@
 """``create_app(settings, models)``: the runtime's aiohttp application.
 
 Everything lives on the app under typed keys (:mod:`keys`): settings, the served models,
-metrics with their own registry, the worker thread pool and readiness. Startup creates the
-pool and the batchers and runs warm-up in the background; cleanup stops them. Every error
-leaves as an OpenAI error object.
+their live adapters, metrics with their own registry, the worker thread pool and readiness.
+Startup creates the pool and the batchers and runs warm-up in the background; cleanup stops
+them. Every error leaves as an OpenAI error object.
 """
 
 from __future__ import annotations
@@ -17,8 +17,18 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from modelyard.api import openai
-from modelyard.runtime import batching, errors, metrics, options, served
-from modelyard.runtime.serving import audio, chat, embeddings, http, keys, system, tokenpipe
+from modelyard.runtime import batching, errors, liveadapters, metrics, options, served
+from modelyard.runtime.serving import (
+    adapters,
+    audio,
+    chat,
+    embeddings,
+    http,
+    keys,
+    responses,
+    system,
+    tokenpipe,
+)
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +104,8 @@ async def _start(app: web.Application) -> None:
                 on_batch=lambda size, name=name: m.batch_size.labels(name).observe(size),  # type: ignore[misc]
             )
             model.batcher.start()
-    if settings.warmup:
-        app[_WARMUP] = asyncio.get_running_loop().create_task(system.warm_up(app))
+    if settings.warmup or settings.adapters_file is not None:
+        app[_WARMUP] = asyncio.get_running_loop().create_task(system.warm_up(app, settings.warmup))
     else:
         app[keys.READINESS].ready, app[keys.READINESS].reason = True, "ready (no warm-up)"
         m.ready.set(1)
@@ -128,7 +138,16 @@ def create_app(
     app[keys.SETTINGS] = settings
     app[keys.MODELS] = models
     app[keys.METRICS] = metrics_ or metrics.Metrics()
+    m = app[keys.METRICS]
+    app[keys.ADAPTERS] = liveadapters.Registry(
+        models,
+        max_adapters=settings.max_adapters,
+        max_rank=settings.max_lora_rank,
+        observe=lambda outcome: m.adapter_loads.labels(outcome).inc(),
+        cache_dir=settings.cache_dir,
+    )
     app[keys.METRICS].watch_queues(lambda: [(model.name, model.queue_stats()) for model in models])
+    app[keys.METRICS].watch_adapters(app[keys.ADAPTERS])
     app[keys.READINESS] = keys.Readiness()
     app.on_startup.append(_start)
     app.on_shutdown.append(_shutting_down)
@@ -136,6 +155,7 @@ def create_app(
     r = app.router
     r.add_post("/v1/chat/completions", chat.chat_completions)
     r.add_post("/v1/completions", chat.completions)
+    r.add_post("/v1/responses", responses.create)
     r.add_post("/v1/embeddings", embeddings.embeddings)
     r.add_post("/v1/rerank", embeddings.rerank)
     r.add_post("/rerank", embeddings.rerank)
@@ -146,4 +166,5 @@ def create_app(
     r.add_get("/health", system.health)
     r.add_get("/ready", system.ready)
     r.add_get("/metrics", system.metrics)
+    adapters.add_routes(app)
     return app

@@ -8,10 +8,20 @@ Structured outputs (``response_format``) go only to handlers with
 ``supports_structured_outputs``; a json_schema is checked here (``jsonschema``: a 400 naming
 ``response_format.json_schema.schema``) and enforced by the handler (the built-in one
 decodes under the schema's grammar, :mod:`modelyard.runtime.handlers.structured`).
+
+``n`` choices and ``logprobs`` go to handlers that support them (``--max-n`` bounds ``n``,
+:func:`modelyard.runtime.serving.generation.params`); each choice carries its ``index`` and its
+logprobs in the shape of its endpoint (:mod:`~modelyard.runtime.serving.choices`), streamed or not.
+
+``tools`` go to handlers with a ``tool_format`` (:mod:`tools`, :mod:`modelyard.runtime.toolcalls`):
+the template renders them, calls in the answer become ``message.tool_calls`` (streamed as
+``delta.tool_calls``) and ``finish_reason`` ``tool_calls``. :func:`prepare` is shared with the
+Responses API (:mod:`responses`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import uuid
@@ -21,8 +31,8 @@ import jsonschema
 from aiohttp import web
 
 from modelyard.api import openai
-from modelyard.runtime import errors, invoke, protocols, served
-from modelyard.runtime.serving import generation, http
+from modelyard.runtime import errors, invoke, protocols, sampling, served, toolcalls
+from modelyard.runtime.serving import choices, generation, http, tools
 
 
 def _messages(req: openai.ChatCompletionRequest, model: served.ServedModel) -> list[dict[str, Any]]:
@@ -43,6 +53,7 @@ def _messages(req: openai.ChatCompletionRequest, model: served.ServedModel) -> l
         item: dict[str, Any] = {"role": role, "content": content or ""}
         if message.name:
             item["name"] = message.name
+        item.update(tools.history(message, i))
         out.append(item)
     return out
 
@@ -113,51 +124,101 @@ def _schema_hint(messages: list[dict[str, Any]], fmt: dict[str, Any]) -> list[di
     return [{"role": "system", "content": hint}, *messages]
 
 
-def _usage(gen: protocols.ChatGeneration) -> dict[str, int]:
-    return {
-        "prompt_tokens": gen.prompt_tokens,
-        "completion_tokens": gen.completion_tokens,
-        "total_tokens": gen.prompt_tokens + gen.completion_tokens,
-    }
+def _finish_reason(gen: protocols.ChatGeneration, calls: bool = False) -> str:
+    reason = choices.finish_reason(gen)
+    return "tool_calls" if calls and reason != "length" else reason
 
 
-def _finish_reason(gen: protocols.ChatGeneration) -> str:
-    return "length" if gen.finish_reason == "length" else "stop"
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+    """A chat request made ready to generate: the handler's messages and keywords."""
+
+    messages: list[dict[str, Any]]
+    params: sampling.SamplingParams
+    template: dict[str, Any]
+    """Keywords of the handler's ``generate`` beyond sampling (chat-template switches, tools)."""
+    plan: toolcalls.Plan | None
+
+
+def prepare(req: openai.ChatCompletionRequest, model: served.ServedModel) -> Prepared:
+    messages = _messages(req, model)
+    fmt = _response_format(req, model)
+    template = template_options(req, model)
+    plan = tools.plan(req.tools, req.tool_choice, req.parallel_tool_calls, model)
+    p = generation.params(req, model, fmt)
+    if fmt is not None:
+        if plan is not None and plan.enforced:
+            raise errors.BadRequestError(
+                "response_format: cannot be combined with tool_choice required or a named function "
+                "(the answer is the call)",
+                param="response_format",
+            )
+        messages = _schema_hint(messages, fmt)
+    if plan is not None:
+        if p.n > 1:
+            raise errors.BadRequestError("n: must be 1 when tools are given", param="n")
+        template["tools"] = list(plan.tools)
+        if plan.enforced:
+            p = dataclasses.replace(
+                p, tool_call=plan.grammar(), set_by={**p.set_by, "tool_call": "tool_choice"}
+            )
+    return Prepared(messages, p, template, plan)
+
+
+def _message(text: str | None, calls: list[toolcalls.Call]) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": text}
+    if calls:
+        message["tool_calls"] = [tools.as_openai(c) for c in calls]
+    return message
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     req = http.parse(openai.ChatCompletionRequest, await http.read_json(request))
     model = http.lookup(request, req.model, "chat")
-    messages = _messages(req, model)
-    fmt = _response_format(req, model)
-    template = template_options(req, model)
-    p = generation.params(req, model, fmt)
-    if fmt is not None:
-        messages = _schema_hint(messages, fmt)
+    prep = prepare(req, model)
+    messages, p, template, plan = prep.messages, prep.params, prep.template, prep.plan
     ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
 
-    def chunk(delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
+    def chunk(
+        delta: dict[str, Any], finish: str | None, index: int = 0, logprobs: choices.Logprobs = None
+    ) -> dict[str, Any]:
+        choice = {"index": index, "delta": delta, "logprobs": choices.chat(logprobs), "finish_reason": finish}
         return {
             "id": ident,
             "object": "chat.completion.chunk",
             "created": created,
             "model": model.name,
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+            "choices": [choice],
         }
 
     if req.stream:
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
+        splitter = toolcalls.StreamSplitter(plan) if plan is not None and plan.parses else None
+
+        def content(text: str, index: int, logprobs: choices.Logprobs) -> dict[str, Any] | None:
+            if splitter is None:
+                return chunk({"content": text}, None, index, logprobs)
+            text = splitter.feed(text)  # tools: one choice (n is 1)
+            return chunk({"content": text}, None, index, logprobs) if text else None
+
+        def end(gen: protocols.ChatGeneration) -> list[dict[str, Any]]:
+            rest, calls = splitter.finish() if splitter is not None else ("", [])
+            events = [chunk({"content": rest}, None, gen.index)] if rest else []
+            events += [chunk({"tool_calls": d}, None, gen.index) for d in tools.deltas(calls)]
+            return [*events, chunk({}, _finish_reason(gen, bool(calls)), gen.index)]
+
         chunks = generation.Chunks(
-            start=lambda: chunk({"role": "assistant", "content": ""}, None),
-            content=lambda text: chunk({"content": text}, None),
-            end=lambda reason: chunk({}, "length" if reason == "length" else "stop"),
+            start=lambda n: [chunk({"role": "assistant", "content": ""}, None, i) for i in range(n)],
+            content=content,
+            end=end,
             usage=lambda u: {**chunk({}, None), "choices": [], "usage": u.model_dump()},
         )
         return await generation.stream(
             request, model, "generate", messages, p, chunks, include_usage, template
         )
 
-    gen = await generation.run(request, model, "generate", messages, p, template)
+    gens = await generation.run(request, model, "generate", messages, p, template)
+    answers = [(gen, *tools.calls_of(plan, gen.text)) for gen in gens]
     return http.json_response(
         {
             "id": ident,
@@ -166,33 +227,42 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             "model": model.name,
             "choices": [
                 {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": gen.text},
-                    "logprobs": None,
-                    "finish_reason": _finish_reason(gen),
+                    "index": gen.index,
+                    "message": _message(text, calls),
+                    "logprobs": choices.chat(gen.logprobs),
+                    "finish_reason": _finish_reason(gen, bool(calls)),
                 }
+                for gen, text, calls in answers
             ],
-            "usage": _usage(gen),
+            "usage": generation.usage(gens).model_dump(),
         }
     )
 
 
 async def completions(request: web.Request) -> web.StreamResponse:
+    """Legacy completions; with several prompts, choice ``i * n + j`` is prompt ``i``'s ``j``-th."""
     req = http.parse(openai.CompletionRequest, await http.read_json(request))
     model = http.lookup(request, req.model, "chat")
     p = generation.params(req, model)
     prompts = [req.prompt] if isinstance(req.prompt, str) else list(req.prompt)
     if not prompts:
         raise errors.BadRequestError("prompt: at least one prompt is required", param="prompt")
+    if req.echo and p.logprobs is not None:
+        raise errors.UnsupportedError(
+            "logprobs: not with echo on this server (the prompt's own logprobs are not computed)",
+            param="logprobs",
+        )
     ident, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
 
-    def chunk(text: str, finish: str | None, index: int = 0) -> dict[str, Any]:
+    def chunk(
+        text: str, finish: str | None, index: int = 0, logprobs: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         return {
             "id": ident,
             "object": "text_completion",
             "created": created,
             "model": model.name,
-            "choices": [{"index": index, "text": text, "logprobs": None, "finish_reason": finish}],
+            "choices": [{"index": index, "text": text, "logprobs": logprobs, "finish_reason": finish}],
         }
 
     if req.stream:
@@ -200,29 +270,45 @@ async def completions(request: web.Request) -> web.StreamResponse:
             raise errors.BadRequestError("prompt: streaming takes exactly one prompt", param="prompt")
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
         echo = prompts[0] if req.echo else None
+        offsets: dict[int, int] = {}  # each choice's characters streamed so far (text_offset)
+
+        def content(text: str, index: int, logprobs: choices.Logprobs) -> dict[str, Any]:
+            at = offsets.get(index, 0)
+            offsets[index] = choices.legacy_end(logprobs, at)
+            return chunk(text, None, index, choices.legacy(logprobs, at))
+
         chunks = generation.Chunks(
-            start=lambda: chunk(echo, None) if echo else None,
-            content=lambda text: chunk(text, None),
-            end=lambda reason: chunk("", "length" if reason == "length" else "stop"),
+            start=lambda n: [chunk(echo, None, i) for i in range(n)] if echo else [],
+            content=content,
+            end=lambda gen: chunk("", choices.finish_reason(gen), gen.index),
             usage=lambda u: {**chunk("", None), "choices": [], "usage": u.model_dump()},
         )
         return await generation.stream(request, model, "complete", prompts[0], p, chunks, include_usage)
 
-    choices: list[dict[str, Any]] = []
+    out: list[dict[str, Any]] = []
     prompt_tokens = completion_tokens = 0
-    for index, prompt in enumerate(prompts):
-        gen = await generation.run(request, model, "complete", prompt, p)
-        text = prompt + gen.text if req.echo else gen.text
-        choices.append({"index": index, "text": text, "logprobs": None, "finish_reason": _finish_reason(gen)})
-        prompt_tokens += gen.prompt_tokens
-        completion_tokens += gen.completion_tokens
+    for number, prompt in enumerate(prompts):
+        gens = await generation.run(request, model, "complete", prompt, p)
+        for gen in gens:
+            text = prompt + gen.text if req.echo else gen.text
+            out.append(
+                {
+                    "index": number * p.n + gen.index,
+                    "text": text,
+                    "logprobs": choices.legacy(gen.logprobs),
+                    "finish_reason": choices.finish_reason(gen),
+                }
+            )
+        used = generation.usage(gens)
+        prompt_tokens += used.prompt_tokens
+        completion_tokens += used.completion_tokens
     return http.json_response(
         {
             "id": ident,
             "object": "text_completion",
             "created": created,
             "model": model.name,
-            "choices": choices,
+            "choices": out,
             "usage": {
                 "prompt_tokens": prompt_tokens,
                 "completion_tokens": completion_tokens,

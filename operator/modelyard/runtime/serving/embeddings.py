@@ -38,6 +38,11 @@ def _texts(req: openai.EmbeddingRequest, model: served.ServedModel) -> list[str]
                 raise errors.BadRequestError(f"input[{i}]: must not be an empty string", param="input")
             texts.append(item)
         elif detokenize is not None:
+            vocab = int(getattr(model.handler, "vocab_size", 0) or 0)
+            if vocab and any(t >= vocab for t in item):
+                raise errors.BadRequestError(
+                    f"input[{i}]: token ids of this model are 0 to {vocab - 1}", param="input"
+                )
             texts.append(str(detokenize(list(item))))
         else:
             raise errors.UnsupportedError(f"input[{i}]: this model takes text, not token ids", param="input")

@@ -5,6 +5,10 @@ Generation runs on the server's thread pool, inside the model's admission slot. 
 a closing transport, or the request task being cancelled), and the handler checks it after
 every token. Streaming sends nothing until the first token (or an error) exists, so a bad
 request still gets a JSON 400 rather than a broken event stream.
+
+A request for ``n`` > 1 choices or for logprobs streams :class:`~modelyard.runtime.protocols.Piece`
+values (each choice's text with its tokens' logprobs) rather than text; a handler answers such
+a request with one generation per choice (a list), which :func:`run` always returns.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from aiohttp import web
 
 from modelyard.api import openai
 from modelyard.runtime import errors, invoke, protocols, sampling, served
-from modelyard.runtime.serving import http, keys
+from modelyard.runtime.serving import http, keys, tokenpipe
 
 _POLL = 0.25
 
@@ -31,13 +35,38 @@ def params(
     model: served.ServedModel,
     response_format: dict[str, Any] | None = None,
 ) -> sampling.SamplingParams:
-    return sampling.from_request(req, model.defaults, response_format)
+    """The request's sampling parameters; a 400 naming ``n`` or ``logprobs`` when the model
+    cannot give what they ask."""
+    p = sampling.from_request(req, model.defaults, response_format)
+    if p.n > model.max_n:
+        why = (
+            f"at most {model.max_n} choices per request on this server (--max-n)"
+            if model.max_n > 1
+            else f"the model {model.name!r}'s handler generates one choice per request"
+        )
+        raise errors.BadRequestError(f"n: {why}; got {p.n}", param="n")
+    if p.logprobs is not None and not model.supports_logprobs:
+        raise errors.UnsupportedError(
+            f"logprobs: the model {model.name!r}'s handler does not report logprobs", param="logprobs"
+        )
+    return p
+
+
+Item = tokenpipe.Item
+"""What a streaming handler sends: text, or a piece of one choice (with its logprobs)."""
 
 
 def _call(
-    method: Callable[..., Any], first: Any, p: sampling.SamplingParams, **extra: Any
-) -> Callable[[], protocols.ChatGeneration]:
-    """The handler call, its sampling keywords checked now (a 400 before any work)."""
+    model: served.ServedModel,
+    method: Callable[..., Any],
+    first: Any,
+    p: sampling.SamplingParams,
+    **extra: Any,
+) -> Callable[[], protocols.ChatGeneration | list[protocols.ChatGeneration]]:
+    """The handler call, its sampling keywords checked now (a 400 before any work); a live
+    adapter's requests name its key."""
+    if model.adapter is not None:
+        extra["adapter"] = model.adapter
     return functools.partial(invoke.call, method, first, **extra, **sampling.handler_kwargs(method, p))
 
 
@@ -49,12 +78,20 @@ def _method(model: served.ServedModel, name: str) -> Callable[..., Any]:
     return method  # type: ignore[no-any-return]
 
 
-def _record(app: web.Application, model: served.ServedModel, gen: protocols.ChatGeneration) -> None:
+def _record(app: web.Application, model: served.ServedModel, gens: list[protocols.ChatGeneration]) -> None:
+    """Count a request's tokens: its prompt once, every choice's completion."""
     m = app[keys.METRICS]
-    m.prompt_tokens.labels(model.name).inc(gen.prompt_tokens)
-    m.generated_tokens.labels(model.name).inc(gen.completion_tokens)
-    if gen.finish_reason == "cancelled":
+    m.prompt_tokens.labels(model.name).inc(gens[0].prompt_tokens)
+    m.generated_tokens.labels(model.name).inc(sum(g.completion_tokens for g in gens))
+    if gens[0].finish_reason == "cancelled":
         m.cancelled.labels(model.name).inc()
+
+
+def usage(gens: list[protocols.ChatGeneration]) -> openai.Usage:
+    """A request's usage: the prompt counted once, the completions of every choice (as OpenAI)."""
+    prompt = gens[0].prompt_tokens
+    completion = sum(g.completion_tokens for g in gens)
+    return openai.Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
 
 
 async def _finish(future: asyncio.Future[Any], cancel: threading.Event) -> None:
@@ -74,13 +111,13 @@ async def run(
     first: Any,
     p: sampling.SamplingParams,
     template: Mapping[str, Any] | None = None,
-) -> protocols.ChatGeneration:
-    """A whole generation; the client going away cancels it. ``template``: the chat-template
+) -> list[protocols.ChatGeneration]:
+    """A whole generation, one per choice; the client going away cancels it. ``template``: the chat-template
     keywords the request set (:func:`modelyard.runtime.serving.chat.template_options`)."""
     method = _method(model, method_name)
     app = request.app
     cancel = threading.Event()
-    call = _call(method, first, p, cancel_event=cancel, **(template or {}))
+    call = _call(model, method, first, p, cancel_event=cancel, **(template or {}))
     loop = asyncio.get_running_loop()
     async with model.limiter.slot():
         future = loop.run_in_executor(app[keys.EXECUTOR], call)
@@ -92,41 +129,76 @@ async def run(
         except BaseException:
             await _finish(future, cancel)
             if future.done() and not future.cancelled() and future.exception() is None:
-                _record(app, model, _cancelled(future.result()))
+                _record(app, model, _cancelled(_result(future, p)))
             raise
-        gen = _result(future, p)
+        gens = _result(future, p)
     if cancel.is_set():
-        gen = _cancelled(gen)
-    _record(app, model, gen)
-    return gen
+        gens = _cancelled(gens)
+    _record(app, model, gens)
+    return gens
 
 
-def _result(future: asyncio.Future[Any], p: sampling.SamplingParams) -> protocols.ChatGeneration:
-    """The generation; a handler's error about ``max_tokens`` names the field the client set
+def _result(future: asyncio.Future[Any], p: sampling.SamplingParams) -> list[protocols.ChatGeneration]:
+    """The generations; a handler's error about ``max_tokens`` names the field the client set
     (``max_completion_tokens`` sets the same budget)."""
     try:
-        gen: protocols.ChatGeneration = future.result()
+        result: protocols.ChatGeneration | list[protocols.ChatGeneration] = future.result()
     except errors.BadRequestError as exc:
         budget = p.set_by.get("max_tokens", "max_tokens")
         if exc.param == "max_tokens" and budget != "max_tokens":
             exc.param = budget
             exc.message = exc.message.replace("max_tokens", budget)
         raise
-    return gen
+    return result if isinstance(result, list) else [result]
 
 
-def _cancelled(gen: protocols.ChatGeneration) -> protocols.ChatGeneration:
-    return dataclasses.replace(gen, finish_reason="cancelled")
+def _cancelled(gens: list[protocols.ChatGeneration]) -> list[protocols.ChatGeneration]:
+    return [dataclasses.replace(gen, finish_reason="cancelled") for gen in gens]
+
+
+Events = dict[str, Any] | list[dict[str, Any]] | None
+"""What a :class:`Chunks` callback returns: one event, several, or none."""
 
 
 @dataclasses.dataclass
 class Chunks:
-    """How one endpoint shapes its stream events."""
+    """How one endpoint shapes its stream events: the opening ones (for ``n`` choices), a
+    piece of one choice (its text, index and logprobs; it may hold text back: tool calls), a
+    choice's end (the whole generation), the usage. Each returns one event, several or none.
+    ``encode`` writes one event (``data: ...`` by default) and ``done`` says whether
+    ``data: [DONE]`` ends the stream (the Responses API sends none)."""
 
-    start: Callable[[], dict[str, Any] | None]
-    content: Callable[[str], dict[str, Any]]
-    end: Callable[[str], dict[str, Any]]
-    usage: Callable[[openai.Usage], dict[str, Any]]
+    start: Callable[[int], Events]
+    content: Callable[[str, int, tuple[protocols.TokenLogprob, ...] | None], Events]
+    end: Callable[[protocols.ChatGeneration], Events]
+    usage: Callable[[openai.Usage], Events]
+    encode: Callable[[dict[str, Any]], bytes] = http.sse
+    done: bool = True
+
+    def bytes_of(self, events: Events) -> bytes:
+        return b"".join(self.encode(e) for e in ([events] if isinstance(events, dict) else events or []))
+
+    async def write(self, response: web.StreamResponse, events: Events) -> None:
+        data = self.bytes_of(events)
+        if data:
+            await response.write(data)
+
+    def pieces(self, items: list[Item]) -> bytes:
+        """Events for ``items``: text alone (one choice, no logprobs) joined into one; pieces
+        merged per choice, in the order the choices first appear."""
+        if all(isinstance(item, str) for item in items):
+            return self.bytes_of(self.content("".join(items), 0, None))  # type: ignore[arg-type]
+        merged: dict[int, tuple[str, list[protocols.TokenLogprob] | None]] = {}
+        for item in items:
+            piece = item if isinstance(item, protocols.Piece) else protocols.Piece(0, item)
+            text, logprobs = merged.get(piece.index, ("", None))
+            if piece.logprobs is not None:
+                logprobs = [*(logprobs or []), *piece.logprobs]
+            merged[piece.index] = (text + piece.text, logprobs)
+        return b"".join(
+            self.bytes_of(self.content(text, index, None if lp is None else tuple(lp)))
+            for index, (text, lp) in merged.items()
+        )
 
 
 async def stream(
@@ -144,11 +216,17 @@ async def stream(
     metrics = app[keys.METRICS]
     loop = asyncio.get_running_loop()
     cancel = threading.Event()
-    queue: asyncio.Queue[str | None] = asyncio.Queue()
+    queue: asyncio.Queue[Item | None] = asyncio.Queue()
     response = http.stream_response()
     began = time.monotonic()
     call = _call(
-        method, first, p, cancel_event=cancel, on_token=app[keys.TOKENS].sender(queue), **(template or {})
+        model,
+        method,
+        first,
+        p,
+        cancel_event=cancel,
+        on_token=app[keys.TOKENS].sender(queue),
+        **(template or {}),
     )
     async with model.limiter.slot():
         future = loop.run_in_executor(app[keys.EXECUTOR], call)
@@ -158,75 +236,71 @@ async def stream(
         try:
             while not ended:
                 try:
-                    first = queue.get_nowait() if queue.qsize() else await _next(queue)
+                    item = queue.get_nowait() if queue.qsize() else await _next(queue)
                 except TimeoutError:
                     if http.client_gone(request):
                         raise ConnectionResetError("client went away") from None
                     continue
-                if first is None:
+                if item is None:
                     break
                 # the first piece goes out alone (time to first token); after it, the pieces
-                # queued while the loop was busy (many streams share it) go out as one chunk
-                rest, ended = _drain(queue) if prepared else ("", False)
-                item = first + rest
+                # queued while the loop was busy (many streams share it) go out together
+                rest, ended = _drain(queue) if prepared else ([], False)
                 if not prepared:
                     prepared = True
                     metrics.ttft.labels(model.name).observe(time.monotonic() - began)
                     await response.prepare(request)
-                    opening = chunks.start()
-                    if opening is not None:
-                        await response.write(http.sse(opening))
+                    await chunks.write(response, chunks.start(p.n))
                 if http.client_gone(request):
                     raise ConnectionResetError("client went away")
-                await response.write(http.sse(chunks.content(item)))
-            gen = _result(future, p)  # a handler error before any token: JSON error
+                data = chunks.pieces([item, *rest])
+                if data:
+                    await response.write(data)
+            gens = _result(future, p)  # a handler error before any token: JSON error
         except BaseException as exc:
             await _finish(future, cancel)
             if future.done() and not future.cancelled() and future.exception() is None:
-                _record(app, model, _cancelled(future.result()))
+                _record(app, model, _cancelled(_result(future, p)))
             if isinstance(exc, asyncio.CancelledError) or not (prepared or http.client_gone(request)):
                 raise
             if prepared and not isinstance(exc, ConnectionResetError) and not http.client_gone(request):
                 await _error_event(response, exc)
             return response
-    _record(app, model, gen)
+    _record(app, model, gens)
     try:
         if not prepared:
             await response.prepare(request)
-            opening = chunks.start()
-            if opening is not None:
-                await response.write(http.sse(opening))
-        if gen.text and not invoke.accepts(method, "on_token"):
+            await chunks.write(response, chunks.start(p.n))
+        if not invoke.accepts(method, "on_token"):
             # a handler that cannot stream: its whole answer is one chunk
-            await response.write(http.sse(chunks.content(gen.text)))
-        await response.write(http.sse(chunks.end(gen.finish_reason)))
+            for gen in gens:
+                if gen.text:
+                    await chunks.write(response, chunks.content(gen.text, gen.index, None))
+        for gen in gens:
+            await chunks.write(response, chunks.end(gen))
         if include_usage:
-            usage = openai.Usage(
-                prompt_tokens=gen.prompt_tokens,
-                completion_tokens=gen.completion_tokens,
-                total_tokens=gen.prompt_tokens + gen.completion_tokens,
-            )
-            await response.write(http.sse(chunks.usage(usage)))
-        await response.write(http.sse("[DONE]"))
+            await chunks.write(response, chunks.usage(usage(gens)))
+        if chunks.done:
+            await response.write(http.sse("[DONE]"))
         await response.write_eof()
     except ConnectionResetError:
         pass
     return response
 
 
-async def _next(queue: asyncio.Queue[str | None]) -> str | None:
+async def _next(queue: asyncio.Queue[Item | None]) -> Item | None:
     return await asyncio.wait_for(queue.get(), _POLL)
 
 
-def _drain(queue: asyncio.Queue[str | None]) -> tuple[str, bool]:
-    """Everything queued now, as one text, and whether the end marker came."""
-    parts: list[str] = []
+def _drain(queue: asyncio.Queue[Item | None]) -> tuple[list[Item], bool]:
+    """Everything queued now, and whether the end marker came."""
+    items: list[Item] = []
     while not queue.empty():
         item = queue.get_nowait()
         if item is None:
-            return "".join(parts), True
-        parts.append(item)
-    return "".join(parts), False
+            return items, True
+        items.append(item)
+    return items, False
 
 
 async def _error_event(response: web.StreamResponse, exc: BaseException) -> None:

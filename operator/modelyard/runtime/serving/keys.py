@@ -7,7 +7,7 @@ import dataclasses
 
 from aiohttp import web
 
-from modelyard.runtime import metrics, options, served
+from modelyard.runtime import liveadapters, metrics, options, served
 from modelyard.runtime.serving import tokenpipe
 
 
@@ -23,3 +23,4 @@ METRICS = web.AppKey("metrics", metrics.Metrics)
 READINESS = web.AppKey("readiness", Readiness)
 EXECUTOR = web.AppKey("executor", concurrent.futures.ThreadPoolExecutor)
 TOKENS = web.AppKey("tokens", tokenpipe.TokenPipe)
+ADAPTERS = web.AppKey("adapters", liveadapters.Registry)

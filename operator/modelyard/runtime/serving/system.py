@@ -1,8 +1,10 @@
 """``/v1/models``, ``/health``, ``/ready``, ``/metrics`` and the warm-up that gates readiness.
 
-``/health`` answers while the process lives; ``/ready`` only after one warm-up request per
-model succeeded (so a pod joins its Service with its model loaded and exercised). A failed
-warm-up keeps ``/ready`` at 503 with the reason.
+``/health`` answers while the process lives; ``/ready`` only after the adapters file's adapters
+were loaded (a failed one is recorded, not fatal) and one warm-up request per model succeeded
+(so a pod joins its Service with its model loaded and exercised). A failed warm-up keeps
+``/ready`` at 503 with the reason. ``/v1/models`` lists live adapters with their ``parent``, as
+vLLM does.
 """
 
 from __future__ import annotations
@@ -18,17 +20,21 @@ from aiohttp import web
 
 from modelyard.api import openai
 from modelyard.runtime import invoke, sampling, served
-from modelyard.runtime.serving import http, keys
+from modelyard.runtime.serving import adapters, http, keys
 
 log = logging.getLogger(__name__)
 
 
 def _card(model: served.ServedModel) -> dict[str, object]:
-    return openai.ModelCard(id=model.name, created=model.created, owned_by=model.owned_by).model_dump()
+    card = openai.ModelCard(id=model.name, created=model.created, owned_by=model.owned_by).model_dump()
+    if model.parent is not None:
+        card.update(parent=model.parent, root=model.root)
+    return card
 
 
 async def list_models(request: web.Request) -> web.Response:
-    cards = [_card(m) for m in request.app[keys.MODELS]]
+    models = request.app[keys.MODELS]
+    cards = [_card(m) for m in [*models, *models.adapters()]]
     return http.json_response({"object": "list", "data": cards})
 
 
@@ -97,9 +103,16 @@ def warm_up_one(model: served.ServedModel) -> None:
             os.unlink(path)
 
 
-async def warm_up(app: web.Application) -> None:
+async def warm_up(app: web.Application, requests: bool = True) -> None:
+    """The adapters file's adapters, then (``requests``) one request per model, then ready."""
     state = app[keys.READINESS]
     loop = asyncio.get_running_loop()
+    state.reason = "loading the adapters file"
+    await adapters.load_file(app)
+    if not requests:
+        state.ready, state.reason = True, "ready (no warm-up)"
+        app[keys.METRICS].ready.set(1)
+        return
     for model in app[keys.MODELS]:
         state.reason = f"warming up {model.name}"
         try:

@@ -7,6 +7,10 @@ import collections
 import functools
 from collections.abc import Callable
 
+from modelyard.runtime import protocols
+
+Item = str | protocols.Piece
+
 
 class TokenPipe:
     """Carries streamed text from generation threads to the event loop's queues.
@@ -21,13 +25,13 @@ class TokenPipe:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._pending: collections.deque[tuple[asyncio.Queue[str | None], str]] = collections.deque()
+        self._pending: collections.deque[tuple[asyncio.Queue[Item | None], Item]] = collections.deque()
         self._scheduled = False
 
-    def sender(self, queue: asyncio.Queue[str | None]) -> Callable[[str], None]:
+    def sender(self, queue: asyncio.Queue[Item | None]) -> Callable[[Item], None]:
         return functools.partial(self._send, queue)
 
-    def _send(self, queue: asyncio.Queue[str | None], text: str) -> None:
+    def _send(self, queue: asyncio.Queue[Item | None], text: Item) -> None:
         self._pending.append((queue, text))  # first list, then look: see _deliver
         if not self._scheduled:
             self._scheduled = True
