@@ -88,3 +88,30 @@ def test_pods_come_from_their_endpoints_index() -> None:
     reads.attach({informer.INDICES[cluster.POD]: {key: [informer.trim(pod)]}})
     assert reads.pods("team", "chat") == [{k: v for k, v in pod.items() if k != "spec"}]
     assert reads.pods("team", "other") == []
+
+
+def test_training_jobs_are_indexed_by_the_endpoint_they_serve_on() -> None:
+    def job(name: str, serve_on: str | None) -> dict[str, Any]:
+        output: dict[str, Any] = {"uri": "pvc://adapters/x"}
+        if serve_on is not None:
+            output["serveOn"] = {"endpoint": serve_on}
+        return {"apiVersion": "modelyard.io/v1alpha1", "kind": "TrainingJob",
+                "metadata": {"name": name, "namespace": "team"}, "spec": {"output": output}}  # fmt: skip
+
+    assert informer.key_of(cluster.TRAINING_JOB, job("plain", None)) is None  # not indexed
+    serving = job("tune", "chat")
+    reads = informer.Informer()
+    assert reads.serving_jobs("team", "chat") is None  # not attached: the caller lists
+    key = informer.key_of(cluster.TRAINING_JOB, serving)
+    reads.attach({informer.INDICES[cluster.TRAINING_JOB]: {key: [informer.trim(serving)]}})
+    assert key == ("team", "chat")
+    assert reads.serving_jobs("team", "chat") == [serving]
+    assert reads.serving_jobs("team", "other") == []
+    reads.wrote({**serving, "status": {"servedAt": "now"}})  # a list index keeps no writes
+    assert reads.serving_jobs("team", "chat") == [serving]
+
+
+def test_every_endpoint_of_the_index_at_its_latest_version() -> None:
+    reads, _ = _attached(_endpoint(3), _endpoint(5, "Ready"))
+    assert [e["metadata"]["resourceVersion"] for e in reads.every(cluster.MODEL_ENDPOINT) or []] == ["5"]
+    assert reads.every(cluster.POD) is None  # not attached

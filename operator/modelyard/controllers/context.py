@@ -11,6 +11,9 @@ from modelyard.controllers import cluster, debounce, inference_pool, informer, m
 
 CREATING = 6
 """How many endpoints apply their children at the same time."""
+ENTRY_LIST_DELAY = 2.0
+"""An endpoint's change (listed, Ready, gone) reaches its entry's ``status.endpoints`` this much
+later: an endpoint listed and Ready within it costs its entry one status write, not two."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +53,8 @@ class AdapterMemory:
     """The next recheck's delay while the set is not settled (doubles, bounded)."""
     refused: dict[tuple[str, str], tuple[str, str]] = dataclasses.field(default_factory=dict)
     """(pod, adapter) -> (path, message) of a load the pod refused (vLLM keeps no list of its own)."""
+    served: set[str] = dataclasses.field(default_factory=set)
+    """uids of the serveOn TrainingJobs given ``status.servedAt`` (written once)."""
 
 
 @dataclasses.dataclass

@@ -2,7 +2,8 @@
 
 kopf keeps one in-memory index per watched kind (``@kopf.index``, registered in
 :mod:`.handlers.informer`): entries by name; endpoints, their Deployments and Services by
-(namespace, name); their pods by (namespace, endpoint). kopf fills every index from its first
+(namespace, name); their pods, and the TrainingJobs whose ``output.serveOn`` names them, by
+(namespace, endpoint). kopf fills every index from its first
 listing before it calls any other handler, so once a handler has run (and attached the indices
 here) a reconcile reads what the watch last said. A GET was most of the operator's requests.
 
@@ -41,6 +42,7 @@ INDICES: Mapping[cluster.Kind, str] = {
     cluster.DEPLOYMENT: "informer_deployments",
     cluster.SERVICE: "informer_services",
     cluster.POD: "informer_pods",
+    cluster.TRAINING_JOB: "informer_serve_on",
 }
 """The kopf index id (a handler's kwarg) of each watched kind."""
 
@@ -58,12 +60,21 @@ def trim(body: Mapping[str, Any]) -> dict[str, Any]:
     return obj
 
 
+_LISTS = (cluster.POD, cluster.TRAINING_JOB)
+"""Kinds indexed by the endpoint they belong to (a list each), not by their own name."""
+
+
 def key_of(kind: cluster.Kind, body: Mapping[str, Any]) -> Any:
+    """The object's key in its index; None for a TrainingJob that serves on no endpoint."""
     meta = body.get("metadata") or {}
     if kind == cluster.MODEL_ENTRY:
         return str(meta.get("name"))
     if kind == cluster.POD:
         return (str(meta.get("namespace") or ""), str((meta.get("labels") or {}).get(wire.ENDPOINT)))
+    if kind == cluster.TRAINING_JOB:
+        serve_on = ((body.get("spec") or {}).get("output") or {}).get("serveOn") or {}
+        endpoint = serve_on.get("endpoint")
+        return (str(meta.get("namespace") or ""), str(endpoint)) if endpoint else None
     return (str(meta.get("namespace") or ""), str(meta.get("name")))
 
 
@@ -123,9 +134,25 @@ class Informer:
         self.misses += 1
         return await client.get(kind, name, namespace)
 
+    def every(self, kind: cluster.Kind) -> list[dict[str, Any]] | None:
+        """Every object of a kind keyed by its own name, as the watch has it (our own writes
+        not overlaid); None before the indices are attached."""
+        index = self._indices.get(kind)
+        if index is None or kind in _LISTS:
+            return None
+        return [max(index[key], key=_version) for key in list(index)]
+
     def pods(self, namespace: str, endpoint: str) -> list[dict[str, Any]] | None:
         """The endpoint's pods as the watch has them; None before the indices are attached."""
-        index = self._indices.get(cluster.POD)
+        return self._belonging(cluster.POD, namespace, endpoint)
+
+    def serving_jobs(self, namespace: str, endpoint: str) -> list[dict[str, Any]] | None:
+        """The TrainingJobs whose ``output.serveOn`` names the endpoint, as the watch has them;
+        None before the indices are attached."""
+        return self._belonging(cluster.TRAINING_JOB, namespace, endpoint)
+
+    def _belonging(self, kind: cluster.Kind, namespace: str, endpoint: str) -> list[dict[str, Any]] | None:
+        index = self._indices.get(kind)
         if index is None:
             return None
         key = (namespace, endpoint)
@@ -136,7 +163,7 @@ class Informer:
         if not body:
             return
         kind = (str(body.get("apiVersion")), str(body.get("kind")))
-        if kind in self._indices:
+        if kind in self._indices and kind not in _LISTS:
             self._written[(kind, key_of(kind, body))] = trim(body)
 
     def changed(self, plural: str, body: Mapping[str, Any], deleted: bool) -> bool:

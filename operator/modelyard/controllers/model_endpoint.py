@@ -281,7 +281,7 @@ async def reconcile(ctx: context.Context, key: tuple[str, str]) -> None:
         )
         gone = ctx.endpoints.pop(key, None)
         if gone is not None:
-            ctx.touch_entry(gone.model)
+            ctx.touch_entry(gone.model, delay=context.ENTRY_LIST_DELAY)
             await inference_pool.follow(ctx, namespace, gone.pods_serve)
         return
     generation = int(body["metadata"].get("generation", 0))
@@ -308,13 +308,13 @@ async def reconcile(ctx: context.Context, key: tuple[str, str]) -> None:
     ctx.endpoints[key] = context.EndpointState(model, observed.phase == "Ready", observed.phase, serves, uid)
     await inference_pool.follow(ctx, namespace, before.pods_serve if before else None, serves)
     if before is None or before.ready != (observed.phase == "Ready") or before.model != model:
-        ctx.touch_entry(model)
+        ctx.touch_entry(model, delay=context.ENTRY_LIST_DELAY)
         if before is not None and before.model != model:
-            ctx.touch_entry(before.model)
+            ctx.touch_entry(before.model, delay=context.ENTRY_LIST_DELAY)
     if conditions.status_changed(current, status):
         ctx.informer.wrote(await ctx.cluster.patch_status(cluster.MODEL_ENDPOINT, name, namespace, status))
-    if current.get("phase") != observed.phase:
-        _on_transition(ctx, body, current.get("phase"), observed)
+    if (current.get("phase"), current.get("reason")) != (observed.phase, observed.reason):
+        _on_transition(ctx, body, current.get("phase"), observed)  # Pending, then Unschedulable: both
     ctx.metrics.reconciles.labels("ModelEndpoint", observed.phase).inc()
     ctx.metrics.duration.labels("ModelEndpoint").observe(time.monotonic() - started)
     ctx.metrics.managed.labels("ModelEndpoint").set(len(ctx.endpoints))

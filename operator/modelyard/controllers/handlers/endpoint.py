@@ -1,6 +1,7 @@
 """ModelEndpoint's handlers: a change to the endpoint reconciles it at once, an event of one of
 its children (Deployment, Service, Pod, the live adapter ConfigMap: labelled with
-``wire.ENDPOINT``) a little later, so a burst of pod events costs one reconcile.
+``wire.ENDPOINT``) a second later, so a burst of pod events costs one reconcile, except a
+Deployment that has all its replicas ready: its endpoint turns Ready at once.
 
 Watching handlers only: kopf's create/update/resume handlers would have kopf patch a
 last-handled-configuration annotation onto every endpoint (two requests each); which events
@@ -21,6 +22,23 @@ from modelyard.statusapi import cache
 GROUP = common.GROUP
 CHILDREN: Mapping[str, Any] = {**common.MANAGED, wire.ENDPOINT: kopf.PRESENT}
 """The labels of an endpoint's children."""
+CHILD_DELAY = 1.0
+"""How long a child's event waits for more before its endpoint reconciles (a pod's start is a
+burst of events: one reconcile, one status write), except the one that makes it Ready."""
+
+
+def _all_ready(body: Mapping[str, Any]) -> bool:
+    """A Deployment whose replicas are all ready (its endpoint turns Ready on it: at once, never
+    behind the creation backlog's coalescing)."""
+    if body.get("kind") != "Deployment":
+        return False
+    status, meta = body.get("status") or {}, body.get("metadata") or {}
+    wanted = int((body.get("spec") or {}).get("replicas") or 0)
+    return (
+        wanted > 0
+        and int(status.get("readyReplicas") or 0) >= wanted
+        and int(status.get("observedGeneration") or 0) >= int(meta.get("generation") or 0)
+    )
 
 
 def register(
@@ -44,9 +62,10 @@ def register(
     @on.event("apps/v1", "deployments", labels=CHILDREN, registry=registry)
     @on.event("v1", "services", labels=CHILDREN, registry=registry)
     @on.event("v1", "pods", labels=CHILDREN, registry=registry)
-    async def child_event(namespace: str | None, labels: Mapping[str, str], **kwargs: Any) -> None:
+    async def child_event(namespace: str | None, labels: Mapping[str, str], body: Any, **kwargs: Any) -> None:
         ctx.informer.attach(kwargs)
-        ctx.touch_endpoint(namespace or "", labels[wire.ENDPOINT], delay=0.3)
+        delay = 0.0 if _all_ready(body) else CHILD_DELAY
+        ctx.touch_endpoint(namespace or "", labels[wire.ENDPOINT], delay=delay)
 
     if opts.builder.adapter_config_maps:  # watched only with the rights to (see Settings)
 

@@ -22,6 +22,7 @@ _WATCHED: Mapping[cluster.Kind, tuple[str, str, Mapping[str, Any] | None]] = {
     cluster.DEPLOYMENT: ("apps/v1", "deployments", CHILDREN),
     cluster.SERVICE: ("v1", "services", CHILDREN),
     cluster.POD: ("v1", "pods", CHILDREN),
+    cluster.TRAINING_JOB: (common.GROUP, wire.TRAINING_JOBS, None),
 }
 
 
@@ -41,4 +42,5 @@ def _index(
     @kopf.index(group, plural, id=informer.INDICES[kind], labels=labels, registry=registry)
     def index(body: Any, **_: Any) -> dict[Any, dict[str, Any]]:
         obj = informer.trim(ownership.plain(body))
-        return {informer.key_of(kind, obj): obj}
+        key = informer.key_of(kind, obj)
+        return {key: obj} if key is not None else {}  # {}: out of the index (None would keep it)
