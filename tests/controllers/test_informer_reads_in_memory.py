@@ -115,3 +115,15 @@ def test_every_endpoint_of_the_index_at_its_latest_version() -> None:
     reads, _ = _attached(_endpoint(3), _endpoint(5, "Ready"))
     assert [e["metadata"]["resourceVersion"] for e in reads.every(cluster.MODEL_ENDPOINT) or []] == ["5"]
     assert reads.every(cluster.POD) is None  # not attached
+
+
+def test_children_are_kept_without_what_no_reconcile_reads() -> None:
+    meta = {"name": "chat", "namespace": "team", "uid": "d1", "generation": 2, "managedFields": [{}],
+            "ownerReferences": [{"uid": "e1", "controller": True}]}  # fmt: skip
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta,
+                  "spec": {"template": {}}, "status": {"readyReplicas": 1}}  # fmt: skip
+    kept = informer.trim(deployment)
+    assert kept == {"apiVersion": "apps/v1", "kind": "Deployment", "status": {"readyReplicas": 1},
+                    "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}  # fmt: skip
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": meta, "spec": {}, "status": {}}
+    assert set(informer.trim(service)) == {"apiVersion", "kind", "metadata"}

@@ -53,9 +53,20 @@ class Getter(Protocol):
     ) -> dict[str, Any] | None: ...
 
 
+_DROPPED: Mapping[str, tuple[str, ...]] = {
+    "Pod": ("spec",),
+    "Deployment": ("spec",),
+    "Service": ("spec", "status"),
+}
+"""What a reconcile never reads of a child (it builds the spec, and compares what it built with
+what it last applied, not with the live one); the memory grows with the fleet."""
+
+
 def trim(body: Mapping[str, Any]) -> dict[str, Any]:
-    """What the indices keep of an object: no managedFields, and a pod without its spec."""
-    obj = {k: v for k, v in body.items() if not (k == "spec" and body.get("kind") == "Pod")}
+    """What the indices keep of an object: no managedFields, and a child without what
+    :data:`_DROPPED` names (a Deployment keeps its metadata and status)."""
+    dropped = _DROPPED.get(str(body.get("kind")), ())
+    obj = {k: v for k, v in body.items() if k not in dropped}
     obj["metadata"] = {k: v for k, v in (body.get("metadata") or {}).items() if k != "managedFields"}
     return obj
 
