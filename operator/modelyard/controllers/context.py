@@ -9,7 +9,7 @@ import dataclasses
 from modelyard.builders import settings
 from modelyard.controllers import cluster, debounce, inference_pool, informer, metrics, ownership
 
-CREATING = 6
+CREATING = 8
 """How many endpoints apply their children at the same time."""
 ENTRY_LIST_DELAY = 2.0
 """An endpoint's change (listed, Ready, gone) reaches its entry's ``status.endpoints`` this much
