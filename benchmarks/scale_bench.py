@@ -153,8 +153,8 @@ def component_cpu(plane: controlplane.ControlPlane) -> dict[str, float]:
     return used
 
 
-def request_counts(client: kube.Kube) -> dict[str, float]:
-    """The API server's apiserver_request_total summed by verb."""
+def request_counts(client: kube.Kube, by_resource: bool = False) -> dict[str, float]:
+    """The API server's apiserver_request_total summed by verb (or by verb and resource)."""
     text = client._pool.request("GET", client.server + "/metrics").data.decode()
     counts: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
@@ -162,6 +162,9 @@ def request_counts(client: kube.Kube) -> dict[str, float]:
             for sample in family.samples:
                 if sample.name == "apiserver_request_total":
                     verb = sample.labels.get("verb", "?")
+                    if by_resource:
+                        sub = sample.labels.get("subresource")
+                        verb = f"{verb} {sample.labels.get('resource', '?')}{'/' + sub if sub else ''}"
                     counts[verb] = counts.get(verb, 0) + sample.value
     return counts
 
@@ -194,6 +197,7 @@ def _converge(client: kube.Kube, path: str, ready: Callable[[dict[str, Any]], bo
 def limit_phase(client: kube.Kube, plane: controlplane.ControlPlane, n: int, threads: int, timeout: float
                 ) -> dict[str, Any]:  # fmt: skip
     before, cpu_before = request_counts(client), component_cpu(plane)
+    by_resource = request_counts(client, by_resource=True)
     start = time.monotonic()
     crs = create_all(
         client, [entry_body(i) for i in range(n)] + [endpoint_body(i) for i in range(n)], threads
@@ -212,6 +216,7 @@ def limit_phase(client: kube.Kube, plane: controlplane.ControlPlane, n: int, thr
             "children_create_s": round(kids_s, 2), "children_create_per_s": round(2 * n / kids_s, 1),
             "children_ready_s": ready_s, "total_s": None if total is None else round(total, 1),
             "api_requests": _delta(request_counts(client), before),
+            "api_requests_by_resource": _delta(request_counts(client, by_resource=True), by_resource),
             "cluster_cpu_s": _delta(component_cpu(plane), cpu_before), "timeline": timeline}  # fmt: skip
 
 
@@ -257,6 +262,7 @@ def operator_phase(client: kube.Kube, plane: controlplane.ControlPlane, args: ar
         cpu_before, rss_idle = sampler.cpu(), sampler.process.memory_info().rss
         sampler.start()
         before, cluster_before = request_counts(client), component_cpu(plane)
+        by_resource = request_counts(client, by_resource=True)
         start = time.monotonic()
         crs = create_all(client, [entry_body(i) for i in range(n)] + [endpoint_body(i) for i in range(n)],
                          args.threads)  # fmt: skip
@@ -300,6 +306,7 @@ def operator_phase(client: kube.Kube, plane: controlplane.ControlPlane, args: ar
             "reconciles": reconciles,
             "cluster_cpu_s_to_ready": cluster_cpu,
             "api_requests": _delta(request_counts(client), before),
+            "api_requests_by_resource": _delta(request_counts(client, by_resource=True), by_resource),
             "timeline": timeline,
         }
     finally:

@@ -122,9 +122,11 @@ class Queue:
 
     def __init__(self) -> None:
         self.scheduled: list[Any] = []
+        self.delays: list[float] = []
 
     def schedule(self, key: Any, delay: float) -> None:
         self.scheduled.append(key)
+        self.delays.append(delay)
 
 
 def make_context(fake: FakeCluster, namespace: str = "modelyard-system") -> context.Context:

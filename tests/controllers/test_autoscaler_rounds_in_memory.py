@@ -15,7 +15,7 @@ import pytest
 from fakecluster import FakeCluster, make_context
 
 import kit
-from modelyard.controllers import autoscaler, cluster
+from modelyard.controllers import autoscaler, cluster, informer
 
 
 class Gateway(BaseHTTPRequestHandler):
@@ -121,3 +121,23 @@ def test_removing_autoscaling_clears_its_status(gateway: str) -> None:
     _round(scaler)
     assert "autoscaling" not in _endpoint_now(fake)["status"]
     assert kit.metric(ctx.metrics.render().decode(), "modelyard_operator_autoscale_desired_replicas") == 0
+
+
+def test_a_round_reads_the_endpoints_from_the_watch_index(gateway: str) -> None:
+    fake = FakeCluster(_endpoint(1))
+    ctx = make_context(fake)
+    plain = {**_endpoint(1), "metadata": {"name": "plain", "namespace": "ml"}, "spec": {"model": "m"}}
+    index = {informer.key_of(cluster.MODEL_ENDPOINT, body): [body] for body in (_endpoint(1), plain)}
+    ctx.informer.attach({informer.INDICES[cluster.MODEL_ENDPOINT]: index})
+    listed: list[Any] = []
+    listing = fake.list
+
+    async def counted(kind: cluster.Kind, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        listed.append(kind)
+        return await listing(kind, *args, **kwargs)
+
+    fake.list = counted  # type: ignore[method-assign]
+    Gateway.text = 'modelyard_gateway_endpoint_demand{namespace="ml",endpoint="chat"} 20\n'
+    _round(autoscaler.Autoscaler(ctx, autoscaler.Options(urls=(f"{gateway}/metrics",))))
+    assert _endpoint_now(fake)["spec"]["replicas"] == 3
+    assert cluster.MODEL_ENDPOINT not in listed

@@ -15,7 +15,8 @@ from fakecluster import FakeCluster, make_context
 from modelyard.api import wire
 from modelyard.builders import settings
 from modelyard.controllers import context, handlers, options
-from modelyard.controllers.handlers import common
+from modelyard.controllers.handlers import common, kopf_settings
+from modelyard.controllers.handlers import endpoint as endpoint_handlers
 from modelyard.statusapi import cache
 
 MANAGED = {wire.MANAGED_BY: wire.PRODUCT}
@@ -123,3 +124,30 @@ def test_a_metadata_only_update_is_never_denied() -> None:
     )
     with pytest.raises(kopf.AdmissionError):
         asyncio.run(validate.fn(body=invalid, warnings=[], old=None))
+
+
+def test_a_deployment_with_every_replica_ready_wakes_its_endpoint_at_once() -> None:
+    """Readiness is not coalesced behind a second's wait like the other child events."""
+    ctx = make_context(FakeCluster())
+    registry = handlers.build_registry(ctx, options.OperatorOptions(webhook=False))
+    labels = {**MANAGED, wire.ENDPOINT: "chat"}
+
+    def deployment(ready: int, observed: int = 1) -> dict[str, Any]:
+        return {"kind": "Deployment", "metadata": {"generation": 1}, "spec": {"replicas": 2},
+                "status": {"readyReplicas": ready, "observedGeneration": observed}}  # fmt: skip
+
+    for body in (deployment(1), deployment(2, observed=0), deployment(2)):
+        _fire(registry, "deployments", labels, namespace="team", type="MODIFIED", body=body)
+    _fire(registry, "pods", labels, namespace="team", type="MODIFIED", body={"kind": "Pod"})
+    queue = ctx.endpoint_queue
+    assert queue.delays == [endpoint_handlers.CHILD_DELAY, endpoint_handlers.CHILD_DELAY, 0.0,  # type: ignore[union-attr]
+                            endpoint_handlers.CHILD_DELAY]  # fmt: skip
+
+
+def test_kopf_builds_a_diff_base_only_for_training_jobs() -> None:
+    storage = kopf_settings.ChangingKindsOnly(prefix=wire.GROUP, key="last-handled-configuration")
+    job = {"apiVersion": "modelyard.io/v1alpha1", "kind": "TrainingJob", "metadata": {"name": "tune"},
+           "spec": {"method": "lora"}, "status": {"phase": "Running"}}  # fmt: skip
+    assert storage.build(body=kopf.Body(job))["spec"] == {"method": "lora"}
+    endpoint = {**job, "kind": "ModelEndpoint"}
+    assert storage.build(body=kopf.Body(endpoint)) == {}

@@ -67,3 +67,37 @@ def test_watch_bodies_become_plain_data() -> None:
         pass
 
     assert ownership.plain(View(a=View(b=[View(c=1)]))) == {"a": {"b": [{"c": 1}]}}
+
+
+def test_an_entry_change_moves_the_endpoints_that_take_their_served_name_from_it() -> None:
+    index = ownership.Index()
+    index.seed(
+        [endpoint("alice", "chat", "2026-01-01T00:00:01Z", "chat")],
+        [entry("later", "other", None)],
+    )
+    served_by_entry = endpoint("bob", "b", "2026-01-01T00:00:02Z", "")
+    served_by_entry["spec"] = {"model": "later"}  # no servedName: the entry's
+    assert index.endpoint_event(served_by_entry) == {("bob", "b")}  # first seen
+    assert index.verdict("bob", "b").conflict is None
+    assert index.entry_event(entry("later", "chat", None)) == {("bob", "b")}  # now alice's name
+    assert "namespace alice" in (index.verdict("bob", "b").conflict or "")
+    status_only = entry("later", "chat", None)
+    status_only["status"] = {"phase": "Valid"}
+    assert index.entry_event(status_only) == set()
+    assert index.entry_event(entry("later", "other", None)) == {("bob", "b")}
+    assert index.verdict("bob", "b").conflict is None
+
+
+def test_events_that_change_nothing_the_rule_reads_keep_the_decision() -> None:
+    index = ownership.Index()
+    index.seed([endpoint("a", "x", "2026-01-01T00:00:01Z", "chat")], [entry("m", "chat", None)])
+    decided = index.decide()
+    labelled = endpoint("a", "x", "2026-01-01T00:00:01Z", "chat")
+    labelled["metadata"]["labels"] = {"team": "red"}
+    labelled["status"] = {"phase": "Degraded"}
+    listed = entry("m", "chat", None)
+    listed["status"] = {"endpoints": [{"namespace": "a", "name": "x", "ready": True}]}
+    assert index.endpoint_event(labelled) == set() and index.entry_event(listed) == set()
+    assert index.decide() is decided  # not decided again
+    assert index.entry_event(entry("unused", "elsewhere", None)) == set()  # no endpoint, no claim
+    assert index.decide() is decided

@@ -66,10 +66,13 @@ async def _wanted(
     entries: dict[str, api.ModelEntry | None] = {}
     for adapter in endpoint.spec.adapters or ():
         if adapter.entry is not None and adapter.entry not in entries:
-            body = await ctx.cluster.get(cluster.MODEL_ENTRY, adapter.entry)
+            body = await ctx.informer.read(ctx.cluster, cluster.MODEL_ENTRY, adapter.entry)
             entries[adapter.entry] = model_entry.parse(body) if body is not None else None
     jobs: list[api.TrainingJob] = []
-    for body in await ctx.cluster.list(cluster.TRAINING_JOB, endpoint.namespace):
+    found = ctx.informer.serving_jobs(endpoint.namespace or "", endpoint.name)
+    if found is None:  # before the watches' indices are attached
+        found = await ctx.cluster.list(cluster.TRAINING_JOB, endpoint.namespace)
+    for body in found:
         serve_on = ((body.get("spec") or {}).get("output") or {}).get("serveOn") or {}
         if serve_on.get("endpoint") != endpoint.name:
             continue
@@ -172,7 +175,7 @@ async def sync(
         memory.retry = context.RETRY_SECONDS
         if wanted:
             ctx.touch_endpoint(*key, delay=RESYNC_SECONDS)
-    await _mark_served(ctx, endpoint, jobs, items)
+    await _mark_served(ctx, endpoint, jobs, items, memory)
     if not wanted:
         return {"adapters": None, "adaptersReady": None}
     return {"adapters": items, "adaptersReady": ready}
@@ -218,17 +221,22 @@ async def _mark_served(
     endpoint: api.ModelEndpoint,
     jobs: list[api.TrainingJob],
     items: list[dict[str, Any]],
+    memory: context.AdapterMemory,
 ) -> None:
-    """Write ``status.servedAt`` (once) on each serveOn job whose adapter a ready pod has loaded."""
+    """Write ``status.servedAt`` (once) on each serveOn job whose adapter a ready pod has loaded
+    (the jobs come from the watch, which may not show a servedAt just written: remembered)."""
     loaded = {i["name"] for i in items if i.get("pods")}
     for job in jobs:
-        status = job.status
+        status, uid = job.status, job.metadata.uid or ""
         if status is None or status.served_at is not None or status.phase != "Succeeded":
+            continue
+        if uid in memory.served:
             continue
         name = adapters.serve_on_name(job, ctx.settings)
         if name in loaded and any(i.get("source") == f"trainingjob {job.name}" for i in items):
             patch = {"servedAt": conditions.now(), "servedName": name}
             await ctx.cluster.patch_status(cluster.TRAINING_JOB, job.name, job.namespace, patch)
+            memory.served.add(uid)
             log.info(
                 "TrainingJob %s/%s: adapter %s answers on %s", job.namespace, job.name, name, endpoint.name
             )

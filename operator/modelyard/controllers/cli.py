@@ -225,6 +225,8 @@ def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if logging.getLogger().level > logging.DEBUG:  # kopf says "Handler ... succeeded." per event
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     namespaces = tuple(n.strip() for n in args.registration_namespaces.split(",") if n.strip())
     builder = settings.Settings(registration_mode=args.registration_mode, registration_namespaces=namespaces)
     if args.gateway_secret_grants is not None:

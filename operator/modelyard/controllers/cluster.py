@@ -8,6 +8,7 @@ Built on the ``kubernetes`` dynamic client; in a pod it uses the service account
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import functools
 import json
@@ -36,11 +37,20 @@ MODEL_ENDPOINT = (wire.API_VERSION, "ModelEndpoint")
 TRAINING_JOB = (wire.API_VERSION, "TrainingJob")
 
 Kind = tuple[str, str]
+STATUS_THREADS = 4
+CALL_THREADS = 24
+"""Threads for every other call (reads, applies, deletes, entry status): asyncio's default pool
+has cpu + 4 (six on two cores), and with two calls per endpoint in flight it held creation to a
+few endpoints at a time whatever ``context.CREATING`` said."""
+CONNECTIONS = CALL_THREADS + STATUS_THREADS
+"""Kept-alive connections to the API server: one per thread (the client's default, cpu x 5,
+would open and drop a TLS connection for each call beyond it)."""
 
 
 def api_client(kubeconfig: str | None = None) -> client.ApiClient:
     """In-cluster config when running in a pod, else the kubeconfig."""
     configuration = client.Configuration()
+    configuration.connection_pool_maxsize = CONNECTIONS
     account = incluster.detect() if kubeconfig is None else None
     if account is not None:
         incluster_config.InClusterConfigLoader(
@@ -69,13 +79,22 @@ class Cluster:
     def __init__(self, api: client.ApiClient) -> None:
         self.api = api
         self._dynamic = dynamic.DynamicClient(api)
+        self._calls = concurrent.futures.ThreadPoolExecutor(CALL_THREADS, "kube-call")
+        self._status_lane = concurrent.futures.ThreadPoolExecutor(STATUS_THREADS, "status-patch")
+        """Endpoints' status patches run on threads of their own: telling that an endpoint is
+        Ready never queues behind a backlog of applies, reads and entry writes."""
 
     @functools.cache  # noqa: B019 - one Cluster per process; resources never change
     def _resource(self, kind: Kind) -> Any:
         return self._dynamic.resources.get(api_version=kind[0], kind=kind[1])
 
     async def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        return await asyncio.to_thread(fn, *args, **kwargs)
+        call = functools.partial(fn, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._calls, call)
+
+    async def _status_call(self, kind: Kind, fn: Any, **kwargs: Any) -> Any:
+        lane = self._status_lane if kind == MODEL_ENDPOINT else self._calls
+        return await asyncio.get_running_loop().run_in_executor(lane, functools.partial(fn, **kwargs))
 
     async def get(self, kind: Kind, name: str, namespace: str | None = None) -> dict[str, Any] | None:
         try:
@@ -124,18 +143,22 @@ class Cluster:
 
     async def patch_status(
         self, kind: Kind, name: str, namespace: str | None, status: dict[str, Any]
-    ) -> None:
-        """Merge-patch the status subresource (None values delete fields)."""
+    ) -> dict[str, Any] | None:
+        """Merge-patch the status subresource (None values delete fields); the object as
+        patched, None when it does not exist."""
         resource = self._resource(kind)
         with contextlib.suppress(exceptions.NotFoundError):
-            await self._call(
+            patched = await self._status_call(
+                kind,
                 self._dynamic.patch,
-                resource.status,
+                resource=resource.status,
                 body={"status": status},
                 name=name,
                 namespace=namespace,
                 content_type="application/merge-patch+json",
             )
+            return dict(patched.to_dict())
+        return None
 
     async def merge_patch(self, kind: Kind, name: str, namespace: str | None, body: dict[str, Any]) -> bool:
         """JSON merge patch (lists are replaced whole); False when the object does not exist."""

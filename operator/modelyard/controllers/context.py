@@ -3,10 +3,17 @@ which endpoints serve which entry (rebuilt from the cluster when the operator st
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 
 from modelyard.builders import settings
-from modelyard.controllers import cluster, debounce, inference_pool, metrics, ownership
+from modelyard.controllers import cluster, debounce, inference_pool, informer, metrics, ownership
+
+CREATING = 8
+"""How many endpoints apply their children at the same time."""
+ENTRY_LIST_DELAY = 2.0
+"""An endpoint's change (listed, Ready, gone) reaches its entry's ``status.endpoints`` this much
+later: an endpoint listed and Ready within it costs its entry one status write, not two."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +53,8 @@ class AdapterMemory:
     """The next recheck's delay while the set is not settled (doubles, bounded)."""
     refused: dict[tuple[str, str], tuple[str, str]] = dataclasses.field(default_factory=dict)
     """(pod, adapter) -> (path, message) of a load the pod refused (vLLM keeps no list of its own)."""
+    served: set[str] = dataclasses.field(default_factory=set)
+    """uids of the serveOn TrainingJobs given ``status.servedAt`` (written once)."""
 
 
 @dataclasses.dataclass
@@ -69,6 +78,11 @@ class Context:
     """Per endpoint, the live adapters' sync state (:mod:`.adapters`)."""
     pools: inference_pool.Pools = dataclasses.field(default_factory=inference_pool.Pools)
     """The InferencePools as last applied (``--inference-pools``)."""
+    informer: informer.Informer = dataclasses.field(default_factory=informer.Informer)
+    """What the watches report: reconciles read entries, endpoints and children from it."""
+    creating: asyncio.Semaphore = dataclasses.field(default_factory=lambda: asyncio.Semaphore(CREATING))
+    """Endpoints applying their children at once: a few, so each is done soon (and its pods start)
+    instead of all finishing together, and a reconcile that only observes never waits on them."""
 
     def endpoints_of(self, model: str) -> list[tuple[str, str]]:
         return sorted(key for key, state in self.endpoints.items() if state.model == model)

@@ -1,16 +1,18 @@
 """ModelEndpoint: apply its Deployment, Service and NetworkPolicy, and say honestly how its pods are doing.
 
-One reconcile reads the endpoint, its entry, its Deployment and pods, applies the desired
-children (server-side apply: a deleted or hand-edited child is restored) and writes status
-once. Upstream endpoints run no pods: they are Ready when the upstream base URL answers.
+One reconcile reads the endpoint, its entry, its Deployment and pods (from the watches'
+indices, :mod:`.informer`), applies the desired children (server-side apply: a deleted or
+hand-edited child is restored) and writes status once. Upstream endpoints run no pods: they are
+Ready when the upstream base URL answers. (Over 300 lines: the apply and observe paths share
+their reads and the ownership rule below; split, each would carry both.)
 
 Children are only ever the endpoint's own (:mod:`modelyard.builders.children`): before an
-apply, the live Deployment and Service (one GET each, or the GETs this reconcile already made)
-and, with NetworkPolicies on, the NetworkPolicy (one GET) must be absent or controlled by this
-endpoint's uid; a same-named object of anyone else's is left untouched and the endpoint waits,
-``Pending``/``OwnershipConflict``, rechecked every ``CONFLICT_RECHECK_SECONDS``. An upstream
-endpoint, or one in ``ServedNameConflict``, deletes only its own Deployment and Service, with
-the child's uid as a precondition.
+apply, the live Deployment and Service (from the index, else one GET each: an object of anyone
+else's is never watched) and, with NetworkPolicies on, the NetworkPolicy (one GET) must be
+absent or controlled by this endpoint's uid; a same-named object of anyone else's is left
+untouched and the endpoint waits, ``Pending``/``OwnershipConflict``, rechecked every
+``CONFLICT_RECHECK_SECONDS``. An upstream endpoint, or one in ``ServedNameConflict``, deletes
+only its own Deployment and Service, with the child's uid as a precondition.
 """
 
 from __future__ import annotations
@@ -98,43 +100,76 @@ async def _observe_children(
         if seen != (last.deployment, last.service):
             last = None
     if last is None or last.digest != digest:
-        live = live or await _live_children(ctx, endpoint)
-        live_policy = (
-            await ctx.cluster.get(cluster.NETWORK_POLICY, endpoint.name, endpoint.namespace)
-            if policy is not None
-            else None
-        )
-        taken = [
-            children.conflict(child, "ModelEndpoint", endpoint.name, uid) for child in (*live, live_policy)
-        ]
-        message = "; ".join(m for m in taken if m)
-        if message:
-            ctx.applied.pop(key, None)
-            ctx.touch_endpoint(key[0], key[1], delay=CONFLICT_RECHECK_SECONDS)
-            return endpoint_status.Observed(
-                "Pending", "OwnershipConflict", message, endpoint.spec.replicas, 0
-            ), []
-        await adapters.apply_set(ctx, endpoint, prepared, uid)  # the adapters file, before the pods
-        if policy is not None:  # before the pods exist, so none is ever reachable from elsewhere
-            await ctx.cluster.apply(policy)
-        current = await ctx.cluster.apply(built)  # the Deployment as it is now, status included
-        applied_service = await ctx.cluster.apply(built_service)
-        ctx.applied[key] = context.Applied(
-            digest, _ids(current, "generation"), _ids(applied_service, "resourceVersion")
-        )
-    await adapters.apply_set(ctx, endpoint, prepared, uid)  # the set changed, the pods did not
-    pods = await ctx.cluster.list(cluster.POD, endpoint.namespace, f"{wire.ENDPOINT}={endpoint.name}")
+        async with ctx.creating:  # a few at a time: each finishes soon, none starves observing
+            taken, current = await _apply_children(
+                ctx, endpoint, (built, built_service, policy), digest, uid, live, prepared
+            )
+        if taken is not None:  # a child's name is someone else's
+            return taken, []
+    else:
+        await adapters.apply_set(ctx, endpoint, prepared, uid)  # the set changed, the pods did not
+    pods = await _pods(ctx, endpoint)
     return endpoint_status.observe(endpoint.spec.replicas, current, pods), pods
+
+
+async def _pods(ctx: context.Context, endpoint: api.ModelEndpoint) -> list[dict[str, Any]]:
+    """The endpoint's pods as the watch has them (a listing before the informer is attached)."""
+    pods = ctx.informer.pods(endpoint.namespace or "", endpoint.name)
+    if pods is None:
+        pods = await ctx.cluster.list(cluster.POD, endpoint.namespace, f"{wire.ENDPOINT}={endpoint.name}")
+    return pods
+
+
+async def _apply_children(
+    ctx: context.Context,
+    endpoint: api.ModelEndpoint,
+    objects: tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None],
+    digest: str,
+    uid: str,
+    live: tuple[dict[str, Any] | None, dict[str, Any] | None] | None,
+    prepared: adapters.Prepared,
+) -> tuple[endpoint_status.Observed | None, dict[str, Any] | None]:
+    """Apply the children after the ownership check (fresh reads where the watch knows of none):
+    the Pending status when a child's name is someone else's, else the Deployment as applied."""
+    key = (endpoint.namespace or "", endpoint.name)
+    built, built_service, policy = objects
+    live = live or await _live_children(ctx, endpoint)
+    live_policy = (
+        await ctx.cluster.get(cluster.NETWORK_POLICY, endpoint.name, endpoint.namespace)
+        if policy is not None
+        else None
+    )
+    taken = [children.conflict(child, "ModelEndpoint", endpoint.name, uid) for child in (*live, live_policy)]
+    message = "; ".join(m for m in taken if m)
+    if message:
+        ctx.applied.pop(key, None)
+        ctx.touch_endpoint(key[0], key[1], delay=CONFLICT_RECHECK_SECONDS)
+        return endpoint_status.Observed(
+            "Pending", "OwnershipConflict", message, endpoint.spec.replicas, 0
+        ), None
+    await adapters.apply_set(ctx, endpoint, prepared, uid)  # the adapters file, before the pods
+    if policy is not None:  # before the pods exist, so none is ever reachable from elsewhere
+        await ctx.cluster.apply(policy)
+    applies = ctx.cluster.apply(built), ctx.cluster.apply(built_service)
+    current, applied_service = await asyncio.gather(*applies)  # the Deployment as it is now, status included
+    ctx.informer.wrote(current)
+    ctx.informer.wrote(applied_service)
+    ctx.applied[key] = context.Applied(
+        digest, _ids(current, "generation"), _ids(applied_service, "resourceVersion")
+    )
+    return None, current
 
 
 async def _live_children(
     ctx: context.Context, endpoint: api.ModelEndpoint
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """The Deployment and Service named like the endpoint, as they are now (one GET each)."""
-    return (
-        await ctx.cluster.get(cluster.DEPLOYMENT, endpoint.name, endpoint.namespace),
-        await ctx.cluster.get(cluster.SERVICE, endpoint.name, endpoint.namespace),
+    """The Deployment and Service named like the endpoint, as the watch has them; a GET for one
+    it does not (a same-named object of anyone else's has none of our labels: never watched)."""
+    deployment, svc = await asyncio.gather(
+        ctx.informer.read(ctx.cluster, cluster.DEPLOYMENT, endpoint.name, endpoint.namespace),
+        ctx.informer.read(ctx.cluster, cluster.SERVICE, endpoint.name, endpoint.namespace),
     )
+    return deployment, svc
 
 
 async def _remove_children(ctx: context.Context, endpoint: api.ModelEndpoint, uid: str) -> None:
@@ -156,7 +191,7 @@ async def _decide(
     if problem is not None:  # past admission (webhook down or bypassed): never run it
         await _remove_children(ctx, endpoint, uid)
         return endpoint_status.Observed("Failed", "ImageNotAllowed", problem, endpoint.spec.replicas, 0), {}
-    entry_body = await ctx.cluster.get(cluster.MODEL_ENTRY, endpoint.spec.model)
+    entry_body = await ctx.informer.read(ctx.cluster, cluster.MODEL_ENTRY, endpoint.spec.model)
     if entry_body is not None:
         ctx.touch_endpoints(ctx.ownership.entry_event(entry_body))
     verdict = ctx.ownership.verdict(endpoint.namespace or "", endpoint.name)
@@ -193,7 +228,7 @@ async def _serve(
         ), {}
     if entry.spec.adapter is not None:  # a fine-tune: serve the base model's source + the adapter
         base_name = entry.spec.adapter.base_model
-        base_body = await ctx.cluster.get(cluster.MODEL_ENTRY, base_name)
+        base_body = await ctx.informer.read(ctx.cluster, cluster.MODEL_ENTRY, base_name)
         if base_body is None:
             message = f"ModelEntry {entry.name} adapts {base_name!r}, which does not exist (yet)"
             ctx.touch_endpoint(endpoint.namespace or "", endpoint.name, delay=10)
@@ -237,7 +272,7 @@ async def _serve(
 async def reconcile(ctx: context.Context, key: tuple[str, str]) -> None:
     namespace, name = key
     started = time.monotonic()
-    body = await ctx.cluster.get(cluster.MODEL_ENDPOINT, name, namespace)
+    body = await ctx.informer.read(ctx.cluster, cluster.MODEL_ENDPOINT, name, namespace)
     if body is None or body["metadata"].get("deletionTimestamp"):
         ctx.applied.pop(key, None)
         adapters.forget(ctx, key)
@@ -246,7 +281,7 @@ async def reconcile(ctx: context.Context, key: tuple[str, str]) -> None:
         )
         gone = ctx.endpoints.pop(key, None)
         if gone is not None:
-            ctx.touch_entry(gone.model)
+            ctx.touch_entry(gone.model, delay=context.ENTRY_LIST_DELAY)
             await inference_pool.follow(ctx, namespace, gone.pods_serve)
         return
     generation = int(body["metadata"].get("generation", 0))
@@ -273,13 +308,13 @@ async def reconcile(ctx: context.Context, key: tuple[str, str]) -> None:
     ctx.endpoints[key] = context.EndpointState(model, observed.phase == "Ready", observed.phase, serves, uid)
     await inference_pool.follow(ctx, namespace, before.pods_serve if before else None, serves)
     if before is None or before.ready != (observed.phase == "Ready") or before.model != model:
-        ctx.touch_entry(model)
+        ctx.touch_entry(model, delay=context.ENTRY_LIST_DELAY)
         if before is not None and before.model != model:
-            ctx.touch_entry(before.model)
+            ctx.touch_entry(before.model, delay=context.ENTRY_LIST_DELAY)
     if conditions.status_changed(current, status):
-        await ctx.cluster.patch_status(cluster.MODEL_ENDPOINT, name, namespace, status)
-    if current.get("phase") != observed.phase:
-        _on_transition(ctx, body, current.get("phase"), observed)
+        ctx.informer.wrote(await ctx.cluster.patch_status(cluster.MODEL_ENDPOINT, name, namespace, status))
+    if (current.get("phase"), current.get("reason")) != (observed.phase, observed.reason):
+        _on_transition(ctx, body, current.get("phase"), observed)  # Pending, then Unschedulable: both
     ctx.metrics.reconciles.labels("ModelEndpoint", observed.phase).inc()
     ctx.metrics.duration.labels("ModelEndpoint").observe(time.monotonic() - started)
     ctx.metrics.managed.labels("ModelEndpoint").set(len(ctx.endpoints))

@@ -59,8 +59,9 @@ async def resolved(ctx: context.Context, entry: api.ModelEntry) -> resolve.Resol
 
 
 async def reconcile(ctx: context.Context, name: str) -> None:
-    """Write the entry's resolved status and its endpoint list; wake its endpoints."""
-    body = await ctx.cluster.get(cluster.MODEL_ENTRY, name)
+    """Write the entry's resolved status and its endpoint list (only what changed, compared with
+    the status the watch, or our last write, has); wake its endpoints."""
+    body = await ctx.informer.read(ctx.cluster, cluster.MODEL_ENTRY, name)
     if body is None:
         ctx.entry_versions.pop(name, None)
         for namespace, endpoint in ctx.endpoints_of(name):
@@ -99,7 +100,7 @@ async def reconcile(ctx: context.Context, name: str) -> None:
     status["observedGeneration"] = generation
     ctx.metrics.reconciles.labels("ModelEntry", status["phase"]).inc()
     if conditions.status_changed(body.get("status") or {}, status):
-        await ctx.cluster.patch_status(cluster.MODEL_ENTRY, name, None, status)
+        ctx.informer.wrote(await ctx.cluster.patch_status(cluster.MODEL_ENTRY, name, None, status))
     # Wake the endpoints only when what they build from changed (not for list updates, which
     # the endpoints themselves cause).
     seen = ctx.entry_versions.get(name)

@@ -1,5 +1,6 @@
 """ModelEntry's handlers: a change reconciles the entry at once; every event updates who owns
-which served name (:mod:`modelyard.controllers.ownership`)."""
+which served name (:mod:`modelyard.controllers.ownership`). Watching handlers only, as for
+endpoints (:mod:`.endpoint`): kopf writes nothing onto an entry."""
 
 from __future__ import annotations
 
@@ -23,19 +24,14 @@ def register(
 ) -> None:
     on = kopf.on
 
-    @on.resume(GROUP, wire.MODEL_ENTRIES, registry=registry)
-    @on.create(GROUP, wire.MODEL_ENTRIES, registry=registry)
-    @on.update(GROUP, wire.MODEL_ENTRIES, registry=registry)
-    async def entry_changed(name: str, **_: Any) -> None:
-        ctx.touch_entry(name, delay=0)
-
-    @on.delete(GROUP, wire.MODEL_ENTRIES, registry=registry, optional=True)
-    async def entry_deleted(name: str, **_: Any) -> None:
-        ctx.touch_entry(name, delay=0)
-
     @on.event(GROUP, wire.MODEL_ENTRIES, registry=registry)
-    async def entry_seen(type: str | None, body: Any, **_: Any) -> None:
-        ctx.touch_endpoints(ctx.ownership.entry_event(ownership.plain(body), deleted=type == "DELETED"))
+    async def entry_seen(type: str | None, body: Any, **kwargs: Any) -> None:
+        ctx.informer.attach(kwargs)
+        plain = ownership.plain(body)
+        deleted = type == "DELETED"
+        ctx.touch_endpoints(ctx.ownership.entry_event(plain, deleted=deleted))
+        if ctx.informer.changed(wire.MODEL_ENTRIES, plain, deleted):  # new, changed, gone: at once
+            ctx.touch_entry(str((plain.get("metadata") or {}).get("name")), delay=0)
 
     common.mirror(registry, wire.MODEL_ENTRIES, status_cache)
     common.validation(registry, ctx, opts, common.ENTRY_WEBHOOK, admission.validate_entry)

@@ -1,7 +1,8 @@
 """kopf's own settings for this operator, and how it logs in to the API server.
 
-Progress and diff-base go in annotations under ``wire.GROUP``; the admission server is either
-behind a Service the chart made (in a cluster, the operator patches the chart's
+Progress and diff-base go in annotations under ``wire.GROUP`` (only TrainingJobs have kopf
+change handlers; endpoints and entries are watched only, so kopf writes nothing on them); the
+admission server is either behind a Service the chart made (in a cluster, the operator patches the chart's
 ValidatingWebhookConfiguration) or at a URL kopf manages (a process on a laptop or in the
 tests). Login: ``--kubeconfig``'s client configuration, else the pod's service account
 (:mod:`modelyard.incluster`), else kopf's own.
@@ -27,7 +28,7 @@ def register(registry: kopf.OperatorRegistry, ctx: context.Context, opts: option
     @on.startup(registry=registry)
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        settings.persistence.diffbase_storage = ChangingKindsOnly(
             prefix=GROUP, key="last-handled-configuration"
         )
         settings.posting.level = logging.WARNING
@@ -61,6 +62,18 @@ def register(registry: kopf.OperatorRegistry, ctx: context.Context, opts: option
             token=account.token(),
             default_namespace=account.namespace(),
         )
+
+
+class ChangingKindsOnly(kopf.AnnotationsDiffBaseStorage):
+    """kopf's diff-base, built only for the kind with change handlers (TrainingJob): kopf builds
+    one (a deep copy of the body) for every event of every watched kind, and only change
+    handlers read it; in a profile at 150 endpoints the copies of pod, Deployment and endpoint
+    events were about a tenth of the operator's event loop."""
+
+    def build(self, *, body: Any, extra_fields: Any = None) -> Any:
+        if body.get("kind") != "TrainingJob":
+            return {}
+        return super().build(body=body, extra_fields=extra_fields)
 
 
 def certificates(

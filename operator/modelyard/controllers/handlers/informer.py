@@ -1,0 +1,46 @@
+"""The informer's indices (:mod:`modelyard.controllers.informer`): one ``@kopf.index`` per kind a
+reconcile reads, fed by the watches the operator has anyway. kopf fills them from its first
+listing before any other handler runs, and drops an object on its deletion."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from modelyard.api import wire
+from modelyard.controllers import cluster, context, informer, ownership
+from modelyard.controllers.handlers import common
+
+CHILDREN: Mapping[str, Any] = {**common.MANAGED, wire.ENDPOINT: kopf.PRESENT}
+"""The labels of an endpoint's children (only those are watched)."""
+
+_WATCHED: Mapping[cluster.Kind, tuple[str, str, Mapping[str, Any] | None]] = {
+    cluster.MODEL_ENTRY: (common.GROUP, wire.MODEL_ENTRIES, None),
+    cluster.MODEL_ENDPOINT: (common.GROUP, wire.MODEL_ENDPOINTS, None),
+    cluster.DEPLOYMENT: ("apps/v1", "deployments", CHILDREN),
+    cluster.SERVICE: ("v1", "services", CHILDREN),
+    cluster.POD: ("v1", "pods", CHILDREN),
+    cluster.TRAINING_JOB: (common.GROUP, wire.TRAINING_JOBS, None),
+}
+
+
+def register(registry: kopf.OperatorRegistry, ctx: context.Context) -> None:
+    for kind, (group, plural, labels) in _WATCHED.items():
+        _index(registry, ctx, kind, group, plural, labels)
+
+
+def _index(
+    registry: kopf.OperatorRegistry,
+    ctx: context.Context,
+    kind: cluster.Kind,
+    group: str,
+    plural: str,
+    labels: Mapping[str, Any] | None,
+) -> None:
+    @kopf.index(group, plural, id=informer.INDICES[kind], labels=labels, registry=registry)
+    def index(body: Any, **_: Any) -> dict[Any, dict[str, Any]]:
+        obj = informer.trim(ownership.plain(body))
+        key = informer.key_of(kind, obj)
+        return {key: obj} if key is not None else {}  # {}: out of the index (None would keep it)

@@ -1,0 +1,196 @@
+"""What the watches report, read by reconciles instead of a GET each (an informer's cache).
+
+kopf keeps one in-memory index per watched kind (``@kopf.index``, registered in
+:mod:`.handlers.informer`): entries by name; endpoints, their Deployments and Services by
+(namespace, name); their pods, and the TrainingJobs whose ``output.serveOn`` names them, by
+(namespace, endpoint). kopf fills every index from its first
+listing before it calls any other handler, so once a handler has run (and attached the indices
+here) a reconcile reads what the watch last said. A GET was most of the operator's requests.
+
+Where staleness could do harm, the read is fresh:
+
+* **A miss is a GET.** An object the index lacks may be new (its event not handled yet) or not
+  ours: a same-named Deployment or Service someone else made carries none of our labels, so no
+  watch reports it, and applying over it would take it. So before a child is created, the
+  ownership check GETs it (:mod:`.model_endpoint`); an entry or endpoint the index lacks is
+  read too (a deletion is then certain).
+* **Our own writes count at once.** A status patch or an apply returns the object; until the
+  watch reports that version (or a later one), :meth:`Informer.cached` returns it, so the next
+  reconcile compares against what was written, not against what the watch said before it (a
+  stale status could hide a needed write). Versions are compared as the integers etcd gives
+  them; a resourceVersion that is not one never wins over the index.
+* **A hit may be a little behind**, never wrong for long: every change of a watched object is
+  an event that wakes the reconciles reading it (a hand edit of a child wakes its endpoint,
+  which then re-applies; an entry change wakes its endpoints).
+
+ConfigMaps and Secrets are not watched: they stay a GET. Values are read-only (shared).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from modelyard.api import wire
+from modelyard.controllers import cluster
+
+INDICES: Mapping[cluster.Kind, str] = {
+    cluster.MODEL_ENTRY: "informer_entries",
+    cluster.MODEL_ENDPOINT: "informer_endpoints",
+    cluster.DEPLOYMENT: "informer_deployments",
+    cluster.SERVICE: "informer_services",
+    cluster.POD: "informer_pods",
+    cluster.TRAINING_JOB: "informer_serve_on",
+}
+"""The kopf index id (a handler's kwarg) of each watched kind."""
+
+
+class Getter(Protocol):
+    async def get(
+        self, kind: cluster.Kind, name: str, namespace: str | None = None
+    ) -> dict[str, Any] | None: ...
+
+
+_DROPPED: Mapping[str, tuple[str, ...]] = {
+    "Pod": ("spec",),
+    "Deployment": ("spec",),
+    "Service": ("spec", "status"),
+}
+"""What a reconcile never reads of a child (it builds the spec, and compares what it built with
+what it last applied, not with the live one); the memory grows with the fleet."""
+
+
+def trim(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What the indices keep of an object: no managedFields, and a child without what
+    :data:`_DROPPED` names (a Deployment keeps its metadata and status)."""
+    dropped = _DROPPED.get(str(body.get("kind")), ())
+    obj = {k: v for k, v in body.items() if k not in dropped}
+    obj["metadata"] = {k: v for k, v in (body.get("metadata") or {}).items() if k != "managedFields"}
+    return obj
+
+
+_LISTS = (cluster.POD, cluster.TRAINING_JOB)
+"""Kinds indexed by the endpoint they belong to (a list each), not by their own name."""
+
+
+def key_of(kind: cluster.Kind, body: Mapping[str, Any]) -> Any:
+    """The object's key in its index; None for a TrainingJob that serves on no endpoint."""
+    meta = body.get("metadata") or {}
+    if kind == cluster.MODEL_ENTRY:
+        return str(meta.get("name"))
+    if kind == cluster.POD:
+        return (str(meta.get("namespace") or ""), str((meta.get("labels") or {}).get(wire.ENDPOINT)))
+    if kind == cluster.TRAINING_JOB:
+        serve_on = ((body.get("spec") or {}).get("output") or {}).get("serveOn") or {}
+        endpoint = serve_on.get("endpoint")
+        return (str(meta.get("namespace") or ""), str(endpoint)) if endpoint else None
+    return (str(meta.get("namespace") or ""), str(meta.get("name")))
+
+
+def _version(body: Mapping[str, Any] | None) -> int:
+    text = str(((body or {}).get("metadata") or {}).get("resourceVersion") or "")
+    return int(text) if text.isdigit() else -1
+
+
+def essence(body: Mapping[str, Any]) -> str:
+    """What a change of the object itself is (kopf's "essence"): everything but status and the
+    metadata the API server keeps; labels, annotations and a deletion count."""
+    meta = body.get("metadata") or {}
+    kept = {k: meta.get(k) for k in ("labels", "annotations", "deletionTimestamp", "uid")}
+    rest = {k: v for k, v in body.items() if k not in ("metadata", "status")}
+    return hashlib.sha256(json.dumps([kept, rest], sort_keys=True, default=str).encode()).hexdigest()
+
+
+class Informer:
+    def __init__(self) -> None:
+        self._indices: dict[cluster.Kind, Any] = {}
+        self._written: dict[tuple[cluster.Kind, Any], dict[str, Any]] = {}
+        """Objects as our own writes returned them, until the watch catches up."""
+        self._essences: dict[tuple[str, Any], str] = {}
+        self.misses = 0
+        """Reads the indices could not answer (each was a GET)."""
+
+    def attach(self, kwargs: Mapping[str, Any]) -> None:
+        """Take kopf's indices from a handler's kwargs (kopf has filled them by then)."""
+        if len(self._indices) < len(INDICES):
+            self._indices.update({kind: kwargs[id] for kind, id in INDICES.items() if id in kwargs})
+
+    def attached(self, kind: cluster.Kind) -> bool:
+        return kind in self._indices
+
+    def cached(self, kind: cluster.Kind, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        """The object as the watch (or our last write) has it; None when the index lacks it."""
+        index = self._indices.get(kind)
+        if index is None:
+            return None
+        key = name if kind == cluster.MODEL_ENTRY else (namespace or "", name)
+        seen = max(index[key], key=_version) if key in index else None
+        written = self._written.get((kind, key))
+        if written is None:
+            return seen
+        if seen is None or _version(seen) >= _version(written):
+            del self._written[(kind, key)]  # gone, or the watch has caught up
+            return seen
+        return written if _uid(written) == _uid(seen) else seen
+
+    async def read(
+        self, client: Getter, kind: cluster.Kind, name: str, namespace: str | None = None
+    ) -> dict[str, Any] | None:
+        """The cached object, else a GET (see the module docstring for why a miss is read)."""
+        found = self.cached(kind, name, namespace)
+        if found is not None:
+            return found
+        self.misses += 1
+        return await client.get(kind, name, namespace)
+
+    def every(self, kind: cluster.Kind) -> list[dict[str, Any]] | None:
+        """Every object of a kind keyed by its own name, as the watch has it (our own writes
+        not overlaid); None before the indices are attached."""
+        index = self._indices.get(kind)
+        if index is None or kind in _LISTS:
+            return None
+        return [max(index[key], key=_version) for key in list(index)]
+
+    def pods(self, namespace: str, endpoint: str) -> list[dict[str, Any]] | None:
+        """The endpoint's pods as the watch has them; None before the indices are attached."""
+        return self._belonging(cluster.POD, namespace, endpoint)
+
+    def serving_jobs(self, namespace: str, endpoint: str) -> list[dict[str, Any]] | None:
+        """The TrainingJobs whose ``output.serveOn`` names the endpoint, as the watch has them;
+        None before the indices are attached."""
+        return self._belonging(cluster.TRAINING_JOB, namespace, endpoint)
+
+    def _belonging(self, kind: cluster.Kind, namespace: str, endpoint: str) -> list[dict[str, Any]] | None:
+        index = self._indices.get(kind)
+        if index is None:
+            return None
+        key = (namespace, endpoint)
+        return sorted(index[key], key=lambda p: str(p["metadata"].get("name"))) if key in index else []
+
+    def wrote(self, body: dict[str, Any] | None) -> None:
+        """Remember what a write returned (an apply's or a status patch's answer)."""
+        if not body:
+            return
+        kind = (str(body.get("apiVersion")), str(body.get("kind")))
+        if kind in self._indices and kind not in _LISTS:
+            self._written[(kind, key_of(kind, body))] = trim(body)
+
+    def changed(self, plural: str, body: Mapping[str, Any], deleted: bool) -> bool:
+        """Whether an event is a change of the object itself (or its first sight, or its end):
+        what kopf's create/update/resume/delete handlers told apart with an annotation."""
+        meta = body.get("metadata") or {}
+        key = (plural, (meta.get("namespace"), meta.get("name")))
+        if deleted:
+            self._essences.pop(key, None)
+            return True
+        now = essence(body)
+        if self._essences.get(key) == now:
+            return False
+        self._essences[key] = now
+        return True
+
+
+def _uid(body: Mapping[str, Any] | None) -> Any:
+    return ((body or {}).get("metadata") or {}).get("uid")
