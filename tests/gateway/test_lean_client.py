@@ -290,3 +290,29 @@ def test_only_plain_http_urls_take_the_lean_path() -> None:
     assert lean.address("http://[::1]/v1/models?x=1") == ("::1", 80, "/v1/models?x=1", "[::1]")
     assert lean.address("https://api.openai.com/v1/chat/completions") is None
     assert lean.address("http://user:secret@10.0.0.5/v1") is None
+
+
+def test_a_read_that_waits_longer_than_its_limit_is_a_timeout(serve: Any, run: Any) -> None:
+    done = threading.Event()
+
+    def handler(conn: socket.socket, reader: IO[bytes], number: int) -> None:
+        server.read_request(reader)
+        conn.sendall(SSE_HEAD + b"d\r\ndata: first\n\n\r\n")
+        done.wait(15)  # then silence: a stalled model server
+
+    server = serve(handler)
+
+    async def main() -> bytes:
+        client = lean.Client(connect_timeout=5)
+        response = await _post(client, server.url)
+        first = await response.readany(0.2)  # came before the limit: returned, no timer left behind
+        with pytest.raises(TimeoutError):
+            await response.readany(0.2)
+        response.close()
+        client.close()
+        return first
+
+    try:
+        assert run(main()) == b"data: first\n\n"
+    finally:
+        done.set()

@@ -102,18 +102,24 @@ class Response:
         self.content = self
         """aiohttp's spelling: ``response.content.readany()``."""
 
-    async def readany(self) -> bytes:
-        """The bytes that came since the last call (waiting for some), b"" at the end."""
+    async def readany(self, within: float = 0.0) -> bytes:
+        """The bytes that came since the last call (waiting for some), b"" at the end.
+        ``within`` > 0: TimeoutError when none came for so many seconds (a timer is armed only
+        when the call has to wait, unlike ``asyncio.timeout`` around every read)."""
         while not self._chunks:
             if self._error is not None:
                 raise self._error
             if self._done:
                 return b""
-            self._waiter = self._conn.loop.create_future()
+            loop = self._conn.loop
+            waiter = self._waiter = loop.create_future()
+            timer = loop.call_later(within, _expire, waiter) if within > 0 else None
             try:
-                await self._waiter
+                await waiter
             finally:
                 self._waiter = None
+                if timer is not None:
+                    timer.cancel()
         chunks = self._chunks
         data = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
         chunks.clear()
@@ -178,6 +184,11 @@ class Response:
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
 
 
 class _Connection(asyncio.Protocol):

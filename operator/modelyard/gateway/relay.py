@@ -17,7 +17,7 @@ import aiohttp
 from aiohttp import web
 
 from modelyard.api import openai
-from modelyard.gateway import exchange, metrics, resume, routes, settings, sse, upstream
+from modelyard.gateway import exchange, lean, metrics, resume, routes, settings, sse, upstream
 
 log = logging.getLogger(__name__)
 
@@ -178,6 +178,8 @@ async def relay(
 async def _read(response: upstream.Answer, stall: float) -> bytes:
     if not stall:
         return await response.content.readany()
+    if isinstance(response, lean.Response):  # its own stall timer, armed only when it waits
+        return await response.readany(stall)
     async with asyncio.timeout(stall):  # only the read: a slow client is not a stalled server
         return await response.content.readany()
 
