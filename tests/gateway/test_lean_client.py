@@ -316,3 +316,28 @@ def test_a_read_that_waits_longer_than_its_limit_is_a_timeout(serve: Any, run: A
         assert run(main()) == b"data: first\n\n"
     finally:
         done.set()
+
+
+def test_an_answer_larger_than_the_read_buffer_arrives_whole_and_the_connection_is_reused(
+    serve: Any, run: Any
+) -> None:
+    big = bytes(range(256)) * (4 * lean.HIGH_WATER // 256)
+
+    def handler(conn: socket.socket, reader: IO[bytes], number: int) -> None:
+        while server.read_request(reader) is not None:
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(big) + big)
+
+    server = serve(handler)
+
+    async def main() -> list[bool]:
+        client = lean.Client(connect_timeout=5)
+        seen = []
+        for _ in range(2):
+            response = await _post(client, server.url)
+            await asyncio.sleep(0.2)  # the reader is late: the socket is no longer read meanwhile
+            seen.append(await _read_all(response) == big)
+        client.close()
+        return seen
+
+    assert run(main()) == [True, True]
+    assert server.connections == 1

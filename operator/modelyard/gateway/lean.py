@@ -135,6 +135,7 @@ class Response:
             return
         if self._done and self._keep and self._error is None and not self._conn.closed:
             self._settled = True
+            self._conn.resume()  # paused for an answer left unread: the next one must be read
             self._conn.pool.put(self._conn)
         else:
             self.close()
