@@ -289,7 +289,8 @@ async def _openai(request: web.Request, known: bool = True) -> web.StreamRespons
             response = await app[PROXY].forward(ex, table, key)
         except exchange.ClientGone:
             ex.code = 499
-            response = ex.committed
+            # (None: gone before the stream was committed; aiohttp finds the connection closed)
+            response = ex.committed or web.Response(status=499)
         finally:
             in_flight.release()
             if key is not None:
