@@ -341,3 +341,28 @@ def test_an_answer_larger_than_the_read_buffer_arrives_whole_and_the_connection_
 
     assert run(main()) == [True, True]
     assert server.connections == 1
+
+
+def test_idle_connections_past_their_time_are_closed_and_their_pool_forgotten(serve: Any, run: Any) -> None:
+    closed = threading.Event()
+
+    def handler(conn: socket.socket, reader: IO[bytes], number: int) -> None:
+        while server.read_request(reader) is not None:
+            conn.sendall(OK)
+        if number == 0:
+            closed.set()  # the client closed the first connection
+
+    server = serve(handler)
+
+    async def main() -> bytes:
+        client = lean.Client(connect_timeout=5)
+        await _read_all(await _post(client, server.url))
+        client.sweep(asyncio.get_running_loop().time() + lean.KEEPALIVE + 1)
+        assert client.pools == {}
+        assert await asyncio.to_thread(closed.wait, 15)
+        body = await _read_all(await _post(client, server.url))
+        client.close()
+        return body
+
+    assert run(main()) == b'{"a": true}'
+    assert server.connections == 2

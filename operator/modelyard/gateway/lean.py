@@ -292,17 +292,19 @@ def _broken(response: Response, why: str) -> Exception:
 class Pool:
     """The idle connections to one host and port, newest last."""
 
-    __slots__ = ("host", "idle", "port")
+    __slots__ = ("host", "idle", "pools", "port")
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, pools: dict[tuple[str, int], Pool]) -> None:
         self.host = host
         self.port = port
         self.idle: list[_Connection] = []
+        self.pools = pools
+        """The client's pools: a sweep may drop this one while a connection of it is in use."""
 
     def put(self, conn: _Connection) -> None:
         conn.response = None
         conn.idle_since = conn.loop.time()
-        self.idle.append(conn)
+        self.pools.setdefault((self.host, self.port), self).idle.append(conn)
 
     def take(self, now: float) -> _Connection | None:
         while self.idle:
@@ -325,18 +327,22 @@ class Client:
         self.connect_timeout = connect_timeout
         self.pools: dict[tuple[str, int], Pool] = {}
         self.slots = asyncio.Semaphore(limit) if limit > 0 else None
+        self.next_sweep = 0.0
 
     async def post(
         self, place: tuple[str, int, str, str], payload: bytes, headers: Mapping[str, str]
     ) -> Response:
         """Send; return once the answer's status and headers are in (its body follows)."""
         host, port, path, netloc = place
-        pool = self.pools.get((host, port))
-        if pool is None:
-            pool = self.pools[(host, port)] = Pool(host, port)
         data = _request(path, netloc, payload, headers)
         loop = asyncio.get_running_loop()
-        conn = pool.take(loop.time())
+        now = loop.time()
+        if now >= self.next_sweep:
+            self.sweep(now)
+        pool = self.pools.get((host, port))
+        if pool is None:
+            pool = self.pools[(host, port)] = Pool(host, port, self.pools)
+        conn = pool.take(now)
         if conn is not None:
             response = Response(conn)
             conn.send(data, response)
@@ -384,6 +390,21 @@ class Client:
             if pool.idle:
                 pool.idle.pop(0).close()
                 return
+
+    def sweep(self, now: float) -> None:
+        """Close the connections idle too long, and forget pools left empty (pods come and go:
+        a gone pod's connections would otherwise stay, as its address is never asked again)."""
+        self.next_sweep = now + KEEPALIVE / 2
+        for key, pool in list(self.pools.items()):
+            kept = []
+            for conn in pool.idle:
+                if conn.closed or now - conn.idle_since > KEEPALIVE:
+                    conn.close()
+                else:
+                    kept.append(conn)
+            pool.idle = kept
+            if not kept:
+                del self.pools[key]
 
     def close(self) -> None:
         for pool in self.pools.values():
