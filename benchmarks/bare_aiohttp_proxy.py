@@ -7,6 +7,10 @@ event stream chunk by chunk. On uvloop when it is installed, like the gateway. W
 costs per request is the floor of any gateway built on aiohttp's server and client;
 ``gateway_bench.py --targets ...,aiohttp-bare`` measures it beside the others.
 
+``--client lean`` sends with the gateway's lean upstream client (``modelyard.gateway.lean``)
+instead of aiohttp's: the floor of the gateway as it is built now, aiohttp's server and the
+lean client (``--targets ...,lean-bare``).
+
     python benchmarks/bare_aiohttp_proxy.py --port 9400 --upstream http://127.0.0.1:9100
 """
 
@@ -20,7 +24,33 @@ import aiohttp
 from aiohttp import web
 
 SESSION = web.AppKey("session", aiohttp.ClientSession)
+LEAN = web.AppKey("lean", object)
 UPSTREAM = web.AppKey("upstream", str)
+
+
+async def _forward_lean(request: web.Request) -> web.StreamResponse:
+    from modelyard.gateway import lean
+
+    body = await request.read()
+    headers = {"Content-Type": request.headers.get("Content-Type", "application/json")}
+    place = lean.address(request.app[UPSTREAM] + request.path)
+    assert place is not None
+    client = request.app[LEAN]
+    assert isinstance(client, lean.Client)
+    upstream = await client.post(place, body, headers)
+    if upstream.content_type != "text/event-stream":
+        chunks = []
+        while chunk := await upstream.readany():
+            chunks.append(chunk)
+        upstream.release()
+        return web.Response(status=upstream.status, body=b"".join(chunks), content_type=upstream.content_type)
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await response.prepare(request)
+    while chunk := await upstream.readany():
+        await response.write(chunk)
+    upstream.release()
+    await response.write_eof()
+    return response
 
 
 async def _forward(request: web.Request) -> web.StreamResponse:
@@ -55,11 +85,18 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9400)
     parser.add_argument("--upstream", required=True, help="base URL of the model server")
+    parser.add_argument("--client", choices=("aiohttp", "lean"), default="aiohttp")
     args = parser.parse_args()
     app = web.Application()
     app[UPSTREAM] = args.upstream.rstrip("/")
-    app.cleanup_ctx.append(_session)
-    app.router.add_post("/v1/{path:.+}", _forward)
+    if args.client == "lean":
+        from modelyard.gateway import lean
+
+        app[LEAN] = lean.Client(connect_timeout=5)
+        app.router.add_post("/v1/{path:.+}", _forward_lean)
+    else:
+        app.cleanup_ctx.append(_session)
+        app.router.add_post("/v1/{path:.+}", _forward)
     loop: asyncio.AbstractEventLoop
     try:
         import uvloop

@@ -38,7 +38,9 @@ server):
   ``--api-key`` is the key it sends to workers) and no weights;
 * LiteLLM: master-key auth, two deployments weighted 3:1 (``simple-shuffle``), no database;
 * aiohttp-bare (only when named in ``--targets``): ``bare_aiohttp_proxy.py``, aiohttp's server
-  and client with nothing else, the floor of any gateway built on them.
+  and client with nothing else, the floor of any gateway built on them;
+* lean-bare (only when named): the same with the gateway's lean upstream client
+  (``--client lean``), the floor of the gateway as it is built now.
 
 The last line printed is a JSON summary: the results, each target's version, features and
 load averages, the throughput ratios, and why an absent peer is absent.
@@ -190,6 +192,14 @@ def _bare(port: int, upstream: str) -> Target:
     return Target("aiohttp-bare", _chat_url(port), command, "bare_aiohttp_proxy.py", features)
 
 
+def _lean_bare(port: int, upstream: str) -> Target:
+    command = [sys.executable, str(HERE / "bare_aiohttp_proxy.py"), "--port", str(port),
+               "--upstream", upstream, "--client", "lean"]  # fmt: skip
+    features = "none: aiohttp's server and the gateway's lean client relaying bytes (a reference floor)"
+    env = {"PYTHONPATH": os.pathsep.join([str(HERE.parent / "operator"), os.environ.get("PYTHONPATH", "")])}
+    return Target("lean-bare", _chat_url(port), command, "bare_aiohttp_proxy.py --client lean", features, env)
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -250,7 +260,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="latency runs per case; the median is reported")
     parser.add_argument("--targets", default="direct,modelyard,vllm-router,litellm",
                         help="comma-separated subset ('modelyard': every --modelyard label; "
-                        "add 'aiohttp-bare' for the bare aiohttp proxy)")  # fmt: skip
+                        "add 'aiohttp-bare' for the bare aiohttp proxy, 'lean-bare' for it "
+                        "with the lean client)")  # fmt: skip
     parser.add_argument("--proxy-core", default="0")
     parser.add_argument("--load-core", default="1")
     args = parser.parse_args()
@@ -280,6 +291,8 @@ def main() -> None:
         targets.append(_litellm(litellm, _free_port(), upstream, tmp))
     if "aiohttp-bare" in wanted:
         targets.append(_bare(_free_port(), upstream))
+    if "lean-bare" in wanted:
+        targets.append(_lean_bare(_free_port(), upstream))
     absent = {name: why for name, why in absent.items() if why and name in wanted}
     for name, why in absent.items():
         print(f"{name}: left out, {why}", flush=True)
@@ -399,7 +412,9 @@ def _report(
     print(f"load average (1, 5, 15 min) at the start and after each round: {loads}")
     ratios: dict[str, dict[str, float | None]] = {}
     for mine in (name for name in ours if name in results):
-        for peer in (name for name in ("vllm-router", "litellm", "aiohttp-bare") if name in results):
+        for peer in (
+            name for name in ("vllm-router", "litellm", "aiohttp-bare", "lean-bare") if name in results
+        ):
             # None: the peer completed no request within a saturation run
             ratio = {
                 kind: results[mine][kind]["rps"] / results[peer][kind]["rps"]

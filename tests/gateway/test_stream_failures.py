@@ -192,3 +192,36 @@ def test_client_leaving_during_keepalives_stops_the_wait(
         30,  # the model server would send its first event only after 120 s
         "the request counted as 499 and nothing left in flight",
     )
+
+
+def test_client_gone_before_the_first_event_is_not_the_model_servers_failure(
+    harness: Any, make_table: Any, make_pods: Any
+) -> None:
+    """The client hangs up while the gateway waits for the first event (no keepalives): the
+    stream cannot be committed, which counts as 499, not as a failure of the target."""
+    slow = harness.fake("slow")
+    slow.mode, slow.delay = "slow_first", 0.3
+    url, app = harness.gateway(
+        discovery.StaticDiscovery(make_table(make_pods("ns/a", "llama", slow))),
+        keepalive_interval=0,
+        eject_after=1,  # one failure blamed on the target would eject it
+    )
+    address = urllib.parse.urlsplit(url)
+    body = json.dumps(
+        {"model": "llama", "messages": [{"role": "user", "content": "x"}], "stream": True}
+    ).encode()
+    with socket.create_connection((address.hostname, address.port), timeout=5) as sock:
+        sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+    registry = app[gateway_app.METRICS].registry
+    wait_for(
+        lambda: registry.get_sample_value(
+            "modelyard_gateway_requests_total", {"model": "llama", "endpoint": "ns/a", "code": "499"}
+        ),
+        30,
+        "the request counted as 499",
+    )
+    assert not registry.get_sample_value("modelyard_gateway_ejections_total", {"endpoint": "ns/a"})
+    assert _events(_raw_stream(url))[-1] == b"data: [DONE]"  # the target still serves

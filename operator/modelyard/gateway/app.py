@@ -36,6 +36,7 @@ from modelyard.gateway import (
     exchange,
     guards,
     hold,
+    lean,
     limits,
     metrics,
     podload,
@@ -43,6 +44,7 @@ from modelyard.gateway import (
     ratelimit,
     resume,
     settings,
+    upstream,
 )
 
 log = logging.getLogger(__name__)
@@ -144,7 +146,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         skip_auto_headers=("User-Agent",),
         cookie_jar=aiohttp.DummyCookieJar(),
     )
-    app[PROXY] = proxy.Proxy(config, app[BALANCER], app[METRICS], session, app[HOLDS])
+    client = upstream.Client(session, lean.Client(config.connect_timeout, config.max_connections))
+    app[PROXY] = proxy.Proxy(config, app[BALANCER], app[METRICS], client, app[HOLDS])
     await app[DISCOVERY].start()
     pods = app.get(POD_LOAD)
     if pods is not None:
@@ -155,7 +158,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         if pods is not None:
             await pods.stop()
         await app[DISCOVERY].stop()
-        await session.close()
+        await client.close()
 
 
 async def _healthz(request: web.Request) -> web.Response:
@@ -286,7 +289,8 @@ async def _openai(request: web.Request, known: bool = True) -> web.StreamRespons
             response = await app[PROXY].forward(ex, table, key)
         except exchange.ClientGone:
             ex.code = 499
-            response = ex.committed
+            # (None: gone before the stream was committed; aiohttp finds the connection closed)
+            response = ex.committed or web.Response(status=499)
         finally:
             in_flight.release()
             if key is not None:

@@ -56,7 +56,10 @@ class Exchange:
     async def commit_sse(self) -> web.StreamResponse:
         if self.committed is None:
             response = web.StreamResponse(status=200, headers=sse.HEADERS)
-            await response.prepare(self.request)
+            try:
+                await response.prepare(self.request)
+            except (ConnectionError, RuntimeError) as exc:  # the client left before the first event
+                raise ClientGone() from exc
             self.committed = response
             self.code = 200
         return self.committed

@@ -33,7 +33,6 @@ import dataclasses
 import logging
 from collections.abc import Mapping
 
-import aiohttp
 from aiohttp import web
 
 from modelyard.gateway import (
@@ -79,13 +78,13 @@ class Proxy:
         config: settings.Settings,
         chooser: balancer.Balancer,
         stats: metrics.Metrics,
-        session: aiohttp.ClientSession,
+        client: upstream.Client,
         holds: hold.Holds,
     ) -> None:
         self.settings = config
         self.balancer = chooser
         self.metrics = stats
-        self.session = session
+        self.client = client
         self.holds = holds
 
     def chain(self, model: str, table: routes.RouteTable) -> list[routes.Model]:
@@ -227,7 +226,7 @@ class Proxy:
                 return result
             limit = self.settings.max_response_bytes
             response = await upstream.send(
-                self.session, target, ex.suffix, payload, headers, self.settings.attempt_timeout, limit
+                self.client, target, ex.suffix, payload, headers, self.settings.attempt_timeout, limit
             )
             self.metrics.child(self.metrics.first_byte, ex.body.model, endpoint.name).observe(
                 loop.time() - sent
@@ -259,7 +258,7 @@ class Proxy:
     ) -> web.StreamResponse:
         keepalive = relay.Keepalive(ex, self.settings.keepalive_interval)
         try:
-            opened = await relay.open_stream(self.session, target, ex.suffix, payload, headers, self.settings)
+            opened = await relay.open_stream(self.client, target, ex.suffix, payload, headers, self.settings)
         except asyncio.CancelledError:
             await keepalive.stop()
             current = asyncio.current_task()

@@ -17,7 +17,7 @@ import aiohttp
 from aiohttp import web
 
 from modelyard.api import openai
-from modelyard.gateway import exchange, metrics, resume, routes, settings, sse, upstream
+from modelyard.gateway import exchange, lean, metrics, resume, routes, settings, sse, upstream
 
 log = logging.getLogger(__name__)
 
@@ -81,17 +81,17 @@ class Keepalive:
 
 
 async def open_stream(
-    session: aiohttp.ClientSession,
+    client: upstream.Client,
     target: routes.Target,
     suffix: str,
     payload: bytes,
     headers: Mapping[str, str],
     config: settings.Settings,
-) -> tuple[aiohttp.ClientResponse, bytes, sse.EventSplitter | None]:
+) -> tuple[upstream.Answer, bytes, sse.EventSplitter | None]:
     """Send, then read up to the first complete event (or the whole answer if not SSE)."""
     timeout = config.attempt_timeout  # None: the request's own timeout bounds the attempt
     response = await upstream.send(
-        session, target, suffix, payload, headers, timeout, config.max_response_bytes
+        client, target, suffix, payload, headers, timeout, config.max_response_bytes
     )
     if response.status != 200 or not response.content_type.startswith("text/event-stream"):
         return response, b"", None
@@ -121,7 +121,7 @@ async def open_stream(
 
 async def relay(
     ex: exchange.Exchange,
-    response: aiohttp.ClientResponse,
+    response: upstream.Answer,
     first: bytes,
     splitter: sse.EventSplitter,
     stats: metrics.Metrics,
@@ -150,7 +150,7 @@ async def relay(
                     usage = sse.find_usage(events) or usage
         if tracker is not None and not tracker.done:
             raise aiohttp.ClientPayloadError("the stream ended without data: [DONE]")
-    except exchange.ClientGone:
+    except (exchange.ClientGone, asyncio.CancelledError):
         response.close()
         raise
     except (aiohttp.ClientError, asyncio.IncompleteReadError, TimeoutError) as exc:
@@ -175,9 +175,11 @@ async def relay(
     return ex.committed
 
 
-async def _read(response: aiohttp.ClientResponse, stall: float) -> bytes:
+async def _read(response: upstream.Answer, stall: float) -> bytes:
     if not stall:
         return await response.content.readany()
+    if isinstance(response, lean.Response):  # its own stall timer, armed only when it waits
+        return await response.readany(stall)
     async with asyncio.timeout(stall):  # only the read: a slow client is not a stalled server
         return await response.content.readany()
 

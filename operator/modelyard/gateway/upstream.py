@@ -4,6 +4,11 @@ An attempt fails *retryably* before the client has seen a byte of the answer: th
 refused or dropped the connection, answered 5xx, or gave no first byte within the attempt
 timeout. Anything else (2xx, 4xx) is the answer and is relayed as it is. An answer larger
 than ``--max-response-bytes`` is not read to its end: the attempt fails (and is retried).
+
+Requests to plain-HTTP targets (the pods) go through the lean client of
+:mod:`modelyard.gateway.lean`; any other URL (an upstream API on ``https://``) through
+aiohttp's ``ClientSession``. Both answer with an :class:`Answer` and fail with aiohttp's
+exception classes, so what follows does not tell them apart.
 """
 
 from __future__ import annotations
@@ -12,12 +17,13 @@ import asyncio
 import contextlib
 import functools
 from collections.abc import Mapping
+from typing import Protocol
 
 import aiohttp
 import multidict
 import yarl
 
-from modelyard.gateway import routes
+from modelyard.gateway import lean, routes
 
 # Request headers never forwarded: hop-by-hop ones, those aiohttp sets itself, and the
 # client's credentials for the gateway (a target gets its own, or none).
@@ -85,7 +91,46 @@ class TooLarge(AttemptFailed):
         self.limit = limit
 
 
-async def read_body(response: aiohttp.ClientResponse, limit: int) -> bytes:
+class Body(Protocol):
+    async def readany(self) -> bytes: ...
+
+
+class Answer(Protocol):
+    """What the proxy reads of an answer: ``aiohttp.ClientResponse`` or ``lean.Response``."""
+
+    @property
+    def status(self) -> int: ...
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+    @property
+    def content_type(self) -> str: ...
+    @property
+    def content_length(self) -> int | None: ...
+    @property
+    def content(self) -> Body: ...
+    def close(self) -> None: ...
+    def release(self) -> object: ...
+
+
+class Client:
+    """Sends an attempt's request: the lean client for ``http://``, aiohttp for the rest."""
+
+    def __init__(self, session: aiohttp.ClientSession, fast: lean.Client) -> None:
+        self.session = session
+        self.fast = fast
+
+    async def post(self, url: str, payload: bytes, headers: Mapping[str, str]) -> Answer:
+        place = lean.address(url)
+        if place is not None:
+            return await self.fast.post(place, payload, headers)
+        return await self.session.post(_url(url), data=payload, headers=headers)
+
+    async def close(self) -> None:
+        self.fast.close()
+        await self.session.close()
+
+
+async def read_body(response: Answer, limit: int) -> bytes:
     """The whole answer, read up to ``limit`` bytes; beyond, the connection is dropped."""
     if response.content_length is not None and response.content_length > limit:
         response.close()
@@ -103,6 +148,9 @@ async def read_body(response: aiohttp.ClientResponse, limit: int) -> bytes:
     except (aiohttp.ClientError, asyncio.IncompleteReadError) as exc:
         response.close()
         raise AttemptFailed("read", f"the answer broke off ({type(exc).__name__})") from None
+    except asyncio.CancelledError:  # the request timed out, or the client left
+        response.close()
+        raise
     response.release()
     return b"".join(chunks)
 
@@ -157,20 +205,20 @@ def response_headers(headers: Mapping[str, str]) -> multidict.CIMultiDict[str]:
 
 
 async def send(
-    session: aiohttp.ClientSession,
+    client: Client,
     target: routes.Target,
     suffix: str,
     payload: bytes,
     headers: Mapping[str, str],
     timeout: float | None,
     limit: int,
-) -> aiohttp.ClientResponse:
+) -> Answer:
     """POST to the target and wait for the response headers; 5xx and errors raise AttemptFailed
     (a 5xx body is read up to ``limit`` bytes). ``timeout`` None: no timer of the attempt's own
     (the request's timeout, started earlier, bounds it)."""
     try:
         async with within(timeout):
-            response = await session.post(_url(target.base + suffix), data=payload, headers=headers)
+            response = await client.post(target.base + suffix, payload, headers)
             if response.status >= 500:
                 raise ServerError(response.status, await read_body(response, limit), response.headers)
     except TimeoutError:  # the attempt's timer, or aiohttp's connect timeout
