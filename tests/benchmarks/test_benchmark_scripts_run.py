@@ -99,6 +99,23 @@ def test_scale_bench_converges_a_few_endpoints_with_and_without_the_operator(tmp
 
 @pytest.mark.slow
 @pytest.mark.cluster
+def test_catalog_bench_validates_every_entry_and_lists_them_all(tmp_path: Path) -> None:
+    kit.local_binaries("the local control plane binaries")
+    summary = _run("catalog_bench.py", "--entries", "30", "--small", "10", "--requests", "20",
+                   "--settle", "0.5", "--timeout", "180", "--json", str(tmp_path / "catalog.json"),
+                   timeout=600)  # fmt: skip
+    assert json.loads((tmp_path / "catalog.json").read_text()) == summary
+    for step, count, created in (("small", 10, 10), ("big", 30, 20)):
+        measured = summary[step]
+        assert measured["valid"] == count and measured["all_valid_s"] is not None
+        assert measured["model_list"]["page"]["total"] == count
+        assert measured["model_list"]["limit1000"]["total"] == count
+        assert measured["api_requests"]["POST"] >= created
+    assert summary["rss_peak_mib"] >= summary["rss_idle_mib"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.cluster
 @pytest.mark.model
 def test_autoscale_bench_cold_starts_and_ramps_losing_nothing(tmp_path: Path) -> None:
     """``--quick``: one cold start of the tiny Llama from zero, the runtime by hand, a 30 s ramp."""
