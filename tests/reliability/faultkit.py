@@ -82,6 +82,39 @@ def ready(cluster: Any, name: str = ENDPOINT, replicas: int = 2) -> dict[str, An
     return body if done else None
 
 
+def mark(template: dict[str, Any]) -> str | None:
+    """The ``FAULT_MARK`` env value of a pod template (or a pod)."""
+    env = template["spec"]["containers"][0].get("env") or []
+    return next((e.get("value") for e in env if e["name"] == "FAULT_MARK"), None)
+
+
+def children(cluster: Any, path: str) -> list[dict[str, Any]]:
+    """The endpoint's objects under ``path`` (Deployments, Services, ReplicaSets, pods), by label."""
+    items: list[dict[str, Any]] = cluster.kube.get(path, labelSelector=f"modelyard.io/endpoint={ENDPOINT}")[
+        "items"
+    ]
+    return items
+
+
+def rolling(cluster: Any, to: str) -> dict[str, Any] | None:
+    """The Deployment's status once its rollout to the mark ``to`` has begun (a new pod exists)."""
+    found = cluster.kube.get(f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments/{ENDPOINT}")
+    status: dict[str, Any] = found["status"]
+    begun = (
+        mark(found["spec"]["template"]) == to
+        and status.get("observedGeneration") == found["metadata"]["generation"]
+        and status.get("updatedReplicas", 0) >= 1
+    )
+    return status if begun else None
+
+
+def settled(cluster: Any, to: str, replicas: int = 2) -> list[dict[str, Any]] | None:
+    """The endpoint's pods once only pods with the mark ``to`` are left, as many as ``replicas``."""
+    pods = children(cluster, f"/api/v1/namespaces/{NAMESPACE}/pods")
+    current = all(mark(p) == to and not p["metadata"].get("deletionTimestamp") for p in pods)
+    return pods if len(pods) == replicas and current else None
+
+
 def pod_ips(cluster: Any) -> dict[str, str]:
     """Ready pods of the endpoint: name -> pod IP."""
     pods = cluster.kube.get(

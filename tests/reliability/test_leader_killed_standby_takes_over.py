@@ -22,18 +22,7 @@ import kit
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.timeout(480)]
 
 NS = faultkit.NAMESPACE
-SELECTOR = f"modelyard.io/endpoint={faultkit.ENDPOINT}"
 LEASE = "/apis/coordination.k8s.io/v1/namespaces/modelyard-system/leases/modelyard-operator"
-
-
-def _mark(template: dict[str, Any]) -> str | None:
-    env = template["spec"]["containers"][0].get("env") or []
-    return next((e.get("value") for e in env if e["name"] == "FAULT_MARK"), None)
-
-
-def _items(cluster: Any, path: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = cluster.kube.get(path, labelSelector=SELECTOR)["items"]
-    return items
 
 
 def _holder(cluster: Any) -> str:
@@ -68,20 +57,11 @@ def test_the_standby_takes_over_from_a_killed_leader_mid_rollout(
         )
         assert _holder(fault_cluster) == leader  # a standby does not steal a live Lease
 
-        deployment_path = f"/apis/apps/v1/namespaces/{NS}/deployments/{faultkit.ENDPOINT}"
         fault_cluster.kubectl("apply", "-f", "-", input=faultkit.endpoint_manifest(mark="s1"))
 
-        def rolling() -> dict[str, Any] | None:
-            found = kube.get(deployment_path)
-            status = found["status"]
-            begun = (
-                _mark(found["spec"]["template"]) == "s1"
-                and status.get("observedGeneration") == found["metadata"]["generation"]
-                and status.get("updatedReplicas", 0) >= 1
-            )
-            return status if begun else None
-
-        at_kill = kit.wait_for(rolling, 60, "the s1 rollout to begin", interval=0.05)
+        at_kill = kit.wait_for(
+            lambda: faultkit.rolling(fault_cluster, "s1"), 60, "the s1 rollout to begin", interval=0.05
+        )
         fault_operator.kill()
         killed = time.monotonic()
         kit.wait_for(lambda: _holder(fault_cluster) not in ("", leader), 60, "the standby to take the Lease")
@@ -106,19 +86,14 @@ def test_the_standby_takes_over_from_a_killed_leader_mid_rollout(
         )
         converged = time.monotonic()
 
-        def settled() -> list[dict[str, Any]] | None:
-            pods = _items(fault_cluster, f"/api/v1/namespaces/{NS}/pods")
-            current = all(_mark(p) == "s2" and not p["metadata"].get("deletionTimestamp") for p in pods)
-            return pods if len(pods) == 2 and current else None
-
-        pods = kit.wait_for(settled, 120, "only the s2 pods left")
-        deployments = _items(fault_cluster, f"/apis/apps/v1/namespaces/{NS}/deployments")
-        services = _items(fault_cluster, f"/api/v1/namespaces/{NS}/services")
+        pods = kit.wait_for(lambda: faultkit.settled(fault_cluster, "s2"), 120, "only the s2 pods left")
+        deployments = faultkit.children(fault_cluster, f"/apis/apps/v1/namespaces/{NS}/deployments")
+        services = faultkit.children(fault_cluster, f"/api/v1/namespaces/{NS}/services")
         assert [d["metadata"]["name"] for d in deployments] == [faultkit.ENDPOINT]
         assert [s["metadata"]["name"] for s in services] == [faultkit.ENDPOINT]
-        replica_sets = _items(fault_cluster, f"/apis/apps/v1/namespaces/{NS}/replicasets")
+        replica_sets = faultkit.children(fault_cluster, f"/apis/apps/v1/namespaces/{NS}/replicasets")
         live = [rs for rs in replica_sets if rs["spec"]["replicas"]]
-        assert [_mark(rs["spec"]["template"]) for rs in live] == ["s2"], "one ReplicaSet runs pods"
+        assert [faultkit.mark(rs["spec"]["template"]) for rs in live] == ["s2"], "one ReplicaSet runs pods"
         figures = {
             "deployment_at_kill": {
                 k: at_kill.get(k, 0) for k in ("replicas", "updatedReplicas", "readyReplicas")

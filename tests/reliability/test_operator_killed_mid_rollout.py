@@ -23,18 +23,7 @@ import kit
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.timeout(420)]
 
 NS = faultkit.NAMESPACE
-SELECTOR = f"modelyard.io/endpoint={faultkit.ENDPOINT}"
 ROLLOUT_FIELDS = ("replicas", "updatedReplicas", "readyReplicas")
-
-
-def _mark(template: dict[str, Any]) -> str | None:
-    env = template["spec"]["containers"][0].get("env") or []
-    return next((e.get("value") for e in env if e["name"] == "FAULT_MARK"), None)
-
-
-def _items(cluster: Any, path: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = cluster.kube.get(path, labelSelector=SELECTOR)["items"]
-    return items
 
 
 def _process_env(pid: int) -> dict[str, str]:
@@ -48,57 +37,46 @@ def test_operator_killed_mid_rollout_converges_without_duplicates(
     kube = fault_cluster.kube
     kit.wait_for(lambda: faultkit.ready(fault_cluster), 240, "the endpoint Ready")
     deployment_path = f"/apis/apps/v1/namespaces/{NS}/deployments/{faultkit.ENDPOINT}"
-    assert _mark(kube.get(deployment_path)["spec"]["template"]) != "v2"
+    assert faultkit.mark(kube.get(deployment_path)["spec"]["template"]) != "v2"
 
     fault_cluster.kubectl("apply", "-f", "-", input=faultkit.endpoint_manifest(mark="v2"))
-    def rolling() -> dict[str, Any] | None:
-        """The Deployment's status once the v2 rollout has begun (a v2 pod exists) but not ended."""
-        found = kube.get(deployment_path)
-        status = found["status"]
-        begun = (
-            _mark(found["spec"]["template"]) == "v2"
-            and status.get("observedGeneration") == found["metadata"]["generation"]
-            and status.get("updatedReplicas", 0) >= 1
-        )
-        return status if begun else None
-
-    at_kill = kit.wait_for(rolling, 60, "the v2 rollout to begin", interval=0.05)
+    at_kill = kit.wait_for(
+        lambda: faultkit.rolling(fault_cluster, "v2"), 60, "the v2 rollout to begin", interval=0.05
+    )
     fault_operator.kill()  # new pods starting (the model takes seconds to load), old ones serving
-    assert at_kill.get("updatedReplicas", 0) < 2 or at_kill.get("readyReplicas", 0) < 2 or (
-        at_kill.get("replicas", 0) > 2
+    assert (
+        at_kill.get("updatedReplicas", 0) < 2
+        or at_kill.get("readyReplicas", 0) < 2
+        or (at_kill.get("replicas", 0) > 2)
     ), f"the rollout had already finished: {at_kill}"
     fault_cluster.kubectl("apply", "-f", "-", input=faultkit.endpoint_manifest(mark="v3"))
     endpoint_path = f"{faultkit.GROUP_PATH}/namespaces/{NS}/modelendpoints/{faultkit.ENDPOINT}"
     generation = kube.get(endpoint_path)["metadata"]["generation"]
     time.sleep(2)
-    assert _mark(kube.get(deployment_path)["spec"]["template"]) == "v2"  # nobody applied v3 yet
+    assert faultkit.mark(kube.get(deployment_path)["spec"]["template"]) == "v2"  # nobody applied v3 yet
 
     restarted = time.monotonic()
     fault_operator.start()
     converged = kit.wait_for(
-        lambda: (body := faultkit.ready(fault_cluster))
-        and body["status"]["observedGeneration"] == generation
-        and time.monotonic(),
+        lambda: (
+            (body := faultkit.ready(fault_cluster))
+            and body["status"]["observedGeneration"] == generation
+            and time.monotonic()
+        ),
         240,
         "Ready for the latest generation",
     )
 
-    deployments = _items(fault_cluster, f"/apis/apps/v1/namespaces/{NS}/deployments")
-    services = _items(fault_cluster, f"/api/v1/namespaces/{NS}/services")
+    deployments = faultkit.children(fault_cluster, f"/apis/apps/v1/namespaces/{NS}/deployments")
+    services = faultkit.children(fault_cluster, f"/api/v1/namespaces/{NS}/services")
     assert [d["metadata"]["name"] for d in deployments] == [faultkit.ENDPOINT]
     assert [s["metadata"]["name"] for s in services] == [faultkit.ENDPOINT]
-    assert _mark(deployments[0]["spec"]["template"]) == "v3"
+    assert faultkit.mark(deployments[0]["spec"]["template"]) == "v3"
 
-    def settled() -> list[dict[str, Any]] | None:
-        """The endpoint's pods once only the current ReplicaSet's remain, all Ready."""
-        pods = _items(fault_cluster, f"/api/v1/namespaces/{NS}/pods")
-        current = all(_mark(p) == "v3" and not p["metadata"].get("deletionTimestamp") for p in pods)
-        return pods if len(pods) == 2 and current else None
-
-    pods = kit.wait_for(settled, 90, "the old pods to be gone")
-    replica_sets = _items(fault_cluster, f"/apis/apps/v1/namespaces/{NS}/replicasets")
+    pods = kit.wait_for(lambda: faultkit.settled(fault_cluster, "v3"), 90, "the old pods to be gone")
+    replica_sets = faultkit.children(fault_cluster, f"/apis/apps/v1/namespaces/{NS}/replicasets")
     live = [rs for rs in replica_sets if rs["spec"]["replicas"]]
-    assert [_mark(rs["spec"]["template"]) for rs in live] == ["v3"], "one ReplicaSet runs pods"
+    assert [faultkit.mark(rs["spec"]["template"]) for rs in live] == ["v3"], "one ReplicaSet runs pods"
     assert live[0]["status"].get("readyReplicas") == 2
     owner = {p["metadata"]["ownerReferences"][0]["uid"] for p in pods}
     assert owner == {live[0]["metadata"]["uid"]}
