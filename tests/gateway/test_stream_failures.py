@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from typing import Any
 
 import openai
@@ -29,6 +31,19 @@ def _raw_stream(url: str, model: str = "llama") -> bytes:
 
 def _events(raw: bytes) -> list[bytes]:
     return [e for e in raw.split(b"\n\n") if e]
+
+
+@contextlib.contextmanager
+def _streaming_socket(url: str) -> Iterator[socket.socket]:
+    """A raw connection that has sent one streaming chat request; closing it is the client leaving."""
+    address = urllib.parse.urlsplit(url)
+    body = json.dumps({"model": "llama", "messages": [{"role": "user", "content": "x"}], "stream": True})
+    with socket.create_connection((address.hostname, address.port), timeout=5) as sock:
+        sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body.encode())
+        )
+        yield sock
 
 
 def test_keepalives_are_sent_while_waiting_for_the_first_event(
@@ -126,15 +141,7 @@ def test_client_leaving_mid_stream_closes_the_upstream(harness: Any, make_table:
     slow = harness.fake("slow")
     slow.chunks, slow.chunk_delay = 50, 0.05
     url, app = harness.gateway(discovery.StaticDiscovery(make_table(make_pods("ns/a", "llama", slow))))
-    address = urllib.parse.urlsplit(url)
-    body = json.dumps(
-        {"model": "llama", "messages": [{"role": "user", "content": "x"}], "stream": True}
-    ).encode()
-    with socket.create_connection((address.hostname, address.port), timeout=5) as sock:
-        sock.sendall(
-            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
-        )
+    with _streaming_socket(url) as sock:
         assert b"slow-0" in sock.recv(65536) + sock.recv(65536)
     registry = app[gateway_app.METRICS].registry
     wait_for(
@@ -164,15 +171,7 @@ def test_client_leaving_during_keepalives_stops_the_wait(
     url, app = harness.gateway(
         discovery.StaticDiscovery(make_table(make_pods("ns/a", "llama", slow))), keepalive_interval=0.1
     )
-    address = urllib.parse.urlsplit(url)
-    body = json.dumps(
-        {"model": "llama", "messages": [{"role": "user", "content": "x"}], "stream": True}
-    ).encode()
-    with socket.create_connection((address.hostname, address.port), timeout=5) as sock:
-        sock.sendall(
-            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
-        )
+    with _streaming_socket(url) as sock:
         received = b""
         while b": keepalive" not in received:
             received += sock.recv(65536)
@@ -206,15 +205,8 @@ def test_client_gone_before_the_first_event_is_not_the_model_servers_failure(
         keepalive_interval=0,
         eject_after=1,  # one failure blamed on the target would eject it
     )
-    address = urllib.parse.urlsplit(url)
-    body = json.dumps(
-        {"model": "llama", "messages": [{"role": "user", "content": "x"}], "stream": True}
-    ).encode()
-    with socket.create_connection((address.hostname, address.port), timeout=5) as sock:
-        sock.sendall(
-            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
-        )
+    with _streaming_socket(url):
+        pass  # the request is sent; leaving the block hangs up before any event
     registry = app[gateway_app.METRICS].registry
     wait_for(
         lambda: registry.get_sample_value(
