@@ -17,6 +17,15 @@ class ClientGone(Exception):
     """The client closed the connection; nothing more can be sent."""
 
 
+class _EventStream(web.StreamResponse):
+    """A ``text/event-stream`` response whose headers go out with its first write (one send,
+    not two): every commit is followed at once by a write (an event, a keepalive or the error
+    event), so the client sees nothing later than before. (aiohttp's own ``Response`` does the
+    same with its body.)"""
+
+    _send_headers_immediately = False
+
+
 class Exchange:
     """One client request on its way through the gateway."""
 
@@ -55,7 +64,7 @@ class Exchange:
 
     async def commit_sse(self) -> web.StreamResponse:
         if self.committed is None:
-            response = web.StreamResponse(status=200, headers=sse.HEADERS)
+            response = _EventStream(status=200, headers=sse.HEADERS)
             try:
                 await response.prepare(self.request)
             except (ConnectionError, RuntimeError) as exc:  # the client left before the first event

@@ -39,6 +39,7 @@ from modelyard.gateway import (
     auth,
     balancer,
     body,
+    deadlines,
     exchange,
     hold,
     metrics,
@@ -86,6 +87,7 @@ class Proxy:
         self.metrics = stats
         self.client = client
         self.holds = holds
+        self.deadlines = deadlines.Deadlines(config.request_timeout)
 
     def chain(self, model: str, table: routes.RouteTable) -> list[routes.Model]:
         """The models to try, in order: the requested one, its fallbacks, the global one."""
@@ -108,13 +110,24 @@ class Proxy:
         self, ex: exchange.Exchange, table: routes.RouteTable, key: auth.ApiKey | None
     ) -> web.StreamResponse:
         requested = ex.body.model
+        task = asyncio.current_task()
+        assert task is not None
+        cancelling = task.cancelling()
+        self.deadlines.add(task)  # the request timeout (what asyncio.timeout did, for less)
+        invalid: str | None = None
         try:
-            async with asyncio.timeout(self.settings.request_timeout):
-                return await self._route(ex, table, key)
+            return await self._route(ex, table, key)
         except body.BodyError as exc:  # its model could not be rewritten for a fallback or upstream
-            return await ex.fail(400, str(exc))
-        except TimeoutError:
-            return await ex.fail(504, f"model '{requested}' did not answer within the request timeout")
+            invalid = str(exc)
+        except asyncio.CancelledError:
+            if not self.deadlines.done(task) or task.uncancel() > cancelling:
+                raise  # not (only) the request timeout: the client left, or the gateway stops
+        finally:
+            if self.deadlines.done(task):  # timed out, but the cancellation was absorbed
+                task.uncancel()
+        if invalid is not None:
+            return await ex.fail(400, invalid)
+        return await ex.fail(504, f"model '{requested}' did not answer within the request timeout")
 
     async def _route(
         self, ex: exchange.Exchange, table: routes.RouteTable, key: auth.ApiKey | None

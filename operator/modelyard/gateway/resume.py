@@ -72,6 +72,8 @@ class _Chunk(msgspec.Struct):
 
 
 _CHUNK = msgspec.json.Decoder(_Chunk)
+UNREAD_BYTES = 64 * 1024
+"""Relayed events kept unparsed per stream, at most (then they are parsed and let go)."""
 _DONE = b"[DONE]"
 
 
@@ -87,6 +89,8 @@ class Tracker:
     """What one stream has sent so far, and how to continue it after a break."""
 
     __slots__ = (
+        "_held",
+        "_unread",
         "before",
         "body",
         "created",
@@ -120,6 +124,11 @@ class Tracker:
         """Breaks continued so far; after the first, events are rewritten (:meth:`take`)."""
         self.unsupported = ""
         """Why this stream cannot be continued, once something says so."""
+        self._unread: list[bytes] = []
+        """Events relayed but not parsed yet: read only when the stream breaks (:meth:`plan`), or
+        when they pass :data:`UNREAD_BYTES`; until then :attr:`texts`, :attr:`tokens`,
+        :attr:`id` and :attr:`finish` lag behind."""
+        self._held = 0
 
     @classmethod
     def start(cls, suffix: str, body: bytes) -> Tracker | None:
@@ -128,15 +137,20 @@ class Tracker:
 
     @property
     def text(self) -> str:
+        self._read()
         return "".join(self.texts)
 
     # -- following the stream ------------------------------------------------------------------
 
     def take(self, events: bytes) -> bytes:
         """Note what ``events`` carry; the events to send the client (rewritten after a break)."""
-        if not self.resumed:
-            for event in events.split(b"\n\n"):
-                self._see(event)
+        if not self.resumed:  # the usual case: keep the bytes, parse them only if it breaks
+            self._unread.append(events)
+            self._held += len(events)
+            if b"[DONE]" in events:
+                self.done = self.done or any(_data(event) == _DONE for event in events.split(b"\n\n"))
+            if self._held > UNREAD_BYTES:
+                self._read()
             return events
         out: list[bytes] = []
         for event in events.split(b"\n\n"):
@@ -145,6 +159,13 @@ class Tracker:
                 if kept is not None:
                     out.append(kept + b"\n\n")
         return b"".join(out)
+
+    def _read(self) -> None:
+        """Parse the events kept unread (see :attr:`_unread`)."""
+        unread, self._unread, self._held = self._unread, [], 0
+        for events in unread:
+            for event in events.split(b"\n\n"):
+                self._see(event)
 
     def _see(self, event: bytes) -> _Chunk | None:
         data = _data(event)
@@ -227,6 +248,7 @@ class Tracker:
         """What to do now that the stream broke: ``done`` (only ``[DONE]`` was missing),
         ``length`` (every token asked for was streamed), ``resume``, or ``unsupported``
         (:attr:`unsupported` says why)."""
+        self._read()
         if self.finish is not None or self.done:
             return "done"
         if not self.unsupported:

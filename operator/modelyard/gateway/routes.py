@@ -100,17 +100,16 @@ class Model:
     """Endpoints with weight > 0 and at least one target, or held for (see :class:`Endpoint`)."""
     fallback: tuple[str, ...] = ()
     """Fallback served names from every endpoint of this name (ready or not), in order."""
+    affinity: Routing | None = dataclasses.field(init=False, repr=False, compare=False)
+    """The routing of the first PrefixHash endpoint (by name), whose settings say what the
+    request's affinity key is; None when no endpoint hashes (no key is computed)."""
+    routable: bool = dataclasses.field(init=False, repr=False, compare=False)
+    """Some endpoint has a target, or holds requests until it has one."""
 
-    @property
-    def affinity(self) -> Routing | None:
-        """The routing of the first PrefixHash endpoint (by name), whose settings say what the
-        request's affinity key is; None when no endpoint hashes (no key is computed)."""
-        return next((e.routing for e in self.endpoints if e.routing.prefix_hash), None)
-
-    @property
-    def routable(self) -> bool:
-        """Some endpoint has a target, or holds requests until it has one."""
-        return any(e.targets or e.waits for e in self.endpoints)
+    def __post_init__(self) -> None:  # the two above, read on every request: found once
+        affinity = next((e.routing for e in self.endpoints if e.routing.prefix_hash), None)
+        object.__setattr__(self, "affinity", affinity)
+        object.__setattr__(self, "routable", any(e.targets or e.waits for e in self.endpoints))
 
     def endpoint(self, name: str) -> Endpoint | None:
         return next((e for e in self.endpoints if e.name == name), None)
