@@ -28,7 +28,7 @@ The proxy depends on the :class:`Balancer` Protocol only. :class:`WeightedLeastB
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Protocol
 
 from modelyard.gateway import prefixhash, routes
@@ -93,33 +93,38 @@ class WeightedLeastBusy:
         self, model: routes.Model, tried: Collection[str], key: str | None = None
     ) -> tuple[routes.Endpoint, routes.Target | None] | None:
         now = self._clock()
+        every = not tried and not self._ejected_until  # the usual first pick: no target to skip
         for honour_ejection in (True, False):
-            candidates: list[tuple[routes.Endpoint, list[routes.Target]]] = []
+            candidates: list[tuple[routes.Endpoint, Sequence[routes.Target]]] = []
             for endpoint in model.endpoints:
-                usable = [
-                    t
-                    for t in endpoint.targets
-                    if t.key not in tried and not (honour_ejection and self._is_ejected(t.key, now))
-                ]
+                usable: Sequence[routes.Target] = (
+                    endpoint.targets
+                    if every
+                    else [
+                        t
+                        for t in endpoint.targets
+                        if t.key not in tried and not (honour_ejection and self._is_ejected(t.key, now))
+                    ]
+                )
                 if usable or (endpoint.waits and not tried):
                     candidates.append((endpoint, usable))
             if candidates:
-                endpoint, usable = self._pick_endpoint(model.name, candidates)
-                if not usable:
+                endpoint, picked = self._pick_endpoint(model.name, candidates)
+                if not picked:
                     return endpoint, None
-                if key is not None and endpoint.routing.prefix_hash and len(usable) > 1:
-                    return endpoint, self._pick_by_key(endpoint, usable, key)
-                return endpoint, self._pick_target(usable)
+                if key is not None and endpoint.routing.prefix_hash and len(picked) > 1:
+                    return endpoint, self._pick_by_key(endpoint, picked, key)
+                return endpoint, self._pick_target(picked)
         return None
 
     def _pick_endpoint(
-        self, served: str, candidates: list[tuple[routes.Endpoint, list[routes.Target]]]
-    ) -> tuple[routes.Endpoint, list[routes.Target]]:
+        self, served: str, candidates: list[tuple[routes.Endpoint, Sequence[routes.Target]]]
+    ) -> tuple[routes.Endpoint, Sequence[routes.Target]]:
         if len(candidates) == 1:
             return candidates[0]
         current = self._current.setdefault(served, {})
         total = 0
-        best: tuple[routes.Endpoint, list[routes.Target]] | None = None
+        best: tuple[routes.Endpoint, Sequence[routes.Target]] | None = None
         best_weight = 0
         for candidate in candidates:
             endpoint = candidate[0]
@@ -136,7 +141,7 @@ class WeightedLeastBusy:
                 del current[name]
         return best
 
-    def _pick_target(self, usable: list[routes.Target]) -> routes.Target:
+    def _pick_target(self, usable: Sequence[routes.Target]) -> routes.Target:
         if len(usable) == 1:
             return usable[0]
         self._tiebreak += 1
@@ -150,7 +155,9 @@ class WeightedLeastBusy:
                 best, best_load = target, load
         return best
 
-    def _pick_by_key(self, endpoint: routes.Endpoint, usable: list[routes.Target], key: str) -> routes.Target:
+    def _pick_by_key(
+        self, endpoint: routes.Endpoint, usable: Sequence[routes.Target], key: str
+    ) -> routes.Target:
         """CHWBL over the ring of all the endpoint's targets, among the usable ones."""
         targets = endpoint.targets  # the same tuple until the route table changes: keyed by identity
         cached = self._rings.get(id(targets))

@@ -47,9 +47,8 @@ import prometheus_client
 import prometheus_client.core
 import prometheus_client.metrics
 import prometheus_client.registry
-import prometheus_client.values
 
-from modelyard.gateway import routes
+from modelyard.gateway import routes, unlocked
 
 _FAST = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
 _SLOW = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
@@ -149,12 +148,12 @@ class Metrics:
         self._source: Callable[[], routes.RouteTable] | None = None
 
     def child(self, metric: prometheus_client.metrics.MetricWrapperBase, *values: str) -> Any:
-        """``metric.labels(*values)``, memoised and unlocked (:func:`_unlocked`): the hot path
+        """``metric.labels(*values)``, memoised and unlocked (:func:`.unlocked.unlocked`): the hot path
         asks for the same few children."""
         key = (metric, values)
         found = self._children.get(key)
         if found is None:
-            found = self._children[key] = _unlocked(metric.labels(*values))
+            found = self._children[key] = unlocked.unlocked(metric.labels(*values))
             if metric is self.in_flight:
                 self._fresh_targets.append(values)
         return found
@@ -166,8 +165,8 @@ class Metrics:
         if found is None:
             labels = name.split("/", 1) if "/" in name else ["", name]
             found = self._endpoints[name] = (
-                _unlocked(self.endpoint_demand.labels(*labels)),
-                _unlocked(self.endpoint_requests.labels(*labels)),
+                unlocked.unlocked(self.endpoint_demand.labels(*labels)),
+                unlocked.unlocked(self.endpoint_requests.labels(*labels)),
             )
             self._fresh_endpoints.append(name)
         return found
@@ -254,49 +253,6 @@ class Metrics:
             value = usage.get(f"{kind}_tokens")
             if isinstance(value, int) and value > 0:
                 self.child(self.tokens, model, kind).inc(value)
-
-
-class _Value:
-    """The value of one series as prometheus_client's ``MutexValue`` holds it, without the lock:
-    the gateway's metrics are changed and scraped on one thread, its event loop, so the lock
-    (taken twice per counter step, the largest part of its cost) guards nothing."""
-
-    __slots__ = ("_exemplar", "_value")
-
-    def __init__(self, value: float) -> None:
-        self._value = value
-        self._exemplar: Any = None
-
-    def inc(self, amount: float) -> None:
-        self._value += amount
-
-    def set(self, value: float, timestamp: float | None = None) -> None:
-        self._value = value
-
-    def get(self) -> float:
-        return self._value
-
-    def set_exemplar(self, exemplar: Any) -> None:
-        self._exemplar = exemplar
-
-    def get_exemplar(self) -> Any:
-        return self._exemplar
-
-
-def _unlocked(child: Any) -> Any:
-    """``child`` (a labelled counter, gauge or histogram) with :class:`_Value`s for its locked
-    values; a child of another kind, or of a prometheus_client that keeps them otherwise, is
-    left as it is (tests/gateway/test_metrics_hot_path.py checks that the swap happens)."""
-    locked: Any = prometheus_client.values.MutexValue
-    value: Any = getattr(child, "_value", None)
-    if type(value) is locked:
-        child._value = _Value(value.get())
-    total: Any = getattr(child, "_sum", None)
-    buckets: Any = getattr(child, "_buckets", None)
-    if type(total) is locked and isinstance(buckets, list):
-        child._sum = _Value(total.get())
-        child._buckets = [_Value(b.get()) for b in buckets]
-    return child
 
 
 class _UnreadableKeys(prometheus_client.registry.Collector):

@@ -75,6 +75,7 @@ _CHUNK = msgspec.json.Decoder(_Chunk)
 UNREAD_BYTES = 64 * 1024
 """Relayed events kept unparsed per stream, at most (then they are parsed and let go)."""
 _DONE = b"[DONE]"
+_LAST = b"\n\ndata: [DONE]\n\n"
 
 
 def _data(event: bytes) -> bytes | None:
@@ -147,7 +148,9 @@ class Tracker:
         if not self.resumed:  # the usual case: keep the bytes, parse them only if it breaks
             self._unread.append(events)
             self._held += len(events)
-            if b"[DONE]" in events:
+            if events.endswith(_LAST) or events == _LAST[2:]:  # where it usually is: last, alone
+                self.done = True
+            elif b"[DONE]" in events:
                 self.done = self.done or any(_data(event) == _DONE for event in events.split(b"\n\n"))
             if self._held > UNREAD_BYTES:
                 self._read()

@@ -1,0 +1,56 @@
+"""prometheus_client's series without their locks, for the gateway's hot path (issue #19).
+
+Each ``inc`` or ``observe`` of a prometheus_client series takes a ``threading.Lock`` (twice for
+a histogram); the gateway changes and scrapes its metrics on one thread, its event loop, so
+:func:`unlocked` swaps a labelled child's values for plain ones that keep the same interface.
+What a scrape shows is unchanged (tests/gateway/test_hot_path.py compares expositions).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import prometheus_client.values
+
+
+class Value:
+    """The value of one series as prometheus_client's ``MutexValue`` holds it, without the lock:
+    the gateway's metrics are changed and scraped on one thread, its event loop, so the lock
+    (taken twice per counter step, the largest part of its cost) guards nothing."""
+
+    __slots__ = ("_exemplar", "_value")
+
+    def __init__(self, value: float) -> None:
+        self._value = value
+        self._exemplar: Any = None
+
+    def inc(self, amount: float) -> None:
+        self._value += amount
+
+    def set(self, value: float, timestamp: float | None = None) -> None:
+        self._value = value
+
+    def get(self) -> float:
+        return self._value
+
+    def set_exemplar(self, exemplar: Any) -> None:
+        self._exemplar = exemplar
+
+    def get_exemplar(self) -> Any:
+        return self._exemplar
+
+
+def unlocked(child: Any) -> Any:
+    """``child`` (a labelled counter, gauge or histogram) with :class:`Value`s for its locked
+    values; a child of another kind, or of a prometheus_client that keeps them otherwise, is
+    left as it is (tests/gateway/test_hot_path.py checks that the swap happens)."""
+    locked: Any = prometheus_client.values.MutexValue
+    value: Any = getattr(child, "_value", None)
+    if type(value) is locked:
+        child._value = Value(value.get())
+    total: Any = getattr(child, "_sum", None)
+    buckets: Any = getattr(child, "_buckets", None)
+    if type(total) is locked and isinstance(buckets, list):
+        child._sum = Value(total.get())
+        child._buckets = [Value(b.get()) for b in buckets]
+    return child

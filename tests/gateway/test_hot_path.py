@@ -1,0 +1,197 @@
+"""The hot path's shortcuts (issue #19) change nothing a client or a scrape sees: a remembered
+key is dropped with its table, unlocked metric series expose what prometheus_client's own
+would, the resume tracker reads lazily but completely, and one timer keeps every request's
+timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import urllib.parse
+from typing import Any
+
+import openai
+import prometheus_client
+import pytest
+
+from modelyard.gateway import auth, deadlines, discovery, metrics, resume
+
+KEYS = {"alice": "sk-alice-0123456789", "bob": "sk-bob-9876543210"}
+
+
+def _chat(url: str, key: str) -> int:
+    client = openai.OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0, timeout=10)
+    try:
+        client.chat.completions.create(model="llama", messages=[{"role": "user", "content": "x"}])
+    except openai.APIStatusError as exc:
+        return exc.status_code
+    return 200
+
+
+def test_a_revoked_key_is_refused_on_the_next_request(harness: Any, make_table: Any, make_pods: Any) -> None:
+    fake = harness.fake("pod")
+    source = discovery.StaticDiscovery(
+        make_table(make_pods("ns/a", "llama", fake)), auth.KeyTable.from_data(KEYS)
+    )
+    url, _ = harness.gateway(source)
+    assert [_chat(url, KEYS["alice"]) for _ in range(3)] == [200, 200, 200]  # remembered after the first
+    source.set(keys=auth.KeyTable.from_data({"bob": KEYS["bob"]}))  # the keys Secret lost alice
+    assert _chat(url, KEYS["alice"]) == 401
+    assert _chat(url, KEYS["bob"]) == 200
+
+
+def test_a_changed_key_value_takes_effect_on_the_next_request(
+    harness: Any, make_table: Any, make_pods: Any
+) -> None:
+    fake = harness.fake("pod")
+    source = discovery.StaticDiscovery(
+        make_table(make_pods("ns/a", "llama", fake)), auth.KeyTable.from_data(KEYS)
+    )
+    url, _ = harness.gateway(source)
+    assert _chat(url, KEYS["alice"]) == 200
+    source.set(keys=auth.KeyTable.from_data({**KEYS, "alice": "sk-alice-rotated"}))
+    assert _chat(url, KEYS["alice"]) == 401
+    assert _chat(url, "sk-alice-rotated") == 200
+
+
+def test_a_key_table_remembers_only_keys_that_matched() -> None:
+    table = auth.KeyTable.from_data(KEYS)
+    for attempt in range(50):
+        assert table.lookup(f"sk-guess-{attempt}") is None
+    first = table.lookup(KEYS["alice"])
+    assert first is not None and first.name == "alice"
+    assert table.lookup(KEYS["alice"]) is first
+    assert len(table._matched) == 1  # no entry per wrong guess: a flood cannot grow it
+    assert table.with_reachable(lambda namespaces: frozenset())._matched == {}
+
+
+def _exposition(registry: prometheus_client.CollectorRegistry) -> list[str]:
+    """The exposition's lines less the ``_created`` timestamps (when each series was made)."""
+    text = prometheus_client.generate_latest(registry).decode()
+    return [line for line in text.splitlines() if "_created" not in line]
+
+
+def test_unlocked_series_expose_what_prometheus_clients_own_would() -> None:
+    ours = metrics.Metrics()
+    plain = metrics.Metrics()  # the same collectors, used through prometheus_client's .labels()
+    steps: list[tuple[str, tuple[str, ...], str, float]] = [
+        ("requests", ("llama", "ns/a", "200"), "inc", 1),
+        ("requests", ("llama", "ns/a", "200"), "inc", 1),
+        ("requests", ("llama", "none", "404"), "inc", 1),
+        ("duration", ("llama", "ns/a", "200"), "observe", 0.003),
+        ("duration", ("llama", "ns/a", "200"), "observe", 7.5),
+        ("first_byte", ("llama", "ns/a"), "observe", 0.02),
+        ("tokens", ("llama", "prompt"), "inc", 12),
+        ("in_flight", ("ns/a", "ns/a@1"), "inc", 1),
+        ("in_flight", ("ns/a", "ns/a@1"), "inc", 1),
+        ("in_flight", ("ns/a", "ns/a@1"), "dec", 1),
+        ("limited", ("max_body_bytes",), "inc", 1),
+    ]
+    for name, labels, op, amount in steps:
+        getattr(ours.child(getattr(ours, name), *labels), op)(amount)
+        getattr(getattr(plain, name).labels(*labels), op)(amount)
+    demand, sent = ours.endpoint("ns/a")
+    demand.inc()
+    sent.inc(3)
+    plain.endpoint_demand.labels("ns", "a").inc()
+    plain.endpoint_requests.labels("ns", "a").inc(3)
+    assert type(ours.child(ours.requests, "llama", "ns/a", "200")._value) is not type(
+        plain.requests.labels("llama", "ns/a", "200")._value
+    )  # the swap did happen (a prometheus_client that keeps its values otherwise skips it)
+    assert _exposition(ours.registry) == _exposition(plain.registry)
+    assert (
+        ours.registry.get_sample_value(
+            "modelyard_gateway_request_duration_seconds_bucket",
+            {"model": "llama", "endpoint": "ns/a", "code": "200", "le": "0.005"},
+        )
+        == 1
+    )
+
+
+def _events(*texts: str) -> bytes:
+    chunks = [
+        {"id": "c1", "created": 1, "model": "m", "choices": [{"index": 0, "delta": {"content": t}}]}
+        for t in texts
+    ]
+    return b"".join(b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks)
+
+
+def test_the_tracker_reads_what_it_kept_and_holds_a_bounded_amount() -> None:
+    body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 100000})
+    tracker = resume.Tracker("chat", body.encode())
+    sent: list[str] = []
+    for block in range(400):
+        texts = [f"w{block}-{i} " for i in range(5)]
+        sent += texts
+        tracker.take(_events(*texts))
+        assert tracker._held <= resume.UNREAD_BYTES
+    assert not tracker.done
+    tracker.take(_events("[DONE] as text"))  # a chunk whose text says [DONE] does not end it
+    assert not tracker.done
+    assert tracker.plan() == "resume"
+    assert tracker.text == "".join(sent) + "[DONE] as text"
+    assert tracker.tokens == len(sent) + 1
+    assert json.loads(tracker.body_for("m"))["max_tokens"] == 100000 - len(sent) - 1
+
+
+def test_the_tracker_sees_done_as_it_passes() -> None:
+    tracker = resume.Tracker("chat", b"{}")
+    tracker.take(_events("a") + b"data: [DONE]\n\n")
+    assert tracker.done
+    assert tracker.plan() == "done"
+
+
+def test_one_timer_cancels_exactly_the_requests_past_their_deadline() -> None:
+    async def scenario() -> tuple[list[str], bool]:
+        clock = deadlines.Deadlines(0.2)
+        outcome: list[str] = []
+
+        async def request(name: str, work: float) -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            clock.add(task)
+            try:
+                await asyncio.sleep(work)
+                outcome.append(f"{name} done")
+            except asyncio.CancelledError:
+                if clock.done(task):
+                    task.uncancel()
+                    outcome.append(f"{name} timed out")
+                    return
+                raise
+            finally:
+                clock.done(task)
+
+        await asyncio.gather(request("slow", 5), request("quick", 0.01), request("slow2", 5))
+        await asyncio.sleep(0.3)  # past the timer's last firing: nothing left for it to do
+        return outcome, clock._timer is None
+
+    outcome, idle = asyncio.run(scenario())
+    assert sorted(outcome) == ["quick done", "slow timed out", "slow2 timed out"]
+    assert idle
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_after_a_timeout_the_same_connection_serves_the_next_request(
+    harness: Any, make_table: Any, make_pods: Any, stream: bool
+) -> None:
+    hung, fine = harness.fake("hung"), harness.fake("fine")
+    hung.mode = "hang"
+    table = make_table(make_pods("ns/a", "slow", hung), make_pods("ns/b", "llama", fine))
+    url, _ = harness.gateway(discovery.StaticDiscovery(table), request_timeout=0.3)
+    where = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(where.hostname, where.port, timeout=10)
+    statuses = []
+    for model in ("slow", "llama", "slow", "llama"):
+        body = {"model": model, "messages": [{"role": "user", "content": "x"}], "stream": stream}
+        connection.request(
+            "POST", "/v1/chat/completions", json.dumps(body), {"Content-Type": "application/json"}
+        )
+        answer = connection.getresponse()
+        answer.read()
+        statuses.append(answer.status)
+    connection.close()
+    # a stream's 504 comes as an error event on a committed 200 when keepalives went first;
+    # with none due before the timeout it is a plain 504
+    assert statuses == [504, 200, 504, 200]
