@@ -34,6 +34,7 @@ class Exchange:
         "body",
         "code",
         "committed",
+        "ended",
         "endpoint",
         "failed_mid_stream",
         "hide_usage",
@@ -53,6 +54,8 @@ class Exchange:
         self.endpoint = "none"
         self.code = 0
         self.failed_mid_stream = False
+        self.ended = False
+        """The committed stream's last bytes are sent (:meth:`write` with ``last``)."""
         self.usage: object = None
         """The ``usage`` of the answer relayed, when it reported one."""
         self.ask_usage = False
@@ -73,10 +76,19 @@ class Exchange:
             self.code = 200
         return self.committed
 
-    async def write(self, data: bytes) -> None:
+    async def write(self, data: bytes, last: bool = False) -> None:
+        """Send ``data`` on the committed stream; ``last``: it ends the stream (``data: [DONE]``),
+        so the end of the chunked body goes in the same send, and anything written after it is
+        dropped (a server's bytes after ``[DONE]`` never reached a client that had stopped)."""
         assert self.committed is not None
+        if self.ended:
+            return
         try:
-            await self.committed.write(data)
+            if last:
+                self.ended = True
+                await self.committed.write_eof(data)
+            else:
+                await self.committed.write(data)
         except (ConnectionError, RuntimeError) as exc:
             raise ClientGone() from exc
 

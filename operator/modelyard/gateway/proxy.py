@@ -91,8 +91,10 @@ class Proxy:
 
     def chain(self, model: str, table: routes.RouteTable) -> list[routes.Model]:
         """The models to try, in order: the requested one, its fallbacks, the global one."""
-        names = [model]
         first = table.get(model)
+        if first is not None and not first.fallback and not self.settings.fallback_model:
+            return [first]  # the usual case
+        names = [model]
         if first is not None:
             names.extend(first.fallback)
         if self.settings.fallback_model:

@@ -139,13 +139,13 @@ async def relay(
         if tracker is not None:
             first = tracker.take(first)
         usage = sse.find_usage(first) if b'"usage"' in first else None
-        await ex.write(sse.for_client(first, ex.hide_usage))
+        await ex.write(sse.for_client(first, ex.hide_usage), _ends(first))
         while chunk := await _read(response, stall):
             events = splitter.feed(chunk)
             if events:
                 if tracker is not None:
                     events = tracker.take(events)
-                await ex.write(sse.for_client(events, ex.hide_usage))
+                await ex.write(sse.for_client(events, ex.hide_usage), _ends(events))
                 if b'"usage"' in events:
                     usage = sse.find_usage(events) or usage
         if tracker is not None and not tracker.done:
@@ -173,6 +173,12 @@ async def relay(
         stats.resumptions.labels(ex.body.model, "resumed").inc()
     assert ex.committed is not None
     return ex.committed
+
+
+def _ends(events: bytes) -> bool:
+    """``events`` end with ``data: [DONE]``: the client's stream can be closed with them (the
+    rest of the server's answer is still read, to keep its connection for the next request)."""
+    return events.endswith(sse.DONE) and (len(events) == len(sse.DONE) or events.endswith(b"\n\n" + sse.DONE))
 
 
 async def _read(response: upstream.Answer, stall: float) -> bytes:
