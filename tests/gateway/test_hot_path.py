@@ -195,3 +195,28 @@ def test_after_a_timeout_the_same_connection_serves_the_next_request(
     # a stream's 504 comes as an error event on a committed 200 when keepalives went first;
     # with none due before the timeout it is a plain 504
     assert statuses == [504, 200, 504, 200]
+
+
+@pytest.mark.parametrize("size", [1500, 5000])
+def test_a_chunked_body_is_held_to_the_limit_too(
+    harness: Any, make_table: Any, make_pods: Any, size: int
+) -> None:
+    """A body with no Content-Length, all in one packet, is taken as it lies: still bounded."""
+    fake = harness.fake("pod")
+    table = make_table(make_pods("ns/a", "llama", fake))
+    url, _ = harness.gateway(discovery.StaticDiscovery(table), max_body_bytes=2000)
+    body = json.dumps({"model": "llama", "messages": [{"role": "user", "content": "x" * size}]}).encode()
+    where = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(where.hostname, where.port, timeout=10)
+    connection.request(
+        "POST",
+        "/v1/chat/completions",
+        iter([body]),
+        {"Content-Type": "application/json"},
+        encode_chunked=True,
+    )
+    answer = connection.getresponse()
+    answer.read()
+    connection.close()
+    assert answer.status == (413 if size > 2000 else 200)
+    assert len(fake.requests) == (0 if size > 2000 else 1)

@@ -41,8 +41,11 @@ async def read_body(
     if request.content_length is not None and request.content_length > config.max_body_bytes:
         return limited(stats, "max_body_bytes", 413, too_large, "body_too_large")
     try:
-        if request.content.is_eof():  # the usual short body came with the headers: no timer
-            return await request.read()
+        if request.content.is_eof():  # the usual short body came with the headers: no timer,
+            data = request.content.read_nowait()  # and taken as it lies (read() copies it twice)
+            if len(data) > config.max_body_bytes:  # (a chunked body has no Content-Length)
+                return limited(stats, "max_body_bytes", 413, too_large, "body_too_large")
+            return data
         async with asyncio.timeout(config.body_timeout):
             return await request.read()
     except web.HTTPRequestEntityTooLarge:
