@@ -109,6 +109,22 @@ def test_unlocked_series_expose_what_prometheus_clients_own_would() -> None:
     )
 
 
+def test_the_unlabelled_overhead_histogram_counts_as_prometheus_clients_own() -> None:
+    ours = metrics.Metrics()
+    registry = prometheus_client.CollectorRegistry()
+    name = "modelyard_gateway_overhead_seconds"
+    reference = prometheus_client.Histogram(name, "x", buckets=metrics._FAST, registry=registry)
+    for seconds in (0.0002, 0.004, 0.004, 0.3):
+        ours.overhead.observe(seconds)
+        reference.observe(seconds)
+    bounds = [*(str(b) for b in metrics._FAST), "+Inf"]
+    for suffix, labels in [("_bucket", {"le": b}) for b in bounds] + [("_sum", {}), ("_count", {})]:
+        theirs = registry.get_sample_value(name + suffix, labels)
+        assert ours.registry.get_sample_value(name + suffix, labels) == theirs, (suffix, labels)
+        assert theirs is not None, (suffix, labels)
+    assert ours.registry.get_sample_value(name + "_bucket", {"le": "0.005"}) == 3
+
+
 def _events(*texts: str) -> bytes:
     chunks = [
         {"id": "c1", "created": 1, "model": "m", "choices": [{"index": 0, "delta": {"content": t}}]}

@@ -78,8 +78,10 @@ class Metrics:
             buckets=_SLOW,
             registry=r,
         )
-        self.overhead = prometheus_client.Histogram(
-            p + "overhead_seconds", "Time spent in the gateway itself", buckets=_FAST, registry=r
+        self.overhead = unlocked.unlocked(
+            prometheus_client.Histogram(
+                p + "overhead_seconds", "Time spent in the gateway itself", buckets=_FAST, registry=r
+            )
         )
         self.retries = prometheus_client.Counter(
             p + "retries", "Attempts retried", ["model", "reason"], registry=r
