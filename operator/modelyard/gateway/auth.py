@@ -18,13 +18,9 @@ closed: a key must never run without the limits written for it); the table recor
 key name, in :attr:`KeyTable.problems`. Authentication is on unless the gateway runs with
 ``--no-auth``: with no usable key every ``/v1`` request is refused (the app says so).
 
-A table keeps SHA-256 digests of its keys, and a presented key is compared to each with
-:func:`hmac.compare_digest`; a presented key that matched is then remembered by the table (a
-dict from it to its key, at most one entry per key, never one for a key that did not match),
-so a client's next requests cost one dict lookup instead of a digest. Discovery builds a new
-table whenever the keys Secret (or the served names a key's namespaces reach) changes, so a
-revoked or edited key takes effect on the next request as before. Keys and their digests are
-never logged, and errors name the key by its ``<name>`` only.
+Only SHA-256 digests of keys are kept in memory and a presented key is compared to each with
+:func:`hmac.compare_digest`; keys and their digests are never logged, and errors name the key
+by its ``<name>`` only.
 """
 
 from __future__ import annotations
@@ -106,11 +102,6 @@ class KeyTable:
     """Where the keys come from (``Secret ns/name``), for messages."""
     problems: tuple[str, ...] = ()
     """Entries not loaded and why, by key name (never a key's value)."""
-    _matched: dict[str, ApiKey] = dataclasses.field(
-        default_factory=dict, init=False, repr=False, compare=False
-    )
-    """Presented keys that matched, to their key (see the module docstring); a table made by
-    :func:`dataclasses.replace` starts with none."""
 
     @classmethod
     def from_data(cls, data: Mapping[str, str], source: str = "the gateway's keys") -> KeyTable:
@@ -150,17 +141,12 @@ class KeyTable:
         )
 
     def lookup(self, presented: str) -> ApiKey | None:
-        """The key matching a presented bearer token, comparing digests in constant time (once
-        per key: a token that matched is remembered)."""
-        found = self._matched.get(presented)
-        if found is not None:
-            return found
+        """The key matching a presented bearer token, comparing digests in constant time."""
         digest = _digest(presented)
+        found: ApiKey | None = None
         for key in self.keys:  # no early exit: the time taken does not depend on which matched
             if hmac.compare_digest(key.digest, digest):
                 found = key
-        if found is not None:
-            self._matched[presented] = found
         return found
 
 
