@@ -44,17 +44,24 @@ def fake() -> FakeCluster:
 def test_an_endpoint_applies_its_deployment_and_service_once(fake: FakeCluster) -> None:
     ctx = make_context(fake)
     status = _reconcile(ctx)
-    applied = [w for w in fake.writes if w[0] == "apply"]
-    assert applied == [  # no adapter ConfigMap unless the chart opts in (adapter_config_maps)
-        ("apply", "Deployment", "chat"),
-        ("apply", "Service", "chat"),
+    written = [w for w in fake.writes if w[0] in ("apply", "create")]
+    assert written == [  # created, no read first; no adapter ConfigMap unless the chart opts in
+        ("create", "Service", "chat"),
+        ("create", "Deployment", "chat"),
     ]
     deployment = asyncio.run(fake.get(cluster.DEPLOYMENT, "chat", TEAM))
     assert deployment is not None
     owner = deployment["metadata"]["ownerReferences"][0]
     assert (owner["kind"], owner["name"]) == ("ModelEndpoint", "chat")
-    assert status["servedName"] and status["engine"] and status["phase"] != "Failed"
+    assert status == {}  # no pod yet: the passing Pending/Creating is not written at once
     assert ctx.entry_queue.scheduled == ["qwen3"]  # type: ignore[union-attr]
+    assert context.CREATED_QUIET in ctx.endpoint_queue.delays  # type: ignore[union-attr]  # the recheck
+
+    ctx.quiet_since[(TEAM, "chat")] -= context.CREATED_QUIET  # still no pod at the recheck: written
+    status = _reconcile(ctx)
+    assert (status["phase"], status["reason"]) == ("Pending", "Creating")
+    assert status["servedName"] and status["engine"]
+    assert not any(w[0] in ("apply", "create") for w in fake.writes[2:])
 
     fake.writes.clear()
     _reconcile(ctx)  # nothing changed: no apply, no status write
@@ -89,10 +96,10 @@ def test_an_endpoint_waits_for_its_entry_then_deploys(fake: FakeCluster) -> None
     ctx = make_context(fake)
     status = _reconcile(ctx)
     assert (status["phase"], status["reason"]) == ("Pending", "EntryNotFound")
-    assert not any(w[0] == "apply" for w in fake.writes)
+    assert not any(w[0] in ("apply", "create") for w in fake.writes)
     fake.put(entry("qwen3", QWEN3_CONFIG))
     _reconcile(ctx)
-    assert ("apply", "Deployment", "chat") in fake.writes
+    assert ("create", "Deployment", "chat") in fake.writes
 
 
 def test_a_disallowed_image_removes_only_the_endpoints_own_children(fake: FakeCluster) -> None:

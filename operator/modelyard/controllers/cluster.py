@@ -175,6 +175,24 @@ class Cluster:
             return False
         return True
 
+    async def json_patch(
+        self, kind: Kind, name: str, namespace: str | None, operations: list[dict[str, Any]]
+    ) -> bool:
+        """JSON patch (RFC 6902, ``test`` operations included); False when the object does not
+        exist or a ``test`` fails."""
+        try:
+            await self._call(
+                self._dynamic.patch,
+                self._resource(kind),
+                body=operations,
+                name=name,
+                namespace=namespace,
+                content_type="application/json-patch+json",
+            )
+        except (exceptions.NotFoundError, exceptions.UnprocessibleEntityError, exceptions.ConflictError):
+            return False
+        return True
+
     async def create(self, obj: dict[str, Any]) -> dict[str, Any] | None:
         """Create (as the operator's field manager); None when it exists already."""
         kind = (obj["apiVersion"], obj["kind"])
