@@ -66,7 +66,8 @@ def test_a_foreign_deployment_found_by_the_409_is_left_untouched(
     assert status["phase"] == "Pending" and "Deployment" in status["message"]
     after = get(local_cluster, f"{path}/chat")
     assert after is not None and not after["metadata"].get("ownerReferences")
-    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]  # never written
+    assert after["metadata"]["generation"] == before["metadata"]["generation"]  # its spec never written
+    assert "modelyard-operator" not in {m["manager"] for m in after["metadata"]["managedFields"]}
     assert after["spec"]["template"]["spec"]["containers"][0]["image"] == "example.com/theirs:1"
     local_cluster.kubectl("delete", "modelentry", entry)
 

@@ -121,3 +121,42 @@ def test_a_deleted_endpoint_is_forgotten_and_its_entry_woken(fake: FakeCluster) 
     _reconcile(ctx)
     assert (TEAM, "chat") not in ctx.endpoints and (TEAM, "chat") not in ctx.applied
     assert ctx.entry_queue.scheduled == ["qwen3", "qwen3"]  # type: ignore[union-attr]
+
+
+def _pod(ready: bool) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "chat-1", "namespace": TEAM, "labels": {"modelyard.io/endpoint": "chat"}},
+        "spec": {},
+        "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": str(ready)}]},
+    }
+
+
+def test_a_new_endpoints_life_writes_each_child_once_and_two_statuses(
+    fake: FakeCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Created, its pod starting, its pod Ready: a POST per child (no read before it), one status
+    and one event per phase a person can see (Progressing, Ready), none for the passing
+    Pending/Creating before the pod exists; the entry's list is written once, with the readiness."""
+    events: list[str] = []
+    monkeypatch.setattr(model_endpoint.kopf, "event", lambda *_, message, **__: events.append(message))
+    ctx = make_context(fake)
+    _reconcile(ctx)  # children created, no pod yet
+    fake.put(_pod(ready=False))
+    assert _reconcile(ctx)["phase"] == "Progressing"
+    deployment = asyncio.run(fake.get(cluster.DEPLOYMENT, "chat", TEAM))
+    assert deployment is not None
+    deployment["status"] = {"readyReplicas": 1, "updatedReplicas": 1, "observedGeneration": 1}
+    fake.put(deployment)
+    fake.put(_pod(ready=True))
+    assert _reconcile(ctx)["phase"] == "Ready"
+    assert [w for w in fake.writes if w[1] != "ModelEntry"] == [
+        ("create", "Service", "chat"),
+        ("create", "Deployment", "chat"),
+        ("status", "ModelEndpoint", "chat"),
+        ("status", "ModelEndpoint", "chat"),
+    ]
+    assert [m.split(":")[0] for m in events] == ["New -> Progressing", "Progressing -> Ready"]
+    delays = ctx.entry_queue.delays  # type: ignore[union-attr]
+    assert delays == [context.ENTRY_LIST_SETTLE, context.ENTRY_LIST_DELAY]  # listed; Ready brings it forward
