@@ -22,7 +22,22 @@ from __future__ import annotations
 from typing import Any
 
 from modelyard.builders import children, labels
-from modelyard.controllers import context
+from modelyard.controllers import cluster, context
+
+
+async def known(
+    ctx: context.Context, name: str, namespace: str | None
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The Deployment and Service as the watch (or our last write) has them, with no request: one
+    the watch lacks is created first (:func:`put`). Before the indices are attached (never in a
+    running operator) they are read."""
+    found = []
+    for kind in (cluster.DEPLOYMENT, cluster.SERVICE):
+        if ctx.informer.attached(kind):
+            found.append(ctx.informer.cached(kind, name, namespace))
+        else:
+            found.append(await ctx.informer.read(ctx.cluster, kind, name, namespace))
+    return found[0], found[1]
 
 
 def handover(live: dict[str, Any]) -> list[dict[str, Any]] | None:
@@ -52,7 +67,9 @@ async def apply(ctx: context.Context, obj: dict[str, Any], live: dict[str, Any] 
     patch = handover(live) if live is not None else None
     if patch is not None:
         meta = obj["metadata"]
-        await ctx.cluster.json_patch((obj["apiVersion"], obj["kind"]), meta["name"], meta.get("namespace"), patch)
+        await ctx.cluster.json_patch(
+            (obj["apiVersion"], obj["kind"]), meta["name"], meta.get("namespace"), patch
+        )
     return await ctx.cluster.apply(obj)
 
 
@@ -74,4 +91,3 @@ async def put(
         if taken is not None:
             return None, taken
     return await apply(ctx, obj, known), None
-

@@ -33,7 +33,15 @@ import pydantic
 from modelyard import api
 from modelyard.api import wire
 from modelyard.builders import children, deployment, endpoint_status, labels, network_policy, service, trust
-from modelyard.controllers import adapters, child_writes, cluster, conditions, context, inference_pool, model_entry
+from modelyard.controllers import (
+    adapters,
+    child_writes,
+    cluster,
+    conditions,
+    context,
+    inference_pool,
+    model_entry,
+)
 from modelyard.registry import manifests
 
 log = logging.getLogger(__name__)
@@ -95,7 +103,7 @@ async def _observe_children(
     current: dict[str, Any] | None = None
     live: tuple[dict[str, Any] | None, dict[str, Any] | None] | None = None
     if last is not None and last.digest == digest:
-        live = await _known_children(ctx, endpoint)
+        live = await child_writes.known(ctx, endpoint.name, endpoint.namespace)
         current = live[0]
         seen = (_ids(live[0], "generation"), _ids(live[1], "resourceVersion"))
         if seen != (last.deployment, last.service):
@@ -134,7 +142,7 @@ async def _apply_children(
     the Pending status when a child's name is someone else's, else the Deployment as applied."""
     key = (endpoint.namespace or "", endpoint.name)
     built, built_service, policy = objects
-    live = live or await _known_children(ctx, endpoint)
+    live = live or await child_writes.known(ctx, endpoint.name, endpoint.namespace)
     live_policy = (
         await ctx.cluster.get(cluster.NETWORK_POLICY, endpoint.name, endpoint.namespace)
         if policy is not None
@@ -170,27 +178,14 @@ def _taken(
     return endpoint_status.Observed("Pending", children.CONFLICT, message, endpoint.spec.replicas, 0)
 
 
-async def _known_children(
-    ctx: context.Context, endpoint: api.ModelEndpoint
-) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """The Deployment and Service as the watch (or our last write) has them; no request (one the
-    watch lacks is created first, and read only if its name is taken: :mod:`.child_writes`).
-    Before the indices are attached (never in a running operator) they are read."""
-    found = []
-    for kind in (cluster.DEPLOYMENT, cluster.SERVICE):
-        if ctx.informer.attached(kind):
-            found.append(ctx.informer.cached(kind, endpoint.name, endpoint.namespace))
-        else:
-            found.append(await ctx.informer.read(ctx.cluster, kind, endpoint.name, endpoint.namespace))
-    return found[0], found[1]
-
-
 async def _remove_children(ctx: context.Context, endpoint: api.ModelEndpoint, uid: str) -> None:
     """Delete the endpoint's own Deployment and Service (left from before it went upstream);
     same-named objects of anyone else's stay. Its own are labelled, so the watch knows them."""
     ctx.applied.pop((endpoint.namespace or "", endpoint.name), None)
     for kind, child in zip(
-        (cluster.DEPLOYMENT, cluster.SERVICE), await _known_children(ctx, endpoint), strict=True
+        (cluster.DEPLOYMENT, cluster.SERVICE),
+        await child_writes.known(ctx, endpoint.name, endpoint.namespace),
+        strict=True,
     ):
         if child is not None and children.owned(child, uid):
             await ctx.cluster.delete(kind, endpoint.name, endpoint.namespace, uid=child["metadata"]["uid"])
