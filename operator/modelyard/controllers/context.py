@@ -14,15 +14,16 @@ CREATING = 8
 ENTRY_LIST_DELAY = 2.0
 """An endpoint's change of readiness (Ready, no longer Ready, gone) reaches its entry's
 ``status.endpoints`` this much later."""
-ENTRY_LIST_SETTLE = 10.0
+ENTRY_LIST_SETTLE = 30.0
 """A change of the list alone (a new endpoint, not Ready yet; an endpoint moved to another
 entry) reaches the entry this much later, unless a readiness change brings the write forward:
 an endpoint that turns Ready within it costs its entry one status write (listed and Ready),
 not two."""
-CREATED_QUIET = 5.0
+CREATED_QUIET = 10.0
 """How long a new endpoint (no status yet) whose pods do not exist yet writes no status: the
 passing ``Pending``/``Creating`` is superseded by ``Progressing`` as soon as the first pod
-exists, which is within a second or two; one that lasts longer is written then."""
+exists, within a second or two on a healthy cluster (several on a busy one); one that lasts
+longer is written then."""
 
 
 @dataclasses.dataclass(frozen=True)
