@@ -326,7 +326,7 @@ async def reconcile(ctx: context.Context, key: tuple[str, str]) -> None:
         pass  # nothing written for a state the next reconcile supersedes
     elif conditions.status_changed(current, status):
         ctx.informer.wrote(await ctx.cluster.patch_status(cluster.MODEL_ENDPOINT, name, namespace, status))
-    if not ctx.quiet_since.get(key) and (current.get("phase"), current.get("reason")) != (
+    if key not in ctx.quiet_since and (current.get("phase"), current.get("reason")) != (
         observed.phase,
         observed.reason,
     ):
