@@ -44,17 +44,24 @@ def fake() -> FakeCluster:
 def test_an_endpoint_applies_its_deployment_and_service_once(fake: FakeCluster) -> None:
     ctx = make_context(fake)
     status = _reconcile(ctx)
-    applied = [w for w in fake.writes if w[0] == "apply"]
-    assert applied == [  # no adapter ConfigMap unless the chart opts in (adapter_config_maps)
-        ("apply", "Deployment", "chat"),
-        ("apply", "Service", "chat"),
+    written = [w for w in fake.writes if w[0] in ("apply", "create")]
+    assert written == [  # created, no read first; no adapter ConfigMap unless the chart opts in
+        ("create", "Service", "chat"),
+        ("create", "Deployment", "chat"),
     ]
     deployment = asyncio.run(fake.get(cluster.DEPLOYMENT, "chat", TEAM))
     assert deployment is not None
     owner = deployment["metadata"]["ownerReferences"][0]
     assert (owner["kind"], owner["name"]) == ("ModelEndpoint", "chat")
-    assert status["servedName"] and status["engine"] and status["phase"] != "Failed"
+    assert status == {}  # no pod yet: the passing Pending/Creating is not written at once
     assert ctx.entry_queue.scheduled == ["qwen3"]  # type: ignore[union-attr]
+    assert context.CREATED_QUIET in ctx.endpoint_queue.delays  # type: ignore[union-attr]  # the recheck
+
+    ctx.quiet_since[(TEAM, "chat")] -= context.CREATED_QUIET  # still no pod at the recheck: written
+    status = _reconcile(ctx)
+    assert (status["phase"], status["reason"]) == ("Pending", "Creating")
+    assert status["servedName"] and status["engine"]
+    assert not any(w[0] in ("apply", "create") for w in fake.writes[2:])
 
     fake.writes.clear()
     _reconcile(ctx)  # nothing changed: no apply, no status write
@@ -89,10 +96,10 @@ def test_an_endpoint_waits_for_its_entry_then_deploys(fake: FakeCluster) -> None
     ctx = make_context(fake)
     status = _reconcile(ctx)
     assert (status["phase"], status["reason"]) == ("Pending", "EntryNotFound")
-    assert not any(w[0] == "apply" for w in fake.writes)
+    assert not any(w[0] in ("apply", "create") for w in fake.writes)
     fake.put(entry("qwen3", QWEN3_CONFIG))
     _reconcile(ctx)
-    assert ("apply", "Deployment", "chat") in fake.writes
+    assert ("create", "Deployment", "chat") in fake.writes
 
 
 def test_a_disallowed_image_removes_only_the_endpoints_own_children(fake: FakeCluster) -> None:
@@ -114,3 +121,42 @@ def test_a_deleted_endpoint_is_forgotten_and_its_entry_woken(fake: FakeCluster) 
     _reconcile(ctx)
     assert (TEAM, "chat") not in ctx.endpoints and (TEAM, "chat") not in ctx.applied
     assert ctx.entry_queue.scheduled == ["qwen3", "qwen3"]  # type: ignore[union-attr]
+
+
+def _pod(ready: bool) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "chat-1", "namespace": TEAM, "labels": {"modelyard.io/endpoint": "chat"}},
+        "spec": {},
+        "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": str(ready)}]},
+    }
+
+
+def test_a_new_endpoints_life_writes_each_child_once_and_two_statuses(
+    fake: FakeCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Created, its pod starting, its pod Ready: a POST per child (no read before it), one status
+    and one event per phase a person can see (Progressing, Ready), none for the passing
+    Pending/Creating before the pod exists; the entry's list is written once, with the readiness."""
+    events: list[str] = []
+    monkeypatch.setattr(model_endpoint.kopf, "event", lambda *_, message, **__: events.append(message))
+    ctx = make_context(fake)
+    _reconcile(ctx)  # children created, no pod yet
+    fake.put(_pod(ready=False))
+    assert _reconcile(ctx)["phase"] == "Progressing"
+    deployment = asyncio.run(fake.get(cluster.DEPLOYMENT, "chat", TEAM))
+    assert deployment is not None
+    deployment["status"] = {"readyReplicas": 1, "updatedReplicas": 1, "observedGeneration": 1}
+    fake.put(deployment)
+    fake.put(_pod(ready=True))
+    assert _reconcile(ctx)["phase"] == "Ready"
+    assert [w for w in fake.writes if w[1] != "ModelEntry"] == [
+        ("create", "Service", "chat"),
+        ("create", "Deployment", "chat"),
+        ("status", "ModelEndpoint", "chat"),
+        ("status", "ModelEndpoint", "chat"),
+    ]
+    assert [m.split(":")[0] for m in events] == ["New -> Progressing", "Progressing -> Ready"]
+    delays = ctx.entry_queue.delays  # type: ignore[union-attr]
+    assert delays == [context.ENTRY_LIST_SETTLE, context.ENTRY_LIST_DELAY]  # listed; Ready brings it forward

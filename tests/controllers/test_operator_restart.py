@@ -55,7 +55,7 @@ spec: {{model: {model}, replicas: 0}}
             )
             == 5
         ),
-        20,
+        90,  # the new operator waits out the killed one's Lease, then a list-only change settles 30 s
         "the entry to list all five endpoints",
     )
     assert listed

@@ -13,6 +13,7 @@ import contextlib
 import functools
 import json
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from kubernetes import client, config, dynamic
@@ -172,6 +173,24 @@ class Cluster:
                 content_type="application/merge-patch+json",
             )
         except exceptions.NotFoundError:
+            return False
+        return True
+
+    async def json_patch(
+        self, kind: Kind, name: str, namespace: str | None, operations: Sequence[dict[str, Any]]
+    ) -> bool:
+        """JSON patch (RFC 6902, ``test`` operations included); False when the object does not
+        exist or a ``test`` fails."""
+        try:
+            await self._call(
+                self._dynamic.patch,
+                self._resource(kind),
+                body=[*operations],
+                name=name,
+                namespace=namespace,
+                content_type="application/json-patch+json",
+            )
+        except (exceptions.NotFoundError, exceptions.UnprocessibleEntityError, exceptions.ConflictError):
             return False
         return True
 

@@ -12,8 +12,18 @@ from modelyard.controllers import cluster, debounce, inference_pool, informer, m
 CREATING = 8
 """How many endpoints apply their children at the same time."""
 ENTRY_LIST_DELAY = 2.0
-"""An endpoint's change (listed, Ready, gone) reaches its entry's ``status.endpoints`` this much
-later: an endpoint listed and Ready within it costs its entry one status write, not two."""
+"""An endpoint's change of readiness (Ready, no longer Ready, gone) reaches its entry's
+``status.endpoints`` this much later."""
+ENTRY_LIST_SETTLE = 30.0
+"""A change of the list alone (a new endpoint, not Ready yet; an endpoint moved to another
+entry) reaches the entry this much later, unless a readiness change brings the write forward:
+an endpoint that turns Ready within it costs its entry one status write (listed and Ready),
+not two."""
+CREATED_QUIET = 10.0
+"""How long a new endpoint (no status yet) whose pods do not exist yet writes no status: the
+passing ``Pending``/``Creating`` is superseded by ``Progressing`` as soon as the first pod
+exists, within a second or two on a healthy cluster (several on a busy one); one that lasts
+longer is written then."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +90,8 @@ class Context:
     """The InferencePools as last applied (``--inference-pools``)."""
     informer: informer.Informer = dataclasses.field(default_factory=informer.Informer)
     """What the watches report: reconciles read entries, endpoints and children from it."""
+    quiet_since: dict[tuple[str, str], float] = dataclasses.field(default_factory=dict)
+    """New endpoints whose passing ``Pending``/``Creating`` is not written yet: since when."""
     creating: asyncio.Semaphore = dataclasses.field(default_factory=lambda: asyncio.Semaphore(CREATING))
     """Endpoints applying their children at once: a few, so each is done soon (and its pods start)
     instead of all finishing together, and a reconcile that only observes never waits on them."""

@@ -63,12 +63,27 @@ what it last applied, not with the live one); the memory grows with the fleet.""
 
 
 def trim(body: Mapping[str, Any]) -> dict[str, Any]:
-    """What the indices keep of an object: no managedFields, and a child without what
-    :data:`_DROPPED` names (a Deployment keeps its metadata and status)."""
-    dropped = _DROPPED.get(str(body.get("kind")), ())
+    """What the indices keep of an object: no managedFields' field sets, and a child without
+    what :data:`_DROPPED` names (a Deployment keeps its metadata and status). A Deployment or
+    Service keeps who manages it and how (``manager``, ``operation``, ``subresource``): a child
+    the operator created with a POST is handed to its server-side apply before it is applied
+    again (:func:`modelyard.controllers.model_endpoint.handed_to_apply`)."""
+    kind = str(body.get("kind"))
+    dropped = _DROPPED.get(kind, ())
     obj = {k: v for k, v in body.items() if k not in dropped}
-    obj["metadata"] = {k: v for k, v in (body.get("metadata") or {}).items() if k != "managedFields"}
+    meta = body.get("metadata") or {}
+    obj["metadata"] = {k: v for k, v in meta.items() if k != "managedFields"}
+    managers = [
+        {k: entry[k] for k in _MANAGER if entry.get(k)}
+        for entry in meta.get("managedFields") or []
+        if entry.get("manager")
+    ]
+    if kind in ("Deployment", "Service") and managers:
+        obj["metadata"]["managedFields"] = managers
     return obj
+
+
+_MANAGER = ("manager", "operation", "subresource")
 
 
 _LISTS = (cluster.POD, cluster.TRAINING_JOB)

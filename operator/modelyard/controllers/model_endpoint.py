@@ -7,9 +7,10 @@ Ready when the upstream base URL answers. (Over 300 lines: the apply and observe
 their reads and the ownership rule below; split, each would carry both.)
 
 Children are only ever the endpoint's own (:mod:`modelyard.builders.children`): before an
-apply, the live Deployment and Service (from the index, else one GET each: an object of anyone
-else's is never watched) and, with NetworkPolicies on, the NetworkPolicy (one GET) must be
-absent or controlled by this endpoint's uid; a same-named object of anyone else's is left
+apply, the live Deployment and Service (as the index has them) and, with NetworkPolicies on, the
+NetworkPolicy (one GET) must be absent or controlled by this endpoint's uid; a child the index
+lacks is created first, and read only when its name is taken (:mod:`.child_writes`: an object
+of anyone else's is never watched). A same-named object of anyone else's is left
 untouched and the endpoint waits, ``Pending``/``OwnershipConflict``, rechecked every
 ``CONFLICT_RECHECK_SECONDS``. An upstream endpoint, or one in ``ServedNameConflict``, deletes
 only its own Deployment and Service, with the child's uid as a precondition.
@@ -32,7 +33,15 @@ import pydantic
 from modelyard import api
 from modelyard.api import wire
 from modelyard.builders import children, deployment, endpoint_status, labels, network_policy, service, trust
-from modelyard.controllers import adapters, cluster, conditions, context, inference_pool, model_entry
+from modelyard.controllers import (
+    adapters,
+    child_writes,
+    cluster,
+    conditions,
+    context,
+    inference_pool,
+    model_entry,
+)
 from modelyard.registry import manifests
 
 log = logging.getLogger(__name__)
@@ -94,7 +103,7 @@ async def _observe_children(
     current: dict[str, Any] | None = None
     live: tuple[dict[str, Any] | None, dict[str, Any] | None] | None = None
     if last is not None and last.digest == digest:
-        live = await _live_children(ctx, endpoint)
+        live = await child_writes.known(ctx, endpoint.name, endpoint.namespace)
         current = live[0]
         seen = (_ids(live[0], "generation"), _ids(live[1], "resourceVersion"))
         if seen != (last.deployment, last.service):
@@ -133,26 +142,25 @@ async def _apply_children(
     the Pending status when a child's name is someone else's, else the Deployment as applied."""
     key = (endpoint.namespace or "", endpoint.name)
     built, built_service, policy = objects
-    live = live or await _live_children(ctx, endpoint)
+    live = live or await child_writes.known(ctx, endpoint.name, endpoint.namespace)
     live_policy = (
         await ctx.cluster.get(cluster.NETWORK_POLICY, endpoint.name, endpoint.namespace)
         if policy is not None
         else None
     )
     taken = [children.conflict(child, "ModelEndpoint", endpoint.name, uid) for child in (*live, live_policy)]
-    message = "; ".join(m for m in taken if m)
-    if message:
-        ctx.applied.pop(key, None)
-        ctx.touch_endpoint(key[0], key[1], delay=CONFLICT_RECHECK_SECONDS)
-        return endpoint_status.Observed(
-            "Pending", "OwnershipConflict", message, endpoint.spec.replicas, 0
-        ), None
+    if any(taken):
+        return _taken(ctx, endpoint, taken), None
     await adapters.apply_set(ctx, endpoint, prepared, uid)  # the adapters file, before the pods
     if policy is not None:  # before the pods exist, so none is ever reachable from elsewhere
         await ctx.cluster.apply(policy)
-    applies = ctx.cluster.apply(built), ctx.cluster.apply(built_service)
-    current, applied_service = await asyncio.gather(*applies)  # the Deployment as it is now, status included
-    ctx.informer.wrote(current)
+    # The Service first: a foreign one stops the Deployment (and its pods) from being created.
+    applied_service, conflict = await child_writes.put(ctx, built_service, live[1], endpoint.name, uid)
+    if conflict is None:
+        current, conflict = await child_writes.put(ctx, built, live[0], endpoint.name, uid)
+    if conflict is not None or current is None or applied_service is None:
+        return _taken(ctx, endpoint, [conflict]), None
+    ctx.informer.wrote(current)  # the Deployment as it is now, status included
     ctx.informer.wrote(applied_service)
     ctx.applied[key] = context.Applied(
         digest, _ids(current, "generation"), _ids(applied_service, "resourceVersion")
@@ -160,24 +168,24 @@ async def _apply_children(
     return None, current
 
 
-async def _live_children(
-    ctx: context.Context, endpoint: api.ModelEndpoint
-) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """The Deployment and Service named like the endpoint, as the watch has them; a GET for one
-    it does not (a same-named object of anyone else's has none of our labels: never watched)."""
-    deployment, svc = await asyncio.gather(
-        ctx.informer.read(ctx.cluster, cluster.DEPLOYMENT, endpoint.name, endpoint.namespace),
-        ctx.informer.read(ctx.cluster, cluster.SERVICE, endpoint.name, endpoint.namespace),
-    )
-    return deployment, svc
+def _taken(
+    ctx: context.Context, endpoint: api.ModelEndpoint, messages: list[str | None]
+) -> endpoint_status.Observed:
+    """``Pending``/``OwnershipConflict`` naming the children of anyone else's; looked at again later."""
+    ctx.applied.pop((endpoint.namespace or "", endpoint.name), None)
+    ctx.touch_endpoint(endpoint.namespace or "", endpoint.name, delay=CONFLICT_RECHECK_SECONDS)
+    message = "; ".join(m for m in messages if m)
+    return endpoint_status.Observed("Pending", children.CONFLICT, message, endpoint.spec.replicas, 0)
 
 
 async def _remove_children(ctx: context.Context, endpoint: api.ModelEndpoint, uid: str) -> None:
     """Delete the endpoint's own Deployment and Service (left from before it went upstream);
-    same-named objects of anyone else's stay."""
+    same-named objects of anyone else's stay. Its own are labelled, so the watch knows them."""
     ctx.applied.pop((endpoint.namespace or "", endpoint.name), None)
     for kind, child in zip(
-        (cluster.DEPLOYMENT, cluster.SERVICE), await _live_children(ctx, endpoint), strict=True
+        (cluster.DEPLOYMENT, cluster.SERVICE),
+        await child_writes.known(ctx, endpoint.name, endpoint.namespace),
+        strict=True,
     ):
         if child is not None and children.owned(child, uid):
             await ctx.cluster.delete(kind, endpoint.name, endpoint.namespace, uid=child["metadata"]["uid"])
@@ -275,6 +283,7 @@ async def reconcile(ctx: context.Context, key: tuple[str, str]) -> None:
     body = await ctx.informer.read(ctx.cluster, cluster.MODEL_ENDPOINT, name, namespace)
     if body is None or body["metadata"].get("deletionTimestamp"):
         ctx.applied.pop(key, None)
+        ctx.quiet_since.pop(key, None)
         adapters.forget(ctx, key)
         ctx.touch_endpoints(
             ctx.ownership.endpoint_event({"metadata": {"namespace": namespace, "name": name}}, True)
@@ -307,17 +316,42 @@ async def reconcile(ctx: context.Context, key: tuple[str, str]) -> None:
     uid = str(body["metadata"]["uid"])
     ctx.endpoints[key] = context.EndpointState(model, observed.phase == "Ready", observed.phase, serves, uid)
     await inference_pool.follow(ctx, namespace, before.pods_serve if before else None, serves)
-    if before is None or before.ready != (observed.phase == "Ready") or before.model != model:
-        ctx.touch_entry(model, delay=context.ENTRY_LIST_DELAY)
+    ready = observed.phase == "Ready"
+    if before is None or before.ready != ready or before.model != model:
+        readiness = ready if before is None else before.ready != ready
+        ctx.touch_entry(model, delay=context.ENTRY_LIST_DELAY if readiness else context.ENTRY_LIST_SETTLE)
         if before is not None and before.model != model:
-            ctx.touch_entry(before.model, delay=context.ENTRY_LIST_DELAY)
-    if conditions.status_changed(current, status):
+            ctx.touch_entry(before.model, delay=context.ENTRY_LIST_SETTLE)
+    if _passing(ctx, key, current, observed):
+        pass  # nothing written for a state the next reconcile supersedes
+    elif conditions.status_changed(current, status):
         ctx.informer.wrote(await ctx.cluster.patch_status(cluster.MODEL_ENDPOINT, name, namespace, status))
-    if (current.get("phase"), current.get("reason")) != (observed.phase, observed.reason):
+    if key not in ctx.quiet_since and (current.get("phase"), current.get("reason")) != (
+        observed.phase,
+        observed.reason,
+    ):
         _on_transition(ctx, body, current.get("phase"), observed)  # Pending, then Unschedulable: both
     ctx.metrics.reconciles.labels("ModelEndpoint", observed.phase).inc()
     ctx.metrics.duration.labels("ModelEndpoint").observe(time.monotonic() - started)
     ctx.metrics.managed.labels("ModelEndpoint").set(len(ctx.endpoints))
+
+
+def _passing(
+    ctx: context.Context, key: tuple[str, str], current: dict[str, Any], observed: endpoint_status.Observed
+) -> bool:
+    """Whether ``observed`` is a new endpoint's passing ``Pending``/``Creating`` (children
+    created, no pod yet), left unwritten for up to ``context.CREATED_QUIET`` seconds: the pods'
+    events bring ``Progressing`` within a second or two; a recheck writes one that lasts."""
+    if current.get("phase") or (observed.phase, observed.reason) != ("Pending", "Creating"):
+        ctx.quiet_since.pop(key, None)
+        return False
+    now = time.monotonic()
+    left = context.CREATED_QUIET - (now - ctx.quiet_since.setdefault(key, now))
+    if left <= 0:
+        ctx.quiet_since.pop(key, None)
+        return False
+    ctx.touch_endpoint(*key, delay=left)
+    return True
 
 
 def _on_transition(
