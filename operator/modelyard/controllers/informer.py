@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -63,12 +64,34 @@ what it last applied, not with the live one); the memory grows with the fleet.""
 
 
 def trim(body: Mapping[str, Any]) -> dict[str, Any]:
-    """What the indices keep of an object: no managedFields, and a child without what
-    :data:`_DROPPED` names (a Deployment keeps its metadata and status)."""
+    """What the indices keep of an object, as plain dicts and lists: no managedFields, and a
+    child without what :data:`_DROPPED` names (a Deployment keeps its metadata and status).
+
+    Keys and short strings are interned: every object repeats the same few hundred
+    (``lastTransitionTime``, ``True``, its namespace, its labels), and the watch parses each
+    event afresh, so without it a fleet of N endpoints keeps N copies of each."""
     dropped = _DROPPED.get(str(body.get("kind")), ())
-    obj = {k: v for k, v in body.items() if k not in dropped}
-    obj["metadata"] = {k: v for k, v in (body.get("metadata") or {}).items() if k != "managedFields"}
+    obj = {sys.intern(str(k)): compact(v) for k, v in body.items() if k not in dropped and k != "metadata"}
+    meta = body.get("metadata") or {}
+    obj["metadata"] = {sys.intern(str(k)): compact(v) for k, v in meta.items() if k != "managedFields"}
     return obj
+
+
+_SHORT = 64
+"""Strings up to this length are interned (names, reasons, timestamps); longer ones are rarely
+shared (messages, JSON in annotations)."""
+
+
+def compact(value: Any) -> Any:
+    """A deep copy made of plain dicts and lists (kopf hands out read-only mapping views), keys
+    and short strings interned."""
+    if isinstance(value, Mapping):
+        return {sys.intern(str(k)): compact(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [compact(v) for v in value]
+    if isinstance(value, str) and len(value) <= _SHORT:
+        return sys.intern(value)
+    return value
 
 
 _LISTS = (cluster.POD, cluster.TRAINING_JOB)

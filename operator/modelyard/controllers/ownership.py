@@ -10,6 +10,8 @@ newly shut-out endpoint reports ServedNameConflict.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -100,7 +102,7 @@ class Index:
         meta = body.get("metadata") or {}
         key = (str(meta.get("namespace") or ""), str(meta.get("name")))
         gone = deleted or bool(meta.get("deletionTimestamp"))
-        mark = _ABSENT if gone else (body.get("spec"), meta.get("creationTimestamp"))
+        mark = _ABSENT if gone else _digest([body.get("spec"), meta.get("creationTimestamp")])
         if not self._mark("endpoint", key, mark):
             return False
         before = self._facts.get(key)
@@ -125,7 +127,7 @@ class Index:
 
     def _record_entry(self, body: dict[str, Any], deleted: bool) -> bool:
         name = str((body.get("metadata") or {}).get("name"))
-        if not self._mark("entry", name, _ABSENT if deleted else body.get("spec")):
+        if not self._mark("entry", name, _ABSENT if deleted else _digest(body.get("spec"))):
             return False
         old = self._entries.pop(name, None)
         claim = served_names.claim_of(old) if old is not None else None
@@ -145,6 +147,11 @@ class Index:
     def _facts_of(self, key: Key) -> served_names.EndpointFacts | None:
         endpoint, created = self._endpoints[key]
         return served_names.facts_of(endpoint, self._entries.get(endpoint.spec.model), created)
+
+
+def _digest(read: Any) -> bytes:
+    """What the rule read, as a digest: kept per object, it costs 32 bytes, not a copy of the spec."""
+    return hashlib.sha256(json.dumps(read, sort_keys=True, default=str).encode()).digest()
 
 
 _ABSENT: Any = object()
