@@ -30,12 +30,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 from collections.abc import Mapping
 from typing import Any, Protocol
 
 from modelyard.api import wire
 from modelyard.controllers import cluster
+from modelyard.registry import documents
 
 INDICES: Mapping[cluster.Kind, str] = {
     cluster.MODEL_ENTRY: "informer_entries",
@@ -67,31 +67,13 @@ def trim(body: Mapping[str, Any]) -> dict[str, Any]:
     """What the indices keep of an object, as plain dicts and lists: no managedFields, and a
     child without what :data:`_DROPPED` names (a Deployment keeps its metadata and status).
 
-    Keys and short strings are interned: every object repeats the same few hundred
-    (``lastTransitionTime``, ``True``, its namespace, its labels), and the watch parses each
-    event afresh, so without it a fleet of N endpoints keeps N copies of each."""
-    dropped = _DROPPED.get(str(body.get("kind")), ())
-    obj = {sys.intern(str(k)): compact(v) for k, v in body.items() if k not in dropped and k != "metadata"}
+    Keys and short strings are interned (:func:`documents.plain`): every object repeats the same
+    few hundred, and without it a fleet of N endpoints keeps N copies of each."""
+    dropped = {*_DROPPED.get(str(body.get("kind")), ()), "metadata"}
+    obj: dict[str, Any] = documents.plain({k: v for k, v in body.items() if k not in dropped})
     meta = body.get("metadata") or {}
-    obj["metadata"] = {sys.intern(str(k)): compact(v) for k, v in meta.items() if k != "managedFields"}
+    obj["metadata"] = documents.plain({k: v for k, v in meta.items() if k != "managedFields"})
     return obj
-
-
-_SHORT = 64
-"""Strings up to this length are interned (names, reasons, timestamps); longer ones are rarely
-shared (messages, JSON in annotations)."""
-
-
-def compact(value: Any) -> Any:
-    """A deep copy made of plain dicts and lists (kopf hands out read-only mapping views), keys
-    and short strings interned."""
-    if isinstance(value, Mapping):
-        return {sys.intern(str(k)): compact(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [compact(v) for v in value]
-    if isinstance(value, str) and len(value) <= _SHORT:
-        return sys.intern(value)
-    return value
 
 
 _LISTS = (cluster.POD, cluster.TRAINING_JOB)

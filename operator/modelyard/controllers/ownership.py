@@ -13,26 +13,22 @@ import contextlib
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 import pydantic
 
 from modelyard import api
 from modelyard.api import served_names
+from modelyard.registry import documents
 
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]
 
 
-def plain(value: Any) -> Any:
-    """A watch event's body (kopf hands out read-only mapping views) as plain dicts and lists."""
-    if isinstance(value, Mapping):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(v) for v in value]
-    return value
+plain = documents.plain
+"""A watch event's body (kopf hands out read-only mapping views) as plain dicts and lists."""
 
 
 class Index:
