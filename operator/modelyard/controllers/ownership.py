@@ -10,6 +10,7 @@ newly shut-out endpoint reports ServedNameConflict.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -42,7 +43,8 @@ class Index:
 
     def __init__(self) -> None:
         self._endpoints: dict[Key, tuple[api.ModelEndpoint, str]] = {}
-        self._entries: dict[str, api.ModelEntry] = {}
+        self._entries: dict[str, _Entry] = {}
+        """What the rule reads of each valid entry (not the parsed entry: a catalog has thousands)."""
         self._facts: dict[Key, served_names.EndpointFacts | None] = {}
         self._by_model: dict[str, set[Key]] = {}
         self._marks: dict[tuple[str, Any], Any] = {}
@@ -67,7 +69,7 @@ class Index:
     def decide(self) -> served_names.Ownership:
         if self._decided is None:
             facts = [fact for fact in self._facts.values() if fact is not None]
-            claims = [c for c in map(served_names.claim_of, self._entries.values()) if c is not None]
+            claims = [entry.claim for entry in self._entries.values() if entry.claim is not None]
             self._decided = served_names.decide(facts, claims)
         return self._decided
 
@@ -126,23 +128,30 @@ class Index:
         if not self._mark("entry", name, _ABSENT if deleted else _digest(body.get("spec"))):
             return False
         old = self._entries.pop(name, None)
-        claim = served_names.claim_of(old) if old is not None else None
+        claim = old.claim if old is not None else None
         facts = {key: self._facts.get(key) for key in self._by_model.get(name, ())}
         if not deleted:
             with contextlib.suppress(pydantic.ValidationError):  # an invalid entry serves nothing
-                self._entries[name] = api.ModelEntry.model_validate(
-                    {k: v for k, v in body.items() if k != "status"}
-                )
+                entry = api.ModelEntry.model_validate({k: v for k, v in body.items() if k != "status"})
+                served = served_names.entry_served_name(entry)
+                self._entries[name] = _Entry(served, served_names.claim_of(entry))
         for key in facts:  # their served name may come from the entry
             self._facts[key] = self._facts_of(key)
         new = self._entries.get(name)
-        return claim != (served_names.claim_of(new) if new is not None else None) or any(
+        return claim != (new.claim if new is not None else None) or any(
             self._facts[key] != fact for key, fact in facts.items()
         )
 
     def _facts_of(self, key: Key) -> served_names.EndpointFacts | None:
         endpoint, created = self._endpoints[key]
-        return served_names.facts_of(endpoint, self._entries.get(endpoint.spec.model), created)
+        entry = self._entries.get(endpoint.spec.model)
+        return served_names.facts_with(endpoint, entry.served if entry is not None else None, created)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Entry:
+    served: str
+    claim: served_names.EntryClaim | None
 
 
 def _digest(read: Any) -> bytes:
