@@ -97,6 +97,14 @@ def test_scale_bench_converges_a_few_endpoints_with_and_without_the_operator(tmp
     assert operator["rss_peak_mib"] > 0 and operator["cluster_cpu_s_to_ready"]["apiserver"] > 0
 
 
+def test_index_memory_counts_the_stores_each_and_together() -> None:
+    summary = _run("index_memory.py", "--entries", "60", timeout=120)
+    kib = summary["kib_per_entry"]
+    assert summary["entries"] == 60 and all(kib[store] > 0 for store in ("index", "ownership", "mirror"))
+    # the three stores share their keys and short strings (registry/documents.plain)
+    assert kib["all"] < 0.9 * (kib["index"] + kib["ownership"] + kib["mirror"])
+
+
 def test_scale_plot_extrapolates_the_limit_of_an_operator_only_run(tmp_path: Path) -> None:
     def run(n: int, operator_s: float, limit_s: float | None) -> Path:
         timeline = [[operator_s / 2, n // 2], [operator_s, n]]
