@@ -97,6 +97,36 @@ def test_scale_bench_converges_a_few_endpoints_with_and_without_the_operator(tmp
     assert operator["rss_peak_mib"] > 0 and operator["cluster_cpu_s_to_ready"]["apiserver"] > 0
 
 
+def test_index_memory_counts_the_stores_each_and_together() -> None:
+    summary = _run("index_memory.py", "--entries", "60", timeout=120)
+    kib = summary["kib_per_entry"]
+    assert summary["entries"] == 60 and all(kib[store] > 0 for store in ("index", "ownership", "mirror"))
+    # the three stores share their keys and short strings (registry/documents.plain)
+    assert kib["all"] < 0.9 * (kib["index"] + kib["ownership"] + kib["mirror"])
+
+
+def test_scale_plot_extrapolates_the_limit_of_an_operator_only_run(tmp_path: Path) -> None:
+    def run(n: int, operator_s: float, limit_s: float | None) -> Path:
+        timeline = [[operator_s / 2, n // 2], [operator_s, n]]
+        operator = {"ready_s": operator_s, "timeline": timeline}
+        summary: dict[str, Any] = {"entries": n, "load_avg_start": [1.0], "operator": operator}
+        if limit_s is not None:
+            summary["limit"] = {"total_s": limit_s, "timeline": [[limit_s, n]]}
+        path = tmp_path / f"scale{n}.json"
+        path.write_text(json.dumps(summary))
+        return path
+
+    # the limit takes 0.1 s per endpoint; the 400 run measured the operator only
+    files = [run(400, 70.0, None), run(100, 15.0, 10.0), run(200, 30.0, 20.0)]
+    png = tmp_path / "scale.png"
+    summary = _run("scale_plot.py", *map(str, files), "--png", str(png), timeout=120)
+    assert [(r["n"], r["limit_s"], r["extrapolated"]) for r in summary["runs"]] == [
+        (100, 10.0, False), (200, 20.0, False), (400, pytest.approx(40.0), True)
+    ]  # fmt: skip
+    assert summary["runs"][2]["ratio"] == pytest.approx(70.0 / 40.0)
+    assert png.read_bytes().startswith(b"\x89PNG")
+
+
 @pytest.mark.slow
 @pytest.mark.cluster
 def test_catalog_bench_validates_every_entry_and_lists_them_all(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ status) is a change. kopf's indices are stood in for by plain dicts of lists."""
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from fakecluster import FakeCluster
@@ -127,3 +128,19 @@ def test_children_are_kept_without_what_no_reconcile_reads() -> None:
                     "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}  # fmt: skip
     service = {"apiVersion": "v1", "kind": "Service", "metadata": meta, "spec": {}, "status": {}}
     assert set(informer.trim(service)) == {"apiVersion", "kind", "metadata"}
+
+
+def test_kept_objects_share_their_keys_and_short_strings() -> None:
+    """Each watch event is parsed afresh; the indices keep one copy of each repeated string."""
+    status = {"conditions": [{"type": "Ready", "status": "True"}], "message": "x" * 100}
+    pod = {"apiVersion": "v1", "kind": "Pod", "spec": {"containers": []}, "status": status,
+           "metadata": {"name": "chat-0", "namespace": "team", "managedFields": [{}]}}  # fmt: skip
+    first, second = (informer.trim(json.loads(json.dumps(pod))) for _ in range(2))
+    meta = {"name": "chat-0", "namespace": "team"}
+    kept = {"apiVersion": "v1", "kind": "Pod", "status": status, "metadata": meta}
+    assert first == second == kept
+    condition_a, condition_b = first["status"]["conditions"][0], second["status"]["conditions"][0]
+    assert next(iter(condition_a)) is next(iter(condition_b))  # one key object, not one per event
+    assert condition_a["status"] is condition_b["status"]
+    assert first["metadata"]["namespace"] is second["metadata"]["namespace"]
+    assert first["status"]["message"] is not second["status"]["message"]  # long strings: not interned

@@ -232,8 +232,15 @@ def facts_of(
     endpoint: model_endpoint.ModelEndpoint, entry: model_entry.ModelEntry | None, created: str | None
 ) -> EndpointFacts | None:
     """The endpoint's facts; None when its served name is unknown (no servedName, no entry)."""
+    return facts_with(endpoint, entry_served_name(entry) if entry is not None else None, created)
+
+
+def facts_with(
+    endpoint: model_endpoint.ModelEndpoint, entry_served: str | None, created: str | None
+) -> EndpointFacts | None:
+    """:func:`facts_of`, given only the entry's served name (what a long-lived index keeps of it)."""
     spec = endpoint.spec
-    served = spec.served_name or (entry_served_name(entry) if entry is not None else None)
+    served = spec.served_name or entry_served
     if not served:
         return None
     return EndpointFacts(

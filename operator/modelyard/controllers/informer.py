@@ -35,6 +35,7 @@ from typing import Any, Protocol
 
 from modelyard.api import wire
 from modelyard.controllers import cluster
+from modelyard.registry import documents
 
 INDICES: Mapping[cluster.Kind, str] = {
     cluster.MODEL_ENTRY: "informer_entries",
@@ -63,23 +64,26 @@ what it last applied, not with the live one); the memory grows with the fleet.""
 
 
 def trim(body: Mapping[str, Any]) -> dict[str, Any]:
-    """What the indices keep of an object: no managedFields' field sets, and a child without
-    what :data:`_DROPPED` names (a Deployment keeps its metadata and status). A Deployment or
-    Service keeps who manages it and how (``manager``, ``operation``, ``subresource``): a child
-    the operator created with a POST is handed to its server-side apply before it is applied
-    again (:func:`modelyard.controllers.model_endpoint.handed_to_apply`)."""
+    """What the indices keep of an object, as plain dicts and lists: no managedFields' field
+    sets, and a child without what :data:`_DROPPED` names (a Deployment keeps its metadata and
+    status). A Deployment or Service keeps who manages it and how (``manager``, ``operation``,
+    ``subresource``): a child the operator created with a POST is handed to its server-side
+    apply before it is applied again (:func:`modelyard.controllers.model_endpoint.handed_to_apply`).
+
+    Keys and short strings are interned (:func:`documents.plain`): every object repeats the same
+    few hundred, and without it a fleet of N endpoints keeps N copies of each."""
     kind = str(body.get("kind"))
-    dropped = _DROPPED.get(kind, ())
-    obj = {k: v for k, v in body.items() if k not in dropped}
+    dropped = {*_DROPPED.get(kind, ()), "metadata"}
+    obj: dict[str, Any] = documents.plain({k: v for k, v in body.items() if k not in dropped})
     meta = body.get("metadata") or {}
-    obj["metadata"] = {k: v for k, v in meta.items() if k != "managedFields"}
+    obj["metadata"] = documents.plain({k: v for k, v in meta.items() if k != "managedFields"})
     managers = [
         {k: entry[k] for k in _MANAGER if entry.get(k)}
         for entry in meta.get("managedFields") or []
         if entry.get("manager")
     ]
     if kind in ("Deployment", "Service") and managers:
-        obj["metadata"]["managedFields"] = managers
+        obj["metadata"]["managedFields"] = documents.plain(managers)
     return obj
 
 

@@ -10,27 +10,26 @@ newly shut-out endpoint reports ServedNameConflict.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import hashlib
+import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 import pydantic
 
 from modelyard import api
 from modelyard.api import served_names
+from modelyard.registry import documents
 
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]
 
 
-def plain(value: Any) -> Any:
-    """A watch event's body (kopf hands out read-only mapping views) as plain dicts and lists."""
-    if isinstance(value, Mapping):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(v) for v in value]
-    return value
+plain = documents.plain
+"""A watch event's body (kopf hands out read-only mapping views) as plain dicts and lists."""
 
 
 class Index:
@@ -44,7 +43,8 @@ class Index:
 
     def __init__(self) -> None:
         self._endpoints: dict[Key, tuple[api.ModelEndpoint, str]] = {}
-        self._entries: dict[str, api.ModelEntry] = {}
+        self._entries: dict[str, _Entry] = {}
+        """What the rule reads of each valid entry (not the parsed entry: a catalog has thousands)."""
         self._facts: dict[Key, served_names.EndpointFacts | None] = {}
         self._by_model: dict[str, set[Key]] = {}
         self._marks: dict[tuple[str, Any], Any] = {}
@@ -69,7 +69,7 @@ class Index:
     def decide(self) -> served_names.Ownership:
         if self._decided is None:
             facts = [fact for fact in self._facts.values() if fact is not None]
-            claims = [c for c in map(served_names.claim_of, self._entries.values()) if c is not None]
+            claims = [entry.claim for entry in self._entries.values() if entry.claim is not None]
             self._decided = served_names.decide(facts, claims)
         return self._decided
 
@@ -100,7 +100,7 @@ class Index:
         meta = body.get("metadata") or {}
         key = (str(meta.get("namespace") or ""), str(meta.get("name")))
         gone = deleted or bool(meta.get("deletionTimestamp"))
-        mark = _ABSENT if gone else (body.get("spec"), meta.get("creationTimestamp"))
+        mark = _ABSENT if gone else _digest([body.get("spec"), meta.get("creationTimestamp")])
         if not self._mark("endpoint", key, mark):
             return False
         before = self._facts.get(key)
@@ -125,26 +125,38 @@ class Index:
 
     def _record_entry(self, body: dict[str, Any], deleted: bool) -> bool:
         name = str((body.get("metadata") or {}).get("name"))
-        if not self._mark("entry", name, _ABSENT if deleted else body.get("spec")):
+        if not self._mark("entry", name, _ABSENT if deleted else _digest(body.get("spec"))):
             return False
         old = self._entries.pop(name, None)
-        claim = served_names.claim_of(old) if old is not None else None
+        claim = old.claim if old is not None else None
         facts = {key: self._facts.get(key) for key in self._by_model.get(name, ())}
         if not deleted:
             with contextlib.suppress(pydantic.ValidationError):  # an invalid entry serves nothing
-                self._entries[name] = api.ModelEntry.model_validate(
-                    {k: v for k, v in body.items() if k != "status"}
-                )
+                entry = api.ModelEntry.model_validate({k: v for k, v in body.items() if k != "status"})
+                served = served_names.entry_served_name(entry)
+                self._entries[name] = _Entry(served, served_names.claim_of(entry))
         for key in facts:  # their served name may come from the entry
             self._facts[key] = self._facts_of(key)
         new = self._entries.get(name)
-        return claim != (served_names.claim_of(new) if new is not None else None) or any(
+        return claim != (new.claim if new is not None else None) or any(
             self._facts[key] != fact for key, fact in facts.items()
         )
 
     def _facts_of(self, key: Key) -> served_names.EndpointFacts | None:
         endpoint, created = self._endpoints[key]
-        return served_names.facts_of(endpoint, self._entries.get(endpoint.spec.model), created)
+        entry = self._entries.get(endpoint.spec.model)
+        return served_names.facts_with(endpoint, entry.served if entry is not None else None, created)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Entry:
+    served: str
+    claim: served_names.EntryClaim | None
+
+
+def _digest(read: Any) -> bytes:
+    """What the rule read, as a digest: kept per object, it costs 32 bytes, not a copy of the spec."""
+    return hashlib.sha256(json.dumps(read, sort_keys=True, default=str).encode()).digest()
 
 
 _ABSENT: Any = object()

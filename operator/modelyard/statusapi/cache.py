@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from modelyard.api import wire
+from modelyard.registry import documents
 
 KINDS = ("ModelEntry", "ModelEndpoint", "TrainingJob")
 _ALIASES = {
@@ -38,20 +39,12 @@ def kind_of(name: str) -> str:
     return kind
 
 
-def _plain(value: Any) -> Any:
-    """A deep copy made of plain dicts and lists (a watcher may hand in mapping views, and may
-    reuse its dicts after the call)."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
 def _clean(obj: Mapping[str, Any]) -> Obj:
     """A plain copy without what nobody here reads: managedFields are most of an object's size."""
     metadata = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "managedFields"}
-    cleaned: Obj = _plain({**{k: v for k, v in obj.items() if k != "metadata"}, "metadata": metadata})
+    cleaned: Obj = documents.plain(
+        {**{k: v for k, v in obj.items() if k != "metadata"}, "metadata": metadata}
+    )
     return cleaned
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import kopf
 
 from modelyard.api import wire
-from modelyard.controllers import cluster, context, informer, ownership
+from modelyard.controllers import cluster, context, informer
 from modelyard.controllers.handlers import common
 
 CHILDREN: Mapping[str, Any] = {**common.MANAGED, wire.ENDPOINT: kopf.PRESENT}
@@ -41,6 +41,6 @@ def _index(
 ) -> None:
     @kopf.index(group, plural, id=informer.INDICES[kind], labels=labels, registry=registry)
     def index(body: Any, **_: Any) -> dict[Any, dict[str, Any]]:
-        obj = informer.trim(ownership.plain(body))
+        obj = informer.trim(body)
         key = informer.key_of(kind, obj)
         return {key: obj} if key is not None else {}  # {}: out of the index (None would keep it)

@@ -33,6 +33,7 @@ def register(registry: kopf.OperatorRegistry, ctx: context.Context, opts: option
         )
         settings.posting.level = logging.WARNING
         settings.watching.server_timeout = 120
+        settings.batching.idle_timeout = 1.0
         if opts.webhook and opts.webhook_service:
             service = webhook.ServiceRef.parse(opts.webhook_service, opts.namespace)
             settings.admission.server = webhook.ServiceWebhookServer(
