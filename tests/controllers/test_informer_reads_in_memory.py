@@ -144,3 +144,19 @@ def test_kept_objects_share_their_keys_and_short_strings() -> None:
     assert condition_a["status"] is condition_b["status"]
     assert first["metadata"]["namespace"] is second["metadata"]["namespace"]
     assert first["status"]["message"] is not second["status"]["message"]  # long strings: not interned
+
+
+def test_a_child_we_created_is_known_until_the_watch_reports_it_or_its_deletion() -> None:
+    """After a POST the next reconcile must not POST again (a 409, a GET and a patch); an endpoint
+    or entry the index lacks is still unknown (it may be gone)."""
+    reads, index = _attached()
+    meta = {"name": "chat", "namespace": "team", "uid": "d1", "resourceVersion": "7"}
+    created = {"apiVersion": "apps/v1", "kind": "Deployment", "status": {}, "metadata": meta}
+    reads.attach({informer.INDICES[cluster.DEPLOYMENT]: {}})
+    reads.wrote(created)
+    assert reads.cached(cluster.DEPLOYMENT, "chat", "team") == informer.trim(created)
+    reads.forget(created)  # its DELETED event
+    assert reads.cached(cluster.DEPLOYMENT, "chat", "team") is None
+    reads.wrote(_endpoint(3))
+    index.clear()
+    assert reads.cached(cluster.MODEL_ENDPOINT, "chat", "team") is None

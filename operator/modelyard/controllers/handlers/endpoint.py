@@ -62,8 +62,12 @@ def register(
     @on.event("apps/v1", "deployments", labels=CHILDREN, registry=registry)
     @on.event("v1", "services", labels=CHILDREN, registry=registry)
     @on.event("v1", "pods", labels=CHILDREN, registry=registry)
-    async def child_event(namespace: str | None, labels: Mapping[str, str], body: Any, **kwargs: Any) -> None:
+    async def child_event(
+        type: str | None, namespace: str | None, labels: Mapping[str, str], body: Any, **kwargs: Any
+    ) -> None:
         ctx.informer.attach(kwargs)
+        if type == "DELETED":
+            ctx.informer.forget(body)
         delay = 0.0 if _all_ready(body) else CHILD_DELAY
         ctx.touch_endpoint(namespace or "", labels[wire.ENDPOINT], delay=delay)
 
