@@ -27,3 +27,27 @@ def status_of(cluster: Any, namespace: str, name: str) -> dict[str, Any]:
     return status
 
 
+def entry_and_endpoint(
+    namespace: str,
+    entry: str,
+    *,
+    served: str | None = None,
+    uri: str = "file:///nonexistent/model",
+    endpoint_spec: str = "replicas: 1, resources: {gpus: 0}",
+) -> str:
+    """A ModelEntry (served as ``served``, else its own name) and a ModelEndpoint ``chat`` of it in
+    ``namespace``; ``endpoint_spec`` is the rest of the endpoint's flow-style spec."""
+    return f"""
+apiVersion: modelyard.io/v1alpha1
+kind: ModelEntry
+metadata: {{name: {entry}}}
+spec:
+  source: {{provider: local, uri: "{uri}"}}
+  architecture: LlamaForCausalLM
+  servedName: {served or entry}
+---
+apiVersion: modelyard.io/v1alpha1
+kind: ModelEndpoint
+metadata: {{name: chat, namespace: {namespace}}}
+spec: {{model: {entry}, {endpoint_spec}}}
+"""

@@ -9,26 +9,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from opkit import apply, get, status_of
+from opkit import apply, entry_and_endpoint, get, status_of
 
 from kit import wait_for
-
-
-def _manifests(namespace: str, entry: str, endpoint_extra: str = "") -> str:
-    return f"""
-apiVersion: modelyard.io/v1alpha1
-kind: ModelEntry
-metadata: {{name: {entry}}}
-spec:
-  source: {{provider: local, uri: "file:///nonexistent/model"}}
-  architecture: LlamaForCausalLM
-  servedName: {entry}
----
-apiVersion: modelyard.io/v1alpha1
-kind: ModelEndpoint
-metadata: {{name: chat, namespace: {namespace}}}
-spec: {{model: {entry}, replicas: 1, resources: {{gpus: 0}}{endpoint_extra}}}
-"""
 
 
 def _env(deployment: dict[str, Any] | None) -> dict[str, Any]:
@@ -57,7 +40,7 @@ def test_a_foreign_deployment_found_by_the_409_is_left_untouched(
     path = f"/apis/apps/v1/namespaces/{namespace}/deployments"
     before = local_cluster.kube.request("POST", path, foreign)
     entry = f"foreign-{namespace}"
-    apply(local_cluster, _manifests(namespace, entry))
+    apply(local_cluster, entry_and_endpoint(namespace, entry))
     status = wait_for(
         lambda: (s := status_of(local_cluster, namespace, "chat")).get("reason") == "OwnershipConflict" and s,
         15,
@@ -78,7 +61,8 @@ def test_a_field_dropped_from_the_spec_leaves_a_created_child(
     """Created with a POST (fields under an Update entry), applied after a spec change: without
     the handover to the apply, the dropped env var would stay, owned by the POST."""
     entry = f"dropped-{namespace}"
-    apply(local_cluster, _manifests(namespace, entry, ", env: [{name: EXTRA_SETTING, value: 'on'}]"))
+    extra = "replicas: 1, resources: {gpus: 0}, env: [{name: EXTRA_SETTING, value: 'on'}]"
+    apply(local_cluster, entry_and_endpoint(namespace, entry, endpoint_spec=extra))
     path = f"/apis/apps/v1/namespaces/{namespace}/deployments/chat"
     wait_for(lambda: _env(get(local_cluster, path)).get("EXTRA_SETTING") == "on", 15, "the env var applied")
     patch = json.dumps({"spec": {"env": None, "engineArgs": {"dtype": "float32"}}})

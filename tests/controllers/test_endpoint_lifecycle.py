@@ -4,33 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from opkit import apply, get, status_of
+from opkit import apply, entry_and_endpoint, get, status_of
 
 from kit import wait_for
 
-
-def _manifests(namespace: str, entry: str, *, gpus: int = 0, uri: str = "file:///nonexistent/model") -> str:
-    return f"""
-apiVersion: modelyard.io/v1alpha1
-kind: ModelEntry
-metadata: {{name: {entry}}}
-spec:
-  source: {{provider: local, uri: "{uri}"}}
-  architecture: LlamaForCausalLM
-  servedName: {entry}
----
-apiVersion: modelyard.io/v1alpha1
-kind: ModelEndpoint
-metadata: {{name: chat, namespace: {namespace}}}
-spec: {{model: {entry}, weight: 90, replicas: 1, resources: {{gpus: {gpus}}}}}
-"""
+_SPEC = "weight: 90, replicas: 1, resources: {gpus: 0}"
 
 
 def test_children_are_created_owned_and_listed_on_the_entry(
     local_cluster: Any, operator: Any, namespace: str
 ) -> None:
     entry = f"life-{namespace}"
-    result = apply(local_cluster, _manifests(namespace, entry))
+    result = apply(local_cluster, entry_and_endpoint(namespace, entry, endpoint_spec=_SPEC))
     assert result.returncode == 0, result.stderr
     deployment = wait_for(
         lambda: get(local_cluster, f"/apis/apps/v1/namespaces/{namespace}/deployments/chat"),
@@ -85,7 +70,7 @@ def test_crashing_runtime_is_failed_with_the_crash_message(
     local_cluster: Any, operator: Any, namespace: str
 ) -> None:
     entry = f"crash-{namespace}"
-    apply(local_cluster, _manifests(namespace, entry, uri="file:///nonexistent/model"))
+    apply(local_cluster, entry_and_endpoint(namespace, entry, endpoint_spec=_SPEC))
     status = wait_for(
         lambda: (
             (s := status_of(local_cluster, namespace, "chat")).get("phase") in ("Failed", "Degraded") and s
@@ -102,7 +87,7 @@ def test_crashing_runtime_is_failed_with_the_crash_message(
 
 def test_drift_is_restored_and_spec_changes_roll(local_cluster: Any, operator: Any, namespace: str) -> None:
     entry = f"drift-{namespace}"
-    apply(local_cluster, _manifests(namespace, entry))
+    apply(local_cluster, entry_and_endpoint(namespace, entry, endpoint_spec=_SPEC))
     path = f"/apis/apps/v1/namespaces/{namespace}/deployments/chat"
     first = wait_for(lambda: get(local_cluster, path), 15, "the Deployment")
     local_cluster.kubectl("scale", "deployment", "chat", "-n", namespace, "--replicas=5")

@@ -7,28 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from opkit import apply, get, status_of
+from opkit import apply, entry_and_endpoint, get, status_of
 
 from kit import wait_for
 
 GROUP = "/apis/modelyard.io/v1alpha1"
-
-
-def _manifests(namespace: str, entry: str, served: str) -> str:
-    return f"""
-apiVersion: modelyard.io/v1alpha1
-kind: ModelEntry
-metadata: {{name: {entry}}}
-spec:
-  source: {{provider: local, uri: "file:///nonexistent/model"}}
-  architecture: LlamaForCausalLM
-  servedName: {served}
----
-apiVersion: modelyard.io/v1alpha1
-kind: ModelEndpoint
-metadata: {{name: chat, namespace: {namespace}}}
-spec: {{model: {entry}, replicas: 1, resources: {{gpus: 0}}}}
-"""
 
 
 def _args(deployment: dict[str, Any] | None) -> list[str]:
@@ -38,7 +21,7 @@ def _args(deployment: dict[str, Any] | None) -> list[str]:
 
 def test_a_hand_edit_of_a_child_is_undone(local_cluster: Any, operator: Any, namespace: str) -> None:
     entry = f"edit-{namespace}"
-    apply(local_cluster, _manifests(namespace, entry, entry))
+    apply(local_cluster, entry_and_endpoint(namespace, entry))
     path = f"/apis/apps/v1/namespaces/{namespace}/deployments/chat"
     built = wait_for(lambda: _args(get(local_cluster, path)), 15, "the Deployment")
     patch = '[{"op": "replace", "path": "/spec/template/spec/containers/0/args", "value": ["--edited"]}]'
@@ -59,11 +42,11 @@ def test_a_hand_edit_of_a_child_is_undone(local_cluster: Any, operator: Any, nam
 
 def test_an_entry_change_reaches_its_endpoint(local_cluster: Any, operator: Any, namespace: str) -> None:
     entry = f"moves-{namespace}"
-    apply(local_cluster, _manifests(namespace, entry, entry))
+    apply(local_cluster, entry_and_endpoint(namespace, entry))
     path = f"/apis/apps/v1/namespaces/{namespace}/deployments/chat"
     wait_for(lambda: entry in _args(get(local_cluster, path)), 15, "the Deployment")
     renamed = f"{entry}-v2"
-    apply(local_cluster, _manifests(namespace, entry, renamed))
+    apply(local_cluster, entry_and_endpoint(namespace, entry, served=renamed))
     args = wait_for(lambda: (a := _args(get(local_cluster, path))) and renamed in a and a, 15, "the new name")
     assert args[args.index("--served-name") + 1] == renamed
     wait_for(
@@ -83,7 +66,7 @@ def test_a_same_named_object_no_watch_reports_is_not_taken(
                "spec": {"ports": [{"port": 1234}]}}  # fmt: skip
     local_cluster.kube.request("POST", f"/api/v1/namespaces/{namespace}/services", foreign)
     entry = f"taken-{namespace}"
-    apply(local_cluster, _manifests(namespace, entry, entry))
+    apply(local_cluster, entry_and_endpoint(namespace, entry))
     status = wait_for(
         lambda: (s := status_of(local_cluster, namespace, "chat")).get("reason") == "OwnershipConflict" and s,
         15,
@@ -100,7 +83,7 @@ def test_kopf_writes_nothing_onto_endpoints_and_entries(
     local_cluster: Any, operator: Any, namespace: str
 ) -> None:
     entry = f"plain-{namespace}"
-    apply(local_cluster, _manifests(namespace, entry, entry))
+    apply(local_cluster, entry_and_endpoint(namespace, entry))
     wait_for(lambda: status_of(local_cluster, namespace, "chat").get("phase"), 15, "the endpoint's status")
     for path in (f"{GROUP}/namespaces/{namespace}/modelendpoints/chat", f"{GROUP}/modelentries/{entry}"):
         found = get(local_cluster, path) or {}
