@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 from typing import Any
 
+from kit import wait_for
+
 GROUP_PATH = "/apis/modelyard.io/v1alpha1"
 
 
@@ -51,3 +53,14 @@ kind: ModelEndpoint
 metadata: {{name: chat, namespace: {namespace}}}
 spec: {{model: {entry}, {endpoint_spec}}}
 """
+
+
+def conflict_of(cluster: Any, namespace: str, name: str = "chat") -> dict[str, Any]:
+    """The endpoint's status once it reports ``OwnershipConflict`` (waits up to 15 s)."""
+    return dict(
+        wait_for(
+            lambda: (s := status_of(cluster, namespace, name)).get("reason") == "OwnershipConflict" and s,
+            15,
+            "the endpoint to report the conflict",
+        )
+    )

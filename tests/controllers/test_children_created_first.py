@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from opkit import apply, entry_and_endpoint, get, status_of
+from opkit import apply, conflict_of, entry_and_endpoint, get
 
 from kit import wait_for
 
@@ -41,11 +41,7 @@ def test_a_foreign_deployment_found_by_the_409_is_left_untouched(
     before = local_cluster.kube.request("POST", path, foreign)
     entry = f"foreign-{namespace}"
     apply(local_cluster, entry_and_endpoint(namespace, entry))
-    status = wait_for(
-        lambda: (s := status_of(local_cluster, namespace, "chat")).get("reason") == "OwnershipConflict" and s,
-        15,
-        "the endpoint to report the conflict",
-    )
+    status = conflict_of(local_cluster, namespace)
     assert status["phase"] == "Pending" and "Deployment" in status["message"]
     after = get(local_cluster, f"{path}/chat")
     assert after is not None and not after["metadata"].get("ownerReferences")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from opkit import apply, entry_and_endpoint, get, status_of
+from opkit import apply, conflict_of, entry_and_endpoint, get, status_of
 
 from kit import wait_for
 
@@ -67,11 +67,7 @@ def test_a_same_named_object_no_watch_reports_is_not_taken(
     local_cluster.kube.request("POST", f"/api/v1/namespaces/{namespace}/services", foreign)
     entry = f"taken-{namespace}"
     apply(local_cluster, entry_and_endpoint(namespace, entry))
-    status = wait_for(
-        lambda: (s := status_of(local_cluster, namespace, "chat")).get("reason") == "OwnershipConflict" and s,
-        15,
-        "the endpoint to report the conflict",
-    )
+    status = conflict_of(local_cluster, namespace)
     assert status["phase"] == "Pending" and "Service" in status["message"]
     service = get(local_cluster, f"/api/v1/namespaces/{namespace}/services/chat")
     assert service is not None and not service["metadata"].get("ownerReferences")
