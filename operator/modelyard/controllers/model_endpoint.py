@@ -156,8 +156,12 @@ async def _apply_children(
         await ctx.cluster.apply(policy)
     # The Service first: a foreign one stops the Deployment (and its pods) from being created.
     applied_service, conflict = await child_writes.put(ctx, built_service, live[1], endpoint.name, uid)
-    if conflict is None:
-        current, conflict = await child_writes.put(ctx, built, live[0], endpoint.name, uid)
+    if conflict is not None:  # name a taken Deployment too (one GET, on this path only)
+        found = live[0] or await ctx.cluster.get(cluster.DEPLOYMENT, endpoint.name, endpoint.namespace)
+        return _taken(
+            ctx, endpoint, [children.conflict(found, "ModelEndpoint", endpoint.name, uid), conflict]
+        ), None
+    current, conflict = await child_writes.put(ctx, built, live[0], endpoint.name, uid)
     if conflict is not None or current is None or applied_service is None:
         return _taken(ctx, endpoint, [conflict]), None
     ctx.informer.wrote(current)  # the Deployment as it is now, status included
