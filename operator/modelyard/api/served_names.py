@@ -59,6 +59,11 @@ class EndpointFacts:
     def key(self) -> tuple[str, str]:
         return self.namespace, self.name
 
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every served name it serves: its own and its adapters'."""
+        return (self.served_name, *self.adapters)
+
     def seniority(self) -> tuple[str, str, str]:
         return self.created or _NEWEST, self.namespace, self.name
 
@@ -154,62 +159,76 @@ class Ownership:
 
 
 def decide(endpoints: Iterable[EndpointFacts], claims: Iterable[EntryClaim]) -> Ownership:
-    """Apply the rule to every endpoint (see the module docstring)."""
+    """Apply the rule to every endpoint (see the module docstring).
+
+    :class:`modelyard.api.live_ownership.LiveOwnership` keeps the same answer current one
+    change at a time; this is the reference it is tested against."""
     by_entry: dict[str, EntryClaim] = {}
     platform: dict[str, list[EntryClaim]] = {}
     for claim in sorted(claims, key=lambda c: c.entry):
         by_entry[claim.entry] = claim
         platform.setdefault(claim.served_name, []).append(claim)
-    owners: dict[str, Owner] = {
-        served: Owner(
-            served,
-            frozenset().union(*(c.namespaces for c in found)),
-            entries=tuple(c.entry for c in found),
-        )
-        for served, found in platform.items()
-    }
+    owners: dict[str, Owner] = {served: platform_owner(served, found) for served, found in platform.items()}
     facts = sorted(endpoints, key=EndpointFacts.seniority)
-    conflicts: dict[tuple[str, str], tuple[str, str]] = {}
-    for fact in facts:  # rule 1a: a claimed entry is deployed only from its namespaces
-        entry_claim = by_entry.get(fact.model)
-        if entry_claim is not None and fact.namespace not in entry_claim.namespaces:
-            conflicts[fact.key] = (
-                f"spec.model: ModelEntry {entry_claim.entry} may be deployed only from namespaces "
-                f"{_names(entry_claim.namespaces)} (its spec.servingNamespaces); namespace "
-                f"{fact.namespace} is not one of them ({RULE})",
-                _names(entry_claim.namespaces),
-            )
+    conflicts = {  # rule 1a: a claimed entry is deployed only from its namespaces
+        fact.key: found
+        for fact in facts
+        if (found := conflict_of(fact, by_entry.get(fact.model))) is not None
+    }
     first: dict[str, EndpointFacts] = {}
     serving: dict[str, list[EndpointFacts]] = {}
     for fact in facts:  # rule 2: the oldest endpoint's namespace owns an unclaimed name
-        for name in (fact.served_name, *fact.adapters):
+        for name in fact.names:
             serving.setdefault(name, []).append(fact)
             if fact.key not in conflicts and name not in owners:
                 first.setdefault(name, fact)
     for served, oldest in first.items():
-        shared = frozenset(
-            ns for fact in serving[served] if fact.namespace == oldest.namespace for ns in fact.share_with
-        )
-        owners[served] = Owner(
-            served, frozenset({oldest.namespace}), shared, first=f"{oldest.namespace}/{oldest.name}"
-        )
-    verdicts: dict[tuple[str, str], Verdict] = {}
-    for fact in facts:
-        owner = owners.get(fact.served_name)
-        kept = tuple(f for f in fact.fallback if f not in owners or owners[f].may_serve(fact.namespace))
-        ignored = tuple(f for f in fact.fallback if f not in kept)
-        if fact.key in conflicts:
-            message, owning = conflicts[fact.key]
-            verdicts[fact.key] = Verdict(message, owning, ignored, kept)
-        elif owner is not None and not owner.may_serve(fact.namespace):
-            message = (
-                f"served name {fact.served_name!r} belongs to {owner.describe()}; namespace "
-                f"{fact.namespace} may not serve it ({RULE})"
-            )
-            verdicts[fact.key] = Verdict(message, _names(owner.namespaces), ignored, kept)
-        else:
-            verdicts[fact.key] = Verdict(None, None, ignored, kept)
+        owners[served] = first_come_owner(served, oldest, serving[served])
+    verdicts = {fact.key: verdict_of(fact, conflicts.get(fact.key), owners) for fact in facts}
     return Ownership(owners, verdicts)
+
+
+def platform_owner(served: str, claims: Iterable[EntryClaim]) -> Owner:
+    """Rule 1: the owner of a name ``claims`` (sorted by entry) claim."""
+    found = tuple(claims)
+    return Owner(
+        served, frozenset().union(*(c.namespaces for c in found)), entries=tuple(c.entry for c in found)
+    )
+
+
+def first_come_owner(served: str, oldest: EndpointFacts, serving: Iterable[EndpointFacts]) -> Owner:
+    """Rules 2 and 3: ``oldest`` came first; its namespace's endpoints among ``serving`` share."""
+    shared = frozenset(ns for fact in serving if fact.namespace == oldest.namespace for ns in fact.share_with)
+    return Owner(served, frozenset({oldest.namespace}), shared, first=f"{oldest.namespace}/{oldest.name}")
+
+
+def conflict_of(fact: EndpointFacts, claim: EntryClaim | None) -> tuple[str, str] | None:
+    """Rule 1a for an endpoint of the entry whose claim is ``claim``: why it may not deploy it
+    and the namespaces that may, or None."""
+    if claim is None or fact.namespace in claim.namespaces:
+        return None
+    return (
+        f"spec.model: ModelEntry {claim.entry} may be deployed only from namespaces "
+        f"{_names(claim.namespaces)} (its spec.servingNamespaces); namespace "
+        f"{fact.namespace} is not one of them ({RULE})",
+        _names(claim.namespaces),
+    )
+
+
+def verdict_of(fact: EndpointFacts, conflict: tuple[str, str] | None, owners: Mapping[str, Owner]) -> Verdict:
+    """The verdict of one endpoint, given its rule-1a conflict and the owners of every name."""
+    kept = tuple(f for f in fact.fallback if f not in owners or owners[f].may_serve(fact.namespace))
+    ignored = tuple(f for f in fact.fallback if f not in kept)
+    if conflict is not None:
+        return Verdict(conflict[0], conflict[1], ignored, kept)
+    owner = owners.get(fact.served_name)
+    if owner is not None and not owner.may_serve(fact.namespace):
+        message = (
+            f"served name {fact.served_name!r} belongs to {owner.describe()}; namespace "
+            f"{fact.namespace} may not serve it ({RULE})"
+        )
+        return Verdict(message, _names(owner.namespaces), ignored, kept)
+    return Verdict(None, None, ignored, kept)
 
 
 def _names(namespaces: Iterable[str]) -> str:
