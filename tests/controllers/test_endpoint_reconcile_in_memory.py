@@ -133,30 +133,62 @@ def _pod(ready: bool) -> dict[str, Any]:
     }
 
 
-def test_a_new_endpoints_life_writes_each_child_once_and_two_statuses(
-    fake: FakeCluster, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Created, its pod starting, its pod Ready: a POST per child (no read before it), one status
-    and one event per phase a person can see (Progressing, Ready), none for the passing
-    Pending/Creating before the pod exists; the entry's list is written once, with the readiness."""
-    events: list[str] = []
-    monkeypatch.setattr(model_endpoint.kopf, "event", lambda *_, message, **__: events.append(message))
-    ctx = make_context(fake)
-    _reconcile(ctx)  # children created, no pod yet
+def _start(ctx: context.Context, fake: FakeCluster) -> list[str]:
+    """Reconcile a new endpoint through its start: children created (no pod), its pod starting,
+    its pod Ready; the phases seen on the endpoint after each step."""
+    phases = [_reconcile(ctx).get("phase", "")]  # children created, no pod yet
     fake.put(_pod(ready=False))
-    assert _reconcile(ctx)["phase"] == "Progressing"
+    phases.append(_reconcile(ctx).get("phase", ""))
     deployment = asyncio.run(fake.get(cluster.DEPLOYMENT, "chat", TEAM))
     assert deployment is not None
     deployment["status"] = {"readyReplicas": 1, "updatedReplicas": 1, "observedGeneration": 1}
     fake.put(deployment)
     fake.put(_pod(ready=True))
-    assert _reconcile(ctx)["phase"] == "Ready"
+    phases.append(_reconcile(ctx).get("phase", ""))
+    return phases
+
+
+def test_a_new_endpoints_slow_start_writes_each_child_once_and_two_statuses(
+    fake: FakeCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A start that outlasts context.CREATED_QUIET (0 here): a POST per child (no read before
+    it), one status and one event per phase a person can see (Progressing, Ready), none for the
+    passing Pending/Creating before the pod exists; the entry's list is written once, with the
+    readiness."""
+    events: list[str] = []
+    monkeypatch.setattr(model_endpoint.kopf, "event", lambda *_, message, **__: events.append(message))
+    monkeypatch.setattr(context, "CREATED_QUIET", 0.0)
+    ctx = make_context(fake)
+    assert _start(ctx, fake) == ["Pending", "Progressing", "Ready"]
     assert [w for w in fake.writes if w[1] != "ModelEntry"] == [
         ("create", "Service", "chat"),
         ("create", "Deployment", "chat"),
         ("status", "ModelEndpoint", "chat"),
         ("status", "ModelEndpoint", "chat"),
+        ("status", "ModelEndpoint", "chat"),
     ]
-    assert [m.split(":")[0] for m in events] == ["New -> Progressing", "Progressing -> Ready"]
+    assert [m.split(":")[0] for m in events] == [
+        "New -> Pending",
+        "Pending -> Progressing",
+        "Progressing -> Ready",
+    ]
+
+
+def test_a_new_endpoints_fast_start_writes_one_status_and_one_event(
+    fake: FakeCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pods Ready within context.CREATED_QUIET of the first reconcile: the passing Pending and
+    Progressing are not written; one status (Ready) and one event (New -> Ready); the entry's
+    list is written once, with the readiness."""
+    events: list[str] = []
+    monkeypatch.setattr(model_endpoint.kopf, "event", lambda *_, message, **__: events.append(message))
+    ctx = make_context(fake)
+    assert _start(ctx, fake) == ["", "", "Ready"]
+    assert [w for w in fake.writes if w[1] != "ModelEntry"] == [
+        ("create", "Service", "chat"),
+        ("create", "Deployment", "chat"),
+        ("status", "ModelEndpoint", "chat"),
+    ]
+    assert [m.split(":")[0] for m in events] == ["New -> Ready"]
     delays = ctx.entry_queue.delays  # type: ignore[union-attr]
     assert delays == [context.ENTRY_LIST_SETTLE, context.ENTRY_LIST_DELAY]  # listed; Ready brings it forward

@@ -172,6 +172,7 @@ def test_which_endpoints_hold_requests() -> None:
     assert state(autoscaled, 0, phase="Ready") == (True, None)
     assert state({}, 0, phase="Pending", reason="ScaledToZero") == (True, None)
     assert state({}, 1, phase="Progressing") == (True, None)
+    assert state({}, 1) == (True, None)  # new: the operator has not written its start yet
     assert state({}, 0, phase="Pending") == (False, None)  # scaled to 0 by hand, not autoscaled
     assert state({}, 1, phase="Ready") == (False, None)
     hold, down = state(autoscaled, 1, phase="Pending", reason="Unschedulable", message="0/1 nodes")

@@ -20,10 +20,10 @@ entry) reaches the entry this much later, unless a readiness change brings the w
 an endpoint that turns Ready within it costs its entry one status write (listed and Ready),
 not two."""
 CREATED_QUIET = 10.0
-"""How long a new endpoint (no status yet) whose pods do not exist yet writes no status: the
-passing ``Pending``/``Creating`` is superseded by ``Progressing`` as soon as the first pod
-exists, within a second or two on a healthy cluster (several on a busy one); one that lasts
-longer is written then."""
+"""How long a new endpoint (no status yet) writes no status while it starts: the passing
+``Pending``/``Creating`` (no pod yet) and ``Progressing``/``Starting`` (pods not Ready yet) are
+superseded within seconds when the pods start fast; an endpoint Ready by then writes one
+status and one event, and a start that lasts longer is written then."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -343,10 +343,12 @@ async def reconcile(ctx: context.Context, key: tuple[str, str]) -> None:
 def _passing(
     ctx: context.Context, key: tuple[str, str], current: dict[str, Any], observed: endpoint_status.Observed
 ) -> bool:
-    """Whether ``observed`` is a new endpoint's passing ``Pending``/``Creating`` (children
-    created, no pod yet), left unwritten for up to ``context.CREATED_QUIET`` seconds: the pods'
-    events bring ``Progressing`` within a second or two; a recheck writes one that lasts."""
-    if current.get("phase") or (observed.phase, observed.reason) != ("Pending", "Creating"):
+    """Whether ``observed`` is a passing state of a new endpoint's start (``Pending``/``Creating``:
+    children created, no pod yet; ``Progressing``/``Starting``: pods not Ready yet), left
+    unwritten for up to ``context.CREATED_QUIET`` seconds from its first reconcile: an endpoint
+    whose pods are Ready by then writes one status and one event (``New -> Ready``); a recheck
+    writes a state that lasts longer."""
+    if current.get("phase") or (observed.phase, observed.reason) not in _START:
         ctx.quiet_since.pop(key, None)
         return False
     now = time.monotonic()
@@ -356,6 +358,9 @@ def _passing(
         return False
     ctx.touch_endpoint(*key, delay=left)
     return True
+
+
+_START = {("Pending", "Creating"), ("Progressing", "Starting")}
 
 
 def _on_transition(

@@ -8,8 +8,10 @@ from typing import Any
 
 from modelyard import api
 
-COMING_UP = frozenset({"Pending", "Progressing"})
-"""Phases in which an endpoint with replicas is coming up: requests wait for its first ready pod."""
+COMING_UP = frozenset({None, "Pending", "Progressing"})
+"""Phases in which an endpoint with replicas is coming up: requests wait for its first ready pod.
+None: a new endpoint's status is not written yet (the operator leaves a start's passing phases
+unwritten for its first seconds, docs/operator.md)."""
 
 
 def routable_address(endpoint: dict[str, Any]) -> bool:
