@@ -192,3 +192,46 @@ def test_a_new_endpoints_fast_start_writes_one_status_and_one_event(
     assert [m.split(":")[0] for m in events] == ["New -> Ready"]
     delays = ctx.entry_queue.delays  # type: ignore[union-attr]
     assert delays == [context.ENTRY_LIST_SETTLE, context.ENTRY_LIST_DELAY]  # listed; Ready brings it forward
+
+
+def test_pods_slow_to_appear_write_pending_then_ready_without_the_passing_progressing(
+    fake: FakeCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No pod within context.CREATED_QUIET: Pending/Creating is written; once the pods appear,
+    their passing Progressing/Starting is held as long again, so pods Ready by then write
+    Ready straight after Pending (two statuses, two events)."""
+    events: list[str] = []
+    monkeypatch.setattr(model_endpoint.kopf, "event", lambda *_, message, **__: events.append(message))
+    ctx = make_context(fake)
+    assert _reconcile(ctx) == {}  # children created, no pod yet: held
+    ctx.quiet_since[(TEAM, "chat")] -= context.CREATED_QUIET  # still no pod at the recheck
+    assert _reconcile(ctx)["phase"] == "Pending"
+    fake.put(_pod(ready=False))
+    assert _reconcile(ctx)["phase"] == "Pending"  # Progressing/Starting: held
+    assert context.CREATED_QUIET in ctx.endpoint_queue.delays  # type: ignore[union-attr]  # its recheck
+    deployment = asyncio.run(fake.get(cluster.DEPLOYMENT, "chat", TEAM))
+    assert deployment is not None
+    deployment["status"] = {"readyReplicas": 1, "updatedReplicas": 1, "observedGeneration": 1}
+    fake.put(deployment)
+    fake.put(_pod(ready=True))
+    assert _reconcile(ctx)["phase"] == "Ready"
+    assert [w[0] for w in fake.writes if w[1] == "ModelEndpoint"] == ["status", "status"]
+    assert [m.split(":")[0] for m in events] == ["New -> Pending", "Pending -> Ready"]
+
+
+def test_a_ready_endpoint_writes_its_progressing_at_once(
+    fake: FakeCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past its start, every change is written at once (the gateway holds requests for a
+    Progressing endpoint, not for a Ready one)."""
+    ctx = make_context(fake)
+    quiet = context.CREATED_QUIET
+    monkeypatch.setattr(context, "CREATED_QUIET", 0.0)
+    assert _start(ctx, fake)[-1] == "Ready"
+    monkeypatch.setattr(context, "CREATED_QUIET", quiet)
+    fake.put(_pod(ready=False))  # its pod replaced by hand: starting again
+    deployment = asyncio.run(fake.get(cluster.DEPLOYMENT, "chat", TEAM))
+    assert deployment is not None
+    deployment["status"] = {"readyReplicas": 0, "updatedReplicas": 1, "observedGeneration": 1}
+    fake.put(deployment)
+    assert _reconcile(ctx)["phase"] == "Progressing"

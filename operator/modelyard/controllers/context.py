@@ -20,10 +20,10 @@ entry) reaches the entry this much later, unless a readiness change brings the w
 an endpoint that turns Ready within it costs its entry one status write (listed and Ready),
 not two."""
 CREATED_QUIET = 10.0
-"""How long a new endpoint (no status yet) writes no status while it starts: the passing
-``Pending``/``Creating`` (no pod yet) and ``Progressing``/``Starting`` (pods not Ready yet) are
-superseded within seconds when the pods start fast; an endpoint Ready by then writes one
-status and one event, and a start that lasts longer is written then."""
+"""How long a starting endpoint (no status yet, or written ``Pending``/``Creating``) leaves a
+passing state unwritten: ``Pending``/``Creating`` (no pod yet) and ``Progressing``/``Starting``
+(pods not Ready yet) are superseded within seconds when pods start fast; an endpoint Ready by
+then writes one status and one event, and a state that lasts longer is written then."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,7 +91,8 @@ class Context:
     informer: informer.Informer = dataclasses.field(default_factory=informer.Informer)
     """What the watches report: reconciles read entries, endpoints and children from it."""
     quiet_since: dict[tuple[str, str], float] = dataclasses.field(default_factory=dict)
-    """New endpoints whose passing ``Pending``/``Creating`` is not written yet: since when."""
+    """Endpoints whose start's passing state is not written yet: since when (see
+    :func:`modelyard.controllers.model_endpoint._passing`)."""
     creating: asyncio.Semaphore = dataclasses.field(default_factory=lambda: asyncio.Semaphore(CREATING))
     """Endpoints applying their children at once: a few, so each is done soon (and its pods start)
     instead of all finishing together, and a reconcile that only observes never waits on them."""

@@ -343,12 +343,17 @@ async def reconcile(ctx: context.Context, key: tuple[str, str]) -> None:
 def _passing(
     ctx: context.Context, key: tuple[str, str], current: dict[str, Any], observed: endpoint_status.Observed
 ) -> bool:
-    """Whether ``observed`` is a passing state of a new endpoint's start (``Pending``/``Creating``:
+    """Whether ``observed`` is a passing state of an endpoint's start (``Pending``/``Creating``:
     children created, no pod yet; ``Progressing``/``Starting``: pods not Ready yet), left
-    unwritten for up to ``context.CREATED_QUIET`` seconds from its first reconcile: an endpoint
-    whose pods are Ready by then writes one status and one event (``New -> Ready``); a recheck
-    writes a state that lasts longer."""
-    if current.get("phase") or (observed.phase, observed.reason) not in _START:
+    unwritten for up to ``context.CREATED_QUIET`` seconds: while the endpoint has no status yet
+    (counted from its first reconcile) or is written ``Pending``/``Creating`` (counted from when
+    its pods appeared). An endpoint Ready by then writes one status and one event (``New ->
+    Ready``, or ``Pending -> Ready`` on a cluster slow to create pods); a recheck writes a state
+    that lasts longer. An endpoint written in any other phase writes every change at once."""
+    written = (current.get("phase"), current.get("reason"))
+    starting = not current.get("phase") or written == ("Pending", "Creating")
+    state = (observed.phase, observed.reason)
+    if not starting or state == written or state not in _START:
         ctx.quiet_since.pop(key, None)
         return False
     now = time.monotonic()
