@@ -6,6 +6,7 @@ timeout."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import http.client
 import json
 import urllib.parse
@@ -14,8 +15,9 @@ from typing import Any
 import openai
 import prometheus_client
 import pytest
+from aiohttp import web
 
-from modelyard.gateway import auth, deadlines, discovery, metrics, resume
+from modelyard.gateway import auth, cli, deadlines, discovery, metrics, resume
 
 KEYS = {"alice": "sk-alice-0123456789", "bob": "sk-bob-9876543210"}
 
@@ -225,3 +227,14 @@ def test_a_chunked_body_is_held_to_the_limit_too(
     connection.close()
     assert answer.status == (413 if size > 2000 else 200)
     assert len(fake.requests) == (0 if size > 2000 else 1)
+
+
+def test_the_served_gateway_freezes_its_startup_heap_and_collects_young_objects_less_often() -> None:
+    before = gc.get_threshold()
+    try:
+        asyncio.run(cli._freeze_heap(web.Application()))
+        assert gc.get_freeze_count() > 0
+        assert gc.get_threshold() == (cli.YOUNG_COLLECTION, before[1], before[2])
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()

@@ -77,7 +77,6 @@ class Response:
         "_raw",
         "_settled",
         "_waiter",
-        "content",
         "content_length",
         "content_type",
         "headers",
@@ -99,8 +98,12 @@ class Response:
         self.headers: multidict.CIMultiDict[str] = multidict.CIMultiDict()
         self.content_type = "application/octet-stream"
         self.content_length: int | None = None
-        self.content = self
-        """aiohttp's spelling: ``response.content.readany()``."""
+
+    @property
+    def content(self) -> Response:
+        """aiohttp's spelling: ``response.content.readany()``. (A property, not an attribute
+        holding ``self``: that cycle left every answer to the garbage collector.)"""
+        return self
 
     async def readany(self, within: float = 0.0) -> bytes:
         """The bytes that came since the last call (waiting for some), b"" at the end.
