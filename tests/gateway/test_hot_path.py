@@ -172,10 +172,33 @@ def test_one_timer_cancels_exactly_the_requests_past_their_deadline() -> None:
 
         await asyncio.gather(request("slow", 5), request("quick", 0.01), request("slow2", 5))
         await asyncio.sleep(0.3)  # past the timer's last firing: nothing left for it to do
-        return outcome, clock._timer is None
+        return outcome, clock._timers._timer is None
 
     outcome, idle = asyncio.run(scenario())
     assert sorted(outcome) == ["quick done", "slow timed out", "slow2 timed out"]
+    assert idle
+
+
+def test_one_timer_fires_exactly_the_waits_not_discarded_in_time() -> None:
+    """The first keepalives of all streams share one timer: a stream whose first event came
+    (discarded) gets none; the others get theirs after the interval, in the order they began."""
+
+    async def scenario() -> tuple[list[str], list[str], bool]:
+        loop = asyncio.get_running_loop()
+        fired: list[str] = []
+        clock: deadlines.Timers[str] = deadlines.Timers(0.1, fired.append)
+        for name in ("a", "b", "c"):
+            clock.add(name, loop)
+        clock.discard("b")
+        await asyncio.sleep(0.05)
+        early = list(fired)
+        clock.add("d", loop)
+        await asyncio.sleep(0.3)
+        return early, fired, clock._timer is None
+
+    early, fired, idle = asyncio.run(scenario())
+    assert early == []
+    assert fired == ["a", "c", "d"]
     assert idle
 
 

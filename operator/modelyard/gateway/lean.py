@@ -324,9 +324,12 @@ class Pool:
 
 class Client:
     """Keep-alive pools by host and port; see the module docstring. ``limit`` > 0: at most
-    so many connections open at once (idle ones are closed to make room)."""
+    so many connections open at once (idle ones are closed to make room). A client serves the
+    loop of its first request (its connections belong to that loop)."""
 
     def __init__(self, connect_timeout: float, limit: int = 0) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = None
+        """Kept at the first request: ``asyncio.get_running_loop()`` is a ``getpid()`` call."""
         self.connect_timeout = connect_timeout
         self.pools: dict[tuple[str, int], Pool] = {}
         self.slots = asyncio.Semaphore(limit) if limit > 0 else None
@@ -338,7 +341,9 @@ class Client:
         """Send; return once the answer's status and headers are in (its body follows)."""
         host, port, path, netloc = place
         data = _request(path, netloc, payload, headers)
-        loop = asyncio.get_running_loop()
+        loop = self.loop
+        if loop is None:
+            loop = self.loop = asyncio.get_running_loop()
         now = loop.time()
         if now >= self.next_sweep:
             self.sweep(now)
