@@ -100,6 +100,36 @@ def test_unlocked_series_expose_what_prometheus_clients_own_would() -> None:
     )
 
 
+@pytest.mark.parametrize("amount", [0.0, 0.005, 0.0050001, 300.0, 301.0, -1.0, float("nan"), float("inf")])
+def test_the_unlocked_methods_put_every_value_where_prometheus_clients_own_would(amount: float) -> None:
+    """A bucket's bound itself, between bounds, past the last, below the first, NaN (no bucket)."""
+    ours = metrics.Metrics()
+    plain = metrics.Metrics()
+    for histogram in ("duration", "first_byte"):
+        labels = ("llama", "ns/a", "200")[: 3 if histogram == "duration" else 2]
+        ours.child(getattr(ours, histogram), *labels).observe(amount)
+        getattr(plain, histogram).labels(*labels).observe(amount)
+    ours.overhead.observe(amount)
+    plain.overhead.observe(amount)
+    gauge, reference = ours.child(ours.in_flight, "ns/a", "t"), plain.in_flight.labels("ns/a", "t")
+    for step in (gauge, reference):
+        step.inc(2.5)
+        step.dec(amount if amount == amount else 1)
+        step.inc()
+        step.dec()
+    counter = ours.child(ours.tokens, "llama", "prompt")
+    if not amount < 0:  # (NaN too)
+        counter.inc(amount)
+        plain.tokens.labels("llama", "prompt").inc(amount)
+    else:
+        with pytest.raises(ValueError):
+            counter.inc(amount)
+    counter.inc()
+    plain.tokens.labels("llama", "prompt").inc()
+    assert "observe" in vars(ours.child(ours.duration, "llama", "ns/a", "200"))  # the fast path is on
+    assert _exposition(ours.registry) == _exposition(plain.registry)
+
+
 def test_the_unlabelled_overhead_histogram_counts_as_prometheus_clients_own() -> None:
     ours = metrics.Metrics()
     registry = prometheus_client.CollectorRegistry()
