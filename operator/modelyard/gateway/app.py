@@ -296,7 +296,8 @@ async def _openai(request: web.Request, known: bool = True) -> web.StreamRespons
             in_flight.release()
             if key is not None:
                 limiter.release(key)
-                app[RATES].count_tokens(key, ex.usage)
+                if key.tpm:  # (the tokens of a key without a tpm limit are not kept)
+                    app[RATES].count_tokens(key, ex.usage)
             endpoint, code = ex.endpoint, ex.code
         assert response is not None
         return response
