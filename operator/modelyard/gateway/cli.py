@@ -180,8 +180,8 @@ async def _freeze_heap(_: web.Application) -> None:
     and collect the youngest generation less often (:data:`YOUNG_COLLECTION`)."""
     gc.collect()
     gc.freeze()
-    _, middle, old = gc.get_threshold()
-    gc.set_threshold(YOUNG_COLLECTION, middle, old)
+    thresholds = gc.get_threshold()
+    gc.set_threshold(YOUNG_COLLECTION, thresholds[1], thresholds[2])
 
 
 def _metrics_server(host: str, port: int) -> Callable[[web.Application], AsyncIterator[None]]:
