@@ -12,6 +12,7 @@ from collections.abc import Callable, Coroutine, Iterator
 from typing import IO, Any, TypeVar
 
 import aiohttp
+import multidict
 import pytest
 import uvloop
 
@@ -399,3 +400,45 @@ def test_an_answer_read_and_released_leaves_no_garbage_for_the_collector(serve: 
         assert run(main()) == []
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize(
+    "name, value", [("X-A", "b\r\nX-Injected: 1"), ("X-A", "b\nc"), ("X-A", "b\rc"), ("X-A\r\nX-B", "c")]
+)
+def test_a_header_with_a_line_break_is_not_sent(run: Any, name: str, value: str) -> None:
+    async def main() -> None:
+        client = lean.Client(connect_timeout=5)
+        place = lean.address("http://127.0.0.1:9/v1/chat/completions")
+        assert place is not None
+        with pytest.raises(aiohttp.ClientConnectionError, match="line break"):
+            await client.post(place, b"{}", {name: value})
+        assert client.pools == {}  # refused before any connection
+
+    run(main())
+
+
+def test_the_forwarded_headers_drop_hop_by_hop_ones_and_credentials_and_add_upstreams() -> None:
+    incoming = multidict.CIMultiDict(
+        [
+            ("Host", "gw"),
+            ("Authorization", "Bearer sk-client"),
+            ("content-length", "12"),
+            ("Accept-Encoding", "gzip"),
+            ("Content-Type", "application/json"),
+            ("X-Trace", "t1"),
+            ("x-trace", "t2"),
+            ("X-Team", "red"),
+        ]
+    )
+    plain = upstream.request_headers(incoming, None)
+    assert list(plain.items()) == [
+        ("Content-Type", "application/json"),
+        ("X-Trace", "t1"),
+        ("x-trace", "t2"),
+        ("X-Team", "red"),
+        ("Accept-Encoding", "identity"),
+    ]
+    up = routes.Upstream(model="m", headers=(("x-team", "blue"),), api_key="sk-up")
+    relayed = upstream.request_headers(incoming, up)
+    assert relayed.getall("X-Team") == ["blue"] and relayed["Authorization"] == "Bearer sk-up"
+    assert relayed.getall("X-Trace") == ["t1", "t2"] and relayed["Accept-Encoding"] == "identity"

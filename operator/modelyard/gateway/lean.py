@@ -433,8 +433,9 @@ async def _head(response: Response) -> None:
 def _request(path: str, netloc: str, payload: bytes, headers: Mapping[str, str]) -> bytes:
     lines = [f"POST {path} HTTP/1.1\r\nHost: {netloc}\r\n"]
     for name, value in headers.items():
-        if "\n" in value or "\r" in value or "\n" in name or "\r" in name:
+        line = f"{name}: {value}"
+        if "\n" in line or "\r" in line:
             raise aiohttp.ClientConnectionError(f"the header {name!r} has a line break; not sent")
-        lines.append(f"{name}: {value}\r\n")
+        lines.append(line + "\r\n")
     lines.append(f"Content-Length: {len(payload)}\r\n\r\n")
     return "".join(lines).encode("utf-8", "surrogateescape") + payload
