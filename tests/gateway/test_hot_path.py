@@ -6,6 +6,7 @@ timeout."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import http.client
 import json
 import urllib.parse
@@ -14,8 +15,9 @@ from typing import Any
 import openai
 import prometheus_client
 import pytest
+from aiohttp import web
 
-from modelyard.gateway import auth, deadlines, discovery, metrics, resume
+from modelyard.gateway import auth, cli, deadlines, discovery, metrics, resume
 
 KEYS = {"alice": "sk-alice-0123456789", "bob": "sk-bob-9876543210"}
 
@@ -98,6 +100,36 @@ def test_unlocked_series_expose_what_prometheus_clients_own_would() -> None:
     )
 
 
+@pytest.mark.parametrize("amount", [0.0, 0.005, 0.0050001, 300.0, 301.0, -1.0, float("nan"), float("inf")])
+def test_the_unlocked_methods_put_every_value_where_prometheus_clients_own_would(amount: float) -> None:
+    """A bucket's bound itself, between bounds, past the last, below the first, NaN (no bucket)."""
+    ours = metrics.Metrics()
+    plain = metrics.Metrics()
+    for histogram in ("duration", "first_byte"):
+        labels = ("llama", "ns/a", "200")[: 3 if histogram == "duration" else 2]
+        ours.child(getattr(ours, histogram), *labels).observe(amount)
+        getattr(plain, histogram).labels(*labels).observe(amount)
+    ours.overhead.observe(amount)
+    plain.overhead.observe(amount)
+    gauge, reference = ours.child(ours.in_flight, "ns/a", "t"), plain.in_flight.labels("ns/a", "t")
+    for step in (gauge, reference):
+        step.inc(2.5)
+        step.dec(amount if amount == amount else 1)
+        step.inc()
+        step.dec()
+    counter = ours.child(ours.tokens, "llama", "prompt")
+    if not amount < 0:  # (NaN too)
+        counter.inc(amount)
+        plain.tokens.labels("llama", "prompt").inc(amount)
+    else:
+        with pytest.raises(ValueError):
+            counter.inc(amount)
+    counter.inc()
+    plain.tokens.labels("llama", "prompt").inc()
+    assert "observe" in vars(ours.child(ours.duration, "llama", "ns/a", "200"))  # the fast path is on
+    assert _exposition(ours.registry) == _exposition(plain.registry)
+
+
 def test_the_unlabelled_overhead_histogram_counts_as_prometheus_clients_own() -> None:
     ours = metrics.Metrics()
     registry = prometheus_client.CollectorRegistry()
@@ -170,10 +202,33 @@ def test_one_timer_cancels_exactly_the_requests_past_their_deadline() -> None:
 
         await asyncio.gather(request("slow", 5), request("quick", 0.01), request("slow2", 5))
         await asyncio.sleep(0.3)  # past the timer's last firing: nothing left for it to do
-        return outcome, clock._timer is None
+        return outcome, clock._timers._timer is None
 
     outcome, idle = asyncio.run(scenario())
     assert sorted(outcome) == ["quick done", "slow timed out", "slow2 timed out"]
+    assert idle
+
+
+def test_one_timer_fires_exactly_the_waits_not_discarded_in_time() -> None:
+    """The first keepalives of all streams share one timer: a stream whose first event came
+    (discarded) gets none; the others get theirs after the interval, in the order they began."""
+
+    async def scenario() -> tuple[list[str], list[str], bool]:
+        loop = asyncio.get_running_loop()
+        fired: list[str] = []
+        clock: deadlines.Timers[str] = deadlines.Timers(0.1, fired.append)
+        for name in ("a", "b", "c"):
+            clock.add(name, loop)
+        clock.discard("b")
+        await asyncio.sleep(0.05)
+        early = list(fired)
+        clock.add("d", loop)
+        await asyncio.sleep(0.3)
+        return early, fired, clock._timer is None
+
+    early, fired, idle = asyncio.run(scenario())
+    assert early == []
+    assert fired == ["a", "c", "d"]
     assert idle
 
 
@@ -225,3 +280,14 @@ def test_a_chunked_body_is_held_to_the_limit_too(
     connection.close()
     assert answer.status == (413 if size > 2000 else 200)
     assert len(fake.requests) == (0 if size > 2000 else 1)
+
+
+def test_the_served_gateway_freezes_its_startup_heap_and_collects_young_objects_less_often() -> None:
+    before = gc.get_threshold()
+    try:
+        asyncio.run(cli._freeze_heap(web.Application()))
+        assert gc.get_freeze_count() > 0
+        assert gc.get_threshold() == (cli.YOUNG_COLLECTION, before[1], before[2])
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()

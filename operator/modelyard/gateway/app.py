@@ -219,7 +219,8 @@ async def _relay(request: web.Request) -> web.StreamResponse:
 
 
 async def _openai(request: web.Request, known: bool = True) -> web.StreamResponse:
-    started = asyncio.get_running_loop().time()
+    loop = request.task.get_loop()  # (asyncio.get_running_loop() makes a getpid() system call)
+    started = loop.time()
     app = request.app
     stats = app[METRICS]
     label, endpoint, code = "unknown", "none", 0
@@ -279,7 +280,7 @@ async def _openai(request: web.Request, known: bool = True) -> web.StreamRespons
             )
             return response
         suffix = request.path[3:] + (f"?{request.query_string}" if request.query_string else "")
-        ex = exchange.Exchange(request, parsed, suffix, started)
+        ex = exchange.Exchange(request, parsed, suffix, started, asyncio.current_task(loop))
         # a stream is counted against tpm by its usage chunk: ask for it (the client sees it
         # only when it asked too)
         ex.ask_usage = bool(
@@ -295,12 +296,13 @@ async def _openai(request: web.Request, known: bool = True) -> web.StreamRespons
             in_flight.release()
             if key is not None:
                 limiter.release(key)
-                app[RATES].count_tokens(key, ex.usage)
+                if key.tpm:  # (the tokens of a key without a tpm limit are not kept)
+                    app[RATES].count_tokens(key, ex.usage)
             endpoint, code = ex.endpoint, ex.code
         assert response is not None
         return response
     finally:
         status = code or (response.status if response is not None else 500)
-        elapsed = asyncio.get_running_loop().time() - started
+        elapsed = loop.time() - started
         stats.child(stats.requests, label, endpoint, str(status)).inc()
         stats.child(stats.duration, label, endpoint, str(status)).observe(elapsed)

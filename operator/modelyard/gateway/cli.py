@@ -166,11 +166,22 @@ def build_discovery(args: argparse.Namespace) -> discovery.Discovery:
     return kube_discovery.KubeDiscovery(kube_api, keys_secret)
 
 
+YOUNG_COLLECTION = 10_000
+"""Net new container objects that start a collection of the youngest generation (Python's
+default: 700). A request leaves no cycles behind, so what its objects add is taken back by
+their frees; with 700, the count's random walk over a few dozen requests in flight still
+reached the threshold every 30-40 requests, about 4% of the gateway's CPU spent finding
+nothing (docs/benchmarks.md, "Issue #19, streams' own work")."""
+
+
 async def _freeze_heap(_: web.Application) -> None:
     """Keep the startup heap (pydantic, kubernetes, aiohttp modules) out of garbage collections:
-    a full collection over it costs tens of milliseconds, which would land in the tail latency."""
+    a full collection over it costs tens of milliseconds, which would land in the tail latency;
+    and collect the youngest generation less often (:data:`YOUNG_COLLECTION`)."""
     gc.collect()
     gc.freeze()
+    thresholds = gc.get_threshold()
+    gc.set_threshold(YOUNG_COLLECTION, thresholds[1], thresholds[2])
 
 
 def _metrics_server(host: str, port: int) -> Callable[[web.Application], AsyncIterator[None]]:

@@ -7,6 +7,9 @@ that a later failure is reported the only way still possible: as an OpenAI error
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 from aiohttp import web
 
 from modelyard.api import openai
@@ -38,14 +41,28 @@ class Exchange:
         "endpoint",
         "failed_mid_stream",
         "hide_usage",
+        "loop",
         "request",
         "resume",
         "started",
         "suffix",
+        "task",
         "usage",
     )
 
-    def __init__(self, request: web.Request, parsed: body.RequestBody, suffix: str, started: float) -> None:
+    def __init__(
+        self,
+        request: web.Request,
+        parsed: body.RequestBody,
+        suffix: str,
+        started: float,
+        task: asyncio.Task[Any] | None,
+    ) -> None:
+        assert task is not None
+        self.task = task
+        """The task handling the request (its timeout cancels it)."""
+        self.loop = task.get_loop()
+        """Its loop, kept: ``asyncio.get_running_loop()`` costs a ``getpid()`` system call."""
         self.request = request
         self.body = parsed
         self.suffix = suffix

@@ -77,7 +77,6 @@ class Response:
         "_raw",
         "_settled",
         "_waiter",
-        "content",
         "content_length",
         "content_type",
         "headers",
@@ -99,8 +98,12 @@ class Response:
         self.headers: multidict.CIMultiDict[str] = multidict.CIMultiDict()
         self.content_type = "application/octet-stream"
         self.content_length: int | None = None
-        self.content = self
-        """aiohttp's spelling: ``response.content.readany()``."""
+
+    @property
+    def content(self) -> Response:
+        """aiohttp's spelling: ``response.content.readany()``. (A property, not an attribute
+        holding ``self``: that cycle left every answer to the garbage collector.)"""
+        return self
 
     async def readany(self, within: float = 0.0) -> bytes:
         """The bytes that came since the last call (waiting for some), b"" at the end.
@@ -321,9 +324,12 @@ class Pool:
 
 class Client:
     """Keep-alive pools by host and port; see the module docstring. ``limit`` > 0: at most
-    so many connections open at once (idle ones are closed to make room)."""
+    so many connections open at once (idle ones are closed to make room). A client serves the
+    loop of its first request (its connections belong to that loop)."""
 
     def __init__(self, connect_timeout: float, limit: int = 0) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = None
+        """Kept at the first request: ``asyncio.get_running_loop()`` is a ``getpid()`` call."""
         self.connect_timeout = connect_timeout
         self.pools: dict[tuple[str, int], Pool] = {}
         self.slots = asyncio.Semaphore(limit) if limit > 0 else None
@@ -335,7 +341,9 @@ class Client:
         """Send; return once the answer's status and headers are in (its body follows)."""
         host, port, path, netloc = place
         data = _request(path, netloc, payload, headers)
-        loop = asyncio.get_running_loop()
+        loop = self.loop
+        if loop is None:
+            loop = self.loop = asyncio.get_running_loop()
         now = loop.time()
         if now >= self.next_sweep:
             self.sweep(now)
@@ -425,8 +433,9 @@ async def _head(response: Response) -> None:
 def _request(path: str, netloc: str, payload: bytes, headers: Mapping[str, str]) -> bytes:
     lines = [f"POST {path} HTTP/1.1\r\nHost: {netloc}\r\n"]
     for name, value in headers.items():
-        if "\n" in value or "\r" in value or "\n" in name or "\r" in name:
+        line = f"{name}: {value}"
+        if "\n" in line or "\r" in line:
             raise aiohttp.ClientConnectionError(f"the header {name!r} has a line break; not sent")
-        lines.append(f"{name}: {value}\r\n")
+        lines.append(line + "\r\n")
     lines.append(f"Content-Length: {len(payload)}\r\n\r\n")
     return "".join(lines).encode("utf-8", "surrogateescape") + payload

@@ -88,6 +88,9 @@ class Proxy:
         self.client = client
         self.holds = holds
         self.deadlines = deadlines.Deadlines(config.request_timeout)
+        interval = config.keepalive_interval
+        self.keepalives = deadlines.Timers(interval, relay.Keepalive.due) if interval > 0 else None
+        """Every stream's first keepalive, on one timer (:class:`.relay.Keepalive`)."""
 
     def chain(self, model: str, table: routes.RouteTable) -> list[routes.Model]:
         """The models to try, in order: the requested one, its fallbacks, the global one."""
@@ -112,8 +115,7 @@ class Proxy:
         self, ex: exchange.Exchange, table: routes.RouteTable, key: auth.ApiKey | None
     ) -> web.StreamResponse:
         requested = ex.body.model
-        task = asyncio.current_task()
-        assert task is not None
+        task = ex.task
         cancelling = task.cancelling()
         self.deadlines.add(task)  # the request timeout (what asyncio.timeout did, for less)
         invalid: str | None = None
@@ -220,7 +222,7 @@ class Proxy:
         headers = upstream.request_headers(ex.request.headers, up)
         gauge = self.metrics.child(self.metrics.in_flight, endpoint.name, target.key)
         demand, sent_to = self.metrics.endpoint(endpoint.name)
-        loop = asyncio.get_running_loop()
+        loop = ex.loop
         ok = False
         self.balancer.started(target)
         gauge.inc()
@@ -271,21 +273,21 @@ class Proxy:
         headers: Mapping[str, str],
         sent: float,
     ) -> web.StreamResponse:
-        keepalive = relay.Keepalive(ex, self.settings.keepalive_interval)
+        keepalive = relay.Keepalive(ex, self.keepalives)
         try:
             opened = await relay.open_stream(self.client, target, ex.suffix, payload, headers, self.settings)
         except asyncio.CancelledError:
             await keepalive.stop()
-            current = asyncio.current_task()
-            if keepalive.gone is None or current is None:
+            if keepalive.gone is None:
                 raise
-            current.uncancel()  # the keepalive found the client gone and stopped the wait
+            ex.task.uncancel()  # the keepalive found the client gone and stopped the wait
             raise keepalive.gone from None
         finally:
-            await keepalive.stop()
+            if (writing := keepalive.halt()) is not None:
+                await asyncio.wait({writing})
         response, first, splitter = opened
         self.metrics.child(self.metrics.first_byte, ex.body.model, endpoint.name).observe(
-            asyncio.get_running_loop().time() - sent
+            ex.loop.time() - sent
         )
         if splitter is None:  # not an event stream: an error or a plain JSON answer
             data = await upstream.read_body(response, self.settings.max_response_bytes)

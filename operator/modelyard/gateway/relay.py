@@ -17,7 +17,7 @@ import aiohttp
 from aiohttp import web
 
 from modelyard.api import openai
-from modelyard.gateway import exchange, lean, metrics, resume, routes, settings, sse, upstream
+from modelyard.gateway import deadlines, exchange, lean, metrics, resume, routes, settings, sse, upstream
 
 log = logging.getLogger(__name__)
 
@@ -25,31 +25,34 @@ log = logging.getLogger(__name__)
 class Keepalive:
     """Comment keepalives to the client while an attempt waits for its first event.
 
-    Armed as one timer: a stream whose first event comes within ``interval`` (the usual case)
-    costs no task and no wait of its own. When the timer fires, a task commits the ``200
-    text/event-stream`` response and sends ``: keepalive`` every ``interval`` seconds until
-    :meth:`stop`; if the client is gone it cancels the waiting attempt, which then raises
-    :class:`~modelyard.gateway.exchange.ClientGone` (:attr:`gone`). ``interval`` <= 0: none.
+    Its first one waits in ``clock`` (one timer for all streams, :class:`.deadlines.Timers`):
+    a stream whose first event comes within the interval (the usual case) costs a dict insert
+    and a pop, no timer, task or wait of its own. Once due, a task commits the ``200
+    text/event-stream`` response and sends ``: keepalive`` every interval until :meth:`stop`;
+    if the client is gone it cancels the waiting attempt, which then raises
+    :class:`~modelyard.gateway.exchange.ClientGone` (:attr:`gone`). ``clock`` None: none.
     """
 
-    __slots__ = ("_ex", "_interval", "_owner", "_stopping", "_task", "_timer", "_writing", "gone")
+    __slots__ = ("_clock", "_ex", "_stopping", "_task", "_writing", "gone")
 
-    def __init__(self, ex: exchange.Exchange, interval: float) -> None:
+    def __init__(self, ex: exchange.Exchange, clock: deadlines.Timers[Keepalive] | None) -> None:
         self._ex = ex
-        self._interval = interval
-        self._owner = asyncio.current_task()
+        self._clock = clock
         self._task: asyncio.Task[None] | None = None
         self._writing = False
         self._stopping = False
         self.gone: exchange.ClientGone | None = None
-        loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(interval, self._start) if interval > 0 else None
+        if clock is not None:
+            clock.add(self, ex.loop)
 
-    def _start(self) -> None:
-        self._timer = None
-        self._task = asyncio.get_running_loop().create_task(self._send())
+    @staticmethod
+    def due(keepalive: Keepalive) -> None:
+        """The first keepalive is due (``clock``'s ``fire``)."""
+        if not keepalive._stopping:
+            keepalive._task = keepalive._ex.loop.create_task(keepalive._send())
 
     async def _send(self) -> None:
+        assert self._clock is not None
         while not self._stopping:
             self._writing = True
             try:
@@ -57,27 +60,32 @@ class Keepalive:
                 await self._ex.write(sse.KEEPALIVE)
             except exchange.ClientGone as exc:
                 self.gone = exc
-                if not self._stopping and self._owner is not None:
-                    self._owner.cancel()
+                if not self._stopping:
+                    self._ex.task.cancel()
                 return
             finally:
                 self._writing = False
             if not self._stopping:
-                await asyncio.sleep(self._interval)
+                await asyncio.sleep(self._clock.delay)
 
-    async def stop(self) -> None:
-        """No more keepalives; a write under way is let finish (a cancelled one could leave
-        the response half-prepared)."""
+    def halt(self) -> asyncio.Task[None] | None:
+        """No more keepalives; the task to wait for when a write is under way (a cancelled one
+        could leave the response half-prepared), else None."""
         self._stopping = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        if self._clock is not None:
+            self._clock.discard(self)
         task, self._task = self._task, None
         if task is None or task.done():
-            return
+            return None
         if not self._writing:
             task.cancel()
-        await asyncio.wait({task})
+        return task
+
+    async def stop(self) -> None:
+        """:meth:`halt`, and wait for the write under way."""
+        task = self.halt()
+        if task is not None:
+            await asyncio.wait({task})
 
 
 async def open_stream(

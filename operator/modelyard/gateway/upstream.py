@@ -183,11 +183,9 @@ def request_headers(
     incoming: Mapping[str, str], upstream: routes.Upstream | None
 ) -> multidict.CIMultiDict[str]:
     """Headers for the outgoing request: the client's, less the dropped ones, plus upstream's."""
-    headers: multidict.CIMultiDict[str] = multidict.CIMultiDict()
-    for name, value in incoming.items():
-        if name.lower() not in _DROP_REQUEST:
-            headers.add(name, value)
-    headers["Accept-Encoding"] = "identity"
+    kept = [(name, value) for name, value in incoming.items() if name.lower() not in _DROP_REQUEST]
+    kept.append(("Accept-Encoding", "identity"))  # (dropped above: never the client's)
+    headers: multidict.CIMultiDict[str] = multidict.CIMultiDict(kept)  # built in one call
     if upstream is not None:
         for name, value in upstream.headers:
             headers[name] = value
