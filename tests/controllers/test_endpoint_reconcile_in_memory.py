@@ -133,17 +133,29 @@ def _pod(ready: bool) -> dict[str, Any]:
     }
 
 
+def _rolled_out(fake: FakeCluster, ready: int) -> None:
+    """The endpoint's Deployment rolled out with ``ready`` replicas Ready, and its pod so."""
+    deployment = asyncio.run(fake.get(cluster.DEPLOYMENT, "chat", TEAM))
+    assert deployment is not None
+    deployment["status"] = {"readyReplicas": ready, "updatedReplicas": 1, "observedGeneration": 1}
+    fake.put(deployment)
+    fake.put(_pod(ready=bool(ready)))
+
+
+def _events(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The messages of the events the operator posts from now on."""
+    events: list[str] = []
+    monkeypatch.setattr(model_endpoint.kopf, "event", lambda *_, message, **__: events.append(message))
+    return events
+
+
 def _start(ctx: context.Context, fake: FakeCluster) -> list[str]:
     """Reconcile a new endpoint through its start: children created (no pod), its pod starting,
     its pod Ready; the phases seen on the endpoint after each step."""
     phases = [_reconcile(ctx).get("phase", "")]  # children created, no pod yet
     fake.put(_pod(ready=False))
     phases.append(_reconcile(ctx).get("phase", ""))
-    deployment = asyncio.run(fake.get(cluster.DEPLOYMENT, "chat", TEAM))
-    assert deployment is not None
-    deployment["status"] = {"readyReplicas": 1, "updatedReplicas": 1, "observedGeneration": 1}
-    fake.put(deployment)
-    fake.put(_pod(ready=True))
+    _rolled_out(fake, ready=1)
     phases.append(_reconcile(ctx).get("phase", ""))
     return phases
 
@@ -155,8 +167,7 @@ def test_a_new_endpoints_slow_start_writes_each_child_once_and_two_statuses(
     it), one status and one event per phase a person can see (Progressing, Ready), none for the
     passing Pending/Creating before the pod exists; the entry's list is written once, with the
     readiness."""
-    events: list[str] = []
-    monkeypatch.setattr(model_endpoint.kopf, "event", lambda *_, message, **__: events.append(message))
+    events = _events(monkeypatch)
     monkeypatch.setattr(context, "CREATED_QUIET", 0.0)
     ctx = make_context(fake)
     assert _start(ctx, fake) == ["Pending", "Progressing", "Ready"]
@@ -180,8 +191,7 @@ def test_a_new_endpoints_fast_start_writes_one_status_and_one_event(
     """Pods Ready within context.CREATED_QUIET of the first reconcile: the passing Pending and
     Progressing are not written; one status (Ready) and one event (New -> Ready); the entry's
     list is written once, with the readiness."""
-    events: list[str] = []
-    monkeypatch.setattr(model_endpoint.kopf, "event", lambda *_, message, **__: events.append(message))
+    events = _events(monkeypatch)
     ctx = make_context(fake)
     assert _start(ctx, fake) == ["", "", "Ready"]
     assert [w for w in fake.writes if w[1] != "ModelEntry"] == [
@@ -200,8 +210,7 @@ def test_pods_slow_to_appear_write_pending_then_ready_without_the_passing_progre
     """No pod within context.CREATED_QUIET: Pending/Creating is written; once the pods appear,
     their passing Progressing/Starting is held as long again, so pods Ready by then write
     Ready straight after Pending (two statuses, two events)."""
-    events: list[str] = []
-    monkeypatch.setattr(model_endpoint.kopf, "event", lambda *_, message, **__: events.append(message))
+    events = _events(monkeypatch)
     ctx = make_context(fake)
     assert _reconcile(ctx) == {}  # children created, no pod yet: held
     ctx.quiet_since[(TEAM, "chat")] -= context.CREATED_QUIET  # still no pod at the recheck
@@ -209,11 +218,7 @@ def test_pods_slow_to_appear_write_pending_then_ready_without_the_passing_progre
     fake.put(_pod(ready=False))
     assert _reconcile(ctx)["phase"] == "Pending"  # Progressing/Starting: held
     assert context.CREATED_QUIET in ctx.endpoint_queue.delays  # type: ignore[union-attr]  # its recheck
-    deployment = asyncio.run(fake.get(cluster.DEPLOYMENT, "chat", TEAM))
-    assert deployment is not None
-    deployment["status"] = {"readyReplicas": 1, "updatedReplicas": 1, "observedGeneration": 1}
-    fake.put(deployment)
-    fake.put(_pod(ready=True))
+    _rolled_out(fake, ready=1)
     assert _reconcile(ctx)["phase"] == "Ready"
     assert [w[0] for w in fake.writes if w[1] == "ModelEndpoint"] == ["status", "status"]
     assert [m.split(":")[0] for m in events] == ["New -> Pending", "Pending -> Ready"]
@@ -229,9 +234,5 @@ def test_a_ready_endpoint_writes_its_progressing_at_once(
     monkeypatch.setattr(context, "CREATED_QUIET", 0.0)
     assert _start(ctx, fake)[-1] == "Ready"
     monkeypatch.setattr(context, "CREATED_QUIET", quiet)
-    fake.put(_pod(ready=False))  # its pod replaced by hand: starting again
-    deployment = asyncio.run(fake.get(cluster.DEPLOYMENT, "chat", TEAM))
-    assert deployment is not None
-    deployment["status"] = {"readyReplicas": 0, "updatedReplicas": 1, "observedGeneration": 1}
-    fake.put(deployment)
+    _rolled_out(fake, ready=0)  # its pod replaced by hand: starting again
     assert _reconcile(ctx)["phase"] == "Progressing"
