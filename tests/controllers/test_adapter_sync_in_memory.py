@@ -120,6 +120,13 @@ async def _pods(fake: FakeCluster, ctx: context.Context, runtimes: list[FakeRunt
             await runner.cleanup()
 
 
+@pytest.fixture(autouse=True)
+def _status_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These endpoints are starting (pods Ready, Deployment not rolled out): write their status
+    at the first reconcile, not after a start's quiet (test_endpoint_reconcile_in_memory.py)."""
+    monkeypatch.setattr(context, "CREATED_QUIET", 0.0)
+
+
 def _endpoint(**spec: Any) -> dict[str, Any]:
     return {
         "apiVersion": "modelyard.io/v1alpha1",
