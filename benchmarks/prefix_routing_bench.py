@@ -110,9 +110,13 @@ def processes(commands: list[tuple[list[str], str]], log: Path) -> Iterator[None
                 process.wait(30)
 
 
-def gateway(routes: Path, port: int, core: str | None = None) -> tuple[list[str], str]:
+def gateway(
+    routes: Path, port: int, core: str | None = None, pod_metrics_interval: float | None = None
+) -> tuple[list[str], str]:
     command = [sys.executable, "-m", "modelyard", "gateway", "--routes", str(routes), "--host", "127.0.0.1",
                "--port", str(port), "--log-level", "WARNING"]  # fmt: skip
+    if pod_metrics_interval is not None:
+        command += ["--pod-metrics-interval", str(pod_metrics_interval)]
     return gateway_bench._pinned(core, command), f"http://127.0.0.1:{port}/readyz"
 
 
@@ -189,7 +193,7 @@ def chat_section(args: argparse.Namespace, tmp: Path) -> dict[str, dict[str, flo
     for strategy in STRATEGIES:
         port = gateway_bench._free_port()
         path = routes_file(tmp / f"chat-{strategy}.yaml", strategy, replicas, args.prefix_chars)
-        commands.append(gateway(path, port))
+        commands.append(gateway(path, port, pod_metrics_interval=args.pod_metrics_interval))
         gateways[strategy] = f"http://127.0.0.1:{port}"
     print(
         f"multi-tenant chat: {args.tenants} system prompts of ~{args.system_tokens} tokens "
@@ -376,6 +380,14 @@ def main() -> None:
         "--repeat", type=int, default=None, help="latency runs per target (default 3; quick 1)"
     )
     parser.add_argument("--decisions", type=int, default=20000, help="requests for the in-process cost")
+    parser.add_argument(
+        "--pod-metrics-interval",
+        type=float,
+        default=None,
+        help="the chat gateways' --pod-metrics-interval (default: the gateway's, 1 s; 0: off). With "
+        "one request at a time a scrape that caught the previous request leaves its pod looking busy "
+        "until the next scrape, and PrefixHash's load bound may spill the next one",
+    )
     parser.add_argument("--skip-chat", action="store_true")
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--proxy-core", default="0")
