@@ -23,7 +23,6 @@ class OwnershipIndex:
     def __init__(self) -> None:
         self._live = live_ownership.LiveOwnership()
         self.ownership: served_names.Ownership = self._live.ownership
-        self._endpoints: set[str] = set()
         self._entries: set[str] = set()
         self._deploying: dict[str, set[str]] = {}
         self._model_of: dict[str, str] = {}
@@ -45,12 +44,9 @@ class OwnershipIndex:
                 del self._deploying[model]
         facts = None
         if endpoint is not None:
-            self._endpoints.add(key)
             self._model_of[key] = endpoint.spec.model
             self._deploying.setdefault(endpoint.spec.model, set()).add(key)
             facts = served_names.facts_of(endpoint, entry, created)
-        else:
-            self._endpoints.discard(key)
         namespace, _, name = key.partition("/")
         self._live.endpoint((namespace, name), facts)
 
@@ -60,7 +56,7 @@ class OwnershipIndex:
 
     def known(self) -> tuple[set[str], set[str]]:
         """The endpoints and entries taken so far."""
-        return set(self._endpoints), set(self._entries)
+        return set(self._model_of), set(self._entries)
 
     def decide(self, force: bool = False) -> tuple[set[str], bool]:
         """Apply the rule to what changed (to everything with ``force``): the endpoints whose
