@@ -136,4 +136,27 @@ def test_the_tiny_chat_model_is_taught_its_reply(tmp_path: Path) -> None:
         ids = tokenizer(text, return_tensors="pt")["input_ids"]
         out = model.generate(ids, max_new_tokens=32, do_sample=False)
         assert out[0][-1].item() == tokenizer.eos_token_id, "the reply does not end its turn"
-        assert tokenizer.decode(out[0][ids.shape[1]:], skip_special_tokens=True) == manifests.REPLY
+        assert tokenizer.decode(out[0][ids.shape[1] :], skip_special_tokens=True) == manifests.REPLY
+
+
+def test_a_failed_endpoint_shows_the_previous_log_when_its_restart_has_not_written_yet(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crashed container restarts with an empty log (CI saw "(no log)" once): the failure
+    then shows the crashed container's log, as ``kubectl logs --previous`` gives it."""
+    import types
+
+    from modelyard.local import build
+    from modelyard.quickstart import models
+
+    kubectl = tmp_path / "bin" / "kubectl"
+    kubectl.parent.mkdir()
+    kubectl.write_text(
+        '#!/bin/sh\ncase "$*" in *--previous*) echo "error: local model: no such directory";; esac\n'
+    )
+    kubectl.chmod(0o755)
+    monkeypatch.setattr(build, "bin_dir", lambda: kubectl.parent)
+    plane = types.SimpleNamespace(kubeconfig=tmp_path / "kubeconfig", state_dir=tmp_path)
+    with pytest.raises(cluster.QuickstartError) as failed:
+        models._fail(plane, manifests.chat_model(tmp_path / "gone"), {"message": "exit code 1"})
+    assert str(failed.value).endswith("last lines of its pod's log:\nerror: local model: no such directory")

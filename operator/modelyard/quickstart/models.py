@@ -62,8 +62,9 @@ def minilm_model() -> Path:
     return Path(package.get_model_path()).resolve()
 
 
-def apply_all(client: kube.Kube, objects: list[dict[str, Any]], show: progress.Progress,
-              timeout: float = 120.0) -> None:
+def apply_all(
+    client: kube.Kube, objects: list[dict[str, Any]], show: progress.Progress, timeout: float = 120.0
+) -> None:
     """Server-side apply each object; retry while the CRDs or the admission webhook are not served
     yet (right after an install), give up on a denial."""
     for obj in objects:
@@ -71,8 +72,13 @@ def apply_all(client: kube.Kube, objects: list[dict[str, Any]], show: progress.P
         deadline = time.monotonic() + timeout
         while True:
             try:
-                client.request("PATCH", path, obj, content_type=APPLY,
-                               query={"fieldManager": FIELD_MANAGER, "force": "true"})
+                client.request(
+                    "PATCH",
+                    path,
+                    obj,
+                    content_type=APPLY,
+                    query={"fieldManager": FIELD_MANAGER, "force": "true"},
+                )
                 break
             except kube.KubeError as exc:
                 if exc.status in (404, 500, 503) and time.monotonic() < deadline:
@@ -91,8 +97,12 @@ def _describe(status: dict[str, Any]) -> str:
 
 
 def wait_ready(
-    plane: controlplane.ControlPlane, models: list[manifests.Model], show: progress.Progress,
-    *, timeout: float = 600.0, failed_grace: float = 30.0,
+    plane: controlplane.ControlPlane,
+    models: list[manifests.Model],
+    show: progress.Progress,
+    *,
+    timeout: float = 600.0,
+    failed_grace: float = 30.0,
 ) -> None:
     """Poll the entries and endpoints until every endpoint is Ready, printing each change.
 
@@ -139,13 +149,21 @@ def wait_ready(
 
 
 def _fail(plane: controlplane.ControlPlane, model: manifests.Model, status: dict[str, Any]) -> None:
-    logs = subprocess.run(
-        [str(build.bin_dir() / "kubectl"), "logs", "-n", manifests.NAMESPACE, "--tail=20",
-         "-l", f"{wire.ENDPOINT}={model.endpoint}"],
-        env=cluster.tool_env(plane), capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    tail = (logs.stdout or logs.stderr).strip() or "(no log)"
     raise cluster.QuickstartError(
         f"ModelEndpoint {manifests.NAMESPACE}/{model.endpoint} failed: {status.get('message')}\n"
-        f"last lines of its pod's log:\n{tail}"
+        f"last lines of its pod's log:\n{_log_tail(plane, model)}"
     )
+
+
+def _log_tail(plane: controlplane.ControlPlane, model: manifests.Model) -> str:
+    """The last lines its pods logged: a crashed container restarts with an empty log, so
+    when the running one has written nothing yet, the previous one's log is the story."""
+    for previous in (False, True):
+        logs = subprocess.run(
+            [str(build.bin_dir() / "kubectl"), "logs", "-n", manifests.NAMESPACE, "--tail=20",
+             "-l", f"{wire.ENDPOINT}={model.endpoint}", *(["--previous"] if previous else [])],
+            env=cluster.tool_env(plane), capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if logs.stdout.strip():
+            return logs.stdout.strip()
+    return logs.stderr.strip() or "(no log)"
