@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Iterator, MutableMapping
 
 from modelyard.builders import settings
 from modelyard.controllers import cluster, debounce, inference_pool, informer, metrics, ownership
@@ -35,6 +36,45 @@ class EndpointState:
     """The served name its runtime pods serve, while the operator keeps its Deployment (None:
     upstream, or nothing deployed); the InferencePools follow it (:mod:`.inference_pool`)."""
     uid: str = ""
+
+
+class EndpointStates(MutableMapping[tuple[str, str], EndpointState]):
+    """Every endpoint's state by (namespace, name), with the endpoints of each entry kept as
+    they change: an entry's reconcile asks for its own, and scanning the fleet for them made
+    the entries' reconciles grow with the square of it."""
+
+    def __init__(self) -> None:
+        self._states: dict[tuple[str, str], EndpointState] = {}
+        self._by_model: dict[str, set[tuple[str, str]]] = {}
+
+    def __getitem__(self, key: tuple[str, str]) -> EndpointState:
+        return self._states[key]
+
+    def __setitem__(self, key: tuple[str, str], state: EndpointState) -> None:
+        before = self._states.get(key)
+        if before is not None and before.model != state.model:
+            self._unlist(before.model, key)
+        self._states[key] = state
+        self._by_model.setdefault(state.model, set()).add(key)
+
+    def __delitem__(self, key: tuple[str, str]) -> None:
+        self._unlist(self._states.pop(key).model, key)
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._states)
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+    def of(self, model: str) -> list[tuple[str, str]]:
+        """The endpoints of entry ``model``, sorted."""
+        return sorted(self._by_model.get(model, ()))
+
+    def _unlist(self, model: str, key: tuple[str, str]) -> None:
+        keys = self._by_model[model]
+        keys.discard(key)
+        if not keys:
+            del self._by_model[model]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,7 +114,7 @@ class Context:
     metrics: metrics.Metrics
     namespace: str
     """The operator's namespace: entry ConfigMaps and Secrets without a namespace, the Lease."""
-    endpoints: dict[tuple[str, str], EndpointState] = dataclasses.field(default_factory=dict)
+    endpoints: EndpointStates = dataclasses.field(default_factory=EndpointStates)
     endpoint_queue: debounce.Debouncer | None = None
     entry_queue: debounce.Debouncer | None = None
     training_queue: debounce.Debouncer | None = None
@@ -98,7 +138,7 @@ class Context:
     instead of all finishing together, and a reconcile that only observes never waits on them."""
 
     def endpoints_of(self, model: str) -> list[tuple[str, str]]:
-        return sorted(key for key, state in self.endpoints.items() if state.model == model)
+        return self.endpoints.of(model)
 
     def touch_endpoint(self, namespace: str, name: str, delay: float = 0.2) -> None:
         if self.endpoint_queue is not None:
