@@ -384,9 +384,8 @@ def main() -> None:
         "--pod-metrics-interval",
         type=float,
         default=None,
-        help="the chat gateways' --pod-metrics-interval (default: the gateway's, 1 s; 0: off). With "
-        "one request at a time a scrape that caught the previous request leaves its pod looking busy "
-        "until the next scrape, and PrefixHash's load bound may spill the next one",
+        help="the chat gateways' --pod-metrics-interval (default: the gateway's, 1 s; 0: off, the "
+        "gateways weigh pods by their own in-flight requests only)",
     )
     parser.add_argument("--skip-chat", action="store_true")
     parser.add_argument("--skip-latency", action="store_true")

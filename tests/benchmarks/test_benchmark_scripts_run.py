@@ -174,11 +174,12 @@ def test_autoscale_bench_cold_starts_and_ramps_losing_nothing(tmp_path: Path) ->
 def test_prefix_routing_bench_runs_both_strategies_side_by_side() -> None:
     """Requests one at a time: PrefixHash sends each tenant's later users to the replica that
     cached the tenant's prompt, so they hit; the counts, not the timings, are checked. The pods'
-    queue signal is off: a scrape that caught the previous request would leave its pod looking
-    busy and spill the next request by the load bound (a CI run saw 3 hits of 6)."""
+    queue signal is on (1 s): a scrape that caught the previous request counts that request as
+    the gateway's own, so once it has finished its pod is idle again and the next request is not
+    spilled by the load bound (before that, a CI run saw 3 hits of 6)."""
     summary = _run("prefix_routing_bench.py", "--tenants", "2", "--users", "3", "--system-tokens", "300",
                    "--concurrency", "1", "--rounds", "1", "--rate", "20", "--duration", "1", "--repeat", "1",
-                   "--pod-metrics-interval", "0", timeout=600)  # fmt: skip
+                   timeout=600)  # fmt: skip
     chat, latency = summary["chat"], summary["latency"]
     assert {name: r["requests"] for name, r in chat.items()} == {"LeastBusy": 6, "PrefixHash": 6}
     assert chat["PrefixHash"]["hit_rate"] >= 4 / 6  # every tenant misses once, on its own replica

@@ -1,18 +1,23 @@
-"""Least-busy weighs a pod by ``max(own in flight, what the pod reports)`` (pure, in memory).
+"""Both strategies weigh a pod by this gateway's requests in flight to it now plus the others'
+the pod reported (in memory).
 
 The pod's figure is ``vllm:num_requests_running + vllm:num_requests_waiting`` from its
-``/metrics`` (:mod:`modelyard.gateway.podload`); a figure older than three intervals, or a pod
-never heard from, leaves the gateway's own count alone. Upstream targets are never scraped.
+``/metrics`` (:mod:`modelyard.gateway.podload`); it counted this gateway's own requests as they
+were at the scrape, so those are taken out (the larger of the own count at the scrape's send and
+at its answer) and the own count of now put in: a request that has finished since is not
+counted twice. A figure older than three intervals, or a pod never heard from, leaves the
+gateway's own count alone. Upstream targets are never scraped.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Callable
 
 import pytest
 
-from modelyard.gateway import balancer, podload, routes
+from modelyard.gateway import balancer, discovery, podload, routes
 
 PAGE = """# HELP vllm:num_requests_running Sequences in the running batch
 # TYPE vllm:num_requests_running gauge
@@ -67,16 +72,16 @@ def test_a_page_without_the_protocol_or_with_nonsense_is_an_error() -> None:
 def test_a_pod_that_reports_a_queue_gets_no_new_requests_while_another_is_idle() -> None:
     clock = Clock()
     pods = podload.PodLoad(1.0, clock=clock)
-    chooser = balancer.WeightedLeastBusy(clock=clock, reported=pods.reported)
+    chooser = balancer.WeightedLeastBusy(clock=clock, others=pods.others)
     pods.record("a", 5.0)
     pods.record("b", 0.0)
     assert _picks(chooser, _model("a", "b"), 20) == {"b": 20}
 
 
-def test_the_own_count_wins_when_it_is_larger_than_the_pods_figure() -> None:
+def test_requests_sent_since_the_scrape_count_though_the_pod_has_not_seen_them() -> None:
     clock = Clock()
     pods = podload.PodLoad(1.0, clock=clock)
-    chooser = balancer.WeightedLeastBusy(clock=clock, reported=pods.reported)
+    chooser = balancer.WeightedLeastBusy(clock=clock, others=pods.others)
     model = _model("a", "b")
     b = model.endpoints[0].targets[1]
     pods.record("a", 2.0)
@@ -87,10 +92,108 @@ def test_the_own_count_wins_when_it_is_larger_than_the_pods_figure() -> None:
     assert _picks(chooser, model, 5) == {"a": 5}
 
 
+def test_a_scrape_that_caught_our_finished_request_does_not_spill_the_next_one_of_its_key() -> None:
+    """One request at a time (a tenant's users in turn): the last scrape ran while the previous
+    request was in flight, so the pod said 1. That request has finished and nothing runs there:
+    the pod is idle, and the key's next request stays on it (and on its prefix cache) rather
+    than spilling past PrefixHash's load bound, ``ceil(1.25 * (1 + 1) / 3) = 1``."""
+    clock = Clock()
+    pods = podload.PodLoad(1.0, clock=clock)
+    chooser = balancer.WeightedLeastBusy(clock=clock, others=pods.others)
+    targets = tuple(discovery.pod_target("ns/chat", f"http://10.0.1.{i}:8000") for i in range(3))
+    routing = routes.Routing("PrefixHash", 512, 1.25)
+    model = routes.build_table(
+        [routes.EndpointInfo("ns/chat", "chat", 100, targets=targets, routing=routing)]
+    )
+    chat = model.get("chat")
+    assert chat is not None
+    key = "p:system prompt of tenant 0 " * 8
+    first = chooser.choose(chat, (), key)
+    assert first is not None and first[1] is not None
+    pod = first[1]
+    chooser.started(pod)
+    for target in targets:  # a scrape round while the request runs
+        pods.record(target.key, 1.0 if target is pod else 0.0, own=chooser.in_flight(target.key))
+    chooser.finished(pod, ok=True)
+    assert pods.reported(pod.key) == 1.0 and chooser.load(pod.key) == 0.0
+    assert chooser.choose(chat, (), key) == first
+    assert chooser.spills() == {}
+
+
+def test_other_clients_requests_still_count_on_top_of_ours() -> None:
+    clock = Clock()
+    pods = podload.PodLoad(1.0, clock=clock)
+    chooser = balancer.WeightedLeastBusy(clock=clock, others=pods.others)
+    target = routes.Target("a", "http://a/v1")
+    chooser.started(target)
+    pods.record("a", 3.0, own=chooser.in_flight("a"))  # ours 1, others' 2
+    chooser.finished(target, ok=True)
+    assert chooser.load("a") == 2.0
+    chooser.started(target)
+    chooser.started(target)
+    assert chooser.load("a") == 4.0
+    pods.record("b", 0.0, own=2)  # ours had not reached the pod yet: the others' are none, not -2
+    assert pods.others("b") == 0.0 and chooser.load("b") == 0.0
+
+
+def _scrape_while(during: Callable[[balancer.WeightedLeastBusy, routes.Target], None]) -> tuple[float, float]:
+    """One request of ours in flight when a scrape is sent; ``during`` runs in the pod's
+    handler, after the pod counted (running 1, ours) and before its answer. The pod's figure
+    and the balancer's load of the pod afterwards."""
+    from aiohttp import web
+
+    async def scenario() -> tuple[float, float]:
+        pods = podload.PodLoad(1.0)
+        chooser = balancer.WeightedLeastBusy(others=pods.others)
+        answered = asyncio.Event()
+
+        async def page(_: web.Request) -> web.Response:
+            if not answered.is_set():
+                during(chooser, target)
+                answered.set()
+            return web.Response(text='vllm:num_requests_running{model_name="chat"} 1.0\n')
+
+        app = web.Application()
+        app.router.add_get("/metrics", page)
+        runner = web.AppRunner(app, shutdown_timeout=0.1)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        target = routes.Target("ns/chat@pod", f"http://127.0.0.1:{runner.addresses[0][1]}/v1")
+        table = routes.RouteTable(
+            {"chat": routes.Model("chat", (routes.Endpoint("ns/chat", "chat", 1, (target,)),))}
+        )
+        chooser.started(target)
+        await pods.start(lambda: table, chooser.in_flight)  # its loop scrapes at once
+        try:
+            await asyncio.wait_for(answered.wait(), 10)
+            while pods.reported(target.key) is None:
+                await asyncio.sleep(0.01)
+        finally:
+            await pods.stop()
+            await runner.cleanup()
+        reported = pods.reported(target.key)
+        assert reported is not None
+        return reported, chooser.load(target.key)
+
+    return asyncio.run(scenario())
+
+
+def test_a_request_that_finished_while_the_scrape_was_on_its_way_is_not_counted_twice() -> None:
+    reported, load = _scrape_while(lambda chooser, target: chooser.finished(target, ok=True))
+    assert (reported, load) == (1.0, 0.0)
+
+
+def test_a_request_sent_while_the_scrape_was_on_its_way_is_taken_for_ours() -> None:
+    """Ours at the send, 1; at the answer, 2: the pod's 1 is taken for ours (the larger count),
+    so another client's is counted short rather than ours twice."""
+    reported, load = _scrape_while(lambda chooser, target: chooser.started(target))
+    assert (reported, load) == (1.0, 2.0)
+
+
 def test_a_stale_or_missing_figure_leaves_the_own_count_alone() -> None:
     clock = Clock()
     pods = podload.PodLoad(1.0, clock=clock)
-    chooser = balancer.WeightedLeastBusy(clock=clock, reported=pods.reported)
+    chooser = balancer.WeightedLeastBusy(clock=clock, others=pods.others)
     pods.record("a", 9.0)
     assert chooser.load("a") == 9.0 and chooser.load("b") == 0.0
     clock.now += podload.STALE_INTERVALS * 1.0 + 0.1  # three 1 s intervals
@@ -126,7 +229,7 @@ def test_only_pod_targets_are_scraped() -> None:
 def test_pods_gone_from_the_routes_are_forgotten() -> None:
     pods = podload.PodLoad(1.0)
     pods.record("gone", 3.0)
-    asyncio.run(pods.scrape(routes.RouteTable()))
+    asyncio.run(pods.scrape(routes.RouteTable(), lambda _key: 0))
     assert pods.reported("gone") is None
 
 
@@ -162,8 +265,8 @@ def test_a_pod_that_hangs_or_speaks_another_protocol_is_unknown_and_counted() ->
         errors: list[str] = []
         pods = podload.PodLoad(0.2)
         pods.on_error(errors.append)
-        await pods.start(lambda: table)  # its session, and its loop (scraping the same pods)
-        await pods.scrape(table)
+        await pods.start(lambda: table, lambda _key: 0)  # its session, and its loop (the same pods)
+        await pods.scrape(table, lambda _key: 0)
         await pods.stop()
         for runner in runners:
             await runner.cleanup()

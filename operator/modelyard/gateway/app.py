@@ -81,7 +81,8 @@ def create_app(
     pod_load: podload.PodLoad | None = None,
 ) -> web.Application:
     """The gateway; ``metrics_route=False`` leaves /metrics to a port of its own (the CLI's
-    ``--metrics-port``); ``pod_load`` (the one ``chooser`` reads) is scraped while it runs."""
+    ``--metrics-port``); ``pod_load`` (the one ``chooser`` reads) is scraped while it runs, noting
+    ``chooser``'s own in-flight count to each pod with each figure."""
     app = web.Application(client_max_size=config.max_body_bytes + 1, middlewares=[_errors])
     app[SETTINGS] = config
     app[DISCOVERY] = source
@@ -151,7 +152,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     await app[DISCOVERY].start()
     pods = app.get(POD_LOAD)
     if pods is not None:
-        await pods.start(app[DISCOVERY].table)
+        await pods.start(app[DISCOVERY].table, app[BALANCER].in_flight)
     try:
         yield
     finally:

@@ -7,9 +7,10 @@ The proxy depends on the :class:`Balancer` Protocol only. :class:`WeightedLeastB
    within one request of the weights over any window, so 10k requests land within a
    fraction of a point of the configured shares.
 2. Target, by the endpoint's :class:`routes.Routing`: ``LeastBusy``, the one with the least
-   :meth:`WeightedLeastBusy.load` (the requests this gateway has in flight to it, or what the
-   pod itself reports running and waiting when that is more, see :mod:`modelyard.gateway.podload`;
-   ties broken round-robin, so idle pods share the load evenly); ``PrefixHash`` with a request
+   :meth:`WeightedLeastBusy.load` (the requests this gateway has in flight to it now, plus
+   the others' the pod reported running and waiting at its last scrape: its figure less this
+   gateway's own requests at that scrape, see :mod:`modelyard.gateway.podload`; ties broken
+   round-robin, so idle pods share the load evenly); ``PrefixHash`` with a request
    key (the proxy computes it only for a model with a PrefixHash endpoint), consistent hashing
    with bounded loads over the endpoint's targets (:mod:`modelyard.gateway.prefixhash`), with
    the same load. The endpoint is picked first, by weight alone, so the split between endpoints
@@ -73,11 +74,12 @@ class WeightedLeastBusy:
         eject_after: int = 3,
         eject_cooldown: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
-        reported: Callable[[str], float | None] | None = None,
+        others: Callable[[str], float | None] | None = None,
     ) -> None:
         self.eject_after = eject_after
-        self._reported = reported
-        """A pod's own queue length (:meth:`modelyard.gateway.podload.PodLoad.reported`)."""
+        self._others = others
+        """The load of a pod beyond this gateway's requests, as the pod last reported it
+        (:meth:`modelyard.gateway.podload.PodLoad.others`); None: unknown."""
         self.eject_cooldown = eject_cooldown
         self._clock = clock
         self._current: dict[str, dict[str, int]] = {}  # served name -> endpoint -> SWRR weight
@@ -179,14 +181,14 @@ class WeightedLeastBusy:
 
     def load(self, target_key: str) -> float:
         """How busy a target is, as both strategies weigh it: the requests this gateway has in
-        flight to it, or what the pod reports running and waiting (every client's, other gateway
-        replicas' included) when that is more. The max, not the sum: the pod's figure already
-        counts this gateway's requests."""
+        flight to it now, plus the others' (other clients', other gateway replicas') as the pod
+        last reported them: its running + waiting less this gateway's own requests to it at that
+        scrape, which the pod's figure counted as they were then. So a request of ours that has
+        finished since is not counted twice, and one sent since is counted once. Never below
+        the own count (the others' are never negative)."""
         own = float(self._in_flight.get(target_key, 0))
-        if self._reported is None:
-            return own
-        reported = self._reported(target_key)
-        return own if reported is None or reported < own else reported
+        others = None if self._others is None else self._others(target_key)
+        return own if others is None else max(own, others + own)
 
     def spills(self) -> Mapping[str, int]:
         return self._spills

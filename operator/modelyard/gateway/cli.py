@@ -226,7 +226,7 @@ def serve(args: argparse.Namespace) -> int:
     if not config.auth:
         log.warning("authentication is OFF (--no-auth): anyone who reaches the gateway may use every model")
     pods = podload.PodLoad(config.pod_metrics_interval)
-    chooser = balancer.WeightedLeastBusy(config.eject_after, config.eject_cooldown, reported=pods.reported)
+    chooser = balancer.WeightedLeastBusy(config.eject_after, config.eject_cooldown, others=pods.others)
     try:
         source = build_discovery(args)
     except Exception as exc:  # kubernetes' ConfigException, a bad routes file

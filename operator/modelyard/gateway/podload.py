@@ -6,7 +6,17 @@ Inference Extension's model-server protocol (the runtime's ``/metrics`` on eithe
 :mod:`modelyard.runtime.metrics`; vLLM's own), so :class:`PodLoad` scrapes each pod target's
 ``/metrics`` every ``--pod-metrics-interval`` seconds and keeps
 ``vllm:num_requests_running + vllm:num_requests_waiting`` (summed over label sets: a pod may
-serve several models). The balancer weighs a pod by ``max(own in flight, reported)``
+serve several models).
+
+That figure counts this gateway's own requests as they were when the pod answered, and a
+request may finish a moment later: under sequential load a scrape that caught the previous
+request would make an idle pod look busy until the next scrape. So with each figure PodLoad
+keeps this gateway's own in-flight count to that pod at the scrape (the balancer's
+:meth:`~modelyard.gateway.balancer.Balancer.in_flight`, read when the scrape is sent and when
+its answer comes, the larger of the two: a request that finished in between is then not
+counted twice, and the error is on the side of counting others short). :meth:`PodLoad.others`
+is the rest, ``max(0, reported - own at the scrape)``: every other client's and gateway
+replica's requests. The balancer weighs a pod by ``own in flight now + others``
 (:meth:`modelyard.gateway.balancer.WeightedLeastBusy.load`).
 
 It never stands in a request's way: the scrape runs as a background task on a connection pool
@@ -22,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import math
 import time
@@ -49,6 +60,21 @@ MAX_BYTES = 4 * 1024 * 1024
 
 OnError = Callable[[str], None]
 """Called with the ModelEndpoint (``namespace/name``) of each failed scrape."""
+InFlight = Callable[[str], int]
+"""This gateway's own requests in flight to a target, by target key
+(:meth:`modelyard.gateway.balancer.Balancer.in_flight`)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Figure:
+    """What one scrape of a pod found."""
+
+    reported: float
+    """The pod's running + waiting."""
+    own: int
+    """This gateway's requests in flight to the pod at the scrape (counted in ``reported``)."""
+    when: float
+    endpoint: str
 
 
 def queue_length(text: str) -> float:
@@ -102,7 +128,7 @@ class PodLoad:
         self.stale_after = STALE_INTERVALS * max(interval, self.timeout)
         self._on_error: OnError = lambda _endpoint: None
         self._clock = clock
-        self._values: dict[str, tuple[float, float, str]] = {}  # key -> (queue length, when, endpoint)
+        self._figures: dict[str, Figure] = {}  # by target key
         self._task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
 
@@ -116,26 +142,39 @@ class PodLoad:
 
     def reported(self, target_key: str) -> float | None:
         """The pod's running + waiting at its last scrape; None when unknown or stale."""
-        found = self._values.get(target_key)
-        if found is None:
-            return None
-        value, when, _ = found
-        if self._clock() - when > self.stale_after:
-            return None
-        return value
+        figure = self._fresh(target_key)
+        return None if figure is None else figure.reported
 
-    def record(self, target_key: str, value: float, endpoint: str = "") -> None:
-        """Store a pod's queue length as of now (the scrape's, or a test's)."""
-        self._values[target_key] = (value, self._clock(), endpoint)
+    def others(self, target_key: str) -> float | None:
+        """The pod's running + waiting at its last scrape less this gateway's own requests to it
+        then (never below 0): every other client's load. None when unknown or stale."""
+        figure = self._fresh(target_key)
+        return None if figure is None else max(0.0, figure.reported - figure.own)
+
+    def _fresh(self, target_key: str) -> Figure | None:
+        figure = self._figures.get(target_key)
+        if figure is None or self._clock() - figure.when > self.stale_after:
+            return None
+        return figure
+
+    def record(self, target_key: str, value: float, *, own: int = 0, endpoint: str = "") -> None:
+        """Store a pod's queue length as of now, and this gateway's requests in flight to it
+        that the figure counts (the scrape's, or a test's)."""
+        self._figures[target_key] = Figure(value, own, self._clock(), endpoint)
 
     def known(self) -> list[tuple[str, str, float]]:
         """(endpoint, target key, queue length) of every pod whose figure is not stale
         (exported as ``modelyard_gateway_pod_queue``)."""
         now = self._clock()
-        return [(e, key, v) for key, (v, when, e) in self._values.items() if now - when <= self.stale_after]
+        return [
+            (f.endpoint, key, f.reported)
+            for key, f in self._figures.items()
+            if now - f.when <= self.stale_after
+        ]
 
-    async def start(self, table: Callable[[], routes.RouteTable]) -> None:
-        """Scrape the pods of the current route table every interval, in the background."""
+    async def start(self, table: Callable[[], routes.RouteTable], in_flight: InFlight) -> None:
+        """Scrape the pods of the current route table every interval, in the background, noting
+        with each figure ``in_flight(target key)``, this gateway's own requests to the pod."""
         if not self.enabled or self._task is not None:
             return
         connector = aiohttp.TCPConnector(limit=CONCURRENCY, limit_per_host=1, keepalive_timeout=30)
@@ -145,7 +184,7 @@ class PodLoad:
             skip_auto_headers=("User-Agent",),
             cookie_jar=aiohttp.DummyCookieJar(),
         )
-        self._task = asyncio.create_task(self._loop(table), name="pod-metrics")
+        self._task = asyncio.create_task(self._loop(table, in_flight), name="pod-metrics")
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -157,33 +196,36 @@ class PodLoad:
             await self._session.close()
             self._session = None
 
-    async def scrape(self, table: routes.RouteTable) -> None:
+    async def scrape(self, table: routes.RouteTable, in_flight: InFlight) -> None:
         """One round: every pod target, :data:`CONCURRENCY` at a time; forget pods gone."""
         targets = pod_targets(table)
-        for key in [k for k in self._values if k not in targets]:
-            del self._values[key]
+        for key in [k for k in self._figures if k not in targets]:
+            del self._figures[key]
         gate = asyncio.Semaphore(CONCURRENCY)
 
         async def one(key: str, endpoint: str, url: str) -> None:
             async with gate:
-                await self._scrape_one(key, endpoint, url)
+                await self._scrape_one(key, endpoint, url, in_flight)
 
         await asyncio.gather(*(one(key, *where) for key, where in targets.items()))
 
-    async def _loop(self, table: Callable[[], routes.RouteTable]) -> None:
+    async def _loop(self, table: Callable[[], routes.RouteTable], in_flight: InFlight) -> None:
         loop = asyncio.get_running_loop()
         while True:
             started = loop.time()
             try:
-                await self.scrape(table())
+                await self.scrape(table(), in_flight)
             except Exception:  # never let the task die: the next round tries again
                 log.exception("pod metrics round failed")
             await asyncio.sleep(max(0.0, self.interval - (loop.time() - started)))
 
-    async def _scrape_one(self, key: str, endpoint: str, url: str) -> None:
+    async def _scrape_one(self, key: str, endpoint: str, url: str, in_flight: InFlight) -> None:
         assert self._session is not None
+        own = in_flight(key)
         try:
             async with self._session.get(url) as response:
+                # the pod counted between the send and its answer: what ran at either moment
+                own = max(own, in_flight(key))
                 if response.status != 200:
                     raise ValueError(f"HTTP {response.status}")
                 chunks: list[bytes] = []
@@ -195,8 +237,8 @@ class PodLoad:
                     chunks.append(chunk)
             value = queue_length(b"".join(chunks).decode("utf-8", "replace"))
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            self._values.pop(key, None)
+            self._figures.pop(key, None)
             self._on_error(endpoint)
             log.debug("pod metrics of %s at %s: %s", key, url, exc)
             return
-        self.record(key, value, endpoint)
+        self.record(key, value, own=own, endpoint=endpoint)
