@@ -13,6 +13,7 @@ import openai
 import pytest
 import requests
 
+import kit
 from modelyard.gateway import app as gateway_app
 from modelyard.gateway import auth, discovery, sse
 
@@ -50,8 +51,14 @@ def test_responses_api_with_the_openai_sdk_plain_and_streamed(setup: tuple[Any, 
     assert deltas == "pod-a-0 pod-a-1 pod-a-2 pod-a-3 "
     assert "stream_options" not in fake.requests[-1]["body"]  # only chat/completions are asked
 
-    assert (
-        _value(app, "modelyard_gateway_requests_total", model="llama", endpoint="ns/llama", code="200") == 2
+    # (counted when the handler returns, which may come just after the client read the stream's end)
+    kit.wait_for(
+        lambda: (
+            _value(app, "modelyard_gateway_requests_total", model="llama", endpoint="ns/llama", code="200")
+            == 2
+        ),
+        10,
+        "both relayed requests counted",
     )
     # usage read as OpenAI's Responses API writes it: input/output tokens, the stream's in response.completed
     assert _value(app, "modelyard_gateway_tokens_total", model="llama", kind="prompt") == 5 + 3
@@ -71,8 +78,14 @@ def test_a_path_the_gateway_does_not_know_is_relayed_to_the_model_it_names(
     assert r.headers["Content-Type"].startswith("text/event-stream")
     assert r.text.endswith("data: [DONE]\n\n") and "pod-a-2" in r.text
     assert fake.requests[-1]["path"] == "/v1/some/new/thing"
-    assert (
-        _value(app, "modelyard_gateway_requests_total", model="llama", endpoint="ns/llama", code="200") == 2
+    # (counted when the handler returns, which may come just after the client read the stream's end)
+    kit.wait_for(
+        lambda: (
+            _value(app, "modelyard_gateway_requests_total", model="llama", endpoint="ns/llama", code="200")
+            == 2
+        ),
+        10,
+        "both relayed requests counted",
     )
 
     missing = requests.post(f"{url}/v1/some/new/thing", json={"model": "nope"}, timeout=10)
