@@ -17,6 +17,31 @@ may still make things right. CEL in the CRDs covers what one object says about i
                    warn: the entry does not exist yet; output.serveOn's endpoint does not
     ModelEntry     warn: the registry cannot resolve it (its status will say Invalid); its
                          servingNamespaces shut endpoints out (they go to ServedNameConflict)
+
+Served-name ownership is judged from what the operator already knows from its watches: the
+ownership index (:mod:`.ownership`) is asked what the rule would answer if the request's
+endpoint or entry were recorded (:meth:`.ownership.Index.with_endpoint`,
+:meth:`~.ownership.Index.with_entry`), which costs the names the request touches, not a
+listing and a parse of every entry and endpoint (issue #22: creating N endpoints listed N times).
+
+Where staleness could do harm, the read is fresh or the webhook lists as before:
+
+* **Before the watches report, the API is listed.** A replica whose kopf indices are not
+  attached yet, or whose ownership index no listing has filled (:func:`_live`), lists every
+  entry and endpoint per request, so nothing is admitted unchecked while it starts. Only the
+  replica holding the Lease runs kopf, and the webhook Service selects only that replica's
+  pod (:mod:`.leader_label`): a standby, whose index is empty, answers no admission.
+* **The endpoint's own entry is read** (one GET, as the other checks need it anyway): its
+  served name and a ``servingNamespaces`` claim made a moment ago count at once.
+* **The other endpoints and entries may be a moment behind** (the watch latency). That lets
+  through only what two concurrent requests could always let through with a listing: two
+  endpoints of different namespaces created together with one served name, or an endpoint
+  created just before an entry's claim shuts it out. Admission is the early denial, not the
+  authority: the operator applies the same rule to what it watches, oldest
+  creationTimestamp first, and reports the later one ``ServedNameConflict``/``NameNotAllowed``
+  (:mod:`.ownership`), and the gateway routes a served name only to endpoints the rule lets
+  serve it (fail-closed). A name owned for longer than its watch event takes to arrive is
+  never taken over at admission.
 """
 
 from __future__ import annotations
@@ -29,7 +54,7 @@ import pydantic
 from modelyard import api
 from modelyard.api import served_names, wire
 from modelyard.builders import adapters, deployment, registration, runtime_args, trust
-from modelyard.controllers import cluster, context, model_entry
+from modelyard.controllers import cluster, context, model_entry, ownership
 from modelyard.registry import gpus, manifests, resolve, verdicts
 
 T = TypeVar("T", bound=pydantic.BaseModel)
@@ -50,6 +75,14 @@ def _deny(problem: str | None) -> None:
 async def _entry(ctx: context.Context, name: str) -> api.ModelEntry | None:
     body = await ctx.cluster.get(cluster.MODEL_ENTRY, name)
     return model_entry.parse(body) if body is not None else None
+
+
+def _parsed_entry(body: dict[str, Any] | None) -> api.ModelEntry | None:
+    """The entry, or None when it is absent or invalid (an invalid entry serves no name)."""
+    try:
+        return model_entry.parse(body) if body is not None else None
+    except pydantic.ValidationError:
+        return None
 
 
 async def _cluster_now(
@@ -85,25 +118,34 @@ def _ownership(
     return served_names.decide([f for f in facts if f is not None], claims)
 
 
-async def _check_ownership(ctx: context.Context, endpoint: api.ModelEndpoint, body: dict[str, Any]) -> None:
+def _live(ctx: context.Context) -> ownership.Index | None:
+    """The operator's ownership index, once a listing filled it and the watches keep it current;
+    None before (the watches have not reported yet: read the API)."""
+    watched = all(ctx.informer.attached(kind) for kind in (cluster.MODEL_ENTRY, cluster.MODEL_ENDPOINT))
+    return ctx.ownership if watched and ctx.ownership.complete else None
+
+
+async def _check_ownership(
+    ctx: context.Context, endpoint: api.ModelEndpoint, body: dict[str, Any], entry: api.ModelEntry | None
+) -> None:
     """Deny what served-name ownership forbids (:mod:`modelyard.api.served_names`), for the
-    endpoint's served name and for its adapters' names."""
-    entries, endpoints = await _cluster_now(ctx)
+    endpoint's served name and for its adapters' names (``entry``: its entry as just read)."""
     key = (endpoint.namespace or "", endpoint.name)
-    others = [(e, created) for e, created in endpoints if (e.namespace or "", e.name) != key]
     created = (body.get("metadata") or {}).get("creationTimestamp")
-    ownership = _ownership(entries, [*others, (endpoint, created)])
+    live = _live(ctx)
+    if live is None:
+        ownership, served = await _listed(ctx, endpoint, key, created)
+    else:
+        names = [adapter.name for adapter in endpoint.spec.adapters or ()]
+        fact = served_names.facts_of(endpoint, entry, created)
+        ownership = live.with_endpoint(key, fact, (endpoint.spec.model, entry), names)
+        served = _served_by_others(live, key, names)
     verdict = ownership.verdict(*key)
     if verdict.conflict is not None:
         raise kopf.AdmissionError(verdict.conflict, code=403)
     ignored = verdict.fallback_message()
     if ignored is not None:
         raise kopf.AdmissionError(ignored, code=403)
-    served = {
-        f.served_name: f"{f.namespace}/{f.name}"
-        for e, when in others
-        if (f := served_names.facts_of(e, entries.get(e.spec.model), when)) is not None
-    }
     for i, adapter in enumerate(endpoint.spec.adapters or ()):
         where = f"spec.adapters[{i}].name"
         if adapter.name in served:
@@ -119,6 +161,34 @@ async def _check_ownership(ctx: context.Context, endpoint: api.ModelEndpoint, bo
             )
 
 
+async def _listed(
+    ctx: context.Context, endpoint: api.ModelEndpoint, key: tuple[str, str], created: str | None
+) -> tuple[served_names.Ownership, dict[str, str]]:
+    """:func:`_check_ownership`'s reading before the watches report: the rule over everything
+    the API lists, and the served name of every other endpoint (``namespace/name``)."""
+    entries, endpoints = await _cluster_now(ctx)
+    others = [(e, created) for e, created in endpoints if (e.namespace or "", e.name) != key]
+    ownership = _ownership(entries, [*others, (endpoint, created)])
+    served = {
+        f.served_name: f"{f.namespace}/{f.name}"
+        for e, when in others
+        if (f := served_names.facts_of(e, entries.get(e.spec.model), when)) is not None
+    }
+    return ownership, served
+
+
+def _served_by_others(live: ownership.Index, key: tuple[str, str], names: list[str]) -> dict[str, str]:
+    """Which other endpoint (``namespace/name``) has each of ``names`` (the endpoint's adapters')
+    as its own served name; of several, the last in the API's order, as :func:`_listed` says."""
+    served: dict[str, str] = {}
+    for name in names:
+        others = (f for f in live.serving(name) if f.key != key and f.served_name == name)
+        found = [f"{f.namespace}/{f.name}" for f in others]
+        if found:
+            served[name] = max(found)
+    return served
+
+
 async def _check_adapter_entries(ctx: context.Context, endpoint: api.ModelEndpoint, base: str | None) -> None:
     """Each ``spec.adapters[].entry`` must be an adapter over the endpoint's base (``base``:
     None while the endpoint's own entry does not exist, so the base is not known yet)."""
@@ -132,9 +202,13 @@ async def _check_adapter_entries(ctx: context.Context, endpoint: api.ModelEndpoi
 
 async def _warn_shut_out(ctx: context.Context, entry: api.ModelEntry, warnings: list[str]) -> None:
     """An entry's servingNamespaces may leave running endpoints in conflict: say which."""
-    entries, endpoints = await _cluster_now(ctx)
-    before = _ownership(entries, endpoints)
-    after = _ownership({**entries, entry.name: entry}, endpoints)
+    live = _live(ctx)
+    if live is None:
+        entries, endpoints = await _cluster_now(ctx)
+        before = _ownership(entries, endpoints)
+        after = _ownership({**entries, entry.name: entry}, endpoints)
+    else:
+        before, after = live.with_entry(entry)
     shut_out = sorted(
         f"{key[0]}/{key[1]}"
         for key, verdict in after.verdicts.items()
@@ -150,8 +224,11 @@ async def _warn_shut_out(ctx: context.Context, entry: api.ModelEntry, warnings: 
 async def validate_endpoint(ctx: context.Context, body: dict[str, Any], warnings: list[str]) -> None:
     endpoint = _parse(api.ModelEndpoint, body)
     _deny(trust.image_problem(endpoint.spec.image, ctx.settings))
-    await _check_ownership(ctx, endpoint, body)
-    entry = await _entry(ctx, endpoint.spec.model)
+    found = await ctx.cluster.get(cluster.MODEL_ENTRY, endpoint.spec.model)
+    entry = _parsed_entry(found)
+    await _check_ownership(ctx, endpoint, body, entry)
+    if found is not None and entry is None:
+        entry = model_entry.parse(found)  # invalid: raises, after the ownership check, as before
     _deny(trust.engine_args_problem(endpoint.spec.engine_args, entry))
     await _check_adapter_entries(ctx, endpoint, adapters.base_of(entry) if entry is not None else None)
     if entry is None:
