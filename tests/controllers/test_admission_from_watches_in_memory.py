@@ -1,6 +1,7 @@
 """Admission answers served-name ownership from what the watches told the operator
-(:mod:`modelyard.controllers.admission`): no listing per request once the indices are attached
-and the ownership index is filled; before that it lists, and both ways say the same words."""
+(:mod:`modelyard.controllers.admission`): no listing for a request it admits once the indices
+are attached and the ownership index is filled; a denial is confirmed by a listing; before the
+watches report every request lists. The index's reading finds the listing's words."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import kopf
 import pytest
 from fakecluster import FakeCluster, entry, make_context
 
-from modelyard.controllers import admission, cluster, context, informer
+from modelyard import api
+from modelyard.api import served_names
+from modelyard.controllers import admission, cluster, context, informer, model_entry
 from modelyard.controllers.handlers import common
 
 ALICE_CREATED = "2026-01-01T00:00:01Z"
@@ -104,17 +107,48 @@ TAKEOVERS = [
 
 
 @pytest.mark.parametrize(("body", "words"), TAKEOVERS)
-def test_a_takeover_is_denied_without_a_listing_in_the_words_the_listing_gave(
+def test_a_takeover_is_found_by_the_index_in_the_words_of_the_listing(
     body: dict[str, Any], words: str
 ) -> None:
+    fake = fleet()
+    ctx = watching(fake)
+    endpoint_ = api.ModelEndpoint.model_validate(body)
+    key = (endpoint_.namespace or "", endpoint_.name)
+    model = asyncio.run(fake.get(cluster.MODEL_ENTRY, endpoint_.spec.model))
+    entry_ = model_entry.parse(model) if model is not None else None
+    names = [a.name for a in endpoint_.spec.adapters or ()]
+    fact = served_names.facts_of(endpoint_, entry_, None)
+    ownership = ctx.ownership.with_endpoint(key, fact, (endpoint_.spec.model, entry_), names)
+    from_index = admission.ownership_problem(
+        endpoint_, ownership, admission._served_by_others(ctx.ownership, key, names)
+    )
+    assert fake.lists == []
+    from_listing = admission.ownership_problem(
+        endpoint_, *asyncio.run(admission._listed(ctx, endpoint_, key, None))
+    )
+    assert from_index is not None and words in from_index
+    assert from_index == from_listing
+
+
+@pytest.mark.parametrize(("body", "words"), TAKEOVERS)
+def test_a_takeover_is_denied_once_the_listing_confirms_it(body: dict[str, Any], words: str) -> None:
     listed = fleet()
     before = denial(make_context(listed), body)  # no watches yet: the API is listed
     assert listed.lists == ["ModelEntry", "ModelEndpoint"]
     watched = fleet()
     after = denial(watching(watched), body)
-    assert watched.lists == []
+    assert watched.lists == ["ModelEntry", "ModelEndpoint"]  # the index found it, the listing confirmed it
     assert words in after
     assert after == before
+
+
+def test_a_denial_the_index_is_behind_on_is_not_given() -> None:
+    """alice left a moment ago (the API says so, the watch has not): mallory may have the name."""
+    fake = fleet()
+    ctx = watching(fake)
+    asyncio.run(fake.delete(cluster.MODEL_ENDPOINT, "chat", "alice"))
+    asyncio.run(admission.validate_endpoint(ctx, endpoint("mallory", "hijack", servedName="chat"), []))
+    assert fake.lists == ["ModelEntry", "ModelEndpoint"]
 
 
 def test_an_endpoint_that_takes_nobodys_name_is_admitted_without_a_listing() -> None:
@@ -129,14 +163,21 @@ def test_an_endpoint_that_takes_nobodys_name_is_admitted_without_a_listing() -> 
 
 
 def test_a_fresh_read_of_the_entry_counts_before_its_watch_event() -> None:
-    """The endpoint's own entry is read (one GET, as before): a claim made a moment ago denies
-    at once, though the ownership index has not heard of it."""
+    """The endpoint's own entry is read (one GET, as before): a claim made a moment ago is
+    found, though the ownership index has not heard of it."""
     fake = fleet()
     ctx = watching(fake)
-    fake.put(entry("fresh", servedName="fresh-chat", servingNamespaces=["platform"]))
+    fresh = entry("fresh", servedName="fresh-chat", servingNamespaces=["platform"])
+    fake.put(fresh)
+    early = api.ModelEndpoint.model_validate(endpoint("mallory", "early", model="fresh"))
+    key = ("mallory", "early")
+    read = model_entry.parse(fresh)
+    ownership = ctx.ownership.with_endpoint(key, served_names.facts_of(early, read, None), ("fresh", read))
+    assert "ModelEntry fresh may be deployed only from namespaces platform" in str(
+        ownership.verdict(*key).conflict
+    )
     words = denial(ctx, endpoint("mallory", "early", model="fresh"))
     assert "ModelEntry fresh may be deployed only from namespaces platform" in words
-    assert fake.lists == []
 
 
 def test_an_entry_that_shuts_endpoints_out_is_warned_of_without_a_listing() -> None:

@@ -33,15 +33,18 @@ Where staleness could do harm, the read is fresh or the webhook lists as before:
   pod (:mod:`.leader_label`): a standby, whose index is empty, answers no admission.
 * **The endpoint's own entry is read** (one GET, as the other checks need it anyway): its
   served name and a ``servingNamespaces`` claim made a moment ago count at once.
+* **A denial is confirmed by a listing** (:func:`_listed`, whose words the denial gives): an
+  index a moment behind must not refuse a name its owner just gave up or shared. Only a
+  refused request pays for it.
 * **The other endpoints and entries may be a moment behind** (the watch latency). That lets
-  through only what two concurrent requests could always let through with a listing: two
-  endpoints of different namespaces created together with one served name, or an endpoint
-  created just before an entry's claim shuts it out. Admission is the early denial, not the
-  authority: the operator applies the same rule to what it watches, oldest
-  creationTimestamp first, and reports the later one ``ServedNameConflict``/``NameNotAllowed``
-  (:mod:`.ownership`), and the gateway routes a served name only to endpoints the rule lets
-  serve it (fail-closed). A name owned for longer than its watch event takes to arrive is
-  never taken over at admission.
+  through what two concurrent requests could always let through with a listing (two endpoints
+  of different namespaces created together with one served name, an endpoint created just
+  before an entry's claim shuts it out), in a window that grows from one admission's length to
+  that plus the watch latency. Admission is the early denial, not the authority: the operator
+  applies the same rule to what it watches, oldest creationTimestamp first, and reports the
+  later one ``ServedNameConflict``/``NameNotAllowed`` (:mod:`.ownership`), and the gateway
+  routes a served name only to endpoints the rule lets serve it (fail-closed). A name owned
+  for longer than its watch event takes to arrive is never taken over at admission.
 """
 
 from __future__ import annotations
@@ -129,43 +132,54 @@ async def _check_ownership(
     ctx: context.Context, endpoint: api.ModelEndpoint, body: dict[str, Any], entry: api.ModelEntry | None
 ) -> None:
     """Deny what served-name ownership forbids (:mod:`modelyard.api.served_names`), for the
-    endpoint's served name and for its adapters' names (``entry``: its entry as just read)."""
+    endpoint's served name and for its adapters' names (``entry``: its entry as just read).
+    Judged from the ownership index once the watches report; a denial is confirmed against
+    the API (the index may be a moment behind an owner that just left or shared)."""
     key = (endpoint.namespace or "", endpoint.name)
     created = (body.get("metadata") or {}).get("creationTimestamp")
     live = _live(ctx)
-    if live is None:
-        ownership, served = await _listed(ctx, endpoint, key, created)
-    else:
+    if live is not None:
         names = [adapter.name for adapter in endpoint.spec.adapters or ()]
         fact = served_names.facts_of(endpoint, entry, created)
         ownership = live.with_endpoint(key, fact, (endpoint.spec.model, entry), names)
-        served = _served_by_others(live, key, names)
-    verdict = ownership.verdict(*key)
+        if ownership_problem(endpoint, ownership, _served_by_others(live, key, names)) is None:
+            return
+    problem = ownership_problem(endpoint, *await _listed(ctx, endpoint, key, created))
+    if problem is not None:
+        raise kopf.AdmissionError(problem, code=403)
+
+
+def ownership_problem(
+    endpoint: api.ModelEndpoint, ownership: served_names.Ownership, served: dict[str, str]
+) -> str | None:
+    """Why served-name ownership forbids the endpoint (the first reason), or None: ``ownership``
+    the rule's answer with the endpoint in it, ``served`` the other endpoints' served names."""
+    namespace = endpoint.namespace or ""
+    verdict = ownership.verdict(namespace, endpoint.name)
     if verdict.conflict is not None:
-        raise kopf.AdmissionError(verdict.conflict, code=403)
+        return verdict.conflict
     ignored = verdict.fallback_message()
     if ignored is not None:
-        raise kopf.AdmissionError(ignored, code=403)
+        return ignored
     for i, adapter in enumerate(endpoint.spec.adapters or ()):
         where = f"spec.adapters[{i}].name"
         if adapter.name in served:
-            raise kopf.AdmissionError(
+            return (
                 f"{where}: {adapter.name!r} is the served name of ModelEndpoint {served[adapter.name]}; "
-                "an adapter needs a served name of its own",
-                code=403,
+                "an adapter needs a served name of its own"
             )
-        if not ownership.may_serve(key[0], adapter.name):
+        if not ownership.may_serve(namespace, adapter.name):
             owner = ownership.owners[adapter.name].describe()
-            raise kopf.AdmissionError(
-                f"{where}: served name {adapter.name!r} belongs to {owner} ({served_names.RULE})", code=403
-            )
+            return f"{where}: served name {adapter.name!r} belongs to {owner} ({served_names.RULE})"
+    return None
 
 
 async def _listed(
     ctx: context.Context, endpoint: api.ModelEndpoint, key: tuple[str, str], created: str | None
 ) -> tuple[served_names.Ownership, dict[str, str]]:
-    """:func:`_check_ownership`'s reading before the watches report: the rule over everything
-    the API lists, and the served name of every other endpoint (``namespace/name``)."""
+    """:func:`_check_ownership`'s reading from the API (before the watches report, and to
+    confirm a denial): the rule over everything it lists, and the served name of every other
+    endpoint (``namespace/name``)."""
     entries, endpoints = await _cluster_now(ctx)
     others = [(e, created) for e, created in endpoints if (e.namespace or "", e.name) != key]
     ownership = _ownership(entries, [*others, (endpoint, created)])
