@@ -117,7 +117,7 @@ NAMESPACES = ("a", "b")
 def catalog_and_fleet(draw: st.DrawFn) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     entries = []
     for name in draw(st.lists(st.sampled_from(ENTRY_NAMES), unique=True)):
-        entries.append(any_entry(draw, name))
+        entries.append(draw(any_entry(name)))
     endpoints = []
     for i, (ns, model) in enumerate(
         draw(st.lists(st.tuples(st.sampled_from(NAMESPACES), st.sampled_from(ENTRY_NAMES)), max_size=6))
@@ -133,9 +133,9 @@ def catalog_and_fleet(draw: st.DrawFn) -> tuple[list[dict[str, Any]], list[dict[
     return entries, endpoints
 
 
-def any_entry(draw: st.DrawFn, name: str) -> dict[str, Any]:
-    serving = draw(st.sampled_from((None, ["a"], ["b"], ["a", "b"])))
-    return entry(name, draw(st.sampled_from(SERVED)), serving)
+def any_entry(name: str) -> st.SearchStrategy[dict[str, Any]]:
+    serving = st.sampled_from((None, ["a"], ["b"], ["a", "b"]))
+    return st.tuples(st.sampled_from(SERVED), serving).map(lambda found: entry(name, *found))
 
 
 @settings(max_examples=300, deadline=None)
@@ -146,7 +146,7 @@ def test_with_entry_says_what_recording_the_entry_would(
     entries, endpoints = objects
     index = ownership.Index()
     index.seed(endpoints, entries)
-    body = data.draw(st.sampled_from(ENTRY_NAMES).map(lambda name: any_entry(data.draw, name)))
+    body = data.draw(st.sampled_from(ENTRY_NAMES).flatmap(any_entry))
     parsed = api.ModelEntry.model_validate(body)
     before, after = index.with_entry(parsed)
     now = {key: index.verdict(*key) for key in index.decide().verdicts}
