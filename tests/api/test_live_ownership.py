@@ -105,3 +105,44 @@ def test_a_change_nobody_reads_moves_nothing() -> None:
     live.endpoint(fact.key, sn.EndpointFacts("a", "x", "2026-01-01T00:00:01Z", "chat", "m"))
     live.entry("unused", None)
     assert live.settle() == (set(), set())
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(st.one_of(facts(), claims()), max_size=20),
+    st.lists(facts(), max_size=2),
+    st.lists(claims(), max_size=1),
+    st.lists(keys, max_size=3),
+    st.lists(st.sampled_from(NAMES), max_size=2),
+)
+def test_what_if_answers_what_the_rule_over_everything_would_and_records_nothing(
+    recorded: list[tuple[object, object]],
+    endpoint_changes: list[tuple[tuple[str, str], sn.EndpointFacts | None]],
+    claim_changes: list[tuple[str, sn.EntryClaim | None]],
+    asked: list[tuple[str, str]],
+    extra_names: list[str],
+) -> None:
+    live = LiveOwnership()
+    endpoints: dict[tuple[str, str], sn.EndpointFacts | None] = {}
+    entry_claims: dict[str, sn.EntryClaim | None] = {}
+    for what, value in recorded:
+        if isinstance(what, tuple):
+            live.endpoint(what, value)  # type: ignore[arg-type]
+            endpoints[what] = value  # type: ignore[assignment]
+        else:
+            live.entry(str(what), value)  # type: ignore[arg-type]
+            entry_claims[str(what)] = value  # type: ignore[assignment]
+    live.settle()
+    now = sn.decide([f for f in endpoints.values() if f], [c for c in entry_claims.values() if c])
+    changed_endpoints, changed_claims = dict(endpoint_changes), dict(claim_changes)
+    keys_asked = {*asked, *changed_endpoints}
+    answer = live.what_if(keys_asked, changed_endpoints, changed_claims, extra_names)
+    after = {**endpoints, **changed_endpoints}
+    whole = sn.decide(
+        [f for f in after.values() if f], [c for c in {**entry_claims, **changed_claims}.values() if c]
+    )
+    assert dict(answer.verdicts) == {k: whole.verdicts[k] for k in keys_asked if k in whole.verdicts}
+    read = {*extra_names, *(n for k in keys_asked if (f := after.get(k)) for n in (*f.names, *f.fallback))}
+    assert dict(answer.owners) == {n: whole.owners[n] for n in read if n in whole.owners}
+    assert dict(live.ownership.owners) == dict(now.owners)  # nothing recorded
+    assert dict(live.ownership.verdicts) == dict(now.verdicts)

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from modelyard import api
+from modelyard.api import served_names
 from modelyard.controllers import ownership
 
 
@@ -101,3 +106,67 @@ def test_events_that_change_nothing_the_rule_reads_keep_the_decision() -> None:
     assert (dict(index.decide().owners), dict(index.decide().verdicts)) == decided
     assert index.entry_event(entry("unused", "elsewhere", None)) == set()  # no endpoint, no claim
     assert (dict(index.decide().owners), dict(index.decide().verdicts)) == decided
+
+
+ENTRY_NAMES = ("e1", "e2")
+SERVED = ("x", "y")
+NAMESPACES = ("a", "b")
+
+
+@st.composite
+def catalog_and_fleet(draw: st.DrawFn) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    entries = []
+    for name in draw(st.lists(st.sampled_from(ENTRY_NAMES), unique=True)):
+        entries.append(draw(any_entry(name)))
+    endpoints = []
+    for i, (ns, model) in enumerate(
+        draw(st.lists(st.tuples(st.sampled_from(NAMESPACES), st.sampled_from(ENTRY_NAMES)), max_size=6))
+    ):
+        spec: dict[str, Any] = {"model": model}
+        served = draw(st.sampled_from((None, *SERVED)))
+        if served is not None:
+            spec["servedName"] = served
+        body = endpoint(ns, f"ep{i}", f"2026-01-01T00:00:0{draw(st.integers(1, 3))}Z", "-", **spec)
+        if served is None:
+            del body["spec"]["servedName"]
+        endpoints.append(body)
+    return entries, endpoints
+
+
+def any_entry(name: str) -> st.SearchStrategy[dict[str, Any]]:
+    serving = st.sampled_from((None, ["a"], ["b"], ["a", "b"]))
+    return st.tuples(st.sampled_from(SERVED), serving).map(lambda found: entry(name, *found))
+
+
+@settings(max_examples=300, deadline=None)
+@given(catalog_and_fleet(), st.data())
+def test_with_entry_says_what_recording_the_entry_would(
+    objects: tuple[list[dict[str, Any]], list[dict[str, Any]]], data: st.DataObject
+) -> None:
+    entries, endpoints = objects
+    index = ownership.Index()
+    index.seed(endpoints, entries)
+    body = data.draw(st.sampled_from(ENTRY_NAMES).flatmap(any_entry))
+    parsed = api.ModelEntry.model_validate(body)
+    before, after = index.with_entry(parsed)
+    now = {key: index.verdict(*key) for key in index.decide().verdicts}
+    index.entry_event(body)  # what recording it answers
+    then = index.decide()
+    moved = {k for k in now.keys() | then.verdicts.keys() if now.get(k) != then.verdicts.get(k)}
+    assert moved <= after.verdicts.keys() | before.verdicts.keys()
+    for key in after.verdicts.keys() | before.verdicts.keys():
+        assert before.verdict(*key) == now.get(key, served_names.Verdict())
+        assert after.verdict(*key) == then.verdict(*key)
+
+
+def test_with_entry_moves_the_name_its_shut_out_endpoint_owned() -> None:
+    """The entry's new claim puts b's endpoint (the oldest serving ``y``) in conflict, so ``y``
+    passes to a's endpoint: both verdicts move."""
+    index = ownership.Index()
+    first = endpoint("b", "d", "2026-01-01T00:00:01Z", "y", model="e1")
+    later = endpoint("a", "f", "2026-01-01T00:00:02Z", "y", model="e2")
+    index.seed([first, later], [entry("e1", "x", None), entry("e2", "z", None)])
+    assert index.verdict("a", "f").conflict is not None
+    before, after = index.with_entry(api.ModelEntry.model_validate(entry("e1", "x", ["a"])))
+    assert before.verdict("b", "d").conflict is None and after.verdict("b", "d").conflict is not None
+    assert ("a", "f") in after.verdicts and after.verdict("a", "f").conflict is None

@@ -34,6 +34,11 @@ def _exists(cluster: Any, ns: str, name: str) -> bool:
     return cluster.kube.get(f"{kit.GROUP}/namespaces/{ns}/modelendpoints/{name}") is not None
 
 
+def _entry_phase(cluster: Any, name: str) -> str | None:
+    found = cluster.kube.get(f"{kit.GROUP}/modelentries/{name}") or {}
+    return (found.get("status") or {}).get("phase")
+
+
 @pytest.fixture()
 def tag(local_cluster: Any) -> Any:
     value = uuid.uuid4().hex[:6]
@@ -123,6 +128,8 @@ def test_servingnamespaces_and_sharing_let_a_namespace_in(
     fake = harness.fake("model")
     platform = _entry(cluster, tag, "platform", f"platform-{tag}", fake.url, serving=[a])
     mallory_entry = _entry(cluster, tag, "mallory", f"mine-{tag}", fake.url)
+    # the operator has seen the claim (admission judges other objects from its watches)
+    wait(lambda: _entry_phase(cluster, platform), 60, "the platform entry's status")
 
     # the platform's entry: only namespace a may deploy it, nobody else may serve its name
     denied = tenants.mallory.apply(kit.endpoint("p", b, platform))
@@ -180,7 +187,8 @@ def test_fallback_may_name_only_names_the_namespace_may_use(
     fake = harness.fake("model")
     entry = _entry(cluster, tag, "plain", f"plain-{tag}", fake.url)
     assert tenants.alice.apply(kit.endpoint("big", a, entry, servedName=f"big-{tag}")).returncode == 0
-    wait(lambda: _exists(cluster, a, "big"), 30, "alice's endpoint")
+    # the operator has seen it (admission judges other objects from its watches)
+    wait(lambda: _status(cluster, a, "big").get("phase") == "Ready", 120, "alice's endpoint Ready")
 
     leech = kit.endpoint("small", b, entry, servedName=f"small-{tag}", fallback=[f"big-{tag}"])
     denied = tenants.mallory.apply(leech)

@@ -13,13 +13,17 @@ would answer.
 
 from __future__ import annotations
 
-from typing import TypeVar
+import types
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
 
 from modelyard.api import served_names
 from modelyard.api.served_names import EndpointFacts, EntryClaim, Owner, Verdict
 
 Key = tuple[str, str]
 T = TypeVar("T")
+
+_NONE: Mapping[Any, Any] = types.MappingProxyType({})
 
 
 class LiveOwnership:
@@ -87,6 +91,59 @@ class LiveOwnership:
         for key in self._deploying.get(name, ()):  # rule 1a: they may be in conflict now, or no longer
             self._moved.add(key)
             self._touched.update(self._facts[key].names)
+
+    def facts(self, key: Key) -> EndpointFacts | None:
+        return self._facts.get(key)
+
+    def claim(self, entry: str) -> EntryClaim | None:
+        return self._claims.get(entry)
+
+    def serving(self, name: str) -> list[EndpointFacts]:
+        """The endpoints serving ``name`` (as their own served name or an adapter's)."""
+        return [self._facts[key] for key in self._serving.get(name, ())]
+
+    def deploying(self, entry: str) -> frozenset[Key]:
+        return frozenset(self._deploying.get(entry, ()))
+
+    def what_if(
+        self,
+        keys: Iterable[Key],
+        endpoints: Mapping[Key, EndpointFacts | None] = _NONE,
+        claims: Mapping[str, EntryClaim | None] = _NONE,
+        names: Iterable[str] = (),
+    ) -> served_names.Ownership:
+        """The rule's answer if ``endpoints`` and ``claims`` were as given (the others as they
+        are now), recording nothing: the verdicts of ``keys``, the owners of the names they
+        read (their served names, their adapters', their fallbacks) and of ``names``, and
+        nothing else.
+
+        Those read only the endpoints serving those names and the claims on them and on those
+        endpoints' entries (the module docstring), so :func:`served_names.decide` over just
+        that part answers them as it would over everything."""
+        keys = set(keys)
+
+        def fact_of(key: Key) -> EndpointFacts | None:
+            return endpoints[key] if key in endpoints else self._facts.get(key)
+
+        def claim_of(entry: str) -> EntryClaim | None:
+            return claims[entry] if entry in claims else self._claims.get(entry)
+
+        wanted = {key: fact for key in keys if (fact := fact_of(key)) is not None}
+        names = {*names, *(name for fact in wanted.values() for name in (*fact.names, *fact.fallback))}
+        candidates = {key for name in names for key in self._serving.get(name, ())} | set(endpoints)
+        facts = dict(wanted)
+        for key in candidates - keys:
+            fact = fact_of(key)
+            if fact is not None and not names.isdisjoint(fact.names):
+                facts[key] = fact
+        entries = {e for name in names for e in self._claiming.get(name, ())} | set(claims)
+        entries.update(fact.model for fact in facts.values())
+        found = (claim_of(entry) for entry in entries)
+        answer = served_names.decide(facts.values(), (c for c in found if c is not None))
+        return served_names.Ownership(
+            {name: answer.owners[name] for name in names if name in answer.owners},
+            {key: answer.verdicts[key] for key in wanted},
+        )
 
     def touch_all(self) -> None:
         """Apply the rule to everything at the next settle (after a relist, say)."""

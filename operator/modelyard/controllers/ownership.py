@@ -7,6 +7,10 @@ a decision over the fleet). When an event changes another endpoint's verdict
 (the owner's endpoint is deleted, an entry claims a name, an owner shares it), the index
 returns that endpoint so the caller can reconcile it: the next oldest takes the name, a
 newly shut-out endpoint reports ServedNameConflict.
+
+The admission webhook asks it too (:mod:`.admission`): what the rule would answer if one
+endpoint or one entry were as a request says (:meth:`Index.with_endpoint`,
+:meth:`Index.with_entry`), without recording it.
 """
 
 from __future__ import annotations
@@ -51,14 +55,19 @@ class Index:
         self._marks: dict[tuple[str, Any], Any] = {}
         """What the rule read of each object when it was last recorded."""
         self._live = live_ownership.LiveOwnership()
+        self.complete = False
+        """Whether it has been filled from a listing (:meth:`seed`): before, it knows only what
+        the watches have reported so far."""
 
-    def seed(self, endpoints: Iterable[dict[str, Any]], entries: Iterable[dict[str, Any]]) -> None:
-        """Fill from one listing (at start, before the watches report)."""
+    def seed(self, endpoints: Iterable[dict[str, Any]], entries: Iterable[dict[str, Any]]) -> set[Key]:
+        """Fill from one listing (at start, before the watches report; or from the watches'
+        indices when that listing failed); the endpoints whose verdict moved."""
         for body in entries:
             self._record_entry(body, deleted=False)
         for body in endpoints:
             self._record_endpoint(body, deleted=False)
-        self._live.settle()
+        self.complete = True
+        return self._live.settle()[0]
 
     def endpoint_event(self, body: dict[str, Any], deleted: bool = False) -> set[Key]:
         """Record an endpoint as the API server has it now; the endpoints whose verdict moved."""
@@ -76,7 +85,55 @@ class Index:
     def verdict(self, namespace: str, name: str) -> served_names.Verdict:
         return self._live.ownership.verdict(namespace, name)
 
+    def serving(self, name: str) -> list[served_names.EndpointFacts]:
+        """The endpoints serving ``name`` (their own served name or an adapter's), as recorded."""
+        return self._live.serving(name)
+
+    def with_endpoint(
+        self,
+        key: Key,
+        fact: served_names.EndpointFacts | None,
+        entry: tuple[str, api.ModelEntry | None],
+        names: Iterable[str] = (),
+    ) -> served_names.Ownership:
+        """The rule's answer for endpoint ``key`` if its facts were ``fact`` and its entry
+        (``entry``: its name and the entry as a fresh read has it, None: absent) were as given,
+        everything else as recorded: its verdict and the owners of the names it reads and of
+        ``names`` (:meth:`LiveOwnership.what_if`). Records nothing."""
+        facts, claims = self._entry_as(*entry)
+        return self._live.what_if([key], {**facts, key: fact}, claims, names)
+
+    def with_entry(self, entry: api.ModelEntry) -> tuple[served_names.Ownership, served_names.Ownership]:
+        """The verdicts ``entry`` (a new spec of an entry, or a new entry) could move, now and if
+        it were recorded: the endpoints deploying it and those serving a name whose owner it
+        may move. Records nothing."""
+        facts, claims = self._entry_as(entry.name, entry)
+        names = {claim.served_name for claim in (self._live.claim(entry.name), *claims.values()) if claim}
+        deploying = self._live.deploying(entry.name) | facts.keys()
+        for key in deploying:
+            for fact in (self._live.facts(key), facts.get(key)):
+                names.update(fact.names if fact is not None else ())
+        keys = set(deploying).union(*({f.key for f in self._live.serving(n)} for n in names))
+        now = self._live.ownership
+        before = served_names.Ownership(now.owners, {k: now.verdicts[k] for k in keys if k in now.verdicts})
+        return before, self._live.what_if(keys, facts, claims)
+
     # -- internals -------------------------------------------------------------------------
+
+    def _entry_as(
+        self, name: str, entry: api.ModelEntry | None
+    ) -> tuple[dict[Key, served_names.EndpointFacts | None], dict[str, served_names.EntryClaim | None]]:
+        """What would change if entry ``name`` were ``entry``: the facts of the endpoints that
+        take their served name from it, and its claim (nothing when it is what is recorded)."""
+        new = _Entry(served_names.entry_served_name(entry), served_names.claim_of(entry)) if entry else None
+        if new == self._entries.get(name):
+            return {}, {}
+        facts: dict[Key, served_names.EndpointFacts | None] = {}
+        for key in self._by_model.get(name, ()):
+            found = self._endpoints[key]
+            if not found.own_name:
+                facts[key] = dataclasses.replace(found.base, served_name=new.served) if new else None
+        return facts, {name: new.claim if new is not None else None}
 
     def _mark(self, kind: str, key: Any, mark: Any) -> bool:
         """Remember what the rule read of an object; False when it is what was read last."""

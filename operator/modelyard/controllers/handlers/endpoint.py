@@ -51,7 +51,7 @@ def register(
 
     @on.event(GROUP, wire.MODEL_ENDPOINTS, registry=registry)
     async def endpoint_seen(type: str | None, body: Any, **kwargs: Any) -> None:
-        ctx.informer.attach(kwargs)
+        common.attach(ctx, kwargs)
         plain = ownership.plain(body)
         deleted = type == "DELETED"
         ctx.touch_endpoints(ctx.ownership.endpoint_event(plain, deleted=deleted))

@@ -26,7 +26,7 @@ def register(
 
     @on.event(GROUP, wire.MODEL_ENTRIES, registry=registry)
     async def entry_seen(type: str | None, body: Any, **kwargs: Any) -> None:
-        ctx.informer.attach(kwargs)
+        common.attach(ctx, kwargs)
         plain = ownership.plain(body)
         deleted = type == "DELETED"
         ctx.touch_endpoints(ctx.ownership.entry_event(plain, deleted=deleted))

@@ -1,0 +1,211 @@
+"""Admission answers served-name ownership from what the watches told the operator
+(:mod:`modelyard.controllers.admission`): no listing for a request it admits once the indices
+are attached and the ownership index is filled; a denial is confirmed by a listing; before the
+watches report every request lists. The index's reading finds the listing's words."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import kopf
+import pytest
+from fakecluster import FakeCluster, entry, make_context
+
+from modelyard import api
+from modelyard.api import served_names
+from modelyard.controllers import admission, cluster, context, informer, model_entry
+from modelyard.controllers.handlers import common
+
+ALICE_CREATED = "2026-01-01T00:00:01Z"
+SQL = {"name": "sql", "uri": "pvc://adapters/sql"}
+
+
+class CountingCluster(FakeCluster):
+    """A fake cluster that counts its listings by kind."""
+
+    def __init__(self, *objects: dict[str, Any]) -> None:
+        super().__init__(*objects)
+        self.lists: list[str] = []
+
+    async def list(
+        self, kind: cluster.Kind, namespace: str | None = None, label_selector: str | None = None
+    ) -> list[dict[str, Any]]:
+        self.lists.append(kind[1])
+        return await super().list(kind, namespace, label_selector)
+
+
+def endpoint(namespace: str, name: str, created: str | None = None, **spec: Any) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "namespace": namespace}
+    if created is not None:
+        meta["creationTimestamp"] = created
+    return {
+        "apiVersion": "modelyard.io/v1alpha1",
+        "kind": "ModelEndpoint",
+        "metadata": meta,
+        "spec": {"model": "qwen3", **spec},
+    }
+
+
+def fleet() -> CountingCluster:
+    """alice came first with the served name ``chat`` (and an adapter ``sql``); the entry
+    ``claimed`` keeps its served name ``platform-chat`` for namespace ``platform``."""
+    return CountingCluster(
+        entry("qwen3", category="text-llm"),
+        entry("claimed", servedName="platform-chat", servingNamespaces=["platform"]),
+        endpoint("alice", "chat", ALICE_CREATED, servedName="chat", adapters=[SQL]),
+        endpoint("bob", "other", "2026-01-01T00:00:02Z", model="claimed"),
+    )
+
+
+def watching(fake: CountingCluster) -> context.Context:
+    """A context whose watches have reported: kopf's indices attached, the ownership index
+    filled from them (as :func:`common.attach` does when the listing at start failed)."""
+    ctx = make_context(fake)
+    indices: dict[str, dict[Any, list[dict[str, Any]]]] = {}
+    for kind in (cluster.MODEL_ENTRY, cluster.MODEL_ENDPOINT):
+        index = indices.setdefault(informer.INDICES[kind], {})
+        for body in asyncio.run(fake.list(kind)):
+            index.setdefault(informer.key_of(kind, body), []).append(informer.trim(body))
+    common.attach(ctx, indices)
+    assert ctx.ownership.complete
+    fake.lists.clear()
+    return ctx
+
+
+def denial(ctx: context.Context, body: dict[str, Any]) -> str:
+    with pytest.raises(kopf.AdmissionError) as denied:
+        asyncio.run(admission.validate_endpoint(ctx, body, []))
+    return str(denied.value)
+
+
+TAKEOVERS = [
+    pytest.param(
+        endpoint("mallory", "hijack", servedName="chat"), "belongs to namespace alice", id="served-name"
+    ),
+    pytest.param(
+        endpoint("mallory", "claimed", model="claimed"), "may be deployed only from", id="entry-claim"
+    ),
+    pytest.param(
+        endpoint("mallory", "sneak", servedName="mine", adapters=[SQL]),
+        "spec.adapters[0].name: served name 'sql' belongs to namespace alice",
+        id="adapter-owned",
+    ),
+    pytest.param(
+        endpoint(
+            "mallory", "shadow", servedName="mine2", adapters=[{"name": "chat", "uri": "pvc://adapters/chat"}]
+        ),
+        "spec.adapters[0].name: 'chat' is the served name of ModelEndpoint alice/chat",
+        id="adapter-is-served-name",
+    ),
+    pytest.param(
+        endpoint("mallory", "fall", servedName="mine3", fallback=["chat"]),
+        "spec.fallback chat ignored",
+        id="fallback",
+    ),
+]
+
+
+@pytest.mark.parametrize(("body", "words"), TAKEOVERS)
+def test_a_takeover_is_found_by_the_index_in_the_words_of_the_listing(
+    body: dict[str, Any], words: str
+) -> None:
+    fake = fleet()
+    ctx = watching(fake)
+    endpoint_ = api.ModelEndpoint.model_validate(body)
+    key = (endpoint_.namespace or "", endpoint_.name)
+    model = asyncio.run(fake.get(cluster.MODEL_ENTRY, endpoint_.spec.model))
+    entry_ = model_entry.parse(model) if model is not None else None
+    names = [a.name for a in endpoint_.spec.adapters or ()]
+    fact = served_names.facts_of(endpoint_, entry_, None)
+    ownership = ctx.ownership.with_endpoint(key, fact, (endpoint_.spec.model, entry_), names)
+    from_index = admission.ownership_problem(
+        endpoint_, ownership, admission._served_by_others(ctx.ownership, key, names)
+    )
+    assert fake.lists == []
+    from_listing = admission.ownership_problem(
+        endpoint_, *asyncio.run(admission._listed(ctx, endpoint_, key, None))
+    )
+    assert from_index is not None and words in from_index
+    assert from_index == from_listing
+
+
+@pytest.mark.parametrize(("body", "words"), TAKEOVERS)
+def test_a_takeover_is_denied_once_the_listing_confirms_it(body: dict[str, Any], words: str) -> None:
+    listed = fleet()
+    before = denial(make_context(listed), body)  # no watches yet: the API is listed
+    assert listed.lists == ["ModelEntry", "ModelEndpoint"]
+    watched = fleet()
+    after = denial(watching(watched), body)
+    assert watched.lists == ["ModelEntry", "ModelEndpoint"]  # the index found it, the listing confirmed it
+    assert words in after
+    assert after == before
+
+
+def test_a_denial_the_index_is_behind_on_is_not_given() -> None:
+    """alice left a moment ago (the API says so, the watch has not): mallory may have the name."""
+    fake = fleet()
+    ctx = watching(fake)
+    asyncio.run(fake.delete(cluster.MODEL_ENDPOINT, "chat", "alice"))
+    asyncio.run(admission.validate_endpoint(ctx, endpoint("mallory", "hijack", servedName="chat"), []))
+    assert fake.lists == ["ModelEntry", "ModelEndpoint"]
+
+
+def test_an_endpoint_that_takes_nobodys_name_is_admitted_without_a_listing() -> None:
+    fake = fleet()
+    ctx = watching(fake)
+    warnings: list[str] = []
+    asyncio.run(admission.validate_endpoint(ctx, endpoint("carol", "own", servedName="carols"), warnings))
+    assert fake.lists == []
+    again = endpoint("alice", "chat", ALICE_CREATED, servedName="chat", adapters=[SQL], replicas=2)
+    asyncio.run(admission.validate_endpoint(ctx, again, warnings))  # the owner's own update
+    assert fake.lists == []
+
+
+def test_a_fresh_read_of_the_entry_counts_before_its_watch_event() -> None:
+    """The endpoint's own entry is read (one GET, as before): a claim made a moment ago is
+    found, though the ownership index has not heard of it."""
+    fake = fleet()
+    ctx = watching(fake)
+    fresh = entry("fresh", servedName="fresh-chat", servingNamespaces=["platform"])
+    fake.put(fresh)
+    early = api.ModelEndpoint.model_validate(endpoint("mallory", "early", model="fresh"))
+    key = ("mallory", "early")
+    read = model_entry.parse(fresh)
+    ownership = ctx.ownership.with_endpoint(key, served_names.facts_of(early, read, None), ("fresh", read))
+    assert "ModelEntry fresh may be deployed only from namespaces platform" in str(
+        ownership.verdict(*key).conflict
+    )
+    words = denial(ctx, endpoint("mallory", "early", model="fresh"))
+    assert "ModelEntry fresh may be deployed only from namespaces platform" in words
+
+
+def test_an_entry_that_shuts_endpoints_out_is_warned_of_without_a_listing() -> None:
+    claim = entry("qwen3", category="text-llm", servedName="chat", servingNamespaces=["platform"])
+    listed = fleet()
+    before: list[str] = []
+    asyncio.run(admission.validate_entry(make_context(listed), claim, before))
+    assert listed.lists == ["ModelEntry", "ModelEndpoint"]
+    watched = fleet()
+    after: list[str] = []
+    asyncio.run(admission.validate_entry(watching(watched), claim, after))
+    assert watched.lists == []
+    shut_out = [w for w in after if "ServedNameConflict" in w]
+    assert shut_out == [
+        "spec.servingNamespaces: these ModelEndpoints will be in ServedNameConflict and stop serving: "
+        "alice/chat"
+    ]
+    assert shut_out == [w for w in before if "ServedNameConflict" in w]
+
+
+def test_without_attached_indices_every_request_lists() -> None:
+    """A replica whose watches have not reported (or whose ownership index is not filled)
+    checks against the API: nothing is admitted unchecked."""
+    fake = fleet()
+    ctx = make_context(fake)
+    ctx.ownership.seed(
+        asyncio.run(fake.list(cluster.MODEL_ENDPOINT)), asyncio.run(fake.list(cluster.MODEL_ENTRY))
+    )
+    fake.lists.clear()
+    denial(ctx, endpoint("mallory", "hijack", servedName="chat"))  # filled, but no watch yet
+    assert fake.lists == ["ModelEntry", "ModelEndpoint"]
