@@ -28,6 +28,13 @@ def _value(app: Any, name: str, **labels: str) -> float:
     return app[gateway_app.METRICS].registry.get_sample_value(name, labels) or 0.0
 
 
+def _wait_counted(app: Any, n: int) -> None:
+    """Until llama's answered requests count ``n``: a stream is counted when its handler returns,
+    which may come just after the client read its end."""
+    labels = {"model": "llama", "endpoint": "ns/llama", "code": "200"}
+    kit.wait_for(lambda: _value(app, "modelyard_gateway_requests_total", **labels) == n, 10, f"{n} counted")
+
+
 @pytest.fixture()
 def setup(harness: Any, make_table: Any, make_pods: Any) -> tuple[Any, str, Any]:
     fake = harness.fake("pod-a")
@@ -51,15 +58,7 @@ def test_responses_api_with_the_openai_sdk_plain_and_streamed(setup: tuple[Any, 
     assert deltas == "pod-a-0 pod-a-1 pod-a-2 pod-a-3 "
     assert "stream_options" not in fake.requests[-1]["body"]  # only chat/completions are asked
 
-    # (counted when the handler returns, which may come just after the client read the stream's end)
-    kit.wait_for(
-        lambda: (
-            _value(app, "modelyard_gateway_requests_total", model="llama", endpoint="ns/llama", code="200")
-            == 2
-        ),
-        10,
-        "both relayed requests counted",
-    )
+    _wait_counted(app, 2)
     # usage read as OpenAI's Responses API writes it: input/output tokens, the stream's in response.completed
     assert _value(app, "modelyard_gateway_tokens_total", model="llama", kind="prompt") == 5 + 3
     assert _value(app, "modelyard_gateway_tokens_total", model="llama", kind="completion") == 7 + 4
@@ -78,15 +77,7 @@ def test_a_path_the_gateway_does_not_know_is_relayed_to_the_model_it_names(
     assert r.headers["Content-Type"].startswith("text/event-stream")
     assert r.text.endswith("data: [DONE]\n\n") and "pod-a-2" in r.text
     assert fake.requests[-1]["path"] == "/v1/some/new/thing"
-    # (counted when the handler returns, which may come just after the client read the stream's end)
-    kit.wait_for(
-        lambda: (
-            _value(app, "modelyard_gateway_requests_total", model="llama", endpoint="ns/llama", code="200")
-            == 2
-        ),
-        10,
-        "both relayed requests counted",
-    )
+    _wait_counted(app, 2)
 
     missing = requests.post(f"{url}/v1/some/new/thing", json={"model": "nope"}, timeout=10)
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "model_not_found"
