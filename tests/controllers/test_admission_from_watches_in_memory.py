@@ -14,7 +14,7 @@ from fakecluster import FakeCluster, entry, make_context
 
 from modelyard import api
 from modelyard.api import served_names
-from modelyard.controllers import admission, cluster, context, informer, model_entry
+from modelyard.controllers import admission, admission_names, cluster, context, informer, model_entry
 from modelyard.controllers.handlers import common
 
 ALICE_CREATED = "2026-01-01T00:00:01Z"
@@ -119,12 +119,12 @@ def test_a_takeover_is_found_by_the_index_in_the_words_of_the_listing(
     names = [a.name for a in endpoint_.spec.adapters or ()]
     fact = served_names.facts_of(endpoint_, entry_, None)
     ownership = ctx.ownership.with_endpoint(key, fact, (endpoint_.spec.model, entry_), names)
-    from_index = admission.ownership_problem(
-        endpoint_, ownership, admission._served_by_others(ctx.ownership, key, names)
+    from_index = admission_names.ownership_problem(
+        endpoint_, ownership, admission_names.served_by_others(ctx.ownership, key, names)
     )
     assert fake.lists == []
-    from_listing = admission.ownership_problem(
-        endpoint_, *asyncio.run(admission._listed(ctx, endpoint_, key, None))
+    from_listing = admission_names.ownership_problem(
+        endpoint_, *asyncio.run(admission_names.listed(ctx, endpoint_, key, None))
     )
     assert from_index is not None and words in from_index
     assert from_index == from_listing
