@@ -188,7 +188,7 @@ class WeightedLeastBusy:
         the own count (the others' are never negative)."""
         own = float(self._in_flight.get(target_key, 0))
         others = None if self._others is None else self._others(target_key)
-        return own if others is None else max(own, others + own)
+        return own if others is None else own + others
 
     def spills(self) -> Mapping[str, int]:
         return self._spills
