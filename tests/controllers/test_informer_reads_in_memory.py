@@ -160,3 +160,26 @@ def test_a_child_we_created_is_known_until_the_watch_reports_it_or_its_deletion(
     reads.wrote(_endpoint(3))
     index.clear()
     assert reads.cached(cluster.MODEL_ENDPOINT, "chat", "team") is None
+
+
+def test_a_sweep_drops_the_writes_the_watch_has_reported_and_keeps_the_rest() -> None:
+    """An endpoint's last write (Ready) is read by no later reconcile: the sweep, not a read,
+    drops its copy once the watch has it, so the fleet's memory holds one copy per object."""
+    reads, index = _attached(_endpoint(5))
+    reads.wrote(_endpoint(7, "Ready"))
+    assert reads.sweep() == 1  # the watch has not reported 7 yet: still ours
+    assert reads.cached(cluster.MODEL_ENDPOINT, "chat", "team")["status"]["phase"] == "Ready"  # type: ignore[index]
+    index[("team", "chat")] = [informer.trim(_endpoint(7, "Ready"))]
+    assert reads.sweep() == 0
+    reads.wrote(_endpoint(9, "Degraded"))
+    del index[("team", "chat")]  # gone since
+    assert reads.sweep() == 0
+
+
+def test_a_sweep_keeps_a_child_created_but_not_reported_yet() -> None:
+    reads = informer.Informer()
+    reads.attach({informer.INDICES[cluster.DEPLOYMENT]: {}, "logger": None})
+    meta = {"name": "chat", "namespace": "team", "uid": "d1", "resourceVersion": "3"}
+    created = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta}
+    reads.wrote(created)
+    assert reads.sweep() == 1 and reads.cached(cluster.DEPLOYMENT, "chat", "team") is not None

@@ -85,6 +85,16 @@ async def _seed_ownership(ctx: context.Context) -> None:
     ctx.ownership.seed(endpoints, entries)
 
 
+SWEEP_SECONDS = 10.0
+"""How often the informer drops the copies of our writes that the watch has since reported."""
+
+
+async def _sweep(ctx: context.Context) -> None:
+    while True:
+        await asyncio.sleep(SWEEP_SECONDS)
+        ctx.informer.sweep()
+
+
 async def run(opts: options.OperatorOptions) -> None:
     """Run until stopped (or until the Lease is lost)."""
     if opts.kubeconfig:
@@ -106,6 +116,7 @@ async def run(opts: options.OperatorOptions) -> None:
             queue.gate = leading
     keeper = asyncio.create_task(lease.keep(stop, leading)) if lease is not None else None
     seeding = asyncio.create_task(catalog_seed.seed(ctx.cluster)) if opts.apply_builtin_catalog else None
+    sweeping = asyncio.create_task(_sweep(ctx))
     scaling = autoscaler.start(ctx, opts.autoscale, leading, on_scrape=traffic.record)
     await _seed_ownership(ctx)
     try:
@@ -116,7 +127,7 @@ async def run(opts: options.OperatorOptions) -> None:
             stop_flag=stop,
         )
     finally:
-        for task in (keeper, seeding, scaling):
+        for task in (keeper, seeding, scaling, sweeping):
             if task is not None:
                 task.cancel()
         await leader_label.mark(ctx.cluster, opts.namespace, opts.pod_name, False)

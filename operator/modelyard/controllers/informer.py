@@ -162,6 +162,17 @@ class Informer:
             return seen
         return written if _uid(written) == _uid(seen) else seen
 
+    def sweep(self) -> int:
+        """Drop what our writes returned of the objects the watch has since reported (that
+        version or a later one), or that are gone: :meth:`cached` does this for the object it
+        reads, but an endpoint's last write (Ready) has no next reconcile, and without a sweep
+        every endpoint would keep a copy of what the index already holds. Returns how many are
+        left (written, not reported yet)."""
+        for kind, key in list(self._written):
+            name, namespace = (key, None) if kind == cluster.MODEL_ENTRY else (key[1], key[0])
+            self.cached(kind, name, namespace)  # (drops it when the watch has caught up, or it is gone)
+        return len(self._written)
+
     def forget(self, body: Mapping[str, Any]) -> None:
         """A child's deletion was reported: what our writes returned of it is no longer true."""
         kind = (str(body.get("apiVersion")), str(body.get("kind")))
