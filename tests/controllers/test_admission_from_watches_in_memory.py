@@ -22,11 +22,16 @@ SQL = {"name": "sql", "uri": "pvc://adapters/sql"}
 
 
 class CountingCluster(FakeCluster):
-    """A fake cluster that counts its listings by kind."""
+    """A fake cluster that counts its listings and reads by kind."""
 
     def __init__(self, *objects: dict[str, Any]) -> None:
         super().__init__(*objects)
         self.lists: list[str] = []
+        self.gets: list[str] = []
+
+    async def get(self, kind: cluster.Kind, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        self.gets.append(kind[1])
+        return await super().get(kind, name, namespace)
 
     async def list(
         self, kind: cluster.Kind, namespace: str | None = None, label_selector: str | None = None
@@ -163,7 +168,7 @@ def test_an_endpoint_that_takes_nobodys_name_is_admitted_without_a_listing() -> 
 
 
 def test_a_fresh_read_of_the_entry_counts_before_its_watch_event() -> None:
-    """The endpoint's own entry is read (one GET, as before): a claim made a moment ago is
+    """An entry the watch has not reported is read (a GET): a claim it was created with is
     found, though the ownership index has not heard of it."""
     fake = fleet()
     ctx = watching(fake)
@@ -178,6 +183,48 @@ def test_a_fresh_read_of_the_entry_counts_before_its_watch_event() -> None:
     )
     words = denial(ctx, endpoint("mallory", "early", model="fresh"))
     assert "ModelEntry fresh may be deployed only from namespaces platform" in words
+    assert "ModelEntry" in fake.gets
+
+
+def test_an_entry_the_watch_has_is_not_read_again() -> None:
+    """The endpoint's own entry and its adapters' entries come from the index: an admitted
+    endpoint costs no request (issue #22: the GET was one request per endpoint)."""
+    fake = fleet()
+    fake.put(entry("sql-lora", adapter={"baseModel": "qwen3", "uri": "pvc://adapters/sql-lora"}))
+    ctx = watching(fake)
+    served = endpoint("carol", "own", servedName="carols")
+    with_adapter = endpoint(
+        "carol", "lora", servedName="carol-lora", adapters=[{"name": "c-sql", "entry": "sql-lora"}]
+    )
+    warnings: list[str] = []
+    for body in (served, with_adapter):
+        asyncio.run(admission.validate_endpoint(ctx, body, warnings))
+    assert (fake.gets, fake.lists, warnings) == ([], [], [])
+
+
+def test_a_denial_by_an_entry_the_watch_is_behind_on_is_not_given() -> None:
+    """The index still has the entry unable to serve; the API says it was fixed a moment ago:
+    the endpoint is judged again from a fresh read and admitted."""
+    fake = CountingCluster(entry("qwen3", category="text-llm", capabilities={"inference": False}))
+    ctx = watching(fake)
+    assert "cannot serve inference" in denial(ctx, endpoint("carol", "early", servedName="carols"))
+    assert fake.gets == ["ModelEntry"]  # the denial stood: the API said the same
+    fake.put(entry("qwen3", category="text-llm"))  # fixed; the watch has not said so yet
+    fake.gets.clear()
+    asyncio.run(admission.validate_endpoint(ctx, endpoint("carol", "early", servedName="carols"), []))
+    assert fake.gets == ["ModelEntry"]
+
+
+def test_a_claim_the_watch_is_behind_on_is_judged_from_the_listing() -> None:
+    """The index still has the entry's servingNamespaces claim, given up a moment ago: the
+    ownership denial is confirmed by a listing, which reads the entry as it is now."""
+    fake = CountingCluster(entry("qwen3", category="text-llm", servingNamespaces=["platform"]))
+    ctx = watching(fake)
+    assert "may be deployed only from" in denial(ctx, endpoint("carol", "early", servedName="carols"))
+    fake.put(entry("qwen3", category="text-llm"))
+    fake.lists.clear()
+    asyncio.run(admission.validate_endpoint(ctx, endpoint("carol", "early", servedName="carols"), []))
+    assert fake.lists == ["ModelEntry", "ModelEndpoint"]
 
 
 def test_an_entry_that_shuts_endpoints_out_is_warned_of_without_a_listing() -> None:

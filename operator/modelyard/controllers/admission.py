@@ -23,6 +23,7 @@ Served-name ownership: :mod:`.admission_names`.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import kopf
@@ -31,7 +32,7 @@ import pydantic
 from modelyard import api
 from modelyard.api import wire
 from modelyard.builders import adapters, deployment, registration, runtime_args, trust
-from modelyard.controllers import admission_names, cluster, context, model_entry
+from modelyard.controllers import admission_names, cluster, context, informer, model_entry
 from modelyard.registry import gpus, manifests, resolve, verdicts
 
 T = TypeVar("T", bound=pydantic.BaseModel)
@@ -49,6 +50,10 @@ def _deny(problem: str | None) -> None:
         raise kopf.AdmissionError(problem, code=403)
 
 
+Read = Callable[[str], Awaitable[dict[str, Any] | None]]
+"""How an endpoint's check reads an entry by name: from the watches, or fresh."""
+
+
 async def _entry(ctx: context.Context, name: str) -> api.ModelEntry | None:
     body = await ctx.cluster.get(cluster.MODEL_ENTRY, name)
     return model_entry.parse(body) if body is not None else None
@@ -62,27 +67,70 @@ def _parsed_entry(body: dict[str, Any] | None) -> api.ModelEntry | None:
         return None
 
 
-async def _check_adapter_entries(ctx: context.Context, endpoint: api.ModelEndpoint, base: str | None) -> None:
+async def _check_adapter_entries(read: Read, endpoint: api.ModelEndpoint, base: str | None) -> None:
     """Each ``spec.adapters[].entry`` must be an adapter over the endpoint's base (``base``:
     None while the endpoint's own entry does not exist, so the base is not known yet)."""
     for i, adapter in enumerate(endpoint.spec.adapters or ()):
         if adapter.entry is None:
             continue
-        problem = adapters.entry_problem(adapter.entry, await _entry(ctx, adapter.entry), base or "")
+        found = await read(adapter.entry)
+        problem = adapters.entry_problem(
+            adapter.entry, model_entry.parse(found) if found is not None else None, base or ""
+        )
         if problem is not None and (base is not None or problem[0] != "WrongBase"):
             raise kopf.AdmissionError(f"spec.adapters[{i}].entry: {problem[1]}", code=422)
 
 
 async def validate_endpoint(ctx: context.Context, body: dict[str, Any], warnings: list[str]) -> None:
+    """The entries an endpoint names are read from the watches (:mod:`.informer`: a miss is a
+    GET). A denial stands only if they are still what the API says (a GET each); otherwise the
+    endpoint is judged again from the API, so an entry a moment behind never refuses an
+    endpoint. One a moment behind may admit one, as a change of the entry just after the
+    admission would: the operator checks the same rules when it reconciles and reports the
+    endpoint's problem in its status (issue #22: the GET was one request per endpoint)."""
     endpoint = _parse(api.ModelEndpoint, body)
     _deny(trust.image_problem(endpoint.spec.image, ctx.settings))
-    found = await ctx.cluster.get(cluster.MODEL_ENTRY, endpoint.spec.model)
+    seen: dict[str, dict[str, Any] | None] = {}
+    now: dict[str, dict[str, Any] | None] = {}
+
+    async def watched(name: str) -> dict[str, Any] | None:
+        seen[name] = await ctx.informer.read(ctx.cluster, cluster.MODEL_ENTRY, name)
+        return seen[name]
+
+    async def fresh(name: str) -> dict[str, Any] | None:
+        if name not in now:
+            now[name] = await ctx.cluster.get(cluster.MODEL_ENTRY, name)
+        return now[name]
+
+    if ctx.informer.attached(cluster.MODEL_ENTRY):
+        told: list[str] = []
+        try:
+            await _check_endpoint(ctx, endpoint, body, watched, told)
+        except (kopf.AdmissionError, pydantic.ValidationError):
+            if all([_same(seen[name], await fresh(name)) for name in seen]):
+                raise  # judged on the entries as they are (ownership: confirmed by a listing)
+        else:
+            warnings.extend(told)
+            return
+    await _check_endpoint(ctx, endpoint, body, fresh, warnings)
+
+
+def _same(watched: dict[str, Any] | None, fresh: dict[str, Any] | None) -> bool:
+    if watched is None or fresh is None:
+        return watched is fresh
+    return informer.essence(watched) == informer.essence(fresh)
+
+
+async def _check_endpoint(
+    ctx: context.Context, endpoint: api.ModelEndpoint, body: dict[str, Any], read: Read, warnings: list[str]
+) -> None:
+    found = await read(endpoint.spec.model)
     entry = _parsed_entry(found)
     await admission_names.check_ownership(ctx, endpoint, body, entry)
     if found is not None and entry is None:
         entry = model_entry.parse(found)  # invalid: raises, after the ownership check, as before
     _deny(trust.engine_args_problem(endpoint.spec.engine_args, entry))
-    await _check_adapter_entries(ctx, endpoint, adapters.base_of(entry) if entry is not None else None)
+    await _check_adapter_entries(read, endpoint, adapters.base_of(entry) if entry is not None else None)
     if entry is None:
         model = endpoint.spec.model
         warnings.append(

@@ -13,8 +13,10 @@ Where staleness could do harm, the read is fresh or the webhook lists as before:
   entry and endpoint per request, so nothing is admitted unchecked while it starts. Only the
   replica holding the Lease runs kopf, and the webhook Service selects only that replica's
   pod (:mod:`.leader_label`): a standby, whose index is empty, answers no admission.
-* **The endpoint's own entry is read** (one GET, as the other checks need it anyway): its
-  served name and a ``servingNamespaces`` claim made a moment ago count at once.
+* **The endpoint's own entry comes from the watches too** (:func:`.admission.validate_endpoint`;
+  a miss is a GET, so an entry applied just before its endpoint counts at once), and any
+  denial is judged again from a fresh read of it: a claim a moment old may let an endpoint
+  through, as it could when made just after the admission.
 * **A denial is confirmed by a listing** (:func:`listed`, whose words the denial gives): an
   index a moment behind must not refuse a name its owner just gave up or shared. Only a
   refused request pays for it.
@@ -85,7 +87,7 @@ async def check_ownership(
     ctx: context.Context, endpoint: api.ModelEndpoint, body: dict[str, Any], entry: api.ModelEntry | None
 ) -> None:
     """Deny what served-name ownership forbids (:mod:`modelyard.api.served_names`), for the
-    endpoint's served name and for its adapters' names (``entry``: its entry as just read).
+    endpoint's served name and for its adapters' names (``entry``: its entry as read).
     Judged from the ownership index once the watches report; a denial is confirmed against
     the API (the index may be a moment behind an owner that just left or shared)."""
     key = (endpoint.namespace or "", endpoint.name)
