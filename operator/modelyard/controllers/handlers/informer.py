@@ -39,8 +39,10 @@ def _index(
     plural: str,
     labels: Mapping[str, Any] | None,
 ) -> None:
+    # async, though it awaits nothing: kopf runs a sync handler on a worker thread, and the hop
+    # there and back for every event of every watched kind cost more than the trim itself
     @kopf.index(group, plural, id=informer.INDICES[kind], labels=labels, registry=registry)
-    def index(body: Any, **_: Any) -> dict[Any, dict[str, Any]]:
+    async def index(body: Any, **_: Any) -> dict[Any, dict[str, Any]]:
         obj = informer.trim(body)
         key = informer.key_of(kind, obj)
         return {key: obj} if key is not None else {}  # {}: out of the index (None would keep it)
