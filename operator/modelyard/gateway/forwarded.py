@@ -42,7 +42,7 @@ DROP_REQUEST = frozenset(
     )
 )
 _DROP_RAW = frozenset(h.encode() for h in DROP_REQUEST)
-_IDENTITY = b"Accept-Encoding: identity\r\n"
+_IDENTITY = b"Accept-Encoding: identity"
 
 
 def request_headers(
@@ -95,15 +95,13 @@ class Forwarded:
 
 
 def _raw_lines(raw: tuple[tuple[bytes, bytes], ...]) -> bytes:
-    parts: list[bytes] = []
-    for name, value in raw:
-        if name.lower() in _DROP_RAW:
-            continue
-        if b"\n" in value or b"\r" in value or b"\n" in name or b"\r" in name:
-            raise _line_break(name.decode("latin-1"))
-        parts += (name, b": ", value, b"\r\n")
-    parts.append(_IDENTITY)
-    return b"".join(parts)
+    kept = [name + b": " + value for name, value in raw if name.lower() not in _DROP_RAW]
+    flat = b"".join(kept)  # (one look for a line break in all of them)
+    if b"\n" in flat or b"\r" in flat:
+        broken = next(line for line in kept if b"\n" in line or b"\r" in line)
+        raise _line_break(broken.partition(b": ")[0].decode("latin-1"))
+    kept.append(_IDENTITY)
+    return b"\r\n".join(kept) + b"\r\n"
 
 
 def lines(headers: Mapping[str, str]) -> bytes:

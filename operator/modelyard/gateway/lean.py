@@ -154,9 +154,9 @@ class Response:
     # Called by the connection's parser.
     def _headers_done(self, status: int) -> None:
         self.status = status
-        headers = self.headers
-        for name, value in self._raw:
-            headers.add(name.decode("latin-1"), value.decode("utf-8", "surrogateescape"))
+        headers = self.headers = multidict.CIMultiDict(
+            [(name.decode("latin-1"), value.decode("utf-8", "surrogateescape")) for name, value in self._raw]
+        )
         self._raw.clear()
         kind = headers.get("Content-Type")
         if kind:
