@@ -15,6 +15,7 @@ A header with a line break is never sent: it would let a value inject a header o
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 
 import aiohttp
@@ -124,5 +125,11 @@ def request(path: str, netloc: str, payload: bytes, headers: Mapping[str, str] |
     :func:`lines`), Content-Length, and the body."""
     if not isinstance(headers, bytes):
         headers = lines(headers)
-    start = f"POST {path} HTTP/1.1\r\nHost: {netloc}\r\n".encode("utf-8", "surrogateescape")
-    return b"".join((start, headers, b"Content-Length: %d\r\n\r\n" % len(payload), payload))
+    length = str(len(payload)).encode()
+    return b"".join((_start(path, netloc), headers, b"Content-Length: ", length, b"\r\n\r\n", payload))
+
+
+@functools.lru_cache(maxsize=4096)
+def _start(path: str, netloc: str) -> bytes:
+    """The request line and Host, once per target and path (as :func:`.lean.address` is)."""
+    return f"POST {path} HTTP/1.1\r\nHost: {netloc}\r\n".encode("utf-8", "surrogateescape")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Protocol
 
 import aiohttp
@@ -98,16 +98,18 @@ class Client:
         self.session = session
         self.fast = fast
 
-    async def post(
+    def post(
         self, url: str, payload: bytes, headers: forwarded.Forwarded | Mapping[str, str]
-    ) -> Answer:
+    ) -> Awaitable[Answer]:
+        """The request, to be awaited (one coroutine less on the hot path than an ``async def``:
+        a line break in a header raises here already, before anything is sent)."""
         place = lean.address(url)
         forwards = isinstance(headers, forwarded.Forwarded)
         if place is not None:
-            return await self.fast.post(place, payload, headers.lines() if forwards else headers)
+            return self.fast.post(place, payload, headers.lines() if forwards else headers)
         if forwards:
             headers = headers.mapping()
-        return await self.session.post(_url(url), data=payload, headers=headers)
+        return self.session.post(_url(url), data=payload, headers=headers)
 
     async def close(self) -> None:
         self.fast.close()
