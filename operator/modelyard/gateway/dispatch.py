@@ -6,45 +6,26 @@ two wrapping coroutines (its own ``_fix_request_current_app`` and ours) around e
 about 4% of the gateway's CPU per plain request (docs/benchmarks.md, "Issue #19, seventh
 pass"). The gateway has one application and no sub-applications, so :func:`install` gives it
 a handler that does what aiohttp's does for that case (resolve the route, freeze the match,
-answer ``Expect``) and calls :func:`errors` directly: the same answers, no middleware.
+answer ``Expect``) and puts every error under /v1 in the OpenAI shape itself, as the
+middleware did: the same answers, without the chain.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 
 from aiohttp import hdrs, web
 
 from modelyard.gateway import guards
 
-log = logging.getLogger(__name__)
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every error under /v1 in the OpenAI error shape: aiohttp's own (unknown path 404, wrong
-    method 405) and anything unforeseen (500, logged with its traceback; the client gets no
-    internals)."""
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400 or not request.path.startswith("/v1/"):
-            raise
-        return guards.error(exc.status, f"{request.method} {request.path}: {exc.reason}")
-    except (asyncio.CancelledError, ConnectionResetError):
-        raise
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return guards.error(
-            500, "internal error in the gateway (its log has the details)", code="internal_error"
-        )
+log = logging.getLogger("modelyard.gateway.app")  # (where this error log has always come from)
 
 
 def install(app: web.Application) -> None:
-    """Serve ``app``'s requests through :func:`errors` without aiohttp's middleware chain.
+    """Serve ``app``'s requests without aiohttp's middleware chain; every error under /v1 in
+    the OpenAI error shape: aiohttp's own (unknown path 404, wrong method 405) and anything
+    unforeseen (500, logged with its traceback; the client gets no internals).
 
     aiohttp's server calls the application's ``_handle`` (looked up when the server is made,
     so an attribute of the instance is the one called). What aiohttp's does and this leaves
@@ -64,6 +45,17 @@ def install(app: web.Application) -> None:
             await request.writer.drain()
             if expected is not None:
                 return expected
-        return await errors(request, match_info.handler)
+        try:  # every error under /v1 in the OpenAI error shape
+            return await match_info.handler(request)
+        except web.HTTPException as exc:  # aiohttp's own: unknown path 404, wrong method 405
+            if exc.status < 400 or not request.path.startswith("/v1/"):
+                raise
+            return guards.error(exc.status, f"{request.method} {request.path}: {exc.reason}")
+        except (asyncio.CancelledError, ConnectionResetError):
+            raise
+        except Exception:  # anything unforeseen: 500, logged with its traceback, no internals sent
+            log.exception("unhandled error on %s %s", request.method, request.path)
+            message = "internal error in the gateway (its log has the details)"
+            return guards.error(500, message, code="internal_error")
 
     app._handle = handle  # type: ignore[method-assign]
