@@ -469,3 +469,54 @@ def test_a_pods_header_lines_come_from_the_raw_bytes_and_say_what_the_mapping_sa
     broken = forwarded.Forwarded(incoming, ((b"X-A", b"b\nc"),), None)
     with pytest.raises(aiohttp.ClientConnectionError, match="line break"):
         broken.lines()
+
+
+def test_both_clients_send_the_same_forwarded_headers(serve: Any, run: Any) -> None:
+    """A pod's URL goes to the lean client (the header lines), any other to aiohttp's session
+    (the mapping): the same headers reach the server either way (aiohttp adds its own
+    ``Accept: */*``, and each its Host and Content-Length: left out of the comparison)."""
+    heads: list[dict[str, str]] = []
+
+    def handler(conn: socket.socket, reader: IO[bytes], number: int) -> None:
+        while True:
+            lines = []
+            while (line := reader.readline()) not in (b"\r\n", b""):
+                lines.append(line.decode().rstrip("\r\n"))
+            if not lines:
+                return
+            fields = dict(line.split(": ", 1) for line in lines[1:])
+            heads.append(
+                {
+                    k.lower(): v
+                    for k, v in fields.items()
+                    if k.lower() not in ("host", "content-length", "accept")
+                }
+            )
+            reader.read(int(fields.get("Content-Length", "0")))
+            conn.sendall(OK)
+
+    server = serve(handler)
+    raw = (
+        (b"Authorization", b"Bearer sk-client"),
+        (b"Content-Type", b"application/json"),
+        (b"X-Org", b"red"),
+    )
+    incoming = multidict.CIMultiDict((n.decode(), v.decode()) for n, v in raw)
+    up = routes.Upstream(headers=(("X-Org", "acme"),), api_key="sk-up")
+
+    async def main() -> None:
+        import aiohttp
+
+        session = aiohttp.ClientSession(skip_auto_headers=("User-Agent",))
+        client = upstream.Client(session, lean.Client(connect_timeout=5))
+        for url in (server.url, server.url.replace("http://", "HTTP://")):  # lean, then aiohttp
+            for sent in (forwarded.Forwarded(incoming, raw, up), forwarded.Forwarded(incoming, raw, None)):
+                response = await client.post(url, b"{}", sent)
+                await upstream.read_body(response, 1 << 20)
+        await client.close()
+
+    run(main())
+    with_key = {"authorization": "Bearer sk-up", "content-type": "application/json", "x-org": "acme"}
+    pod = {"content-type": "application/json", "x-org": "red"}
+    for head, expected in zip(heads, [with_key, pod, with_key, pod], strict=True):
+        assert head == {**expected, "accept-encoding": "identity"}
