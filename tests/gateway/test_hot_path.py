@@ -17,7 +17,7 @@ import prometheus_client
 import pytest
 from aiohttp import web
 
-from modelyard.gateway import auth, cli, deadlines, discovery, metrics, resume
+from modelyard.gateway import auth, cli, deadlines, discovery, metrics, resume, sse
 
 KEYS = {"alice": "sk-alice-0123456789", "bob": "sk-bob-9876543210"}
 
@@ -291,3 +291,32 @@ def test_the_served_gateway_freezes_its_startup_heap_and_collects_young_objects_
     finally:
         gc.set_threshold(*before)
         gc.unfreeze()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"id": "x", "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}}',
+        b'{"usage": {"prompt_tokens": 3, "details": {"cached_tokens": 1}, "completion_tokens": 4}}',
+        b'{"usage": {"note": "a}b", "prompt_tokens": 3}}',
+        b'{"usage": {"prompt_tokens": NaN}}',
+        b'{"usage": {"note": "\xff", "prompt_tokens": 5}}',
+        b'{"usage": {"prompt_tokens": 1, "prompt_tokens": 7}}',
+        b'{"usage": {"prompt_tokens": 123456789012345678901234567890}}',
+        b'{"usage": {"prompt_tokens": 1}',
+        b'{"usage": null}',
+        b'{"usage": {"input_tokens": 2, "output_tokens": 3}} and more',
+    ],
+)
+def test_a_plain_answers_usage_is_what_the_stdlib_reader_finds(body: bytes) -> None:
+    """The usage of a plain answer, read with msgspec when it can, is the stdlib's own."""
+    start = body.find(b"{", body.rfind(b'"usage"'))
+    try:
+        expected, _ = json.JSONDecoder().raw_decode(body[start:].decode(errors="replace"))
+    except ValueError:
+        expected = None
+    found = sse.find_json_usage(body)
+    if not isinstance(expected, dict):
+        assert found is None
+    else:
+        assert repr(found) == repr(sse.counted(expected))

@@ -16,7 +16,7 @@ import multidict
 import pytest
 import uvloop
 
-from modelyard.gateway import lean, routes, upstream
+from modelyard.gateway import forwarded, lean, routes, upstream
 
 T = TypeVar("T")
 Handler = Callable[[socket.socket, IO[bytes], int], None]
@@ -430,7 +430,7 @@ def test_the_forwarded_headers_drop_hop_by_hop_ones_and_credentials_and_add_upst
             ("X-Team", "red"),
         ]
     )
-    plain = upstream.request_headers(incoming, None)
+    plain = forwarded.request_headers(incoming, None)
     assert list(plain.items()) == [
         ("Content-Type", "application/json"),
         ("X-Trace", "t1"),
@@ -439,6 +439,84 @@ def test_the_forwarded_headers_drop_hop_by_hop_ones_and_credentials_and_add_upst
         ("Accept-Encoding", "identity"),
     ]
     up = routes.Upstream(model="m", headers=(("x-team", "blue"),), api_key="sk-up")
-    relayed = upstream.request_headers(incoming, up)
+    relayed = forwarded.request_headers(incoming, up)
     assert relayed.getall("X-Team") == ["blue"] and relayed["Authorization"] == "Bearer sk-up"
     assert relayed.getall("X-Trace") == ["t1", "t2"] and relayed["Accept-Encoding"] == "identity"
+
+
+def test_a_pods_header_lines_come_from_the_raw_bytes_and_say_what_the_mapping_says() -> None:
+    raw = (
+        (b"Host", b"gw"),
+        (b"Authorization", b"Bearer sk-client"),
+        (b"Content-Type", b"application/json"),
+        (b"X-Trace", b"t1"),
+        (b"x-trace", b"t2"),
+        (b"X-Name", "caf\u00e9".encode()),
+        (b"Connection", b"keep-alive"),
+    )
+    incoming = multidict.CIMultiDict((n.decode(), v.decode("utf-8", "surrogateescape")) for n, v in raw)
+    pod = forwarded.Forwarded(incoming, raw, None)
+    assert pod.lines() == forwarded.lines(forwarded.request_headers(incoming, None))
+    assert pod.lines() == (
+        b"Content-Type: application/json\r\nX-Trace: t1\r\nx-trace: t2\r\n"
+        + "X-Name: caf\u00e9\r\n".encode()
+        + b"Accept-Encoding: identity\r\n"
+    )
+    up = routes.Upstream(headers=(("x-trace", "up"),), api_key="sk-up")
+    api = forwarded.Forwarded(incoming, raw, up)
+    assert b"x-trace: up\r\n" in api.lines() and b"t1" not in api.lines()
+    assert b"Authorization: Bearer sk-up\r\n" in api.lines() and b"sk-client" not in api.lines()
+    broken = forwarded.Forwarded(incoming, ((b"X-A", b"b\nc"),), None)
+    with pytest.raises(aiohttp.ClientConnectionError, match="line break"):
+        broken.lines()
+
+
+def test_both_clients_send_the_same_forwarded_headers(serve: Any, run: Any) -> None:
+    """A pod's URL goes to the lean client (the header lines), any other to aiohttp's session
+    (the mapping): the same headers reach the server either way (aiohttp adds its own
+    ``Accept: */*``, and each its Host and Content-Length: left out of the comparison)."""
+    heads: list[dict[str, str]] = []
+
+    def handler(conn: socket.socket, reader: IO[bytes], number: int) -> None:
+        while True:
+            lines = []
+            while (line := reader.readline()) not in (b"\r\n", b""):
+                lines.append(line.decode().rstrip("\r\n"))
+            if not lines:
+                return
+            fields = dict(line.split(": ", 1) for line in lines[1:])
+            heads.append(
+                {
+                    k.lower(): v
+                    for k, v in fields.items()
+                    if k.lower() not in ("host", "content-length", "accept")
+                }
+            )
+            reader.read(int(fields.get("Content-Length", "0")))
+            conn.sendall(OK)
+
+    server = serve(handler)
+    raw = (
+        (b"Authorization", b"Bearer sk-client"),
+        (b"Content-Type", b"application/json"),
+        (b"X-Org", b"red"),
+    )
+    incoming = multidict.CIMultiDict((n.decode(), v.decode()) for n, v in raw)
+    up = routes.Upstream(headers=(("X-Org", "acme"),), api_key="sk-up")
+
+    async def main() -> None:
+        import aiohttp
+
+        session = aiohttp.ClientSession(skip_auto_headers=("User-Agent",))
+        client = upstream.Client(session, lean.Client(connect_timeout=5))
+        for url in (server.url, server.url.replace("http://", "HTTP://")):  # lean, then aiohttp
+            for sent in (forwarded.Forwarded(incoming, raw, up), forwarded.Forwarded(incoming, raw, None)):
+                response = await client.post(url, b"{}", sent)
+                await upstream.read_body(response, 1 << 20)
+        await client.close()
+
+    run(main())
+    with_key = {"authorization": "Bearer sk-up", "content-type": "application/json", "x-org": "acme"}
+    pod = {"content-type": "application/json", "x-org": "red"}
+    for head, expected in zip(heads, [with_key, pod, with_key, pod], strict=True):
+        assert head == {**expected, "accept-encoding": "identity"}

@@ -3,6 +3,7 @@ unknown /v1 path or method, and an unforeseen exception (a 500 without internals
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 import pytest
@@ -39,3 +40,24 @@ def test_unknown_paths_and_methods_under_v1_answer_in_the_openai_shape(harness: 
     assert wrong_method.status_code == 405
     assert wrong_method.json()["error"]["type"]
     assert requests.get(f"{url}/healthz", timeout=10).text == "ok"
+
+
+def test_a_body_sent_after_100_continue_is_forwarded(harness: Any, make_table: Any, make_pods: Any) -> None:
+    """``Expect: 100-continue`` is answered before the handler runs, as aiohttp's own dispatch
+    did (the gateway's dispatch replaces it: :mod:`modelyard.gateway.dispatch`)."""
+    fake = harness.fake("pod-a")
+    url, _ = harness.gateway(discovery.StaticDiscovery(make_table(make_pods("ns/llama", "llama", fake))))
+    host, port = url.removeprefix("http://").split(":")
+    payload = b'{"model": "llama", "messages": [{"role": "user", "content": "hi"}]}'
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        head = (
+            f"POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(payload)}\r\nExpect: 100-continue\r\n\r\n"
+        )
+        sock.sendall(head.encode())
+        assert sock.recv(1024).startswith(b"HTTP/1.1 100 Continue")
+        sock.sendall(payload)
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            answer += sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 200 ")

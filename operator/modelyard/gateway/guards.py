@@ -37,22 +37,26 @@ async def read_body(
     request: web.Request, config: settings.Settings, stats: metrics.Metrics
 ) -> bytes | web.Response:
     """The whole body, or the answer when it is too large or too slow to arrive."""
-    too_large = f"request body larger than {config.max_body_bytes} bytes (--max-body-bytes)"
     if request.content_length is not None and request.content_length > config.max_body_bytes:
-        return limited(stats, "max_body_bytes", 413, too_large, "body_too_large")
+        return _too_large(stats, config)
     try:
         if request.content.is_eof():  # the usual short body came with the headers: no timer,
             data = request.content.read_nowait()  # and taken as it lies (read() copies it twice)
             if len(data) > config.max_body_bytes:  # (a chunked body has no Content-Length)
-                return limited(stats, "max_body_bytes", 413, too_large, "body_too_large")
+                return _too_large(stats, config)
             return data
         async with asyncio.timeout(config.body_timeout):
             return await request.read()
     except web.HTTPRequestEntityTooLarge:
-        return limited(stats, "max_body_bytes", 413, too_large, "body_too_large")
+        return _too_large(stats, config)
     except TimeoutError:
         message = f"the request body did not arrive within {config.body_timeout:g}s (--body-timeout)"
         return limited(stats, "body_timeout", 408, message, "body_timeout")
+
+
+def _too_large(stats: metrics.Metrics, config: settings.Settings) -> web.Response:
+    message = f"request body larger than {config.max_body_bytes} bytes (--max-body-bytes)"
+    return limited(stats, "max_body_bytes", 413, message, "body_too_large")
 
 
 def authenticate(authorization: str | None, keys: auth.KeyTable) -> auth.ApiKey | web.Response:

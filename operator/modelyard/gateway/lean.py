@@ -43,6 +43,8 @@ import aiohttp
 import httptools
 import multidict
 
+from modelyard.gateway import forwarded
+
 KEEPALIVE = 60.0
 """Seconds an idle pooled connection is kept (aiohttp's ``keepalive_timeout`` before)."""
 HIGH_WATER = 256 * 1024
@@ -152,9 +154,9 @@ class Response:
     # Called by the connection's parser.
     def _headers_done(self, status: int) -> None:
         self.status = status
-        headers = self.headers
-        for name, value in self._raw:
-            headers.add(name.decode("latin-1"), value.decode("utf-8", "surrogateescape"))
+        headers = self.headers = multidict.CIMultiDict(
+            [(name.decode("latin-1"), value.decode("utf-8", "surrogateescape")) for name, value in self._raw]
+        )
         self._raw.clear()
         kind = headers.get("Content-Type")
         if kind:
@@ -336,11 +338,12 @@ class Client:
         self.next_sweep = 0.0
 
     async def post(
-        self, place: tuple[str, int, str, str], payload: bytes, headers: Mapping[str, str]
+        self, place: tuple[str, int, str, str], payload: bytes, headers: Mapping[str, str] | bytes
     ) -> Response:
-        """Send; return once the answer's status and headers are in (its body follows)."""
+        """Send; return once the answer's status and headers are in (its body follows).
+        ``headers``: a mapping, or already header lines (:mod:`~.forwarded`)."""
         host, port, path, netloc = place
-        data = _request(path, netloc, payload, headers)
+        data = forwarded.request(path, netloc, payload, headers)
         loop = self.loop
         if loop is None:
             loop = self.loop = asyncio.get_running_loop()
@@ -428,14 +431,3 @@ async def _head(response: Response) -> None:
     except BaseException:
         response.close()
         raise
-
-
-def _request(path: str, netloc: str, payload: bytes, headers: Mapping[str, str]) -> bytes:
-    lines = [f"POST {path} HTTP/1.1\r\nHost: {netloc}\r\n"]
-    for name, value in headers.items():
-        line = f"{name}: {value}"
-        if "\n" in line or "\r" in line:
-            raise aiohttp.ClientConnectionError(f"the header {name!r} has a line break; not sent")
-        lines.append(line + "\r\n")
-    lines.append(f"Content-Length: {len(payload)}\r\n\r\n")
-    return "".join(lines).encode("utf-8", "surrogateescape") + payload

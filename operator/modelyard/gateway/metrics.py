@@ -251,10 +251,13 @@ class Metrics:
     def count_usage(self, model: str, usage: object) -> None:
         if not isinstance(usage, dict):
             return
-        for kind in ("prompt", "completion"):
-            value = usage.get(f"{kind}_tokens")
+        for kind, field in _TOKEN_KINDS:
+            value = usage.get(field)
             if isinstance(value, int) and value > 0:
                 self.child(self.tokens, model, kind).inc(value)
+
+
+_TOKEN_KINDS = (("prompt", "prompt_tokens"), ("completion", "completion_tokens"))
 
 
 class _UnreadableKeys(prometheus_client.registry.Collector):

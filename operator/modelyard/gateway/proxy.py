@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Mapping
 
 from aiohttp import web
 
@@ -41,6 +40,7 @@ from modelyard.gateway import (
     body,
     deadlines,
     exchange,
+    forwarded,
     hold,
     metrics,
     relay,
@@ -219,7 +219,8 @@ class Proxy:
         if ex.ask_usage:
             payload, asked = body.ask_stream_usage(payload)
             ex.hide_usage = not asked
-        headers = upstream.request_headers(ex.request.headers, up)
+        request = ex.request
+        headers = forwarded.Forwarded(request.headers, request.raw_headers, up)
         gauge = self.metrics.child(self.metrics.in_flight, endpoint.name, target.key)
         demand, sent_to = self.metrics.endpoint(endpoint.name)
         loop = ex.loop
@@ -270,7 +271,7 @@ class Proxy:
         endpoint: routes.Endpoint,
         target: routes.Target,
         payload: bytes,
-        headers: Mapping[str, str],
+        headers: forwarded.Forwarded,
         sent: float,
     ) -> web.StreamResponse:
         keepalive = relay.Keepalive(ex, self.keepalives)

@@ -17,7 +17,18 @@ import aiohttp
 from aiohttp import web
 
 from modelyard.api import openai
-from modelyard.gateway import deadlines, exchange, lean, metrics, resume, routes, settings, sse, upstream
+from modelyard.gateway import (
+    deadlines,
+    exchange,
+    forwarded,
+    lean,
+    metrics,
+    resume,
+    routes,
+    settings,
+    sse,
+    upstream,
+)
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +104,7 @@ async def open_stream(
     target: routes.Target,
     suffix: str,
     payload: bytes,
-    headers: Mapping[str, str],
+    headers: forwarded.Forwarded | Mapping[str, str],
     config: settings.Settings,
 ) -> tuple[upstream.Answer, bytes, sse.EventSplitter | None]:
     """Send, then read up to the first complete event (or the whole answer if not SSE)."""

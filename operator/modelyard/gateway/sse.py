@@ -102,6 +102,7 @@ class _Usage(msgspec.Struct):
 
 _USAGE = msgspec.json.Decoder(_Usage)
 _JSON = json.JSONDecoder()
+_OBJECT = msgspec.json.Decoder(dict)
 
 
 def find_usage(events: bytes) -> dict[str, Any] | None:
@@ -150,10 +151,20 @@ def find_json_usage(body: bytes) -> dict[str, Any] | None:
     start = body.find(b"{", index)
     if start == -1:
         return None
+    # A usage without objects inside ends at the first "}": msgspec reads just that. Anything
+    # it cannot read (a nested object, so that text is cut short; bytes not UTF-8; NaN) goes
+    # to the stdlib's reader, which finds where the object ends: the same object either way,
+    # as an object that is valid JSON ends exactly at its closing brace.
+    end = body.find(b"}", start)
     try:
-        usage, _ = _JSON.raw_decode(body[start:].decode(errors="replace"))
-    except ValueError:
-        return None
+        usage = _OBJECT.decode(body[start : end + 1]) if end != -1 else None
+    except msgspec.DecodeError:
+        usage = None
+    if usage is None:
+        try:
+            usage, _ = _JSON.raw_decode(body[start:].decode(errors="replace"))
+        except ValueError:
+            return None
     return counted(usage) if isinstance(usage, dict) else None
 
 

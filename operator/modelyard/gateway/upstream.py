@@ -16,36 +16,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Protocol
 
 import aiohttp
 import multidict
 import yarl
 
-from modelyard.gateway import lean, routes
+from modelyard.gateway import forwarded, lean, routes
 
-# Request headers never forwarded: hop-by-hop ones, those aiohttp sets itself, and the
-# client's credentials for the gateway (a target gets its own, or none).
-_DROP_REQUEST = frozenset(
-    h.lower()
-    for h in (
-        "Host",
-        "Connection",
-        "Keep-Alive",
-        "Proxy-Authorization",
-        "Proxy-Connection",
-        "TE",
-        "Trailer",
-        "Transfer-Encoding",
-        "Upgrade",
-        "Content-Length",
-        "Accept-Encoding",
-        "Authorization",
-        "Cookie",
-        "Expect",
-    )
-)
 # Response headers never relayed back: hop-by-hop, and those the gateway's server sets.
 DROP_RESPONSE = frozenset(
     h.lower()
@@ -119,11 +98,19 @@ class Client:
         self.session = session
         self.fast = fast
 
-    async def post(self, url: str, payload: bytes, headers: Mapping[str, str]) -> Answer:
+    def post(
+        self, url: str, payload: bytes, headers: forwarded.Forwarded | Mapping[str, str]
+    ) -> Awaitable[Answer]:
+        """The request, to be awaited (one coroutine less on the hot path than an ``async def``:
+        a line break in a header raises here already, before anything is sent)."""
         place = lean.address(url)
+        if isinstance(headers, forwarded.Forwarded):
+            if place is not None:
+                return self.fast.post(place, payload, headers.lines())
+            return self.session.post(_url(url), data=payload, headers=headers.mapping())
         if place is not None:
-            return await self.fast.post(place, payload, headers)
-        return await self.session.post(_url(url), data=payload, headers=headers)
+            return self.fast.post(place, payload, headers)
+        return self.session.post(_url(url), data=payload, headers=headers)
 
     async def close(self) -> None:
         self.fast.close()
@@ -179,27 +166,9 @@ def _url(text: str) -> yarl.URL:
     return yarl.URL(text)
 
 
-def request_headers(
-    incoming: Mapping[str, str], upstream: routes.Upstream | None
-) -> multidict.CIMultiDict[str]:
-    """Headers for the outgoing request: the client's, less the dropped ones, plus upstream's."""
-    kept = [(name, value) for name, value in incoming.items() if name.lower() not in _DROP_REQUEST]
-    kept.append(("Accept-Encoding", "identity"))  # (dropped above: never the client's)
-    headers: multidict.CIMultiDict[str] = multidict.CIMultiDict(kept)  # built in one call
-    if upstream is not None:
-        for name, value in upstream.headers:
-            headers[name] = value
-        if upstream.api_key:
-            headers["Authorization"] = f"Bearer {upstream.api_key}"
-    return headers
-
-
 def response_headers(headers: Mapping[str, str]) -> multidict.CIMultiDict[str]:
-    relayed: multidict.CIMultiDict[str] = multidict.CIMultiDict()
-    for name, value in headers.items():
-        if name.lower() not in DROP_RESPONSE:
-            relayed.add(name, value)
-    return relayed
+    """The answer's headers a client gets (built in one call, as the forwarded ones are)."""
+    return multidict.CIMultiDict([(n, v) for n, v in headers.items() if n.lower() not in DROP_RESPONSE])
 
 
 async def send(
@@ -207,7 +176,7 @@ async def send(
     target: routes.Target,
     suffix: str,
     payload: bytes,
-    headers: Mapping[str, str],
+    headers: forwarded.Forwarded | Mapping[str, str],
     timeout: float | None,
     limit: int,
 ) -> Answer:
