@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from modelyard.controllers import autoscaler, cluster, credentials, webhook
+from modelyard.controllers import autoscaler, cluster, credentials, kube_errors, webhook
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -52,19 +52,19 @@ def _status(code: int, reason: str, name: str | None = "x") -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("code", "body", "expected"),
     [
-        (403, _status(403, "Forbidden"), cluster.ForbiddenError),
-        (404, _status(404, "NotFound"), cluster.NotFoundError),
-        (404, "404 page not found\n", cluster.ResourceNotFoundError),
-        (404, _status(404, "NotFound", name=None), cluster.ResourceNotFoundError),
-        (409, _status(409, "Conflict"), cluster.ConflictError),
-        (422, _status(422, "Invalid"), cluster.UnprocessibleEntityError),
-        (500, _status(500, "InternalError"), cluster.ApiError),
+        (403, _status(403, "Forbidden"), kube_errors.ForbiddenError),
+        (404, _status(404, "NotFound"), kube_errors.NotFoundError),
+        (404, "404 page not found\n", kube_errors.ResourceNotFoundError),
+        (404, _status(404, "NotFound", name=None), kube_errors.ResourceNotFoundError),
+        (409, _status(409, "Conflict"), kube_errors.ConflictError),
+        (422, _status(422, "Invalid"), kube_errors.UnprocessibleEntityError),
+        (500, _status(500, "InternalError"), kube_errors.ApiError),
     ],
 )
-def test_answers_map_to_exceptions(code: int, body: Any, expected: type[cluster.ApiError]) -> None:
-    found = cluster.error(code, body)
+def test_answers_map_to_exceptions(code: int, body: Any, expected: type[kube_errors.ApiError]) -> None:
+    found = kube_errors.error(code, body)
     assert type(found) is expected and found.status == code and found.body == body
-    assert not isinstance(cluster.error(404, "page"), cluster.NotFoundError)  # never "object absent"
+    assert not isinstance(kube_errors.error(404, "page"), kube_errors.NotFoundError)  # never "object absent"
 
 
 class FakeApi:
@@ -171,7 +171,7 @@ def test_a_kind_the_server_does_not_serve_raises_on_get() -> None:
             404,
             "404 page not found",
         )
-        with pytest.raises(cluster.ResourceNotFoundError):
+        with pytest.raises(kube_errors.ResourceNotFoundError):
             await kube.get(cluster.INFERENCE_POOL, "p", "ns")
 
     run_against_fake(test)

@@ -8,16 +8,8 @@ connections, so one lane's backlog never delays another's: endpoints' status pat
 that an endpoint is Ready never queues behind a backlog of applies, reads and entry writes),
 the Lease, and every other call.
 
-Errors: every answer of 400 or more raises an :class:`ApiError`::
-
-    ApiError(status, reason, body)
-    ├── ForbiddenError             403
-    ├── NotFoundError              404, the object does not exist
-    ├── ResourceNotFoundError      404, the API server does not serve the kind (CRD not installed)
-    ├── ConflictError              409
-    └── UnprocessibleEntityError   422
-
-Transport failures raise ``aiohttp.ClientError`` (or ``TimeoutError``) unchanged.
+Every answer of 400 or more raises a :class:`.kube_errors.ApiError` (the hierarchy is drawn
+there). Transport failures raise ``aiohttp.ClientError`` (or ``TimeoutError``) unchanged.
 """
 
 from __future__ import annotations
@@ -33,7 +25,7 @@ import aiohttp
 
 from modelyard.api import wire
 from modelyard.builders import labels
-from modelyard.controllers import credentials
+from modelyard.controllers import credentials, kube_errors
 
 # (apiVersion, kind) of everything the operator touches.
 DEPLOYMENT = ("apps/v1", "Deployment")
@@ -92,56 +84,6 @@ CONNECTIONS = CALL_CONNECTIONS + STATUS_CONNECTIONS + LEASE_CONNECTIONS
 TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60)
 """Per request: 10 s to connect, 60 s without a byte of the answer. No total: waiting for a
 free connection of the lane is not a failure (the thread pool queued its calls unbounded too)."""
-
-
-class ApiError(Exception):
-    """An answer of 400 or more: ``status``, the Status ``reason`` and the decoded ``body``."""
-
-    def __init__(self, status: int, reason: str, body: Any = None) -> None:
-        message = body.get("message") if isinstance(body, dict) else body
-        super().__init__(f"({status}) {reason}: {message}" if message else f"({status}) {reason}")
-        self.status = status
-        self.reason = reason
-        self.body = body
-
-
-class ForbiddenError(ApiError):
-    pass
-
-
-class NotFoundError(ApiError):
-    pass
-
-
-class ResourceNotFoundError(ApiError):
-    """404 for a kind the API server does not serve (no object named in the answer)."""
-
-
-class ConflictError(ApiError):
-    pass
-
-
-class UnprocessibleEntityError(ApiError):
-    pass
-
-
-_ERRORS: dict[int, type[ApiError]] = {
-    403: ForbiddenError, 404: NotFoundError, 409: ConflictError, 422: UnprocessibleEntityError
-}  # fmt: skip
-
-
-def error(status: int, body: Any) -> ApiError:
-    """The exception for an answer (``body``: the decoded Status, or its text)."""
-    reason = str(body.get("reason") or "") if isinstance(body, dict) else ""
-    cls = _ERRORS.get(status, ApiError)
-    if status == 404:
-        details = body.get("details") if isinstance(body, dict) else None
-        if not (isinstance(details, dict) and details.get("name")):
-            cls = ResourceNotFoundError
-    return cls(status, reason or _REASONS.get(status, "Error"), body)
-
-
-_REASONS = {403: "Forbidden", 404: "NotFound", 409: "Conflict", 422: "Invalid"}
 
 
 def path(kind: Kind, name: str | None = None, namespace: str | None = None, subresource: str = "") -> str:
@@ -209,7 +151,7 @@ class Cluster:
         content_type: str = JSON,
         lane: str = "calls",
     ) -> Any:
-        """One call; the decoded answer, or :class:`ApiError`."""
+        """One call; the decoded answer, or :class:`.kube_errors.ApiError`."""
         headers = {"Accept": JSON, "User-Agent": "modelyard-operator"}
         auth = self.credentials.authorization()
         if auth is not None:
@@ -228,13 +170,13 @@ class Cluster:
             except ValueError:
                 decoded = text.decode(errors="replace")
             if answer.status >= 400:
-                raise error(answer.status, decoded)
+                raise kube_errors.error(answer.status, decoded)
             return decoded
 
     async def get(self, kind: Kind, name: str, namespace: str | None = None) -> dict[str, Any] | None:
         try:
             found: dict[str, Any] = await self.request("GET", path(kind, name, namespace), lane=_lane(kind))
-        except NotFoundError:
+        except kube_errors.NotFoundError:
             return None
         return found
 
@@ -249,7 +191,7 @@ class Cluster:
         self, obj: dict[str, Any], field_manager: str = labels.FIELD_MANAGER, force: bool = True
     ) -> dict[str, Any]:
         """Server-side apply as ``field_manager``, taking ownership of conflicts when ``force``
-        (else a field another manager owns raises :class:`ConflictError`)."""
+        (else a field another manager owns raises :class:`.kube_errors.ConflictError`)."""
         kind = (obj["apiVersion"], obj["kind"])
         meta = obj["metadata"]
         query = {"fieldManager": field_manager, **({"force": "true"} if force else {})}
@@ -269,7 +211,7 @@ class Cluster:
             body["preconditions"] = {"uid": uid}
         try:
             await self.request("DELETE", path(kind, name, namespace), body=body)
-        except (NotFoundError, ConflictError):
+        except (kube_errors.NotFoundError, kube_errors.ConflictError):
             return False
         return True
 
@@ -284,7 +226,7 @@ class Cluster:
                 "PATCH", path(kind, name, namespace, "status"), body={"status": status},
                 content_type=MERGE, lane=lane,
             )  # fmt: skip
-        except NotFoundError:
+        except kube_errors.NotFoundError:
             return None
         return patched
 
@@ -294,7 +236,7 @@ class Cluster:
             await self.request(
                 "PATCH", path(kind, name, namespace), body=body, content_type=MERGE, lane=_lane(kind)
             )
-        except NotFoundError:
+        except kube_errors.NotFoundError:
             return False
         return True
 
@@ -310,7 +252,7 @@ class Cluster:
                 body=[*operations],
                 content_type="application/json-patch+json",
             )
-        except (NotFoundError, UnprocessibleEntityError, ConflictError):
+        except (kube_errors.NotFoundError, kube_errors.UnprocessibleEntityError, kube_errors.ConflictError):
             return False
         return True
 
@@ -322,7 +264,7 @@ class Cluster:
                 "POST", path(kind, None, obj["metadata"].get("namespace")), body=obj,
                 query={"fieldManager": labels.FIELD_MANAGER}, lane=_lane(kind),
             )  # fmt: skip
-        except ConflictError:
+        except kube_errors.ConflictError:
             return None
         return created
 
@@ -334,7 +276,7 @@ class Cluster:
             replaced: dict[str, Any] = await self.request(
                 "PUT", path(kind, meta["name"], meta.get("namespace")), body=obj, lane=_lane(kind)
             )
-        except ConflictError:
+        except kube_errors.ConflictError:
             return None
         return replaced
 

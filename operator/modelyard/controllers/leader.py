@@ -16,7 +16,7 @@ import socket
 import uuid
 from typing import Any
 
-from modelyard.controllers import cluster
+from modelyard.controllers import cluster, kube_errors
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class Lease:
         if existing is None:
             try:
                 return await self.kube.create(self._body(None)) is not None
-            except cluster.NotFoundError:
+            except kube_errors.NotFoundError:
                 raise SystemExit(
                     f"namespace {self.namespace!r} does not exist: create it, or pass --namespace"
                 ) from None
@@ -100,7 +100,7 @@ class Lease:
                 "spec": {"holderIdentity": ""},
             }
             await self.kube.merge_patch(cluster.LEASE, LEASE_NAME, self.namespace, body)
-        except cluster.ApiError:
+        except kube_errors.ApiError:
             log.warning("could not release the Lease", exc_info=True)
 
     def retry_in(self) -> float:
