@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -111,9 +112,32 @@ def test_basic_auth(tmp_path: Path) -> None:
     assert creds.ssl_context() is None
 
 
-def test_exec_plugins_are_refused_with_a_reason(tmp_path: Path) -> None:
-    path = _write(tmp_path / "config", {"server": "https://a"}, {"exec": {"command": "aws"}})
-    with pytest.raises(credentials.ConfigError, match="exec"):
+def test_an_exec_plugins_token_is_used_and_fetched_again_when_it_expires(tmp_path: Path) -> None:
+    plugin = tmp_path / "plugin.py"
+    plugin.write_text(
+        "import json, os, sys\n"
+        "n = int(open(sys.argv[1]).read()) + 1 if os.path.exists(sys.argv[1]) else 1\n"
+        "open(sys.argv[1], 'w').write(str(n))\n"
+        "info = json.loads(os.environ['KUBERNETES_EXEC_INFO'])\n"
+        "print(json.dumps({'apiVersion': info['apiVersion'], 'kind': 'ExecCredential', 'status': {\n"
+        "    'token': os.environ['PREFIX'] + str(n), 'expirationTimestamp': '2001-01-01T00:00:00Z'}}))\n"
+    )
+    exec_spec = {
+        "apiVersion": "client.authentication.k8s.io/v1",
+        "command": sys.executable,
+        "args": [str(plugin), str(tmp_path / "count")],
+        "env": [{"name": "PREFIX", "value": "tok-"}],
+    }
+    creds = credentials.from_kubeconfig(
+        _write(tmp_path / "config", {"server": "https://a"}, {"exec": exec_spec})
+    )
+    assert creds.authorization() == "Bearer tok-1"
+    assert creds.authorization() == "Bearer tok-2"  # it had expired: run again
+
+
+def test_auth_providers_are_refused_with_a_reason(tmp_path: Path) -> None:
+    path = _write(tmp_path / "config", {"server": "https://a"}, {"auth-provider": {"name": "gcp"}})
+    with pytest.raises(credentials.ConfigError, match="auth provider"):
         credentials.from_kubeconfig(path)
 
 

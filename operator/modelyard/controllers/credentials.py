@@ -10,22 +10,27 @@ A kubeconfig is ``--kubeconfig``, else the first path in ``$KUBECONFIG``, else
 ``~/.kube/config``; its current context names the cluster (``server``,
 ``certificate-authority`` or ``-data``, ``insecure-skip-tls-verify``) and the user
 (``client-certificate``/``client-key`` or their ``-data``, ``token`` or ``tokenFile``,
-``username``/``password``). Relative paths are relative to the kubeconfig's directory, as
-kubectl reads them. Embedded data is written to private temporary files (the ``ssl`` module
-and kopf read files). Exec plugins and auth providers are not supported: the kubeconfig is
-refused with a message that says so.
+``username``/``password``, or an ``exec`` plugin that prints a token). Relative paths are
+relative to the kubeconfig's directory, as kubectl reads them. Embedded data is written to
+private temporary files (the ``ssl`` module and kopf read files). Auth providers, and exec
+plugins that answer with a client certificate, are not supported: the kubeconfig is refused
+with a message that says so.
 
 Tokens read from a file (a service account's, or ``tokenFile``) are re-read at most every
-``TOKEN_REFRESH_SECONDS``: the kubelet rotates bound tokens.
+``TOKEN_REFRESH_SECONDS``: the kubelet rotates bound tokens. An exec plugin runs again a minute
+before its token's ``expirationTimestamp`` (without one, every ``EXEC_REFRESH_SECONDS``).
 """
 
 from __future__ import annotations
 
 import base64
 import dataclasses
+import datetime
+import json
 import os
 import pathlib
 import ssl
+import subprocess
 import tempfile
 import time
 from typing import Any
@@ -35,6 +40,7 @@ import yaml
 from modelyard import incluster
 
 TOKEN_REFRESH_SECONDS = 60.0
+EXEC_REFRESH_SECONDS = 600.0
 
 
 class ConfigError(Exception):
@@ -56,10 +62,17 @@ class Credentials:
     password: str | None = None
     namespace: str | None = None
     """The context's (or the pod's) namespace, for kopf's default."""
+    exec_plugin: dict[str, Any] | None = dataclasses.field(default=None, repr=False)
+    """A kubeconfig user's ``exec`` (the command prints an ExecCredential)."""
     _read: tuple[float, str] | None = dataclasses.field(default=None, repr=False)
 
     def bearer_token(self) -> str | None:
-        """The token to send (from ``token_file`` when given, re-read every minute)."""
+        """The token to send (from ``token_file`` when given, re-read every minute; from the
+        exec plugin when given, run again before its token expires)."""
+        if self.exec_plugin is not None:
+            if self._read is None or time.time() >= self._read[0]:
+                self._read = run_exec_plugin(self.exec_plugin)
+            return self._read[1]
         if self.token_file is None:
             return self.token
         now = time.monotonic()
@@ -121,9 +134,9 @@ def from_kubeconfig(path: pathlib.Path) -> Credentials:
     context = _named(doc, "contexts", name, path).get("context") or {}
     cluster = _named(doc, "clusters", context.get("cluster"), path).get("cluster") or {}
     user = (_named(doc, "users", context["user"], path).get("user") or {}) if context.get("user") else {}
-    if "exec" in user or "auth-provider" in user:
+    if "auth-provider" in user:
         raise ConfigError(
-            f"{path}: exec plugins and auth providers are not supported; use a token or certificate"
+            f"{path}: auth providers are not supported; use a token, a certificate or an exec plugin"
         )
     if not cluster.get("server"):
         raise ConfigError(f"{path}: the cluster of context {name!r} has no server")
@@ -140,7 +153,38 @@ def from_kubeconfig(path: pathlib.Path) -> Credentials:
         username=user.get("username"),
         password=user.get("password"),
         namespace=context.get("namespace"),
+        exec_plugin=user.get("exec"),
     )
+
+
+def run_exec_plugin(spec: dict[str, Any]) -> tuple[float, str]:
+    """Run a kubeconfig's exec plugin: (when to run it again, epoch seconds; its token)."""
+    env = {**os.environ, **{item["name"]: item["value"] for item in spec.get("env") or []}}
+    version = spec.get("apiVersion") or "client.authentication.k8s.io/v1beta1"
+    info = {"apiVersion": version, "kind": "ExecCredential", "spec": {"interactive": False}}
+    env["KUBERNETES_EXEC_INFO"] = json.dumps(info)
+    try:
+        done = subprocess.run(
+            [spec["command"], *(spec.get("args") or [])], env=env, capture_output=True, text=True, timeout=60
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ConfigError(
+            f"the kubeconfig's exec plugin {spec.get('command')!r} did not run: {exc}"
+        ) from None
+    if done.returncode != 0:
+        raise ConfigError(f"the exec plugin {spec['command']!r} failed: {done.stderr.strip()[-500:]}")
+    status = (json.loads(done.stdout) or {}).get("status") or {}
+    if not status.get("token"):
+        raise ConfigError(
+            f"the exec plugin {spec['command']!r} gave no token (client certificates are not supported)"
+        )
+    expires = status.get("expirationTimestamp")
+    again = (
+        datetime.datetime.fromisoformat(expires).timestamp() - 60
+        if expires
+        else time.time() + EXEC_REFRESH_SECONDS
+    )
+    return again, str(status["token"])
 
 
 def _named(doc: dict[str, Any], section: str, name: Any, path: pathlib.Path) -> dict[str, Any]:
