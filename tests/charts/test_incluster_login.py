@@ -56,8 +56,8 @@ def test_gateway_sends_the_pod_token_and_defaults_to_its_namespace(account: Path
 
 
 def test_operator_client_uses_the_pod_token(account: Path) -> None:
-    configuration = cluster.api_client().configuration
-    assert configuration.host == "https://127.0.0.1:6443"
-    assert configuration.ssl_ca_cert == str(account / "ca.crt")
-    token = configuration.get_api_key_with_prefix("authorization", alias="BearerToken")
-    assert token.lower() == "bearer token-of-the-pod"
+    creds = cluster.api_client()
+    assert creds.server == "https://127.0.0.1:6443"
+    assert creds.ca_path == str(account / "ca.crt")
+    assert creds.authorization() == "Bearer token-of-the-pod"
+    assert creds.namespace == "modelyard-system"

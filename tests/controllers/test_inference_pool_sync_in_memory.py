@@ -10,11 +10,10 @@ import logging
 from typing import Any
 
 import pytest
-from kubernetes.dynamic import exceptions
 
 from modelyard.builders import inference_pool as builder
 from modelyard.builders import settings
-from modelyard.controllers import cluster, inference_pool
+from modelyard.controllers import cluster, inference_pool, kube_errors
 
 CFG = settings.Settings(inference_pools=settings.InferencePools())
 KEY = ("ml", "Org/Chat")
@@ -32,7 +31,7 @@ class Pools:
     def _check(self, kind: cluster.Kind) -> None:
         assert kind == cluster.INFERENCE_POOL
         if not self.installed:
-            raise exceptions.ResourceNotFoundError("No matches found for InferencePool")
+            raise kube_errors.ResourceNotFoundError(404, "NotFound", "404 page not found")
 
     async def get(self, kind: cluster.Kind, name: str, namespace: str | None = None) -> dict[str, Any] | None:
         self._check(kind)

@@ -47,9 +47,8 @@ log = logging.getLogger(__name__)
 def make_context(opts: options.OperatorOptions) -> context.Context:
     """The context every reconcile shares, with a debounced queue per kind (a failed reconcile
     counts in ``modelyard_reconcile_errors_total``)."""
-    api = cluster.api_client(opts.kubeconfig)
     ctx = context.Context(
-        cluster=cluster.Cluster(api),
+        cluster=cluster.Cluster(cluster.api_client(opts.kubeconfig)),
         settings=opts.builder,
         metrics=metrics.Metrics.create(),
         namespace=opts.namespace,
@@ -101,7 +100,7 @@ async def run(opts: options.OperatorOptions) -> None:
         os.environ["KUBECONFIG"] = opts.kubeconfig  # kopf's own login reads it
     ctx = make_context(opts)
     stop = asyncio.Event()
-    lease = leader.Lease(ctx.cluster.api, opts.namespace) if opts.leader_election else None
+    lease = leader.Lease(ctx.cluster, opts.namespace) if opts.leader_election else None
     status_cache = cache.Cache()
     # /healthz answers while a standby waits
     runners, traffic = await status_server.serve(ctx, opts, status_cache)
@@ -132,6 +131,7 @@ async def run(opts: options.OperatorOptions) -> None:
                 task.cancel()
         await leader_label.mark(ctx.cluster, opts.namespace, opts.pod_name, False)
         if lease is not None:
-            await asyncio.to_thread(lease.release)
+            await lease.release()
         for runner in runners:
             await runner.cleanup()
+        await ctx.cluster.close()

@@ -14,9 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from kubernetes.dynamic import exceptions
-
-from modelyard.controllers import cluster
+from modelyard.controllers import cluster, kube_errors
 from modelyard.registry import builtin, manifests
 
 log = logging.getLogger(__name__)
@@ -32,7 +30,7 @@ async def apply_builtin(kube: cluster.Cluster) -> tuple[int, int]:
         try:
             await kube.apply(entry.to_wire(), field_manager=FIELD_MANAGER, force=False)
             applied += 1
-        except exceptions.ConflictError:
+        except kube_errors.ConflictError:
             log.info("built-in entry %s: kept as edited by another field manager", entry.name)
             kept += 1
     return applied, kept

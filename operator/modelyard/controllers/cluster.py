@@ -1,28 +1,31 @@
 """The operator's access to the Kubernetes API: server-side apply, get, list, delete and
-status patches, run on worker threads so kopf's event loop never blocks.
+status patches, as coroutines on kopf's event loop (aiohttp; answers are plain dicts).
 
-Built on the ``kubernetes`` dynamic client; in a pod it uses the service account (found as
-:mod:`modelyard.incluster` says), outside the current kubeconfig (or ``--kubeconfig``).
+Where the API server is and how to log in comes from :mod:`.credentials` (the pod's service
+account, else the kubeconfig). Paths are built from a fixed table of the kinds the operator
+touches (no discovery requests). Calls go over three lanes, each its own pool of kept-alive
+connections, so one lane's backlog never delays another's: endpoints' status patches (telling
+that an endpoint is Ready never queues behind a backlog of applies, reads and entry writes),
+the Lease, and every other call.
+
+Every answer of 400 or more raises a :class:`.kube_errors.ApiError` (the hierarchy is drawn
+there). Transport failures raise ``aiohttp.ClientError`` (or ``TimeoutError``) unchanged.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import contextlib
-import functools
 import json
 import re
+import urllib.parse
 from collections.abc import Sequence
 from typing import Any
 
-from kubernetes import client, config, dynamic
-from kubernetes.config import incluster_config
-from kubernetes.dynamic import exceptions
+import aiohttp
 
-from modelyard import incluster
 from modelyard.api import wire
 from modelyard.builders import labels
+from modelyard.controllers import credentials, kube_errors
 
 # (apiVersion, kind) of everything the operator touches.
 DEPLOYMENT = ("apps/v1", "Deployment")
@@ -36,30 +39,7 @@ INFERENCE_POOL = ("inference.networking.k8s.io/v1", "InferencePool")
 MODEL_ENTRY = (wire.API_VERSION, "ModelEntry")
 MODEL_ENDPOINT = (wire.API_VERSION, "ModelEndpoint")
 TRAINING_JOB = (wire.API_VERSION, "TrainingJob")
-
-Kind = tuple[str, str]
-STATUS_THREADS = 4
-CALL_THREADS = 24
-"""Threads for every other call (reads, applies, deletes, entry status): asyncio's default pool
-has cpu + 4 (six on two cores), and with two calls per endpoint in flight it held creation to a
-few endpoints at a time whatever ``context.CREATING`` said."""
-CONNECTIONS = CALL_THREADS + STATUS_THREADS
-"""Kept-alive connections to the API server: one per thread (the client's default, cpu x 5,
-would open and drop a TLS connection for each call beyond it)."""
-
-
-def api_client(kubeconfig: str | None = None) -> client.ApiClient:
-    """In-cluster config when running in a pod, else the kubeconfig."""
-    configuration = client.Configuration()
-    configuration.connection_pool_maxsize = CONNECTIONS
-    account = incluster.detect() if kubeconfig is None else None
-    if account is not None:
-        incluster_config.InClusterConfigLoader(
-            token_filename=str(account.token_file), cert_filename=str(account.ca_file), try_refresh_token=True
-        ).load_and_set(configuration)
-        return client.ApiClient(configuration)
-    config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
-    return client.ApiClient(configuration)
+LEASE = ("coordination.k8s.io/v1", "Lease")
 
 
 _YAML_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]")
@@ -74,59 +54,152 @@ def apply_patch(obj: dict[str, Any]) -> bytes:
     return _YAML_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text).encode()
 
 
+PLURALS = {
+    "ConfigMap": "configmaps",
+    "Deployment": "deployments",
+    "EndpointSlice": "endpointslices",
+    "InferencePool": "inferencepools",
+    "Job": "jobs",
+    "Lease": "leases",
+    "ModelEndpoint": "modelendpoints",
+    "ModelEntry": "modelentries",
+    "NetworkPolicy": "networkpolicies",
+    "Pod": "pods",
+    "Secret": "secrets",
+    "Service": "services",
+    "TrainingJob": "trainingjobs",
+    "ValidatingWebhookConfiguration": "validatingwebhookconfigurations",
+}
+"""The resource (plural) of each kind the operator touches: a path needs it."""
+
+Kind = tuple[str, str]
+CALL_CONNECTIONS = 24
+"""Concurrent calls (reads, applies, deletes, entry status); more wait for a connection. The
+thread pool this replaces had 24 threads: asyncio's default pool (cpu + 4, six on two cores)
+held creation to a few endpoints at a time whatever ``context.CREATING`` said."""
+STATUS_CONNECTIONS = 4
+LEASE_CONNECTIONS = 1
+CONNECTIONS = CALL_CONNECTIONS + STATUS_CONNECTIONS + LEASE_CONNECTIONS
+"""Kept-alive connections to the API server, all lanes together."""
+TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60)
+"""Per request: 10 s to connect, 60 s without a byte of the answer. No total: waiting for a
+free connection of the lane is not a failure (the thread pool queued its calls unbounded too)."""
+
+
+def path(kind: Kind, name: str | None = None, namespace: str | None = None, subresource: str = "") -> str:
+    """The API path of ``kind``'s collection (``name`` None) or of one object."""
+    api_version, kind_name = kind
+    try:
+        plural = PLURALS[kind_name]
+    except KeyError:
+        raise KeyError(f"{kind_name}: not in cluster.PLURALS (add its resource name)") from None
+    out = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+    if namespace:
+        out += f"/namespaces/{urllib.parse.quote(namespace, safe='')}"
+    out += f"/{plural}"
+    if name is not None:
+        out += f"/{urllib.parse.quote(name, safe='')}"
+    return out + (f"/{subresource}" if subresource else "")
+
+
+def api_client(kubeconfig: str | None = None) -> credentials.Credentials:
+    """In-cluster credentials when running in a pod, else the kubeconfig's."""
+    return credentials.load(kubeconfig)
+
+
+JSON = "application/json"
+MERGE = "application/merge-patch+json"
+
+
 class Cluster:
-    """Async facade over the dynamic client; objects in and out are plain dicts."""
+    """Async client of the API server; objects in and out are plain dicts."""
 
-    def __init__(self, api: client.ApiClient) -> None:
-        self.api = api
-        self._dynamic = dynamic.DynamicClient(api)
-        self._calls = concurrent.futures.ThreadPoolExecutor(CALL_THREADS, "kube-call")
-        self._status_lane = concurrent.futures.ThreadPoolExecutor(STATUS_THREADS, "status-patch")
-        """Endpoints' status patches run on threads of their own: telling that an endpoint is
-        Ready never queues behind a backlog of applies, reads and entry writes."""
+    def __init__(self, creds: credentials.Credentials) -> None:
+        self.credentials = creds
+        self._ssl = creds.ssl_context()
+        self._sessions: dict[str, aiohttp.ClientSession] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
 
-    @functools.cache  # noqa: B019 - one Cluster per process; resources never change
-    def _resource(self, kind: Kind) -> Any:
-        return self._dynamic.resources.get(api_version=kind[0], kind=kind[1])
+    def _session(self, lane: str) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # sessions belong to one loop (tests run several)
+            self._sessions, self._loop = {}, loop
+        session = self._sessions.get(lane)
+        if session is None or session.closed:
+            limit = {"status": STATUS_CONNECTIONS, "lease": LEASE_CONNECTIONS}.get(lane, CALL_CONNECTIONS)
+            connector = aiohttp.TCPConnector(
+                ssl=self._ssl if self._ssl is not None else False, limit=limit, keepalive_timeout=60
+            )
+            session = aiohttp.ClientSession(
+                connector=connector, timeout=TIMEOUT, skip_auto_headers=["User-Agent"]
+            )
+            self._sessions[lane] = session
+        return session
 
-    async def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        call = functools.partial(fn, *args, **kwargs)
-        return await asyncio.get_running_loop().run_in_executor(self._calls, call)
+    async def close(self) -> None:
+        sessions, self._sessions = list(self._sessions.values()), {}
+        for session in sessions:
+            await session.close()
 
-    async def _status_call(self, kind: Kind, fn: Any, **kwargs: Any) -> Any:
-        lane = self._status_lane if kind == MODEL_ENDPOINT else self._calls
-        return await asyncio.get_running_loop().run_in_executor(lane, functools.partial(fn, **kwargs))
+    async def request(
+        self,
+        method: str,
+        url_path: str,
+        *,
+        query: dict[str, str] | None = None,
+        body: Any = None,
+        content_type: str = JSON,
+        lane: str = "calls",
+    ) -> Any:
+        """One call; the decoded answer, or :class:`.kube_errors.ApiError`."""
+        headers = {"Accept": JSON, "User-Agent": "modelyard-operator"}
+        auth = self.credentials.authorization()
+        if auth is not None:
+            headers["Authorization"] = auth
+        data: bytes | None = None
+        if body is not None:
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
+            headers["Content-Type"] = content_type
+        url = self.credentials.server + url_path
+        async with self._session(lane).request(
+            method, url, params=query, data=data, headers=headers
+        ) as answer:
+            text = await answer.read()
+            try:
+                decoded = json.loads(text) if text else None
+            except ValueError:
+                decoded = text.decode(errors="replace")
+            if answer.status >= 400:
+                raise kube_errors.error(answer.status, decoded)
+            return decoded
 
     async def get(self, kind: Kind, name: str, namespace: str | None = None) -> dict[str, Any] | None:
         try:
-            found = await self._call(self._resource(kind).get, name=name, namespace=namespace)
-        except exceptions.NotFoundError:
+            found: dict[str, Any] = await self.request("GET", path(kind, name, namespace), lane=_lane(kind))
+        except kube_errors.NotFoundError:
             return None
-        return dict(found.to_dict())
+        return found
 
     async def list(
         self, kind: Kind, namespace: str | None = None, label_selector: str | None = None
     ) -> list[dict[str, Any]]:
-        found = await self._call(self._resource(kind).get, namespace=namespace, label_selector=label_selector)
-        return [dict(item) for item in found.to_dict().get("items", [])]
+        query = {"labelSelector": label_selector} if label_selector else None
+        found = await self.request("GET", path(kind, None, namespace), query=query, lane=_lane(kind))
+        return list(found.get("items") or [])
 
     async def apply(
         self, obj: dict[str, Any], field_manager: str = labels.FIELD_MANAGER, force: bool = True
     ) -> dict[str, Any]:
         """Server-side apply as ``field_manager``, taking ownership of conflicts when ``force``
-        (else a field another manager owns raises ``exceptions.ConflictError``)."""
+        (else a field another manager owns raises :class:`.kube_errors.ConflictError`)."""
         kind = (obj["apiVersion"], obj["kind"])
         meta = obj["metadata"]
-        applied = await self._call(
-            self._dynamic.server_side_apply,
-            self._resource(kind),
-            body=apply_patch(obj),
-            name=meta["name"],
-            namespace=meta.get("namespace"),
-            field_manager=field_manager,
-            force_conflicts=force,
-        )
-        return dict(applied.to_dict())
+        query = {"fieldManager": field_manager, **({"force": "true"} if force else {})}
+        applied: dict[str, Any] = await self.request(
+            "PATCH", path(kind, meta["name"], meta.get("namespace")), query=query,
+            body=apply_patch(obj), content_type="application/apply-patch+yaml",
+        )  # fmt: skip
+        return applied
 
     async def delete(
         self, kind: Kind, name: str, namespace: str | None = None, uid: str | None = None
@@ -137,8 +210,8 @@ class Cluster:
         if uid is not None:
             body["preconditions"] = {"uid": uid}
         try:
-            await self._call(self._resource(kind).delete, name=name, namespace=namespace, body=body)
-        except (exceptions.NotFoundError, exceptions.ConflictError):
+            await self.request("DELETE", path(kind, name, namespace), body=body)
+        except (kube_errors.NotFoundError, kube_errors.ConflictError):
             return False
         return True
 
@@ -146,33 +219,24 @@ class Cluster:
         self, kind: Kind, name: str, namespace: str | None, status: dict[str, Any]
     ) -> dict[str, Any] | None:
         """Merge-patch the status subresource (None values delete fields); the object as
-        patched, None when it does not exist."""
-        resource = self._resource(kind)
-        with contextlib.suppress(exceptions.NotFoundError):
-            patched = await self._status_call(
-                kind,
-                self._dynamic.patch,
-                resource=resource.status,
-                body={"status": status},
-                name=name,
-                namespace=namespace,
-                content_type="application/merge-patch+json",
-            )
-            return dict(patched.to_dict())
-        return None
+        patched, None when it does not exist. An endpoint's go on the status lane."""
+        lane = "status" if kind == MODEL_ENDPOINT else _lane(kind)
+        try:
+            patched: dict[str, Any] = await self.request(
+                "PATCH", path(kind, name, namespace, "status"), body={"status": status},
+                content_type=MERGE, lane=lane,
+            )  # fmt: skip
+        except kube_errors.NotFoundError:
+            return None
+        return patched
 
     async def merge_patch(self, kind: Kind, name: str, namespace: str | None, body: dict[str, Any]) -> bool:
         """JSON merge patch (lists are replaced whole); False when the object does not exist."""
         try:
-            await self._call(
-                self._dynamic.patch,
-                self._resource(kind),
-                body=body,
-                name=name,
-                namespace=namespace,
-                content_type="application/merge-patch+json",
+            await self.request(
+                "PATCH", path(kind, name, namespace), body=body, content_type=MERGE, lane=_lane(kind)
             )
-        except exceptions.NotFoundError:
+        except kube_errors.NotFoundError:
             return False
         return True
 
@@ -182,15 +246,13 @@ class Cluster:
         """JSON patch (RFC 6902, ``test`` operations included); False when the object does not
         exist or a ``test`` fails."""
         try:
-            await self._call(
-                self._dynamic.patch,
-                self._resource(kind),
+            await self.request(
+                "PATCH",
+                path(kind, name, namespace),
                 body=[*operations],
-                name=name,
-                namespace=namespace,
                 content_type="application/json-patch+json",
             )
-        except (exceptions.NotFoundError, exceptions.UnprocessibleEntityError, exceptions.ConflictError):
+        except (kube_errors.NotFoundError, kube_errors.UnprocessibleEntityError, kube_errors.ConflictError):
             return False
         return True
 
@@ -198,12 +260,26 @@ class Cluster:
         """Create (as the operator's field manager); None when it exists already."""
         kind = (obj["apiVersion"], obj["kind"])
         try:
-            created = await self._call(
-                self._resource(kind).create,
-                body=obj,
-                namespace=obj["metadata"].get("namespace"),
-                field_manager=labels.FIELD_MANAGER,
-            )
-        except exceptions.ConflictError:
+            created: dict[str, Any] = await self.request(
+                "POST", path(kind, None, obj["metadata"].get("namespace")), body=obj,
+                query={"fieldManager": labels.FIELD_MANAGER}, lane=_lane(kind),
+            )  # fmt: skip
+        except kube_errors.ConflictError:
             return None
-        return dict(created.to_dict())
+        return created
+
+    async def replace(self, obj: dict[str, Any]) -> dict[str, Any] | None:
+        """Replace (PUT; ``metadata.resourceVersion`` makes it conditional); None on a conflict."""
+        kind = (obj["apiVersion"], obj["kind"])
+        meta = obj["metadata"]
+        try:
+            replaced: dict[str, Any] = await self.request(
+                "PUT", path(kind, meta["name"], meta.get("namespace")), body=obj, lane=_lane(kind)
+            )
+        except kube_errors.ConflictError:
+            return None
+        return replaced
+
+
+def _lane(kind: Kind) -> str:
+    return "lease" if kind == LEASE else "calls"

@@ -25,11 +25,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from kubernetes.client import exceptions as client_exceptions
-from kubernetes.dynamic import exceptions
-
 from modelyard.builders import inference_pool, settings
-from modelyard.controllers import cluster
+from modelyard.controllers import cluster, kube_errors
 
 if TYPE_CHECKING:
     from modelyard.controllers import context
@@ -73,7 +70,7 @@ class Pools:
         async with lock:
             try:
                 await self._sync(api, cfg, pools, key, members)
-            except exceptions.ResourceNotFoundError:
+            except kube_errors.ResourceNotFoundError:
                 self.missing_until = self.clock() + RETRY_SECONDS
                 self.applied.clear()
                 if self.missing:
@@ -87,7 +84,7 @@ class Pools:
                     RETRY_SECONDS,
                 )
                 return False
-            except client_exceptions.ApiException as exc:
+            except kube_errors.ApiError as exc:
                 log.error(
                     "InferencePool %s for served name %r in %s: %s %s",
                     inference_pool.pool_name(key[1]), key[1], key[0], exc.status, exc.reason,

@@ -16,8 +16,7 @@ import socket
 import uuid
 from typing import Any
 
-from kubernetes import client
-from kubernetes.client import exceptions
+from modelyard.controllers import cluster, kube_errors
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +27,14 @@ def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
+def _time(value: str | None) -> datetime.datetime | None:
+    """A Lease's MicroTime (``2026-01-02T03:04:05.000000Z``)."""
+    return None if not value else datetime.datetime.fromisoformat(value)
+
+
 class Lease:
-    def __init__(self, api: client.ApiClient, namespace: str, duration: int = 15, renew: int = 5) -> None:
-        # Any: this module passes plain dicts, which the typed client accepts at run time.
-        self.coordination: Any = client.CoordinationV1Api(api)
+    def __init__(self, kube: cluster.Cluster, namespace: str, duration: int = 15, renew: int = 5) -> None:
+        self.kube = kube
         self.namespace = namespace
         self.duration = duration
         self.renew = renew
@@ -39,76 +42,65 @@ class Lease:
         # when another replica's hold runs out, by its last renewal (None: unknown or ours)
         self.expires: datetime.datetime | None = None
 
-    def _body(self, existing: Any | None) -> dict[str, Any]:
+    def _body(self, existing: dict[str, Any] | None) -> dict[str, Any]:
         now = _now().isoformat()
+        spec = (existing or {}).get("spec") or {}
         transitions = 0
-        if existing is not None and existing.spec.holder_identity != self.identity:
-            transitions = (existing.spec.lease_transitions or 0) + 1
+        if existing is not None and spec.get("holderIdentity") != self.identity:
+            transitions = (spec.get("leaseTransitions") or 0) + 1
         return {
+            "apiVersion": cluster.LEASE[0],
+            "kind": cluster.LEASE[1],
             "metadata": {"name": LEASE_NAME, "namespace": self.namespace},
             "spec": {
                 "holderIdentity": self.identity,
                 "leaseDurationSeconds": self.duration,
                 "acquireTime": now
-                if transitions or existing is None
-                else existing.spec.acquire_time.isoformat(),
+                if transitions or existing is None or not spec.get("acquireTime")
+                else spec["acquireTime"],
                 "renewTime": now,
                 "leaseTransitions": transitions,
             },
         }
 
-    def try_acquire(self) -> bool:
+    async def try_acquire(self) -> bool:
         """Take or renew the Lease if it is free, expired or ours."""
         self.expires = None
-        try:
-            existing = self.coordination.read_namespaced_lease(LEASE_NAME, self.namespace)
-        except exceptions.ApiException as exc:
-            if exc.status != 404:
-                raise
+        existing = await self.kube.get(cluster.LEASE, LEASE_NAME, self.namespace)
+        if existing is None:
             try:
-                self.coordination.create_namespaced_lease(self.namespace, self._body(None))
-                return True
-            except exceptions.ApiException as create_exc:
-                if create_exc.status == 409:
-                    return False
-                if create_exc.status == 404:
-                    raise SystemExit(
-                        f"namespace {self.namespace!r} does not exist: create it, or pass --namespace"
-                    ) from None
-                raise
-        spec = existing.spec
-        renewed = spec.renew_time or spec.acquire_time
+                return await self.kube.create(self._body(None)) is not None
+            except kube_errors.NotFoundError:
+                raise SystemExit(
+                    f"namespace {self.namespace!r} does not exist: create it, or pass --namespace"
+                ) from None
+        spec = existing.get("spec") or {}
+        renewed = _time(spec.get("renewTime")) or _time(spec.get("acquireTime"))
         expires = (
             None
             if renewed is None
-            else renewed + datetime.timedelta(seconds=spec.lease_duration_seconds or 15)
+            else renewed + datetime.timedelta(seconds=spec.get("leaseDurationSeconds") or 15)
         )
         expired = expires is None or expires < _now()
-        if spec.holder_identity not in (None, "", self.identity) and not expired:
+        if spec.get("holderIdentity") not in (None, "", self.identity) and not expired:
             self.expires = expires
             return False
         body = self._body(existing)
-        body["metadata"]["resourceVersion"] = existing.metadata.resource_version
-        try:
-            self.coordination.replace_namespaced_lease(LEASE_NAME, self.namespace, body)
-        except exceptions.ApiException as exc:
-            if exc.status == 409:
-                return False
-            raise
-        return True
+        body["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
+        return await self.kube.replace(body) is not None
 
-    def release(self) -> None:
+    async def release(self) -> None:
         """Give the Lease up on a clean stop, so a standby takes over at once."""
         try:
-            existing = self.coordination.read_namespaced_lease(LEASE_NAME, self.namespace)
-            if existing.spec.holder_identity != self.identity:
+            existing = await self.kube.get(cluster.LEASE, LEASE_NAME, self.namespace)
+            if existing is None or (existing.get("spec") or {}).get("holderIdentity") != self.identity:
                 return
             body = {
-                "metadata": {"resourceVersion": existing.metadata.resource_version},
+                "metadata": {"resourceVersion": existing["metadata"]["resourceVersion"]},
                 "spec": {"holderIdentity": ""},
             }
-            self.coordination.patch_namespaced_lease(LEASE_NAME, self.namespace, body)
-        except exceptions.ApiException:
+            await self.kube.merge_patch(cluster.LEASE, LEASE_NAME, self.namespace, body)
+        except kube_errors.ApiError:
             log.warning("could not release the Lease", exc_info=True)
 
     def retry_in(self) -> float:
@@ -122,7 +114,7 @@ class Lease:
         return min(float(self.renew), max(0.2, until))
 
     async def acquire(self) -> None:
-        while not await asyncio.to_thread(self.try_acquire):
+        while not await self.try_acquire():
             log.info("waiting for the Lease %s/%s held by another replica", self.namespace, LEASE_NAME)
             await asyncio.sleep(self.retry_in())
         self.expires = None
@@ -145,7 +137,7 @@ class Lease:
             await asyncio.sleep(1.0 if failing else self.renew)
             attempt = loop.time()
             try:
-                held = await asyncio.to_thread(self.try_acquire)
+                held = await self.try_acquire()
             except Exception as exc:
                 if not failing:
                     log.warning("renewing the Lease failed (%s); retrying every second", exc)

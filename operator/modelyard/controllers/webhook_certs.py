@@ -29,11 +29,9 @@ import logging
 import pathlib
 from typing import Any, Protocol
 
-from kubernetes.dynamic import exceptions
-
 from modelyard import certs
 from modelyard.api import wire
-from modelyard.controllers import cluster
+from modelyard.controllers import cluster, kube_errors
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +116,7 @@ class SecretStore:
     async def authorities(self, now: datetime.datetime, validity: datetime.timedelta) -> Authorities:
         try:
             return await self._authorities(now, validity)
-        except exceptions.ForbiddenError:
+        except kube_errors.ForbiddenError:
             raise RuntimeError(
                 f"the operator may not read or write the webhook CA Secret {self.namespace}/{self.name}: "
                 "it needs create on secrets and get/patch on that name in its namespace (the chart's Role "
@@ -146,7 +144,7 @@ class SecretStore:
                     if "previous.crt" not in patch["data"]:
                         patch["data"]["previous.crt"] = None
                     await self.kube.merge_patch(cluster.SECRET, self.name, self.namespace, patch)
-            except exceptions.ConflictError:
+            except kube_errors.ConflictError:
                 continue
             how = "created" if found is None else "rotated"
             until = wanted.current.cert.not_valid_after_utc

@@ -4,8 +4,8 @@ Progress and diff-base go in annotations under ``wire.GROUP`` (only TrainingJobs
 change handlers; endpoints and entries are watched only, so kopf writes nothing on them); the
 admission server is either behind a Service the chart made (in a cluster, the operator patches the chart's
 ValidatingWebhookConfiguration) or at a URL kopf manages (a process on a laptop or in the
-tests). Login: ``--kubeconfig``'s client configuration, else the pod's service account
-(:mod:`modelyard.incluster`), else kopf's own.
+tests). Login: the operator's own credentials (:mod:`..credentials`: the pod's service
+account, else the kubeconfig).
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from typing import Any
 
 import kopf
 
-from modelyard import incluster
-from modelyard.controllers import context, options, webhook, webhook_certs
+from modelyard.controllers import context, credentials, options, webhook, webhook_certs
 from modelyard.controllers.handlers import common
 
 GROUP = common.GROUP
@@ -50,19 +49,8 @@ def register(registry: kopf.OperatorRegistry, ctx: context.Context, opts: option
             settings.admission.managed = GROUP
 
     @on.login(registry=registry)
-    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-        if opts.kubeconfig is not None:
-            return kubeconfig_login(ctx.cluster.api.configuration)
-        account = incluster.detect()
-        if account is None:
-            return kopf.login_via_client(**kwargs)
-        return kopf.ConnectionInfo(
-            server=account.server,
-            ca_path=str(account.ca_file),
-            scheme="Bearer",
-            token=account.token(),
-            default_namespace=account.namespace(),
-        )
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        return connection_info(ctx.cluster.credentials)
 
 
 class ChangingKindsOnly(kopf.AnnotationsDiffBaseStorage):
@@ -93,22 +81,20 @@ def certificates(
     )
 
 
-def kubeconfig_login(configuration: Any) -> kopf.ConnectionInfo:
-    """kopf's credentials from the client configuration ``--kubeconfig`` loaded. kopf's own
-    login reads ``$KUBECONFIG`` through the kubernetes package, which fixes that path when it is
-    first imported: a later ``--kubeconfig`` would be ignored (or another cluster's used)."""
-    header = configuration.get_api_key_with_prefix("BearerToken") or configuration.get_api_key_with_prefix(
-        "authorization"
-    )
-    scheme, _, token = (header or "").rpartition(" ")
+def connection_info(creds: credentials.Credentials) -> kopf.ConnectionInfo:
+    """kopf's login from the operator's own credentials (:mod:`..credentials`): the same
+    server and user as the operator's calls. kopf asks again after a 401, which re-reads a
+    rotated service-account token. (kopf's own login would import the ``kubernetes`` package.)"""
+    token = creds.bearer_token()
     return kopf.ConnectionInfo(
-        server=configuration.host,
-        ca_path=configuration.ssl_ca_cert,
-        insecure=not configuration.verify_ssl,
-        username=configuration.username or None,
-        password=configuration.password or None,
-        scheme=scheme or ("Bearer" if token else None),
+        server=creds.server,
+        ca_path=creds.ca_path,
+        insecure=creds.insecure or None,
+        username=None if token else creds.username,
+        password=None if token else creds.password,
+        scheme="Bearer" if token else None,
         token=token or None,
-        certificate_path=configuration.cert_file,
-        private_key_path=configuration.key_file,
+        certificate_path=creds.cert_path,
+        private_key_path=creds.key_path,
+        default_namespace=creds.namespace,
     )
