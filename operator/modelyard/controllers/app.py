@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from typing import Any
 
 import kopf
@@ -96,8 +95,6 @@ async def _sweep(ctx: context.Context) -> None:
 
 async def run(opts: options.OperatorOptions) -> None:
     """Run until stopped (or until the Lease is lost)."""
-    if opts.kubeconfig:
-        os.environ["KUBECONFIG"] = opts.kubeconfig  # kopf's own login reads it
     ctx = make_context(opts)
     stop = asyncio.Event()
     lease = leader.Lease(ctx.cluster, opts.namespace) if opts.leader_election else None
