@@ -142,11 +142,19 @@ def _rolled_out(fake: FakeCluster, ready: int) -> None:
     fake.put(_pod(ready=bool(ready)))
 
 
-def _events(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+class _Events:
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def post(self, body: dict[str, Any], type: str, reason: str, message: str) -> None:
+        self.messages.append(message)
+
+
+def _events(ctx: context.Context) -> list[str]:
     """The messages of the events the operator posts from now on."""
-    events: list[str] = []
-    monkeypatch.setattr(model_endpoint.kopf, "event", lambda *_, message, **__: events.append(message))
-    return events
+    recorder = _Events()
+    ctx.events = recorder  # type: ignore[assignment]
+    return recorder.messages
 
 
 def _start(ctx: context.Context, fake: FakeCluster) -> list[str]:
@@ -164,12 +172,12 @@ def test_a_new_endpoints_slow_start_writes_each_child_once_and_two_statuses(
     fake: FakeCluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A start that outlasts context.CREATED_QUIET (0 here): a POST per child (no read before
-    it), one status and one event per phase a person can see (Progressing, Ready), none for the
-    passing Pending/Creating before the pod exists; the entry's list is written once, with the
-    readiness."""
-    events = _events(monkeypatch)
+    it), one status per phase (Pending, Progressing, Ready); one event, at its end, naming the
+    state it ends (the passing states of a start are in the status only); the entry's list is
+    written once, with the readiness."""
     monkeypatch.setattr(context, "CREATED_QUIET", 0.0)
     ctx = make_context(fake)
+    events = _events(ctx)
     assert _start(ctx, fake) == ["Pending", "Progressing", "Ready"]
     assert [w for w in fake.writes if w[1] != "ModelEntry"] == [
         ("create", "Service", "chat"),
@@ -178,11 +186,7 @@ def test_a_new_endpoints_slow_start_writes_each_child_once_and_two_statuses(
         ("status", "ModelEndpoint", "chat"),
         ("status", "ModelEndpoint", "chat"),
     ]
-    assert [m.split(":")[0] for m in events] == [
-        "New -> Pending",
-        "Pending -> Progressing",
-        "Progressing -> Ready",
-    ]
+    assert [m.split(":")[0] for m in events] == ["Progressing -> Ready"]
 
 
 def test_a_new_endpoints_fast_start_writes_one_status_and_one_event(
@@ -191,8 +195,8 @@ def test_a_new_endpoints_fast_start_writes_one_status_and_one_event(
     """Pods Ready within context.CREATED_QUIET of the first reconcile: the passing Pending and
     Progressing are not written; one status (Ready) and one event (New -> Ready); the entry's
     list is written once, with the readiness."""
-    events = _events(monkeypatch)
     ctx = make_context(fake)
+    events = _events(ctx)
     assert _start(ctx, fake) == ["", "", "Ready"]
     assert [w for w in fake.writes if w[1] != "ModelEntry"] == [
         ("create", "Service", "chat"),
@@ -209,9 +213,9 @@ def test_pods_slow_to_appear_write_pending_then_ready_without_the_passing_progre
 ) -> None:
     """No pod within context.CREATED_QUIET: Pending/Creating is written; once the pods appear,
     their passing Progressing/Starting is held as long again, so pods Ready by then write
-    Ready straight after Pending (two statuses, two events)."""
-    events = _events(monkeypatch)
+    Ready straight after Pending (two statuses, one event: Pending -> Ready)."""
     ctx = make_context(fake)
+    events = _events(ctx)
     assert _reconcile(ctx) == {}  # children created, no pod yet: held
     ctx.quiet_since[(TEAM, "chat")] -= context.CREATED_QUIET  # still no pod at the recheck
     assert _reconcile(ctx)["phase"] == "Pending"
@@ -221,18 +225,20 @@ def test_pods_slow_to_appear_write_pending_then_ready_without_the_passing_progre
     _rolled_out(fake, ready=1)
     assert _reconcile(ctx)["phase"] == "Ready"
     assert [w[0] for w in fake.writes if w[1] == "ModelEndpoint"] == ["status", "status"]
-    assert [m.split(":")[0] for m in events] == ["New -> Pending", "Pending -> Ready"]
+    assert [m.split(":")[0] for m in events] == ["Pending -> Ready"]
 
 
 def test_a_ready_endpoint_writes_its_progressing_at_once(
     fake: FakeCluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Past its start, every change is written at once (the gateway holds requests for a
-    Progressing endpoint, not for a Ready one)."""
+    Progressing endpoint, not for a Ready one), and posted: leaving Ready is no passing state."""
     ctx = make_context(fake)
+    events = _events(ctx)
     quiet = context.CREATED_QUIET
     monkeypatch.setattr(context, "CREATED_QUIET", 0.0)
     assert _start(ctx, fake)[-1] == "Ready"
     monkeypatch.setattr(context, "CREATED_QUIET", quiet)
     _rolled_out(fake, ready=0)  # its pod replaced by hand: starting again
     assert _reconcile(ctx)["phase"] == "Progressing"
+    assert [m.split(":")[0] for m in events] == ["Progressing -> Ready", "Ready -> Progressing"]

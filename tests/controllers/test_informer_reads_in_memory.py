@@ -86,7 +86,7 @@ def test_pods_come_from_their_endpoints_index() -> None:
            "metadata": {"name": "chat-1", "namespace": "team", "labels": labels}}  # fmt: skip
     reads = informer.Informer()
     key = informer.key_of(cluster.POD, pod)
-    reads.attach({informer.INDICES[cluster.POD]: {key: [informer.trim(pod)]}})
+    reads.own(cluster.POD, {key: [informer.trim(pod)]})
     assert reads.pods("team", "chat") == [{k: v for k, v in pod.items() if k != "spec"}]
     assert reads.pods("team", "other") == []
 
@@ -152,7 +152,7 @@ def test_a_child_we_created_is_known_until_the_watch_reports_it_or_its_deletion(
     reads, index = _attached()
     meta = {"name": "chat", "namespace": "team", "uid": "d1", "resourceVersion": "7"}
     created = {"apiVersion": "apps/v1", "kind": "Deployment", "status": {}, "metadata": meta}
-    reads.attach({informer.INDICES[cluster.DEPLOYMENT]: {}})
+    reads.own(cluster.DEPLOYMENT, {})
     reads.wrote(created)
     assert reads.cached(cluster.DEPLOYMENT, "chat", "team") == informer.trim(created)
     reads.forget(created)  # its DELETED event
@@ -178,7 +178,7 @@ def test_a_sweep_drops_the_writes_the_watch_has_reported_and_keeps_the_rest() ->
 
 def test_a_sweep_keeps_a_child_created_but_not_reported_yet() -> None:
     reads = informer.Informer()
-    reads.attach({informer.INDICES[cluster.DEPLOYMENT]: {}, "logger": None})
+    reads.own(cluster.DEPLOYMENT, {})
     meta = {"name": "chat", "namespace": "team", "uid": "d1", "resourceVersion": "3"}
     created = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta}
     reads.wrote(created)

@@ -1,11 +1,13 @@
 """The operator process: the reconcilers behind debounced queues, the Lease that keeps one
-replica active, the status API and /metrics, and kopf running the handlers.
+replica active, the status API and /metrics, the watches of children, and kopf running the
+handlers of the custom kinds.
 
 ==========================  ============================================================
 module                      concern
 ==========================  ============================================================
 :mod:`.options`             the flags of ``modelyard operator`` as one value
 :mod:`.handlers`            kopf's settings, login and handlers, one ``register`` per kind
+:mod:`.children`            the watches of children, and what their events wake
 :mod:`.status_server`       the status API, /metrics, /healthz
 this module                 the context and its queues; the run loop
 ==========================  ============================================================
@@ -25,9 +27,11 @@ import kopf
 from modelyard.controllers import (
     autoscaler,
     catalog_seed,
+    children,
     cluster,
     context,
     debounce,
+    events,
     handlers,
     leader,
     leader_label,
@@ -46,11 +50,13 @@ log = logging.getLogger(__name__)
 def make_context(opts: options.OperatorOptions) -> context.Context:
     """The context every reconcile shares, with a debounced queue per kind (a failed reconcile
     counts in ``modelyard_reconcile_errors_total``)."""
+    kube = cluster.Cluster(cluster.api_client(opts.kubeconfig))
     ctx = context.Context(
-        cluster=cluster.Cluster(cluster.api_client(opts.kubeconfig)),
+        cluster=kube,
         settings=opts.builder,
         metrics=metrics.Metrics.create(),
         namespace=opts.namespace,
+        events=events.Poster(kube),
     )
 
     async def run_endpoint(key: Any) -> None:
@@ -114,6 +120,7 @@ async def run(opts: options.OperatorOptions) -> None:
     seeding = asyncio.create_task(catalog_seed.seed(ctx.cluster)) if opts.apply_builtin_catalog else None
     sweeping = asyncio.create_task(_sweep(ctx))
     scaling = autoscaler.start(ctx, opts.autoscale, leading, on_scrape=traffic.record)
+    watching = children.start(ctx, opts.builder.adapter_config_maps)
     await _seed_ownership(ctx)
     try:
         await kopf.operator(
@@ -123,7 +130,7 @@ async def run(opts: options.OperatorOptions) -> None:
             stop_flag=stop,
         )
     finally:
-        for task in (keeper, seeding, scaling, sweeping):
+        for task in (keeper, seeding, scaling, sweeping, *watching):
             if task is not None:
                 task.cancel()
         await leader_label.mark(ctx.cluster, opts.namespace, opts.pod_name, False)

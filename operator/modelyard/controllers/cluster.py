@@ -6,7 +6,8 @@ account, else the kubeconfig). Paths are built from a fixed table of the kinds t
 touches (no discovery requests). Calls go over three lanes, each its own pool of kept-alive
 connections, so one lane's backlog never delays another's: endpoints' status patches (telling
 that an endpoint is Ready never queues behind a backlog of applies, reads and entry writes),
-the Lease, and every other call.
+the Lease, and every other call. Each watch (:meth:`Cluster.stream`) holds a connection of
+its own. Answers are decoded with msgspec (a watch's events too: they are most of the bytes).
 
 Every answer of 400 or more raises a :class:`.kube_errors.ApiError` (the hierarchy is drawn
 there). Transport failures raise ``aiohttp.ClientError`` (or ``TimeoutError``) unchanged.
@@ -18,10 +19,11 @@ import asyncio
 import json
 import re
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import aiohttp
+import msgspec
 
 from modelyard.api import wire
 from modelyard.builders import labels
@@ -56,6 +58,7 @@ def apply_patch(obj: dict[str, Any]) -> bytes:
 
 PLURALS = {
     "ConfigMap": "configmaps",
+    "Event": "events",
     "Deployment": "deployments",
     "EndpointSlice": "endpointslices",
     "InferencePool": "inferencepools",
@@ -84,6 +87,9 @@ CONNECTIONS = CALL_CONNECTIONS + STATUS_CONNECTIONS + LEASE_CONNECTIONS
 TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60)
 """Per request: 10 s to connect, 60 s without a byte of the answer. No total: waiting for a
 free connection of the lane is not a failure (the thread pool queued its calls unbounded too)."""
+WATCH_READ_SECONDS = 420
+"""A watch (:meth:`Cluster.stream`) may be silent until the server ends it (its ``timeoutSeconds``
+is at most 360, :data:`.watches.WATCH_SECONDS`); longer than that without a byte, it is dead."""
 
 
 def path(kind: Kind, name: str | None = None, namespace: str | None = None, subresource: str = "") -> str:
@@ -126,12 +132,20 @@ class Cluster:
             self._sessions, self._loop = {}, loop
         session = self._sessions.get(lane)
         if session is None or session.closed:
-            limit = {"status": STATUS_CONNECTIONS, "lease": LEASE_CONNECTIONS}.get(lane, CALL_CONNECTIONS)
+            # watches: a connection each, as many as are open
+            limit = {"status": STATUS_CONNECTIONS, "lease": LEASE_CONNECTIONS, "watch": 0}.get(
+                lane, CALL_CONNECTIONS
+            )
             connector = aiohttp.TCPConnector(
                 ssl=self._ssl if self._ssl is not None else False, limit=limit, keepalive_timeout=60
             )
+            timeout = (
+                TIMEOUT
+                if lane != "watch"
+                else aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=WATCH_READ_SECONDS)
+            )
             session = aiohttp.ClientSession(
-                connector=connector, timeout=TIMEOUT, skip_auto_headers=["User-Agent"]
+                connector=connector, timeout=timeout, skip_auto_headers=["User-Agent"]
             )
             self._sessions[lane] = session
         return session
@@ -140,6 +154,13 @@ class Cluster:
         sessions, self._sessions = list(self._sessions.values()), {}
         for session in sessions:
             await session.close()
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Accept": JSON, "User-Agent": "modelyard-operator"}
+        auth = self.credentials.authorization()
+        if auth is not None:
+            headers["Authorization"] = auth
+        return headers
 
     async def request(
         self,
@@ -152,10 +173,7 @@ class Cluster:
         lane: str = "calls",
     ) -> Any:
         """One call; the decoded answer, or :class:`.kube_errors.ApiError`."""
-        headers = {"Accept": JSON, "User-Agent": "modelyard-operator"}
-        auth = self.credentials.authorization()
-        if auth is not None:
-            headers["Authorization"] = auth
+        headers = self._headers()
         data: bytes | None = None
         if body is not None:
             data = body if isinstance(body, bytes) else json.dumps(body).encode()
@@ -164,14 +182,27 @@ class Cluster:
         async with self._session(lane).request(
             method, url, params=query, data=data, headers=headers
         ) as answer:
-            text = await answer.read()
-            try:
-                decoded = json.loads(text) if text else None
-            except ValueError:
-                decoded = text.decode(errors="replace")
+            return _decoded(answer.status, await answer.read())
+
+    async def stream(self, url_path: str, query: dict[str, str]) -> AsyncIterator[bytes]:
+        """A watch: each line of the answer as it comes (one JSON event each), on a connection
+        of its own; ends when the server ends the answer."""
+        url = self.credentials.server + url_path
+        async with self._session("watch").get(url, params=query, headers=self._headers()) as answer:
             if answer.status >= 400:
-                raise kube_errors.error(answer.status, decoded)
-            return decoded
+                _decoded(answer.status, await answer.read())
+            pending = bytearray()
+            async for chunk in answer.content.iter_any():
+                pending += chunk
+                if b"\n" not in chunk:
+                    continue
+                *lines, rest = pending.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        yield bytes(line)
+                pending = bytearray(rest)
+            if pending.strip():
+                yield bytes(pending)
 
     async def get(self, kind: Kind, name: str, namespace: str | None = None) -> dict[str, Any] | None:
         try:
@@ -279,6 +310,17 @@ class Cluster:
         except kube_errors.ConflictError:
             return None
         return replaced
+
+
+def _decoded(status: int, text: bytes) -> Any:
+    """An answer's body (JSON, else text); raises :class:`.kube_errors.ApiError` from 400 on."""
+    try:
+        decoded = msgspec.json.decode(text) if text else None
+    except msgspec.DecodeError:
+        decoded = text.decode(errors="replace")
+    if status >= 400:
+        raise kube_errors.error(status, decoded)
+    return decoded
 
 
 def _lane(kind: Kind) -> str:

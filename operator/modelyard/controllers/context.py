@@ -8,7 +8,7 @@ import dataclasses
 from collections.abc import Iterator, MutableMapping
 
 from modelyard.builders import settings
-from modelyard.controllers import cluster, debounce, inference_pool, informer, metrics, ownership
+from modelyard.controllers import cluster, debounce, events, inference_pool, informer, metrics, ownership
 
 CREATING = 8
 """How many endpoints apply their children at the same time."""
@@ -118,6 +118,8 @@ class Context:
     endpoint_queue: debounce.Debouncer | None = None
     entry_queue: debounce.Debouncer | None = None
     training_queue: debounce.Debouncer | None = None
+    events: events.Poster | None = None
+    """Posts Kubernetes Events on the endpoints (None: none are posted)."""
     applied: dict[tuple[str, str], Applied] = dataclasses.field(default_factory=dict)
     """Per endpoint, the children as last applied (server-side apply is the costly call)."""
     entry_versions: dict[str, tuple[int, str]] = dataclasses.field(default_factory=dict)

@@ -1,11 +1,13 @@
 """What the watches report, read by reconciles instead of a GET each (an informer's cache).
 
-kopf keeps one in-memory index per watched kind (``@kopf.index``, registered in
-:mod:`.handlers.informer`): entries by name; endpoints, their Deployments and Services by
-(namespace, name); their pods, and the TrainingJobs whose ``output.serveOn`` names them, by
-(namespace, endpoint). kopf fills every index from its first
-listing before it calls any other handler, so once a handler has run (and attached the indices
-here) a reconcile reads what the watch last said. A GET was most of the operator's requests.
+One in-memory index per watched kind: entries by name, endpoints by (namespace, name), and the
+TrainingJobs whose ``output.serveOn`` names an endpoint by (namespace, endpoint) are kopf's
+(``@kopf.index``, registered in :mod:`.handlers.informer`); kopf fills them from its first
+listing before it calls any other handler, so once a handler has run (and attached them here) a
+reconcile reads what the watch last said. An endpoint's Deployments and Services by (namespace,
+name) and its pods by (namespace, endpoint) come from the operator's own watches
+(:mod:`.watches`), given here once their first listing is in. A GET was most of the operator's
+requests.
 
 Where staleness could do harm, the read is fresh:
 
@@ -40,12 +42,10 @@ from modelyard.registry import documents
 INDICES: Mapping[cluster.Kind, str] = {
     cluster.MODEL_ENTRY: "informer_entries",
     cluster.MODEL_ENDPOINT: "informer_endpoints",
-    cluster.DEPLOYMENT: "informer_deployments",
-    cluster.SERVICE: "informer_services",
-    cluster.POD: "informer_pods",
     cluster.TRAINING_JOB: "informer_serve_on",
 }
-"""The kopf index id (a handler's kwarg) of each watched kind."""
+"""The kopf index id (a handler's kwarg) of each custom kind kopf watches; the children
+(Deployments, Services, Pods) come from the operator's own watches (:meth:`Informer.own`)."""
 
 
 class Getter(Protocol):
@@ -139,8 +139,13 @@ class Informer:
 
     def attach(self, kwargs: Mapping[str, Any]) -> None:
         """Take kopf's indices from a handler's kwargs (kopf has filled them by then)."""
-        if len(self._indices) < len(INDICES):
+        if not all(kind in self._indices for kind in INDICES):
             self._indices.update({kind: kwargs[id] for kind, id in INDICES.items() if id in kwargs})
+
+    def own(self, kind: cluster.Kind, store: Any) -> None:
+        """Read ``kind`` from one of the operator's own watches (:class:`.watches.Store`), once
+        its first listing is in."""
+        self._indices[kind] = store
 
     def attached(self, kind: cluster.Kind) -> bool:
         return kind in self._indices

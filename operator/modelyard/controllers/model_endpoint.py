@@ -24,10 +24,9 @@ import hashlib
 import json
 import logging
 import time
-from typing import Any, cast
+from typing import Any
 
 import aiohttp
-import kopf
 import pydantic
 
 from modelyard import api
@@ -334,7 +333,7 @@ async def reconcile(ctx: context.Context, key: tuple[str, str]) -> None:
         observed.phase,
         observed.reason,
     ):
-        _on_transition(ctx, body, current.get("phase"), observed)  # Pending, then Unschedulable: both
+        _on_transition(ctx, body, current, observed)  # Pending, then Unschedulable: both
     ctx.metrics.reconciles.labels("ModelEndpoint", observed.phase).inc()
     ctx.metrics.duration.labels("ModelEndpoint").observe(time.monotonic() - started)
     ctx.metrics.managed.labels("ModelEndpoint").set(len(ctx.endpoints))
@@ -369,14 +368,19 @@ _START = {("Pending", "Creating"), ("Progressing", "Starting")}
 
 
 def _on_transition(
-    ctx: context.Context, body: dict[str, Any], before: str | None, observed: endpoint_status.Observed
+    ctx: context.Context, body: dict[str, Any], current: dict[str, Any], observed: endpoint_status.Observed
 ) -> None:
+    """An event for the new phase, except a passing state of a start (:data:`_START`, from no
+    status or ``Pending``/``Creating``): the status shows it, and the event that ends it names it
+    (``Progressing -> Ready``); a fleet's start posted one per endpoint for nothing a person acts
+    on. Leaving Ready, or a failure, is always posted."""
+    before = current.get("phase")
     kind = _PHASE_EVENT_TYPE.get(observed.phase, "Normal")
     message = f"{before or 'New'} -> {observed.phase}: {observed.message}"[:1024]
-    try:
-        kopf.event(cast(Any, body), type=kind, reason=observed.reason, message=message)
-    except Exception:  # events are best effort; never fail a reconcile for one
-        log.debug("could not post an event", exc_info=True)
+    starting = not before or (before, current.get("reason")) == ("Pending", "Creating")
+    passing = starting and (observed.phase, observed.reason) in _START
+    if ctx.events is not None and not passing:
+        ctx.events.post(body, kind, observed.reason, message)
     if observed.phase == "Ready" and not _was_ready(body):
         created = conditions.parse_time(body["metadata"].get("creationTimestamp"))
         if created is not None:
@@ -395,3 +399,5 @@ async def wait_idle(ctx: context.Context) -> None:
     """Let scheduled reconciles finish (used at shutdown and in tests)."""
     if ctx.endpoint_queue is not None:
         await asyncio.wait_for(ctx.endpoint_queue.drain(), timeout=30)
+    if ctx.events is not None:
+        await asyncio.wait_for(ctx.events.drain(), timeout=30)

@@ -1,6 +1,7 @@
-"""The informer's indices (:mod:`modelyard.controllers.informer`): one ``@kopf.index`` per kind a
-reconcile reads, fed by the watches the operator has anyway. kopf fills them from its first
-listing before any other handler runs, and drops an object on its deletion."""
+"""The informer's indices of the custom kinds (:mod:`modelyard.controllers.informer`): one
+``@kopf.index`` per kind a reconcile reads, fed by the watches kopf has anyway. kopf fills them
+from its first listing before any other handler runs, and drops an object on its deletion. The
+children's come from the operator's own watches (:mod:`modelyard.controllers.children`)."""
 
 from __future__ import annotations
 
@@ -13,15 +14,9 @@ from modelyard.api import wire
 from modelyard.controllers import cluster, context, informer
 from modelyard.controllers.handlers import common
 
-CHILDREN: Mapping[str, Any] = {**common.MANAGED, wire.ENDPOINT: kopf.PRESENT}
-"""The labels of an endpoint's children (only those are watched)."""
-
 _WATCHED: Mapping[cluster.Kind, tuple[str, str, Mapping[str, Any] | None]] = {
     cluster.MODEL_ENTRY: (common.GROUP, wire.MODEL_ENTRIES, None),
     cluster.MODEL_ENDPOINT: (common.GROUP, wire.MODEL_ENDPOINTS, None),
-    cluster.DEPLOYMENT: ("apps/v1", "deployments", CHILDREN),
-    cluster.SERVICE: ("v1", "services", CHILDREN),
-    cluster.POD: ("v1", "pods", CHILDREN),
     cluster.TRAINING_JOB: (common.GROUP, wire.TRAINING_JOBS, None),
 }
 
