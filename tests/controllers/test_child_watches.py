@@ -1,5 +1,5 @@
 """The operator's own watches of its children (:mod:`modelyard.controllers.watches`,
-:mod:`modelyard.controllers.children`): which objects each selects on the API server's side,
+:mod:`modelyard.controllers.child_watches`): which objects each selects on the API server's side,
 what an event wakes, and how a watch stays consistent (resumed from the last version, listed
 again after a 410 with the vanished objects reported deleted, a failure retried), against a
 small fake API server. That the operator converges through them on a real cluster is what every
@@ -17,7 +17,7 @@ from aiohttp import web
 from fakecluster import FakeCluster, make_context
 
 from modelyard.api import wire
-from modelyard.controllers import children, cluster, context, credentials, informer, watches
+from modelyard.controllers import child_watches, cluster, context, credentials, informer, watches
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -90,7 +90,7 @@ def _watch(seen: list[tuple[str, str, str]], reads: informer.Informer) -> watche
     def on_event(kind: str, body: dict[str, Any]) -> None:
         seen.append((kind, body["metadata"]["name"], body["metadata"]["resourceVersion"]))
 
-    return watches.Watch(cluster.POD, children.OF_ENDPOINT, on_event, watches.Store(cluster.POD), reads)
+    return watches.Watch(cluster.POD, child_watches.OF_ENDPOINT, on_event, watches.Store(cluster.POD), reads)
 
 
 def test_a_paged_listing_then_events_fill_the_store_the_informer_reads(
@@ -174,7 +174,7 @@ def test_a_big_event_a_failing_handler_and_a_failing_listing_stop_nothing(
         if body["metadata"]["name"] == "a":
             raise RuntimeError("a handler's bug")
 
-    watch = watches.Watch(cluster.POD, children.OF_ENDPOINT, on_event)
+    watch = watches.Watch(cluster.POD, child_watches.OF_ENDPOINT, on_event)
 
     async def test(kube: cluster.Cluster) -> None:
         task = asyncio.create_task(watch.run(kube))
@@ -195,7 +195,7 @@ def _fire(
     ctx: context.Context, kind: cluster.Kind, labels: dict[str, str], body: dict[str, Any] | None = None
 ) -> None:
     """Hand one event to every watch of ``kind`` whose selector the labels match."""
-    for watch in children.watched(ctx, adapter_config_maps=True):
+    for watch in child_watches.watched(ctx, adapter_config_maps=True):
         wanted = dict(part.partition("=")[::2] for part in watch.selector.split(","))
         if watch.kind == kind and all(k in labels and v in ("", labels[k]) for k, v in wanted.items()):
             meta = {"namespace": "team", "name": "x", "labels": labels, **(body or {}).get("metadata", {})}
@@ -209,18 +209,20 @@ async def _call(handler: watches.Handler, kind: str, body: dict[str, Any]) -> No
 
 
 def test_every_watch_selects_only_what_modelyard_manages_on_the_server() -> None:
-    found = {(w.kind[1], w.selector) for w in children.watched(make_context(FakeCluster()), True)}
+    found = {(w.kind[1], w.selector) for w in child_watches.watched(make_context(FakeCluster()), True)}
     assert found == {
-        ("Deployment", children.OF_ENDPOINT), ("Service", children.OF_ENDPOINT),
-        ("Pod", children.OF_ENDPOINT), ("Pod", children.OF_TRAINING),
-        ("Job", children.OF_TRAINING), ("ConfigMap", children.OF_ENDPOINT),
+        ("Deployment", child_watches.OF_ENDPOINT), ("Service", child_watches.OF_ENDPOINT),
+        ("Pod", child_watches.OF_ENDPOINT), ("Pod", child_watches.OF_TRAINING),
+        ("Job", child_watches.OF_TRAINING), ("ConfigMap", child_watches.OF_ENDPOINT),
     }  # fmt: skip
     assert all(s.startswith(f"{wire.MANAGED_BY}={wire.PRODUCT},") for _, s in found)
 
 
 def test_without_adapter_config_maps_no_configmap_is_watched() -> None:
     """The operator has no ConfigMap rights outside its namespace unless the chart opts in."""
-    assert all(w.kind != cluster.CONFIG_MAP for w in children.watched(make_context(FakeCluster()), False))
+    assert all(
+        w.kind != cluster.CONFIG_MAP for w in child_watches.watched(make_context(FakeCluster()), False)
+    )
 
 
 @pytest.mark.parametrize("kind", [cluster.DEPLOYMENT, cluster.SERVICE, cluster.POD, cluster.CONFIG_MAP])
@@ -249,5 +251,5 @@ def test_a_deployment_with_every_replica_ready_wakes_its_endpoint_at_once() -> N
     for body in (deployment(1), deployment(2, observed=0), deployment(2)):
         _fire(ctx, cluster.DEPLOYMENT, labels, body)
     _fire(ctx, cluster.POD, labels)
-    delay = children.CHILD_DELAY
+    delay = child_watches.CHILD_DELAY
     assert ctx.endpoint_queue.delays == [delay, delay, 0.0, delay]  # type: ignore[union-attr]

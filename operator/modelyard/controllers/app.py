@@ -7,7 +7,7 @@ module                      concern
 ==========================  ============================================================
 :mod:`.options`             the flags of ``modelyard operator`` as one value
 :mod:`.handlers`            kopf's settings, login and handlers, one ``register`` per kind
-:mod:`.children`            the watches of children, and what their events wake
+:mod:`.child_watches`       the watches of children, and what their events wake
 :mod:`.status_server`       the status API, /metrics, /healthz
 this module                 the context and its queues; the run loop
 ==========================  ============================================================
@@ -27,7 +27,7 @@ import kopf
 from modelyard.controllers import (
     autoscaler,
     catalog_seed,
-    children,
+    child_watches,
     cluster,
     context,
     debounce,
@@ -120,7 +120,7 @@ async def run(opts: options.OperatorOptions) -> None:
     seeding = asyncio.create_task(catalog_seed.seed(ctx.cluster)) if opts.apply_builtin_catalog else None
     sweeping = asyncio.create_task(_sweep(ctx))
     scaling = autoscaler.start(ctx, opts.autoscale, leading, on_scrape=traffic.record)
-    watching = children.start(ctx, opts.builder.adapter_config_maps)
+    watching = child_watches.start(ctx, opts.builder.adapter_config_maps)
     await _seed_ownership(ctx)
     try:
         await kopf.operator(

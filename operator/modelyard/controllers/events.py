@@ -4,7 +4,7 @@ fails or delays a reconcile.
 
 Why not ``kopf.event``: it finds kopf's posting queue in a context variable that only code
 started from one of kopf's handlers has, and reconciles also start from the children's watches
-(:mod:`.children`), which are not kopf's; an event posted from one of those was lost.
+(:mod:`.child_watches`), which are not kopf's; an event posted from one of those was lost.
 """
 
 from __future__ import annotations

@@ -21,12 +21,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
-import json
 import logging
 import time
 from typing import Any
 
 import aiohttp
+import msgspec
 import pydantic
 
 from modelyard import api
@@ -97,7 +97,8 @@ async def _observe_children(
     built = deployment.build_deployment(endpoint, entry, ctx.settings, owner_uid=uid)
     built_service = service.build_service(endpoint, ctx.settings, owner_uid=uid, model=entry.name)
     policy = network_policy.build_endpoint_policy(endpoint, ctx.settings, owner_uid=uid, model=entry.name)
-    digest = hashlib.sha256(json.dumps([built, built_service, policy], sort_keys=True).encode()).hexdigest()
+    # in memory only (ctx.applied), so any stable encoding does; msgspec's is the cheap one
+    digest = hashlib.sha256(msgspec.json.encode([built, built_service, policy], order="sorted")).hexdigest()
     last = ctx.applied.get(key)
     current: dict[str, Any] | None = None
     live: tuple[dict[str, Any] | None, dict[str, Any] | None] | None = None

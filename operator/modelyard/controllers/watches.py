@@ -1,6 +1,6 @@
 """The operator's own watches of its children: a LIST, then a WATCH from its resourceVersion,
 the objects kept in a :class:`Store` the informer reads (:mod:`.informer`), each event handed on
-(:mod:`.children` says which parent it wakes).
+(:mod:`.child_watches` says which parent it wakes).
 
 Why not kopf's watches, as for the three custom kinds: kopf filters ``labels=`` on its own side,
 so it watched every pod of the cluster, and it ran each event through its per-object worker,

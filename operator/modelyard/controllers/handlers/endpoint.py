@@ -1,5 +1,5 @@
 """ModelEndpoint's handlers: a change to the endpoint reconciles it at once (its children's
-events come from the operator's own watches, :mod:`modelyard.controllers.children`).
+events come from the operator's own watches, :mod:`modelyard.controllers.child_watches`).
 
 Watching handlers only: kopf's create/update/resume handlers would have kopf patch a
 last-handled-configuration annotation onto every endpoint (two requests each); which events

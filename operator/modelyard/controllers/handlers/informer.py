@@ -1,7 +1,7 @@
 """The informer's indices of the custom kinds (:mod:`modelyard.controllers.informer`): one
 ``@kopf.index`` per kind a reconcile reads, fed by the watches kopf has anyway. kopf fills them
 from its first listing before any other handler runs, and drops an object on its deletion. The
-children's come from the operator's own watches (:mod:`modelyard.controllers.children`)."""
+children's come from the operator's own watches (:mod:`modelyard.controllers.child_watches`)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """TrainingJob's handlers: a change to the job reconciles it at once (its batch Job's and pods'
-events come from the operator's own watches, :mod:`modelyard.controllers.children`)."""
+events come from the operator's own watches, :mod:`modelyard.controllers.child_watches`)."""
 
 from __future__ import annotations
 
