@@ -183,3 +183,23 @@ def test_a_sweep_keeps_a_child_created_but_not_reported_yet() -> None:
     created = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta}
     reads.wrote(created)
     assert reads.sweep() == 1 and reads.cached(cluster.DEPLOYMENT, "chat", "team") is not None
+
+
+def test_the_autoscalers_round_reads_only_the_autoscaled_endpoints() -> None:
+    """An endpoint is read by the round while its spec or status has ``autoscaling`` (a status
+    left to clear counts), as the watch has it now; not once both are gone, nor once deleted."""
+    reads, index = _attached(_endpoint(5))
+    assert informer.Informer().autoscaled() is None  # not attached: the round lists
+    scaled = _endpoint(6, autoscaling={"maxReplicas": 2})
+    reads.track_autoscaling(_endpoint(5), deleted=False)
+    assert reads.autoscaled() == []
+    reads.track_autoscaling(scaled, deleted=False)
+    index[("team", "chat")] = [scaled]
+    assert reads.autoscaled() == [scaled]
+    clearing = {**_endpoint(7), "status": {"autoscaling": {"desired": 2}}}
+    reads.track_autoscaling(clearing, deleted=False)
+    assert len(reads.autoscaled() or []) == 1
+    reads.track_autoscaling(_endpoint(8), deleted=False)
+    assert reads.autoscaled() == []
+    reads.track_autoscaling(scaled, deleted=True)
+    assert reads.autoscaled() == []

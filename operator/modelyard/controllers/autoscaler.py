@@ -153,7 +153,7 @@ class Autoscaler:
         demand, complete = await self.scrape(session)
         now = time.monotonic()
         seen: set[Key] = set()
-        bodies = self.ctx.informer.every(cluster.MODEL_ENDPOINT)
+        bodies = self.ctx.informer.autoscaled()
         if bodies is None:  # before the watches' indices are attached
             bodies = await self.ctx.cluster.list(cluster.MODEL_ENDPOINT)
         for body in bodies:

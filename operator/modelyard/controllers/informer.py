@@ -134,6 +134,8 @@ class Informer:
         self._written: dict[tuple[cluster.Kind, Any], dict[str, Any]] = {}
         """Objects as our own writes returned them, until the watch catches up."""
         self._essences: dict[tuple[str, Any], str] = {}
+        self._autoscaled: set[tuple[str, str]] = set()
+        """Endpoints with ``spec.autoscaling`` or ``status.autoscaling`` (:meth:`autoscaled`)."""
         self.misses = 0
         """Reads the indices could not answer (each was a GET)."""
 
@@ -200,6 +202,25 @@ class Informer:
         if index is None or kind in _LISTS:
             return None
         return [max(index[key], key=_version) for key in list(index)]
+
+    def track_autoscaling(self, body: Mapping[str, Any], deleted: bool) -> None:
+        """An endpoint's event: whether it is one the autoscaler's round reads."""
+        meta = body.get("metadata") or {}
+        key = (str(meta.get("namespace") or ""), str(meta.get("name")))
+        scaled = (body.get("spec") or {}).get("autoscaling") or (body.get("status") or {}).get("autoscaling")
+        if scaled and not deleted:
+            self._autoscaled.add(key)
+        else:
+            self._autoscaled.discard(key)
+
+    def autoscaled(self) -> list[dict[str, Any]] | None:
+        """The endpoints with ``spec.autoscaling`` (or a ``status.autoscaling`` to clear) as the
+        watch has them, so a round every second costs what is autoscaled, not the fleet; None
+        before the indices are attached."""
+        if cluster.MODEL_ENDPOINT not in self._indices:
+            return None
+        found = (self.cached(cluster.MODEL_ENDPOINT, name, ns) for ns, name in sorted(self._autoscaled))
+        return [body for body in found if body is not None]
 
     def pods(self, namespace: str, endpoint: str) -> list[dict[str, Any]] | None:
         """The endpoint's pods as the watch has them; None before the indices are attached."""

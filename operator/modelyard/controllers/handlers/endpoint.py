@@ -32,6 +32,7 @@ def register(
         common.attach(ctx, kwargs)
         plain = ownership.plain(body)
         deleted = type == "DELETED"
+        ctx.informer.track_autoscaling(plain, deleted)
         ctx.touch_endpoints(ctx.ownership.endpoint_event(plain, deleted=deleted))
         if ctx.informer.changed(wire.MODEL_ENDPOINTS, plain, deleted):  # new, changed, gone: at once
             meta = plain.get("metadata") or {}
