@@ -9,10 +9,11 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import fakeapi
 import pytest
 from aiohttp import web
 
-from modelyard.controllers import autoscaler, cluster, credentials, kube_errors, webhook
+from modelyard.controllers import autoscaler, cluster, kube_errors, webhook
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -105,20 +106,11 @@ def run_against_fake(test: Callable[[FakeApi, cluster.Cluster], Awaitable[None]]
 
     async def main() -> None:
         fake = FakeApi()
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", fake.handle)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        kube = cluster.Cluster(credentials.Credentials(server=f"http://127.0.0.1:{port}", token="t0k"))
-        try:
-            await test(fake, kube)
-        finally:
-            fake.hold.set()
-            await kube.close()
-            await runner.cleanup()
+        async with fakeapi.serving(fake.handle, token="t0k") as kube:
+            try:
+                await test(fake, kube)
+            finally:
+                fake.hold.set()  # a held request ends before the client closes
 
     asyncio.run(main())
 

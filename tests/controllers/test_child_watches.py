@@ -12,12 +12,13 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import fakeapi
 import pytest
 from aiohttp import web
 from fakecluster import FakeCluster, make_context
 
 from modelyard.api import wire
-from modelyard.controllers import child_watches, cluster, context, credentials, informer, watches
+from modelyard.controllers import child_watches, cluster, context, informer, watches
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -64,19 +65,8 @@ class FakeWatchApi:
 
 def _run(fake: FakeWatchApi, test: Callable[[cluster.Cluster], Awaitable[None]]) -> None:
     async def main() -> None:
-        app = web.Application()
-        app.router.add_route("GET", "/{tail:.*}", fake.handle)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        kube = cluster.Cluster(credentials.Credentials(server=f"http://127.0.0.1:{port}", token="t"))
-        try:
+        async with fakeapi.serving(fake.handle) as kube:
             await test(kube)
-        finally:
-            await kube.close()
-            await runner.cleanup()
 
     asyncio.run(main())
 
