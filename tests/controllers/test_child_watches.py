@@ -243,3 +243,20 @@ def test_a_deployment_with_every_replica_ready_wakes_its_endpoint_at_once() -> N
     _fire(ctx, cluster.POD, labels)
     delay = child_watches.CHILD_DELAY
     assert ctx.endpoint_queue.delays == [delay, delay, 0.0, delay]  # type: ignore[union-attr]
+
+
+def test_the_echo_of_our_own_write_wakes_nothing_a_later_version_does() -> None:
+    """The Deployment at the version our create returned is what the reconcile that created it
+    saw; the controller's status update after it (a new version) wakes the endpoint."""
+    ctx = make_context(FakeCluster())
+    ctx.informer.own(cluster.DEPLOYMENT, watches.Store(cluster.DEPLOYMENT))
+    labels = {**MANAGED, wire.ENDPOINT: "chat"}
+    meta = {"name": "chat", "namespace": "team", "resourceVersion": "5", "labels": labels}
+    created = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta}
+    ctx.informer.wrote(created)
+    (watch,) = [w for w in child_watches.watched(ctx, False) if w.kind == cluster.DEPLOYMENT]
+    asyncio.run(_call(watch.on_event, "ADDED", created))
+    assert _scheduled(ctx)["endpoint"] == []
+    updated = {**created, "metadata": {**created["metadata"], "resourceVersion": "6"}}
+    asyncio.run(_call(watch.on_event, "MODIFIED", updated))
+    assert _scheduled(ctx)["endpoint"] == [("team", "chat")]

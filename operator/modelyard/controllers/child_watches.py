@@ -14,7 +14,9 @@ adapter ConfigMaps          managed-by modelyard, ``endpoint``    the endpoint, 
 An endpoint's Deployments, Services and Pods are kept for its reconcile to read
 (:mod:`.informer`). A pod's start is a burst of events, so a child's event waits a second for
 more (one reconcile, one status write), except a Deployment with every replica ready: its
-endpoint turns Ready at once, never behind the creation backlog's coalescing. Adapter
+endpoint turns Ready at once, never behind the creation backlog's coalescing. The echo of the
+operator's own write (the event of a Deployment or Service at the very version its create or
+apply returned) wakes nothing: the reconcile that wrote it has seen it. Adapter
 ConfigMaps are watched only with the rights to (``Settings.adapter_config_maps``).
 """
 
@@ -60,6 +62,8 @@ def endpoint_child(ctx: context.Context) -> watches.Handler:
     def on_event(kind: str, body: dict[str, Any]) -> None:
         if kind == "DELETED":
             ctx.informer.forget(body)
+        elif ctx.informer.echo(body):
+            return  # the Deployment or Service as our own create or apply left it
         place = _place(body, wire.ENDPOINT)
         if place is not None:
             ctx.touch_endpoint(*place, delay=0.0 if all_ready(body) else CHILD_DELAY)

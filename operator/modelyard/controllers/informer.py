@@ -180,6 +180,13 @@ class Informer:
             self.cached(kind, name, namespace)  # (drops it when the watch has caught up, or it is gone)
         return len(self._written)
 
+    def echo(self, body: Mapping[str, Any]) -> bool:
+        """Whether a watch event reports exactly what one of our writes returned (the same
+        resourceVersion): the reconcile that wrote it knows it already, so it wakes nothing."""
+        kind = (str(body.get("apiVersion")), str(body.get("kind")))
+        written = self._written.get((kind, key_of(kind, body)))
+        return written is not None and _version(written) == _version(body) >= 0
+
     def forget(self, body: Mapping[str, Any]) -> None:
         """A child's deletion was reported: what our writes returned of it is no longer true."""
         kind = (str(body.get("apiVersion")), str(body.get("kind")))
