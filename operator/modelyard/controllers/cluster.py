@@ -176,7 +176,7 @@ class Cluster:
         headers = self._headers()
         data: bytes | None = None
         if body is not None:
-            data = body if isinstance(body, bytes) else json.dumps(body).encode()
+            data = body if isinstance(body, bytes) else msgspec.json.encode(body)
             headers["Content-Type"] = content_type
         url = self.credentials.server + url_path
         async with self._session(lane).request(
