@@ -61,13 +61,13 @@ def kept(texts: list[str], stores: tuple[str, ...]) -> int:
     gc.collect()
     tracemalloc.start()
     for text in texts:
-        if "index" in stores:  # kopf's @kopf.index handler (controllers/handlers/informer.py)
-            body = json.loads(text)
+        body = json.loads(text)  # (the watch decodes each event once, for all three)
+        if "index" in stores:  # the entries' watch store (controllers/watches.py, Store.put)
             index[body["metadata"]["name"]] = [informer.trim(body)]
-        if "ownership" in stores:  # the entry_seen handler
-            owners.entry_event(ownership.plain(json.loads(text)))
-        if "mirror" in stores:  # common.mirror: the status API's cache
-            mirror.upsert(json.loads(text))
+        if "ownership" in stores:  # controllers/custom_watches.py, entry_seen
+            owners.entry_event(body)
+        if "mirror" in stores:  # the same: the status API's cache
+            mirror.upsert(body)
     gc.collect()
     size, _ = tracemalloc.get_traced_memory()
     tracemalloc.stop()

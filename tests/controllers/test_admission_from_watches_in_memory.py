@@ -14,8 +14,15 @@ from fakecluster import FakeCluster, entry, make_context
 
 from modelyard import api
 from modelyard.api import served_names
-from modelyard.controllers import admission, admission_names, cluster, context, informer, model_entry
-from modelyard.controllers.handlers import common
+from modelyard.controllers import (
+    admission,
+    admission_names,
+    cluster,
+    context,
+    custom_watches,
+    informer,
+    model_entry,
+)
 
 ALICE_CREATED = "2026-01-01T00:00:01Z"
 SQL = {"name": "sql", "uri": "pvc://adapters/sql"}
@@ -64,15 +71,16 @@ def fleet() -> CountingCluster:
 
 
 def watching(fake: CountingCluster) -> context.Context:
-    """A context whose watches have reported: kopf's indices attached, the ownership index
-    filled from them (as :func:`common.attach` does when the listing at start failed)."""
+    """A context whose watches have listed: the stores given to the informer, the ownership
+    index filled from them (as :func:`custom_watches.fill_ownership` does when the listing at
+    start failed)."""
     ctx = make_context(fake)
-    indices: dict[str, dict[Any, list[dict[str, Any]]]] = {}
     for kind in (cluster.MODEL_ENTRY, cluster.MODEL_ENDPOINT):
-        index = indices.setdefault(informer.INDICES[kind], {})
+        index: dict[Any, list[dict[str, Any]]] = {}
         for body in asyncio.run(fake.list(kind)):
             index.setdefault(informer.key_of(kind, body), []).append(informer.trim(body))
-    common.attach(ctx, indices)
+        ctx.informer.own(kind, index)
+    custom_watches.fill_ownership(ctx)
     assert ctx.ownership.complete
     fake.lists.clear()
     return ctx

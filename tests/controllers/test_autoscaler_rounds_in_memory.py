@@ -128,7 +128,7 @@ def test_a_round_reads_the_endpoints_from_the_watch_index(gateway: str) -> None:
     ctx = make_context(fake)
     plain = {**_endpoint(1), "metadata": {"name": "plain", "namespace": "ml"}, "spec": {"model": "m"}}
     index = {informer.key_of(cluster.MODEL_ENDPOINT, body): [body] for body in (_endpoint(1), plain)}
-    ctx.informer.attach({informer.INDICES[cluster.MODEL_ENDPOINT]: index})
+    ctx.informer.own(cluster.MODEL_ENDPOINT, index)
     for body in (_endpoint(1), plain):  # as the endpoints' watch handler does
         ctx.informer.track_autoscaling(body, deleted=False)
     listed: list[Any] = []

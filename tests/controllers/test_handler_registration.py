@@ -1,7 +1,8 @@
 """What the operator's kopf handlers do with an event, per kind
-(:mod:`modelyard.controllers.handlers`): kopf watches the three custom kinds only (children:
-tests/controllers/test_child_watches.py), every event of the three kinds reaches the status
-API's cache, and each kind has one validating handler, in the webhook's order, only with the
+(:mod:`modelyard.controllers.handlers`): kopf watches TrainingJobs only (entries and endpoints:
+:mod:`modelyard.controllers.custom_watches`; children: tests/controllers/test_child_watches.py),
+every event of the three kinds reaches the status API's cache, and each kind has one validating
+handler, in the webhook's order, only with the
 webhook on. In memory: the handlers are called as kopf would call them."""
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from fakecluster import FakeCluster, make_context
 
 from modelyard.api import wire
 from modelyard.builders import settings
-from modelyard.controllers import handlers, options
+from modelyard.controllers import custom_watches, handlers, options
 from modelyard.controllers.handlers import common, kopf_settings
 from modelyard.statusapi import cache
 
@@ -30,35 +31,54 @@ def _watchers(registry: kopf.OperatorRegistry, plural: str) -> list[Any]:
     ]
 
 
-def test_kopf_watches_the_custom_kinds_only() -> None:
-    """Children are the operator's own watches (tests/controllers/test_child_watches.py): kopf
-    would watch every pod of the cluster and filter labels on its side."""
+def test_kopf_watches_training_jobs_only() -> None:
+    """Entries, endpoints and children are the operator's own watches
+    (:mod:`modelyard.controllers.custom_watches`, tests/controllers/test_child_watches.py)."""
     ctx = make_context(FakeCluster())
     builder = settings.Settings(adapter_config_maps=True)
     registry = handlers.build_registry(ctx, options.OperatorOptions(webhook=False, builder=builder))
     watched = {h.selector.any_name for h in registry._watching.get_all_handlers() if h.selector is not None}
     watched |= {h.selector.any_name for h in registry._indexing.get_all_handlers() if h.selector is not None}
     watched |= {h.selector.any_name for h in registry._changing.get_all_handlers() if h.selector is not None}
-    assert watched == {wire.MODEL_ENDPOINTS, wire.MODEL_ENTRIES, wire.TRAINING_JOBS}
+    assert watched == {wire.TRAINING_JOBS}
 
 
-@pytest.mark.parametrize(
-    ("plural", "kind", "namespace"),
-    [(wire.MODEL_ENDPOINTS, "ModelEndpoint", "team"), (wire.TRAINING_JOBS, "TrainingJob", "team"),
-     (wire.MODEL_ENTRIES, "ModelEntry", None)],
-)  # fmt: skip
-def test_every_kinds_events_reach_the_status_cache(plural: str, kind: str, namespace: str | None) -> None:
+def _body(kind: str, namespace: str | None) -> dict[str, Any]:
+    meta = {"name": "x", "uid": "u1", **({"namespace": namespace} if namespace else {})}
+    return {"apiVersion": f"{wire.GROUP}/v1alpha1", "kind": kind, "metadata": meta, "spec": {}}
+
+
+def test_training_jobs_events_reach_the_status_cache() -> None:
     ctx = make_context(FakeCluster())
     status_cache = cache.Cache()
     registry = handlers.build_registry(ctx, options.OperatorOptions(webhook=False), status_cache)
-    mirrors = [h for h in _watchers(registry, plural) if h.id.endswith("mirror")]
+    mirrors = [h for h in _watchers(registry, wire.TRAINING_JOBS) if h.id.endswith("mirror")]
     assert len(mirrors) == 1
-    meta = {"name": "x", **({"namespace": namespace} if namespace else {})}
-    body = {"apiVersion": f"{wire.GROUP}/v1alpha1", "kind": kind, "metadata": meta, "spec": {}}
+    body = _body("TrainingJob", "team")
     asyncio.run(mirrors[0].fn(type="ADDED", body=body))
-    assert status_cache.get(kind, namespace, "x") is not None
+    assert status_cache.get("TrainingJob", "team", "x") is not None
     asyncio.run(mirrors[0].fn(type="DELETED", body=body))
-    assert status_cache.get(kind, namespace, "x") is None
+    assert status_cache.get("TrainingJob", "team", "x") is None
+
+
+@pytest.mark.parametrize(("kind", "namespace"), [("ModelEndpoint", "team"), ("ModelEntry", None)])
+def test_entries_and_endpoints_events_reach_the_status_cache(kind: str, namespace: str | None) -> None:
+    """Through the operator's own watches' handlers, each of which also reconciles what changed."""
+    ctx = make_context(FakeCluster())
+    status_cache = cache.Cache()
+    found = {w.kind[1]: w for w in custom_watches.watched(ctx, status_cache)}
+    without = {w.kind[1]: w for w in custom_watches.watched(ctx, None)}
+    body = _body(kind, namespace)
+
+    async def events() -> None:
+        found[kind].on_event("ADDED", body)
+        assert status_cache.get(kind, namespace, "x") is not None
+        found[kind].on_event("DELETED", body)
+        assert status_cache.get(kind, namespace, "x") is None
+        without[kind].on_event("ADDED", body)  # no cache: nothing to mirror into
+        assert status_cache.get(kind, namespace, "x") is None
+
+    asyncio.run(events())
 
 
 def test_without_a_cache_nothing_mirrors() -> None:

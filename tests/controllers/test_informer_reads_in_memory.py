@@ -29,7 +29,7 @@ def _attached(*bodies: dict[str, Any]) -> tuple[informer.Informer, dict[Any, lis
     for body in bodies:
         index.setdefault(informer.key_of(cluster.MODEL_ENDPOINT, body), []).append(informer.trim(body))
     found = informer.Informer()
-    found.attach({informer.INDICES[cluster.MODEL_ENDPOINT]: index, "logger": None})
+    found.own(cluster.MODEL_ENDPOINT, index)
     return found, index
 
 
@@ -104,7 +104,7 @@ def test_training_jobs_are_indexed_by_the_endpoint_they_serve_on() -> None:
     reads = informer.Informer()
     assert reads.serving_jobs("team", "chat") is None  # not attached: the caller lists
     key = informer.key_of(cluster.TRAINING_JOB, serving)
-    reads.attach({informer.INDICES[cluster.TRAINING_JOB]: {key: [informer.trim(serving)]}})
+    reads.own(cluster.TRAINING_JOB, {key: [informer.trim(serving)]})
     assert key == ("team", "chat")
     assert reads.serving_jobs("team", "chat") == [serving]
     assert reads.serving_jobs("team", "other") == []

@@ -1,12 +1,13 @@
 """The operator process: the reconcilers behind debounced queues, the Lease that keeps one
-replica active, the status API and /metrics, the watches of children, and kopf running the
-handlers of the custom kinds.
+replica active, the status API and /metrics, the operator's own watches (of the custom kinds and
+of the children), and kopf running the TrainingJob handlers and the admission webhook.
 
 ==========================  ============================================================
 module                      concern
 ==========================  ============================================================
 :mod:`.options`             the flags of ``modelyard operator`` as one value
 :mod:`.handlers`            kopf's settings, login and handlers, one ``register`` per kind
+:mod:`.custom_watches`      the watches of entries, endpoints and TrainingJobs
 :mod:`.child_watches`       the watches of children, and what their events wake
 :mod:`.status_server`       the status API, /metrics, /healthz
 this module                 the context and its queues; the run loop
@@ -30,6 +31,7 @@ from modelyard.controllers import (
     child_watches,
     cluster,
     context,
+    custom_watches,
     debounce,
     events,
     handlers,
@@ -123,6 +125,7 @@ async def run(opts: options.OperatorOptions) -> None:
     watching = child_watches.start(ctx, opts.builder.adapter_config_maps)
     await _seed_ownership(ctx)
     try:
+        watching += await custom_watches.start(ctx, status_cache)
         await kopf.operator(
             registry=handlers.build_registry(ctx, opts, status_cache),
             clusterwide=True,

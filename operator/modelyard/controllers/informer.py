@@ -1,13 +1,11 @@
 """What the watches report, read by reconciles instead of a GET each (an informer's cache).
 
-One in-memory index per watched kind: entries by name, endpoints by (namespace, name), and the
-TrainingJobs whose ``output.serveOn`` names an endpoint by (namespace, endpoint) are kopf's
-(``@kopf.index``, registered in :mod:`.handlers.informer`); kopf fills them from its first
-listing before it calls any other handler, so once a handler has run (and attached them here) a
-reconcile reads what the watch last said. An endpoint's Deployments and Services by (namespace,
-name) and its pods by (namespace, endpoint) come from the operator's own watches
-(:mod:`.watches`), given here once their first listing is in. A GET was most of the operator's
-requests.
+One in-memory store per watched kind, kept by the operator's own watches (:mod:`.watches`):
+entries by name, endpoints by (namespace, name), the TrainingJobs whose ``output.serveOn``
+names an endpoint by (namespace, endpoint) (:mod:`.custom_watches`), an endpoint's Deployments
+and Services by (namespace, name) and its pods by (namespace, endpoint)
+(:mod:`.child_watches`). Each is given here once its watch's first listing is in; before
+that, reads are GETs. A GET was most of the operator's requests.
 
 Where staleness could do harm, the read is fresh:
 
@@ -38,14 +36,6 @@ from typing import Any, Protocol
 from modelyard.api import wire
 from modelyard.controllers import cluster
 from modelyard.registry import documents
-
-INDICES: Mapping[cluster.Kind, str] = {
-    cluster.MODEL_ENTRY: "informer_entries",
-    cluster.MODEL_ENDPOINT: "informer_endpoints",
-    cluster.TRAINING_JOB: "informer_serve_on",
-}
-"""The kopf index id (a handler's kwarg) of each custom kind kopf watches; the children
-(Deployments, Services, Pods) come from the operator's own watches (:meth:`Informer.own`)."""
 
 
 class Getter(Protocol):
@@ -139,14 +129,9 @@ class Informer:
         self.misses = 0
         """Reads the indices could not answer (each was a GET)."""
 
-    def attach(self, kwargs: Mapping[str, Any]) -> None:
-        """Take kopf's indices from a handler's kwargs (kopf has filled them by then)."""
-        if not all(kind in self._indices for kind in INDICES):
-            self._indices.update({kind: kwargs[id] for kind, id in INDICES.items() if id in kwargs})
-
     def own(self, kind: cluster.Kind, store: Any) -> None:
-        """Read ``kind`` from one of the operator's own watches (:class:`.watches.Store`), once
-        its first listing is in."""
+        """Read ``kind`` from one of the operator's watches (:class:`.watches.Store`, or any
+        mapping of key to a list of objects), once its first listing is in."""
         self._indices[kind] = store
 
     def attached(self, kind: cluster.Kind) -> bool:
@@ -204,7 +189,7 @@ class Informer:
 
     def every(self, kind: cluster.Kind) -> list[dict[str, Any]] | None:
         """Every object of a kind keyed by its own name, as the watch has it (our own writes
-        not overlaid); None before the indices are attached."""
+        not overlaid); None before its watch has listed."""
         index = self._indices.get(kind)
         if index is None or kind in _LISTS:
             return None
@@ -230,12 +215,12 @@ class Informer:
         return [body for body in found if body is not None]
 
     def pods(self, namespace: str, endpoint: str) -> list[dict[str, Any]] | None:
-        """The endpoint's pods as the watch has them; None before the indices are attached."""
+        """The endpoint's pods as the watch has them; None before its watch has listed."""
         return self._belonging(cluster.POD, namespace, endpoint)
 
     def serving_jobs(self, namespace: str, endpoint: str) -> list[dict[str, Any]] | None:
         """The TrainingJobs whose ``output.serveOn`` names the endpoint, as the watch has them;
-        None before the indices are attached."""
+        None before its watch has listed."""
         return self._belonging(cluster.TRAINING_JOB, namespace, endpoint)
 
     def _belonging(self, kind: cluster.Kind, namespace: str, endpoint: str) -> list[dict[str, Any]] | None:

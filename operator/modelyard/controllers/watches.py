@@ -1,13 +1,13 @@
-"""The operator's own watches of its children: a LIST, then a WATCH from its resourceVersion,
-the objects kept in a :class:`Store` the informer reads (:mod:`.informer`), each event handed on
-(:mod:`.child_watches` says which parent it wakes).
+"""The operator's own watches, of its children (:mod:`.child_watches`) and of the custom kinds
+(:mod:`.custom_watches`): a LIST, then a WATCH from its resourceVersion, the objects kept in a
+:class:`Store` the informer reads (:mod:`.informer`), each event handed on to what it wakes.
 
-Why not kopf's watches, as for the three custom kinds: kopf filters ``labels=`` on its own side,
-so it watched every pod of the cluster, and it ran each event through its per-object worker,
-handler selection, kwargs and state machinery, then decoded it with the stdlib's json. At 1000
-endpoints that was about 40 % of the operator's CPU (py-spy, docs/benchmarks.md), for events
-that only say "look at the parent soon". Here the API server selects by label, msgspec decodes,
-and the store keeps the trimmed object (:func:`.informer.trim`).
+Why not kopf's watches: kopf filters ``labels=`` on its own side, so it watched every pod of the
+cluster, and it ran each event through its per-object worker, handler selection, kwargs and
+state machinery, then decoded it with the stdlib's json. At 1000 endpoints that was about 40 %
+of the operator's CPU with the children on it, 28 % with the custom kinds alone (py-spy,
+docs/benchmarks.md). Here the API server selects by label, msgspec decodes, and the store keeps
+the trimmed object (:func:`.informer.trim`).
 
 Kept consistent as client-go's reflector keeps its cache: a watch that ends (the server's
 ``timeoutSeconds``, a dropped connection) resumes from the last resourceVersion seen, bookmarks
@@ -87,7 +87,8 @@ class Gone(Exception):
 
 
 class Watch:
-    """Objects of ``kind`` with labels matching ``selector``, cluster-wide. With a ``store``,
+    """Objects of ``kind`` with labels matching ``selector`` (all of them when it is empty),
+    cluster-wide. With a ``store``,
     the informer is given it once the first listing is in (before that, reads are GETs)."""
 
     def __init__(
@@ -132,7 +133,7 @@ class Watch:
     async def _list(self, kube: cluster.Cluster) -> str:
         """One listing (paged): report what is new, changed or gone since the last; its version."""
         found: dict[str, dict[str, Any]] = {}
-        query = {"labelSelector": self.selector, "limit": str(PAGE)}
+        query = {"limit": str(PAGE), **self._selected()}
         while True:
             page = await kube.request("GET", cluster.path(self.kind), query=query)
             for item in page.get("items") or []:
@@ -157,8 +158,8 @@ class Watch:
         query = {
             "watch": "true",
             "allowWatchBookmarks": "true",
-            "labelSelector": self.selector,
             "resourceVersion": version,
+            **self._selected(),
             "timeoutSeconds": str(random.randint(*WATCH_SECONDS)),
         }
         async for line in kube.stream(cluster.path(self.kind), query):
@@ -174,6 +175,9 @@ class Watch:
             elif kind in ("ADDED", "MODIFIED"):
                 self._changed(kind, body)
         return version
+
+    def _selected(self) -> dict[str, str]:
+        return {"labelSelector": self.selector} if self.selector else {}
 
     def _changed(self, kind: str, body: dict[str, Any]) -> None:
         body.setdefault("apiVersion", self.kind[0])  # a listing's items carry no kind

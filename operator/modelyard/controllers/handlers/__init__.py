@@ -9,15 +9,16 @@ costs one reconcile and a handler that runs twice changes nothing.
 module                 registers
 =====================  ===============================================================
 :mod:`.kopf_settings`  kopf's persistence, posting, watching and webhook server; login
-:mod:`.informer`       the indices reconciles read instead of GETs (entries, endpoints,
-                       their Deployments, Services and Pods)
-:mod:`.endpoint`       ModelEndpoint: changes, its Deployments/Services/Pods, ownership,
-                       the status API's cache, ``validate-endpoint``
-:mod:`.training`       TrainingJob: changes, its Jobs/Pods, the cache,
+:mod:`.endpoint`       ModelEndpoint: ``validate-endpoint``
+:mod:`.training`       TrainingJob: changes, the status API's cache,
                        ``validate-training-job``
-:mod:`.entry`          ModelEntry: changes, ownership, the cache, ``validate-entry``
+:mod:`.entry`          ModelEntry: ``validate-entry``
 :mod:`.common`         what every kind registers alike: the cache mirror, the validation
 =====================  ===============================================================
+
+ModelEntries, ModelEndpoints and the children are watched by the operator's own watches
+(:mod:`modelyard.controllers.custom_watches`, :mod:`modelyard.controllers.child_watches`), not
+by kopf: kopf watches TrainingJobs only.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from __future__ import annotations
 import kopf
 
 from modelyard.controllers import context, options
-from modelyard.controllers.handlers import endpoint, entry, informer, kopf_settings, training
+from modelyard.controllers.handlers import endpoint, entry, kopf_settings, training
 from modelyard.statusapi import cache
 
 __all__ = ["build_registry"]
@@ -37,9 +38,8 @@ def build_registry(
     """Every handler of the operator, registered on a registry of its own."""
     registry = kopf.OperatorRegistry()
     kopf_settings.register(registry, ctx, opts)
-    informer.register(registry, ctx)
     # The order of ADMISSION (common.py): kopf lists the webhooks it manages as registered.
-    endpoint.register(registry, ctx, opts, status_cache)
+    endpoint.register(registry, ctx, opts)
     training.register(registry, ctx, opts, status_cache)
-    entry.register(registry, ctx, opts, status_cache)
+    entry.register(registry, ctx, opts)
     return registry

@@ -4,13 +4,13 @@ that kind's ``register``."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import kopf
 
 from modelyard.api import wire
-from modelyard.controllers import cluster, context, options, ownership, webhook
+from modelyard.controllers import context, options, ownership, webhook
 from modelyard.statusapi import cache
 
 GROUP = wire.GROUP
@@ -25,19 +25,6 @@ ADMISSION = (ENDPOINT_WEBHOOK, TRAINING_WEBHOOK, ENTRY_WEBHOOK)
 
 Check = Callable[[context.Context, dict[str, Any], list[str]], Awaitable[None]]
 """An admission check (:mod:`modelyard.controllers.admission`): appends warnings, raises to deny."""
-
-
-def attach(ctx: context.Context, kwargs: Mapping[str, Any]) -> None:
-    """Take kopf's indices (:meth:`.informer.Informer.attach`); if the listing that fills the
-    ownership index at start failed (:func:`modelyard.controllers.app.run`), fill it from them,
-    so that admission (:mod:`..admission`) stops listing once the watches report."""
-    ctx.informer.attach(kwargs)
-    if ctx.ownership.complete:
-        return
-    endpoints = ctx.informer.every(cluster.MODEL_ENDPOINT)
-    entries = ctx.informer.every(cluster.MODEL_ENTRY)
-    if endpoints is not None and entries is not None:
-        ctx.touch_endpoints(ctx.ownership.seed(endpoints, entries))
 
 
 def mirror(registry: kopf.OperatorRegistry, plural: str, status_cache: cache.Cache | None) -> None:
