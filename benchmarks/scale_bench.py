@@ -14,6 +14,10 @@ and are only marked Running and Ready) and the generated CRDs:
    bench waits until every endpoint's ``status.phase`` is ``Ready``. psutil samples the operator's
    RSS and CPU time every second.
 
+Both phases count Ready from a watch started before their first create (Deployments with a
+ready replica; endpoints with ``status.phase: Ready``), so the end is seen when it happens and
+counting costs the API server an event per change (``--poll``: a LIST every second, the method
+before 2026-12-04, which serialised the whole list each time on the CPU the phases share).
 Both phases count the API server's requests (``apiserver_request_total`` before and after).
 Prints a table and one JSON object (also to ``--json``); exit status 1 if the operator did not
 converge within ``--timeout``.
@@ -194,8 +198,90 @@ def _converge(client: kube.Kube, path: str, ready: Callable[[dict[str, Any]], bo
     return None, timeline
 
 
-def limit_phase(client: kube.Kube, plane: controlplane.ControlPlane, n: int, threads: int, timeout: float
-                ) -> dict[str, Any]:  # fmt: skip
+class Watcher(threading.Thread):
+    """Counts the objects of ``path`` that are ``ready`` from a watch (listed once, then watched,
+    resumed from the last version seen): each change is seen as it happens, at the cost of one
+    event, where a poll serialised the whole list every second (on the API server's CPU, which
+    the phases measure) and saw the end up to a second late."""
+
+    def __init__(self, client: kube.Kube, path: str, ready: Callable[[dict[str, Any]], bool]) -> None:
+        super().__init__(daemon=True)
+        self.client, self.path, self.ready = client, path, ready
+        self.names: set[str] = set()
+        self.changed, self.halt = threading.Condition(), threading.Event()
+        listed = client.request("GET", path, timeout=60)
+        self.version = listed["metadata"]["resourceVersion"]
+        for item in listed["items"]:
+            self._see("ADDED", item)
+
+    def _see(self, kind: str, obj: dict[str, Any]) -> None:
+        name = f"{obj['metadata'].get('namespace')}/{obj['metadata']['name']}"
+        with self.changed:
+            if kind != "DELETED" and self.ready(obj):
+                self.names.add(name)
+            else:
+                self.names.discard(name)
+            self.changed.notify_all()
+
+    def run(self) -> None:
+        while not self.halt.is_set():
+            try:
+                for event in self.client.watch(self.path, self.version, timeout=30):
+                    obj = event["object"]
+                    if event["type"] == "ERROR":  # 410: the version is gone; list again
+                        listed = self.client.request("GET", self.path, timeout=60)
+                        with self.changed:
+                            self.names.clear()
+                        for item in listed["items"]:
+                            self._see("ADDED", item)
+                        self.version = listed["metadata"]["resourceVersion"]
+                        break
+                    self.version = obj["metadata"]["resourceVersion"]
+                    if event["type"] != "BOOKMARK":
+                        self._see(event["type"], obj)
+            except Exception:  # the server away (or stopped at the phase's end): watch again
+                if self.halt.is_set():
+                    return
+                time.sleep(0.5)
+
+    def converge(self, n: int, start: float, timeout: float) -> tuple[float | None, list[tuple[float, int]]]:
+        """Wait until ``n`` are ready: (seconds since ``start`` or None, a timeline of the count,
+        a point per second and one at the end)."""
+        timeline: list[tuple[float, int]] = []
+        with self.changed:
+            while True:
+                now = time.monotonic() - start
+                count = len(self.names)
+                if not timeline or now - timeline[-1][0] >= 1.0 or count >= n:
+                    timeline.append((round(now, 1), count))
+                if count >= n:
+                    return timeline[-1][0], timeline
+                if now >= timeout:
+                    return None, timeline
+                self.changed.wait(min(1.0, timeout - now))
+
+
+def converge(client: kube.Kube, path: str, ready: Callable[[dict[str, Any]], bool], n: int,
+             start: float, timeout: float, poll: bool, watcher: Watcher | None
+             ) -> tuple[float | None, list[tuple[float, int]]]:  # fmt: skip
+    if poll or watcher is None:
+        return _converge(client, path, ready, n, start, timeout)
+    try:
+        return watcher.converge(n, start, timeout)
+    finally:
+        watcher.halt.set()
+
+
+def _available(d: dict[str, Any]) -> bool:
+    return int((d.get("status") or {}).get("readyReplicas") or 0) >= 1
+
+
+def limit_phase(client: kube.Kube, plane: controlplane.ControlPlane, n: int, threads: int, timeout: float,
+                poll: bool = False) -> dict[str, Any]:  # fmt: skip
+    deployments = f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments"
+    watcher = None if poll else Watcher(client, deployments, _available)
+    if watcher is not None:
+        watcher.start()
     before, cpu_before = request_counts(client), component_cpu(plane)
     by_resource = request_counts(client, by_resource=True)
     start = time.monotonic()
@@ -205,12 +291,7 @@ def limit_phase(client: kube.Kube, plane: controlplane.ControlPlane, n: int, thr
     kids = [obj for i in range(n) for obj in children(i)]
     kids_start = time.monotonic()
     kids_s = create_all(client, kids, threads)
-
-    def available(d: dict[str, Any]) -> bool:
-        return int((d.get("status") or {}).get("readyReplicas") or 0) >= 1
-
-    ready_s, timeline = _converge(client, f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments", available, n,
-                                  kids_start, timeout)  # fmt: skip
+    ready_s, timeline = converge(client, deployments, _available, n, kids_start, timeout, poll, watcher)
     total = None if ready_s is None else time.monotonic() - start
     return {"cr_create_s": round(crs, 2), "cr_create_per_s": round(2 * n / crs, 1),
             "children_create_s": round(kids_s, 2), "children_create_per_s": round(2 * n / kids_s, 1),
@@ -233,6 +314,10 @@ class Sampler(threading.Thread):
     def cpu(self) -> float:
         times = self.process.cpu_times()
         return float(times.user + times.system)
+
+
+def _phase_ready(e: dict[str, Any]) -> bool:
+    return (e.get("status") or {}).get("phase") == "Ready"
 
 
 def operator_phase(client: kube.Kube, plane: controlplane.ControlPlane, args: argparse.Namespace
@@ -258,6 +343,10 @@ def operator_phase(client: kube.Kube, plane: controlplane.ControlPlane, args: ar
             spy = subprocess.Popen([args.py_spy, "record", "--pid", str(operator.pid), "--format", "raw",
                                     "--rate", "50", "-o", str(args.py_spy_out)], stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)  # fmt: skip
+        endpoints = f"{GROUP}/namespaces/{NAMESPACE}/modelendpoints"
+        watcher = None if args.poll else Watcher(client, endpoints, _phase_ready)
+        if watcher is not None:
+            watcher.start()
         sampler = Sampler(operator.pid)
         cpu_before, rss_idle = sampler.cpu(), sampler.process.memory_info().rss
         sampler.start()
@@ -266,12 +355,9 @@ def operator_phase(client: kube.Kube, plane: controlplane.ControlPlane, args: ar
         start = time.monotonic()
         crs = create_all(client, [entry_body(i) for i in range(n)] + [endpoint_body(i) for i in range(n)],
                          args.threads)  # fmt: skip
-
-        def ready(e: dict[str, Any]) -> bool:
-            return (e.get("status") or {}).get("phase") == "Ready"
-
-        ready_s, timeline = _converge(client, f"{GROUP}/namespaces/{NAMESPACE}/modelendpoints", ready, n,
-                                      start, args.timeout)  # fmt: skip
+        ready_s, timeline = converge(
+            client, endpoints, _phase_ready, n, start, args.timeout, args.poll, watcher
+        )
         cpu_converged = sampler.cpu() - cpu_before
         cluster_cpu = _delta(component_cpu(plane), cluster_before)
         if spy is not None:
@@ -359,6 +445,11 @@ def main() -> int:
     parser.add_argument("--settle", type=float, default=10, help="seconds after Ready before the end RSS")
     parser.add_argument("--webhook", action="store_true", help="run the operator with its admission webhook")
     parser.add_argument("--skip-limit", action="store_true", help="only the operator phase")
+    parser.add_argument(
+        "--poll",
+        action="store_true",
+        help="count Ready by listing every second (the method before 2026-12-04) instead of watching",
+    )
     parser.add_argument("--json", type=Path, help="also write the summary here")
     parser.add_argument("--py-spy", help="path to py-spy: profile the operator until all are Ready")
     parser.add_argument("--py-spy-out", type=Path, default=Path("operator-profile.txt"), help="its output")
@@ -367,10 +458,11 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="scale-bench-"))
     summary: dict[str, Any] = {"entries": args.entries, "threads": args.threads, "cpus": os.cpu_count(),
                                "load_avg_start": os.getloadavg()}  # fmt: skip
+    summary["count"] = "poll" if args.poll else "watch"
     cidr = 30 + os.getpid() % 150
     if not args.skip_limit:
         with cluster(tmp / "limit", args.entries, cidr) as (client, plane):
-            summary["limit"] = limit_phase(client, plane, args.entries, args.threads, args.timeout)
+            summary["limit"] = limit_phase(client, plane, args.entries, args.threads, args.timeout, args.poll)
     with cluster(tmp / "operator", args.entries, cidr + 1) as (client, plane):
         summary["operator"] = operator_phase(client, plane, args)
     limit_total, ready = (summary.get("limit") or {}).get("total_s"), summary["operator"]["ready_s"]
