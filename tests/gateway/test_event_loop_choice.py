@@ -15,7 +15,8 @@ import pytest
 import uvloop
 
 from kit import free_port, http_get, wait_for, wait_serving
-from modelyard.gateway import cli, eventloop
+from modelyard import eventloop
+from modelyard.gateway import cli
 
 ROUTES = """
 models:
@@ -32,10 +33,10 @@ apiKeys:
 
 
 def test_the_flag_wins_over_the_environment_and_auto_is_the_default() -> None:
-    assert eventloop.resolve(None, None) == "auto"
-    assert eventloop.resolve(None, " ") == "auto"
-    assert eventloop.resolve(None, "asyncio") == "asyncio"
-    assert eventloop.resolve("uvloop", "asyncio") == "uvloop"
+    assert eventloop.resolve(None, None, cli.EVENT_LOOP_ENV) == "auto"
+    assert eventloop.resolve(None, " ", cli.EVENT_LOOP_ENV) == "auto"
+    assert eventloop.resolve(None, "asyncio", cli.EVENT_LOOP_ENV) == "asyncio"
+    assert eventloop.resolve("uvloop", "asyncio", cli.EVENT_LOOP_ENV) == "uvloop"
     parser = argparse.ArgumentParser()
     cli.configure(parser)
     assert parser.parse_args(["--event-loop", "asyncio"]).event_loop == "asyncio"
@@ -44,9 +45,9 @@ def test_the_flag_wins_over_the_environment_and_auto_is_the_default() -> None:
 def test_an_unknown_choice_names_the_setting_and_the_choices() -> None:
     allowed = r"GATEWAY_EVENT_LOOP must be one of auto, uvloop, asyncio, not 'trio'"
     with pytest.raises(ValueError, match=allowed):
-        eventloop.resolve(None, "trio")
+        eventloop.resolve(None, "trio", cli.EVENT_LOOP_ENV)
     with pytest.raises(ValueError, match=r"--event-loop must be one of"):
-        eventloop.resolve("libuv", None)
+        eventloop.resolve("libuv", None, cli.EVENT_LOOP_ENV)
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,14 @@ import datetime
 import logging
 import os
 import pathlib
+import sys
+
+from modelyard import eventloop
+
+EVENT_LOOP_ENV = "OPERATOR_EVENT_LOOP"
+"""The environment's choice of event loop (:mod:`modelyard.eventloop`), when ``--event-loop`` is
+not given: uvloop by default, as kopf's own CLI does (its TLS, sockets and timers in C: 12 % less
+CPU and 6 MiB less memory at 1000 endpoints, docs/benchmarks.md)."""
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -203,6 +211,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default="FailClose",
         help="what the Gateway does when the EPP does not answer (default FailClose)",
     )
+    parser.add_argument(
+        "--event-loop",
+        choices=eventloop.CHOICES,
+        help="auto: uvloop when installed, else asyncio's; uvloop: refuse to start without it; "
+        f"asyncio (env {EVENT_LOOP_ENV}; default auto)",
+    )
     parser.add_argument("--log-level", default="INFO")
     parser.set_defaults(func=_run)
 
@@ -225,6 +239,13 @@ def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    try:
+        loop, loop_kind = eventloop.new_loop(
+            eventloop.resolve(args.event_loop, os.environ.get(EVENT_LOOP_ENV), EVENT_LOOP_ENV)
+        )
+    except (ValueError, eventloop.Unavailable) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if logging.getLogger().level > logging.DEBUG:  # kopf says "Handler ... succeeded." per event
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     namespaces = tuple(n.strip() for n in args.registration_namespaces.split(",") if n.strip())
@@ -290,6 +311,7 @@ def _run(args: argparse.Namespace) -> int:
             "operator.statusApi.auth.enabled=false",
             args.status_token_env,
         )
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(app.run(opts))
+    logging.getLogger(__name__).info("event loop: %s", loop_kind)
+    with contextlib.suppress(KeyboardInterrupt), asyncio.Runner(loop_factory=lambda: loop) as runner:
+        runner.run(app.run(opts))
     return 0

@@ -19,9 +19,13 @@ from typing import Any
 
 from aiohttp import web
 
-from modelyard.gateway import app, balancer, discovery, eventloop, podload, settings
+from modelyard import eventloop
+from modelyard.gateway import app, balancer, discovery, podload, settings
 
 log = logging.getLogger(__name__)
+
+EVENT_LOOP_ENV = "GATEWAY_EVENT_LOOP"
+"""The environment's choice of event loop (:mod:`modelyard.eventloop`), when ``--event-loop`` is not given."""
 
 # flag dest -> (Settings field, converter from the flag's value)
 _OVERRIDES: dict[str, tuple[str, Any]] = {
@@ -139,7 +143,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--event-loop",
         choices=eventloop.CHOICES,
         help="auto: uvloop when installed, else asyncio's; uvloop: refuse to start without it; "
-        f"asyncio (env {eventloop.ENV}; default auto)",
+        f"asyncio (env {EVENT_LOOP_ENV}; default auto)",
     )
     parser.add_argument("--log-level", default="INFO", help="logging level (default: INFO)")
     parser.add_argument("--access-log", action="store_true", help="log every request (never logs keys)")
@@ -216,7 +220,7 @@ def serve(args: argparse.Namespace) -> int:
     )
     config = build_settings(args)
     try:
-        loop_choice = eventloop.resolve(args.event_loop, os.environ.get(eventloop.ENV))
+        loop_choice = eventloop.resolve(args.event_loop, os.environ.get(EVENT_LOOP_ENV), EVENT_LOOP_ENV)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
