@@ -94,7 +94,9 @@ def draw(runs: list[dict[str, Any]], png: pathlib.Path) -> None:
         size = int(run["entries"])
         line = right.plot(*_fraction(run["operator"]["timeline"], size), label=f"operator, N={size}")
         if run.get("limit"):
-            right.plot(*_fraction(run["limit"]["timeline"], size), "--", color=line[0].get_color(),
+            # the limit's timeline counts from its children's first create: its CRs came first
+            offset = float(run["limit"].get("cr_create_s") or 0)
+            right.plot(*_fraction(run["limit"]["timeline"], size, offset), "--", color=line[0].get_color(),
                        label=f"limit, N={size}")  # fmt: skip
     right.set_xlabel("seconds from the first create")
     right.set_ylabel("fraction of endpoints Ready")
@@ -104,8 +106,8 @@ def draw(runs: list[dict[str, Any]], png: pathlib.Path) -> None:
     fig.savefig(png, dpi=90)
 
 
-def _fraction(timeline: list[list[float]], n: int) -> tuple[list[float], list[float]]:
-    return [t for t, _ in timeline], [ready / n for _, ready in timeline]
+def _fraction(timeline: list[list[float]], n: int, offset: float = 0.0) -> tuple[list[float], list[float]]:
+    return [t + offset for t, _ in timeline], [ready / n for _, ready in timeline]
 
 
 def main() -> int:
