@@ -95,6 +95,18 @@ def test_scale_bench_converges_a_few_endpoints_with_and_without_the_operator(tmp
     assert operator["ready_count"] == 3 and operator["entries_valid"] == 3
     assert operator["reconciles"].get("ModelEndpoint/Ready", 0) >= 3
     assert operator["rss_peak_mib"] > 0 and operator["cluster_cpu_s_to_ready"]["apiserver"] > 0
+    # counted from a watch: the timeline ends at the count that was waited for
+    assert summary["count"] == "watch" and operator["timeline"][-1][1] == 3 and limit["timeline"][-1][1] == 3
+
+
+@pytest.mark.slow
+@pytest.mark.cluster
+def test_apiserver_cost_measures_every_kind_of_request() -> None:
+    kit.local_binaries("the local control plane binaries")
+    costs = _run("apiserver_cost.py", "--count", "20", timeout=600)
+    assert {"create ModelEntry", "entry status, no change", "endpoint status", "post Event"} <= set(costs)
+    assert all(step["requests"] > 0 and step["apiserver_cpu_s"] >= 0 for step in costs.values())
+    assert costs["create Service"]["requests"] == 20
 
 
 def test_index_memory_counts_the_stores_each_and_together() -> None:
